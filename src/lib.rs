@@ -1,0 +1,6 @@
+//! mqttsync: a blocking, thread-per-client MQTT client (3.1, 3.1.1, 5.0) with a C API
+//! that is a drop-in replacement for Eclipse Paho C's `MQTTClient.h`.
+
+#![warn(missing_docs)]
+
+pub mod proto;
