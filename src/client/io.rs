@@ -1,0 +1,1109 @@
+//! The per-client I/O thread: owns the stream and the session, serves requests.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use mio::unix::SourceFd;
+use mio::{Interest, Poll, Token, Waker};
+
+use super::options::{ConnectOptions, LostCallback, Message, ReconnectOptions, ServerUri, TlsOptions};
+use super::token::{Delivered, TokenInner};
+use super::{
+    Client, ConnectInfo, Control, Incoming, Messages, PubReq, Shared, STATE_CLOSED, STATE_CONNECTED,
+    STATE_CONNECTING, STATE_DISCONNECTED, STATE_RECONNECTING,
+};
+use crate::error::{Error, Result, Step};
+use crate::persist::Store;
+use crate::proto::session::{Event, PersistOp, Session, SessionConfig, SessionError};
+use crate::proto::{reason, Connect, Disconnect, Packet, ProtocolVersion, QoS, SubAck, UnsubAck};
+use crate::transport::{self, Stream};
+
+const WAKE: Token = Token(0);
+const SOCK: Token = Token(1);
+/// Bytes read in one go before other work gets a turn.
+const READ_BUDGET: usize = 1 << 20;
+/// Outgoing bytes buffered before requests stop being drained.
+const WRITE_HIGH_WATER: usize = 1 << 20;
+
+pub(crate) struct Callbacks {
+    pub(crate) on_message: Option<super::options::MessageCallback>,
+    pub(crate) on_connected: Option<super::options::ConnectedCallback>,
+    pub(crate) on_connection_lost: Option<LostCallback>,
+    pub(crate) on_delivered: Option<super::options::DeliveredCallback>,
+    pub(crate) on_server_disconnect: Option<super::options::ServerDisconnectCallback>,
+}
+
+struct Disconnecting {
+    deadline: Instant,
+    packet: Disconnect,
+    reply: Option<Sender<Result<()>>>,
+}
+
+pub(crate) struct Io {
+    shared: Arc<Shared>,
+    poll: Poll,
+    events: mio::Events,
+    session: Session,
+    version: ProtocolVersion,
+    servers: Vec<ServerUri>,
+    tls: Option<TlsOptions>,
+    connect: Connect,
+    connect_timeout: Duration,
+    reconnect: Option<ReconnectOptions>,
+    backoff: Duration,
+    reconnect_at: Option<Instant>,
+    user_disconnected: bool,
+    max_queued: usize,
+    incoming_capacity: usize,
+    stream: Option<Stream>,
+    readable: bool,
+    rbuf: BytesMut,
+    scratch: Box<[u8]>,
+    wbuf: Vec<u8>,
+    wpos: usize,
+    ctl_rx: Receiver<Control>,
+    pub_rx: Receiver<PubReq>,
+    msg_tx: Sender<Incoming>,
+    dispatch_tx: Option<Sender<Incoming>>,
+    messages_to_dispatch: bool,
+    delivered_to_dispatch: bool,
+    overflow: VecDeque<Incoming>,
+    tokens: HashMap<u16, (u64, Arc<TokenInner>)>,
+    sub_waiters: HashMap<u16, Sender<Result<SubAck>>>,
+    unsub_waiters: HashMap<u16, Sender<Result<UnsubAck>>>,
+    offline: VecDeque<PubReq>,
+    disconnecting: Option<Disconnecting>,
+    store: Option<Box<dyn Store>>,
+    shutdown: bool,
+    rng: u64,
+}
+
+pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
+    if let Some(e) = opts.error.take() {
+        return Err(e);
+    }
+    if opts.servers.is_empty() {
+        return Err(Error::InvalidArgument("no server URI".into()));
+    }
+    let keep_alive = opts.keep_alive.as_secs();
+    if keep_alive > u64::from(u16::MAX) {
+        return Err(Error::InvalidArgument("keepalive above 65535 s".into()));
+    }
+    if opts.client_id.is_empty() && !opts.clean_start && opts.version != ProtocolVersion::V5 {
+        return Err(Error::InvalidArgument(
+            "an empty client id needs a clean session (MQTT-3.1.3-7)".into(),
+        ));
+    }
+    if let Some(w) = &opts.will {
+        crate::topic::validate_topic_name(&w.topic).map_err(|e| Error::InvalidTopic {
+            topic: w.topic.clone(),
+            reason: e.to_string(),
+        })?;
+    }
+    if opts.version != ProtocolVersion::V5 && !opts.properties.is_empty() {
+        return Err(Error::InvalidArgument("properties need MQTT 5".into()));
+    }
+    if opts.password.is_some() && opts.username.is_none() && opts.version != ProtocolVersion::V5 {
+        return Err(Error::InvalidArgument(
+            "a password needs a user name before MQTT 5 (MQTT-3.1.2-22)".into(),
+        ));
+    }
+
+    let poll = Poll::new()?;
+    let waker = Waker::new(poll.registry(), WAKE)?;
+    let shared = Arc::new(Shared {
+        state: STATE_CONNECTING.into(),
+        last_error: Mutex::new(None),
+        connect_info: Mutex::new(None),
+        waker,
+        parked: false.into(),
+        read_paused: false.into(),
+        dispatch_waiting: 0.into(),
+        dispatch_thread: OnceLock::new(),
+        next_token: 1.into(),
+        published: 0.into(),
+        received: 0.into(),
+        reconnects: 0.into(),
+        dropped: 0.into(),
+    });
+    let (ctl_tx, ctl_rx) = crossbeam_channel::unbounded();
+    let (pub_tx, pub_rx) = crossbeam_channel::bounded(opts.max_queued.min(65_535));
+    let (msg_tx, msg_rx) = crossbeam_channel::unbounded();
+
+    let callbacks = Callbacks {
+        on_message: opts.on_message.take(),
+        on_connected: opts.on_connected.take(),
+        on_connection_lost: opts.on_connection_lost.take(),
+        on_delivered: opts.on_delivered.take(),
+        on_server_disconnect: opts.on_server_disconnect.take(),
+    };
+    let delivered_to_dispatch = callbacks.on_delivered.is_some();
+    let messages_to_dispatch = callbacks.on_message.is_some();
+    let want_dispatch = messages_to_dispatch
+        || callbacks.on_connected.is_some()
+        || callbacks.on_connection_lost.is_some()
+        || callbacks.on_delivered.is_some()
+        || callbacks.on_server_disconnect.is_some();
+
+    let mut session = Session::new(SessionConfig {
+        version: opts.version,
+        keep_alive: Duration::from_secs(keep_alive),
+        ping_timeout: None,
+        max_inflight: opts.max_inflight,
+        max_incoming_packet_size: opts.max_packet_size,
+        persist_events: opts.persistence.is_some(),
+    });
+    let mut store = opts.persistence.take();
+    if let Some(st) = store.as_mut() {
+        let uri = opts.servers[0].original.clone();
+        st.open(&opts.client_id, &uri)
+            .map_err(|e| Error::Persistence(e.to_string()))?;
+        crate::client::io::restore(st.as_mut(), &mut session, opts.version)?;
+    }
+
+    let connect = Connect {
+        protocol: opts.version,
+        clean_start: opts.clean_start,
+        keep_alive: keep_alive as u16,
+        client_id: opts.client_id.clone(),
+        will: opts.will.take(),
+        username: opts.username.take(),
+        password: opts.password.take(),
+        properties: std::mem::take(&mut opts.properties),
+    };
+
+    let (dispatch_tx, dispatch_thread) = if want_dispatch {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let sh = shared.clone();
+        let h = std::thread::Builder::new()
+            .name("mqttsync-dispatch".into())
+            .stack_size(256 * 1024)
+            .spawn(move || dispatch_loop(rx, callbacks, sh))?;
+        (Some(tx), Some(h))
+    } else {
+        (None, None)
+    };
+
+    let io = Io {
+        shared: shared.clone(),
+        poll,
+        events: mio::Events::with_capacity(8),
+        session,
+        version: opts.version,
+        servers: opts.servers,
+        tls: opts.tls.take(),
+        connect,
+        connect_timeout: opts.connect_timeout,
+        backoff: opts
+            .reconnect
+            .as_ref()
+            .map(|r| r.min_delay)
+            .unwrap_or_default(),
+        reconnect: opts.reconnect.take(),
+        reconnect_at: None,
+        user_disconnected: false,
+        max_queued: opts.max_queued,
+        incoming_capacity: opts.incoming_capacity,
+        stream: None,
+        readable: false,
+        rbuf: BytesMut::with_capacity(8 * 1024),
+        scratch: vec![0u8; 64 * 1024].into_boxed_slice(),
+        wbuf: Vec::with_capacity(8 * 1024),
+        wpos: 0,
+        ctl_rx,
+        pub_rx,
+        msg_tx,
+        dispatch_tx,
+        messages_to_dispatch,
+        delivered_to_dispatch,
+        overflow: VecDeque::new(),
+        tokens: HashMap::new(),
+        sub_waiters: HashMap::new(),
+        unsub_waiters: HashMap::new(),
+        offline: VecDeque::new(),
+        disconnecting: None,
+        store,
+        shutdown: false,
+        rng: seed(),
+    };
+
+    let io_thread = std::thread::Builder::new()
+        .name("mqttsync-io".into())
+        .stack_size(256 * 1024)
+        .spawn(move || io.run())?;
+
+    let client = Client {
+        messages: Messages {
+            rx: msg_rx,
+            shared: shared.clone(),
+        },
+        shared,
+        ctl_tx,
+        pub_tx,
+        io_thread: Mutex::new(Some(io_thread)),
+        dispatch_thread: Mutex::new(dispatch_thread),
+        request_timeout: opts.request_timeout,
+        version: opts.version,
+    };
+    // The I/O thread enforces the connect deadline per server; the reply always comes.
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    client
+        .ctl_tx
+        .send(Control::Connect { reply: tx })
+        .map_err(|_| Error::Closed)?;
+    client.shared.parked.store(true, Ordering::SeqCst);
+    client.shared.wake();
+    match rx.recv() {
+        Ok(Ok(_info)) => Ok(client),
+        Ok(Err(e)) => {
+            client.shared.set_state(STATE_DISCONNECTED);
+            Err(e)
+        }
+        Err(_) => Err(Error::Closed),
+    }
+}
+
+fn seed() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0x9E37_79B9);
+    t ^ (std::process::id() as u64).rotate_left(32) | 1
+}
+
+pub(crate) fn restore(store: &mut dyn Store, session: &mut Session, version: ProtocolVersion) -> Result<()> {
+    let _ = (store, session, version);
+    Ok(())
+}
+
+fn dispatch_loop(rx: Receiver<Incoming>, mut cb: Callbacks, shared: Arc<Shared>) {
+    let _ = shared.dispatch_thread.set(std::thread::current().id());
+    while let Ok(item) = rx.recv() {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match item {
+            Incoming::Message(m) => {
+                if let Some(f) = cb.on_message.as_mut() {
+                    f(m)
+                }
+            }
+            Incoming::Connected(sp) => {
+                if let Some(f) = cb.on_connected.as_mut() {
+                    f(sp)
+                }
+            }
+            Incoming::Lost(e) => {
+                if let Some(f) = cb.on_connection_lost.as_mut() {
+                    f(&e)
+                }
+            }
+            Incoming::Delivered(ev) => {
+                if let Some(f) = cb.on_delivered.as_mut() {
+                    f(&ev)
+                }
+            }
+            Incoming::ServerDisconnect(d) => {
+                if let Some(f) = cb.on_server_disconnect.as_mut() {
+                    f(&d)
+                }
+            }
+        }));
+        if r.is_err() {
+            log::error!("an mqttsync callback panicked; the panic was contained");
+        }
+        if shared.read_paused.load(Ordering::Acquire) {
+            shared.parked.store(true, Ordering::SeqCst);
+            shared.wake();
+        }
+        if shared.state.load(Ordering::Acquire) == STATE_CLOSED && rx.is_empty() {
+            break;
+        }
+    }
+}
+
+impl Io {
+    fn run(mut self) {
+        while !self.shutdown {
+            let now = Instant::now();
+            self.handle_controls(now);
+            if self.shutdown {
+                break;
+            }
+            self.handle_publishes(now);
+            self.flush(now);
+            self.pump_overflow();
+            if self.stream.is_some() && self.readable && !self.paused() {
+                self.read(now);
+            }
+            self.flush(now);
+            self.check_disconnecting(now);
+            self.run_timers(now);
+
+            let timeout = self.next_timeout(now);
+            self.shared.parked.store(true, Ordering::SeqCst);
+            if timeout != Some(Duration::ZERO) && self.has_requests() {
+                self.shared.parked.store(false, Ordering::SeqCst);
+                continue;
+            }
+            let r = self.poll.poll(&mut self.events, timeout);
+            self.shared.parked.store(false, Ordering::SeqCst);
+            if let Err(e) = r {
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    log::error!("poll failed: {e}");
+                    self.lose(Error::Io(e));
+                }
+                continue;
+            }
+            for ev in self.events.iter() {
+                if ev.token() == SOCK && (ev.is_readable() || ev.is_read_closed() || ev.is_error()) {
+                    self.readable = true;
+                }
+            }
+        }
+        self.finish();
+    }
+
+    fn has_requests(&self) -> bool {
+        !self.ctl_rx.is_empty() || (!self.pub_rx.is_empty() && self.room_for_publishes())
+    }
+
+    fn room_for_publishes(&self) -> bool {
+        match self.shared.state.load(Ordering::Acquire) {
+            STATE_CONNECTED => {
+                self.session.queued_len() < self.max_queued && self.wbuf.len() - self.wpos < WRITE_HIGH_WATER
+            }
+            _ => true,
+        }
+    }
+
+    fn next_timeout(&self, now: Instant) -> Option<Duration> {
+        if self.stream.is_some() && self.readable && !self.paused() {
+            return Some(Duration::ZERO);
+        }
+        let mut t: Option<Instant> = None;
+        let mut consider = |i: Option<Instant>| {
+            if let Some(i) = i {
+                t = Some(t.map_or(i, |c| c.min(i)));
+            }
+        };
+        if self.stream.is_some() {
+            consider(self.session.poll_timeout());
+        }
+        consider(self.reconnect_at);
+        consider(self.disconnecting.as_ref().map(|d| d.deadline));
+        if !self.overflow.is_empty() {
+            // Consumers wake us when they take an item; poll now and then regardless.
+            consider(Some(now + Duration::from_millis(50)));
+        }
+        t.map(|t| t.saturating_duration_since(now))
+    }
+
+    fn paused(&self) -> bool {
+        !self.overflow.is_empty()
+            && self.shared.dispatch_waiting.load(Ordering::SeqCst) == 0
+    }
+
+    // ---- requests ----
+
+    fn handle_controls(&mut self, now: Instant) {
+        loop {
+            match self.ctl_rx.try_recv() {
+                Ok(c) => self.handle_control(now, c),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    self.shutdown = true;
+                    break;
+                }
+            }
+            if self.shutdown {
+                break;
+            }
+        }
+    }
+
+    fn handle_control(&mut self, now: Instant, c: Control) {
+        match c {
+            Control::Connect { reply } => {
+                if self.stream.is_some() {
+                    let _ = reply.send(Ok(self.current_info()));
+                    return;
+                }
+                self.user_disconnected = false;
+                let r = self.establish();
+                if let Err(e) = &r {
+                    self.shared.set_state(STATE_DISCONNECTED);
+                    *self.shared.last_error.lock().unwrap_or_else(|p| p.into_inner()) =
+                        Some(Arc::new(super::clone_error(e)));
+                }
+                let _ = reply.send(r);
+            }
+            Control::Subscribe {
+                filters,
+                properties,
+                reply,
+            } => {
+                if self.stream.is_none() {
+                    let _ = reply.send(Err(Error::NotConnected));
+                    return;
+                }
+                match self.session.subscribe(now, filters, properties) {
+                    Ok(id) => {
+                        self.sub_waiters.insert(id, reply);
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e.into()));
+                    }
+                }
+            }
+            Control::Unsubscribe {
+                filters,
+                properties,
+                reply,
+            } => {
+                if self.stream.is_none() {
+                    let _ = reply.send(Err(Error::NotConnected));
+                    return;
+                }
+                match self.session.unsubscribe(now, filters, properties) {
+                    Ok(id) => {
+                        self.unsub_waiters.insert(id, reply);
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e.into()));
+                    }
+                }
+            }
+            Control::Disconnect {
+                packet,
+                timeout,
+                reply,
+            } => {
+                self.user_disconnected = true;
+                self.reconnect_at = None;
+                if self.stream.is_none() {
+                    if self.shared.state.load(Ordering::Acquire) != STATE_CLOSED {
+                        self.shared.set_state(STATE_DISCONNECTED);
+                    }
+                    self.fail_offline(Error::NotConnected);
+                    self.poke_tokens();
+                    let _ = reply.send(Ok(()));
+                    return;
+                }
+                // Everything published before the disconnect goes out first.
+                self.drain_all_publishes(now);
+                self.disconnecting = Some(Disconnecting {
+                    deadline: now + timeout,
+                    packet,
+                    reply: Some(reply),
+                });
+            }
+            Control::Abort => {
+                self.user_disconnected = true;
+                if self.stream.is_some() {
+                    self.lose(Error::ConnectionLost("closed by the application".into()));
+                }
+            }
+            Control::Pending { reply } => {
+                let mut v: Vec<(u64, u16)> = self.tokens.iter().map(|(pkid, (id, _))| (*id, *pkid)).collect();
+                v.sort_unstable();
+                let _ = reply.send(v);
+            }
+            Control::Shutdown => {
+                self.shutdown = true;
+            }
+        }
+    }
+
+    fn handle_publishes(&mut self, now: Instant) {
+        while self.room_for_publishes() {
+            match self.pub_rx.try_recv() {
+                Ok(req) => self.publish(now, req),
+                Err(_) => break,
+            }
+        }
+    }
+
+    fn drain_all_publishes(&mut self, now: Instant) {
+        while let Ok(req) = self.pub_rx.try_recv() {
+            self.publish(now, req);
+        }
+    }
+
+    fn publish(&mut self, now: Instant, req: PubReq) {
+        match self.shared.state.load(Ordering::Acquire) {
+            STATE_CONNECTED if self.stream.is_some() => {}
+            STATE_RECONNECTING | STATE_CONNECTING => {
+                let max = self.reconnect.as_ref().map_or(0, |r| r.max_buffered);
+                if self.offline.len() < max {
+                    self.offline.push_back(req);
+                } else {
+                    self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+                    log::warn!("offline buffer full: publish to {} dropped", req.publish.topic);
+                    req.token.complete(Err(Arc::new(Error::NotConnected)));
+                }
+                return;
+            }
+            _ => {
+                req.token.complete(Err(Arc::new(Error::NotConnected)));
+                return;
+            }
+        }
+        let qos = req.publish.qos;
+        match self.session.publish(now, req.publish) {
+            Ok(pkid) => {
+                self.shared.published.fetch_add(1, Ordering::Relaxed);
+                if qos == QoS::AtMostOnce {
+                    req.token.complete(Ok(Delivered {
+                        packet_id: 0,
+                        reason: 0,
+                        properties: Default::default(),
+                    }));
+                } else {
+                    self.tokens.insert(pkid, (req.id, req.token));
+                }
+            }
+            Err(e) => req.token.complete(Err(Arc::new(e.into()))),
+        }
+    }
+
+    fn fail_offline(&mut self, e: Error) {
+        let e = Arc::new(e);
+        for req in self.offline.drain(..) {
+            req.token.complete(Err(e.clone()));
+        }
+    }
+
+    fn poke_tokens(&self) {
+        for (_, t) in self.tokens.values() {
+            t.poke();
+        }
+        for r in &self.offline {
+            r.token.poke();
+        }
+    }
+
+    fn current_info(&self) -> ConnectInfo {
+        self.shared
+            .connect_info
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .unwrap_or(ConnectInfo {
+                session_present: false,
+                server: String::new(),
+                version: self.version,
+                properties: Default::default(),
+            })
+    }
+
+    // ---- connection establishment ----
+
+    fn establish(&mut self) -> Result<ConnectInfo> {
+        let mut last = None;
+        for i in 0..self.servers.len() {
+            let uri = self.servers[i].clone();
+            match self.establish_one(&uri) {
+                Ok(info) => return Ok(info),
+                Err(e) => {
+                    log::info!("connect to {uri} failed: {e}");
+                    self.session.connection_lost();
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.unwrap_or(Error::NotConnected))
+    }
+
+    fn establish_one(&mut self, uri: &ServerUri) -> Result<ConnectInfo> {
+        let total = self.connect_timeout;
+        let start = Instant::now();
+        let deadline = start + total;
+        let mut stream = transport::open(uri, self.tls.as_ref(), deadline, total)?;
+        self.rbuf.clear();
+        self.wbuf.clear();
+        self.wpos = 0;
+        self.session.connect(start, self.connect.clone())?;
+        let mut out = Vec::new();
+        self.session.poll_transmit(Instant::now(), &mut out);
+        stream.write_all(&out).map_err(|e| map_timeout(e, Step::ConnAck, total))?;
+        let connack = loop {
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(Error::timeout(Step::ConnAck, total));
+            }
+            stream.set_timeouts(Some(deadline - now))?;
+            let n = stream
+                .read(&mut self.scratch)
+                .map_err(|e| map_timeout(e, Step::ConnAck, total))?;
+            if n == 0 {
+                return Err(Error::ConnectionLost(
+                    "server closed the connection before CONNACK".into(),
+                ));
+            }
+            self.rbuf.extend_from_slice(&self.scratch[..n]);
+            self.session
+                .handle_input(Instant::now(), &mut self.rbuf)
+                .map_err(session_error)?;
+            let mut found = None;
+            while let Some(ev) = self.session.poll_event() {
+                match ev {
+                    Event::Connected(ack) => {
+                        found = Some(Ok(ack));
+                        break;
+                    }
+                    Event::ConnectionRefused(ack) => {
+                        let reason = if self.version == ProtocolVersion::V5 {
+                            reason::reason_name(ack.code).unwrap_or("Unspecified error")
+                        } else {
+                            reason::connack_v3_name(ack.code)
+                        };
+                        found = Some(Err(Error::ConnectionRefused {
+                            code: ack.code,
+                            reason,
+                            properties: ack.properties,
+                        }));
+                        break;
+                    }
+                    Event::ServerDisconnect(d) => {
+                        found = Some(Err(Error::ConnectionLost(format!(
+                            "server sent DISCONNECT ({:#04x}) before CONNACK",
+                            d.reason
+                        ))));
+                        break;
+                    }
+                    other => log::debug!("event before CONNACK ignored: {other:?}"),
+                }
+            }
+            if let Some(f) = found {
+                break f?;
+            }
+        };
+        stream.set_timeouts(None)?;
+        stream.set_nonblocking(true)?;
+        let fd = stream.as_raw_fd();
+        self.poll
+            .registry()
+            .register(&mut SourceFd(&fd), SOCK, Interest::READABLE | Interest::WRITABLE)?;
+        self.stream = Some(stream);
+        self.readable = true;
+        let info = ConnectInfo {
+            session_present: connack.session_present,
+            server: uri.original.clone(),
+            version: self.version,
+            properties: connack.properties.clone(),
+        };
+        *self.shared.connect_info.lock().unwrap_or_else(|e| e.into_inner()) = Some(info.clone());
+        self.shared.set_state(STATE_CONNECTED);
+        self.backoff = self.reconnect.as_ref().map(|r| r.min_delay).unwrap_or_default();
+        log::info!(
+            "connected to {uri} (session present: {})",
+            connack.session_present
+        );
+        let now = Instant::now();
+        let offline: Vec<PubReq> = self.offline.drain(..).collect();
+        for req in offline {
+            self.publish(now, req);
+        }
+        self.deliver(Incoming::Connected(connack.session_present), false);
+        // Events that arrived together with CONNACK.
+        self.process_events();
+        Ok(info)
+    }
+
+    // ---- I/O ----
+
+    fn flush(&mut self, now: Instant) {
+        if self.stream.is_none() {
+            return;
+        }
+        if self.wpos == self.wbuf.len() {
+            self.wbuf.clear();
+            self.wpos = 0;
+        }
+        self.session.poll_transmit(now, &mut self.wbuf);
+        while self.wpos < self.wbuf.len() {
+            let Some(stream) = self.stream.as_mut() else { return };
+            match stream.write(&self.wbuf[self.wpos..]) {
+                Ok(0) => {
+                    self.lose(Error::ConnectionLost("connection closed while writing".into()));
+                    return;
+                }
+                Ok(n) => self.wpos += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.lose(Error::Io(e));
+                    return;
+                }
+            }
+        }
+        if self.wpos == self.wbuf.len() {
+            self.wbuf.clear();
+            self.wpos = 0;
+        } else if self.wpos > 64 * 1024 {
+            self.wbuf.drain(..self.wpos);
+            self.wpos = 0;
+        }
+    }
+
+    fn read(&mut self, now: Instant) {
+        let mut budget = READ_BUDGET;
+        while budget > 0 && !self.paused() {
+            let Some(stream) = self.stream.as_mut() else { return };
+            match stream.read(&mut self.scratch) {
+                Ok(0) => {
+                    self.lose(Error::ConnectionLost("connection closed by the server".into()));
+                    return;
+                }
+                Ok(n) => {
+                    budget = budget.saturating_sub(n);
+                    self.rbuf.extend_from_slice(&self.scratch[..n]);
+                    if let Err(e) = self.session.handle_input(now, &mut self.rbuf) {
+                        self.protocol_failure(e);
+                        return;
+                    }
+                    self.process_events();
+                    if self.stream.is_none() {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    self.readable = false;
+                    return;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.lose(Error::Io(e));
+                    return;
+                }
+            }
+        }
+    }
+
+    fn protocol_failure(&mut self, e: SessionError) {
+        log::warn!("closing connection: {e}");
+        if self.version == ProtocolVersion::V5 {
+            let code = e.reason_code();
+            self.session.disconnect(
+                Instant::now(),
+                Disconnect {
+                    reason: code,
+                    properties: Default::default(),
+                },
+            );
+            self.flush_best_effort();
+        }
+        let err = match e {
+            SessionError::KeepAliveTimeout => {
+                Error::ConnectionLost("keepalive timeout: no answer from the server".into())
+            }
+            other => Error::Protocol(other.to_string()),
+        };
+        self.lose(err);
+    }
+
+    /// Writes what is queued with a short blocking deadline (used before closing).
+    fn flush_best_effort(&mut self) {
+        let now = Instant::now();
+        self.session.poll_transmit(now, &mut self.wbuf);
+        if let Some(stream) = self.stream.as_mut() {
+            let _ = stream.set_nonblocking(false);
+            let _ = stream.set_timeouts(Some(Duration::from_millis(500)));
+            let _ = stream.write_all(&self.wbuf[self.wpos..]);
+            let _ = stream.flush();
+        }
+        self.wbuf.clear();
+        self.wpos = 0;
+    }
+
+    fn process_events(&mut self) {
+        while let Some(ev) = self.session.poll_event() {
+            match ev {
+                Event::Message(p) => {
+                    self.shared.received.fetch_add(1, Ordering::Relaxed);
+                    let m = Message {
+                        topic: p.topic,
+                        payload: p.payload,
+                        qos: p.qos,
+                        retain: p.retain,
+                        dup: p.dup,
+                        properties: p.properties,
+                    };
+                    let to_dispatch = self.messages_to_dispatch;
+                    self.deliver(Incoming::Message(m), to_dispatch);
+                }
+                Event::PublishDone { pkid, ack } => {
+                    let Some((id, tok)) = self.tokens.remove(&pkid) else {
+                        continue;
+                    };
+                    let packet_type = ack.packet_type();
+                    let (reason, properties) = match ack {
+                        Packet::PubAck(a) | Packet::PubRec(a) | Packet::PubComp(a) => (a.reason, a.properties),
+                        _ => (0, Default::default()),
+                    };
+                    let result = if reason >= 0x80 {
+                        Err(Arc::new(Error::Rejected {
+                            code: reason,
+                            reason: reason::reason_name(reason).unwrap_or("Unspecified error"),
+                        }))
+                    } else {
+                        Ok(Delivered {
+                            packet_id: pkid,
+                            reason,
+                            properties,
+                        })
+                    };
+                    if self.delivered_to_dispatch {
+                        if let Some(tx) = &self.dispatch_tx {
+                            let _ = tx.send(Incoming::Delivered(super::DeliveryEvent {
+                                token_id: id,
+                                packet_id: pkid,
+                                packet_type,
+                                result: result.clone(),
+                            }));
+                        }
+                    }
+                    tok.complete(result);
+                }
+                Event::SubscribeDone(ack) => {
+                    if let Some(tx) = self.sub_waiters.remove(&ack.pkid) {
+                        let _ = tx.send(Ok(ack));
+                    }
+                }
+                Event::UnsubscribeDone(ack) => {
+                    if let Some(tx) = self.unsub_waiters.remove(&ack.pkid) {
+                        let _ = tx.send(Ok(ack));
+                    }
+                }
+                Event::ServerDisconnect(d) => {
+                    let text = format!(
+                        "server sent DISCONNECT: {:#04x} ({})",
+                        d.reason,
+                        reason::reason_name(d.reason).unwrap_or("unknown reason")
+                    );
+                    self.deliver(Incoming::ServerDisconnect(d), true);
+                    self.lose(Error::ConnectionLost(text));
+                    return;
+                }
+                Event::Persist(op) => self.persist(op),
+                Event::Auth(a) => log::debug!("AUTH from server ignored (reason {:#04x})", a.reason),
+                Event::Connected(_) | Event::ConnectionRefused(_) => {
+                    log::debug!("unexpected connection event after CONNACK")
+                }
+            }
+        }
+    }
+
+    fn persist(&mut self, op: PersistOp) {
+        let _ = op;
+    }
+
+    /// Hands an item to the application channel, keeping order; beyond the capacity items
+    /// wait in `overflow` and reading stops (back-pressure).
+    fn deliver(&mut self, item: Incoming, to_dispatch: bool) {
+        let lifecycle = !matches!(item, Incoming::Message(_));
+        if lifecycle {
+            // Lifecycle notices go to both consumers, never wait behind the capacity.
+            if let Some(tx) = &self.dispatch_tx {
+                let copy = match &item {
+                    Incoming::Connected(sp) => Some(Incoming::Connected(*sp)),
+                    Incoming::Lost(e) => Some(Incoming::Lost(e.clone())),
+                    _ => None,
+                };
+                if let Some(c) = copy {
+                    let _ = tx.send(c);
+                } else {
+                    let _ = tx.send(item);
+                    return;
+                }
+            }
+            if matches!(item, Incoming::Lost(_)) && !self.messages_to_dispatch {
+                self.overflow.push_back(item);
+                self.pump_overflow();
+            }
+            return;
+        }
+        let _ = to_dispatch;
+        self.overflow.push_back(item);
+        self.pump_overflow();
+    }
+
+    fn pump_overflow(&mut self) {
+        let tx = if self.messages_to_dispatch {
+            match &self.dispatch_tx {
+                Some(t) => t,
+                None => &self.msg_tx,
+            }
+        } else {
+            &self.msg_tx
+        };
+        while let Some(front) = self.overflow.front() {
+            let _ = front;
+            if tx.len() >= self.incoming_capacity {
+                break;
+            }
+            if let Some(item) = self.overflow.pop_front() {
+                let _ = tx.send(item);
+            }
+        }
+        let paused = !self.overflow.is_empty();
+        self.shared.read_paused.store(paused, Ordering::Release);
+    }
+
+    fn check_disconnecting(&mut self, now: Instant) {
+        let Some(d) = self.disconnecting.as_ref() else { return };
+        if self.stream.is_none() {
+            if let Some(mut d) = self.disconnecting.take() {
+                if let Some(r) = d.reply.take() {
+                    let _ = r.send(Ok(()));
+                }
+            }
+            return;
+        }
+        let done = self.session.pending_publishes().is_empty() && self.pub_rx.is_empty();
+        if !done && now < d.deadline {
+            return;
+        }
+        let Some(mut d) = self.disconnecting.take() else { return };
+        self.session.disconnect(now, d.packet.clone());
+        self.flush_best_effort();
+        self.close_stream();
+        self.session.connection_lost();
+        self.fail_waiters("disconnected by the application");
+        self.shared.set_state(STATE_DISCONNECTED);
+        self.poke_tokens();
+        if let Some(r) = d.reply.take() {
+            let _ = r.send(Ok(()));
+        }
+    }
+
+    fn run_timers(&mut self, now: Instant) {
+        if self.stream.is_some() {
+            if let Err(e) = self.session.handle_timeout(now) {
+                self.protocol_failure(e);
+            }
+            self.flush(now);
+        } else if let Some(at) = self.reconnect_at {
+            if now >= at {
+                self.reconnect_at = None;
+                match self.establish() {
+                    Ok(_) => {
+                        self.shared.reconnects.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        log::info!("reconnect failed: {e}");
+                        self.schedule_reconnect(Instant::now());
+                    }
+                }
+            }
+        }
+    }
+
+    fn schedule_reconnect(&mut self, now: Instant) {
+        let Some(r) = self.reconnect.as_ref() else { return };
+        // Exponential backoff with "full jitter" between half and all of the delay.
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        let d = self.backoff;
+        let jitter = (d.as_nanos() as u64 / 2).max(1);
+        let delay = d / 2 + Duration::from_nanos(self.rng % jitter);
+        self.reconnect_at = Some(now + delay);
+        self.backoff = (d * 2).min(r.max_delay).max(r.min_delay);
+        self.shared.set_state(STATE_RECONNECTING);
+    }
+
+    fn close_stream(&mut self) {
+        if let Some(s) = self.stream.take() {
+            let fd = s.as_raw_fd();
+            let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
+            s.shutdown();
+        }
+        self.readable = false;
+        self.rbuf.clear();
+        self.wbuf.clear();
+        self.wpos = 0;
+    }
+
+    fn fail_waiters(&mut self, why: &str) {
+        for (_, tx) in self.sub_waiters.drain() {
+            let _ = tx.send(Err(Error::ConnectionLost(why.to_string())));
+        }
+        for (_, tx) in self.unsub_waiters.drain() {
+            let _ = tx.send(Err(Error::ConnectionLost(why.to_string())));
+        }
+    }
+
+    /// The connection failed: close it, keep the session, tell everyone, maybe reconnect.
+    fn lose(&mut self, err: Error) {
+        if self.stream.is_none() {
+            return;
+        }
+        log::warn!("connection lost: {err}");
+        self.close_stream();
+        self.session.connection_lost();
+        let text = err.to_string();
+        self.fail_waiters(&text);
+        if let Some(mut d) = self.disconnecting.take() {
+            if let Some(r) = d.reply.take() {
+                let _ = r.send(Ok(()));
+            }
+        }
+        let err = Arc::new(err);
+        *self.shared.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(err.clone());
+        if self.reconnect.is_some() && !self.user_disconnected && !self.shutdown {
+            self.schedule_reconnect(Instant::now());
+        } else {
+            self.shared.set_state(STATE_DISCONNECTED);
+        }
+        self.poke_tokens();
+        self.deliver(Incoming::Lost(err), false);
+    }
+
+    fn finish(&mut self) {
+        if self.stream.is_some() {
+            self.session.disconnect(Instant::now(), Disconnect::default());
+            self.flush_best_effort();
+            self.close_stream();
+        }
+        self.shared.set_state(STATE_CLOSED);
+        self.fail_waiters("client closed");
+        let closed = Arc::new(Error::Closed);
+        self.fail_offline(Error::Closed);
+        while let Ok(req) = self.pub_rx.try_recv() {
+            req.token.complete(Err(closed.clone()));
+        }
+        self.poke_tokens();
+        if let Some(st) = self.store.as_mut() {
+            if let Err(e) = st.close() {
+                log::warn!("closing persistence failed: {e}");
+            }
+        }
+        // Remaining overflow is handed over so nothing received is dropped.
+        while let Some(item) = self.overflow.pop_front() {
+            let tx = if self.messages_to_dispatch {
+                self.dispatch_tx.as_ref().unwrap_or(&self.msg_tx)
+            } else {
+                &self.msg_tx
+            };
+            let _ = tx.send(item);
+        }
+        self.dispatch_tx = None;
+    }
+}
+
+fn map_timeout(e: std::io::Error, step: Step, total: Duration) -> Error {
+    match e.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => Error::timeout(step, total),
+        _ => Error::Io(e),
+    }
+}
+
+fn session_error(e: SessionError) -> Error {
+    Error::Protocol(e.to_string())
+}
+

@@ -1,0 +1,704 @@
+//! The blocking client: [`Client`], its options, delivery tokens and incoming messages.
+//!
+//! One named I/O thread per client owns the socket and the sans-IO [`Session`]; API calls
+//! post requests to it over crossbeam channels and wake it (no timer ticks). Callbacks, when
+//! used, run on a second per-client dispatch thread, so they may call the client.
+//!
+//! [`Session`]: crate::proto::session::Session
+
+pub mod options;
+mod io;
+mod token;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::{JoinHandle, ThreadId};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+
+pub use options::{
+    ConnectOptions, LostCause, Message, ReconnectOptions, Scheme, ServerUri, TlsOptions, TlsVersion,
+};
+pub use token::{Delivered, DeliveryToken};
+
+use crate::error::{Error, Result, Step};
+use crate::proto::{
+    Disconnect, Properties, ProtocolVersion, Publish, QoS, SubAck, SubscribeFilter, SubscribeOptions,
+    UnsubAck,
+};
+
+const STATE_CONNECTING: u8 = 0;
+const STATE_CONNECTED: u8 = 1;
+const STATE_RECONNECTING: u8 = 2;
+const STATE_DISCONNECTED: u8 = 3;
+const STATE_CLOSED: u8 = 4;
+
+/// Connection state of a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum State {
+    /// The first connect is under way.
+    Connecting,
+    /// Connected to a broker.
+    Connected,
+    /// Lost, and automatic reconnection is trying.
+    Reconnecting,
+    /// Not connected and not trying (after `disconnect`, or a loss without auto-reconnect).
+    Disconnected,
+    /// Shut down for good.
+    Closed,
+}
+
+/// Counters of one client, for observability.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// PUBLISH packets handed to the session (accepted publishes).
+    pub published: u64,
+    /// Application messages received.
+    pub received: u64,
+    /// Successful reconnects after a loss.
+    pub reconnects: u64,
+    /// Publishes refused because the offline buffer was full.
+    pub dropped: u64,
+}
+
+/// Result of a successful connect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectInfo {
+    /// The broker still had a session for this client.
+    pub session_present: bool,
+    /// The server URI that accepted the connection.
+    pub server: String,
+    /// Protocol version in use.
+    pub version: ProtocolVersion,
+    /// v5 CONNACK properties (assigned client id, receive maximum, ...).
+    pub properties: Properties,
+}
+
+/// Items flowing from the I/O thread to the application.
+#[derive(Debug)]
+pub(crate) enum Incoming {
+    Message(Message),
+    Connected(bool),
+    Lost(Arc<Error>),
+    Delivered(DeliveryEvent),
+    ServerDisconnect(Disconnect),
+}
+
+/// A finished outgoing QoS 1/2 publish, as given to the `on_delivered` callback.
+#[derive(Debug, Clone)]
+pub struct DeliveryEvent {
+    /// The id of the publish's [`DeliveryToken`].
+    pub token_id: u64,
+    /// Its packet id.
+    pub packet_id: u16,
+    /// Type of the packet that ended the flow: 4 PUBACK, 5 PUBREC (refused), 7 PUBCOMP.
+    pub packet_type: u8,
+    /// Outcome.
+    pub result: std::result::Result<Delivered, Arc<Error>>,
+}
+
+/// State shared between API handles, the I/O thread and the dispatch thread.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    state: AtomicU8,
+    last_error: Mutex<Option<Arc<Error>>>,
+    connect_info: Mutex<Option<ConnectInfo>>,
+    waker: mio::Waker,
+    parked: AtomicBool,
+    read_paused: AtomicBool,
+    dispatch_waiting: AtomicUsize,
+    dispatch_thread: OnceLock<ThreadId>,
+    next_token: AtomicU64,
+    published: AtomicU64,
+    received: AtomicU64,
+    reconnects: AtomicU64,
+    dropped: AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn state(&self) -> State {
+        match self.state.load(Ordering::Acquire) {
+            STATE_CONNECTING => State::Connecting,
+            STATE_CONNECTED => State::Connected,
+            STATE_RECONNECTING => State::Reconnecting,
+            STATE_DISCONNECTED => State::Disconnected,
+            _ => State::Closed,
+        }
+    }
+
+    fn set_state(&self, s: u8) {
+        self.state.store(s, Ordering::Release);
+    }
+
+    /// Disconnected or closed: waits for the network cannot succeed.
+    pub(crate) fn is_down(&self) -> bool {
+        self.state.load(Ordering::Acquire) >= STATE_DISCONNECTED
+    }
+
+    pub(crate) fn down_error(&self) -> Error {
+        if self.state.load(Ordering::Acquire) == STATE_CLOSED {
+            return Error::Closed;
+        }
+        Error::NotConnected
+    }
+
+    /// Wakes the I/O thread if it is parked in poll.
+    pub(crate) fn wake(&self) {
+        if self.parked.swap(false, Ordering::SeqCst) {
+            if let Err(e) = self.waker.wake() {
+                log::warn!("waking the I/O thread failed: {e}");
+            }
+        }
+    }
+
+    fn on_dispatch_thread(&self) -> bool {
+        self.dispatch_thread.get() == Some(&std::thread::current().id())
+    }
+}
+
+/// While alive, tells the I/O thread that the dispatch thread is blocked in an API call, so
+/// it keeps reading past the incoming capacity (otherwise the reply could never be read).
+struct DispatchWaitGuard<'a>(Option<&'a Shared>);
+
+impl<'a> DispatchWaitGuard<'a> {
+    fn new(shared: &'a Shared) -> Self {
+        if shared.on_dispatch_thread() {
+            shared.dispatch_waiting.fetch_add(1, Ordering::SeqCst);
+            shared.parked.store(true, Ordering::SeqCst);
+            shared.wake();
+            DispatchWaitGuard(Some(shared))
+        } else {
+            DispatchWaitGuard(None)
+        }
+    }
+}
+
+impl Drop for DispatchWaitGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(s) = self.0 {
+            s.dispatch_waiting.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// A copy of an error kept behind an `Arc` (errors are not `Clone`: io::Error isn't).
+pub(crate) fn clone_error(e: &Error) -> Error {
+    match e {
+        Error::InvalidArgument(s) => Error::InvalidArgument(s.clone()),
+        Error::InvalidTopic { topic, reason } => Error::InvalidTopic {
+            topic: topic.clone(),
+            reason: reason.clone(),
+        },
+        Error::Dns { host, source } => Error::Dns {
+            host: host.clone(),
+            source: std::io::Error::new(source.kind(), source.to_string()),
+        },
+        Error::Tcp { addr, source } => Error::Tcp {
+            addr: addr.clone(),
+            source: std::io::Error::new(source.kind(), source.to_string()),
+        },
+        Error::Tls { kind, message } => Error::Tls {
+            kind: *kind,
+            message: message.clone(),
+        },
+        Error::ConnectionRefused {
+            code,
+            reason,
+            properties,
+        } => Error::ConnectionRefused {
+            code: *code,
+            reason,
+            properties: properties.clone(),
+        },
+        Error::Timeout { step, after } => Error::Timeout {
+            step: *step,
+            after: *after,
+        },
+        Error::Protocol(s) => Error::Protocol(s.clone()),
+        Error::Rejected { code, reason } => Error::Rejected { code: *code, reason },
+        Error::Command(c) => Error::Command(c.clone()),
+        Error::Io(io) => Error::Io(std::io::Error::new(io.kind(), io.to_string())),
+        Error::NotConnected => Error::NotConnected,
+        Error::ConnectionLost(s) => Error::ConnectionLost(s.clone()),
+        Error::Closed => Error::Closed,
+        Error::Persistence(s) => Error::Persistence(s.clone()),
+        Error::WouldDeadlock(s) => Error::WouldDeadlock(s),
+    }
+}
+
+pub(crate) enum Control {
+    Connect {
+        reply: Sender<Result<ConnectInfo>>,
+    },
+    Subscribe {
+        filters: Vec<SubscribeFilter>,
+        properties: Properties,
+        reply: Sender<Result<SubAck>>,
+    },
+    Unsubscribe {
+        filters: Vec<String>,
+        properties: Properties,
+        reply: Sender<Result<UnsubAck>>,
+    },
+    Disconnect {
+        packet: Disconnect,
+        timeout: Duration,
+        reply: Sender<Result<()>>,
+    },
+    Abort,
+    Pending {
+        reply: Sender<Vec<(u64, u16)>>,
+    },
+    Shutdown,
+}
+
+pub(crate) struct PubReq {
+    pub(crate) publish: Publish,
+    pub(crate) id: u64,
+    pub(crate) token: Arc<token::TokenInner>,
+}
+
+/// Incoming application messages, as a channel. Cloning gives another handle on the same
+/// queue (each message goes to one receiver).
+#[derive(Debug, Clone)]
+pub struct Messages {
+    rx: Receiver<Incoming>,
+    shared: Arc<Shared>,
+}
+
+impl Messages {
+    fn after_take(&self) {
+        if self.shared.read_paused.load(Ordering::Acquire) {
+            self.shared.parked.store(true, Ordering::SeqCst);
+            self.shared.wake();
+        }
+    }
+
+    fn map(&self, item: Incoming) -> Option<Result<Message>> {
+        match item {
+            Incoming::Message(m) => Some(Ok(m)),
+            Incoming::Lost(e) => Some(Err(Error::ConnectionLost(e.to_string()))),
+            _ => None,
+        }
+    }
+
+    /// Blocks until a message arrives. `Err(ConnectionLost)` once when the connection
+    /// drops (messages received before the loss come first), `Err(Closed)` when the client
+    /// has been shut down and every message was taken.
+    pub fn recv(&self) -> Result<Message> {
+        loop {
+            match self.rx.recv() {
+                Ok(item) => {
+                    self.after_take();
+                    if let Some(r) = self.map(item) {
+                        return r;
+                    }
+                }
+                Err(_) => return Err(Error::Closed),
+            }
+        }
+    }
+
+    /// As [`recv`](Self::recv), giving up after `timeout` with `Err(Timeout)`.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Message> {
+        let deadline = Instant::now().checked_add(timeout);
+        loop {
+            let left = match deadline {
+                Some(d) => d.saturating_duration_since(Instant::now()),
+                None => Duration::from_secs(86400),
+            };
+            match self.rx.recv_timeout(left) {
+                Ok(item) => {
+                    self.after_take();
+                    if let Some(r) = self.map(item) {
+                        return r;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    return Err(Error::timeout(Step::Receive, timeout))
+                }
+                Err(RecvTimeoutError::Disconnected) => return Err(Error::Closed),
+            }
+        }
+    }
+
+    /// A message if one is waiting; `Ok(None)` if none is.
+    pub fn try_recv(&self) -> Result<Option<Message>> {
+        loop {
+            match self.rx.try_recv() {
+                Ok(item) => {
+                    self.after_take();
+                    if let Some(r) = self.map(item) {
+                        return r.map(Some);
+                    }
+                }
+                Err(TryRecvError::Empty) => return Ok(None),
+                Err(TryRecvError::Disconnected) => return Err(Error::Closed),
+            }
+        }
+    }
+
+    /// Number of messages waiting.
+    pub fn len(&self) -> usize {
+        self.rx.len()
+    }
+
+    /// True when no message is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.rx.is_empty()
+    }
+
+    /// Iterates over messages until the client is closed; connection-lost notices are
+    /// skipped (with automatic reconnect the stream simply continues).
+    pub fn iter(&self) -> impl Iterator<Item = Message> + '_ {
+        std::iter::from_fn(move || loop {
+            match self.recv() {
+                Ok(m) => return Some(m),
+                Err(Error::ConnectionLost(_)) => continue,
+                Err(_) => return None,
+            }
+        })
+    }
+}
+
+/// A connected MQTT client. `Send + Sync`: share it between threads with `Arc` or scoped
+/// threads. Dropping it sends DISCONNECT (after waiting up to the request timeout for
+/// in-flight messages) and joins its threads.
+#[derive(Debug)]
+pub struct Client {
+    shared: Arc<Shared>,
+    ctl_tx: Sender<Control>,
+    pub_tx: Sender<PubReq>,
+    messages: Messages,
+    io_thread: Mutex<Option<JoinHandle<()>>>,
+    dispatch_thread: Mutex<Option<JoinHandle<()>>>,
+    request_timeout: Duration,
+    version: ProtocolVersion,
+}
+
+fn validate_topic(topic: &str) -> Result<()> {
+    crate::topic::validate_topic_name(topic).map_err(|e| Error::InvalidTopic {
+        topic: topic.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+fn validate_filter(filter: &str) -> Result<()> {
+    crate::topic::validate_topic_filter(filter).map_err(|e| Error::InvalidTopic {
+        topic: filter.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+impl Client {
+    /// Connects to the first server of `options` that accepts (DNS, TCP, TLS and CONNACK
+    /// within the connect timeout for each) and returns the connected client.
+    pub fn connect(options: ConnectOptions) -> Result<Client> {
+        io::start(options)
+    }
+
+    /// The incoming message channel (empty when an `on_message` callback is set).
+    pub fn messages(&self) -> Messages {
+        self.messages.clone()
+    }
+
+    /// Current connection state.
+    pub fn state(&self) -> State {
+        self.shared.state()
+    }
+
+    /// True while connected.
+    pub fn is_connected(&self) -> bool {
+        self.shared.state() == State::Connected
+    }
+
+    /// Protocol version in use.
+    pub fn version(&self) -> ProtocolVersion {
+        self.version
+    }
+
+    /// What the last successful connect returned.
+    pub fn connect_info(&self) -> Option<ConnectInfo> {
+        self.shared
+            .connect_info
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The cause of the last connection loss, if any.
+    pub fn last_error(&self) -> Option<Arc<Error>> {
+        self.shared
+            .last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            published: self.shared.published.load(Ordering::Relaxed),
+            received: self.shared.received.load(Ordering::Relaxed),
+            reconnects: self.shared.reconnects.load(Ordering::Relaxed),
+            dropped: self.shared.dropped.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The default deadline of blocking calls.
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout
+    }
+
+    fn control<T>(&self, make: impl FnOnce(Sender<T>) -> Control, step: Step, timeout: Duration) -> Result<T> {
+        if self.shared.state() == State::Closed {
+            return Err(Error::Closed);
+        }
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.ctl_tx.send(make(tx)).map_err(|_| Error::Closed)?;
+        self.shared.wake();
+        let _guard = DispatchWaitGuard::new(&self.shared);
+        match rx.recv_timeout(timeout) {
+            Ok(v) => Ok(v),
+            Err(RecvTimeoutError::Timeout) => Err(Error::timeout(step, timeout)),
+            Err(RecvTimeoutError::Disconnected) => Err(Error::Closed),
+        }
+    }
+
+    /// Queues a publish and returns its token at once (blocking only while the client's
+    /// queue is full, at most the request timeout). QoS 1/2 messages are resent after a
+    /// reconnect until acknowledged.
+    pub fn publish(&self, message: Message) -> Result<DeliveryToken> {
+        self.publish_timeout(message, self.request_timeout)
+    }
+
+    /// As [`publish`](Self::publish) with an explicit deadline for queue room.
+    pub fn publish_timeout(&self, message: Message, timeout: Duration) -> Result<DeliveryToken> {
+        validate_topic(&message.topic)?;
+        match self.shared.state() {
+            State::Connected | State::Reconnecting | State::Connecting => {}
+            State::Disconnected => return Err(Error::NotConnected),
+            State::Closed => return Err(Error::Closed),
+        }
+        let inner = token::TokenInner::new();
+        let id = self.shared.next_token.fetch_add(1, Ordering::Relaxed);
+        let req = PubReq {
+            publish: Publish {
+                dup: false,
+                qos: message.qos,
+                retain: message.retain,
+                topic: message.topic,
+                pkid: 0,
+                payload: message.payload,
+                properties: message.properties,
+            },
+            id,
+            token: inner.clone(),
+        };
+        match self.pub_tx.try_send(req) {
+            Ok(()) => {}
+            Err(crossbeam_channel::TrySendError::Full(req)) => {
+                self.shared.wake();
+                let _guard = DispatchWaitGuard::new(&self.shared);
+                match self.pub_tx.send_timeout(req, timeout) {
+                    Ok(()) => {}
+                    Err(crossbeam_channel::SendTimeoutError::Timeout(_)) => {
+                        return Err(Error::timeout(Step::Queue, timeout))
+                    }
+                    Err(crossbeam_channel::SendTimeoutError::Disconnected(_)) => {
+                        return Err(Error::Closed)
+                    }
+                }
+            }
+            Err(crossbeam_channel::TrySendError::Disconnected(_)) => return Err(Error::Closed),
+        }
+        self.shared.wake();
+        Ok(DeliveryToken {
+            id,
+            inner,
+            shared: self.shared.clone(),
+            default_timeout: self.request_timeout,
+        })
+    }
+
+    /// Publishes and waits for the acknowledgement (PUBACK / PUBCOMP; for QoS 0 until the
+    /// message is handed to the connection), within the request timeout.
+    pub fn publish_wait(&self, message: Message) -> Result<Delivered> {
+        let deadline = Instant::now() + self.request_timeout;
+        let token = self.publish(message)?;
+        let _guard = DispatchWaitGuard::new(&self.shared);
+        token.wait_timeout(deadline.saturating_duration_since(Instant::now()))
+    }
+
+    /// Subscribes to one filter and returns the QoS the broker granted. A refusal (SUBACK
+    /// code >= 0x80) is `Err(Rejected)`.
+    pub fn subscribe(&self, filter: &str, qos: QoS) -> Result<QoS> {
+        let ack = self.subscribe_many(
+            vec![SubscribeFilter {
+                filter: filter.to_string(),
+                options: SubscribeOptions {
+                    qos,
+                    ..Default::default()
+                },
+            }],
+            Properties::new(),
+        )?;
+        let code = ack.return_codes.first().copied().unwrap_or(0x80);
+        QoS::from_u8(code).ok_or(Error::Rejected {
+            code,
+            reason: crate::proto::reason::reason_name(code).unwrap_or("Unspecified error"),
+        })
+    }
+
+    /// Subscribes to several filters with full (v5) options and properties; returns the
+    /// SUBACK (one code per filter: granted QoS, or a failure code >= 0x80).
+    pub fn subscribe_many(&self, filters: Vec<SubscribeFilter>, properties: Properties) -> Result<SubAck> {
+        self.subscribe_many_timeout(filters, properties, self.request_timeout)
+    }
+
+    /// As [`subscribe_many`](Self::subscribe_many) with an explicit deadline.
+    pub fn subscribe_many_timeout(
+        &self,
+        filters: Vec<SubscribeFilter>,
+        properties: Properties,
+        timeout: Duration,
+    ) -> Result<SubAck> {
+        if filters.is_empty() {
+            return Err(Error::InvalidArgument("no topic filter".into()));
+        }
+        for f in &filters {
+            validate_filter(&f.filter)?;
+            if self.version != ProtocolVersion::V5
+                && (f.options.no_local
+                    || f.options.retain_as_published
+                    || f.options.retain_handling != Default::default())
+            {
+                return Err(Error::InvalidArgument(
+                    "subscription options need MQTT 5".into(),
+                ));
+            }
+        }
+        self.control(
+            |reply| Control::Subscribe {
+                filters,
+                properties,
+                reply,
+            },
+            Step::SubAck,
+            timeout,
+        )?
+    }
+
+    /// Removes one subscription.
+    pub fn unsubscribe(&self, filter: &str) -> Result<()> {
+        let ack = self.unsubscribe_many(vec![filter.to_string()], Properties::new())?;
+        match ack.reason_codes.first() {
+            Some(&c) if c >= 0x80 => Err(Error::Rejected {
+                code: c,
+                reason: crate::proto::reason::reason_name(c).unwrap_or("Unspecified error"),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Removes several subscriptions; returns the UNSUBACK (v5 reason codes; empty for 3.x).
+    pub fn unsubscribe_many(&self, filters: Vec<String>, properties: Properties) -> Result<UnsubAck> {
+        if filters.is_empty() {
+            return Err(Error::InvalidArgument("no topic filter".into()));
+        }
+        for f in &filters {
+            validate_filter(f)?;
+        }
+        self.control(
+            |reply| Control::Unsubscribe {
+                filters,
+                properties,
+                reply,
+            },
+            Step::UnsubAck,
+            self.request_timeout,
+        )?
+    }
+
+    /// Waits up to the request timeout for in-flight messages, sends DISCONNECT (normal)
+    /// and closes the connection. The client can [`reconnect`](Self::reconnect) later.
+    /// Succeeds when already disconnected.
+    pub fn disconnect(&self) -> Result<()> {
+        self.disconnect_with(Disconnect::default(), self.request_timeout)
+    }
+
+    /// Disconnects with a v5 reason code and properties, waiting at most `timeout` for
+    /// in-flight messages first.
+    pub fn disconnect_with(&self, packet: Disconnect, timeout: Duration) -> Result<()> {
+        if self.shared.state() == State::Closed {
+            return Ok(());
+        }
+        self.control(
+            |reply| Control::Disconnect {
+                packet,
+                timeout,
+                reply,
+            },
+            Step::Disconnect,
+            timeout + Duration::from_secs(5),
+        )?
+    }
+
+    /// Closes the network connection without DISCONNECT, as if the link had failed: the
+    /// broker publishes the will. No automatic reconnect follows.
+    pub fn abort(&self) {
+        if self.ctl_tx.send(Control::Abort).is_ok() {
+            self.shared.wake();
+        }
+    }
+
+    /// Connects again with the same options and session (unacknowledged messages are
+    /// resent). Returns at once if already connected.
+    pub fn reconnect(&self) -> Result<ConnectInfo> {
+        let t = self.connect_deadline();
+        self.control(|reply| Control::Connect { reply }, Step::ConnAck, t)?
+    }
+
+    fn connect_deadline(&self) -> Duration {
+        Duration::from_secs(3600)
+    }
+
+    /// Outgoing QoS 1/2 publishes not yet completed: (token id, packet id).
+    pub fn pending_deliveries(&self) -> Result<Vec<(u64, u16)>> {
+        self.control(|reply| Control::Pending { reply }, Step::Queue, self.request_timeout)
+    }
+
+    /// Disconnects (as [`disconnect`](Self::disconnect)) and shuts the client down,
+    /// reporting a failure that `Drop` would have to swallow.
+    pub fn close(self) -> Result<()> {
+        let r = if self.is_connected() {
+            self.disconnect()
+        } else {
+            Ok(())
+        };
+        drop(self);
+        r
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        if self.is_connected() {
+            let _ = self.disconnect();
+        }
+        let _ = self.ctl_tx.send(Control::Shutdown);
+        self.shared.parked.store(true, Ordering::SeqCst);
+        self.shared.wake();
+        let on_dispatch = self.shared.on_dispatch_thread();
+        if let Some(h) = self.io_thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = h.join();
+        }
+        if let Some(h) = self.dispatch_thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            if !on_dispatch {
+                let _ = h.join();
+            }
+        }
+    }
+}

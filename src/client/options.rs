@@ -1,0 +1,527 @@
+//! Connection options, server URIs and messages.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::error::{Error, Result};
+use crate::persist::Store;
+use crate::proto::{properties::id as prop, LastWill, Properties, Property, ProtocolVersion, QoS};
+
+/// Transport scheme of a server URI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scheme {
+    /// `tcp://`, `mqtt://` or no scheme.
+    Tcp,
+    /// `ssl://`, `mqtts://`, `tls://`.
+    Tls,
+    /// `ws://`.
+    Ws,
+    /// `wss://`.
+    Wss,
+}
+
+impl Scheme {
+    /// True for the TLS-carrying schemes.
+    pub fn is_tls(self) -> bool {
+        matches!(self, Scheme::Tls | Scheme::Wss)
+    }
+}
+
+/// A parsed broker address: `scheme://host:port/path`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ServerUri {
+    /// Transport.
+    pub scheme: Scheme,
+    /// Host name or IP address (IPv6 without brackets).
+    pub host: String,
+    /// Port (default 1883, 8883 for TLS, 80/443 for ws/wss).
+    pub port: u16,
+    /// WebSocket path (default `/mqtt`); empty for TCP.
+    pub path: String,
+    /// The URI as given.
+    pub original: String,
+}
+
+impl ServerUri {
+    /// Parses `tcp://`, `mqtt://`, `ssl://`, `mqtts://`, `tls://`, `ws://`, `wss://` URIs;
+    /// no scheme means TCP. IPv6 literals go in brackets: `tcp://[::1]:1883`.
+    pub fn parse(uri: &str) -> Result<ServerUri> {
+        let bad = |why: &str| Error::InvalidArgument(format!("server URI {uri:?}: {why}"));
+        let (scheme, rest) = match uri.find("://") {
+            Some(i) => {
+                let s = &uri[..i];
+                let scheme = match s.to_ascii_lowercase().as_str() {
+                    "tcp" | "mqtt" => Scheme::Tcp,
+                    "ssl" | "mqtts" | "tls" => Scheme::Tls,
+                    "ws" => Scheme::Ws,
+                    "wss" => Scheme::Wss,
+                    _ => return Err(bad("unknown scheme")),
+                };
+                (scheme, &uri[i + 3..])
+            }
+            None => (Scheme::Tcp, uri),
+        };
+        let (hostport, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, ""),
+        };
+        let default_port = match scheme {
+            Scheme::Tcp => 1883,
+            Scheme::Tls => 8883,
+            Scheme::Ws => 80,
+            Scheme::Wss => 443,
+        };
+        let (host, port) = if let Some(h) = hostport.strip_prefix('[') {
+            let end = h.find(']').ok_or_else(|| bad("unclosed '['"))?;
+            let host = &h[..end];
+            let after = &h[end + 1..];
+            let port = match after.strip_prefix(':') {
+                Some(p) => p.parse::<u16>().map_err(|_| bad("invalid port"))?,
+                None if after.is_empty() => default_port,
+                None => return Err(bad("garbage after ']'")),
+            };
+            (host.to_string(), port)
+        } else {
+            match hostport.rfind(':') {
+                Some(i) => (
+                    hostport[..i].to_string(),
+                    hostport[i + 1..].parse::<u16>().map_err(|_| bad("invalid port"))?,
+                ),
+                None => (hostport.to_string(), default_port),
+            }
+        };
+        if host.is_empty() {
+            return Err(bad("empty host"));
+        }
+        let path = match scheme {
+            Scheme::Ws | Scheme::Wss if path.is_empty() => "/mqtt".to_string(),
+            Scheme::Ws | Scheme::Wss => path.to_string(),
+            _ => String::new(),
+        };
+        Ok(ServerUri {
+            scheme,
+            host,
+            port,
+            path,
+            original: uri.to_string(),
+        })
+    }
+}
+
+impl fmt::Display for ServerUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.original)
+    }
+}
+
+/// Minimum TLS protocol version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TlsVersion {
+    /// TLS 1.0
+    Tls10,
+    /// TLS 1.1
+    Tls11,
+    /// TLS 1.2
+    Tls12,
+}
+
+/// TLS settings for `ssl://`, `mqtts://`, `tls://` and `wss://` servers.
+///
+/// The defaults verify the server's certificate against the system trust store and its
+/// host name; turning either check off must be done explicitly.
+#[derive(Debug, Clone)]
+pub struct TlsOptions {
+    /// PEM file of CA certificates to trust.
+    pub ca_file: Option<PathBuf>,
+    /// Directory of PEM CA certificates to trust (every `*.pem` / `*.crt` file in it).
+    pub ca_dir: Option<PathBuf>,
+    /// Also trust the system's default CA store (default true).
+    pub use_system_roots: bool,
+    /// PEM client certificate (may also contain the key).
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key of the client certificate.
+    pub client_key: Option<PathBuf>,
+    /// Password of an encrypted private key.
+    pub key_password: Option<String>,
+    /// Verify the server certificate chain (default true).
+    pub verify_certificate: bool,
+    /// Verify that the certificate matches the host (default true).
+    pub verify_hostname: bool,
+    /// Name used for SNI and verification instead of the URI's host (useful with IPs).
+    pub server_name: Option<String>,
+    /// ALPN protocols to offer.
+    pub alpn: Vec<String>,
+    /// Minimum protocol version.
+    pub min_version: Option<TlsVersion>,
+}
+
+impl Default for TlsOptions {
+    fn default() -> Self {
+        TlsOptions {
+            ca_file: None,
+            ca_dir: None,
+            use_system_roots: true,
+            client_cert: None,
+            client_key: None,
+            key_password: None,
+            verify_certificate: true,
+            verify_hostname: true,
+            server_name: None,
+            alpn: Vec::new(),
+            min_version: None,
+        }
+    }
+}
+
+/// An application message, outgoing or incoming.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// Topic name.
+    pub topic: String,
+    /// Payload (shared, never copied by the library).
+    pub payload: Bytes,
+    /// Quality of service.
+    pub qos: QoS,
+    /// Retain flag (incoming: the message came from the retained store).
+    pub retain: bool,
+    /// Duplicate flag (incoming only).
+    pub dup: bool,
+    /// v5 properties (user properties, response topic, correlation data, expiry, ...).
+    pub properties: Properties,
+}
+
+impl Message {
+    /// A QoS 0, non-retained message.
+    pub fn new(topic: impl Into<String>, payload: impl Into<Bytes>) -> Message {
+        Message {
+            topic: topic.into(),
+            payload: payload.into(),
+            qos: QoS::AtMostOnce,
+            retain: false,
+            dup: false,
+            properties: Properties::new(),
+        }
+    }
+
+    /// Sets the QoS.
+    pub fn qos(mut self, qos: QoS) -> Self {
+        self.qos = qos;
+        self
+    }
+
+    /// Sets the retain flag.
+    pub fn retain(mut self, retain: bool) -> Self {
+        self.retain = retain;
+        self
+    }
+
+    /// Sets the v5 properties.
+    pub fn properties(mut self, properties: Properties) -> Self {
+        self.properties = properties;
+        self
+    }
+
+    /// Adds a v5 user property.
+    pub fn user_property(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.properties
+            .push(Property::UserProperty(name.into(), value.into()));
+        self
+    }
+
+    /// The payload as UTF-8 text, if it is.
+    pub fn payload_str(&self) -> Option<&str> {
+        std::str::from_utf8(&self.payload).ok()
+    }
+}
+
+/// Automatic reconnection policy.
+#[derive(Debug, Clone)]
+pub struct ReconnectOptions {
+    /// First delay after a loss.
+    pub min_delay: Duration,
+    /// Largest delay (the cap of the exponential backoff).
+    pub max_delay: Duration,
+    /// Publishes accepted while disconnected (beyond this they fail, counted).
+    pub max_buffered: usize,
+}
+
+impl Default for ReconnectOptions {
+    fn default() -> Self {
+        ReconnectOptions {
+            min_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(30),
+            max_buffered: 10_000,
+        }
+    }
+}
+
+/// Why the connection went down, as given to the connection-lost callback.
+pub type LostCause = Arc<Error>;
+
+/// Callback types (run on the client's dispatch thread; they may call the client).
+pub(crate) type MessageCallback = Box<dyn FnMut(Message) + Send>;
+pub(crate) type ConnectedCallback = Box<dyn FnMut(bool) + Send>;
+pub(crate) type LostCallback = Box<dyn FnMut(&Error) + Send>;
+pub(crate) type DeliveredCallback = Box<dyn FnMut(&crate::client::DeliveryEvent) + Send>;
+pub(crate) type ServerDisconnectCallback = Box<dyn FnMut(&crate::proto::Disconnect) + Send>;
+
+/// Everything [`Client::connect`](crate::Client::connect) needs.
+pub struct ConnectOptions {
+    pub(crate) servers: Vec<ServerUri>,
+    pub(crate) client_id: String,
+    pub(crate) version: ProtocolVersion,
+    pub(crate) clean_start: bool,
+    pub(crate) keep_alive: Duration,
+    pub(crate) username: Option<String>,
+    pub(crate) password: Option<Bytes>,
+    pub(crate) will: Option<LastWill>,
+    pub(crate) properties: Properties,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) request_timeout: Duration,
+    pub(crate) max_inflight: u16,
+    pub(crate) max_queued: usize,
+    pub(crate) incoming_capacity: usize,
+    pub(crate) max_packet_size: usize,
+    pub(crate) tls: Option<TlsOptions>,
+    pub(crate) reconnect: Option<ReconnectOptions>,
+    pub(crate) persistence: Option<Box<dyn Store>>,
+    pub(crate) on_message: Option<MessageCallback>,
+    pub(crate) on_connected: Option<ConnectedCallback>,
+    pub(crate) on_connection_lost: Option<LostCallback>,
+    pub(crate) on_delivered: Option<DeliveredCallback>,
+    pub(crate) on_server_disconnect: Option<ServerDisconnectCallback>,
+    pub(crate) error: Option<Error>,
+}
+
+impl fmt::Debug for ConnectOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectOptions")
+            .field("servers", &self.servers)
+            .field("client_id", &self.client_id)
+            .field("version", &self.version)
+            .field("clean_start", &self.clean_start)
+            .field("keep_alive", &self.keep_alive)
+            .field("username", &self.username)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("max_inflight", &self.max_inflight)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConnectOptions {
+    /// Options for one broker URI, e.g. `"tcp://localhost:1883"`, MQTT 3.1.1, clean session,
+    /// keepalive 60 s, connect timeout 30 s, request timeout 10 s, window 20.
+    /// An invalid URI is reported by [`Client::connect`](crate::Client::connect).
+    pub fn new(server_uri: &str) -> Self {
+        let mut o = ConnectOptions {
+            servers: Vec::new(),
+            client_id: String::new(),
+            version: ProtocolVersion::V311,
+            clean_start: true,
+            keep_alive: Duration::from_secs(60),
+            username: None,
+            password: None,
+            will: None,
+            properties: Properties::new(),
+            connect_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(10),
+            max_inflight: 20,
+            max_queued: 10_000,
+            incoming_capacity: 1024,
+            max_packet_size: crate::proto::codec::MAX_REMAINING_LENGTH + 5,
+            tls: None,
+            reconnect: None,
+            persistence: None,
+            on_message: None,
+            on_connected: None,
+            on_connection_lost: None,
+            on_delivered: None,
+            on_server_disconnect: None,
+            error: None,
+        };
+        o.add_server(server_uri);
+        o
+    }
+
+    fn add_server(&mut self, uri: &str) {
+        match ServerUri::parse(uri) {
+            Ok(u) => self.servers.push(u),
+            Err(e) => {
+                if self.error.is_none() {
+                    self.error = Some(e)
+                }
+            }
+        }
+    }
+
+    /// Adds a further broker URI, tried in order after the ones before it.
+    pub fn server(mut self, uri: &str) -> Self {
+        self.add_server(uri);
+        self
+    }
+
+    /// Client identifier (default empty: the broker assigns one; needs a clean session).
+    pub fn client_id(mut self, id: impl Into<String>) -> Self {
+        self.client_id = id.into();
+        self
+    }
+
+    /// Protocol version (default 3.1.1).
+    pub fn version(mut self, v: ProtocolVersion) -> Self {
+        self.version = v;
+        self
+    }
+
+    /// Clean session (3.x) / clean start (5.0). Default true.
+    pub fn clean_start(mut self, clean: bool) -> Self {
+        self.clean_start = clean;
+        self
+    }
+
+    /// v5 Session Expiry Interval in seconds (0 = ends with the connection, u32::MAX = never).
+    pub fn session_expiry(mut self, secs: u32) -> Self {
+        self.properties.remove(prop::SESSION_EXPIRY_INTERVAL);
+        self.properties
+            .push(Property::FourByte(prop::SESSION_EXPIRY_INTERVAL, secs));
+        self
+    }
+
+    /// Keepalive interval (whole seconds; zero turns it off). Default 60 s.
+    pub fn keep_alive(mut self, d: Duration) -> Self {
+        self.keep_alive = d;
+        self
+    }
+
+    /// User name and optional binary password.
+    pub fn credentials(mut self, user: impl Into<String>, password: Option<&[u8]>) -> Self {
+        self.username = Some(user.into());
+        self.password = password.map(Bytes::copy_from_slice);
+        self
+    }
+
+    /// Last will: published by the broker if the connection drops without DISCONNECT.
+    pub fn will(mut self, will: Message) -> Self {
+        self.will = Some(LastWill {
+            topic: will.topic,
+            payload: will.payload,
+            qos: will.qos,
+            retain: will.retain,
+            properties: will.properties,
+        });
+        self
+    }
+
+    /// v5 will delay interval (seconds); needs a will set before.
+    pub fn will_delay(mut self, secs: u32) -> Self {
+        if let Some(w) = self.will.as_mut() {
+            w.properties.remove(prop::WILL_DELAY_INTERVAL);
+            w.properties
+                .push(Property::FourByte(prop::WILL_DELAY_INTERVAL, secs));
+        }
+        self
+    }
+
+    /// Extra v5 CONNECT properties (appended).
+    pub fn properties(mut self, props: Properties) -> Self {
+        self.properties.0.extend(props.0);
+        self
+    }
+
+    /// Deadline for the whole connect (DNS, TCP, TLS, CONNACK) per server. Default 30 s.
+    pub fn connect_timeout(mut self, d: Duration) -> Self {
+        self.connect_timeout = d;
+        self
+    }
+
+    /// Default deadline of blocking calls without an explicit one (subscribe, unsubscribe,
+    /// waiting for queue room, disconnect). Default 10 s.
+    pub fn request_timeout(mut self, d: Duration) -> Self {
+        self.request_timeout = d;
+        self
+    }
+
+    /// Outgoing QoS 1/2 in-flight window (default 20, which a stock mosquitto accepts; capped
+    /// by the broker's v5 Receive Maximum). At least 1.
+    pub fn max_inflight(mut self, n: u16) -> Self {
+        self.max_inflight = n.max(1);
+        self
+    }
+
+    /// Publishes waiting for the window beyond which `publish` blocks (default 10000).
+    pub fn max_queued(mut self, n: usize) -> Self {
+        self.max_queued = n.max(1);
+        self
+    }
+
+    /// Incoming messages buffered for the application before the client stops reading the
+    /// socket (back-pressure). Default 1024.
+    pub fn incoming_capacity(mut self, n: usize) -> Self {
+        self.incoming_capacity = n.max(1);
+        self
+    }
+
+    /// Largest incoming packet accepted (bytes). Default: the protocol maximum.
+    pub fn max_packet_size(mut self, n: usize) -> Self {
+        self.max_packet_size = n;
+        self
+    }
+
+    /// TLS settings (needed for verification options; `ssl://` URIs use the defaults).
+    pub fn tls(mut self, tls: TlsOptions) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Turns on automatic reconnection (off by default: a lost connection is reported and
+    /// the application calls [`Client::reconnect`](crate::Client::reconnect)).
+    pub fn automatic_reconnect(mut self, r: ReconnectOptions) -> Self {
+        self.reconnect = Some(r);
+        self
+    }
+
+    /// Stores in-flight QoS 1/2 state so it survives a process restart.
+    pub fn persistence(mut self, store: Box<dyn Store>) -> Self {
+        self.persistence = Some(store);
+        self
+    }
+
+    /// Delivers incoming messages to this callback (on the client's dispatch thread) instead
+    /// of the [`Messages`](crate::Messages) channel. The callback may call the client.
+    pub fn on_message(mut self, f: impl FnMut(Message) + Send + 'static) -> Self {
+        self.on_message = Some(Box::new(f));
+        self
+    }
+
+    /// Called on the dispatch thread after every successful (re)connect with the
+    /// session-present flag.
+    pub fn on_connected(mut self, f: impl FnMut(bool) + Send + 'static) -> Self {
+        self.on_connected = Some(Box::new(f));
+        self
+    }
+
+    /// Called on the dispatch thread when the connection is lost, with the cause.
+    pub fn on_connection_lost(mut self, f: impl FnMut(&Error) + Send + 'static) -> Self {
+        self.on_connection_lost = Some(Box::new(f));
+        self
+    }
+
+    /// Called on the dispatch thread when an outgoing QoS 1/2 publish completes
+    /// (acknowledged or refused), in acknowledgement order.
+    pub fn on_delivered(mut self, f: impl FnMut(&crate::client::DeliveryEvent) + Send + 'static) -> Self {
+        self.on_delivered = Some(Box::new(f));
+        self
+    }
+
+    /// Called on the dispatch thread when a v5 server sends DISCONNECT (before the
+    /// connection-lost callback).
+    pub fn on_server_disconnect(mut self, f: impl FnMut(&crate::proto::Disconnect) + Send + 'static) -> Self {
+        self.on_server_disconnect = Some(Box::new(f));
+        self
+    }
+}

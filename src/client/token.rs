@@ -1,0 +1,127 @@
+//! Delivery tokens: completion handles for publishes.
+
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result, Step};
+use crate::proto::Properties;
+
+/// How a publish ended, from the server's acknowledgement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivered {
+    /// Packet id the message had (0 for QoS 0).
+    pub packet_id: u16,
+    /// v5 reason code of the PUBACK / PUBCOMP (0 for v3 and QoS 0).
+    pub reason: u8,
+    /// v5 properties of the acknowledgement.
+    pub properties: Properties,
+}
+
+#[derive(Debug)]
+pub(crate) enum TokenState {
+    Pending,
+    Done(std::result::Result<Delivered, Arc<Error>>),
+}
+
+#[derive(Debug)]
+pub(crate) struct TokenInner {
+    pub(crate) state: Mutex<TokenState>,
+    pub(crate) cv: Condvar,
+}
+
+impl TokenInner {
+    pub(crate) fn new() -> Arc<TokenInner> {
+        Arc::new(TokenInner {
+            state: Mutex::new(TokenState::Pending),
+            cv: Condvar::new(),
+        })
+    }
+
+    pub(crate) fn complete(&self, r: std::result::Result<Delivered, Arc<Error>>) {
+        let mut g = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if matches!(*g, TokenState::Pending) {
+            *g = TokenState::Done(r);
+        }
+        drop(g);
+        self.cv.notify_all();
+    }
+
+    /// Wakes waiters so they re-check the connection state.
+    pub(crate) fn poke(&self) {
+        let _g = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        self.cv.notify_all();
+    }
+}
+
+/// Completion handle of one publish. `wait` returns when the PUBACK (QoS 1) or PUBCOMP
+/// (QoS 2) arrives; for QoS 0 when the message has been written to the socket.
+/// Dropping the token does not cancel the publish.
+#[derive(Debug, Clone)]
+pub struct DeliveryToken {
+    pub(crate) id: u64,
+    pub(crate) inner: Arc<TokenInner>,
+    pub(crate) shared: Arc<super::Shared>,
+    pub(crate) default_timeout: Duration,
+}
+
+fn map_done(r: &std::result::Result<Delivered, Arc<Error>>) -> Result<Delivered> {
+    match r {
+        Ok(d) => Ok(d.clone()),
+        Err(e) => Err(super::clone_error(e)),
+    }
+}
+
+impl DeliveryToken {
+    /// A number unique within the client, for correlating tokens (never reused).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// True once the publish has completed (successfully or not).
+    pub fn is_complete(&self) -> bool {
+        let g = self.inner.state.lock().unwrap_or_else(|e| e.into_inner());
+        matches!(*g, TokenState::Done(_))
+    }
+
+    /// The result if complete, without waiting.
+    pub fn try_result(&self) -> Option<Result<Delivered>> {
+        let g = self.inner.state.lock().unwrap_or_else(|e| e.into_inner());
+        match &*g {
+            TokenState::Done(r) => Some(map_done(r)),
+            TokenState::Pending => None,
+        }
+    }
+
+    /// Waits with the client's request timeout.
+    pub fn wait(&self) -> Result<Delivered> {
+        self.wait_timeout(self.default_timeout)
+    }
+
+    /// Waits at most `timeout`. Returns `Err(NotConnected)` at once if the client is
+    /// disconnected and not reconnecting (the message stays pending and is resent on the
+    /// next connect); `Err(Timeout)` when the time is up.
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<Delivered> {
+        let deadline = Instant::now().checked_add(timeout);
+        let mut g = self.inner.state.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let TokenState::Done(r) = &*g {
+                return map_done(r);
+            }
+            if self.shared.is_down() {
+                return Err(self.shared.down_error());
+            }
+            let now = Instant::now();
+            let left = match deadline {
+                Some(d) if d <= now => return Err(Error::timeout(Step::Delivery, timeout)),
+                Some(d) => d - now,
+                None => Duration::from_secs(3600),
+            };
+            g = self
+                .inner
+                .cv
+                .wait_timeout(g, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+}

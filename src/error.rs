@@ -1,0 +1,180 @@
+//! The one error type of the Rust API.
+
+use std::io;
+use std::time::Duration;
+
+use crate::proto::session::CommandError;
+use crate::proto::Properties;
+
+/// Which step of an operation a timeout or failure belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Step {
+    /// Resolving the broker's host name.
+    Dns,
+    /// Establishing the TCP connection.
+    TcpConnect,
+    /// The TLS handshake.
+    TlsHandshake,
+    /// The WebSocket or proxy handshake.
+    Handshake,
+    /// Waiting for CONNACK.
+    ConnAck,
+    /// Waiting for room in the client's request queue (publishing faster than the link).
+    Queue,
+    /// Waiting for PUBACK / PUBCOMP.
+    Delivery,
+    /// Waiting for SUBACK.
+    SubAck,
+    /// Waiting for UNSUBACK.
+    UnsubAck,
+    /// Waiting for in-flight messages before DISCONNECT.
+    Disconnect,
+    /// Waiting for an incoming message.
+    Receive,
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = match self {
+            Step::Dns => "DNS resolution",
+            Step::TcpConnect => "TCP connect",
+            Step::TlsHandshake => "TLS handshake",
+            Step::Handshake => "transport handshake",
+            Step::ConnAck => "waiting for CONNACK",
+            Step::Queue => "waiting for room in the request queue",
+            Step::Delivery => "waiting for PUBACK/PUBCOMP",
+            Step::SubAck => "waiting for SUBACK",
+            Step::UnsubAck => "waiting for UNSUBACK",
+            Step::Disconnect => "waiting for in-flight messages before disconnecting",
+            Step::Receive => "waiting for a message",
+        };
+        f.write_str(s)
+    }
+}
+
+/// Broad class of a TLS failure, to act on without parsing text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TlsErrorKind {
+    /// The server's certificate chain does not lead to a trusted CA.
+    UnknownCa,
+    /// The certificate does not match the host name (or configured server name).
+    NameMismatch,
+    /// The certificate has expired or is not yet valid.
+    Expired,
+    /// The server refused the handshake (e.g. it requires a client certificate).
+    HandshakeRefused,
+    /// Certificates, keys or options given by the caller could not be used.
+    Configuration,
+    /// Anything else.
+    Other,
+}
+
+/// Every error of the mqttsync Rust API.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A caller-supplied value is not acceptable (bad URI, QoS, option combination...).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// A topic name or filter breaks the MQTT topic rules.
+    #[error("invalid topic {topic:?}: {reason}")]
+    InvalidTopic {
+        /// The topic as given.
+        topic: String,
+        /// Which rule it breaks.
+        reason: String,
+    },
+    /// The host name could not be resolved.
+    #[error("DNS resolution of {host:?} failed: {source}")]
+    Dns {
+        /// Host name.
+        host: String,
+        /// Resolver error.
+        #[source]
+        source: io::Error,
+    },
+    /// No address of the server accepted a TCP connection.
+    #[error("TCP connect to {addr} failed: {source}")]
+    Tcp {
+        /// The last address tried.
+        addr: String,
+        /// Socket error.
+        #[source]
+        source: io::Error,
+    },
+    /// The TLS handshake or TLS configuration failed.
+    #[error("TLS error ({kind:?}): {message}")]
+    Tls {
+        /// What kind of failure.
+        kind: TlsErrorKind,
+        /// Details from the TLS library.
+        message: String,
+    },
+    /// The server answered CONNACK with a non-zero code.
+    #[error("connection refused by server: code {code:#04x} ({reason})")]
+    ConnectionRefused {
+        /// v3 return code (1-5) or v5 reason code.
+        code: u8,
+        /// Text of the code.
+        reason: &'static str,
+        /// v5 CONNACK properties (reason string, server reference...).
+        properties: Properties,
+    },
+    /// A deadline expired.
+    #[error("timed out after {after:?} ({step})")]
+    Timeout {
+        /// The step that timed out.
+        step: Step,
+        /// The deadline that applied.
+        after: Duration,
+    },
+    /// The server broke the protocol (malformed packet, unexpected packet...).
+    #[error("protocol violation: {0}")]
+    Protocol(String),
+    /// The server acknowledged with a failure reason code (v5 PUBACK/PUBREC >= 0x80).
+    #[error("rejected by server: reason code {code:#04x} ({reason})")]
+    Rejected {
+        /// The reason code.
+        code: u8,
+        /// Its text.
+        reason: &'static str,
+    },
+    /// The command cannot be carried out by the session (packet too large, no packet id...).
+    #[error(transparent)]
+    Command(#[from] CommandError),
+    /// An I/O error on the connection.
+    #[error("I/O error: {0}")]
+    Io(#[from] io::Error),
+    /// The client is not connected (and not reconnecting).
+    #[error("not connected")]
+    NotConnected,
+    /// The connection was lost while the operation was under way.
+    #[error("connection lost: {0}")]
+    ConnectionLost(String),
+    /// The client has been shut down.
+    #[error("client is closed")]
+    Closed,
+    /// Persistence failed.
+    #[error("persistence error: {0}")]
+    Persistence(String),
+    /// The call would wait for something only the calling thread can deliver
+    /// (e.g. waiting inside a callback for the callback thread).
+    #[error("operation would deadlock: {0}")]
+    WouldDeadlock(&'static str),
+}
+
+impl Error {
+    /// True for timeouts.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::Timeout { .. })
+    }
+
+    pub(crate) fn timeout(step: Step, after: Duration) -> Error {
+        Error::Timeout { step, after }
+    }
+}
+
+/// `Result` with [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;
