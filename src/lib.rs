@@ -3,16 +3,16 @@
 
 #![warn(missing_docs)]
 
-pub mod proto;
 pub mod client;
 pub mod error;
 pub mod persist;
+pub mod proto;
 pub mod topic;
 pub mod transport;
 
 pub use client::{
-    ConnectInfo, ConnectOptions, Delivered, DeliveryToken, Message, Messages, ReconnectOptions, State,
-    Stats, TlsOptions,
+    ConnectInfo, ConnectOptions, Delivered, DeliveryEvent, DeliveryToken, Message, Messages,
+    ReconnectOptions, State, Stats, TlsOptions,
 };
 pub use error::{Error, Result, Step, TlsErrorKind};
 pub use proto::{ProtocolVersion, QoS};

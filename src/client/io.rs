@@ -19,7 +19,7 @@ use super::{
     STATE_CONNECTING, STATE_DISCONNECTED, STATE_RECONNECTING,
 };
 use crate::error::{Error, Result, Step};
-use crate::persist::Store;
+use crate::persist::Persister;
 use crate::proto::session::{Event, PersistOp, Session, SessionConfig, SessionError};
 use crate::proto::{reason, Connect, Disconnect, Packet, ProtocolVersion, QoS, SubAck, UnsubAck};
 use crate::transport::{self, Stream};
@@ -79,7 +79,7 @@ pub(crate) struct Io {
     unsub_waiters: HashMap<u16, Sender<Result<UnsubAck>>>,
     offline: VecDeque<PubReq>,
     disconnecting: Option<Disconnecting>,
-    store: Option<Box<dyn Store>>,
+    store: Option<Persister>,
     shutdown: bool,
     rng: u64,
 }
@@ -159,12 +159,15 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
         max_incoming_packet_size: opts.max_packet_size,
         persist_events: opts.persistence.is_some(),
     });
-    let mut store = opts.persistence.take();
+    let mut store = opts
+        .persistence
+        .take()
+        .map(|s| Persister::new(s, opts.version));
     if let Some(st) = store.as_mut() {
         let uri = opts.servers[0].original.clone();
         st.open(&opts.client_id, &uri)
             .map_err(|e| Error::Persistence(e.to_string()))?;
-        crate::client::io::restore(st.as_mut(), &mut session, opts.version)?;
+        restore(st, &mut session)?;
     }
 
     let connect = Connect {
@@ -277,8 +280,18 @@ fn seed() -> u64 {
     t ^ (std::process::id() as u64).rotate_left(32) | 1
 }
 
-pub(crate) fn restore(store: &mut dyn Store, session: &mut Session, version: ProtocolVersion) -> Result<()> {
-    let _ = (store, session, version);
+/// Loads the persisted in-flight state into the session; corrupt records are reported in
+/// the log and skipped (they stay in the store for inspection).
+fn restore(store: &mut Persister, session: &mut Session) -> Result<()> {
+    let (good, bad) = store.load();
+    for (key, err) in bad {
+        log::error!("persisted record {key:?} is unreadable and was skipped: {err}");
+    }
+    for (key, packet) in good {
+        session
+            .restore(key, packet)
+            .map_err(|e| Error::Persistence(format!("restoring {key:?}: {e}")))?;
+    }
     Ok(())
 }
 
@@ -899,7 +912,11 @@ impl Io {
     }
 
     fn persist(&mut self, op: PersistOp) {
-        let _ = op;
+        if let Some(st) = self.store.as_mut() {
+            if let Err(e) = st.apply(&op) {
+                log::error!("persistence write failed: {e}");
+            }
+        }
     }
 
     /// Hands an item to the application channel, keeping order; beyond the capacity items

@@ -1,30 +1,318 @@
-//! In-flight message persistence (placeholder until the store lands).
+//! In-flight message persistence, modelled on Paho C's `MQTTClient_persistence` interface.
+//!
+//! A [`Store`] is a flat key/value store opened per (client id, server URI), with the same
+//! eight operations as Paho's user persistence callbacks. Two stores are provided:
+//! [`MemoryStore`] (Paho's `MQTTCLIENT_PERSISTENCE_NONE` in spirit) and [`FileStore`]
+//! (Paho's `MQTTCLIENT_PERSISTENCE_DEFAULT` directory layout, with atomic writes).
+//!
+//! What the session stores — outgoing QoS 1/2 PUBLISH, outgoing PUBREL and incoming QoS 2
+//! PUBLISH, identified by [`PersistKey`] — is framed by [`record`]: Paho's key names
+//! (`s-<id>`, `sc-<id>`, `r-<id>`, v5 `s5-`...) and a checksummed record around the MQTT
+//! encoding of the packet. [`Persister`] ties a store and the record format together for the
+//! client: it assigns the insertion sequence numbers and applies the session's
+//! [`PersistOp`]s; [`load_all`] reads everything back in insertion order.
 
-/// Persistence failure.
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use crate::proto::codec::EncodeError;
+use crate::proto::session::{PersistKey, PersistOp};
+use crate::proto::{Packet, ProtocolVersion};
+
+mod file;
+mod memory;
+pub mod record;
+
+pub use file::{client_dir_name, FileStore};
+pub use memory::MemoryStore;
+
+/// Why a persistence operation failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PersistError {
-    /// I/O.
-    #[error("io")]
-    Io,
+    /// A file system operation failed.
+    #[error("persistence I/O error on {}: {source}", path.display())]
+    Io {
+        /// The file or directory the operation was on.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A stored record is torn, truncated or otherwise unreadable.
+    #[error("corrupt persisted record {key:?}: {reason}")]
+    Corrupt {
+        /// The key of the record (empty when not known at the point of detection).
+        key: String,
+        /// What was wrong with it.
+        reason: &'static str,
+    },
+    /// The store is not open.
+    #[error("persistence store is not open")]
+    Closed,
+    /// The key is empty or contains `/`, `\`, `..` or NUL.
+    #[error("invalid persistence key {0:?}")]
+    InvalidKey(String),
+    /// A packet could not be encoded for storage.
+    #[error("cannot encode packet for persistence: {0}")]
+    Encode(#[from] EncodeError),
+    /// A user-supplied (C API) persistence callback returned this non-zero code.
+    #[error("user persistence callback failed with code {0}")]
+    User(i32),
 }
 
-/// A key-value store for in-flight messages.
-pub trait Store: Send {
-    /// Opens the store for a client.
-    fn open(&mut self, client_id: &str, server_uri: &str) -> Result<(), PersistError>;
-    /// Closes it.
-    fn close(&mut self) -> Result<(), PersistError>;
-    /// Writes atomically.
-    fn put(&mut self, key: &str, parts: &[&[u8]]) -> Result<(), PersistError>;
-    /// Reads.
-    fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>, PersistError>;
-    /// Removes.
-    fn remove(&mut self, key: &str) -> Result<(), PersistError>;
-    /// Lists keys.
-    fn keys(&mut self) -> Result<Vec<String>, PersistError>;
-    /// Removes all.
-    fn clear(&mut self) -> Result<(), PersistError>;
-    /// Whether a key exists.
-    fn contains_key(&mut self, key: &str) -> Result<bool, PersistError>;
+impl PersistError {
+    /// For [`PersistError::Corrupt`], the same error naming `key`; other errors unchanged.
+    pub fn with_key(self, key: &str) -> Self {
+        match self {
+            PersistError::Corrupt { reason, .. } => PersistError::Corrupt {
+                key: key.to_owned(),
+                reason,
+            },
+            other => other,
+        }
+    }
 }
+
+/// Shorthand for results of persistence operations.
+pub type Result<T, E = PersistError> = std::result::Result<T, E>;
+
+/// A persistent key/value store for one client, mirroring Paho's `MQTTClient_persistence`
+/// callbacks (`open`, `close`, `put`, `get`, `remove`, `keys`, `clear`, `containskey`).
+///
+/// All operations except [`Store::open`] fail with [`PersistError::Closed`] when the store is
+/// not open. Keys are validated with [`validate_key`].
+pub trait Store: Send {
+    /// Opens (creating if needed) the store for this client id and server URI. Opening an
+    /// already open store does nothing, as in Paho.
+    fn open(&mut self, client_id: &str, server_uri: &str) -> Result<()>;
+    /// Closes the store; a store left empty is removed (Paho's `close`).
+    fn close(&mut self) -> Result<()>;
+    /// Stores the concatenation of `parts` under `key`, replacing any previous value.
+    /// Atomic: after a crash the key holds either the old or the new content, never a mix.
+    fn put(&mut self, key: &str, parts: &[&[u8]]) -> Result<()>;
+    /// The value stored under `key`, or `None`.
+    fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>>;
+    /// Removes `key`; a missing key is not an error.
+    fn remove(&mut self, key: &str) -> Result<()>;
+    /// All keys in the store, in no particular order.
+    fn keys(&mut self) -> Result<Vec<String>>;
+    /// Removes every key.
+    fn clear(&mut self) -> Result<()>;
+    /// Whether `key` is present.
+    fn contains_key(&mut self, key: &str) -> Result<bool>;
+}
+
+/// Checks that `key` can be used as a store key (and as a file name): non-empty, no `/`,
+/// no `\`, no `..`, no NUL.
+pub fn validate_key(key: &str) -> Result<()> {
+    if key.is_empty()
+        || key.contains('/')
+        || key.contains('\\')
+        || key.contains("..")
+        || key.contains('\0')
+    {
+        return Err(PersistError::InvalidKey(key.to_owned()));
+    }
+    Ok(())
+}
+
+/// What [`load_all`] and [`Persister::load`] return: the good records in insertion order, and
+/// the unreadable ones by key name with their error.
+pub type LoadOutcome = (Vec<(PersistKey, Packet)>, Vec<(String, PersistError)>);
+
+/// One record read back by [`load_all`] / [`Persister::load`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Loaded {
+    key: PersistKey,
+    seq: u64,
+    packet: Packet,
+}
+
+/// Reads every record of this protocol family (`s-`/`sc-`/`r-` for 3.x, `s5-`/`sc5-`/`r5-`
+/// for 5.0; other keys such as Paho's `q-`/`c-` are ignored).
+///
+/// Returns the good records in insertion order (the sequence number stored in each record,
+/// not the packet id, which wraps around), and the unreadable ones with their error. Corrupt
+/// records are reported and left in the store: the caller decides whether to remove them.
+/// A failure to list the keys is reported under the key `""`.
+pub fn load_all(store: &mut dyn Store, version: ProtocolVersion) -> LoadOutcome {
+    let (good, bad) = load_inner(store, version);
+    (good.into_iter().map(|l| (l.key, l.packet)).collect(), bad)
+}
+
+fn load_inner(
+    store: &mut dyn Store,
+    version: ProtocolVersion,
+) -> (Vec<Loaded>, Vec<(String, PersistError)>) {
+    let mut good = Vec::new();
+    let mut bad = Vec::new();
+    let keys = match store.keys() {
+        Ok(k) => k,
+        Err(e) => return (good, vec![(String::new(), e)]),
+    };
+    for name in keys {
+        let Some((key, v5)) = record::parse_key(&name) else {
+            continue;
+        };
+        if v5 != version.is_v5() {
+            continue;
+        }
+        let bytes = match store.get(&name) {
+            Ok(Some(b)) => b,
+            Ok(None) => continue, // removed between keys() and get()
+            Err(e) => {
+                bad.push((name, e));
+                continue;
+            }
+        };
+        match record::decode_record_seq(&bytes, version).and_then(|(seq, packet)| {
+            record::check_matches_key(key, &packet)?;
+            Ok((seq, packet))
+        }) {
+            Ok((seq, packet)) => good.push(Loaded { key, seq, packet }),
+            Err(e) => {
+                let e = e.with_key(&name);
+                bad.push((name, e));
+            }
+        }
+    }
+    good.sort_by(|a, b| {
+        a.seq
+            .cmp(&b.seq)
+            .then_with(|| record::key_name(a.key, false).cmp(&record::key_name(b.key, false)))
+    });
+    bad.sort_by(|a, b| a.0.cmp(&b.0));
+    (good, bad)
+}
+
+/// A [`Store`] plus the record format: what the client uses to persist the session's
+/// in-flight state.
+///
+/// Each stored record carries a sequence number so that [`Persister::load`] returns records in
+/// the order they were first stored. Replacing a key keeps its sequence number (a re-stored
+/// PUBLISH with DUP set keeps its place); a new key gets the next number.
+pub struct Persister {
+    store: Box<dyn Store>,
+    version: ProtocolVersion,
+    next_seq: u64,
+    seqs: HashMap<PersistKey, u64>,
+}
+
+impl std::fmt::Debug for Persister {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Persister")
+            .field("version", &self.version)
+            .field("next_seq", &self.next_seq)
+            .field("keys", &self.seqs.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Persister {
+    /// Wraps `store` (not yet opened) for a client speaking `version`.
+    pub fn new(store: Box<dyn Store>, version: ProtocolVersion) -> Self {
+        Persister {
+            store,
+            version,
+            next_seq: 1,
+            seqs: HashMap::new(),
+        }
+    }
+
+    /// The protocol version the records are encoded for.
+    pub fn version(&self) -> ProtocolVersion {
+        self.version
+    }
+
+    /// Opens the store and scans the existing records' headers so that new records are
+    /// numbered after them. Unreadable records are skipped here (see [`Persister::load`]).
+    pub fn open(&mut self, client_id: &str, server_uri: &str) -> Result<()> {
+        self.store.open(client_id, server_uri)?;
+        self.seqs.clear();
+        self.next_seq = 1;
+        let v5 = self.version.is_v5();
+        for name in self.store.keys()? {
+            let Some((key, kv5)) = record::parse_key(&name) else {
+                continue;
+            };
+            if kv5 != v5 {
+                continue;
+            }
+            if let Ok(Some(bytes)) = self.store.get(&name) {
+                if let Ok((seq, _)) = record::unwrap(&bytes) {
+                    self.seqs.insert(key, seq);
+                    self.next_seq = self.next_seq.max(seq.saturating_add(1));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads back every record of this protocol family in insertion order, and the
+    /// unreadable ones (left in the store). See [`load_all`].
+    pub fn load(&mut self) -> LoadOutcome {
+        let (good, bad) = load_inner(self.store.as_mut(), self.version);
+        for l in &good {
+            self.seqs.insert(l.key, l.seq);
+            self.next_seq = self.next_seq.max(l.seq.saturating_add(1));
+        }
+        (good.into_iter().map(|l| (l.key, l.packet)).collect(), bad)
+    }
+
+    /// Stores `packet` under `key` (replacing any previous record for that key).
+    pub fn put(&mut self, key: PersistKey, packet: &Packet) -> Result<()> {
+        let seq = match self.seqs.get(&key) {
+            Some(&s) => s,
+            None => self.next_seq,
+        };
+        let bytes = record::encode_record_seq(packet, self.version, seq)?;
+        self.store
+            .put(&record::key_name(key, self.version.is_v5()), &[&bytes])?;
+        if self.seqs.insert(key, seq).is_none() {
+            self.next_seq = self.next_seq.saturating_add(1);
+        }
+        Ok(())
+    }
+
+    /// Removes the record for `key` (missing is fine).
+    pub fn remove(&mut self, key: PersistKey) -> Result<()> {
+        self.store
+            .remove(&record::key_name(key, self.version.is_v5()))?;
+        self.seqs.remove(&key);
+        Ok(())
+    }
+
+    /// Applies one change reported by the session.
+    pub fn apply(&mut self, op: &PersistOp) -> Result<()> {
+        match op {
+            PersistOp::Put(key, packet) => self.put(*key, packet),
+            PersistOp::Remove(key) => self.remove(*key),
+        }
+    }
+
+    /// Removes every key in the store (e.g. on a clean session).
+    pub fn clear(&mut self) -> Result<()> {
+        self.store.clear()?;
+        self.seqs.clear();
+        Ok(())
+    }
+
+    /// Closes the store (removing it when empty).
+    pub fn close(&mut self) -> Result<()> {
+        self.store.close()
+    }
+
+    /// The underlying store.
+    pub fn store_mut(&mut self) -> &mut dyn Store {
+        self.store.as_mut()
+    }
+
+    /// Gives back the underlying store.
+    pub fn into_store(self) -> Box<dyn Store> {
+        self.store
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,195 @@
+//! Key names and the on-disk record format for persisted in-flight packets.
+//!
+//! Key names follow Paho C (`MQTTPersistence.h`): `s-<id>` outgoing QoS 1/2 PUBLISH,
+//! `sc-<id>` outgoing PUBREL, `r-<id>` incoming QoS 2 PUBLISH; MQTT 5.0 uses `s5-`, `sc5-`,
+//! `r5-`. `<id>` is the packet id in decimal, 1..=65535, without leading zeros.
+//!
+//! A record is the MQTT encoding of the packet behind a small header:
+//!
+//! ```text
+//! offset  size  field
+//! 0       4     magic "MQSP"
+//! 4       1     format version (1)
+//! 5       4     CRC-32 (IEEE, big endian) of everything from offset 9 to the end
+//! 9       8     sequence number (big endian): insertion order of the key
+//! 17      ..    the packet, MQTT-encoded for the store's protocol version
+//! ```
+//!
+//! A torn or damaged record fails the magic, version or CRC check and is reported as
+//! [`PersistError::Corrupt`]; nothing in here panics on any input.
+
+use bytes::BytesMut;
+
+use super::{PersistError, Result};
+use crate::proto::codec::{decode, encode, Framer, MAX_REMAINING_LENGTH};
+use crate::proto::session::PersistKey;
+use crate::proto::{Packet, ProtocolVersion};
+
+/// First bytes of every record.
+pub const MAGIC: [u8; 4] = *b"MQSP";
+/// Record format version written by this code.
+pub const FORMAT_VERSION: u8 = 1;
+/// Size of the header before the packet bytes.
+pub const HEADER_LEN: usize = 4 + 1 + 4 + 8;
+
+/// Paho's key name for `key`: `s-<id>`, `sc-<id>`, `r-<id>`, or with `v5` `s5-<id>`,
+/// `sc5-<id>`, `r5-<id>`.
+pub fn key_name(key: PersistKey, v5: bool) -> String {
+    let (prefix, id) = match key {
+        PersistKey::SentPublish(id) => ("s", id),
+        PersistKey::SentPubRel(id) => ("sc", id),
+        PersistKey::ReceivedQos2(id) => ("r", id),
+    };
+    let five = if v5 { "5" } else { "" };
+    format!("{prefix}{five}-{id}")
+}
+
+/// Parses a key name made by [`key_name`]: the key and whether it belongs to MQTT 5.0.
+/// `None` for anything else (Paho's `q-`, `c-` keys, ids 0, > 65535 or with leading zeros).
+pub fn parse_key(name: &str) -> Option<(PersistKey, bool)> {
+    type Make = fn(u16) -> PersistKey;
+    const PREFIXES: [(&str, Make, bool); 6] = [
+        ("s-", PersistKey::SentPublish, false),
+        ("sc-", PersistKey::SentPubRel, false),
+        ("r-", PersistKey::ReceivedQos2, false),
+        ("s5-", PersistKey::SentPublish, true),
+        ("sc5-", PersistKey::SentPubRel, true),
+        ("r5-", PersistKey::ReceivedQos2, true),
+    ];
+    PREFIXES.iter().find_map(|&(prefix, make, v5)| {
+        let digits = name.strip_prefix(prefix)?;
+        let canonical = !digits.is_empty()
+            && digits.len() <= 5
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && !digits.starts_with('0');
+        if !canonical {
+            return None;
+        }
+        let id: u16 = digits.parse().ok()?;
+        Some((make(id), v5))
+    })
+}
+
+const CRC_TABLE: [u32; 256] = {
+    let mut table = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut c = i as u32;
+        let mut k = 0;
+        while k < 8 {
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+            k += 1;
+        }
+        table[i] = c;
+        i += 1;
+    }
+    table
+};
+
+/// CRC-32 (IEEE 802.3, reflected, as in zlib/PNG) of `data`.
+pub fn crc32(data: &[u8]) -> u32 {
+    let mut c = !0u32;
+    for &b in data {
+        c = CRC_TABLE[((c ^ u32::from(b)) & 0xFF) as usize] ^ (c >> 8);
+    }
+    !c
+}
+
+fn corrupt(reason: &'static str) -> PersistError {
+    PersistError::Corrupt {
+        key: String::new(),
+        reason,
+    }
+}
+
+/// Puts the record header (magic, format version, CRC, `seq`) in front of `body`.
+pub fn wrap(seq: u64, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN + body.len());
+    out.extend_from_slice(&MAGIC);
+    out.push(FORMAT_VERSION);
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&seq.to_be_bytes());
+    out.extend_from_slice(body);
+    let crc = crc32(&out[9..]);
+    out[5..9].copy_from_slice(&crc.to_be_bytes());
+    out
+}
+
+/// Checks the record header of `bytes`; returns the sequence number and the body.
+/// Any mismatch (short, wrong magic, unknown format version, CRC) is `Corrupt` (key empty).
+pub fn unwrap(bytes: &[u8]) -> Result<(u64, &[u8])> {
+    if bytes.len() < HEADER_LEN {
+        return Err(corrupt("record shorter than its header"));
+    }
+    let (magic, rest) = bytes.split_at(4);
+    if magic != MAGIC {
+        return Err(corrupt("bad magic"));
+    }
+    if rest[0] != FORMAT_VERSION {
+        return Err(corrupt("unknown record format version"));
+    }
+    let mut crc = [0u8; 4];
+    crc.copy_from_slice(&rest[1..5]);
+    let covered = &rest[5..];
+    if crc32(covered) != u32::from_be_bytes(crc) {
+        return Err(corrupt("checksum mismatch"));
+    }
+    let mut seq = [0u8; 8];
+    seq.copy_from_slice(&covered[..8]);
+    Ok((u64::from_be_bytes(seq), &covered[8..]))
+}
+
+/// Encodes `packet` as a record with sequence number 0. See [`encode_record_seq`].
+pub fn encode_record(packet: &Packet, version: ProtocolVersion) -> Result<Vec<u8>> {
+    encode_record_seq(packet, version, 0)
+}
+
+/// Encodes `packet` (MQTT encoding for `version`) as a record with sequence number `seq`.
+pub fn encode_record_seq(packet: &Packet, version: ProtocolVersion, seq: u64) -> Result<Vec<u8>> {
+    let mut body = Vec::new();
+    encode(packet, version, &mut body)?;
+    Ok(wrap(seq, &body))
+}
+
+/// Decodes a record made by [`encode_record`] / [`encode_record_seq`].
+pub fn decode_record(bytes: &[u8], version: ProtocolVersion) -> Result<Packet> {
+    decode_record_seq(bytes, version).map(|(_, p)| p)
+}
+
+/// Decodes a record: its sequence number and packet. The body must be exactly one
+/// well-formed MQTT packet; anything else is `Corrupt` (key empty; see
+/// [`PersistError::with_key`]).
+pub fn decode_record_seq(bytes: &[u8], version: ProtocolVersion) -> Result<(u64, Packet)> {
+    let (seq, body) = unwrap(bytes)?;
+    let mut buf = BytesMut::from(body);
+    let frame = match Framer::new(MAX_REMAINING_LENGTH + 5).next_frame(&mut buf) {
+        Ok(Some(f)) => f,
+        Ok(None) => return Err(corrupt("truncated packet")),
+        Err(_) => return Err(corrupt("malformed packet framing")),
+    };
+    if !buf.is_empty() {
+        return Err(corrupt("bytes after the packet"));
+    }
+    let packet = decode(frame, version).map_err(|_| corrupt("malformed packet"))?;
+    Ok((seq, packet))
+}
+
+/// Checks that a decoded packet is what its key says: a PUBLISH with that packet id for
+/// `s-`/`r-`, a PUBREL with that id for `sc-`.
+pub fn check_matches_key(key: PersistKey, packet: &Packet) -> Result<()> {
+    let ok = match (key, packet) {
+        (PersistKey::SentPublish(id), Packet::Publish(p))
+        | (PersistKey::ReceivedQos2(id), Packet::Publish(p)) => p.pkid == id,
+        (PersistKey::SentPubRel(id), Packet::PubRel(r)) => r.pkid == id,
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(corrupt("record does not match its key"))
+    }
+}
