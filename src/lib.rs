@@ -11,7 +11,7 @@ pub mod topic;
 pub mod transport;
 
 pub use client::{
-    ConnectInfo, ConnectOptions, Delivered, DeliveryEvent, DeliveryToken, Message, Messages,
+    Client, ConnectInfo, ConnectOptions, Delivered, DeliveryEvent, DeliveryToken, Message, Messages,
     ReconnectOptions, State, Stats, TlsOptions,
 };
 pub use error::{Error, Result, Step, TlsErrorKind};
