@@ -29,9 +29,9 @@ if [[ -n "$missing" ]]; then
   if [[ $(id -u) -eq 0 ]] && have apt-get; then
     echo "test.sh: installing missing packages: $missing"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update
     # shellcheck disable=SC2086
-    apt-get install -y $missing
+    apt-get update && apt-get install -y $missing \
+      || echo "test.sh: apt-get install failed" >&2
     missing=$(missing_pkgs)
   fi
   if [[ -n "$missing" ]]; then

@@ -255,3 +255,30 @@ fn tls_hook_serves_tls_with_given_files() {
     let plain = mosquitto_pub(&broker, &["-t", "t", "-m", "plain"]);
     assert!(!plain.success(), "{plain:#?}");
 }
+
+#[test]
+fn start_again_retries_while_another_process_holds_the_port() {
+    let mut broker = Broker::start();
+    let port = broker.port();
+    let log_path = broker.dir().join("mosquitto.log");
+    broker.stop();
+    // Someone else takes the port while the broker is down.
+    let squatter = std::net::TcpListener::bind(broker.addr()).expect("take the port");
+    let restarter = std::thread::spawn(move || {
+        broker.start_again();
+        broker
+    });
+    // Release it only once mosquitto has failed to bind at least once.
+    let clashed = wait_until(DEADLINE, || {
+        std::fs::read_to_string(&log_path)
+            .unwrap_or_default()
+            .contains("Address already in use")
+    });
+    drop(squatter);
+    assert!(clashed, "mosquitto never reported the port clash");
+    let broker = restarter
+        .join()
+        .expect("start_again succeeded after the port was freed");
+    assert_eq!(broker.port(), port);
+    mosquitto_pub(&broker, &["-t", "t", "-m", "x"]).assert_success();
+}
