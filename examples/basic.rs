@@ -7,7 +7,9 @@ use std::time::Duration;
 use mqttsync::{Client, ConnectOptions, Error, Message, QoS};
 
 fn main() {
-    let uri = std::env::args().nth(1).unwrap_or_else(|| "tcp://localhost:1883".into());
+    let uri = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "tcp://localhost:1883".into());
     if let Err(e) = run(&uri) {
         eprintln!("basic: {e}");
         std::process::exit(1);
@@ -34,11 +36,16 @@ fn run(uri: &str) -> Result<(), Error> {
     println!("subscribed to {topic} with QoS {granted:?}");
 
     // Publish and wait until the broker acknowledged (PUBACK).
-    let delivered = client.publish_wait(Message::new(&topic, "Hello World!").qos(QoS::AtLeastOnce))?;
+    let delivered =
+        client.publish_wait(Message::new(&topic, "Hello World!").qos(QoS::AtLeastOnce))?;
     println!("message {} delivered", delivered.packet_id);
 
     let msg = client.messages().recv_timeout(Duration::from_secs(5))?;
-    println!("received on {}: {}", msg.topic, msg.payload_str().unwrap_or("<binary>"));
+    println!(
+        "received on {}: {}",
+        msg.topic,
+        msg.payload_str().unwrap_or("<binary>")
+    );
 
     client.unsubscribe(&topic)?;
     client.close()?;

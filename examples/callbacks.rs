@@ -10,7 +10,9 @@ use std::time::Duration;
 use mqttsync::{Client, ConnectOptions, Error, Message, QoS};
 
 fn main() {
-    let uri = std::env::args().nth(1).unwrap_or_else(|| "tcp://localhost:1883".into());
+    let uri = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "tcp://localhost:1883".into());
     if let Err(e) = run(&uri) {
         eprintln!("callbacks: {e}");
         std::process::exit(1);
@@ -31,11 +33,16 @@ fn run(uri: &str) -> Result<(), Error> {
         .on_connected(|session_present| println!("connected (session present: {session_present})"))
         .on_connection_lost(|cause| println!("connection lost: {cause}"))
         .on_message(move |m: Message| {
-            println!("message on {}: {}", m.topic, m.payload_str().unwrap_or("<binary>"));
+            println!(
+                "message on {}: {}",
+                m.topic,
+                m.payload_str().unwrap_or("<binary>")
+            );
             if m.topic.ends_with("/request") {
                 if let Some(client) = me2.get() {
                     // Calling the client from inside a callback is allowed.
-                    let reply = Message::new(&replies2, format!("re: {}", m.payload_str().unwrap_or("")));
+                    let reply =
+                        Message::new(&replies2, format!("re: {}", m.payload_str().unwrap_or("")));
                     if let Err(e) = client.publish(reply.qos(QoS::AtLeastOnce)) {
                         eprintln!("reply failed: {e}");
                     }
@@ -51,7 +58,10 @@ fn run(uri: &str) -> Result<(), Error> {
     client.publish_wait(Message::new(&requests, "ping").qos(QoS::AtLeastOnce))?;
     done_rx
         .recv_timeout(Duration::from_secs(5))
-        .map_err(|_| Error::Timeout { step: mqttsync::Step::Receive, after: Duration::from_secs(5) })?;
+        .map_err(|_| Error::Timeout {
+            step: mqttsync::Step::Receive,
+            after: Duration::from_secs(5),
+        })?;
     client.disconnect()?;
     Ok(())
 }

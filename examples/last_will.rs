@@ -13,7 +13,9 @@ use std::time::Duration;
 use mqttsync::{Client, ConnectOptions, Error, Message, QoS};
 
 fn main() {
-    let uri = std::env::args().nth(1).unwrap_or_else(|| "tcp://localhost:1883".into());
+    let uri = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "tcp://localhost:1883".into());
     if let Err(e) = run(&uri) {
         eprintln!("last_will: {e}");
         std::process::exit(1);
@@ -39,7 +41,11 @@ fn run(uri: &str) -> Result<(), Error> {
             .client_id(format!("device-{pid}"))
             .keep_alive(Duration::from_secs(5))
             .connect_timeout(Duration::from_secs(3))
-            .will(Message::new(&status, "offline").qos(QoS::AtLeastOnce).retain(true)),
+            .will(
+                Message::new(&status, "offline")
+                    .qos(QoS::AtLeastOnce)
+                    .retain(true),
+            ),
     )?;
     device.publish_wait(Message::new(&status, "online").qos(QoS::AtLeastOnce))?;
     println!("device online");
@@ -51,7 +57,11 @@ fn run(uri: &str) -> Result<(), Error> {
     let messages = watcher.messages();
     loop {
         let m = messages.recv_timeout(Duration::from_secs(10))?;
-        println!("watcher saw {} = {}", m.topic, m.payload_str().unwrap_or("?"));
+        println!(
+            "watcher saw {} = {}",
+            m.topic,
+            m.payload_str().unwrap_or("?")
+        );
         if m.payload.as_ref() == b"offline" {
             break;
         }

@@ -44,7 +44,9 @@ fn main() {
     let stdout = std::io::stdout();
     while count.is_none_or(|n| got < n) {
         let r = match deadline {
-            Some(d) => messages.recv_timeout(d.saturating_duration_since(std::time::Instant::now())),
+            Some(d) => {
+                messages.recv_timeout(d.saturating_duration_since(std::time::Instant::now()))
+            }
             None => messages.recv(),
         };
         match r {

@@ -11,8 +11,8 @@ pub mod topic;
 pub mod transport;
 
 pub use client::{
-    Client, ConnectInfo, ConnectOptions, Delivered, DeliveryEvent, DeliveryToken, Message, Messages,
-    ReconnectOptions, State, Stats, TlsOptions,
+    Client, ConnectInfo, ConnectOptions, Delivered, DeliveryEvent, DeliveryToken, Message,
+    Messages, ReconnectOptions, State, Stats, TlsOptions,
 };
 pub use error::{Error, Result, Step, TlsErrorKind};
 pub use proto::{ProtocolVersion, QoS};

@@ -89,7 +89,12 @@ fn remaining(deadline: Instant, step: Step, total: Duration) -> Result<Duration>
 
 /// Resolves `host:port` on a helper thread so that the deadline holds even when the
 /// system resolver hangs. IPv6 and IPv4 addresses are interleaved (IPv6 first).
-pub fn resolve(host: &str, port: u16, deadline: Instant, total: Duration) -> Result<Vec<SocketAddr>> {
+pub fn resolve(
+    host: &str,
+    port: u16,
+    deadline: Instant,
+    total: Duration,
+) -> Result<Vec<SocketAddr>> {
     if let Ok(ip) = host.parse::<std::net::IpAddr>() {
         return Ok(vec![SocketAddr::new(ip, port)]);
     }
@@ -100,7 +105,9 @@ pub fn resolve(host: &str, port: u16, deadline: Instant, total: Duration) -> Res
         .name("mqttsync-dns".into())
         .stack_size(64 * 1024)
         .spawn(move || {
-            let r = (h.as_str(), port).to_socket_addrs().map(|a| a.collect::<Vec<_>>());
+            let r = (h.as_str(), port)
+                .to_socket_addrs()
+                .map(|a| a.collect::<Vec<_>>());
             let _ = tx.send(r);
         })
         .map_err(Error::Io)?;
@@ -147,8 +154,12 @@ pub fn connect_tcp(addrs: &[SocketAddr], deadline: Instant, total: Duration) -> 
         } else {
             left
         };
-        let sock = Socket::new(Domain::for_address(*addr), Type::STREAM, Some(Protocol::TCP))
-            .map_err(Error::Io)?;
+        let sock = Socket::new(
+            Domain::for_address(*addr),
+            Type::STREAM,
+            Some(Protocol::TCP),
+        )
+        .map_err(Error::Io)?;
         match sock.connect_timeout(&(*addr).into(), share) {
             Ok(()) => {
                 sock.set_nodelay(true).map_err(Error::Io)?;
@@ -191,14 +202,18 @@ pub fn tls_connector(opts: &TlsOptions) -> Result<native_tls::TlsConnector> {
         let certs = native_tls::Certificate::stack_from_pem(&pem)
             .map_err(|e| tls_config_error(format!("CA file {}: {e}", ca.display())))?;
         if certs.is_empty() {
-            return Err(tls_config_error(format!("CA file {} holds no certificate", ca.display())));
+            return Err(tls_config_error(format!(
+                "CA file {} holds no certificate",
+                ca.display()
+            )));
         }
         for c in certs {
             b.add_root_certificate(c);
         }
     }
     if let Some(dir) = &opts.ca_dir {
-        let rd = std::fs::read_dir(dir).map_err(|e| tls_config_error(format!("CA dir {}: {e}", dir.display())))?;
+        let rd = std::fs::read_dir(dir)
+            .map_err(|e| tls_config_error(format!("CA dir {}: {e}", dir.display())))?;
         for ent in rd.flatten() {
             let p = ent.path();
             if !p.is_file() {
@@ -239,7 +254,10 @@ pub fn tls_connector(opts: &TlsOptions) -> Result<native_tls::TlsConnector> {
 /// Classifies a handshake error message into a [`TlsErrorKind`].
 pub fn classify_tls_error(msg: &str) -> TlsErrorKind {
     let m = msg.to_ascii_lowercase();
-    if m.contains("hostname mismatch") || m.contains("host name mismatch") || m.contains("ip address mismatch") {
+    if m.contains("hostname mismatch")
+        || m.contains("host name mismatch")
+        || m.contains("ip address mismatch")
+    {
         TlsErrorKind::NameMismatch
     } else if m.contains("expired") || m.contains("not yet valid") {
         TlsErrorKind::Expired
@@ -250,7 +268,10 @@ pub fn classify_tls_error(msg: &str) -> TlsErrorKind {
         || m.contains("unable to get issuer")
     {
         TlsErrorKind::UnknownCa
-    } else if m.contains("alert") || m.contains("handshake failure") || m.contains("certificate required") {
+    } else if m.contains("alert")
+        || m.contains("handshake failure")
+        || m.contains("certificate required")
+    {
         TlsErrorKind::HandshakeRefused
     } else {
         TlsErrorKind::Other
@@ -259,7 +280,12 @@ pub fn classify_tls_error(msg: &str) -> TlsErrorKind {
 
 /// Opens the transport for `uri` (DNS, TCP, TLS), all within `deadline`.
 /// The returned stream is blocking with read/write timeouts set to the time left.
-pub fn open(uri: &ServerUri, tls: Option<&TlsOptions>, deadline: Instant, total: Duration) -> Result<Stream> {
+pub fn open(
+    uri: &ServerUri,
+    tls: Option<&TlsOptions>,
+    deadline: Instant,
+    total: Duration,
+) -> Result<Stream> {
     let addrs = resolve(&uri.host, uri.port, deadline, total)?;
     let tcp = connect_tcp(&addrs, deadline, total)?;
     let _ = SockRef::from(&tcp).set_keepalive(false);
@@ -290,7 +316,9 @@ pub fn open(uri: &ServerUri, tls: Option<&TlsOptions>, deadline: Instant, total:
                         message,
                     })
                 }
-                Err(native_tls::HandshakeError::WouldBlock(_)) => Err(Error::timeout(Step::TlsHandshake, total)),
+                Err(native_tls::HandshakeError::WouldBlock(_)) => {
+                    Err(Error::timeout(Step::TlsHandshake, total))
+                }
             }
         }
         Scheme::Ws | Scheme::Wss => Err(Error::InvalidArgument(format!(

@@ -27,7 +27,11 @@ pub fn usage(prog: &str, extra: &str) -> ! {
 }
 
 /// Parses the common flags; unknown flags are handed to `other(flag, value_source)`.
-pub fn parse(prog: &str, extra: &str, mut other: impl FnMut(&str, &mut dyn FnMut() -> String) -> bool) -> Common {
+pub fn parse(
+    prog: &str,
+    extra: &str,
+    mut other: impl FnMut(&str, &mut dyn FnMut() -> String) -> bool,
+) -> Common {
     let mut c = Common {
         host: "localhost".into(),
         port: 1883,
@@ -66,7 +70,9 @@ pub fn parse(prog: &str, extra: &str, mut other: impl FnMut(&str, &mut dyn FnMut
             "-i" | "--id" => c.id = Some(next()),
             "-u" | "--username" => c.user = Some(next()),
             "-P" | "--pw" => c.password = Some(next()),
-            "-k" | "--keepalive" => c.keepalive = next().parse().unwrap_or_else(|_| usage(prog, extra)),
+            "-k" | "--keepalive" => {
+                c.keepalive = next().parse().unwrap_or_else(|_| usage(prog, extra))
+            }
             "-V" | "--protocol-version" => {
                 c.version = match next().as_str() {
                     "mqttv31" | "31" => ProtocolVersion::V31,
@@ -95,10 +101,9 @@ pub fn options(c: &Common, default_id: &str) -> ConnectOptions {
     } else {
         c.host.clone()
     };
-    let id = c
-        .id
-        .clone()
-        .unwrap_or_else(|| format!("{default_id}-{}", std::process::id()));
+    let id =
+        c.id.clone()
+            .unwrap_or_else(|| format!("{default_id}-{}", std::process::id()));
     let mut o = ConnectOptions::new(&format!("tcp://{host}:{}", c.port))
         .client_id(id)
         .version(c.version)

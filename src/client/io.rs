@@ -12,11 +12,13 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use mio::unix::SourceFd;
 use mio::{Interest, Poll, Token, Waker};
 
-use super::options::{ConnectOptions, LostCallback, Message, ReconnectOptions, ServerUri, TlsOptions};
+use super::options::{
+    ConnectOptions, LostCallback, Message, ReconnectOptions, ServerUri, TlsOptions,
+};
 use super::token::{Delivered, TokenInner};
 use super::{
-    Client, ConnectInfo, Control, Incoming, Messages, PubReq, Shared, STATE_CLOSED, STATE_CONNECTED,
-    STATE_CONNECTING, STATE_DISCONNECTED, STATE_RECONNECTING,
+    Client, ConnectInfo, Control, Incoming, Messages, PubReq, Shared, STATE_CLOSED,
+    STATE_CONNECTED, STATE_CONNECTING, STATE_DISCONNECTED, STATE_RECONNECTING,
 };
 use crate::error::{Error, Result, Step};
 use crate::persist::Persister;
@@ -372,7 +374,8 @@ impl Io {
                 continue;
             }
             for ev in self.events.iter() {
-                if ev.token() == SOCK && (ev.is_readable() || ev.is_read_closed() || ev.is_error()) {
+                if ev.token() == SOCK && (ev.is_readable() || ev.is_read_closed() || ev.is_error())
+                {
                     self.readable = true;
                 }
             }
@@ -387,7 +390,8 @@ impl Io {
     fn room_for_publishes(&self) -> bool {
         match self.shared.state.load(Ordering::Acquire) {
             STATE_CONNECTED => {
-                self.session.queued_len() < self.max_queued && self.wbuf.len() - self.wpos < WRITE_HIGH_WATER
+                self.session.queued_len() < self.max_queued
+                    && self.wbuf.len() - self.wpos < WRITE_HIGH_WATER
             }
             _ => true,
         }
@@ -416,8 +420,7 @@ impl Io {
     }
 
     fn paused(&self) -> bool {
-        !self.overflow.is_empty()
-            && self.shared.dispatch_waiting.load(Ordering::SeqCst) == 0
+        !self.overflow.is_empty() && self.shared.dispatch_waiting.load(Ordering::SeqCst) == 0
     }
 
     // ---- requests ----
@@ -449,8 +452,11 @@ impl Io {
                 let r = self.establish();
                 if let Err(e) = &r {
                     self.shared.set_state(STATE_DISCONNECTED);
-                    *self.shared.last_error.lock().unwrap_or_else(|p| p.into_inner()) =
-                        Some(Arc::new(super::clone_error(e)));
+                    *self
+                        .shared
+                        .last_error
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(super::clone_error(e)));
                 }
                 let _ = reply.send(r);
             }
@@ -521,7 +527,11 @@ impl Io {
                 }
             }
             Control::Pending { reply } => {
-                let mut v: Vec<(u64, u16)> = self.tokens.iter().map(|(pkid, (id, _))| (*id, *pkid)).collect();
+                let mut v: Vec<(u64, u16)> = self
+                    .tokens
+                    .iter()
+                    .map(|(pkid, (id, _))| (*id, *pkid))
+                    .collect();
                 v.sort_unstable();
                 let _ = reply.send(v);
             }
@@ -555,7 +565,10 @@ impl Io {
                     self.offline.push_back(req);
                 } else {
                     self.shared.dropped.fetch_add(1, Ordering::Relaxed);
-                    log::warn!("offline buffer full: publish to {} dropped", req.publish.topic);
+                    log::warn!(
+                        "offline buffer full: publish to {} dropped",
+                        req.publish.topic
+                    );
                     req.token.complete(Err(Arc::new(Error::NotConnected)));
                 }
                 return;
@@ -642,7 +655,9 @@ impl Io {
         self.session.connect(start, self.connect.clone())?;
         let mut out = Vec::new();
         self.session.poll_transmit(Instant::now(), &mut out);
-        stream.write_all(&out).map_err(|e| map_timeout(e, Step::ConnAck, total))?;
+        stream
+            .write_all(&out)
+            .map_err(|e| map_timeout(e, Step::ConnAck, total))?;
         let connack = loop {
             let now = Instant::now();
             if now >= deadline {
@@ -698,9 +713,11 @@ impl Io {
         stream.set_timeouts(None)?;
         stream.set_nonblocking(true)?;
         let fd = stream.as_raw_fd();
-        self.poll
-            .registry()
-            .register(&mut SourceFd(&fd), SOCK, Interest::READABLE | Interest::WRITABLE)?;
+        self.poll.registry().register(
+            &mut SourceFd(&fd),
+            SOCK,
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
         self.stream = Some(stream);
         self.readable = true;
         let info = ConnectInfo {
@@ -709,9 +726,17 @@ impl Io {
             version: self.version,
             properties: connack.properties.clone(),
         };
-        *self.shared.connect_info.lock().unwrap_or_else(|e| e.into_inner()) = Some(info.clone());
+        *self
+            .shared
+            .connect_info
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(info.clone());
         self.shared.set_state(STATE_CONNECTED);
-        self.backoff = self.reconnect.as_ref().map(|r| r.min_delay).unwrap_or_default();
+        self.backoff = self
+            .reconnect
+            .as_ref()
+            .map(|r| r.min_delay)
+            .unwrap_or_default();
         log::info!(
             "connected to {uri} (session present: {})",
             connack.session_present
@@ -739,10 +764,14 @@ impl Io {
         }
         self.session.poll_transmit(now, &mut self.wbuf);
         while self.wpos < self.wbuf.len() {
-            let Some(stream) = self.stream.as_mut() else { return };
+            let Some(stream) = self.stream.as_mut() else {
+                return;
+            };
             match stream.write(&self.wbuf[self.wpos..]) {
                 Ok(0) => {
-                    self.lose(Error::ConnectionLost("connection closed while writing".into()));
+                    self.lose(Error::ConnectionLost(
+                        "connection closed while writing".into(),
+                    ));
                     return;
                 }
                 Ok(n) => self.wpos += n,
@@ -766,10 +795,14 @@ impl Io {
     fn read(&mut self, now: Instant) {
         let mut budget = READ_BUDGET;
         while budget > 0 && !self.paused() {
-            let Some(stream) = self.stream.as_mut() else { return };
+            let Some(stream) = self.stream.as_mut() else {
+                return;
+            };
             match stream.read(&mut self.scratch) {
                 Ok(0) => {
-                    self.lose(Error::ConnectionLost("connection closed by the server".into()));
+                    self.lose(Error::ConnectionLost(
+                        "connection closed by the server".into(),
+                    ));
                     return;
                 }
                 Ok(n) => {
@@ -855,7 +888,9 @@ impl Io {
                     };
                     let packet_type = ack.packet_type();
                     let (reason, properties) = match ack {
-                        Packet::PubAck(a) | Packet::PubRec(a) | Packet::PubComp(a) => (a.reason, a.properties),
+                        Packet::PubAck(a) | Packet::PubRec(a) | Packet::PubComp(a) => {
+                            (a.reason, a.properties)
+                        }
                         _ => (0, Default::default()),
                     };
                     let result = if reason >= 0x80 {
@@ -903,7 +938,9 @@ impl Io {
                     return;
                 }
                 Event::Persist(op) => self.persist(op),
-                Event::Auth(a) => log::debug!("AUTH from server ignored (reason {:#04x})", a.reason),
+                Event::Auth(a) => {
+                    log::debug!("AUTH from server ignored (reason {:#04x})", a.reason)
+                }
                 Event::Connected(_) | Event::ConnectionRefused(_) => {
                     log::debug!("unexpected connection event after CONNACK")
                 }
@@ -972,7 +1009,9 @@ impl Io {
     }
 
     fn check_disconnecting(&mut self, now: Instant) {
-        let Some(d) = self.disconnecting.as_ref() else { return };
+        let Some(d) = self.disconnecting.as_ref() else {
+            return;
+        };
         if self.stream.is_none() {
             if let Some(mut d) = self.disconnecting.take() {
                 if let Some(r) = d.reply.take() {
@@ -985,7 +1024,9 @@ impl Io {
         if !done && now < d.deadline {
             return;
         }
-        let Some(mut d) = self.disconnecting.take() else { return };
+        let Some(mut d) = self.disconnecting.take() else {
+            return;
+        };
         self.session.disconnect(now, d.packet.clone());
         self.flush_best_effort();
         self.close_stream();
@@ -1021,7 +1062,9 @@ impl Io {
     }
 
     fn schedule_reconnect(&mut self, now: Instant) {
-        let Some(r) = self.reconnect.as_ref() else { return };
+        let Some(r) = self.reconnect.as_ref() else {
+            return;
+        };
         // Exponential backoff with "full jitter" between half and all of the delay.
         self.rng ^= self.rng << 13;
         self.rng ^= self.rng >> 7;
@@ -1071,7 +1114,11 @@ impl Io {
             }
         }
         let err = Arc::new(err);
-        *self.shared.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(err.clone());
+        *self
+            .shared
+            .last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(err.clone());
         if self.reconnect.is_some() && !self.user_disconnected && !self.shutdown {
             self.schedule_reconnect(Instant::now());
         } else {
@@ -1083,7 +1130,8 @@ impl Io {
 
     fn finish(&mut self) {
         if self.stream.is_some() {
-            self.session.disconnect(Instant::now(), Disconnect::default());
+            self.session
+                .disconnect(Instant::now(), Disconnect::default());
             self.flush_best_effort();
             self.close_stream();
         }
@@ -1115,7 +1163,9 @@ impl Io {
 
 fn map_timeout(e: std::io::Error, step: Step, total: Duration) -> Error {
     match e.kind() {
-        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => Error::timeout(step, total),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+            Error::timeout(step, total)
+        }
         _ => Error::Io(e),
     }
 }
@@ -1123,4 +1173,3 @@ fn map_timeout(e: std::io::Error, step: Step, total: Duration) -> Error {
 fn session_error(e: SessionError) -> Error {
     Error::Protocol(e.to_string())
 }
-

@@ -6,8 +6,8 @@
 //!
 //! [`Session`]: crate::proto::session::Session
 
-pub mod options;
 mod io;
+pub mod options;
 mod token;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
@@ -24,8 +24,8 @@ pub use token::{Delivered, DeliveryToken};
 
 use crate::error::{Error, Result, Step};
 use crate::proto::{
-    Disconnect, Properties, ProtocolVersion, Publish, QoS, SubAck, SubscribeFilter, SubscribeOptions,
-    UnsubAck,
+    Disconnect, Properties, ProtocolVersion, Publish, QoS, SubAck, SubscribeFilter,
+    SubscribeOptions, UnsubAck,
 };
 
 const STATE_CONNECTING: u8 = 0;
@@ -217,7 +217,10 @@ pub(crate) fn clone_error(e: &Error) -> Error {
             after: *after,
         },
         Error::Protocol(s) => Error::Protocol(s.clone()),
-        Error::Rejected { code, reason } => Error::Rejected { code: *code, reason },
+        Error::Rejected { code, reason } => Error::Rejected {
+            code: *code,
+            reason,
+        },
         Error::Command(c) => Error::Command(c.clone()),
         Error::Io(io) => Error::Io(std::io::Error::new(io.kind(), io.to_string())),
         Error::NotConnected => Error::NotConnected,
@@ -452,7 +455,12 @@ impl Client {
         self.request_timeout
     }
 
-    fn control<T>(&self, make: impl FnOnce(Sender<T>) -> Control, step: Step, timeout: Duration) -> Result<T> {
+    fn control<T>(
+        &self,
+        make: impl FnOnce(Sender<T>) -> Control,
+        step: Step,
+        timeout: Duration,
+    ) -> Result<T> {
         if self.shared.state() == State::Closed {
             return Err(Error::Closed);
         }
@@ -554,7 +562,11 @@ impl Client {
 
     /// Subscribes to several filters with full (v5) options and properties; returns the
     /// SUBACK (one code per filter: granted QoS, or a failure code >= 0x80).
-    pub fn subscribe_many(&self, filters: Vec<SubscribeFilter>, properties: Properties) -> Result<SubAck> {
+    pub fn subscribe_many(
+        &self,
+        filters: Vec<SubscribeFilter>,
+        properties: Properties,
+    ) -> Result<SubAck> {
         self.subscribe_many_timeout(filters, properties, self.request_timeout)
     }
 
@@ -604,7 +616,11 @@ impl Client {
     }
 
     /// Removes several subscriptions; returns the UNSUBACK (v5 reason codes; empty for 3.x).
-    pub fn unsubscribe_many(&self, filters: Vec<String>, properties: Properties) -> Result<UnsubAck> {
+    pub fn unsubscribe_many(
+        &self,
+        filters: Vec<String>,
+        properties: Properties,
+    ) -> Result<UnsubAck> {
         if filters.is_empty() {
             return Err(Error::InvalidArgument("no topic filter".into()));
         }
@@ -667,7 +683,11 @@ impl Client {
 
     /// Outgoing QoS 1/2 publishes not yet completed: (token id, packet id).
     pub fn pending_deliveries(&self) -> Result<Vec<(u64, u16)>> {
-        self.control(|reply| Control::Pending { reply }, Step::Queue, self.request_timeout)
+        self.control(
+            |reply| Control::Pending { reply },
+            Step::Queue,
+            self.request_timeout,
+        )
     }
 
     /// Disconnects (as [`disconnect`](Self::disconnect)) and shuts the client down,
@@ -692,10 +712,20 @@ impl Drop for Client {
         self.shared.parked.store(true, Ordering::SeqCst);
         self.shared.wake();
         let on_dispatch = self.shared.on_dispatch_thread();
-        if let Some(h) = self.io_thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        if let Some(h) = self
+            .io_thread
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
             let _ = h.join();
         }
-        if let Some(h) = self.dispatch_thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        if let Some(h) = self
+            .dispatch_thread
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
             if !on_dispatch {
                 let _ = h.join();
             }

@@ -89,7 +89,9 @@ impl ServerUri {
             match hostport.rfind(':') {
                 Some(i) => (
                     hostport[..i].to_string(),
-                    hostport[i + 1..].parse::<u16>().map_err(|_| bad("invalid port"))?,
+                    hostport[i + 1..]
+                        .parse::<u16>()
+                        .map_err(|_| bad("invalid port"))?,
                 ),
                 None => (hostport.to_string(), default_port),
             }
@@ -513,14 +515,20 @@ impl ConnectOptions {
 
     /// Called on the dispatch thread when an outgoing QoS 1/2 publish completes
     /// (acknowledged or refused), in acknowledgement order.
-    pub fn on_delivered(mut self, f: impl FnMut(&crate::client::DeliveryEvent) + Send + 'static) -> Self {
+    pub fn on_delivered(
+        mut self,
+        f: impl FnMut(&crate::client::DeliveryEvent) + Send + 'static,
+    ) -> Self {
         self.on_delivered = Some(Box::new(f));
         self
     }
 
     /// Called on the dispatch thread when a v5 server sends DISCONNECT (before the
     /// connection-lost callback).
-    pub fn on_server_disconnect(mut self, f: impl FnMut(&crate::proto::Disconnect) + Send + 'static) -> Self {
+    pub fn on_server_disconnect(
+        mut self,
+        f: impl FnMut(&crate::proto::Disconnect) + Send + 'static,
+    ) -> Self {
         self.on_server_disconnect = Some(Box::new(f));
         self
     }

@@ -108,7 +108,11 @@ pub fn decode(frame: Frame, version: ProtocolVersion) -> Result<Packet, DecodeEr
 }
 
 /// Appends the encoding of `packet` to `out`; returns the number of bytes written.
-pub fn encode(packet: &Packet, version: ProtocolVersion, out: &mut Vec<u8>) -> Result<usize, EncodeError> {
+pub fn encode(
+    packet: &Packet,
+    version: ProtocolVersion,
+    out: &mut Vec<u8>,
+) -> Result<usize, EncodeError> {
     let _ = (packet, version, out);
     todo!()
 }
