@@ -2725,6 +2725,23 @@ mod tests {
     }
 
     #[test]
+    fn disconnect_before_connack() {
+        let t0 = Instant::now();
+        let mut s = Session::new(config(V5));
+        s.connect(t0, connect_packet(V5)).unwrap();
+        s.publish(t0, publish("q0", QoS::AtMostOnce)).unwrap();
+        s.disconnect(t0, Disconnect::default());
+        let out = sent(&mut s, t0);
+        assert_eq!(out.len(), 2);
+        assert!(matches!(out[0], Packet::Connect(_)));
+        assert!(matches!(out[1], Packet::Disconnect(_)));
+        s.handle_packet(t0, connack(false)).unwrap();
+        assert!(sent(&mut s, t0).is_empty());
+        assert!(!s.is_connected());
+        assert!(events(&mut s).is_empty());
+    }
+
+    #[test]
     fn connack_only_after_connect() {
         let t0 = Instant::now();
         let mut s = Session::new(config(V3));
