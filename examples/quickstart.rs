@@ -18,7 +18,7 @@ use mqttsync::{Client, ConnectOptions, Message, ProtocolVersion, QoS};
 enum Broker {
     External(String),
     Mosquitto(Child, String),
-    Mini(minibroker::MiniBroker, String),
+    Mini(#[allow(dead_code)] minibroker::MiniBroker, String),
 }
 
 impl Broker {
