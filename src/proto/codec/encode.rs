@@ -21,7 +21,9 @@ fn str_len(s: &str, field: &'static str) -> Result<usize> {
         return Err(EncodeError::FieldTooLong(field));
     }
     if s.as_bytes().contains(&0) {
-        return Err(EncodeError::Invalid("string contains U+0000 (MQTT-1.5.4-2)"));
+        return Err(EncodeError::Invalid(
+            "string contains U+0000 (MQTT-1.5.4-2)",
+        ));
     }
     Ok(2 + s.len())
 }
@@ -77,7 +79,9 @@ fn props_len(props: &Properties, ctx: Ctx) -> Result<usize> {
     for p in props.iter() {
         len += property_len(p, ctx)?;
         if !seen.insert(p.id()) && !may_repeat(p.id(), ctx) {
-            return Err(EncodeError::Invalid("property repeated that may appear only once"));
+            return Err(EncodeError::Invalid(
+                "property repeated that may appear only once",
+            ));
         }
     }
     if len > MAX_REMAINING_LENGTH {
@@ -91,7 +95,13 @@ pub(super) fn remaining_len(packet: &Packet, version: ProtocolVersion) -> Result
     let v5 = version.is_v5();
     let len = match packet {
         Packet::Connect(c) => connect_len(c)?,
-        Packet::ConnAck(c) => 2 + if v5 { props_len(&c.properties, Ctx::CONNACK)? } else { 0 },
+        Packet::ConnAck(c) => {
+            2 + if v5 {
+                props_len(&c.properties, Ctx::CONNACK)?
+            } else {
+                0
+            }
+        }
         Packet::Publish(p) => publish_len(p, v5)?,
         Packet::PubAck(r) | Packet::PubRec(r) | Packet::PubRel(r) | Packet::PubComp(r) => {
             if !v5 || (r.reason == 0 && r.properties.is_empty()) {
@@ -119,7 +129,11 @@ pub(super) fn remaining_len(packet: &Packet, version: ProtocolVersion) -> Result
             len
         }
         Packet::SubAck(s) => {
-            let props = if v5 { props_len(&s.properties, Ctx::SUBACK)? } else { 0 };
+            let props = if v5 {
+                props_len(&s.properties, Ctx::SUBACK)?
+            } else {
+                0
+            };
             2 + props + s.return_codes.len()
         }
         Packet::Unsubscribe(u) => {
@@ -207,13 +221,21 @@ fn connect_len(c: &Connect) -> Result<usize> {
 fn publish_len(p: &Publish, v5: bool) -> Result<usize> {
     match (p.qos, p.pkid) {
         (QoS::AtMostOnce, 0) if p.dup => {
-            return Err(EncodeError::Invalid("DUP set on a QoS 0 PUBLISH (MQTT-3.3.1-2)"))
+            return Err(EncodeError::Invalid(
+                "DUP set on a QoS 0 PUBLISH (MQTT-3.3.1-2)",
+            ))
         }
         (QoS::AtMostOnce, 0) => {}
         (QoS::AtMostOnce, _) => {
-            return Err(EncodeError::Invalid("QoS 0 PUBLISH with a packet identifier"))
+            return Err(EncodeError::Invalid(
+                "QoS 0 PUBLISH with a packet identifier",
+            ))
         }
-        (_, 0) => return Err(EncodeError::Invalid("QoS > 0 PUBLISH with packet identifier 0")),
+        (_, 0) => {
+            return Err(EncodeError::Invalid(
+                "QoS > 0 PUBLISH with packet identifier 0",
+            ))
+        }
         _ => {}
     }
     let mut len = str_len(&p.topic, "topic name")? + p.payload.len();

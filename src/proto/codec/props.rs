@@ -36,7 +36,10 @@ const fn set(ctxs: &[Ctx]) -> u16 {
 fn allowed_in(id: u8) -> u16 {
     use Ctx as C;
     match id {
-        PAYLOAD_FORMAT_INDICATOR | MESSAGE_EXPIRY_INTERVAL | CONTENT_TYPE | RESPONSE_TOPIC
+        PAYLOAD_FORMAT_INDICATOR
+        | MESSAGE_EXPIRY_INTERVAL
+        | CONTENT_TYPE
+        | RESPONSE_TOPIC
         | CORRELATION_DATA => set(&[C::PUBLISH, C::WILL]),
         SUBSCRIPTION_IDENTIFIER => set(&[C::PUBLISH, C::SUBSCRIBE]),
         SESSION_EXPIRY_INTERVAL => set(&[C::CONNECT, C::CONNACK, C::DISCONNECT]),
