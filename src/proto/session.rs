@@ -117,9 +117,7 @@ impl SessionError {
     /// The v5 reason code for the DISCONNECT the client sends because of this error.
     pub fn reason_code(&self) -> u8 {
         match self {
-            SessionError::Decode(DecodeError::PacketTooLarge { .. }) => {
-                super::reason::PACKET_TOO_LARGE
-            }
+            SessionError::Decode(DecodeError::PacketTooLarge { .. }) => super::reason::PACKET_TOO_LARGE,
             SessionError::Decode(_) => super::reason::MALFORMED_PACKET,
             SessionError::Protocol(_) => super::reason::PROTOCOL_ERROR,
             SessionError::KeepAliveTimeout => super::reason::KEEP_ALIVE_TIMEOUT,
