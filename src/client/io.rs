@@ -23,7 +23,10 @@ use super::{
 use crate::error::{Error, Result, Step};
 use crate::persist::Persister;
 use crate::proto::session::{Event, PersistOp, Session, SessionConfig, SessionError};
-use crate::proto::{reason, Connect, Disconnect, Packet, ProtocolVersion, QoS, SubAck, UnsubAck};
+use crate::proto::{
+    reason, Connect, Disconnect, Packet, Properties, ProtocolVersion, QoS, SubAck, SubscribeFilter,
+    UnsubAck,
+};
 use crate::transport::{self, Stream};
 
 const WAKE: Token = Token(0);
@@ -32,6 +35,8 @@ const SOCK: Token = Token(1);
 const READ_BUDGET: usize = 1 << 20;
 /// Outgoing bytes buffered before requests stop being drained.
 const WRITE_HIGH_WATER: usize = 1 << 20;
+/// A connection up for this long counts as healthy: the reconnect backoff starts over.
+const STABLE_CONNECTION: Duration = Duration::from_secs(5);
 
 pub(crate) struct Callbacks {
     pub(crate) on_message: Option<super::options::MessageCallback>,
@@ -39,6 +44,17 @@ pub(crate) struct Callbacks {
     pub(crate) on_connection_lost: Option<LostCallback>,
     pub(crate) on_delivered: Option<super::options::DeliveredCallback>,
     pub(crate) on_server_disconnect: Option<super::options::ServerDisconnectCallback>,
+}
+
+struct SubWaiter {
+    reply: Option<Sender<Result<SubAck>>>,
+    filters: Vec<SubscribeFilter>,
+    properties: Properties,
+}
+
+struct UnsubWaiter {
+    reply: Option<Sender<Result<UnsubAck>>>,
+    filters: Vec<String>,
 }
 
 struct Disconnecting {
@@ -77,13 +93,18 @@ pub(crate) struct Io {
     delivered_to_dispatch: bool,
     overflow: VecDeque<Incoming>,
     tokens: HashMap<u16, (u64, Arc<TokenInner>)>,
-    sub_waiters: HashMap<u16, Sender<Result<SubAck>>>,
-    unsub_waiters: HashMap<u16, Sender<Result<UnsubAck>>>,
+    sub_waiters: HashMap<u16, SubWaiter>,
+    unsub_waiters: HashMap<u16, UnsubWaiter>,
+    /// Granted subscriptions, re-issued after a reconnect that lost the session.
+    subscriptions: Vec<(SubscribeFilter, Properties)>,
+    resubscribe: bool,
+    ever_connected: bool,
     offline: VecDeque<PubReq>,
     disconnecting: Option<Disconnecting>,
     store: Option<Persister>,
     shutdown: bool,
     rng: u64,
+    connected_at: Option<Instant>,
 }
 
 pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
@@ -231,11 +252,15 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
         tokens: HashMap::new(),
         sub_waiters: HashMap::new(),
         unsub_waiters: HashMap::new(),
+        subscriptions: Vec::new(),
+        resubscribe: opts.resubscribe,
+        ever_connected: false,
         offline: VecDeque::new(),
         disconnecting: None,
         store,
         shutdown: false,
         rng: seed(),
+        connected_at: None,
     };
 
     let io_thread = std::thread::Builder::new()
@@ -469,9 +494,19 @@ impl Io {
                     let _ = reply.send(Err(Error::NotConnected));
                     return;
                 }
-                match self.session.subscribe(now, filters, properties) {
+                match self
+                    .session
+                    .subscribe(now, filters.clone(), properties.clone())
+                {
                     Ok(id) => {
-                        self.sub_waiters.insert(id, reply);
+                        self.sub_waiters.insert(
+                            id,
+                            SubWaiter {
+                                reply: Some(reply),
+                                filters,
+                                properties,
+                            },
+                        );
                     }
                     Err(e) => {
                         let _ = reply.send(Err(e.into()));
@@ -487,9 +522,15 @@ impl Io {
                     let _ = reply.send(Err(Error::NotConnected));
                     return;
                 }
-                match self.session.unsubscribe(now, filters, properties) {
+                match self.session.unsubscribe(now, filters.clone(), properties) {
                     Ok(id) => {
-                        self.unsub_waiters.insert(id, reply);
+                        self.unsub_waiters.insert(
+                            id,
+                            UnsubWaiter {
+                                reply: Some(reply),
+                                filters,
+                            },
+                        );
                     }
                     Err(e) => {
                         let _ = reply.send(Err(e.into()));
@@ -742,6 +783,10 @@ impl Io {
             connack.session_present
         );
         let now = Instant::now();
+        if self.ever_connected && !connack.session_present {
+            self.resubscribe_all(now);
+        }
+        self.ever_connected = true;
         let offline: Vec<PubReq> = self.offline.drain(..).collect();
         for req in offline {
             self.publish(now, req);
@@ -918,13 +963,25 @@ impl Io {
                     tok.complete(result);
                 }
                 Event::SubscribeDone(ack) => {
-                    if let Some(tx) = self.sub_waiters.remove(&ack.pkid) {
-                        let _ = tx.send(Ok(ack));
+                    if let Some(w) = self.sub_waiters.remove(&ack.pkid) {
+                        for (f, code) in w.filters.into_iter().zip(ack.return_codes.iter()) {
+                            if *code < 0x80 {
+                                self.subscriptions.retain(|(s, _)| s.filter != f.filter);
+                                self.subscriptions.push((f, w.properties.clone()));
+                            }
+                        }
+                        if let Some(tx) = w.reply {
+                            let _ = tx.send(Ok(ack));
+                        }
                     }
                 }
                 Event::UnsubscribeDone(ack) => {
-                    if let Some(tx) = self.unsub_waiters.remove(&ack.pkid) {
-                        let _ = tx.send(Ok(ack));
+                    if let Some(w) = self.unsub_waiters.remove(&ack.pkid) {
+                        self.subscriptions
+                            .retain(|(s, _)| !w.filters.contains(&s.filter));
+                        if let Some(tx) = w.reply {
+                            let _ = tx.send(Ok(ack));
+                        }
                     }
                 }
                 Event::ServerDisconnect(d) => {
@@ -1090,11 +1147,53 @@ impl Io {
     }
 
     fn fail_waiters(&mut self, why: &str) {
-        for (_, tx) in self.sub_waiters.drain() {
-            let _ = tx.send(Err(Error::ConnectionLost(why.to_string())));
+        for (_, w) in self.sub_waiters.drain() {
+            if let Some(tx) = w.reply {
+                let _ = tx.send(Err(Error::ConnectionLost(why.to_string())));
+            }
         }
-        for (_, tx) in self.unsub_waiters.drain() {
-            let _ = tx.send(Err(Error::ConnectionLost(why.to_string())));
+        for (_, w) in self.unsub_waiters.drain() {
+            if let Some(tx) = w.reply {
+                let _ = tx.send(Err(Error::ConnectionLost(why.to_string())));
+            }
+        }
+    }
+
+    /// After a reconnect that found no session: subscribe again to everything granted
+    /// before (grouped as they were requested is not needed; one SUBSCRIBE per properties
+    /// set keeps subscription identifiers right).
+    fn resubscribe_all(&mut self, now: Instant) {
+        if !self.resubscribe || self.subscriptions.is_empty() {
+            return;
+        }
+        let mut groups: Vec<(Properties, Vec<SubscribeFilter>)> = Vec::new();
+        for (f, p) in &self.subscriptions {
+            match groups.iter_mut().find(|(gp, _)| gp == p) {
+                Some((_, v)) => v.push(f.clone()),
+                None => groups.push((p.clone(), vec![f.clone()])),
+            }
+        }
+        for (properties, filters) in groups {
+            log::info!(
+                "session lost: re-subscribing to {} filter(s)",
+                filters.len()
+            );
+            match self
+                .session
+                .subscribe(now, filters.clone(), properties.clone())
+            {
+                Ok(id) => {
+                    self.sub_waiters.insert(
+                        id,
+                        SubWaiter {
+                            reply: None,
+                            filters,
+                            properties,
+                        },
+                    );
+                }
+                Err(e) => log::error!("re-subscribe failed: {e}"),
+            }
         }
     }
 

@@ -291,6 +291,7 @@ pub struct ConnectOptions {
     pub(crate) max_packet_size: usize,
     pub(crate) tls: Option<TlsOptions>,
     pub(crate) reconnect: Option<ReconnectOptions>,
+    pub(crate) resubscribe: bool,
     pub(crate) persistence: Option<Box<dyn Store>>,
     pub(crate) on_message: Option<MessageCallback>,
     pub(crate) on_connected: Option<ConnectedCallback>,
@@ -339,6 +340,7 @@ impl ConnectOptions {
             max_packet_size: crate::proto::codec::MAX_REMAINING_LENGTH + 5,
             tls: None,
             reconnect: None,
+            resubscribe: true,
             persistence: None,
             on_message: None,
             on_connected: None,
@@ -486,6 +488,13 @@ impl ConnectOptions {
     /// the application calls [`Client::reconnect`](crate::Client::reconnect)).
     pub fn automatic_reconnect(mut self, r: ReconnectOptions) -> Self {
         self.reconnect = Some(r);
+        self
+    }
+
+    /// After a reconnect that found no session on the broker (session present = 0), send
+    /// SUBSCRIBE again for every subscription granted before (default true).
+    pub fn resubscribe(mut self, on: bool) -> Self {
+        self.resubscribe = on;
         self
     }
 

@@ -1,0 +1,356 @@
+//! Automatic reconnect, several servers and broker restarts, against real mosquitto
+//! processes: nothing the client accepted is lost.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use common::{unique_client_id, wait_until, Broker, DEADLINE};
+use mqttsync::{
+    Client, ConnectOptions, DeliveryToken, Message, ProtocolVersion, QoS, ReconnectOptions, State,
+};
+
+fn fast_reconnect() -> ReconnectOptions {
+    ReconnectOptions {
+        min_delay: Duration::from_millis(50),
+        max_delay: Duration::from_millis(500),
+        max_buffered: 100_000,
+    }
+}
+
+fn persistent(uri: &str, id: &str) -> ConnectOptions {
+    ConnectOptions::new(uri)
+        .client_id(id)
+        .clean_start(false)
+        .keep_alive(Duration::from_secs(2))
+        .connect_timeout(Duration::from_secs(2))
+        .automatic_reconnect(fast_reconnect())
+}
+
+/// Collects message payloads from a client's channel until `want` distinct ones arrived.
+fn collect_distinct(c: &Client, want: usize, timeout: Duration) -> HashMap<String, usize> {
+    let deadline = Instant::now() + timeout;
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    while seen.len() < want {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match c.messages().recv_timeout(left) {
+            Ok(m) => {
+                *seen
+                    .entry(m.payload_str().unwrap().to_string())
+                    .or_default() += 1
+            }
+            Err(mqttsync::Error::ConnectionLost(_)) => continue,
+            Err(e) => {
+                eprintln!("after {} distinct messages: {e}", seen.len());
+                break;
+            }
+        }
+    }
+    seen
+}
+
+#[test]
+fn broker_restart_mid_stream_loses_nothing_and_qos2_stays_exactly_once() {
+    // Unlimited queue so the broker itself drops nothing for a slow subscriber.
+    let mut broker = Broker::builder()
+        .persistence(true)
+        .max_queued_messages(100_000)
+        .start();
+    let uri = broker.uri();
+    let sub = Client::connect(persistent(&uri, &unique_client_id("rsub"))).unwrap();
+    sub.subscribe("stream/#", QoS::ExactlyOnce).unwrap();
+    // Default window (20): mosquitto refuses (PUBACK 0x97, silent in 3.1.1) QoS 1/2 messages
+    // beyond its max_inflight_messages of 20 per client.
+    let publ = Client::connect(persistent(&uri, &unique_client_id("rpub"))).unwrap();
+
+    let n = 2000usize;
+    let mut tokens: Vec<DeliveryToken> = Vec::with_capacity(n);
+    for i in 0..n {
+        let qos = if i % 2 == 0 {
+            QoS::AtLeastOnce
+        } else {
+            QoS::ExactlyOnce
+        };
+        tokens.push(
+            publ.publish(Message::new(format!("stream/{}", i % 2), format!("{i}")).qos(qos))
+                .unwrap(),
+        );
+        if i == n / 2 {
+            // SIGTERM (mosquitto saves its database) and start again on the same port, in
+            // the middle of the stream.
+            broker.restart();
+        }
+    }
+    for (i, t) in tokens.iter().enumerate() {
+        t.wait_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|e| panic!("message {i} not acknowledged: {e}"));
+    }
+    let seen = collect_distinct(&sub, n, Duration::from_secs(30));
+    let missing: Vec<usize> = (0..n)
+        .filter(|i| !seen.contains_key(&i.to_string()))
+        .collect();
+    assert!(missing.is_empty(), "missing messages {missing:?}");
+    for i in (1..n).step_by(2) {
+        assert_eq!(
+            seen[&i.to_string()],
+            1,
+            "QoS 2 message {i} delivered exactly once"
+        );
+    }
+    let dups: usize = seen.values().map(|c| c - 1).sum();
+    eprintln!(
+        "{} messages, all received; {} QoS 1 duplicates; reconnects: pub {}, sub {}",
+        n,
+        dups,
+        publ.stats().reconnects,
+        sub.stats().reconnects
+    );
+    assert!(publ.stats().reconnects >= 1 && sub.stats().reconnects >= 1);
+}
+
+#[test]
+fn resubscribes_when_the_broker_lost_the_session() {
+    // No persistence: a restarted broker knows nothing of the subscription.
+    let mut broker = Broker::start();
+    let uri = broker.uri();
+    let (conn_tx, conn_rx) = mpsc::channel();
+    let sub = Client::connect(
+        ConnectOptions::new(&uri)
+            .client_id(unique_client_id("resub"))
+            .automatic_reconnect(fast_reconnect())
+            .on_connected(move |sp| {
+                let _ = conn_tx.send(sp);
+            }),
+    )
+    .unwrap();
+    assert!(!conn_rx.recv_timeout(DEADLINE).unwrap());
+    sub.subscribe("resub/+", QoS::AtLeastOnce).unwrap();
+    broker.restart();
+    // Reconnected without a session: the client subscribes again by itself.
+    assert!(
+        !conn_rx.recv_timeout(DEADLINE).unwrap(),
+        "second connect, session lost"
+    );
+    assert!(
+        broker.wait_for_log_count("Received SUBSCRIBE from", 2, DEADLINE),
+        "{}",
+        broker.log()
+    );
+    let publ =
+        Client::connect(ConnectOptions::new(&uri).client_id(unique_client_id("rp"))).unwrap();
+    publ.publish_wait(Message::new("resub/x", "after restart").qos(QoS::AtLeastOnce))
+        .unwrap();
+    let m = sub.messages().recv_timeout(DEADLINE);
+    let m = match m {
+        Err(mqttsync::Error::ConnectionLost(_)) => sub.messages().recv_timeout(DEADLINE),
+        other => other,
+    }
+    .unwrap();
+    assert_eq!(m.payload_str(), Some("after restart"));
+    assert_eq!(sub.stats().reconnects, 1);
+}
+
+#[test]
+fn publishes_while_disconnected_are_buffered_up_to_a_bound_and_drops_are_counted() {
+    let mut broker = Broker::start();
+    let uri = broker.uri();
+    let watcher_opts = |b: &Broker| ConnectOptions::new(&b.uri()).client_id(unique_client_id("w"));
+    let c = Client::connect(
+        ConnectOptions::new(&uri)
+            .client_id(unique_client_id("buf"))
+            .automatic_reconnect(ReconnectOptions {
+                min_delay: Duration::from_millis(100),
+                max_delay: Duration::from_millis(200),
+                max_buffered: 10,
+            }),
+    )
+    .unwrap();
+    broker.stop();
+    assert!(wait_until(DEADLINE, || c.state() == State::Reconnecting));
+    let tokens: Vec<_> = (0..15)
+        .map(|i| {
+            c.publish(Message::new("buf", format!("{i}")).qos(QoS::AtLeastOnce))
+                .unwrap()
+        })
+        .collect();
+    // The 11th..15th are refused at once and counted.
+    for t in &tokens[10..] {
+        assert!(matches!(
+            t.wait_timeout(DEADLINE),
+            Err(mqttsync::Error::NotConnected)
+        ));
+    }
+    assert_eq!(c.stats().dropped, 5);
+    broker.start_again();
+    let w = Client::connect(watcher_opts(&broker)).unwrap();
+    w.subscribe("buf", QoS::AtLeastOnce).unwrap();
+    // The first ten go out once the client is back (it may reconnect before or after the
+    // watcher subscribed; wait for the tokens, which complete only on PUBACK).
+    for t in &tokens[..10] {
+        t.wait_timeout(DEADLINE).unwrap();
+    }
+    assert!(c.is_connected());
+}
+
+#[test]
+fn backoff_spaces_out_reconnect_attempts() {
+    let mut broker = Broker::start();
+    let (lost_tx, lost_rx) = mpsc::channel();
+    let c = Client::connect(
+        ConnectOptions::new(&broker.uri())
+            .client_id(unique_client_id("backoff"))
+            .connect_timeout(Duration::from_millis(500))
+            .automatic_reconnect(ReconnectOptions {
+                min_delay: Duration::from_millis(100),
+                max_delay: Duration::from_millis(400),
+                max_buffered: 10,
+            })
+            .on_connection_lost(move |_| {
+                let _ = lost_tx.send(Instant::now());
+            }),
+    )
+    .unwrap();
+    broker.kill();
+    lost_rx.recv_timeout(DEADLINE).unwrap();
+    // Count connection attempts against the closed port by listening on it ourselves
+    // for two seconds: with delays 50-100, 100-200, 200-400, 200-400, ... ms there are
+    // between 4 and 12 attempts; without backoff there would be thousands.
+    let listener = std::net::TcpListener::bind(broker.addr()).expect("port free after kill");
+    listener.set_nonblocking(true).unwrap();
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let until = Instant::now() + Duration::from_secs(2);
+    let mut held = Vec::new();
+    while Instant::now() < until {
+        match listener.accept() {
+            Ok((s, _)) => {
+                attempts.fetch_add(1, Ordering::SeqCst);
+                held.push(s); // never answer: the client times out waiting for CONNACK
+                drop(held.remove(0));
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(5)),
+        }
+    }
+    let n = attempts.load(Ordering::SeqCst);
+    assert!((2..=12).contains(&n), "{n} attempts in 2 s");
+    assert_eq!(c.state(), State::Reconnecting);
+    drop(listener);
+    drop(held);
+    // Close it without waiting for the next attempt to succeed.
+    c.disconnect().unwrap();
+    assert_eq!(c.state(), State::Disconnected);
+}
+
+#[test]
+fn failover_between_two_bridged_brokers_keeps_every_qos1_message() {
+    // Node B, and node A bridged to it in both directions.
+    let b = Broker::start();
+    let mut a = Broker::builder()
+        .extra_config("connection a-to-b")
+        .extra_config(&format!("address 127.0.0.1:{}", b.port()))
+        .extra_config("topic cluster/# both 1")
+        .extra_config("cleansession true")
+        .extra_config("try_private true")
+        .extra_config("notifications false")
+        .start();
+    assert!(a.wait_for_log("Connecting bridge", DEADLINE) || a.wait_for_log("bridge", DEADLINE));
+
+    // Subscriber with both URIs, first A. Its persistent session on B is made beforehand,
+    // so B queues everything while the subscriber is on A.
+    let sid = unique_client_id("fsub");
+    let pre = Client::connect(persistent(&b.uri(), &sid)).unwrap();
+    pre.subscribe("cluster/#", QoS::AtLeastOnce).unwrap();
+    pre.disconnect().unwrap();
+    drop(pre);
+    let sub = Client::connect(persistent(&a.uri(), &sid).server(&b.uri())).unwrap();
+    sub.subscribe("cluster/#", QoS::AtLeastOnce).unwrap();
+    assert!(sub
+        .connect_info()
+        .unwrap()
+        .server
+        .contains(&a.port().to_string()));
+
+    // Publisher with both URIs, first A too.
+    let publ = Client::connect(
+        persistent(&a.uri(), &unique_client_id("fpub"))
+            .server(&b.uri())
+            .max_inflight(20),
+    )
+    .unwrap();
+    // Wait until the bridge carries traffic A -> B -> (queue for sid).
+    let n = 1000usize;
+    let mut tokens = Vec::new();
+    let mut snapshot: Option<HashSet<usize>> = None;
+    for i in 0..n {
+        tokens.push(
+            publ.publish(Message::new("cluster/x", format!("{i}")).qos(QoS::AtLeastOnce))
+                .unwrap(),
+        );
+        if i == n / 2 {
+            // Freeze A so it acknowledges nothing more, let the publisher take in the
+            // acknowledgements already on the wire, then note what A acknowledged.
+            a.pause();
+            let settled = |t: &[DeliveryToken]| t.iter().filter(|t| t.is_complete()).count();
+            let mut last = settled(&tokens);
+            assert!(wait_until(DEADLINE, || {
+                std::thread::sleep(Duration::from_millis(50));
+                let now = settled(&tokens);
+                let stable = now == last;
+                last = now;
+                stable
+            }));
+            snapshot = Some(
+                (0..tokens.len())
+                    .filter(|i| tokens[*i].is_complete())
+                    .collect(),
+            );
+            a.kill();
+        }
+    }
+    for (i, t) in tokens.iter().enumerate() {
+        t.wait_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|e| panic!("message {i} never acknowledged: {e}"));
+    }
+    assert!(
+        publ.connect_info()
+            .unwrap()
+            .server
+            .contains(&b.port().to_string()),
+        "publisher failed over"
+    );
+    let acked_by_a = snapshot.unwrap();
+    // Every message A had not acknowledged was resent to B by the client and must arrive.
+    let must: HashSet<usize> = (0..n).filter(|i| !acked_by_a.contains(i)).collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut got: HashSet<usize> = HashSet::new();
+    while !must.is_subset(&got) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match sub.messages().recv_timeout(left) {
+            Ok(m) => {
+                got.insert(m.payload_str().unwrap().parse().unwrap());
+            }
+            Err(mqttsync::Error::ConnectionLost(_)) => {}
+            Err(e) => panic!("missing {} messages: {e}", must.difference(&got).count()),
+        }
+    }
+    // Give stragglers from B's queue a moment to arrive for the report.
+    while let Ok(m) = sub.messages().recv_timeout(Duration::from_millis(300)) {
+        got.insert(m.payload_str().unwrap().parse().unwrap());
+    }
+    let lost_by_a = acked_by_a.iter().filter(|i| !got.contains(i)).count();
+    eprintln!(
+        "failover: {n} messages, {} acknowledged by A before it died, {lost_by_a} of those died with A, all {} others arrived",
+        acked_by_a.len(),
+        must.len()
+    );
+    assert!(
+        sub.connect_info()
+            .unwrap()
+            .server
+            .contains(&b.port().to_string()),
+        "subscriber failed over"
+    );
+    let _ = ProtocolVersion::V311;
+}
