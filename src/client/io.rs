@@ -1212,6 +1212,19 @@ impl Io {
                 let _ = r.send(Ok(()));
             }
         }
+        // A connection that lived a while resets the backoff; one the broker drops at once
+        // (refusing us in a loop) keeps it growing, so there is no reconnect storm.
+        if self
+            .connected_at
+            .take()
+            .is_some_and(|t| t.elapsed() >= STABLE_CONNECTION)
+        {
+            self.backoff = self
+                .reconnect
+                .as_ref()
+                .map(|r| r.min_delay)
+                .unwrap_or_default();
+        }
         let err = Arc::new(err);
         *self
             .shared
