@@ -276,6 +276,21 @@ impl Broker {
         panic!("mosquitto did not exit within {STOP_DEADLINE:?} of SIGTERM; log printed below");
     }
 
+    /// Freezes the broker (SIGSTOP): its sockets stay open but nothing is answered, like a
+    /// dead peer behind a live link.
+    pub fn pause(&self) {
+        if let Some(child) = self.child.as_ref() {
+            signal(child, libc::SIGSTOP);
+        }
+    }
+
+    /// Lets a paused broker run again (SIGCONT).
+    pub fn resume(&self) {
+        if let Some(child) = self.child.as_ref() {
+            signal(child, libc::SIGCONT);
+        }
+    }
+
     /// Kills the broker with SIGKILL (no database save) and reaps it.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
