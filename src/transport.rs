@@ -68,7 +68,17 @@ impl Write for Stream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Stream::Tcp(s) => s.write(buf),
-            Stream::Tls(s) => s.write(buf),
+            Stream::Tls(s) => match s.write(buf) {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
+                    ) =>
+                {
+                    Err(pending_tls_alert(s).unwrap_or(e))
+                }
+                r => r,
+            },
         }
     }
 
@@ -77,6 +87,33 @@ impl Write for Stream {
             Stream::Tcp(s) => s.flush(),
             Stream::Tls(s) => s.flush(),
         }
+    }
+}
+
+/// After a write failed with a reset: the TLS alert the server sent before it closed, if it
+/// is still in the receive buffer. With TLS 1.3 a server that refuses the client
+/// certificate (or its absence) does so after the client's handshake has finished; the
+/// client's CONNECT then meets a reset, and only the alert says why.
+fn pending_tls_alert(s: &mut native_tls::TlsStream<TcpStream>) -> Option<io::Error> {
+    let mut b = [0u8; 1];
+    match s.read(&mut b) {
+        Err(e) if is_tls_protocol_error(&e) => Some(e),
+        _ => None,
+    }
+}
+
+/// Whether an I/O error of a TLS stream carries a TLS protocol error (not a socket error).
+fn is_tls_protocol_error(e: &io::Error) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        e.get_ref()
+            .and_then(|inner| inner.downcast_ref::<openssl::ssl::Error>())
+            .is_some_and(|ssl| ssl.ssl_error().is_some())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = e;
+        false
     }
 }
 
@@ -592,20 +629,15 @@ pub fn classify_tls_error(msg: &str) -> TlsErrorKind {
 /// Turns an I/O error of the connection into an [`Error`], lifting TLS failures that show
 /// up only after the handshake into [`Error::Tls`]: with TLS 1.3 the server checks the
 /// client certificate after the client has finished its handshake, so a refusal (alert
-/// `certificate required`, `unknown ca`, ...) arrives on the first read.
+/// `certificate required`, `unknown ca`, ...) arrives on the first read, or as a reset on
+/// the first write (then [`Stream`]'s `write` fetches the alert from the receive buffer).
 pub fn io_error(e: io::Error) -> Error {
-    #[cfg(target_os = "linux")]
-    if let Some(ssl) = e
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<openssl::ssl::Error>())
-    {
-        if ssl.ssl_error().is_some() {
-            let message = ssl.to_string();
-            return Error::Tls {
-                kind: classify_tls_error(&message),
-                message,
-            };
-        }
+    if is_tls_protocol_error(&e) {
+        let message = e.get_ref().map_or_else(|| e.to_string(), |i| i.to_string());
+        return Error::Tls {
+            kind: classify_tls_error(&message),
+            message,
+        };
     }
     Error::Io(e)
 }
