@@ -39,19 +39,11 @@ impl Drop for Broker {
 }
 
 fn find_broker() -> Broker {
-    if let Some(uri) = std::env::args()
-        .nth(1)
-        .or_else(|| std::env::var("MQTT_BROKER").ok())
-    {
+    if let Some(uri) = std::env::args().nth(1).or_else(|| std::env::var("MQTT_BROKER").ok()) {
         println!("using the broker you named: {uri}");
         return Broker::External(uri);
     }
-    if TcpStream::connect_timeout(
-        &"127.0.0.1:1883".parse().unwrap(),
-        Duration::from_millis(300),
-    )
-    .is_ok()
-    {
+    if TcpStream::connect_timeout(&"127.0.0.1:1883".parse().unwrap(), Duration::from_millis(300)).is_ok() {
         println!("using the broker already running on localhost:1883");
         return Broker::External("tcp://127.0.0.1:1883".into());
     }
@@ -65,19 +57,10 @@ fn find_broker() -> Broker {
 }
 
 fn start_mosquitto() -> Option<Broker> {
-    let bin = ["mosquitto", "/usr/sbin/mosquitto"].into_iter().find(|b| {
-        Command::new(b)
-            .arg("-h")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok()
-    })?;
-    let port = TcpListener::bind("127.0.0.1:0")
-        .ok()?
-        .local_addr()
-        .ok()?
-        .port();
+    let bin = ["mosquitto", "/usr/sbin/mosquitto"]
+        .into_iter()
+        .find(|b| Command::new(b).arg("-h").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok())?;
+    let port = TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
     let child = Command::new(bin)
         .args(["-p", &port.to_string()])
         .stdout(Stdio::null())
