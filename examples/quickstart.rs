@@ -4,7 +4,8 @@
 //!
 //! Broker choice, in order: the URI given as argument (or in `MQTT_BROKER`); else a broker
 //! already listening on localhost:1883; else a `mosquitto` found on this machine, started on a
-//! free port; else the tiny broker built into this example. It says which one it used.
+//! free port; else the tiny broker built into this example (`-- --builtin` forces it). It
+//! says which one it used.
 
 #[path = "support/minibroker.rs"]
 mod minibroker;
@@ -39,28 +40,53 @@ impl Drop for Broker {
 }
 
 fn find_broker() -> Broker {
-    if let Some(uri) = std::env::args().nth(1).or_else(|| std::env::var("MQTT_BROKER").ok()) {
-        println!("using the broker you named: {uri}");
-        return Broker::External(uri);
-    }
-    if TcpStream::connect_timeout(&"127.0.0.1:1883".parse().unwrap(), Duration::from_millis(300)).is_ok() {
-        println!("using the broker already running on localhost:1883");
-        return Broker::External("tcp://127.0.0.1:1883".into());
-    }
-    if let Some(b) = start_mosquitto() {
-        return b;
+    let arg = std::env::args().nth(1);
+    if arg.as_deref() != Some("--builtin") {
+        if let Some(b) = find_external(arg) {
+            return b;
+        }
     }
     let mini = minibroker::MiniBroker::start().expect("start the built-in broker");
     let uri = format!("tcp://127.0.0.1:{}", mini.port());
-    println!("no broker found: using the tiny broker built into this example at {uri}");
+    println!("using the tiny broker built into this example at {uri}");
     Broker::Mini(mini, uri)
 }
 
+fn find_external(arg: Option<String>) -> Option<Broker> {
+    if let Some(uri) = arg.or_else(|| std::env::var("MQTT_BROKER").ok()) {
+        println!("using the broker you named: {uri}");
+        return Some(Broker::External(uri));
+    }
+    if TcpStream::connect_timeout(
+        &"127.0.0.1:1883".parse().unwrap(),
+        Duration::from_millis(300),
+    )
+    .is_ok()
+    {
+        println!("using the broker already running on localhost:1883");
+        return Some(Broker::External("tcp://127.0.0.1:1883".into()));
+    }
+    let b = start_mosquitto();
+    if b.is_none() {
+        println!("no broker named, none on localhost:1883 and no mosquitto installed");
+    }
+    b
+}
+
 fn start_mosquitto() -> Option<Broker> {
-    let bin = ["mosquitto", "/usr/sbin/mosquitto"]
-        .into_iter()
-        .find(|b| Command::new(b).arg("-h").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok())?;
-    let port = TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+    let bin = ["mosquitto", "/usr/sbin/mosquitto"].into_iter().find(|b| {
+        Command::new(b)
+            .arg("-h")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok()
+    })?;
+    let port = TcpListener::bind("127.0.0.1:0")
+        .ok()?
+        .local_addr()
+        .ok()?
+        .port();
     let child = Command::new(bin)
         .args(["-p", &port.to_string()])
         .stdout(Stdio::null())

@@ -12,7 +12,11 @@ use mqttsync::proto::properties::id as prop;
 use mqttsync::proto::{Properties, Property, RetainHandling, SubscribeFilter, SubscribeOptions};
 use mqttsync::{Client, ConnectOptions, Error, Message, ProtocolVersion, QoS, State, Step};
 
-const VERSIONS: [ProtocolVersion; 3] = [ProtocolVersion::V31, ProtocolVersion::V311, ProtocolVersion::V5];
+const VERSIONS: [ProtocolVersion; 3] = [
+    ProtocolVersion::V31,
+    ProtocolVersion::V311,
+    ProtocolVersion::V5,
+];
 const QOS: [QoS; 3] = [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce];
 
 fn opts(broker: &Broker, prefix: &str, v: ProtocolVersion) -> ConnectOptions {
@@ -50,7 +54,10 @@ fn every_qos_both_ways_in_every_version() {
                 assert_eq!(m.qos, pub_qos.min(sub_qos));
             }
         }
-        assert!(sub.messages().try_recv().unwrap().is_none(), "no duplicates");
+        assert!(
+            sub.messages().try_recv().unwrap().is_none(),
+            "no duplicates"
+        );
         publ.close().unwrap();
         sub.close().unwrap();
     }
@@ -73,8 +80,12 @@ fn large_and_binary_payloads_arrive_intact() {
 fn retained_message_is_delivered_to_late_subscriber() {
     let broker = Broker::start();
     let publ = connect(&broker, "pub", ProtocolVersion::V311);
-    publ.publish_wait(Message::new("r/t", "kept").qos(QoS::AtLeastOnce).retain(true))
-        .unwrap();
+    publ.publish_wait(
+        Message::new("r/t", "kept")
+            .qos(QoS::AtLeastOnce)
+            .retain(true),
+    )
+    .unwrap();
     let sub = connect(&broker, "sub", ProtocolVersion::V311);
     sub.subscribe("r/#", QoS::AtLeastOnce).unwrap();
     let m = sub.messages().recv_timeout(DEADLINE).unwrap();
@@ -104,18 +115,24 @@ fn will_is_published_on_abnormal_drop_not_on_disconnect() {
 
         // Clean disconnect: no will.
         let polite = Client::connect(
-            opts(&broker, "polite", v).will(Message::new(&topic, "polite-died").qos(QoS::AtLeastOnce)),
+            opts(&broker, "polite", v)
+                .will(Message::new(&topic, "polite-died").qos(QoS::AtLeastOnce)),
         )
         .unwrap();
         polite.disconnect().unwrap();
         // Abnormal drop: will.
         let rude = Client::connect(
-            opts(&broker, "rude", v).will(Message::new(&topic, vec![0u8, 1, 2, 255]).qos(QoS::AtLeastOnce)),
+            opts(&broker, "rude", v)
+                .will(Message::new(&topic, vec![0u8, 1, 2, 255]).qos(QoS::AtLeastOnce)),
         )
         .unwrap();
         rude.abort();
         let m = watcher.messages().recv_timeout(DEADLINE).unwrap();
-        assert_eq!(&m.payload[..], &[0u8, 1, 2, 255], "binary will of the rude client only");
+        assert_eq!(
+            &m.payload[..],
+            &[0u8, 1, 2, 255],
+            "binary will of the rude client only"
+        );
         // The polite client's will would have come first; make sure nothing else is queued.
         watcher
             .publish_wait(Message::new(&topic, "marker").qos(QoS::AtLeastOnce))
@@ -143,9 +160,15 @@ fn v5_will_delay_and_properties() {
     let dropped_at = Instant::now();
     c.abort();
     let m = watcher.messages().recv_timeout(DEADLINE).unwrap();
-    assert!(dropped_at.elapsed() >= Duration::from_millis(900), "will delay honoured");
+    assert!(
+        dropped_at.elapsed() >= Duration::from_millis(900),
+        "will delay honoured"
+    );
     assert_eq!(m.payload_str(), Some("gone"));
-    assert_eq!(m.properties.user_properties().collect::<Vec<_>>(), vec![("why", "test")]);
+    assert_eq!(
+        m.properties.user_properties().collect::<Vec<_>>(),
+        vec![("why", "test")]
+    );
 }
 
 #[test]
@@ -176,7 +199,14 @@ fn persistent_session_queues_qos1_and_qos2_while_away() {
         let sub = Client::connect(mk()).unwrap();
         assert!(sub.connect_info().unwrap().session_present);
         let mut got: Vec<String> = (0..2)
-            .map(|_| sub.messages().recv_timeout(DEADLINE).unwrap().payload_str().unwrap().to_string())
+            .map(|_| {
+                sub.messages()
+                    .recv_timeout(DEADLINE)
+                    .unwrap()
+                    .payload_str()
+                    .unwrap()
+                    .to_string()
+            })
             .collect();
         got.sort();
         // QoS 0 messages are not queued for offline clients by mosquitto's default
@@ -197,19 +227,35 @@ fn v5_properties_round_trip() {
         .with(Property::UserProperty("a".into(), "2".into()))
         .with(Property::UserProperty("b".into(), "3".into()))
         .with(Property::String(prop::RESPONSE_TOPIC, "reply/here".into()))
-        .with(Property::Binary(prop::CORRELATION_DATA, Bytes::from_static(b"\x00corr\xff")))
+        .with(Property::Binary(
+            prop::CORRELATION_DATA,
+            Bytes::from_static(b"\x00corr\xff"),
+        ))
         .with(Property::FourByte(prop::MESSAGE_EXPIRY_INTERVAL, 3600))
         .with(Property::String(prop::CONTENT_TYPE, "text/plain".into()))
         .with(Property::Byte(prop::PAYLOAD_FORMAT_INDICATOR, 1));
-    c.publish_wait(Message::new("props", "x").qos(QoS::AtLeastOnce).properties(props))
-        .unwrap();
+    c.publish_wait(
+        Message::new("props", "x")
+            .qos(QoS::AtLeastOnce)
+            .properties(props),
+    )
+    .unwrap();
     let m = c.messages().recv_timeout(DEADLINE).unwrap();
     let p = &m.properties;
-    assert_eq!(p.user_properties().collect::<Vec<_>>(), vec![("a", "1"), ("a", "2"), ("b", "3")]);
+    assert_eq!(
+        p.user_properties().collect::<Vec<_>>(),
+        vec![("a", "1"), ("a", "2"), ("b", "3")]
+    );
     assert_eq!(p.get_str(prop::RESPONSE_TOPIC), Some("reply/here"));
-    assert_eq!(p.get_binary(prop::CORRELATION_DATA).map(|b| &b[..]), Some(&b"\x00corr\xff"[..]));
+    assert_eq!(
+        p.get_binary(prop::CORRELATION_DATA).map(|b| &b[..]),
+        Some(&b"\x00corr\xff"[..])
+    );
     let expiry = p.get_int(prop::MESSAGE_EXPIRY_INTERVAL).unwrap();
-    assert!((3590..=3600).contains(&expiry), "expiry counts down, got {expiry}");
+    assert!(
+        (3590..=3600).contains(&expiry),
+        "expiry counts down, got {expiry}"
+    );
     assert_eq!(p.get_str(prop::CONTENT_TYPE), Some("text/plain"));
     assert_eq!(p.get_int(prop::PAYLOAD_FORMAT_INDICATOR), Some(1));
 }
@@ -219,14 +265,22 @@ fn v5_subscription_options() {
     let broker = Broker::start();
     let c = connect(&broker, "opts", ProtocolVersion::V5);
     let publ = connect(&broker, "pub", ProtocolVersion::V5);
-    publ.publish_wait(Message::new("so/retained", "old").qos(QoS::AtLeastOnce).retain(true))
-        .unwrap();
+    publ.publish_wait(
+        Message::new("so/retained", "old")
+            .qos(QoS::AtLeastOnce)
+            .retain(true),
+    )
+    .unwrap();
     let ack = c
         .subscribe_many(
             vec![
                 SubscribeFilter {
                     filter: "so/own".into(),
-                    options: SubscribeOptions { qos: QoS::AtLeastOnce, no_local: true, ..Default::default() },
+                    options: SubscribeOptions {
+                        qos: QoS::AtLeastOnce,
+                        no_local: true,
+                        ..Default::default()
+                    },
                 },
                 SubscribeFilter {
                     filter: "so/retained".into(),
@@ -250,15 +304,34 @@ fn v5_subscription_options() {
         .unwrap();
     assert_eq!(ack.return_codes, vec![1, 1, 1]);
     // no-local: our own publish is not sent back (MQTT-3.8.3-3).
-    c.publish_wait(Message::new("so/own", "mine").qos(QoS::AtLeastOnce)).unwrap();
-    // retain-as-published keeps the flag on live messages.
-    publ.publish_wait(Message::new("so/rap", "flagged").qos(QoS::AtLeastOnce).retain(true))
+    c.publish_wait(Message::new("so/own", "mine").qos(QoS::AtLeastOnce))
         .unwrap();
+    // retain-as-published keeps the flag on live messages.
+    publ.publish_wait(
+        Message::new("so/rap", "flagged")
+            .qos(QoS::AtLeastOnce)
+            .retain(true),
+    )
+    .unwrap();
     let m = c.messages().recv_timeout(DEADLINE).unwrap();
-    assert_eq!(m.payload_str(), Some("flagged"), "neither own message nor retained 'old' came");
+    assert_eq!(
+        m.payload_str(),
+        Some("flagged"),
+        "neither own message nor retained 'old' came"
+    );
     assert!(m.retain);
-    publ.publish_wait(Message::new("so/rap", "").retain(true).qos(QoS::AtLeastOnce)).unwrap();
-    publ.publish_wait(Message::new("so/retained", "").retain(true).qos(QoS::AtLeastOnce)).unwrap();
+    publ.publish_wait(
+        Message::new("so/rap", "")
+            .retain(true)
+            .qos(QoS::AtLeastOnce),
+    )
+    .unwrap();
+    publ.publish_wait(
+        Message::new("so/retained", "")
+            .retain(true)
+            .qos(QoS::AtLeastOnce),
+    )
+    .unwrap();
 }
 
 #[test]
@@ -267,11 +340,22 @@ fn unsubscribe_stops_delivery() {
     let c = connect(&broker, "unsub", ProtocolVersion::V5);
     c.subscribe("u/1", QoS::AtLeastOnce).unwrap();
     c.subscribe("u/2", QoS::AtLeastOnce).unwrap();
-    let ack = c.unsubscribe_many(vec!["u/1".into(), "u/none".into()], Properties::new()).unwrap();
-    assert_eq!(ack.reason_codes, vec![0x00, 0x11], "success, no subscription existed");
-    c.publish_wait(Message::new("u/1", "gone").qos(QoS::AtLeastOnce)).unwrap();
-    c.publish_wait(Message::new("u/2", "here").qos(QoS::AtLeastOnce)).unwrap();
-    assert_eq!(c.messages().recv_timeout(DEADLINE).unwrap().payload_str(), Some("here"));
+    let ack = c
+        .unsubscribe_many(vec!["u/1".into(), "u/none".into()], Properties::new())
+        .unwrap();
+    assert_eq!(
+        ack.reason_codes,
+        vec![0x00, 0x11],
+        "success, no subscription existed"
+    );
+    c.publish_wait(Message::new("u/1", "gone").qos(QoS::AtLeastOnce))
+        .unwrap();
+    c.publish_wait(Message::new("u/2", "here").qos(QoS::AtLeastOnce))
+        .unwrap();
+    assert_eq!(
+        c.messages().recv_timeout(DEADLINE).unwrap().payload_str(),
+        Some("here")
+    );
 }
 
 #[test]
@@ -279,10 +363,15 @@ fn interop_with_mosquitto_cli_tools() {
     let broker = Broker::start();
     // mosquitto_sub receives what we publish.
     let sub_id = unique_client_id("cli");
-    let sub = mosquitto_sub_ready(&broker, &sub_id, &["-t", "cli/in", "-q", "2", "-C", "3", "-v"]);
+    let sub = mosquitto_sub_ready(
+        &broker,
+        &sub_id,
+        &["-t", "cli/in", "-q", "2", "-C", "3", "-v"],
+    );
     let c = connect(&broker, "ours", ProtocolVersion::V311);
     for q in QOS {
-        c.publish_wait(Message::new("cli/in", format!("from mqttsync {q:?}")).qos(q)).unwrap();
+        c.publish_wait(Message::new("cli/in", format!("from mqttsync {q:?}")).qos(q))
+            .unwrap();
     }
     let out = sub.wait();
     out.assert_success();
@@ -298,12 +387,32 @@ fn interop_with_mosquitto_cli_tools() {
     // We receive what mosquitto_pub publishes, in v5 too.
     let c5 = connect(&broker, "ours5", ProtocolVersion::V5);
     c5.subscribe("cli/out", QoS::ExactlyOnce).unwrap();
-    mosquitto_pub(&broker, &["-t", "cli/out", "-m", "from mosquitto_pub", "-q", "2", "-V", "mqttv5", "-D", "publish", "user-property", "k", "v"])
-        .assert_success();
+    mosquitto_pub(
+        &broker,
+        &[
+            "-t",
+            "cli/out",
+            "-m",
+            "from mosquitto_pub",
+            "-q",
+            "2",
+            "-V",
+            "mqttv5",
+            "-D",
+            "publish",
+            "user-property",
+            "k",
+            "v",
+        ],
+    )
+    .assert_success();
     let m = c5.messages().recv_timeout(DEADLINE).unwrap();
     assert_eq!(m.payload_str(), Some("from mosquitto_pub"));
     assert_eq!(m.qos, QoS::ExactlyOnce);
-    assert_eq!(m.properties.user_properties().collect::<Vec<_>>(), vec![("k", "v")]);
+    assert_eq!(
+        m.properties.user_properties().collect::<Vec<_>>(),
+        vec![("k", "v")]
+    );
 }
 
 #[test]
@@ -332,9 +441,15 @@ fn keepalive_detects_a_dead_peer() {
     let took = lost.lock().unwrap().unwrap() - frozen;
     // PINGREQ after 1 s idle, declared dead 0.5 s later: within 1.5x keepalive (+ slack
     // for scheduling, never earlier than the keepalive).
-    assert!(took >= Duration::from_millis(900) && took < Duration::from_millis(2500), "took {took:?}");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_millis(2500),
+        "took {took:?}"
+    );
     assert_eq!(c.state(), State::Disconnected);
-    assert!(matches!(c.publish(Message::new("ka", "x")), Err(Error::NotConnected)));
+    assert!(matches!(
+        c.publish(Message::new("ka", "x")),
+        Err(Error::NotConnected)
+    ));
     // The application reconnects on its own.
     c.reconnect().unwrap();
     assert!(c.is_connected());
@@ -353,8 +468,11 @@ fn many_threads_share_one_client() {
             s.spawn(move || {
                 let mut tokens = Vec::new();
                 for i in 0..per {
-                    let q = QOS[(i % 3) as usize];
-                    tokens.push(c.publish(Message::new(format!("mt/{t}"), format!("{t}:{i}")).qos(q)).unwrap());
+                    let q = QOS[i % 3];
+                    tokens.push(
+                        c.publish(Message::new(format!("mt/{t}"), format!("{t}:{i}")).qos(q))
+                            .unwrap(),
+                    );
                 }
                 for tok in tokens {
                     tok.wait().unwrap();
@@ -365,7 +483,11 @@ fn many_threads_share_one_client() {
     let mut seen = std::collections::HashSet::new();
     for _ in 0..threads * per {
         let m = c.messages().recv_timeout(DEADLINE).unwrap();
-        assert!(seen.insert(m.payload_str().unwrap().to_string()), "duplicate {:?}", m.payload);
+        assert!(
+            seen.insert(m.payload_str().unwrap().to_string()),
+            "duplicate {:?}",
+            m.payload
+        );
     }
     assert_eq!(seen.len(), threads * per);
 }
@@ -376,13 +498,15 @@ fn callbacks_may_publish_and_subscribe() {
     let client: Arc<std::sync::OnceLock<Arc<Client>>> = Arc::new(std::sync::OnceLock::new());
     let (tx, rx) = mpsc::channel::<String>();
     let connected = Arc::new(AtomicUsize::new(0));
+    let (conn_tx, conn_rx) = mpsc::channel::<bool>();
     let c2 = client.clone();
     let conn2 = connected.clone();
     let c = Arc::new(
         Client::connect(
             opts(&broker, "cb", ProtocolVersion::V311)
-                .on_connected(move |_| {
+                .on_connected(move |session_present| {
                     conn2.fetch_add(1, Ordering::SeqCst);
+                    let _ = conn_tx.send(session_present);
                 })
                 .on_message(move |m| {
                     let me = c2.get().expect("client set");
@@ -391,7 +515,8 @@ fn callbacks_may_publish_and_subscribe() {
                             // Subscribing (a blocking round trip) and publishing with a wait
                             // from inside the callback.
                             me.subscribe("cb/pong", QoS::AtLeastOnce).unwrap();
-                            me.publish_wait(Message::new("cb/pong", "pong").qos(QoS::ExactlyOnce)).unwrap();
+                            me.publish_wait(Message::new("cb/pong", "pong").qos(QoS::ExactlyOnce))
+                                .unwrap();
                         }
                         _ => tx.send(m.payload_str().unwrap().to_string()).unwrap(),
                     }
@@ -400,11 +525,23 @@ fn callbacks_may_publish_and_subscribe() {
         .unwrap(),
     );
     let _ = client.set(c.clone());
-    assert_eq!(connected.load(Ordering::SeqCst), 1);
+    assert!(
+        !conn_rx.recv_timeout(DEADLINE).unwrap(),
+        "connected callback, clean session"
+    );
     c.subscribe("cb/ping", QoS::AtLeastOnce).unwrap();
-    c.publish(Message::new("cb/ping", "ping").qos(QoS::AtLeastOnce)).unwrap();
+    c.publish(Message::new("cb/ping", "ping").qos(QoS::AtLeastOnce))
+        .unwrap();
     assert_eq!(rx.recv_timeout(DEADLINE).unwrap(), "pong");
-    assert!(c.messages().try_recv().unwrap().is_none(), "messages went to the callback");
+    assert!(
+        c.messages().try_recv().unwrap().is_none(),
+        "messages went to the callback"
+    );
+    assert_eq!(
+        connected.load(Ordering::SeqCst),
+        1,
+        "connected exactly once"
+    );
 }
 
 #[test]
@@ -412,29 +549,51 @@ fn invalid_arguments_are_errors() {
     let broker = Broker::start();
     let c = connect(&broker, "bad", ProtocolVersion::V311);
     for topic in ["a/+", "a/#", "", "nul\0byte"] {
-        assert!(matches!(c.publish(Message::new(topic, "x")), Err(Error::InvalidTopic { .. })), "{topic:?}");
+        assert!(
+            matches!(
+                c.publish(Message::new(topic, "x")),
+                Err(Error::InvalidTopic { .. })
+            ),
+            "{topic:?}"
+        );
     }
     for filter in ["a/#/b", "a+", "", "#/x"] {
-        assert!(matches!(c.subscribe(filter, QoS::AtMostOnce), Err(Error::InvalidTopic { .. })), "{filter:?}");
+        assert!(
+            matches!(
+                c.subscribe(filter, QoS::AtMostOnce),
+                Err(Error::InvalidTopic { .. })
+            ),
+            "{filter:?}"
+        );
     }
     // v5-only subscription options on a 3.1.1 client.
     let r = c.subscribe_many(
         vec![SubscribeFilter {
             filter: "x".into(),
-            options: SubscribeOptions { no_local: true, ..Default::default() },
+            options: SubscribeOptions {
+                no_local: true,
+                ..Default::default()
+            },
         }],
         Properties::new(),
     );
     assert!(matches!(r, Err(Error::InvalidArgument(_))));
     // Bad URIs and option combinations fail before any I/O.
-    assert!(matches!(Client::connect(ConnectOptions::new("foo://x:1")), Err(Error::InvalidArgument(_))));
-    assert!(matches!(Client::connect(ConnectOptions::new("tcp://h:notaport")), Err(Error::InvalidArgument(_))));
+    assert!(matches!(
+        Client::connect(ConnectOptions::new("foo://x:1")),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        Client::connect(ConnectOptions::new("tcp://h:notaport")),
+        Err(Error::InvalidArgument(_))
+    ));
     assert!(matches!(
         Client::connect(ConnectOptions::new(&broker.uri()).clean_start(false)),
         Err(Error::InvalidArgument(_))
     ));
     // The client still works afterwards.
-    c.publish_wait(Message::new("ok", "x").qos(QoS::AtLeastOnce)).unwrap();
+    c.publish_wait(Message::new("ok", "x").qos(QoS::AtLeastOnce))
+        .unwrap();
 }
 
 #[test]
@@ -452,13 +611,24 @@ fn connect_failures_say_which_step() {
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let uri = format!("tcp://{}", silent.local_addr().unwrap());
     let t = Instant::now();
-    let e = Client::connect(ConnectOptions::new(&uri).connect_timeout(Duration::from_millis(500))).unwrap_err();
-    assert!(matches!(e, Error::Timeout { step: Step::ConnAck, .. }), "{e:?}");
+    let e = Client::connect(ConnectOptions::new(&uri).connect_timeout(Duration::from_millis(500)))
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Timeout {
+                step: Step::ConnAck,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
     assert!(t.elapsed() >= Duration::from_millis(450) && t.elapsed() < Duration::from_secs(5));
 
     // Refused by the broker: bad credentials.
     let broker = Broker::builder().password("user", "secret").start();
-    let e = Client::connect(ConnectOptions::new(&broker.uri()).credentials("user", Some(b"wrong"))).unwrap_err();
+    let e = Client::connect(ConnectOptions::new(&broker.uri()).credentials("user", Some(b"wrong")))
+        .unwrap_err();
     match e {
         Error::ConnectionRefused { code, .. } => assert!(code == 4 || code == 5, "code {code}"),
         other => panic!("{other:?}"),
@@ -470,19 +640,27 @@ fn connect_failures_say_which_step() {
     )
     .unwrap_err();
     match e {
-        Error::ConnectionRefused { code, .. } => assert!(code == 0x86 || code == 0x87, "code {code:#x}"),
+        Error::ConnectionRefused { code, .. } => {
+            assert!(code == 0x86 || code == 0x87, "code {code:#x}")
+        }
         other => panic!("{other:?}"),
     }
-    let ok = Client::connect(ConnectOptions::new(&broker.uri()).credentials("user", Some(b"secret"))).unwrap();
+    let ok =
+        Client::connect(ConnectOptions::new(&broker.uri()).credentials("user", Some(b"secret")))
+            .unwrap();
     assert!(ok.is_connected());
 }
 
 #[test]
 fn empty_client_id_gets_one_assigned_in_v5() {
     let broker = Broker::start();
-    let c = Client::connect(ConnectOptions::new(&broker.uri()).version(ProtocolVersion::V5)).unwrap();
+    let c =
+        Client::connect(ConnectOptions::new(&broker.uri()).version(ProtocolVersion::V5)).unwrap();
     let info = c.connect_info().unwrap();
-    let assigned = info.properties.get_str(prop::ASSIGNED_CLIENT_IDENTIFIER).unwrap_or("");
+    let assigned = info
+        .properties
+        .get_str(prop::ASSIGNED_CLIENT_IDENTIFIER)
+        .unwrap_or("");
     assert!(!assigned.is_empty());
     let c3 = Client::connect(ConnectOptions::new(&broker.uri())).unwrap();
     assert!(c3.is_connected());
@@ -495,10 +673,17 @@ fn disconnect_then_reconnect_resumes_the_session() {
     c.subscribe("re", QoS::AtLeastOnce).unwrap();
     c.disconnect().unwrap();
     assert_eq!(c.state(), State::Disconnected);
-    assert!(matches!(c.subscribe("x", QoS::AtMostOnce), Err(Error::NotConnected)));
+    assert!(matches!(
+        c.subscribe("x", QoS::AtMostOnce),
+        Err(Error::NotConnected)
+    ));
     let info = c.reconnect().unwrap();
     assert!(info.session_present);
-    c.publish_wait(Message::new("re", "again").qos(QoS::AtLeastOnce)).unwrap();
-    assert_eq!(c.messages().recv_timeout(DEADLINE).unwrap().payload_str(), Some("again"));
+    c.publish_wait(Message::new("re", "again").qos(QoS::AtLeastOnce))
+        .unwrap();
+    assert_eq!(
+        c.messages().recv_timeout(DEADLINE).unwrap().payload_str(),
+        Some("again")
+    );
     c.disconnect().unwrap();
 }

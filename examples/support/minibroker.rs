@@ -14,9 +14,7 @@ use std::thread::JoinHandle;
 
 use bytes::BytesMut;
 use mqttsync::proto::codec::{decode, encode, Framer};
-use mqttsync::proto::{
-    ConnAck, Packet, ProtocolVersion, PubResp, Publish, QoS, SubAck, UnsubAck,
-};
+use mqttsync::proto::{ConnAck, Packet, ProtocolVersion, PubResp, Publish, QoS, SubAck, UnsubAck};
 
 struct Conn {
     version: ProtocolVersion,
@@ -141,11 +139,15 @@ fn serve(id: usize, mut stream: TcpStream, state: Arc<Mutex<State>>) {
                 Ok(None) => break,
                 Err(_) => break 'outer,
             };
-            let Ok(packet) = decode(frame, version) else { break 'outer };
+            let Ok(packet) = decode(frame, version) else {
+                break 'outer;
+            };
             match packet {
                 Packet::Connect(c) => {
                     version = c.protocol;
-                    let Ok(w) = stream.try_clone() else { break 'outer };
+                    let Ok(w) = stream.try_clone() else {
+                        break 'outer;
+                    };
                     let cn = Arc::new(Conn {
                         version,
                         writer: Mutex::new(w),
@@ -162,7 +164,9 @@ fn serve(id: usize, mut stream: TcpStream, state: Arc<Mutex<State>>) {
                     conn = Some(cn);
                 }
                 Packet::Publish(p) => {
-                    let Some(cn) = conn.as_ref() else { break 'outer };
+                    let Some(cn) = conn.as_ref() else {
+                        break 'outer;
+                    };
                     match p.qos {
                         QoS::AtMostOnce => {}
                         QoS::AtLeastOnce => cn.send(&Packet::PubAck(PubResp::new(p.pkid))),
@@ -190,12 +194,15 @@ fn serve(id: usize, mut stream: TcpStream, state: Arc<Mutex<State>>) {
                     }
                 }
                 Packet::Subscribe(s) => {
-                    let Some(cn) = conn.as_ref() else { break 'outer };
+                    let Some(cn) = conn.as_ref() else {
+                        break 'outer;
+                    };
                     let mut codes = Vec::new();
                     let mut retained = Vec::new();
                     if let Ok(mut st) = state.lock() {
                         for f in &s.filters {
-                            st.subs.retain(|(c, flt, _)| !(*c == id && *flt == f.filter));
+                            st.subs
+                                .retain(|(c, flt, _)| !(*c == id && *flt == f.filter));
                             st.subs.push((id, f.filter.clone(), f.options.qos));
                             codes.push(f.options.qos as u8);
                             for r in st.retained.values() {
@@ -215,9 +222,12 @@ fn serve(id: usize, mut stream: TcpStream, state: Arc<Mutex<State>>) {
                     }
                 }
                 Packet::Unsubscribe(u) => {
-                    let Some(cn) = conn.as_ref() else { break 'outer };
+                    let Some(cn) = conn.as_ref() else {
+                        break 'outer;
+                    };
                     if let Ok(mut st) = state.lock() {
-                        st.subs.retain(|(c, f, _)| !(*c == id && u.filters.contains(f)));
+                        st.subs
+                            .retain(|(c, f, _)| !(*c == id && u.filters.contains(f)));
                     }
                     let reason_codes = if version == ProtocolVersion::V5 {
                         vec![0; u.filters.len()]

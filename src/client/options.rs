@@ -346,7 +346,7 @@ impl ConnectOptions {
             request_timeout: Duration::from_secs(10),
             max_inflight: 20,
             max_queued: 10_000,
-            incoming_capacity: 1024,
+            incoming_capacity: 10_000,
             max_packet_size: crate::proto::codec::MAX_REMAINING_LENGTH + 5,
             tls: None,
             reconnect: None,
@@ -473,7 +473,9 @@ impl ConnectOptions {
     }
 
     /// Incoming messages buffered for the application before the client stops reading the
-    /// socket (back-pressure). Default 1024.
+    /// socket (back-pressure, so memory stays bounded). Default 10000. While reading is
+    /// paused no acknowledgement is read either: an application that publishes and waits
+    /// for PUBACKs on topics it also subscribes to must keep taking messages.
     pub fn incoming_capacity(mut self, n: usize) -> Self {
         self.incoming_capacity = n.max(1);
         self

@@ -547,7 +547,6 @@ fn pubrel(pkid: u16) -> Packet {
 }
 
 #[test]
-#[ignore = "needs codec"]
 fn record_round_trip() {
     for version in [
         ProtocolVersion::V31,
@@ -570,7 +569,6 @@ fn record_round_trip() {
 }
 
 #[test]
-#[ignore = "needs codec"]
 fn record_with_trailing_or_malformed_body_is_corrupt() {
     let mut body = Vec::new();
     crate::proto::encode(&pubrel(3), ProtocolVersion::V311, &mut body).unwrap();
@@ -593,7 +591,6 @@ fn record_with_trailing_or_malformed_body_is_corrupt() {
 
 proptest! {
     #[test]
-    #[ignore = "needs codec"]
     fn random_body_behind_valid_header_never_panics(
         body in proptest::collection::vec(any::<u8>(), 0..64),
     ) {
@@ -603,7 +600,6 @@ proptest! {
 }
 
 #[test]
-#[ignore = "needs codec"]
 fn load_all_orders_by_insertion_not_packet_id() {
     // Packet ids wrapped around: 65535 was sent before 1.
     let mut p = Persister::new(Box::new(MemoryStore::new()), ProtocolVersion::V311);
@@ -675,7 +671,6 @@ fn load_all_orders_by_insertion_not_packet_id() {
 }
 
 #[test]
-#[ignore = "needs codec"]
 fn file_store_records_survive_reopen() {
     let tmp = tempfile::tempdir().unwrap();
     let mut p = Persister::new(Box::new(FileStore::new(tmp.path())), ProtocolVersion::V5);

@@ -1977,7 +1977,6 @@ mod tests {
     }
 
     #[test]
-    #[ignore = "needs codec"]
     fn server_maximum_packet_size_refuses_large_publish() {
         let t0 = Instant::now();
         let mut s = Session::new(config(V5));
