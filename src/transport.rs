@@ -846,4 +846,64 @@ mod tests {
         assert!(private_key_block(b"-----BEGIN PRIVATE KEY-----\nAA\n").is_none());
         assert!(private_key_block(b"").is_none());
     }
+
+    /// The exact messages OpenSSL 3.0 gives through native-tls (seen in tests/tls.rs),
+    /// plus the OpenSSL 1.1 spellings of the verification results.
+    #[test]
+    fn classify_tls_error_on_real_messages() {
+        let verify = |r: &str| {
+            format!(
+                "error:0A000086:SSL routines:tls_post_process_server_certificate:certificate \
+                 verify failed:../ssl/statem/statem_clnt.c:1889: ({r})"
+            )
+        };
+        use TlsErrorKind::*;
+        for (msg, kind) in [
+            (
+                verify("self-signed certificate in certificate chain"),
+                UnknownCa,
+            ),
+            (
+                verify("self signed certificate in certificate chain"),
+                UnknownCa,
+            ),
+            (verify("self-signed certificate"), UnknownCa),
+            (verify("unable to get local issuer certificate"), UnknownCa),
+            (verify("unable to verify the first certificate"), UnknownCa),
+            (verify("IP address mismatch"), NameMismatch),
+            (verify("hostname mismatch"), NameMismatch),
+            (verify("Hostname mismatch"), NameMismatch),
+            (verify("certificate has expired"), Expired),
+            (verify("certificate is not yet valid"), Expired),
+            (
+                "error:0A00045C:SSL routines:ssl3_read_bytes:tlsv13 alert certificate \
+                 required:../ssl/record/rec_layer_s3.c:1602:SSL alert number 116"
+                    .into(),
+                HandshakeRefused,
+            ),
+            (
+                "error:0A000410:SSL routines:ssl3_read_bytes:sslv3 alert handshake \
+                 failure:../ssl/record/rec_layer_s3.c:1602:SSL alert number 40"
+                    .into(),
+                HandshakeRefused,
+            ),
+            // The server does not know *our* CA: a refusal, not UnknownCa.
+            (
+                "error:0A000418:SSL routines:ssl3_read_bytes:tlsv1 alert unknown \
+                 ca:../ssl/record/rec_layer_s3.c:1602:SSL alert number 48"
+                    .into(),
+                HandshakeRefused,
+            ),
+            (
+                "error:0A00042E:SSL routines:ssl3_read_bytes:tlsv1 alert protocol \
+                 version:../ssl/record/rec_layer_s3.c:1602:SSL alert number 70"
+                    .into(),
+                HandshakeRefused,
+            ),
+            ("Connection reset by peer (os error 104)".into(), Other),
+            ("".into(), Other),
+        ] {
+            assert_eq!(classify_tls_error(&msg), kind, "{msg}");
+        }
+    }
 }
