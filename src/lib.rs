@@ -12,7 +12,7 @@ pub mod transport;
 
 pub use client::{
     Client, ConnectInfo, ConnectOptions, Delivered, DeliveryEvent, DeliveryToken, Message,
-    Messages, ReconnectOptions, State, Stats, TlsOptions,
+    Messages, ReconnectOptions, State, Stats, TlsOptions, TlsVersion,
 };
 pub use error::{Error, Result, Step, TlsErrorKind};
 pub use proto::{ProtocolVersion, QoS};

@@ -1278,7 +1278,7 @@ fn map_timeout(e: std::io::Error, step: Step, total: Duration) -> Error {
         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
             Error::timeout(step, total)
         }
-        _ => Error::Io(e),
+        _ => crate::transport::io_error(e),
     }
 }
 

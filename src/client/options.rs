@@ -130,6 +130,8 @@ pub enum TlsVersion {
     Tls11,
     /// TLS 1.2
     Tls12,
+    /// TLS 1.3
+    Tls13,
 }
 
 /// TLS settings for `ssl://`, `mqtts://`, `tls://` and `wss://` servers.
@@ -138,27 +140,36 @@ pub enum TlsVersion {
 /// host name; turning either check off must be done explicitly.
 #[derive(Debug, Clone)]
 pub struct TlsOptions {
-    /// PEM file of CA certificates to trust.
+    /// PEM file of CA certificates to trust (Paho's `trustStore`).
     pub ca_file: Option<PathBuf>,
-    /// Directory of PEM CA certificates to trust (every `*.pem` / `*.crt` file in it).
+    /// Directory of CA certificates to trust (Paho's `CApath`, e.g. `/etc/ssl/certs`): every
+    /// file in it holding PEM certificates (or one DER certificate) is loaded, whatever its
+    /// name, so both `c_rehash` hashed names (`1a2b3c4d.0`) and plain names work.
     pub ca_dir: Option<PathBuf>,
     /// Also trust the system's default CA store (default true).
     pub use_system_roots: bool,
-    /// PEM client certificate (may also contain the key).
+    /// PEM client certificate, followed by its intermediate CA certificates (sent as the
+    /// chain). May also hold the private key (then leave `client_key` unset).
     pub client_cert: Option<PathBuf>,
-    /// PEM private key of the client certificate.
+    /// PEM private key of the client certificate: PKCS#8 (`BEGIN PRIVATE KEY`), encrypted
+    /// PKCS#8 (`BEGIN ENCRYPTED PRIVATE KEY`), PKCS#1 (`BEGIN RSA PRIVATE KEY`), SEC1
+    /// (`BEGIN EC PRIVATE KEY`), or a traditionally encrypted PEM key
+    /// (`Proc-Type: 4,ENCRYPTED`). Needs `client_cert`.
     pub client_key: Option<PathBuf>,
-    /// Password of an encrypted private key.
+    /// Password of an encrypted private key. A wrong or missing password is a
+    /// [`TlsErrorKind::Configuration`](crate::TlsErrorKind::Configuration) error.
     pub key_password: Option<String>,
     /// Verify the server certificate chain (default true).
     pub verify_certificate: bool,
     /// Verify that the certificate matches the host (default true).
     pub verify_hostname: bool,
-    /// Name used for SNI and verification instead of the URI's host (useful with IPs).
+    /// Name used for SNI and for host name verification instead of the URI's host (useful
+    /// when connecting by IP address to a broker whose certificate names a host).
     pub server_name: Option<String>,
     /// ALPN protocols to offer.
     pub alpn: Vec<String>,
-    /// Minimum protocol version.
+    /// Minimum protocol version (default: OpenSSL's, TLS 1.2 on current systems). Unlike
+    /// Paho's `sslVersion` with OpenSSL 1.1+, this is enforced.
     pub min_version: Option<TlsVersion>,
 }
 

@@ -1,0 +1,994 @@
+//! TLS against a real mosquitto: server verification (CA file, CA dir, unknown CA, wrong
+//! host, expired), SNI / verification name, mutual TLS with every client key format Paho
+//! users hand over, password authentication over TLS, minimum version; plus IPv6 loopback.
+//!
+//! The PKI is generated per test run with the openssl crate into a temp dir (no `openssl`
+//! process). Error cases print the exact message OpenSSL gave (visible with --nocapture).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::{unique_client_id, Broker, TlsFiles, DEADLINE};
+use mqttsync::{
+    Client, ConnectOptions, Error, Message, ProtocolVersion, QoS, TlsErrorKind, TlsOptions,
+    TlsVersion,
+};
+use openssl::asn1::Asn1Time;
+use openssl::bn::{BigNum, MsbOption};
+use openssl::ec::{EcGroup, EcKey};
+use openssl::hash::MessageDigest;
+use openssl::nid::Nid;
+use openssl::pkey::{PKey, Private};
+use openssl::rsa::Rsa;
+use openssl::symm::Cipher;
+use openssl::x509::extension::{
+    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
+    SubjectKeyIdentifier,
+};
+use openssl::x509::{X509Builder, X509NameBuilder, X509};
+use tempfile::TempDir;
+
+const KEY_PASSWORD: &str = "s3cret pass";
+
+// ---------------------------------------------------------------------------------------
+// PKI
+// ---------------------------------------------------------------------------------------
+
+fn ec_key() -> PKey<Private> {
+    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
+    PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap()
+}
+
+fn rsa_key() -> Rsa<Private> {
+    Rsa::generate(2048).unwrap()
+}
+
+fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+enum Kind<'a> {
+    Ca,
+    Server(&'a [&'a str]),
+    Client,
+}
+
+/// Issues a certificate for `key`, signed by `issuer` (self-signed when `None`), valid from
+/// `from` to `to` (Unix seconds).
+fn issue(
+    cn: &str,
+    key: &PKey<Private>,
+    issuer: Option<(&X509, &PKey<Private>)>,
+    kind: Kind<'_>,
+    from: i64,
+    to: i64,
+) -> X509 {
+    let mut name = X509NameBuilder::new().unwrap();
+    name.append_entry_by_text("O", "mqttsync tests").unwrap();
+    name.append_entry_by_text("CN", cn).unwrap();
+    let name = name.build();
+    let mut b = X509Builder::new().unwrap();
+    b.set_version(2).unwrap();
+    let mut serial = BigNum::new().unwrap();
+    serial.rand(127, MsbOption::MAYBE_ZERO, false).unwrap();
+    b.set_serial_number(&serial.to_asn1_integer().unwrap())
+        .unwrap();
+    b.set_subject_name(&name).unwrap();
+    match issuer {
+        Some((cert, _)) => b.set_issuer_name(cert.subject_name()).unwrap(),
+        None => b.set_issuer_name(&name).unwrap(),
+    }
+    b.set_pubkey(key).unwrap();
+    b.set_not_before(&Asn1Time::from_unix(from).unwrap())
+        .unwrap();
+    b.set_not_after(&Asn1Time::from_unix(to).unwrap()).unwrap();
+    let ski = SubjectKeyIdentifier::new()
+        .build(&b.x509v3_context(issuer.map(|(c, _)| &**c), None))
+        .unwrap();
+    b.append_extension(ski).unwrap();
+    if issuer.is_some() {
+        let aki = AuthorityKeyIdentifier::new()
+            .keyid(true)
+            .build(&b.x509v3_context(issuer.map(|(c, _)| &**c), None))
+            .unwrap();
+        b.append_extension(aki).unwrap();
+    }
+    match kind {
+        Kind::Ca => {
+            b.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
+                .unwrap();
+            b.append_extension(
+                KeyUsage::new()
+                    .critical()
+                    .key_cert_sign()
+                    .crl_sign()
+                    .build()
+                    .unwrap(),
+            )
+            .unwrap();
+        }
+        Kind::Server(names) => {
+            b.append_extension(BasicConstraints::new().build().unwrap())
+                .unwrap();
+            b.append_extension(ExtendedKeyUsage::new().server_auth().build().unwrap())
+                .unwrap();
+            let mut san = SubjectAlternativeName::new();
+            for n in names {
+                if n.parse::<std::net::IpAddr>().is_ok() {
+                    san.ip(n);
+                } else {
+                    san.dns(n);
+                }
+            }
+            let san = san
+                .build(&b.x509v3_context(issuer.map(|(c, _)| &**c), None))
+                .unwrap();
+            b.append_extension(san).unwrap();
+        }
+        Kind::Client => {
+            b.append_extension(BasicConstraints::new().build().unwrap())
+                .unwrap();
+            b.append_extension(ExtendedKeyUsage::new().client_auth().build().unwrap())
+                .unwrap();
+        }
+    }
+    let signer = issuer.map(|(_, k)| k).unwrap_or(key);
+    b.sign(signer, MessageDigest::sha256()).unwrap();
+    b.build()
+}
+
+/// Every file the tests use, written once per test binary.
+struct Pki {
+    _dir: TempDir,
+    ca: PathBuf,
+    /// The CA certificate itself (for the CA-dir tests).
+    ca_cert: X509,
+    /// A CA nobody trusts.
+    other_ca: PathBuf,
+    /// Server certificate for IP 127.0.0.1 and DNS localhost, and its key.
+    server: PathBuf,
+    server_key: PathBuf,
+    /// Server certificate for other.example only.
+    wrong_host: PathBuf,
+    wrong_host_key: PathBuf,
+    /// Server certificate that expired yesterday.
+    expired: PathBuf,
+    expired_key: PathBuf,
+    /// Client certificates and keys in the formats Paho users have.
+    client_rsa: PathBuf,
+    client_rsa_pkcs1: PathBuf,
+    client_rsa_pkcs1_encrypted: PathBuf,
+    client_ec: PathBuf,
+    client_ec_sec1: PathBuf,
+    client_ec_pkcs8_encrypted: PathBuf,
+    client_ec_pkcs8: PathBuf,
+    client_combined: PathBuf,
+    /// Client certificate issued by an intermediate CA: leaf + intermediate in one file.
+    client_chain: PathBuf,
+    client_chain_key: PathBuf,
+    /// Client certificate from the untrusted CA.
+    client_untrusted: PathBuf,
+    client_untrusted_key: PathBuf,
+}
+
+fn pki() -> &'static Pki {
+    static PKI: OnceLock<Pki> = OnceLock::new();
+    PKI.get_or_init(make_pki)
+}
+
+fn make_pki() -> Pki {
+    let dir = tempfile::Builder::new()
+        .prefix("mqttsync-pki-")
+        .tempdir()
+        .unwrap();
+    let d = dir.path().to_path_buf();
+    let write = |name: &str, parts: &[&[u8]]| -> PathBuf {
+        let p = d.join(name);
+        std::fs::write(&p, parts.concat()).unwrap();
+        p
+    };
+    let now = now_unix();
+    let (from, to) = (now - 3600, now + 30 * 86400);
+
+    let ca_key = ec_key();
+    let ca_cert = issue("mqttsync test CA", &ca_key, None, Kind::Ca, from, to);
+    let ca = write("ca.pem", &[&ca_cert.to_pem().unwrap()]);
+    let ca_i = Some((&ca_cert, &ca_key));
+
+    let other_key = ec_key();
+    let other_cert = issue("untrusted CA", &other_key, None, Kind::Ca, from, to);
+    let other_ca = write("other-ca.pem", &[&other_cert.to_pem().unwrap()]);
+
+    let server_cert_file = |name: &str, names: &[&str], from: i64, to: i64| {
+        let key = ec_key();
+        let cert = issue(names[0], &key, ca_i, Kind::Server(names), from, to);
+        (
+            write(&format!("{name}.pem"), &[&cert.to_pem().unwrap()]),
+            write(
+                &format!("{name}.key"),
+                &[&key.private_key_to_pem_pkcs8().unwrap()],
+            ),
+        )
+    };
+    let (server, server_key) = server_cert_file("server", &["127.0.0.1", "localhost"], from, to);
+    let (wrong_host, wrong_host_key) = server_cert_file("wrong-host", &["other.example"], from, to);
+    let (expired, expired_key) = server_cert_file(
+        "expired",
+        &["127.0.0.1", "localhost"],
+        now - 30 * 86400,
+        now - 86400,
+    );
+
+    // RSA client: PKCS#1 plain and traditionally encrypted (Proc-Type: 4,ENCRYPTED).
+    let rsa = rsa_key();
+    let rsa_pkey = PKey::from_rsa(rsa.clone()).unwrap();
+    let rsa_cert = issue("client-rsa", &rsa_pkey, ca_i, Kind::Client, from, to)
+        .to_pem()
+        .unwrap();
+    let client_rsa = write("client-rsa.pem", &[&rsa_cert]);
+    let client_rsa_pkcs1 = write(
+        "client-rsa.pkcs1.key",
+        &[&rsa.private_key_to_pem().unwrap()],
+    );
+    let client_rsa_pkcs1_encrypted = write(
+        "client-rsa.pkcs1-enc.key",
+        &[&rsa
+            .private_key_to_pem_passphrase(Cipher::aes_256_cbc(), KEY_PASSWORD.as_bytes())
+            .unwrap()],
+    );
+
+    // EC client: SEC1, PKCS#8, encrypted PKCS#8, and certificate + key in one file.
+    let ec = ec_key();
+    let ec_cert = issue("client-ec", &ec, ca_i, Kind::Client, from, to)
+        .to_pem()
+        .unwrap();
+    let client_ec = write("client-ec.pem", &[&ec_cert]);
+    let client_ec_sec1 = write(
+        "client-ec.sec1.key",
+        &[&ec.ec_key().unwrap().private_key_to_pem().unwrap()],
+    );
+    let client_ec_pkcs8 = write(
+        "client-ec.pkcs8.key",
+        &[&ec.private_key_to_pem_pkcs8().unwrap()],
+    );
+    let client_ec_pkcs8_encrypted = write(
+        "client-ec.pkcs8-enc.key",
+        &[&ec
+            .private_key_to_pem_pkcs8_passphrase(Cipher::aes_256_cbc(), KEY_PASSWORD.as_bytes())
+            .unwrap()],
+    );
+    let client_combined = write(
+        "client-ec.combined.pem",
+        &[
+            &ec_cert,
+            &ec.ec_key().unwrap().private_key_to_pem().unwrap(),
+        ],
+    );
+
+    // Client under an intermediate CA: the broker knows only the root, so the client must
+    // send the intermediate.
+    let inter_key = ec_key();
+    let inter_cert = issue("intermediate CA", &inter_key, ca_i, Kind::Ca, from, to);
+    let chain_key = ec_key();
+    let chain_cert = issue(
+        "client-chain",
+        &chain_key,
+        Some((&inter_cert, &inter_key)),
+        Kind::Client,
+        from,
+        to,
+    );
+    let client_chain = write(
+        "client-chain.pem",
+        &[&chain_cert.to_pem().unwrap(), &inter_cert.to_pem().unwrap()],
+    );
+    let client_chain_key = write(
+        "client-chain.key",
+        &[&chain_key.private_key_to_pem_pkcs8().unwrap()],
+    );
+
+    let untrusted_key = ec_key();
+    let untrusted_cert = issue(
+        "client-untrusted",
+        &untrusted_key,
+        Some((&other_cert, &other_key)),
+        Kind::Client,
+        from,
+        to,
+    );
+    let client_untrusted = write("client-untrusted.pem", &[&untrusted_cert.to_pem().unwrap()]);
+    let client_untrusted_key = write(
+        "client-untrusted.key",
+        &[&untrusted_key.private_key_to_pem_pkcs8().unwrap()],
+    );
+
+    Pki {
+        _dir: dir,
+        ca,
+        ca_cert,
+        other_ca,
+        server,
+        server_key,
+        wrong_host,
+        wrong_host_key,
+        expired,
+        expired_key,
+        client_rsa,
+        client_rsa_pkcs1,
+        client_rsa_pkcs1_encrypted,
+        client_ec,
+        client_ec_sec1,
+        client_ec_pkcs8_encrypted,
+        client_ec_pkcs8,
+        client_combined,
+        client_chain,
+        client_chain_key,
+        client_untrusted,
+        client_untrusted_key,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------
+
+fn tls_broker(cert: &Path, key: &Path, require_certificate: bool) -> Broker {
+    Broker::builder()
+        .tls(TlsFiles {
+            ca_file: pki().ca.clone(),
+            cert_file: cert.to_path_buf(),
+            key_file: key.to_path_buf(),
+            require_certificate,
+        })
+        .start()
+}
+
+fn good_broker() -> Broker {
+    tls_broker(&pki().server, &pki().server_key, false)
+}
+
+fn mutual_broker() -> Broker {
+    tls_broker(&pki().server, &pki().server_key, true)
+}
+
+fn trust_ca() -> TlsOptions {
+    TlsOptions {
+        ca_file: Some(pki().ca.clone()),
+        ..Default::default()
+    }
+}
+
+fn client_opts(uri: &str, tls: TlsOptions) -> ConnectOptions {
+    ConnectOptions::new(uri)
+        .client_id(unique_client_id("tls"))
+        .connect_timeout(DEADLINE)
+        .tls(tls)
+}
+
+fn connect(uri: &str, tls: TlsOptions) -> mqttsync::Result<Client> {
+    Client::connect(client_opts(uri, tls))
+}
+
+/// Connects, subscribes, publishes at `qos` and receives the message back.
+#[track_caller]
+fn round_trip(c: &Client, topic: &str, qos: QoS) {
+    assert_eq!(c.subscribe(topic, qos).unwrap(), qos);
+    let payload = format!("over TLS at {qos:?}");
+    c.publish_wait(Message::new(topic, payload.clone()).qos(qos))
+        .unwrap();
+    let m = c.messages().recv_timeout(DEADLINE).unwrap();
+    assert_eq!(m.topic, topic);
+    assert_eq!(m.payload_str(), Some(payload.as_str()));
+    assert_eq!(m.qos, qos);
+}
+
+#[track_caller]
+fn connect_ok(uri: &str, tls: TlsOptions) -> Client {
+    let c = connect(uri, tls).unwrap_or_else(|e| panic!("connect to {uri}: {e}"));
+    round_trip(&c, "tls/check", QoS::AtLeastOnce);
+    c
+}
+
+/// Expects a TLS error of `kind`; prints and returns its message.
+#[track_caller]
+fn expect_tls<T>(r: mqttsync::Result<T>, kind: TlsErrorKind, case: &str) -> String {
+    match r {
+        Err(Error::Tls { kind: k, message }) => {
+            eprintln!("[{case}] -> {k:?}: {message}");
+            assert_eq!(k, kind, "{case}: {message}");
+            message
+        }
+        Err(e) => panic!("{case}: expected Error::Tls {{ {kind:?} }}, got {e:?}"),
+        Ok(_) => panic!("{case}: expected Error::Tls {{ {kind:?} }}, connected"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Server verification
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn ca_file_publish_and_receive_every_qos_v311_and_v5() {
+    let broker = good_broker();
+    assert!(broker.uri().starts_with("ssl://"));
+    for v in [ProtocolVersion::V311, ProtocolVersion::V5] {
+        let c = Client::connect(client_opts(&broker.uri(), trust_ca()).version(v)).unwrap();
+        for qos in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce] {
+            round_trip(&c, &format!("tls/{v:?}/{qos:?}"), qos);
+        }
+        c.close().unwrap();
+    }
+}
+
+#[test]
+fn ca_file_only_without_system_roots() {
+    let broker = good_broker();
+    let tls = TlsOptions {
+        use_system_roots: false,
+        ..trust_ca()
+    };
+    connect_ok(&broker.uri(), tls).close().unwrap();
+}
+
+#[test]
+fn mqtts_and_tls_schemes_work_too() {
+    let broker = good_broker();
+    for scheme in ["mqtts", "tls"] {
+        let uri = format!("{scheme}://127.0.0.1:{}", broker.port());
+        connect_ok(&uri, trust_ca()).close().unwrap();
+    }
+}
+
+#[test]
+fn ca_dir_with_hashed_name_and_plain_name() {
+    let broker = good_broker();
+    let ca = &pki().ca_cert;
+    // c_rehash style: <subject hash>.0
+    let hashed = tempfile::tempdir().unwrap();
+    let name = format!("{:08x}.0", ca.subject_name_hash());
+    std::fs::write(hashed.path().join(name), ca.to_pem().unwrap()).unwrap();
+    // Something else in the directory is skipped.
+    std::fs::write(hashed.path().join("README"), "not a certificate").unwrap();
+    std::fs::create_dir(hashed.path().join("subdir")).unwrap();
+    let tls = TlsOptions {
+        ca_dir: Some(hashed.path().to_path_buf()),
+        use_system_roots: false,
+        ..Default::default()
+    };
+    connect_ok(&broker.uri(), tls).close().unwrap();
+
+    // Plain name, DER encoded, plus a hash symlink to it (the /etc/ssl/certs layout).
+    let plain = tempfile::tempdir().unwrap();
+    let file = plain.path().join("mqttsync-test-ca.crt");
+    std::fs::write(&file, ca.to_der().unwrap()).unwrap();
+    std::os::unix::fs::symlink(
+        &file,
+        plain
+            .path()
+            .join(format!("{:08x}.0", ca.subject_name_hash())),
+    )
+    .unwrap();
+    let tls = TlsOptions {
+        ca_dir: Some(plain.path().to_path_buf()),
+        use_system_roots: false,
+        ..Default::default()
+    };
+    connect_ok(&broker.uri(), tls).close().unwrap();
+}
+
+#[test]
+fn ca_dir_without_certificates_is_a_configuration_error() {
+    let broker = good_broker();
+    let empty = tempfile::tempdir().unwrap();
+    std::fs::write(empty.path().join("notes.txt"), "nothing here").unwrap();
+    let tls = TlsOptions {
+        ca_dir: Some(empty.path().to_path_buf()),
+        ..Default::default()
+    };
+    expect_tls(
+        connect(&broker.uri(), tls),
+        TlsErrorKind::Configuration,
+        "empty ca_dir",
+    );
+    let tls = TlsOptions {
+        ca_dir: Some(empty.path().join("missing")),
+        ..Default::default()
+    };
+    expect_tls(
+        connect(&broker.uri(), tls),
+        TlsErrorKind::Configuration,
+        "missing ca_dir",
+    );
+}
+
+#[test]
+fn unknown_ca_is_unknown_ca() {
+    let broker = good_broker();
+    let tls = TlsOptions {
+        ca_file: Some(pki().other_ca.clone()),
+        ..Default::default()
+    };
+    let m = expect_tls(
+        connect(&broker.uri(), tls),
+        TlsErrorKind::UnknownCa,
+        "other CA",
+    );
+    assert!(m.contains("certificate verify failed"), "{m}");
+    // System roots only: our test CA is not among them.
+    expect_tls(
+        connect(&broker.uri(), TlsOptions::default()),
+        TlsErrorKind::UnknownCa,
+        "system roots only",
+    );
+    // No trust at all.
+    let tls = TlsOptions {
+        use_system_roots: false,
+        ..Default::default()
+    };
+    expect_tls(
+        connect(&broker.uri(), tls),
+        TlsErrorKind::UnknownCa,
+        "no roots",
+    );
+    // An `ssl://` URI without TLS options verifies too.
+    let r = Client::connect(
+        ConnectOptions::new(&broker.uri())
+            .client_id(unique_client_id("tls"))
+            .connect_timeout(DEADLINE),
+    );
+    expect_tls(r, TlsErrorKind::UnknownCa, "no TlsOptions");
+}
+
+#[test]
+fn unknown_ca_connects_only_with_verify_certificate_false() {
+    let broker = good_broker();
+    let tls = TlsOptions {
+        verify_certificate: false,
+        ..Default::default()
+    };
+    connect_ok(&broker.uri(), tls).close().unwrap();
+}
+
+#[test]
+fn wrong_host_is_name_mismatch() {
+    let broker = tls_broker(&pki().wrong_host, &pki().wrong_host_key, false);
+    // By IP: the certificate names only other.example.
+    let m = expect_tls(
+        connect(&broker.uri(), trust_ca()),
+        TlsErrorKind::NameMismatch,
+        "wrong host by IP",
+    );
+    assert!(
+        m.to_ascii_lowercase().contains("ip address mismatch"),
+        "{m}"
+    );
+    // By name (localhost resolves to ::1 and/or 127.0.0.1; the broker listens on the latter).
+    let by_name = format!("ssl://localhost:{}", broker.port());
+    let m = expect_tls(
+        connect(&by_name, trust_ca()),
+        TlsErrorKind::NameMismatch,
+        "wrong host by name",
+    );
+    assert!(m.to_ascii_lowercase().contains("hostname mismatch"), "{m}");
+    // server_name naming another host than the certificate.
+    let tls = TlsOptions {
+        server_name: Some("localhost".into()),
+        ..trust_ca()
+    };
+    expect_tls(
+        connect(&broker.uri(), tls),
+        TlsErrorKind::NameMismatch,
+        "server_name localhost",
+    );
+}
+
+#[test]
+fn wrong_host_connects_with_verify_hostname_false() {
+    let broker = tls_broker(&pki().wrong_host, &pki().wrong_host_key, false);
+    let tls = TlsOptions {
+        verify_hostname: false,
+        ..trust_ca()
+    };
+    connect_ok(&broker.uri(), tls).close().unwrap();
+}
+
+#[test]
+fn wrong_host_connects_with_server_name_of_the_certificate() {
+    let broker = tls_broker(&pki().wrong_host, &pki().wrong_host_key, false);
+    let tls = TlsOptions {
+        server_name: Some("other.example".into()),
+        ..trust_ca()
+    };
+    connect_ok(&broker.uri(), tls).close().unwrap();
+}
+
+#[test]
+fn server_name_and_host_name_verification_on_good_certificate() {
+    let broker = good_broker();
+    // Connecting by IP, verifying (and SNI) as localhost.
+    let tls = TlsOptions {
+        server_name: Some("localhost".into()),
+        ..trust_ca()
+    };
+    connect_ok(&broker.uri(), tls).close().unwrap();
+    // Connecting by name: DNS, dual stack (::1 refused when listed first), then TLS.
+    let by_name = format!("ssl://localhost:{}", broker.port());
+    connect_ok(&by_name, trust_ca()).close().unwrap();
+}
+
+#[test]
+fn expired_certificate_is_expired() {
+    let broker = tls_broker(&pki().expired, &pki().expired_key, false);
+    let m = expect_tls(
+        connect(&broker.uri(), trust_ca()),
+        TlsErrorKind::Expired,
+        "expired",
+    );
+    assert!(m.contains("certificate has expired"), "{m}");
+    // Turning verification off (explicitly) accepts it.
+    let tls = TlsOptions {
+        verify_certificate: false,
+        ..trust_ca()
+    };
+    connect_ok(&broker.uri(), tls).close().unwrap();
+}
+
+#[test]
+fn bad_ca_file_is_a_configuration_error() {
+    let broker = good_broker();
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.pem");
+    std::fs::write(&junk, "no PEM here").unwrap();
+    for (case, path) in [
+        ("missing CA file", dir.path().join("nope.pem")),
+        ("CA file without certificate", junk),
+    ] {
+        let tls = TlsOptions {
+            ca_file: Some(path),
+            ..Default::default()
+        };
+        expect_tls(
+            connect(&broker.uri(), tls),
+            TlsErrorKind::Configuration,
+            case,
+        );
+    }
+}
+
+#[test]
+fn plain_tcp_port_with_ssl_scheme_is_a_tls_error_not_a_hang() {
+    let broker = Broker::start();
+    let uri = format!("ssl://127.0.0.1:{}", broker.port());
+    match connect(&uri, trust_ca()) {
+        Err(Error::Tls { kind, message }) => {
+            eprintln!("[TLS to plain MQTT port] -> {kind:?}: {message}");
+        }
+        other => panic!("expected a TLS error, got {other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Minimum version
+// ---------------------------------------------------------------------------------------
+
+/// A one-connection TLS server speaking at most TLS 1.2 (mosquitto 2.0's `tls_version` is
+/// only a minimum). Returns its address and the server side's handshake outcome.
+fn tls12_server(
+    require_certificate: bool,
+) -> (String, std::thread::JoinHandle<Result<(), String>>) {
+    use openssl::ssl::{SslAcceptor, SslFiletype, SslMethod, SslVerifyMode, SslVersion};
+    let p = pki();
+    let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).unwrap();
+    b.set_certificate_chain_file(&p.server).unwrap();
+    b.set_private_key_file(&p.server_key, SslFiletype::PEM)
+        .unwrap();
+    b.set_max_proto_version(Some(SslVersion::TLS1_2)).unwrap();
+    if require_certificate {
+        b.set_ca_file(&p.ca).unwrap();
+        b.set_verify(SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT);
+    }
+    let acceptor = b.build();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let uri = format!("ssl://{}", listener.local_addr().unwrap());
+    let h = std::thread::spawn(move || {
+        let (sock, _) = listener.accept().map_err(|e| e.to_string())?;
+        sock.set_read_timeout(Some(DEADLINE)).unwrap();
+        let mut tls = acceptor.accept(sock).map_err(|e| e.to_string())?;
+        let _ = tls.shutdown();
+        Ok(())
+    });
+    (uri, h)
+}
+
+fn open(uri: &str, tls: &TlsOptions) -> mqttsync::Result<mqttsync::transport::Stream> {
+    let uri = mqttsync::client::ServerUri::parse(uri).unwrap();
+    mqttsync::transport::open(
+        &uri,
+        Some(tls),
+        std::time::Instant::now() + DEADLINE,
+        DEADLINE,
+    )
+}
+
+#[test]
+fn min_version_is_enforced() {
+    let (uri, server) = tls12_server(false);
+    let tls12 = TlsOptions {
+        min_version: Some(TlsVersion::Tls12),
+        ..trust_ca()
+    };
+    open(&uri, &tls12).unwrap();
+    server.join().unwrap().unwrap();
+
+    let (uri, server) = tls12_server(false);
+    let tls13 = TlsOptions {
+        min_version: Some(TlsVersion::Tls13),
+        ..trust_ca()
+    };
+    let m = expect_tls(
+        open(&uri, &tls13).map(|_| ()),
+        TlsErrorKind::HandshakeRefused,
+        "min TLS 1.3 vs 1.2 server",
+    );
+    assert!(m.contains("protocol version"), "{m}");
+    assert!(server.join().unwrap().is_err());
+}
+
+#[test]
+fn tls12_server_requiring_client_certificate_refuses_in_the_handshake() {
+    let (uri, server) = tls12_server(true);
+    let m = expect_tls(
+        open(&uri, &trust_ca()).map(|_| ()),
+        TlsErrorKind::HandshakeRefused,
+        "no client cert, TLS 1.2",
+    );
+    assert!(m.contains("alert"), "{m}");
+    assert!(server.join().unwrap().is_err());
+
+    // With a client certificate it completes.
+    let (uri, server) = tls12_server(true);
+    let p = pki();
+    open(
+        &uri,
+        &with_client(&p.client_ec, Some(&p.client_ec_sec1), None),
+    )
+    .unwrap();
+    server.join().unwrap().unwrap();
+}
+
+// ---------------------------------------------------------------------------------------
+// Mutual TLS
+// ---------------------------------------------------------------------------------------
+
+fn with_client(cert: &Path, key: Option<&Path>, password: Option<&str>) -> TlsOptions {
+    TlsOptions {
+        client_cert: Some(cert.to_path_buf()),
+        client_key: key.map(Path::to_path_buf),
+        key_password: password.map(str::to_string),
+        ..trust_ca()
+    }
+}
+
+#[test]
+fn mutual_tls_without_client_certificate_is_refused_tls13() {
+    let broker = mutual_broker();
+    let m = expect_tls(
+        connect(&broker.uri(), trust_ca()),
+        TlsErrorKind::HandshakeRefused,
+        "no client cert, TLS 1.3",
+    );
+    assert!(m.contains("certificate required"), "{m}");
+}
+
+#[test]
+fn mutual_tls_client_certificate_from_unknown_ca_is_refused() {
+    let broker = mutual_broker();
+    let p = pki();
+    let tls = with_client(&p.client_untrusted, Some(&p.client_untrusted_key), None);
+    expect_tls(
+        connect(&broker.uri(), tls),
+        TlsErrorKind::HandshakeRefused,
+        "client cert from unknown CA",
+    );
+}
+
+#[test]
+fn mutual_tls_every_key_format() {
+    let broker = mutual_broker();
+    let p = pki();
+    let cases: [(&str, &Path, Option<&Path>, Option<&str>); 8] = [
+        ("RSA PKCS#1", &p.client_rsa, Some(&p.client_rsa_pkcs1), None),
+        (
+            "RSA PKCS#1 traditionally encrypted",
+            &p.client_rsa,
+            Some(&p.client_rsa_pkcs1_encrypted),
+            Some(KEY_PASSWORD),
+        ),
+        ("EC SEC1", &p.client_ec, Some(&p.client_ec_sec1), None),
+        ("EC PKCS#8", &p.client_ec, Some(&p.client_ec_pkcs8), None),
+        (
+            "EC encrypted PKCS#8",
+            &p.client_ec,
+            Some(&p.client_ec_pkcs8_encrypted),
+            Some(KEY_PASSWORD),
+        ),
+        (
+            "certificate and key in one file",
+            &p.client_combined,
+            None,
+            None,
+        ),
+        (
+            "certificate and key in one file, given twice",
+            &p.client_combined,
+            Some(&p.client_combined),
+            None,
+        ),
+        (
+            "leaf + intermediate chain",
+            &p.client_chain,
+            Some(&p.client_chain_key),
+            None,
+        ),
+    ];
+    for (i, (case, cert, key, password)) in cases.into_iter().enumerate() {
+        let c = connect(&broker.uri(), with_client(cert, key, password))
+            .unwrap_or_else(|e| panic!("{case}: {e}"));
+        round_trip(&c, &format!("mtls/{i}"), QoS::ExactlyOnce);
+        c.close().unwrap();
+    }
+}
+
+#[test]
+fn mutual_tls_key_problems_are_configuration_errors() {
+    let broker = mutual_broker();
+    let p = pki();
+    let m = expect_tls(
+        connect(
+            &broker.uri(),
+            with_client(
+                &p.client_ec,
+                Some(&p.client_ec_pkcs8_encrypted),
+                Some("wrong"),
+            ),
+        ),
+        TlsErrorKind::Configuration,
+        "encrypted PKCS#8, wrong password",
+    );
+    assert!(m.contains("key_password"), "{m}");
+    expect_tls(
+        connect(
+            &broker.uri(),
+            with_client(
+                &p.client_rsa,
+                Some(&p.client_rsa_pkcs1_encrypted),
+                Some("wrong"),
+            ),
+        ),
+        TlsErrorKind::Configuration,
+        "traditional encrypted PEM, wrong password",
+    );
+    let m = expect_tls(
+        connect(
+            &broker.uri(),
+            with_client(&p.client_ec, Some(&p.client_ec_pkcs8_encrypted), None),
+        ),
+        TlsErrorKind::Configuration,
+        "encrypted PKCS#8, no password",
+    );
+    assert!(m.contains("no key_password"), "{m}");
+    let m = expect_tls(
+        connect(
+            &broker.uri(),
+            with_client(&p.client_ec, Some(&p.client_rsa_pkcs1), None),
+        ),
+        TlsErrorKind::Configuration,
+        "key of another certificate",
+    );
+    assert!(m.contains("does not belong"), "{m}");
+    expect_tls(
+        connect(&broker.uri(), with_client(&p.client_ec, None, None)),
+        TlsErrorKind::Configuration,
+        "certificate without key",
+    );
+    expect_tls(
+        connect(&broker.uri(), with_client(&p.client_ec, Some(&p.ca), None)),
+        TlsErrorKind::Configuration,
+        "key file holding a certificate",
+    );
+    expect_tls(
+        connect(
+            &broker.uri(),
+            with_client(&p.client_ec_sec1, Some(&p.client_ec_sec1), None),
+        ),
+        TlsErrorKind::Configuration,
+        "certificate file holding only a key",
+    );
+    expect_tls(
+        connect(
+            &broker.uri(),
+            with_client(Path::new("/nonexistent/client.pem"), None, None),
+        ),
+        TlsErrorKind::Configuration,
+        "missing certificate file",
+    );
+    let key_only = TlsOptions {
+        client_key: Some(p.client_ec_pkcs8.clone()),
+        ..trust_ca()
+    };
+    expect_tls(
+        connect(&broker.uri(), key_only),
+        TlsErrorKind::Configuration,
+        "key without certificate",
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Password over TLS
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn password_over_tls() {
+    let broker = Broker::builder()
+        .tls(TlsFiles {
+            ca_file: pki().ca.clone(),
+            cert_file: pki().server.clone(),
+            key_file: pki().server_key.clone(),
+            require_certificate: false,
+        })
+        .password("alice", "right")
+        .start();
+    let wrong = Client::connect(
+        client_opts(&broker.uri(), trust_ca()).credentials("alice", Some(b"wrong")),
+    );
+    match wrong {
+        // MQTT 3.1.1 CONNACK 4 (bad user name or password) or 5 (not authorized).
+        Err(Error::ConnectionRefused { code, .. }) => {
+            assert!(code == 4 || code == 5, "code {code}")
+        }
+        other => panic!("expected ConnectionRefused, got {other:?}"),
+    }
+    let anonymous = Client::connect(client_opts(&broker.uri(), trust_ca()));
+    assert!(
+        matches!(anonymous, Err(Error::ConnectionRefused { .. })),
+        "{anonymous:?}"
+    );
+    let c = Client::connect(
+        client_opts(&broker.uri(), trust_ca()).credentials("alice", Some(b"right")),
+    )
+    .unwrap();
+    round_trip(&c, "auth/tls", QoS::ExactlyOnce);
+    c.close().unwrap();
+}
+
+// ---------------------------------------------------------------------------------------
+// IPv6 loopback (plain TCP)
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn ipv6_loopback_publish_and_receive() {
+    let broker = Broker::builder().listener_ipv6(true).start();
+    let uri = format!("tcp://[::1]:{}", broker.port());
+    let c = Client::connect(
+        ConnectOptions::new(&uri)
+            .client_id(unique_client_id("v6"))
+            .connect_timeout(DEADLINE),
+    )
+    .unwrap();
+    for qos in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce] {
+        round_trip(&c, &format!("v6/{qos:?}"), qos);
+    }
+    // The broker saw an IPv6 client.
+    assert!(
+        broker.wait_for_log("::1", Duration::from_secs(5)),
+        "{}",
+        broker.log()
+    );
+    c.close().unwrap();
+}
