@@ -358,3 +358,238 @@ pub(crate) fn handshake(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{TcpListener, TcpStream};
+    use std::os::fd::AsRawFd;
+    use std::sync::mpsc;
+    use std::thread::JoinHandle;
+
+    use tungstenite::handshake::server::{Request, Response};
+
+    type Server = WebSocket<TcpStream>;
+
+    fn uri(port: u16) -> ServerUri {
+        ServerUri::parse(&format!("ws://127.0.0.1:{port}/mqtt")).unwrap()
+    }
+
+    fn secs(n: u64) -> (Instant, Duration) {
+        let d = Duration::from_secs(n);
+        (Instant::now() + d, d)
+    }
+
+    /// A WebSocket server thread (choosing subprotocol `mqtt`) running `f`, and a client
+    /// connected to it.
+    fn pair<T: Send + 'static>(
+        f: impl FnOnce(Server) -> T + Send + 'static,
+    ) -> (WsStream, JoinHandle<T>) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (s, _) = l.accept().unwrap();
+            let ws = tungstenite::accept_hdr(s, |_: &Request, mut resp: Response| {
+                resp.headers_mut()
+                    .insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static("mqtt"));
+                Ok(resp)
+            })
+            .unwrap();
+            f(ws)
+        });
+        let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let (deadline, total) = secs(10);
+        let ws = handshake(Stream::Tcp(tcp), &uri(port), &[], deadline, total).unwrap();
+        (ws, server)
+    }
+
+    fn wait_writable(fd: i32) {
+        let mut p = libc::pollfd {
+            fd,
+            events: libc::POLLOUT,
+            revents: 0,
+        };
+        // SAFETY: `p` is a valid pollfd for the duration of the call; nfds is 1.
+        let r = unsafe { libc::poll(&mut p, 1, 10_000) };
+        assert_eq!(r, 1, "socket did not become writable");
+    }
+
+    #[test]
+    fn binary_frames_are_one_byte_stream_across_frame_boundaries() {
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let expect = data.clone();
+        let (mut c, server) = pair(move |mut ws| {
+            // Frames of 1, 2, 3, ... bytes, then one big frame holding the rest.
+            let mut pos = 0;
+            let mut size = 1;
+            while pos < 5000 {
+                ws.send(Message::binary(data[pos..pos + size].to_vec())).unwrap();
+                pos += size;
+                size += 1;
+            }
+            ws.send(Message::binary(data[pos..].to_vec())).unwrap();
+            ws
+        });
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1000];
+        while got.len() < expect.len() {
+            let n = c.read(&mut buf).unwrap();
+            assert!(n > 0, "early end after {} bytes", got.len());
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(got, expect);
+        drop(server.join().unwrap());
+    }
+
+    #[test]
+    fn nonblocking_write_keeps_the_frame_across_would_block() {
+        // 8 MiB does not fit into the socket buffers: writes must block at some point.
+        let data: Vec<u8> = (0..8u32 << 20).map(|i| (i % 253) as u8).collect();
+        let total = data.len();
+        let (go_tx, go_rx) = mpsc::channel::<()>();
+        let (mut c, server) = pair(move |mut ws| {
+            go_rx.recv().unwrap();
+            let mut got = Vec::with_capacity(total);
+            let mut frames = 0;
+            while got.len() < total {
+                match ws.read().unwrap() {
+                    Message::Binary(b) => {
+                        assert!(b.len() <= MAX_OUT_FRAME);
+                        frames += 1;
+                        got.extend_from_slice(&b);
+                    }
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            (got, frames)
+        });
+        c.connected();
+        c.get_ref().set_nonblocking(true).unwrap();
+        let fd = c.get_ref().as_raw_fd();
+        let mut pos = 0;
+        let mut blocked = 0;
+        let mut go = Some(go_tx);
+        while pos < data.len() {
+            match c.write(&data[pos..]) {
+                Ok(n) => {
+                    assert!(n > 0);
+                    pos += n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    blocked += 1;
+                    if let Some(tx) = go.take() {
+                        tx.send(()).unwrap();
+                    }
+                    wait_writable(fd);
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        if let Some(tx) = go.take() {
+            tx.send(()).unwrap();
+        }
+        // Whatever is still queued goes out once the socket takes it.
+        loop {
+            match c.flush() {
+                Ok(()) => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait_writable(fd),
+                Err(e) => panic!("{e}"),
+            }
+        }
+        let (got, frames) = server.join().unwrap();
+        assert!(blocked > 0, "the test never filled the socket");
+        assert!(frames >= total / MAX_OUT_FRAME);
+        assert!(got == data, "bytes lost or repeated across WouldBlock");
+    }
+
+    #[test]
+    fn ping_is_answered_and_reading_goes_on() {
+        let (mut c, server) = pair(|mut ws| {
+            ws.send(Message::Ping(Bytes::from_static(b"hi"))).unwrap();
+            ws.send(Message::binary(b"after".to_vec())).unwrap();
+            loop {
+                match ws.read().unwrap() {
+                    Message::Pong(p) => return p,
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+        });
+        let mut buf = [0u8; 16];
+        let n = c.read(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"after");
+        assert_eq!(&server.join().unwrap()[..], b"hi");
+    }
+
+    #[test]
+    fn text_frame_is_a_protocol_error() {
+        // MQTT-6.0.0-1: a data frame that is not binary closes the connection.
+        let (mut c, server) = pair(|mut ws| {
+            ws.send(Message::text("{\"not\": \"mqtt\"}")).unwrap();
+            ws
+        });
+        let e = c.read(&mut [0u8; 16]).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        assert!(e.to_string().contains("MQTT-6.0.0-1"), "{e}");
+        drop(server.join().unwrap());
+    }
+
+    #[test]
+    fn close_frame_ends_the_stream_and_is_answered() {
+        let (mut c, server) = pair(|mut ws| {
+            ws.send(Message::binary(b"last".to_vec())).unwrap();
+            ws.close(None).unwrap();
+            loop {
+                match ws.read() {
+                    Ok(Message::Close(_)) | Err(tungstenite::Error::ConnectionClosed) => {
+                        return true
+                    }
+                    Ok(_) => {}
+                    Err(_) => return false,
+                }
+            }
+        });
+        let mut buf = [0u8; 16];
+        let n = c.read(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"last");
+        assert_eq!(c.read(&mut buf).unwrap(), 0);
+        assert_eq!(c.read(&mut buf).unwrap(), 0, "stays at end of stream");
+        assert!(server.join().unwrap(), "client answered the close frame");
+        let e = c.write(b"x").unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::BrokenPipe);
+    }
+
+    #[test]
+    fn trickling_server_cannot_stretch_the_deadline() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let (stop_tx, stop_rx) = mpsc::channel::<()>();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            // One byte of an endless header every 50 ms.
+            let _ = s.write_all(b"HTTP/1.1 101 Switching Protocols\r\n");
+            while stop_rx.recv_timeout(Duration::from_millis(50)).is_err() {
+                if s.write_all(b"X").is_err() {
+                    break;
+                }
+            }
+        });
+        let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let total = Duration::from_millis(400);
+        let t0 = Instant::now();
+        let e = handshake(Stream::Tcp(tcp), &uri(port), &[], t0 + total, total).unwrap_err();
+        let took = t0.elapsed();
+        stop_tx.send(()).unwrap();
+        server.join().unwrap();
+        assert!(
+            matches!(
+                e,
+                Error::Timeout {
+                    step: Step::Handshake,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(took < total + Duration::from_millis(300), "{took:?}");
+    }
+}
