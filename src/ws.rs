@@ -389,9 +389,13 @@ mod tests {
         let port = l.local_addr().unwrap().port();
         let server = std::thread::spawn(move || {
             let (s, _) = l.accept().unwrap();
+            // tungstenite's callback type fixes the error type.
+            #[allow(clippy::result_large_err)]
             let ws = tungstenite::accept_hdr(s, |_: &Request, mut resp: Response| {
-                resp.headers_mut()
-                    .insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static("mqtt"));
+                resp.headers_mut().insert(
+                    header::SEC_WEBSOCKET_PROTOCOL,
+                    HeaderValue::from_static("mqtt"),
+                );
                 Ok(resp)
             })
             .unwrap();
@@ -423,7 +427,8 @@ mod tests {
             let mut pos = 0;
             let mut size = 1;
             while pos < 5000 {
-                ws.send(Message::binary(data[pos..pos + size].to_vec())).unwrap();
+                ws.send(Message::binary(data[pos..pos + size].to_vec()))
+                    .unwrap();
                 pos += size;
                 size += 1;
             }
@@ -507,11 +512,9 @@ mod tests {
         let (mut c, server) = pair(|mut ws| {
             ws.send(Message::Ping(Bytes::from_static(b"hi"))).unwrap();
             ws.send(Message::binary(b"after".to_vec())).unwrap();
-            loop {
-                match ws.read().unwrap() {
-                    Message::Pong(p) => return p,
-                    other => panic!("unexpected {other:?}"),
-                }
+            match ws.read().unwrap() {
+                Message::Pong(p) => p,
+                other => panic!("unexpected {other:?}"),
             }
         });
         let mut buf = [0u8; 16];
