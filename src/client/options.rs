@@ -474,7 +474,8 @@ impl ConnectOptions {
         self
     }
 
-    /// Deadline for the whole connect (DNS, TCP, TLS, CONNACK) per server. Default 30 s.
+    /// Deadline for the whole connect (DNS, TCP, proxy tunnel, TLS, WebSocket upgrade,
+    /// CONNACK) per server. Default 30 s.
     pub fn connect_timeout(mut self, d: Duration) -> Self {
         self.connect_timeout = d;
         self
