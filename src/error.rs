@@ -112,6 +112,29 @@ pub enum Error {
         /// Details from the TLS library.
         message: String,
     },
+    /// The HTTP CONNECT proxy could not be used: it refused the tunnel (the status line is
+    /// in `message`, e.g. `HTTP/1.1 407 Proxy Authentication Required`), answered with
+    /// something that is not HTTP, or its address is unusable.
+    #[error("HTTP proxy {proxy}: {message}")]
+    Proxy {
+        /// The proxy as `host:port` (never with credentials).
+        proxy: String,
+        /// The HTTP status code of the proxy's answer, when it gave one.
+        status: Option<u16>,
+        /// What went wrong (the proxy's status line when it answered).
+        message: String,
+    },
+    /// The WebSocket upgrade failed (the server answered with an HTTP error such as 404,
+    /// chose no `mqtt` subprotocol, or broke the handshake).
+    #[error("WebSocket handshake with {url} failed: {message}")]
+    WebSocket {
+        /// The URL of the upgrade request.
+        url: String,
+        /// The HTTP status code of the server's answer, when it was not 101.
+        status: Option<u16>,
+        /// What went wrong.
+        message: String,
+    },
     /// The server answered CONNACK with a non-zero code.
     #[error("connection refused by server: code {code:#04x} ({reason})")]
     ConnectionRefused {

@@ -1,4 +1,5 @@
-//! Transports: DNS with a deadline, TCP (socket2) and TLS (native-tls), one `Stream` type.
+//! Transports: DNS with a deadline, TCP (socket2), TLS (native-tls), WebSocket
+//! ([`crate::ws`]) and HTTP CONNECT proxies, one `Stream` type.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -8,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
-use crate::client::options::{Scheme, ServerUri, TlsOptions, TlsVersion};
+use crate::client::options::{HttpOptions, Scheme, ServerUri, TlsOptions, TlsVersion};
 use crate::error::{Error, Result, Step, TlsErrorKind};
 
 /// A connected byte stream to the broker.
@@ -18,6 +19,8 @@ pub enum Stream {
     Tcp(TcpStream),
     /// TLS over TCP.
     Tls(Box<native_tls::TlsStream<TcpStream>>),
+    /// WebSocket over a `Tcp` or `Tls` stream.
+    Ws(Box<crate::ws::WsStream>),
 }
 
 impl Stream {
@@ -26,11 +29,15 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s,
             Stream::Tls(s) => s.get_ref(),
+            Stream::Ws(s) => s.get_ref().tcp(),
         }
     }
 
     /// Switches the socket between blocking and non-blocking mode.
     pub fn set_nonblocking(&self, nb: bool) -> io::Result<()> {
+        if let (Stream::Ws(s), true) = (self, nb) {
+            s.connected();
+        }
         self.tcp().set_nonblocking(nb)
     }
 
@@ -58,6 +65,7 @@ impl Read for Stream {
         match self {
             Stream::Tcp(s) => s.read(buf),
             Stream::Tls(s) => s.read(buf),
+            Stream::Ws(s) => s.read(buf),
         }
     }
 }
@@ -79,6 +87,7 @@ impl Write for Stream {
                 }
                 r => r,
             },
+            Stream::Ws(s) => s.write(buf),
         }
     }
 
@@ -86,6 +95,7 @@ impl Write for Stream {
         match self {
             Stream::Tcp(s) => s.flush(),
             Stream::Tls(s) => s.flush(),
+            Stream::Ws(s) => s.flush(),
         }
     }
 }
@@ -642,7 +652,8 @@ pub fn io_error(e: io::Error) -> Error {
     Error::Io(e)
 }
 
-/// Opens the transport for `uri` (DNS, TCP, TLS), all within `deadline`.
+/// Opens the transport for `uri` (DNS, TCP, TLS, WebSocket upgrade), all within
+/// `deadline`, without proxy or extra HTTP headers.
 /// The returned stream is blocking with read/write timeouts set to the time left.
 pub fn open(
     uri: &ServerUri,
@@ -650,16 +661,34 @@ pub fn open(
     deadline: Instant,
     total: Duration,
 ) -> Result<Stream> {
-    let addrs = resolve(&uri.host, uri.port, deadline, total)?;
-    let tcp = connect_tcp(&addrs, deadline, total)?;
+    open_with(uri, tls, &HttpOptions::default(), deadline, total)
+}
+
+/// [`open`] with the HTTP options: a CONNECT proxy (explicit or from the environment) and
+/// the extra headers of the WebSocket upgrade.
+pub(crate) fn open_with(
+    uri: &ServerUri,
+    tls: Option<&TlsOptions>,
+    http: &HttpOptions,
+    deadline: Instant,
+    total: Duration,
+) -> Result<Stream> {
+    let env = |k: &str| std::env::var(k).ok();
+    let tcp = match crate::proxy::select(http, uri, &env)? {
+        Some(p) => crate::proxy::connect(&p, &uri.host, uri.port, deadline, total)?,
+        None => {
+            let addrs = resolve(&uri.host, uri.port, deadline, total)?;
+            connect_tcp(&addrs, deadline, total)?
+        }
+    };
     let _ = SockRef::from(&tcp).set_keepalive(false);
-    match uri.scheme {
-        Scheme::Tcp => {
+    let base = match uri.scheme {
+        Scheme::Tcp | Scheme::Ws => {
             let s = Stream::Tcp(tcp);
             s.set_timeouts(Some(remaining(deadline, Step::ConnAck, total)?))?;
             Ok(s)
         }
-        Scheme::Tls => {
+        Scheme::Tls | Scheme::Wss => {
             let default = TlsOptions::default();
             let opts = tls.unwrap_or(&default);
             let connector = tls_connector(opts)?;
@@ -685,10 +714,13 @@ pub fn open(
                 }
             }
         }
-        Scheme::Ws | Scheme::Wss => Err(Error::InvalidArgument(format!(
-            "{}: WebSocket transport is not supported yet",
-            uri.original
-        ))),
+    }?;
+    match uri.scheme {
+        Scheme::Ws | Scheme::Wss => {
+            let ws = crate::ws::handshake(base, uri, &http.headers, deadline, total)?;
+            Ok(Stream::Ws(Box::new(ws)))
+        }
+        Scheme::Tcp | Scheme::Tls => Ok(base),
     }
 }
 

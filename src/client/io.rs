@@ -13,7 +13,7 @@ use mio::unix::SourceFd;
 use mio::{Interest, Poll, Token, Waker};
 
 use super::options::{
-    ConnectOptions, LostCallback, Message, ReconnectOptions, ServerUri, TlsOptions,
+    ConnectOptions, HttpOptions, LostCallback, Message, ReconnectOptions, ServerUri, TlsOptions,
 };
 use super::token::{Delivered, TokenInner};
 use super::{
@@ -71,6 +71,7 @@ pub(crate) struct Io {
     version: ProtocolVersion,
     servers: Vec<ServerUri>,
     tls: Option<TlsOptions>,
+    http: HttpOptions,
     connect: Connect,
     connect_timeout: Duration,
     reconnect: Option<ReconnectOptions>,
@@ -224,6 +225,7 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
         version: opts.version,
         servers: opts.servers,
         tls: opts.tls.take(),
+        http: std::mem::take(&mut opts.http),
         connect,
         connect_timeout: opts.connect_timeout,
         backoff: opts
@@ -689,7 +691,7 @@ impl Io {
         let total = self.connect_timeout;
         let start = Instant::now();
         let deadline = start + total;
-        let mut stream = transport::open(uri, self.tls.as_ref(), deadline, total)?;
+        let mut stream = transport::open_with(uri, self.tls.as_ref(), &self.http, deadline, total)?;
         self.rbuf.clear();
         self.wbuf.clear();
         self.wpos = 0;

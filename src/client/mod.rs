@@ -203,6 +203,24 @@ pub(crate) fn clone_error(e: &Error) -> Error {
             kind: *kind,
             message: message.clone(),
         },
+        Error::Proxy {
+            proxy,
+            status,
+            message,
+        } => Error::Proxy {
+            proxy: proxy.clone(),
+            status: *status,
+            message: message.clone(),
+        },
+        Error::WebSocket {
+            url,
+            status,
+            message,
+        } => Error::WebSocket {
+            url: url.clone(),
+            status: *status,
+            message: message.clone(),
+        },
         Error::ConnectionRefused {
             code,
             reason,

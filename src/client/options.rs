@@ -191,6 +191,43 @@ impl Default for TlsOptions {
     }
 }
 
+/// HTTP-level transport settings: extra headers of the WebSocket upgrade request and
+/// HTTP CONNECT proxies. Set through [`ConnectOptions`].
+#[derive(Debug, Clone, Default)]
+pub(crate) struct HttpOptions {
+    /// Extra headers of the WebSocket upgrade request, in order.
+    pub headers: Vec<(String, String)>,
+    /// Proxy for servers without TLS (`tcp://`, `ws://`).
+    pub http_proxy: Option<crate::proxy::ProxyUri>,
+    /// Proxy for servers with TLS (`ssl://`, `wss://`).
+    pub https_proxy: Option<crate::proxy::ProxyUri>,
+    /// Read `http_proxy` / `https_proxy` / `no_proxy` from the environment at connect time.
+    pub proxy_from_env: bool,
+}
+
+/// Headers the WebSocket handshake writes itself; a caller may not set them.
+const RESERVED_HEADERS: [&str; 4] = [
+    "connection",
+    "upgrade",
+    "sec-websocket-key",
+    "sec-websocket-version",
+];
+
+fn check_header(name: &str, value: &str) -> Result<()> {
+    let bad = |why: &str| Error::InvalidArgument(format!("HTTP header {name:?}: {why}"));
+    let token = |c: u8| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c);
+    if name.is_empty() || !name.bytes().all(token) {
+        return Err(bad("not a valid header name"));
+    }
+    if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+        return Err(bad("set by the WebSocket handshake itself"));
+    }
+    if value.bytes().any(|c| c == b'\r' || c == b'\n' || c == 0) {
+        return Err(bad("the value holds a line break or NUL"));
+    }
+    Ok(())
+}
+
 /// An application message, outgoing or incoming.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
@@ -301,6 +338,7 @@ pub struct ConnectOptions {
     pub(crate) incoming_capacity: usize,
     pub(crate) max_packet_size: usize,
     pub(crate) tls: Option<TlsOptions>,
+    pub(crate) http: HttpOptions,
     pub(crate) reconnect: Option<ReconnectOptions>,
     pub(crate) resubscribe: bool,
     pub(crate) persistence: Option<Box<dyn Store>>,
@@ -350,6 +388,7 @@ impl ConnectOptions {
             incoming_capacity: 10_000,
             max_packet_size: crate::proto::codec::MAX_REMAINING_LENGTH + 5,
             tls: None,
+            http: HttpOptions::default(),
             reconnect: None,
             resubscribe: true,
             persistence: None,
@@ -448,7 +487,8 @@ impl ConnectOptions {
         self
     }
 
-    /// Deadline for the whole connect (DNS, TCP, TLS, CONNACK) per server. Default 30 s.
+    /// Deadline for the whole connect (DNS, TCP, proxy tunnel, TLS, WebSocket upgrade,
+    /// CONNACK) per server. Default 30 s.
     pub fn connect_timeout(mut self, d: Duration) -> Self {
         self.connect_timeout = d;
         self
@@ -492,6 +532,84 @@ impl ConnectOptions {
     /// TLS settings (needed for verification options; `ssl://` URIs use the defaults).
     pub fn tls(mut self, tls: TlsOptions) -> Self {
         self.tls = Some(tls);
+        self
+    }
+
+    /// Extra HTTP headers for the WebSocket upgrade request of `ws://` and `wss://`
+    /// servers, sent in this order after the handshake's own (Paho C `httpHeaders`).
+    /// Typical uses: `Authorization` for brokers behind an authenticating gateway, cookies,
+    /// `Origin`. A `Host` or `Sec-WebSocket-Protocol` given here replaces the default one
+    /// (the default subprotocol is `mqtt`; with another list the server must still choose
+    /// one of them). `Connection`, `Upgrade`, `Sec-WebSocket-Key` and
+    /// `Sec-WebSocket-Version` belong to the handshake and are refused, like names that are
+    /// not HTTP tokens and values with line breaks: [`Client::connect`](crate::Client::connect)
+    /// reports [`Error::InvalidArgument`]. Ignored for `tcp://` and `ssl://` servers.
+    /// Replaces headers set before.
+    pub fn http_headers(mut self, headers: Vec<(String, String)>) -> Self {
+        for (k, v) in &headers {
+            if let Err(e) = check_header(k, v) {
+                if self.error.is_none() {
+                    self.error = Some(e);
+                }
+            }
+        }
+        self.http.headers = headers;
+        self
+    }
+
+    fn set_proxy(&mut self, uri: &str, https: bool) {
+        match crate::proxy::ProxyUri::parse(uri) {
+            Ok(p) if https => self.http.https_proxy = Some(p),
+            Ok(p) => self.http.http_proxy = Some(p),
+            Err(e) => {
+                if self.error.is_none() {
+                    self.error = Some(e)
+                }
+            }
+        }
+    }
+
+    /// HTTP CONNECT proxy for servers without TLS (`tcp://`, `mqtt://`, `ws://`), as Paho C's
+    /// `httpProxy`: `http://[user:password@]host[:port]` (port 8080 when none is given; the
+    /// `http://` may be left out; percent-escapes in the user name and password are
+    /// decoded). The client connects to the proxy, sends `CONNECT broker-host:port` (with
+    /// `Proxy-Authorization: Basic` when the URI holds credentials), and speaks MQTT (or
+    /// WebSocket) through the tunnel once the proxy answers 2xx. Any other answer fails the
+    /// connect with [`Error::Proxy`] carrying the status (e.g. 407 for wrong credentials).
+    /// DNS of the broker's name is then done by the proxy. Everything counts against the
+    /// connect timeout. An invalid URI is reported by
+    /// [`Client::connect`](crate::Client::connect).
+    pub fn http_proxy(mut self, uri: &str) -> Self {
+        self.set_proxy(uri, false);
+        self
+    }
+
+    /// HTTP CONNECT proxy for servers with TLS (`ssl://`, `mqtts://`, `tls://`, `wss://`), as
+    /// Paho C's `httpsProxy`. Same URI form and behaviour as [`http_proxy`](Self::http_proxy):
+    /// the client still speaks plain HTTP to the proxy (TLS to the proxy itself, an
+    /// `https://` proxy URI, is not supported), and the TLS session with the broker runs
+    /// end to end through the tunnel, verified with the [`TlsOptions`] as without a proxy.
+    pub fn https_proxy(mut self, uri: &str) -> Self {
+        self.set_proxy(uri, true);
+        self
+    }
+
+    /// Whether to take proxies from the environment (default `false`).
+    ///
+    /// By default the Rust API never reads the environment: a proxy is used only when
+    /// [`http_proxy`](Self::http_proxy) / [`https_proxy`](Self::https_proxy) set one, so a
+    /// program's network path does not change with the shell it runs in. With `true`,
+    /// and for the kind of server that has no explicit proxy, the variables are read at
+    /// every connect attempt: `http_proxy` for servers without TLS, `https_proxy` (or
+    /// `HTTPS_PROXY`) for servers with TLS, as Paho C does. Unlike Paho C, `no_proxy` (or
+    /// `NO_PROXY`) is honoured: a comma-separated list of host names (matching the name and
+    /// its subdomains; a leading `.` or `*.` is allowed), IP addresses, CIDR blocks
+    /// (`10.0.0.0/8`), each optionally with `:port`, or `*` for all. The upper-case
+    /// `HTTP_PROXY` is deliberately not read (in CGI programs a request header can set it,
+    /// the "httpoxy" problem). `no_proxy` does not apply to explicitly set proxies.
+    /// Paho C always reads these variables, so a Paho-compatible C layer turns this on.
+    pub fn proxy_from_env(mut self, on: bool) -> Self {
+        self.http.proxy_from_env = on;
         self
     }
 
