@@ -4,3 +4,6 @@
 #![warn(missing_docs)]
 
 pub mod proto;
+
+#[allow(non_snake_case, non_camel_case_types)]
+pub mod capi;
