@@ -1111,6 +1111,7 @@ const char *MQTTReasonCode_toString(enum MQTTReasonCodes value);
 #define MQTTClient_message_initializer { {'M', 'Q', 'T', 'M'}, 1, 0, NULL, 0, 0, 0, 0, \
     MQTTProperties_initializer }
 #define MQTTClient_createOptions_initializer { {'M', 'Q', 'C', 'O'}, 0, MQTTVERSION_DEFAULT }
+/* mqttsync extension (not in Paho): create options for an MQTT 5 client. */
 #define MQTTClient_createOptions_initializer5 { {'M', 'Q', 'C', 'O'}, 0, MQTTVERSION_5 }
 #define MQTTClient_willOptions_initializer { {'M', 'Q', 'T', 'W'}, 1, NULL, NULL, 0, 0, \
     {0, NULL} }
