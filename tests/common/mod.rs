@@ -51,30 +51,48 @@ pub struct Libs {
     pub static_lib: PathBuf,
     /// `libmqttsync.so`
     pub shared_lib: PathBuf,
+    /// What `rustc --print native-static-libs` reported for the static library.
+    pub native_static_libs: Vec<String>,
 }
 
-/// The static link line of the Rust staticlib (`rustc --print native-static-libs`); kept in
-/// sync with packaging/ and pinned by tests/packaging.rs.
+/// The static link line that the packaging (pkg-config, CMake, README) documents for
+/// `libmqttsync.a`: `rustc --print native-static-libs` plus OpenSSL, which the TLS transport
+/// links. tests/packaging.rs checks that it covers what rustc reports.
 pub const NATIVE_STATIC_LIBS: &[&str] = &[
     "-lssl", "-lcrypto", "-lgcc_s", "-lutil", "-lrt", "-lpthread", "-lm", "-ldl", "-lc",
 ];
 
-/// Builds the libraries with `cargo build --release --lib` (once per test binary; cargo's
-/// own lock serialises concurrent test binaries) and returns their paths, taken from
-/// cargo's JSON messages. `cargo test` itself leaves only hashed copies in `deps/`, so the
-/// tests never look there.
+/// The command that builds the C libraries, shared by the tests and scripts/install-c.sh
+/// (so that they do not invalidate each other's build):
+/// `cargo rustc --release --lib -- --print native-static-libs`.
+pub fn cargo_build_c_libs() -> Command {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(root()).args([
+        "rustc",
+        "--release",
+        "--lib",
+        "--message-format=json-render-diagnostics",
+    ]);
+    if !cfg!(debug_assertions) {
+        // Under `cargo test --release` the outer cargo may hold the release build lock:
+        // build the C libraries in their own target directory.
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root().join("target"));
+        cmd.arg("--target-dir").arg(target.join("c-libs"));
+    }
+    cmd.args(["--", "--print", "native-static-libs"]);
+    cmd
+}
+
+/// Builds the libraries in release mode (once per test binary; cargo's own lock serialises
+/// concurrent test binaries) and returns their paths, taken from cargo's JSON messages.
+/// `cargo test` itself leaves only copies in `deps/`, so the tests never look there.
 pub fn release_libs() -> &'static Libs {
     static LIBS: OnceLock<Libs> = OnceLock::new();
     LIBS.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let out = run(Command::new(cargo)
-            .current_dir(root())
-            .args([
-                "build",
-                "--release",
-                "--lib",
-                "--message-format=json-render-diagnostics",
-            ]));
+        let out = run(&mut cargo_build_c_libs());
         let text = String::from_utf8_lossy(&out.stdout);
         let mut static_lib = None;
         let mut shared_lib = None;
@@ -87,9 +105,19 @@ pub fn release_libs() -> &'static Libs {
                 }
             }
         }
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let native_static_libs = stderr
+            .lines()
+            .filter_map(|l| l.split("native-static-libs: ").nth(1))
+            .last()
+            .expect("rustc printed no native-static-libs line")
+            .split_whitespace()
+            .map(String::from)
+            .collect();
         Libs {
             static_lib: static_lib.expect("cargo built no libmqttsync.a"),
             shared_lib: shared_lib.expect("cargo built no libmqttsync.so"),
+            native_static_libs,
         }
     })
 }
