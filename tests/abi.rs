@@ -39,7 +39,10 @@ fn layout_constants_and_initializers_match_paho() {
     // Paho's header is not -pedantic clean (anonymous struct in MQTTProperty).
     let paho = probe(Path::new("/usr/include"), dir.path(), "probe_paho", false);
     let ours = probe(&include_dir(), dir.path(), "probe_ours", true);
-    assert!(paho.lines().count() > 400, "probe printed too little:\n{paho}");
+    assert!(
+        paho.lines().count() > 400,
+        "probe printed too little:\n{paho}"
+    );
     if paho != ours {
         let diffs: Vec<String> = paho
             .lines()
@@ -66,9 +69,18 @@ fn probe_covers_every_field_of_the_header() {
     let probe = std::fs::read_to_string(c_dir().join("abi_probe.c")).unwrap();
     // Nested anonymous structs of Paho are named types in our header.
     let nested = [
-        ("MQTTClient_connectOptions_returned", "MQTTClient_connectOptions, returned."),
-        ("MQTTClient_connectOptions_binarypwd", "MQTTClient_connectOptions, binarypwd."),
-        ("MQTTClient_willOptions_payload", "MQTTClient_willOptions, payload."),
+        (
+            "MQTTClient_connectOptions_returned",
+            "MQTTClient_connectOptions, returned.",
+        ),
+        (
+            "MQTTClient_connectOptions_binarypwd",
+            "MQTTClient_connectOptions, binarypwd.",
+        ),
+        (
+            "MQTTClient_willOptions_payload",
+            "MQTTClient_willOptions, payload.",
+        ),
     ];
     let mut missing = BTreeSet::new();
     let mut structs = 0;
@@ -115,6 +127,9 @@ fn probe_covers_every_field_of_the_header() {
         }
     }
     // 14 generated structs; MQTTLenString and MQTTProperty are hand-written (and probed by hand).
-    assert!(structs >= 14, "parsed only {structs} structs from mqttsync.h");
+    assert!(
+        structs >= 14,
+        "parsed only {structs} structs from mqttsync.h"
+    );
     assert!(missing.is_empty(), "fields not probed: {missing:?}");
 }

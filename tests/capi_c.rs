@@ -28,9 +28,12 @@ fn output_of(exe: &Path, envs: &[(&str, &str)]) -> (bool, String, String) {
 #[test]
 fn property_and_string_functions_behave_like_paho() {
     let have_paho = Path::new("/usr/include/MQTTClient.h").exists()
-        && ["/usr/lib/x86_64-linux-gnu/libpaho-mqtt3c.so", "/usr/lib/libpaho-mqtt3c.so"]
-            .iter()
-            .any(|p| Path::new(p).exists());
+        && [
+            "/usr/lib/x86_64-linux-gnu/libpaho-mqtt3c.so",
+            "/usr/lib/libpaho-mqtt3c.so",
+        ]
+        .iter()
+        .any(|p| Path::new(p).exists());
     assert!(
         have_paho,
         "Eclipse Paho C is needed for this comparison: install libpaho-mqtt-dev"
@@ -54,9 +57,14 @@ fn property_and_string_functions_behave_like_paho() {
     assert!(ok, "mqttsync build of capi_test failed:\n{ours}\n{err}");
 
     let (common_ours, extra) = ours.split_once(MARK).expect("mqttsync section missing");
-    let common_paho = paho.strip_suffix("failures: 0\n").expect("paho run incomplete");
+    let common_paho = paho
+        .strip_suffix("failures: 0\n")
+        .expect("paho run incomplete");
     assert_eq!(common_ours, common_paho, "output differs from Paho's");
-    assert!(extra.ends_with("failures: 0\n"), "mqttsync checks failed:\n{extra}");
+    assert!(
+        extra.ends_with("failures: 0\n"),
+        "mqttsync checks failed:\n{extra}"
+    );
     assert!(extra.contains(&format!("Version = {}", env!("CARGO_PKG_VERSION"))));
 }
 
@@ -78,7 +86,10 @@ fn c_program_is_clean_under_address_sanitizer() {
         );
         let (ok, out, err) = output_of(
             &exe,
-            &[("ASAN_OPTIONS", "detect_leaks=1:halt_on_error=1:abort_on_error=0")],
+            &[(
+                "ASAN_OPTIONS",
+                "detect_leaks=1:halt_on_error=1:abort_on_error=0",
+            )],
         );
         assert!(
             ok && out.ends_with("failures: 0\n") && !err.contains("Sanitizer"),

@@ -87,10 +87,19 @@ fn header_included_twice_and_all_names_together() {
         text.push_str(&format!("#include \"{h}\"\n"));
     }
     text.push_str("#define HEADER \"mqttsync.h\"\n");
-    text.push_str(&format!("#include \"{}\"\n", c_dir().join("header_use.c").display()));
+    text.push_str(&format!(
+        "#include \"{}\"\n",
+        c_dir().join("header_use.c").display()
+    ));
     std::fs::write(&src, text).unwrap();
     for (compiler, lang) in compilers() {
-        compile_only(compiler, lang, &[], &src, &dir.path().join(format!("{compiler}.o")));
+        compile_only(
+            compiler,
+            lang,
+            &[],
+            &src,
+            &dir.path().join(format!("{compiler}.o")),
+        );
     }
 }
 
@@ -116,7 +125,10 @@ fn mixing_with_paho_headers_is_detected() {
         .arg(dir.path().join("before.o"))
         .output()
         .unwrap();
-    assert!(!out.status.success(), "Paho header before ours must not compile");
+    assert!(
+        !out.status.success(),
+        "Paho header before ours must not compile"
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("a header of Eclipse Paho C"));
 
     let after = dir.path().join("after.c");
@@ -147,11 +159,13 @@ fn every_function_is_documented() {
             prev_is_doc = true;
             continue;
         }
-        if t.contains('(') && !t.starts_with('*') && !t.starts_with('#') && !t.starts_with("//")
-        {
-            if !line.starts_with(' ') && !prev_is_doc {
-                undocumented.push(t.to_string());
-            }
+        let is_decl = t.contains('(')
+            && !t.starts_with('*')
+            && !t.starts_with('#')
+            && !t.starts_with("//")
+            && !line.starts_with(' ');
+        if is_decl && !prev_is_doc {
+            undocumented.push(t.to_string());
         }
         if !t.is_empty() && !t.starts_with('*') && !t.starts_with("/*") {
             prev_is_doc = false;

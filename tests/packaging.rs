@@ -49,10 +49,19 @@ fn install_then_build_with_pkg_config_and_cmake() {
     let tmp = tempfile::tempdir().unwrap();
     let prefix = tmp.path().join("prefix");
     let mut install = Command::new("sh");
-    install.arg(root().join("scripts/install-c.sh")).arg(&prefix);
+    install
+        .arg(root().join("scripts/install-c.sh"))
+        .arg(&prefix);
     if !cfg!(debug_assertions) {
         // Same target directory as release_libs() under `cargo test --release`.
-        let dir = libs.static_lib.parent().unwrap().parent().unwrap().parent().unwrap();
+        let dir = libs
+            .static_lib
+            .parent()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .parent()
+            .unwrap();
         install.env("CARGO_TARGET_DIR", dir);
     }
     run(&mut install);
@@ -71,10 +80,19 @@ fn install_then_build_with_pkg_config_and_cmake() {
         Path::new("libmqttsync.so.0")
     );
     assert!(needed(&lib.join("libmqttsync.so.0")).contains("Library soname: [libmqttsync.so.0]"));
-    for h in ["mqttsync.h", "MQTTClient.h", "MQTTProperties.h", "MQTTReasonCodes.h",
-        "MQTTSubscribeOpts.h", "MQTTClientPersistence.h", "MQTTExportDeclarations.h"]
-    {
-        assert!(prefix.join("include/mqttsync").join(h).is_file(), "{h} not installed");
+    for h in [
+        "mqttsync.h",
+        "MQTTClient.h",
+        "MQTTProperties.h",
+        "MQTTReasonCodes.h",
+        "MQTTSubscribeOpts.h",
+        "MQTTClientPersistence.h",
+        "MQTTExportDeclarations.h",
+    ] {
+        assert!(
+            prefix.join("include/mqttsync").join(h).is_file(),
+            "{h} not installed"
+        );
     }
 
     // The documented static link line covers what rustc reports.
@@ -86,7 +104,11 @@ fn install_then_build_with_pkg_config_and_cmake() {
         );
     }
     let documented: Vec<String> = NATIVE_STATIC_LIBS.iter().map(|s| s.to_string()).collect();
-    assert_eq!(&static_libs[1..], &documented[..], "pkg-config line differs from the documented one");
+    assert_eq!(
+        &static_libs[1..],
+        &documented[..],
+        "pkg-config line differs from the documented one"
+    );
 
     let src = c_dir().join("use_mqttsync.c");
     let work = tmp.path().join("work");
@@ -108,7 +130,10 @@ fn install_then_build_with_pkg_config_and_cmake() {
         .arg(&src)
         .arg("-o")
         .arg(&static_exe)
-        .args(pkg_config(&prefix, &["--cflags", "--libs", "mqttsync-static"])));
+        .args(pkg_config(
+            &prefix,
+            &["--cflags", "--libs", "mqttsync-static"],
+        )));
     assert!(!needed(&static_exe).contains("libmqttsync"));
     check_runs(&static_exe, None);
 
@@ -157,5 +182,8 @@ fn install_then_build_with_pkg_config_and_cmake() {
         .arg(format!("-DCMAKE_PREFIX_PATH={}", prefix.display()))
         .output()
         .unwrap();
-    assert!(!status.status.success(), "find_package(mqttsync 1.0) must fail for 0.x");
+    assert!(
+        !status.status.success(),
+        "find_package(mqttsync 1.0) must fail for 0.x"
+    );
 }

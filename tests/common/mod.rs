@@ -59,7 +59,15 @@ pub struct Libs {
 /// `libmqttsync.a`: `rustc --print native-static-libs` plus OpenSSL, which the TLS transport
 /// links. tests/packaging.rs checks that it covers what rustc reports.
 pub const NATIVE_STATIC_LIBS: &[&str] = &[
-    "-lssl", "-lcrypto", "-lgcc_s", "-lutil", "-lrt", "-lpthread", "-lm", "-ldl", "-lc",
+    "-lssl",
+    "-lcrypto",
+    "-lgcc_s",
+    "-lutil",
+    "-lrt",
+    "-lpthread",
+    "-lm",
+    "-ldl",
+    "-lc",
 ];
 
 /// The command that builds the C libraries, shared by the tests and scripts/install-c.sh
@@ -109,7 +117,7 @@ pub fn release_libs() -> &'static Libs {
         let native_static_libs = stderr
             .lines()
             .filter_map(|l| l.split("native-static-libs: ").nth(1))
-            .last()
+            .next_back()
             .expect("rustc printed no native-static-libs line")
             .split_whitespace()
             .map(String::from)
