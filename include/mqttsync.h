@@ -1017,6 +1017,8 @@ void MQTTProperties_free(struct MQTTProperties *props);
  * Ownership: the caller owns the copy and frees it with `MQTTProperties_free`.
  * Threads: any thread.
  *
+ * Threads: any thread, while no other thread modifies `props`.
+ *
  * # Safety
  * `props` is NULL or a valid list.
  */
@@ -1025,6 +1027,8 @@ struct MQTTProperties MQTTProperties_copy(const struct MQTTProperties *props);
 /**
  * Returns 1 if the list holds a property with this identifier, else 0 (also for NULL).
  *
+ * Threads: any thread, while no other thread modifies `props`.
+ *
  * # Safety
  * `props` is NULL or a valid list.
  */
@@ -1032,6 +1036,8 @@ int MQTTProperties_hasProperty(struct MQTTProperties *props, enum MQTTPropertyCo
 
 /**
  * Returns how many properties with this identifier the list holds (0 for NULL).
+ *
+ * Threads: any thread, while no other thread modifies `props`.
  *
  * # Safety
  * `props` is NULL or a valid list.
@@ -1042,6 +1048,8 @@ int MQTTProperties_propertyCount(struct MQTTProperties *props, enum MQTTProperty
  * Returns the integer value of the `index`-th (0-based) property with this identifier:
  * -9999999 if there is none (or `props` is NULL), -999999 if it is not an integer
  * property. Like Paho, a negative index selects the first match.
+ *
+ * Threads: any thread, while no other thread modifies `props`.
  *
  * # Safety
  * `props` is NULL or a valid list.
@@ -1054,6 +1062,8 @@ int MQTTProperties_getNumericValueAt(struct MQTTProperties *props,
  * Returns the integer value of the first property with this identifier; see
  * `MQTTProperties_getNumericValueAt` for the error values.
  *
+ * Threads: any thread, while no other thread modifies `props`.
+ *
  * # Safety
  * `props` is NULL or a valid list.
  */
@@ -1065,6 +1075,8 @@ int MQTTProperties_getNumericValue(struct MQTTProperties *props, enum MQTTProper
  * Ownership: the pointer borrows from the list; it is invalidated by
  * `MQTTProperties_add` (the array may move) and `MQTTProperties_free`.
  *
+ * Threads: any thread, while no other thread modifies `props`.
+ *
  * # Safety
  * `props` is NULL or a valid list.
  */
@@ -1075,6 +1087,8 @@ MQTTProperty *MQTTProperties_getPropertyAt(struct MQTTProperties *props,
 /**
  * Returns a pointer to the first property with this identifier, or NULL. See
  * `MQTTProperties_getPropertyAt` for ownership.
+ *
+ * Threads: any thread, while no other thread modifies `props`.
  *
  * # Safety
  * `props` is NULL or a valid list.

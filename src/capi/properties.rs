@@ -298,6 +298,8 @@ pub unsafe extern "C" fn MQTTProperties_free(props: *mut MQTTProperties) {
 /// Ownership: the caller owns the copy and frees it with `MQTTProperties_free`.
 /// Threads: any thread.
 ///
+/// Threads: any thread, while no other thread modifies `props`.
+///
 /// # Safety
 /// `props` is NULL or a valid list.
 #[no_mangle]
@@ -323,6 +325,8 @@ pub unsafe extern "C" fn MQTTProperties_copy(props: *const MQTTProperties) -> MQ
 
 /// Returns 1 if the list holds a property with this identifier, else 0 (also for NULL).
 ///
+/// Threads: any thread, while no other thread modifies `props`.
+///
 /// # Safety
 /// `props` is NULL or a valid list.
 #[no_mangle]
@@ -341,6 +345,8 @@ pub unsafe extern "C" fn MQTTProperties_hasProperty(
 }
 
 /// Returns how many properties with this identifier the list holds (0 for NULL).
+///
+/// Threads: any thread, while no other thread modifies `props`.
 ///
 /// # Safety
 /// `props` is NULL or a valid list.
@@ -362,6 +368,8 @@ pub unsafe extern "C" fn MQTTProperties_propertyCount(
 /// Returns the integer value of the `index`-th (0-based) property with this identifier:
 /// -9999999 if there is none (or `props` is NULL), -999999 if it is not an integer
 /// property. Like Paho, a negative index selects the first match.
+///
+/// Threads: any thread, while no other thread modifies `props`.
 ///
 /// # Safety
 /// `props` is NULL or a valid list.
@@ -400,6 +408,8 @@ pub unsafe extern "C" fn MQTTProperties_getNumericValueAt(
 /// Returns the integer value of the first property with this identifier; see
 /// `MQTTProperties_getNumericValueAt` for the error values.
 ///
+/// Threads: any thread, while no other thread modifies `props`.
+///
 /// # Safety
 /// `props` is NULL or a valid list.
 #[no_mangle]
@@ -415,6 +425,8 @@ pub unsafe extern "C" fn MQTTProperties_getNumericValue(
 ///
 /// Ownership: the pointer borrows from the list; it is invalidated by
 /// `MQTTProperties_add` (the array may move) and `MQTTProperties_free`.
+///
+/// Threads: any thread, while no other thread modifies `props`.
 ///
 /// # Safety
 /// `props` is NULL or a valid list.
@@ -438,6 +450,8 @@ pub unsafe extern "C" fn MQTTProperties_getPropertyAt(
 
 /// Returns a pointer to the first property with this identifier, or NULL. See
 /// `MQTTProperties_getPropertyAt` for ownership.
+///
+/// Threads: any thread, while no other thread modifies `props`.
 ///
 /// # Safety
 /// `props` is NULL or a valid list.
