@@ -3,6 +3,8 @@
 
 #![warn(missing_docs)]
 
+#[allow(non_snake_case, non_camel_case_types)]
+pub mod capi;
 pub mod client;
 pub mod error;
 pub mod persist;

@@ -9,9 +9,12 @@
 #![allow(dead_code)]
 
 pub mod broker;
+pub mod clib;
 
 #[allow(unused_imports)] // each test binary uses a different part
 pub use broker::{find_in_path, find_mosquitto, Broker, BrokerBuilder, TlsFiles};
+#[allow(unused_imports)]
+pub use clib::*;
 
 use std::io::Read;
 use std::process::{Child, Command, ExitStatus, Stdio};

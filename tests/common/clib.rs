@@ -1,0 +1,147 @@
+//! Helpers shared by the tests that compile C code against mqttsync.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The crate's root directory.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `include/` of the crate.
+pub fn include_dir() -> PathBuf {
+    root().join("include")
+}
+
+/// `tests/c/` of the crate.
+pub fn c_dir() -> PathBuf {
+    root().join("tests/c")
+}
+
+/// Runs a command, panicking with its full output if it fails to start or exits non-zero.
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    if !out.status.success() {
+        panic!(
+            "{cmd:?} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    out
+}
+
+/// True if `prog` can be executed (`prog --version` succeeds).
+pub fn have(prog: &str) -> bool {
+    Command::new(prog)
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// Paths of the release static and shared libraries.
+pub struct Libs {
+    /// `libmqttsync.a`
+    pub static_lib: PathBuf,
+    /// `libmqttsync.so`
+    pub shared_lib: PathBuf,
+    /// What `rustc --print native-static-libs` reported for the static library.
+    pub native_static_libs: Vec<String>,
+}
+
+/// The static link line that the packaging (pkg-config, CMake, README) documents for
+/// `libmqttsync.a`: `rustc --print native-static-libs` plus OpenSSL, which the TLS transport
+/// links. tests/packaging.rs checks that it covers what rustc reports.
+pub const NATIVE_STATIC_LIBS: &[&str] = &[
+    "-lssl",
+    "-lcrypto",
+    "-lgcc_s",
+    "-lutil",
+    "-lrt",
+    "-lpthread",
+    "-lm",
+    "-ldl",
+    "-lc",
+];
+
+/// The command that builds the C libraries, shared by the tests and scripts/install-c.sh
+/// (so that they do not invalidate each other's build):
+/// `cargo rustc --release --lib -- --print native-static-libs`.
+pub fn cargo_build_c_libs() -> Command {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(root()).args([
+        "rustc",
+        "--release",
+        "--lib",
+        "--message-format=json-render-diagnostics",
+    ]);
+    if !cfg!(debug_assertions) {
+        // Under `cargo test --release` the outer cargo may hold the release build lock:
+        // build the C libraries in their own target directory.
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root().join("target"));
+        cmd.arg("--target-dir").arg(target.join("c-libs"));
+    }
+    cmd.args(["--", "--print", "native-static-libs"]);
+    cmd
+}
+
+/// Builds the libraries in release mode (once per test binary; cargo's own lock serialises
+/// concurrent test binaries) and returns their paths, taken from cargo's JSON messages.
+/// `cargo test` itself leaves only copies in `deps/`, so the tests never look there.
+pub fn release_libs() -> &'static Libs {
+    static LIBS: OnceLock<Libs> = OnceLock::new();
+    LIBS.get_or_init(|| {
+        let out = run(&mut cargo_build_c_libs());
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut static_lib = None;
+        let mut shared_lib = None;
+        for line in text.lines().filter(|l| l.contains("\"compiler-artifact\"")) {
+            for piece in line.split('"') {
+                if piece.ends_with("/libmqttsync.a") {
+                    static_lib = Some(PathBuf::from(piece));
+                } else if piece.ends_with("/libmqttsync.so") {
+                    shared_lib = Some(PathBuf::from(piece));
+                }
+            }
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let native_static_libs = stderr
+            .lines()
+            .filter_map(|l| l.split("native-static-libs: ").nth(1))
+            .next_back()
+            .expect("rustc printed no native-static-libs line")
+            .split_whitespace()
+            .map(String::from)
+            .collect();
+        Libs {
+            static_lib: static_lib.expect("cargo built no libmqttsync.a"),
+            shared_lib: shared_lib.expect("cargo built no libmqttsync.so"),
+            native_static_libs,
+        }
+    })
+}
+
+/// Compiles `src` with `compiler` and the given flags into `out` and links it statically
+/// against mqttsync.
+pub fn build_c_program(compiler: &str, src: &Path, out: &Path, extra: &[&str]) {
+    let libs = release_libs();
+    let mut cmd = Command::new(compiler);
+    cmd.args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-g"])
+        .args(extra)
+        .arg("-I")
+        .arg(include_dir())
+        .arg(src)
+        .arg("-o")
+        .arg(out)
+        .arg(&libs.static_lib)
+        .args(NATIVE_STATIC_LIBS);
+    run(&mut cmd);
+}
