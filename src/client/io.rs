@@ -419,6 +419,19 @@ impl Io {
         t.map(|t| t.saturating_duration_since(now))
     }
 
+    /// Reading is paused for back-pressure and bytes from the server wait unread in the
+    /// socket: the server is alive, only the application is slow.
+    fn alive_but_unread(&self) -> bool {
+        if !self.paused() {
+            return false;
+        }
+        let Some(stream) = self.stream.as_ref() else {
+            return false;
+        };
+        let mut byte = [0u8; 1];
+        matches!(stream.tcp().peek(&mut byte), Ok(n) if n > 0)
+    }
+
     fn paused(&self) -> bool {
         !self.overflow.is_empty() && self.shared.dispatch_waiting.load(Ordering::SeqCst) == 0
     }
@@ -1041,6 +1054,12 @@ impl Io {
 
     fn run_timers(&mut self, now: Instant) {
         if self.stream.is_some() {
+            if self.alive_but_unread() {
+                // Count the waiting bytes as an answer, so that keepalive does not declare a
+                // live server dead while the application is slow (PINGREQs still go out when
+                // the client has sent nothing for the interval).
+                let _ = self.session.handle_packet(now, Packet::PingResp);
+            }
             if let Err(e) = self.session.handle_timeout(now) {
                 self.protocol_failure(e);
             }
