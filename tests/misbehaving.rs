@@ -38,7 +38,7 @@ fn opts(fake: &FakeBroker, v: ProtocolVersion) -> ConnectOptions {
 }
 
 #[track_caller]
-fn join(fake: FakeBroker) {
+fn join(fake: &mut FakeBroker) {
     if let Err(e) = fake.join() {
         panic!("fake broker script failed: {e}");
     }
@@ -71,7 +71,7 @@ fn disconnect_reasons(packets: &[Packet]) -> Vec<u8> {
 // ---------------------------------------------------------------------------------------
 
 fn refused(v: ProtocolVersion, code: u8, properties: Properties) {
-    let fake = FakeBroker::start(
+    let mut fake = FakeBroker::start(
         Script::new()
             .expect(Kind::Connect)
             .send(Packet::ConnAck(ConnAck {
@@ -100,7 +100,7 @@ fn refused(v: ProtocolVersion, code: u8, properties: Properties) {
         }
         other => panic!("expected ConnectionRefused({code:#04x}), got {other:?}"),
     }
-    join(fake);
+    join(&mut fake);
 }
 
 macro_rules! refused_tests {
@@ -134,7 +134,7 @@ refused_tests! {
 
 #[test]
 fn no_connack_times_out_at_the_connect_timeout() {
-    let fake = FakeBroker::start(Script::new().expect(Kind::Connect).stall());
+    let mut fake = FakeBroker::start(Script::new().expect(Kind::Connect).stall());
     let timeout = Duration::from_secs(1);
     let start = Instant::now();
     let err = Client::connect(opts(&fake, V311).connect_timeout(timeout))
@@ -151,19 +151,19 @@ fn no_connack_times_out_at_the_connect_timeout() {
         took >= timeout - Duration::from_millis(50) && took < timeout + Duration::from_millis(1500),
         "connect gave up after {took:?}, the timeout is {timeout:?}"
     );
-    join(fake);
+    join(&mut fake);
 }
 
 #[test]
 fn connection_closed_before_connack_is_a_clear_error() {
     for v in [V311, V5] {
-        let fake = FakeBroker::start(Script::new().expect(Kind::Connect).close());
+        let mut fake = FakeBroker::start(Script::new().expect(Kind::Connect).close());
         let err = Client::connect(opts(&fake, v)).expect_err("closed before CONNACK");
         match &err {
             Error::ConnectionLost(m) => assert!(m.contains("before CONNACK"), "{m}"),
             other => panic!("{v:?}: expected ConnectionLost(.. before CONNACK), got {other:?}"),
         }
-        join(fake);
+        join(&mut fake);
     }
 }
 
@@ -197,7 +197,7 @@ fn garbage_instead_of_connack_is_a_protocol_error() {
 /// connect timeout ends it.
 #[test]
 fn incomplete_garbage_instead_of_connack_times_out() {
-    let fake = FakeBroker::start(
+    let mut fake = FakeBroker::start(
         Script::new()
             .expect(Kind::Connect)
             .send_raw(b"HTTP/1.1 400 Bad Request\r\n".to_vec())
@@ -217,7 +217,7 @@ fn incomplete_garbage_instead_of_connack_times_out() {
         "{err:?}"
     );
     assert!(start.elapsed() < timeout + Duration::from_millis(1500));
-    join(fake);
+    join(&mut fake);
 }
 
 #[test]
@@ -238,9 +238,9 @@ fn packet_other_than_connack_first_is_a_protocol_error() {
 
 /// Before CONNACK the client may close with or without a DISCONNECT (MQTT 5 section 4.13);
 /// anything else is wrong.
-fn join_and_check_only_connect(fake: FakeBroker, v: ProtocolVersion) {
+fn join_and_check_only_connect(mut fake: FakeBroker, v: ProtocolVersion) {
+    join(&mut fake);
     let got = fake.received();
-    join(fake);
     assert!(matches!(got.first(), Some(Packet::Connect(_))), "{got:?}");
     match &got[1..] {
         [] => {}
@@ -277,7 +277,7 @@ fn fatal_after_connect(
     } else {
         script.expect_closed()
     };
-    let fake = FakeBroker::start(script);
+    let mut fake = FakeBroker::start(script);
     let (lost_tx, lost_rx) = mpsc::channel::<String>();
     let client = Client::connect(tweak(opts(&fake, v)).on_connection_lost(move |e| {
         let _ = lost_tx.send(format!("{e:?}"));
@@ -331,6 +331,7 @@ fn fatal_after_connect(
     );
     drop(client);
 
+    join(&mut fake);
     let got = fake.received();
     if v == V5 {
         assert_eq!(
@@ -351,8 +352,8 @@ macro_rules! fatal_tests {
     ($($name:ident: $v:expr, $tweak:expr, $bad:expr, $reason:expr, $needle:expr;)*) => {$(
         #[test]
         fn $name() {
-            let fake = fatal_after_connect($v, $tweak, $bad, $reason, $needle);
-            join(fake);
+            let mut fake = fatal_after_connect($v, $tweak, $bad, $reason, $needle);
+            join(&mut fake);
         }
     )*};
 }
@@ -468,15 +469,15 @@ fatal_tests! {
 #[test]
 fn v5_connect_announces_the_maximum_packet_size() {
     // The oversized-packet case relies on the client telling the server its limit.
-    let fake = fatal_after_connect(
+    let mut fake = fatal_after_connect(
         V5,
         small_packets,
         oversized_publish,
         reason::PACKET_TOO_LARGE,
         "exceeds",
     );
+    join(&mut fake);
     let got = fake.received();
-    join(fake);
     match got.first() {
         Some(Packet::Connect(c)) => {
             assert_eq!(c.properties.get_int(prop::MAXIMUM_PACKET_SIZE), Some(1024))
@@ -489,7 +490,7 @@ fn v5_connect_announces_the_maximum_packet_size() {
 fn stream_truncated_mid_packet_is_connection_lost() {
     for v in [V311, V5] {
         // 10 of 100 announced bytes, then the server closes.
-        let fake = FakeBroker::start(
+        let mut fake = FakeBroker::start(
             Script::new()
                 .handshake()
                 .signal("connected")
@@ -511,8 +512,8 @@ fn stream_truncated_mid_packet_is_connection_lost() {
             other => panic!("{v:?}: expected ConnectionLost, got {other:?}"),
         }
         drop(client);
+        join(&mut fake);
         let got = fake.received();
-        join(fake);
         assert_eq!(got.len(), 1, "only CONNECT: {got:?}");
     }
 }
@@ -524,7 +525,7 @@ fn stream_truncated_mid_packet_is_connection_lost() {
 /// Unknown PUBACK / PUBCOMP ids are ignored (session policy "unexpected acknowledgements");
 /// the connection stays up: a later QoS 1 publish and two keepalive rounds work.
 fn acks_for_unused_ids_are_ignored(v: ProtocolVersion) {
-    let fake = FakeBroker::start(
+    let mut fake = FakeBroker::start(
         Script::new()
             .handshake()
             .send(Packet::PubAck(PubResp::new(4242)))
@@ -552,7 +553,7 @@ fn acks_for_unused_ids_are_ignored(v: ProtocolVersion) {
     assert_eq!(client.state(), State::Connected);
     assert!(client.last_error().is_none());
     drop(client);
-    join(fake);
+    join(&mut fake);
 }
 
 #[test]
@@ -568,7 +569,7 @@ fn acks_for_unused_ids_are_ignored_v5() {
 /// A PUBREL for an id the server never sent a PUBLISH with is answered with PUBCOMP (v5:
 /// 0x92 Packet Identifier not found); the connection stays up.
 fn unknown_pubrel(v: ProtocolVersion) {
-    let fake = FakeBroker::start(
+    let mut fake = FakeBroker::start(
         Script::new()
             .handshake()
             .send(Packet::PubRel(PubResp::new(77)))
@@ -584,7 +585,7 @@ fn unknown_pubrel(v: ProtocolVersion) {
     assert_eq!(client.state(), State::Connected);
     let got = fake.received();
     drop(client);
-    join(fake);
+    join(&mut fake);
     let want = if v == V5 {
         reason::PACKET_IDENTIFIER_NOT_FOUND
     } else {
@@ -613,7 +614,7 @@ fn unknown_pubrel_answered_with_pubcomp_0x92_v5() {
 /// an incoming flow, so the session treats it as an unknown incoming id (PUBCOMP, v5 0x92)
 /// and leaves the outgoing flow alone; the real PUBREC later completes it normally.
 fn pubrel_before_pubrec(v: ProtocolVersion) {
-    let fake = FakeBroker::start(
+    let mut fake = FakeBroker::start(
         Script::new()
             .handshake()
             .expect(Kind::Publish)
@@ -631,7 +632,7 @@ fn pubrel_before_pubrec(v: ProtocolVersion) {
     assert_eq!(client.state(), State::Connected);
     let got = fake.received();
     drop(client);
-    join(fake);
+    join(&mut fake);
     let id = d.packet_id;
     let want = if v == V5 {
         reason::PACKET_IDENTIFIER_NOT_FOUND
@@ -667,7 +668,7 @@ fn pubrel_before_pubrec_v5() {
 /// loss declared half a keepalive later (1.5 s after CONNACK), and the pending QoS 1 publish
 /// fails at that moment, not at its 10 s timeout.
 fn server_stops_answering(v: ProtocolVersion) {
-    let fake = FakeBroker::start(Script::new().handshake().expect(Kind::Publish).drain());
+    let mut fake = FakeBroker::start(Script::new().handshake().expect(Kind::Publish).drain());
     let (lost_tx, lost_rx) = mpsc::channel::<(Instant, String)>();
     let client = Client::connect(
         opts(&fake, v)
@@ -701,8 +702,8 @@ fn server_stops_answering(v: ProtocolVersion) {
         Some(Error::ConnectionLost(m)) if m.contains("keepalive")
     ));
     drop(client);
+    join(&mut fake);
     let got = fake.received();
-    join(fake);
     let kinds: Vec<Kind> = got.iter().map(Kind::of).collect();
     let mut want = vec![Kind::Connect, Kind::Publish, Kind::PingReq];
     if v == V5 {
@@ -744,7 +745,7 @@ fn reconnecting(fake: &FakeBroker, v: ProtocolVersion) -> ConnectOptions {
 /// Dropped after PUBREC: with session present the client resends PUBREL, not the PUBLISH
 /// (MQTT-4.4.0-1, MQTT-4.6.0-3).
 fn drop_after_pubrec(v: ProtocolVersion) {
-    let fake = FakeBroker::start(
+    let mut fake = FakeBroker::start(
         Script::new()
             .handshake()
             .expect(Kind::Publish)
@@ -766,10 +767,10 @@ fn drop_after_pubrec(v: ProtocolVersion) {
         .expect("completed after reconnect");
     assert_eq!(client.stats().reconnects, 1);
     assert_eq!(client.state(), State::Connected);
+    drop(client);
+    join(&mut fake);
     let first = fake.received_on(0);
     let second = fake.received_on(1);
-    drop(client);
-    join(fake);
     assert!(matches!(&first[1], Packet::Publish(p) if p.pkid == d.packet_id && !p.dup));
     match &second[..] {
         [Packet::Connect(c), Packet::PubRel(r)] => {
@@ -782,7 +783,7 @@ fn drop_after_pubrec(v: ProtocolVersion) {
 
 /// Dropped before PUBREC: the PUBLISH is resent with DUP=1 and the same id (MQTT-4.4.0-1).
 fn drop_before_pubrec(v: ProtocolVersion) {
-    let fake = FakeBroker::start(
+    let mut fake = FakeBroker::start(
         Script::new()
             .handshake()
             .expect(Kind::Publish)
@@ -804,10 +805,10 @@ fn drop_before_pubrec(v: ProtocolVersion) {
         .wait_timeout(DEADLINE)
         .expect("completed after reconnect");
     assert_eq!(client.stats().reconnects, 1);
+    drop(client);
+    join(&mut fake);
     let first = fake.received_on(0);
     let second = fake.received_on(1);
-    drop(client);
-    join(fake);
     assert!(
         matches!(&first[..], [Packet::Connect(_), Packet::Publish(p)] if p.pkid == d.packet_id && !p.dup),
         "{first:?}"
@@ -866,7 +867,7 @@ fn flood_faster_than_the_application_reads_pushes_back_on_the_socket() {
     const PAYLOAD: usize = 64 * 1024;
     const COUNT: u64 = 16 * 1024; // 1 GiB offered
     const MIB: u64 = 1024 * 1024;
-    let fake = FakeBroker::start(
+    let mut fake = FakeBroker::start(
         Script::new()
             .handshake()
             .expect(Kind::Subscribe)
@@ -935,7 +936,7 @@ fn flood_faster_than_the_application_reads_pushes_back_on_the_socket() {
     assert!(fake.wait_signal("flood-ended", DEADLINE), "{}", fake.log());
     let end = fake.flood_stats();
     assert!(end.ended_by_peer, "{end:?}");
-    join(fake);
+    join(&mut fake);
 }
 
 /// Back-pressure must not look like a dead server: while the application is slow the client
@@ -945,7 +946,7 @@ fn flood_faster_than_the_application_reads_pushes_back_on_the_socket() {
 #[test]
 fn slow_application_is_not_a_keepalive_timeout() {
     const COUNT: u64 = 2_000;
-    let fake = FakeBroker::start(
+    let mut fake = FakeBroker::start(
         Script::new()
             .handshake()
             .expect(Kind::Subscribe)
@@ -993,8 +994,8 @@ fn slow_application_is_not_a_keepalive_timeout() {
     assert_eq!(client.state(), State::Connected);
     assert!(fake.wait_signal("flood-done", DEADLINE), "{}", fake.log());
     drop(client);
+    join(&mut fake);
     let got = fake.received();
-    join(fake);
     let pings = got.iter().filter(|p| matches!(p, Packet::PingReq)).count();
     assert!(
         pings >= 2,

@@ -12,7 +12,8 @@
 //! );
 //! let client = Client::connect(ConnectOptions::new(&fake.uri()))?;
 //! fake.join().unwrap();                       // the script result, with a log on failure
-//! fake.received();                            // every packet the fake decoded
+//! fake.received();                            // every packet the fake decoded (all of them
+//!                                             // once joined)
 //! ```
 //!
 //! One thread per fake. It accepts one connection when it starts and another at each
@@ -668,6 +669,7 @@ pub struct FakeBroker {
     addr: SocketAddr,
     shared: Arc<Shared>,
     thread: Option<JoinHandle<Result<(), String>>>,
+    result: Option<Result<(), String>>,
 }
 
 impl FakeBroker {
@@ -688,6 +690,7 @@ impl FakeBroker {
             addr,
             shared,
             thread: Some(thread),
+            result: None,
         }
     }
 
@@ -768,15 +771,19 @@ impl FakeBroker {
     }
 
     /// Releases a stall and waits for the script to end; its result, with the fake's log
-    /// appended to a failure.
-    pub fn join(mut self) -> Result<(), String> {
+    /// appended to a failure. Calling it again returns the same result; the packets
+    /// received stay available ([`received`](Self::received)) and are complete after it.
+    pub fn join(&mut self) -> Result<(), String> {
         self.release();
-        let r = match self.thread.take().map(JoinHandle::join) {
-            Some(Ok(r)) => r,
-            Some(Err(_)) => Err("the fake broker thread panicked".into()),
-            None => Ok(()),
-        };
-        r.map_err(|e| format!("{e}\n--- fake broker log ---\n{}", self.log()))
+        if let Some(t) = self.thread.take() {
+            let r = match t.join() {
+                Ok(r) => r,
+                Err(_) => Err("the fake broker thread panicked".into()),
+            };
+            self.result =
+                Some(r.map_err(|e| format!("{e}\n--- fake broker log ---\n{}", self.log())));
+        }
+        self.result.clone().unwrap_or(Ok(()))
     }
 }
 
