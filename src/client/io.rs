@@ -446,6 +446,19 @@ impl Io {
         t.map(|t| t.saturating_duration_since(now))
     }
 
+    /// Reading is paused for back-pressure and bytes from the server wait unread in the
+    /// socket: the server is alive, only the application is slow.
+    fn alive_but_unread(&self) -> bool {
+        if !self.paused() {
+            return false;
+        }
+        let Some(stream) = self.stream.as_ref() else {
+            return false;
+        };
+        let mut byte = [0u8; 1];
+        matches!(stream.tcp().peek(&mut byte), Ok(n) if n > 0)
+    }
+
     fn paused(&self) -> bool {
         !self.overflow.is_empty() && self.shared.dispatch_waiting.load(Ordering::SeqCst) == 0
     }
@@ -879,7 +892,9 @@ impl Io {
 
     fn protocol_failure(&mut self, e: SessionError) {
         log::warn!("closing connection: {e}");
-        if self.version == ProtocolVersion::V5 {
+        // A keepalive timeout means the peer is gone: no goodbye (and 0x8D is a reason code
+        // only the server may send, MQTT 5 table 3.14.2.1).
+        if self.version == ProtocolVersion::V5 && e != SessionError::KeepAliveTimeout {
             let code = e.reason_code();
             self.session.disconnect(
                 Instant::now(),
@@ -1100,6 +1115,12 @@ impl Io {
 
     fn run_timers(&mut self, now: Instant) {
         if self.stream.is_some() {
+            if self.alive_but_unread() {
+                // Count the waiting bytes as an answer, so that keepalive does not declare a
+                // live server dead while the application is slow (PINGREQs still go out when
+                // the client has sent nothing for the interval).
+                self.session.server_alive(now);
+            }
             if let Err(e) = self.session.handle_timeout(now) {
                 self.protocol_failure(e);
             }

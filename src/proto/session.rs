@@ -638,6 +638,16 @@ impl Session {
         Ok(())
     }
 
+    /// Tells the session the server is alive without a packet to show for it (bytes are
+    /// waiting in the transport while the application is slow to take messages), so
+    /// keepalive does not declare a live server dead. Only while connected.
+    pub fn server_alive(&mut self, now: Instant) {
+        if self.conn == ConnState::Connected {
+            self.last_received = Some(now);
+            self.ping_sent_at = None;
+        }
+    }
+
     /// Feeds one decoded packet.
     pub fn handle_packet(&mut self, now: Instant, packet: Packet) -> Result<(), SessionError> {
         trace!("recv {} pkid {:?}", packet.name(), pkid_of(&packet));

@@ -1,6 +1,7 @@
 //! Shared test harness: include with `mod common;` from any integration test.
 //!
 //! - [`Broker`]: a real mosquitto per test (see `broker.rs`).
+//! - [`FakeBroker`]: a scripted fake broker on our own codec (see `fake_broker.rs`).
 //! - [`mosquitto_pub`], [`mosquitto_sub`], [`mosquitto_sub_ready`]: the real CLI clients
 //!   against a harness broker, with a deadline, returning their output.
 //! - [`unique_client_id`], [`wait_until`].
@@ -10,11 +11,14 @@
 
 pub mod broker;
 pub mod clib;
+pub mod fake_broker;
 
 #[allow(unused_imports)] // each test binary uses a different part
 pub use broker::{find_in_path, find_mosquitto, Broker, BrokerBuilder, TlsFiles};
 #[allow(unused_imports)]
 pub use clib::*;
+#[allow(unused_imports)]
+pub use fake_broker::{Action, FakeBroker, Flood, FloodStats, Kind, Script};
 
 use std::io::Read;
 use std::process::{Child, Command, ExitStatus, Stdio};
