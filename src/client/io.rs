@@ -1,6 +1,6 @@
 //! The per-client I/O thread: owns the stream and the session, serves requests.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
@@ -93,9 +93,9 @@ pub(crate) struct Io {
     messages_to_dispatch: bool,
     delivered_to_dispatch: bool,
     overflow: VecDeque<Incoming>,
-    tokens: HashMap<u16, (u64, Arc<TokenInner>)>,
-    sub_waiters: HashMap<u16, SubWaiter>,
-    unsub_waiters: HashMap<u16, UnsubWaiter>,
+    tokens: crate::proto::IdMap<u16, (u64, Arc<TokenInner>)>,
+    sub_waiters: crate::proto::IdMap<u16, SubWaiter>,
+    unsub_waiters: crate::proto::IdMap<u16, UnsubWaiter>,
     /// Granted subscriptions, re-issued after a reconnect that lost the session.
     subscriptions: Vec<(SubscribeFilter, Properties)>,
     resubscribe: bool,
@@ -251,9 +251,9 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
         messages_to_dispatch,
         delivered_to_dispatch,
         overflow: VecDeque::new(),
-        tokens: HashMap::new(),
-        sub_waiters: HashMap::new(),
-        unsub_waiters: HashMap::new(),
+        tokens: Default::default(),
+        sub_waiters: Default::default(),
+        unsub_waiters: Default::default(),
         subscriptions: Vec::new(),
         resubscribe: opts.resubscribe,
         ever_connected: false,

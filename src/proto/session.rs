@@ -50,7 +50,9 @@
 //!   connection and sent in full (re-establishing the alias) otherwise, so resends after a
 //!   reconnect stay valid.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
+
+use super::{IdMap, IdSet};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -60,6 +62,23 @@ use super::codec::{self, DecodeError, EncodeError, Framer};
 use super::packet::*;
 use super::properties::{id as prop, Properties, Property};
 use super::reason;
+
+/// An entry of the outgoing queue: a packet, or a stored QoS 1/2 publish by packet id
+/// (encoded from the flow when it goes out, so it is never copied).
+#[derive(Debug)]
+enum Out {
+    Packet(Packet),
+    Flow(u16),
+}
+
+impl Out {
+    fn copied(&self) -> Option<Out> {
+        match self {
+            Out::Flow(id) => Some(Out::Flow(*id)),
+            Out::Packet(_) => None,
+        }
+    }
+}
 
 /// Static configuration of a session.
 #[derive(Debug, Clone)]
@@ -276,13 +295,13 @@ pub struct Session {
     // Outgoing publish flows and requests.
     next_pkid: u16,
     next_seq: u64,
-    flows: HashMap<u16, OutFlow>,
+    flows: IdMap<u16, OutFlow>,
     queue: VecDeque<u16>,
     inflight: usize,
-    requests: HashMap<u16, Request>,
+    requests: IdMap<u16, Request>,
 
     // Incoming QoS 2 identifiers between PUBLISH and PUBREL.
-    incoming_qos2: HashSet<u16>,
+    incoming_qos2: IdSet<u16>,
 
     // Topic aliases: server -> client on this connection; client -> server as set by the
     // application's publishes, and as actually established on this connection.
@@ -291,7 +310,7 @@ pub struct Session {
     conn_out_aliases: HashMap<u16, String>,
 
     /// Packets ready for the transport.
-    out: VecDeque<Packet>,
+    out: VecDeque<Out>,
     /// Commands issued before CONNACK, sent after it.
     held: VecDeque<Packet>,
     events: VecDeque<Event>,
@@ -351,11 +370,11 @@ impl Session {
             client_topic_alias_max: 0,
             next_pkid: 1,
             next_seq: 0,
-            flows: HashMap::new(),
+            flows: IdMap::default(),
             queue: VecDeque::new(),
             inflight: 0,
-            requests: HashMap::new(),
-            incoming_qos2: HashSet::new(),
+            requests: IdMap::default(),
+            incoming_qos2: IdSet::default(),
             in_aliases: HashMap::new(),
             app_aliases: HashMap::new(),
             conn_out_aliases: HashMap::new(),
@@ -411,7 +430,7 @@ impl Session {
         self.last_received = Some(now);
         self.ping_sent_at = None;
         self.out.clear();
-        self.out.push_back(Packet::Connect(connect));
+        self.out.push_back(Out::Packet(Packet::Connect(connect)));
         Ok(())
     }
 
@@ -607,7 +626,8 @@ impl Session {
         if !self.version.is_v5() {
             disconnect = Disconnect::default();
         }
-        self.out.push_back(Packet::Disconnect(disconnect));
+        self.out
+            .push_back(Out::Packet(Packet::Disconnect(disconnect)));
         self.conn = ConnState::Closing;
     }
 
@@ -620,7 +640,7 @@ impl Session {
         if !matches!(self.conn, ConnState::Connecting | ConnState::Connected) {
             return Err(CommandError::NotAllowed("AUTH needs a live connection"));
         }
-        self.out.push_back(Packet::Auth(auth));
+        self.out.push_back(Out::Packet(Packet::Auth(auth)));
         Ok(())
     }
 
@@ -727,7 +747,7 @@ impl Session {
         if let Some(deadline) = self.ping_due() {
             if now >= deadline {
                 trace!("keepalive: queueing PINGREQ");
-                self.out.push_back(Packet::PingReq);
+                self.out.push_back(Out::Packet(Packet::PingReq));
                 self.ping_sent_at = Some(now);
             }
         }
@@ -738,7 +758,38 @@ impl Session {
     /// appended. A packet that cannot be encoded is logged and dropped.
     pub fn poll_transmit(&mut self, now: Instant, out: &mut Vec<u8>) -> bool {
         let mut any = false;
-        while let Some(packet) = self.poll_packet(now) {
+        loop {
+            // Fast path: a stored QoS 1/2 publish is encoded straight from the flow, with
+            // no copy of topic or payload (unless a v5 topic alias must be applied).
+            if let Some(Out::Flow(pkid)) = self.out.front().and_then(Out::copied) {
+                let alias = self.version.is_v5()
+                    && matches!(self.flows.get(&pkid), Some(f) if matches!(&f.stage, Stage::Sent(p) if topic_alias(&p.properties).is_some()));
+                if !alias {
+                    self.out.pop_front();
+                    let Some(flow) = self.flows.get_mut(&pkid) else {
+                        continue;
+                    };
+                    let Stage::Sent(p) = &flow.stage else {
+                        continue;
+                    };
+                    let dup = flow.transmitted;
+                    flow.transmitted = true;
+                    self.last_sent = Some(now);
+                    trace!("send PUBLISH pkid {pkid} dup {dup}");
+                    let start = out.len();
+                    match codec::encode_publish(p, dup, self.version, out) {
+                        Ok(_) => any = true,
+                        Err(e) => {
+                            out.truncate(start);
+                            error!("dropping PUBLISH (pkid {pkid}): cannot encode: {e}");
+                        }
+                    }
+                    continue;
+                }
+            }
+            let Some(packet) = self.poll_packet(now) else {
+                break;
+            };
             let start = out.len();
             match codec::encode(&packet, self.version, out) {
                 Ok(n) => {
@@ -761,7 +812,21 @@ impl Session {
     /// Next queued outgoing packet, not encoded (what [`poll_transmit`](Self::poll_transmit)
     /// encodes). Handing a packet out counts as sending it at `now` (keepalive, DUP on resend).
     pub fn poll_packet(&mut self, now: Instant) -> Option<Packet> {
-        let mut packet = self.out.pop_front()?;
+        let mut packet = loop {
+            match self.out.pop_front()? {
+                Out::Packet(p) => break p,
+                Out::Flow(pkid) => {
+                    // A flow acknowledged (by a confused server) before it went out is skipped.
+                    if let Some(flow) = self.flows.get(&pkid) {
+                        if let Stage::Sent(p) = &flow.stage {
+                            let mut wire = p.clone();
+                            wire.dup = flow.transmitted;
+                            break Packet::Publish(wire);
+                        }
+                    }
+                }
+            }
+        };
         self.last_sent = Some(now);
         match &mut packet {
             Packet::PingReq => self.ping_sent_at = Some(now),
@@ -1008,7 +1073,7 @@ impl Session {
     /// A command packet: out now when connected, else held until CONNACK.
     fn command(&mut self, packet: Packet) {
         if self.conn == ConnState::Connected {
-            self.out.push_back(packet);
+            self.out.push_back(Out::Packet(packet));
         } else {
             self.held.push_back(packet);
         }
@@ -1017,7 +1082,7 @@ impl Session {
     /// A response to a server packet: dropped once DISCONNECT is queued.
     fn respond(&mut self, packet: Packet) {
         if self.conn == ConnState::Connected {
-            self.out.push_back(packet);
+            self.out.push_back(Out::Packet(packet));
         } else {
             trace!("not sending {}: connection closing", packet.name());
         }
@@ -1046,11 +1111,9 @@ impl Session {
             let stage = std::mem::replace(&mut flow.stage, Stage::Released(PubResp::new(pkid)));
             match stage {
                 Stage::Queued(p) => {
-                    let mut wire = p.clone();
-                    wire.dup = flow.transmitted;
                     flow.stage = Stage::Sent(p);
                     self.inflight += 1;
-                    self.out.push_back(Packet::Publish(wire));
+                    self.out.push_back(Out::Flow(pkid));
                 }
                 other => flow.stage = other,
             }
@@ -1157,7 +1220,7 @@ impl Session {
         self.events.push_back(Event::Connected(ack));
         self.resend(session_present);
         while let Some(p) = self.held.pop_front() {
-            self.out.push_back(p);
+            self.out.push_back(Out::Packet(p));
         }
         self.drain_queue();
         Ok(())
@@ -1213,15 +1276,13 @@ impl Session {
             let stage = std::mem::replace(&mut flow.stage, Stage::Released(PubResp::new(id)));
             match stage {
                 Stage::Released(r) => {
-                    self.out.push_back(Packet::PubRel(r.clone()));
+                    self.out.push_back(Out::Packet(Packet::PubRel(r.clone())));
                     flow.stage = Stage::Released(r);
                 }
                 Stage::Sent(p) if inflight < window => {
-                    let mut wire = p.clone();
-                    wire.dup = flow.transmitted;
                     flow.stage = Stage::Sent(p);
                     inflight += 1;
-                    self.out.push_back(Packet::Publish(wire));
+                    self.out.push_back(Out::Flow(id));
                 }
                 Stage::Sent(p) | Stage::Queued(p) => {
                     flow.stage = Stage::Queued(p);
@@ -2052,6 +2113,34 @@ mod tests {
         s.handle_packet(t0, Packet::PubAck(resp(1))).unwrap();
         assert_eq!(events(&mut s).len(), 2);
         assert_eq!(s.pending_publishes(), vec![3, 4]);
+    }
+
+    #[test]
+    fn poll_transmit_fast_path_matches_poll_packet() {
+        // Stored publishes are encoded straight from the flow by poll_transmit; the bytes
+        // must equal encoding what poll_packet hands out, DUP flags included.
+        for version in [V3, V5] {
+            let t0 = Instant::now();
+            let mut a = session_mid_flows(config(version), t0);
+            let mut b = session_mid_flows(config(version), t0);
+            let mut bytes_a = Vec::new();
+            let mut bytes_b = Vec::new();
+            for (s, bytes, fast) in [(&mut a, &mut bytes_a, true), (&mut b, &mut bytes_b, false)] {
+                s.connect(t0, connect_packet(version)).unwrap();
+                let _ = sent(s, t0);
+                s.handle_packet(t0, connack(true)).unwrap();
+                s.publish(t0, publish("fresh", QoS::AtLeastOnce)).unwrap();
+                if fast {
+                    s.poll_transmit(t0, bytes);
+                } else {
+                    for p in sent(s, t0) {
+                        codec::encode(&p, version, bytes).unwrap();
+                    }
+                }
+            }
+            assert!(!bytes_a.is_empty());
+            assert_eq!(bytes_a, bytes_b, "{version:?}");
+        }
     }
 
     #[test]

@@ -218,7 +218,7 @@ fn connect_len(c: &Connect) -> Result<usize> {
     Ok(len)
 }
 
-fn publish_len(p: &Publish, v5: bool) -> Result<usize> {
+pub(super) fn publish_len(p: &Publish, v5: bool) -> Result<usize> {
     match (p.qos, p.pkid) {
         (QoS::AtMostOnce, 0) if p.dup => {
             return Err(EncodeError::Invalid(
@@ -325,16 +325,7 @@ pub(super) fn write_packet(
                 put_props(out, &c.properties);
             }
         }
-        Packet::Publish(p) => {
-            put_prefixed(out, p.topic.as_bytes());
-            if p.qos != QoS::AtMostOnce {
-                put_u16(out, p.pkid);
-            }
-            if v5 {
-                put_props(out, &p.properties);
-            }
-            out.extend_from_slice(&p.payload);
-        }
+        Packet::Publish(p) => write_publish_body(p, v5, out),
         Packet::PubAck(r) | Packet::PubRec(r) | Packet::PubRel(r) | Packet::PubComp(r) => {
             put_u16(out, r.pkid);
             if remaining >= 3 {
@@ -395,6 +386,18 @@ pub(super) fn write_packet(
             }
         }
     }
+}
+
+/// Variable header and payload of a PUBLISH (validated by `publish_len`).
+pub(super) fn write_publish_body(p: &Publish, v5: bool, out: &mut Vec<u8>) {
+    put_prefixed(out, p.topic.as_bytes());
+    if p.qos != QoS::AtMostOnce {
+        put_u16(out, p.pkid);
+    }
+    if v5 {
+        put_props(out, &p.properties);
+    }
+    out.extend_from_slice(&p.payload);
 }
 
 fn write_connect(c: &Connect, out: &mut Vec<u8>) {

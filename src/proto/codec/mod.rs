@@ -38,7 +38,7 @@
 
 use bytes::{Buf, BytesMut};
 
-use super::packet::{Packet, ProtocolVersion};
+use super::packet::{Packet, ProtocolVersion, Publish};
 
 mod decode;
 mod encode;
@@ -252,6 +252,37 @@ pub fn encode(
     out.reserve(total);
     let start = out.len();
     encode::write_packet(packet, version, remaining, out);
+    debug_assert_eq!(out.len() - start, total);
+    Ok(out.len() - start)
+}
+
+/// Encodes a PUBLISH with the DUP flag given here instead of the one in `publish` (DUP is
+/// ignored for QoS 0), so a stored publish can be resent without copying it. Appends to
+/// `out`; returns the number of bytes written.
+pub fn encode_publish(
+    publish: &Publish,
+    dup: bool,
+    version: ProtocolVersion,
+    out: &mut Vec<u8>,
+) -> Result<usize, EncodeError> {
+    let v5 = version.is_v5();
+    let dup = dup && publish.qos != crate::proto::QoS::AtMostOnce;
+    let remaining = encode::publish_len(publish, v5).or_else(|e| {
+        // `publish_len` refuses a stored DUP on QoS 0 only; the flag written is `dup`.
+        if publish.dup {
+            let mut p = publish.clone();
+            p.dup = false;
+            encode::publish_len(&p, v5)
+        } else {
+            Err(e)
+        }
+    })?;
+    let total = 1 + varint_len(remaining) + remaining;
+    out.reserve(total);
+    let start = out.len();
+    out.push(3 << 4 | u8::from(dup) << 3 | (publish.qos as u8) << 1 | u8::from(publish.retain));
+    put_varint(remaining, out);
+    encode::write_publish_body(publish, v5, out);
     debug_assert_eq!(out.len() - start, total);
     Ok(out.len() - start)
 }
