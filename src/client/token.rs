@@ -1,5 +1,6 @@
 //! Delivery tokens: completion handles for publishes.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -27,6 +28,9 @@ pub(crate) enum TokenState {
 pub(crate) struct TokenInner {
     pub(crate) state: Mutex<TokenState>,
     pub(crate) cv: Condvar,
+    /// Threads blocked in `wait`: completing a token nobody waits on costs no wake-up
+    /// system call. Changed only while `state` is locked.
+    waiters: AtomicUsize,
 }
 
 impl TokenInner {
@@ -34,6 +38,7 @@ impl TokenInner {
         Arc::new(TokenInner {
             state: Mutex::new(TokenState::Pending),
             cv: Condvar::new(),
+            waiters: AtomicUsize::new(0),
         })
     }
 
@@ -42,14 +47,19 @@ impl TokenInner {
         if matches!(*g, TokenState::Pending) {
             *g = TokenState::Done(r);
         }
+        let waiting = self.waiters.load(Ordering::Relaxed) > 0;
         drop(g);
-        self.cv.notify_all();
+        if waiting {
+            self.cv.notify_all();
+        }
     }
 
     /// Wakes waiters so they re-check the connection state.
     pub(crate) fn poke(&self) {
         let _g = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        self.cv.notify_all();
+        if self.waiters.load(Ordering::Relaxed) > 0 {
+            self.cv.notify_all();
+        }
     }
 }
 
@@ -116,12 +126,14 @@ impl DeliveryToken {
                 Some(d) => d - now,
                 None => Duration::from_secs(3600),
             };
+            self.inner.waiters.fetch_add(1, Ordering::Relaxed);
             g = self
                 .inner
                 .cv
                 .wait_timeout(g, left)
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
+            self.inner.waiters.fetch_sub(1, Ordering::Relaxed);
         }
     }
 }
