@@ -35,6 +35,11 @@ const SOCK: Token = Token(1);
 const READ_BUDGET: usize = 1 << 20;
 /// Outgoing bytes buffered before requests stop being drained.
 const WRITE_HIGH_WATER: usize = 1 << 20;
+/// Smallest and largest single read.
+const MIN_READ: usize = 2 * 1024;
+const MAX_READ: usize = 256 * 1024;
+/// Buffer capacity an idle connection may keep.
+const IDLE_BUFFER: usize = 16 * 1024;
 /// A connection up for this long counts as healthy: the reconnect backoff starts over.
 const STABLE_CONNECTION: Duration = Duration::from_secs(5);
 
@@ -83,7 +88,8 @@ pub(crate) struct Io {
     stream: Option<Stream>,
     readable: bool,
     rbuf: BytesMut,
-    scratch: Box<[u8]>,
+    /// Size of the next read: small while idle, large once reads fill it.
+    read_chunk: usize,
     wbuf: Vec<u8>,
     wpos: usize,
     ctl_rx: Receiver<Control>,
@@ -240,9 +246,9 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
         incoming_capacity: opts.incoming_capacity,
         stream: None,
         readable: false,
-        rbuf: BytesMut::with_capacity(8 * 1024),
-        scratch: vec![0u8; 64 * 1024].into_boxed_slice(),
-        wbuf: Vec::with_capacity(8 * 1024),
+        rbuf: BytesMut::new(),
+        read_chunk: MIN_READ,
+        wbuf: Vec::new(),
         wpos: 0,
         ctl_rx,
         pub_rx,
@@ -720,15 +726,13 @@ impl Io {
                 return Err(Error::timeout(Step::ConnAck, total));
             }
             stream.set_timeouts(Some(deadline - now))?;
-            let n = stream
-                .read(&mut self.scratch)
+            let n = read_into(&mut stream, &mut self.rbuf, MIN_READ)
                 .map_err(|e| map_timeout(e, Step::ConnAck, total))?;
             if n == 0 {
                 return Err(Error::ConnectionLost(
                     "server closed the connection before CONNACK".into(),
                 ));
             }
-            self.rbuf.extend_from_slice(&self.scratch[..n]);
             self.session
                 .handle_input(Instant::now(), &mut self.rbuf)
                 .map_err(session_error)?;
@@ -846,6 +850,9 @@ impl Io {
         if self.wpos == self.wbuf.len() {
             self.wbuf.clear();
             self.wpos = 0;
+            if self.wbuf.capacity() > 4 * IDLE_BUFFER {
+                self.wbuf = Vec::new();
+            }
         } else if self.wpos > 64 * 1024 {
             self.wbuf.drain(..self.wpos);
             self.wpos = 0;
@@ -858,7 +865,7 @@ impl Io {
             let Some(stream) = self.stream.as_mut() else {
                 return;
             };
-            match stream.read(&mut self.scratch) {
+            match read_into(stream, &mut self.rbuf, self.read_chunk) {
                 Ok(0) => {
                     self.lose(Error::ConnectionLost(
                         "connection closed by the server".into(),
@@ -867,7 +874,11 @@ impl Io {
                 }
                 Ok(n) => {
                     budget = budget.saturating_sub(n);
-                    self.rbuf.extend_from_slice(&self.scratch[..n]);
+                    self.read_chunk = if n == self.read_chunk {
+                        (n * 4).min(MAX_READ)
+                    } else {
+                        n.next_power_of_two().clamp(MIN_READ, MAX_READ)
+                    };
                     if let Err(e) = self.session.handle_input(now, &mut self.rbuf) {
                         self.protocol_failure(e);
                         return;
@@ -879,11 +890,15 @@ impl Io {
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     self.readable = false;
+                    // An idle connection keeps no large buffer (memory per idle client).
+                    if self.rbuf.is_empty() && self.rbuf.capacity() > IDLE_BUFFER {
+                        self.rbuf = BytesMut::new();
+                    }
                     return;
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    self.lose(Error::Io(e));
+                    self.lose(transport::io_error(e));
                     return;
                 }
             }
@@ -1294,6 +1309,15 @@ impl Io {
         }
         self.dispatch_tx = None;
     }
+}
+
+/// Reads at most `chunk` bytes from `stream` onto the end of `buf`.
+fn read_into(stream: &mut Stream, buf: &mut BytesMut, chunk: usize) -> std::io::Result<usize> {
+    let len = buf.len();
+    buf.resize(len + chunk, 0);
+    let r = stream.read(&mut buf[len..]);
+    buf.truncate(len + *r.as_ref().unwrap_or(&0));
+    r
 }
 
 fn map_timeout(e: std::io::Error, step: Step, total: Duration) -> Error {
