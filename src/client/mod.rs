@@ -639,6 +639,17 @@ impl Client {
         filters: Vec<String>,
         properties: Properties,
     ) -> Result<UnsubAck> {
+        self.unsubscribe_many_timeout(filters, properties, self.request_timeout)
+    }
+
+    /// As [`unsubscribe_many`](Self::unsubscribe_many) with an explicit deadline (the C
+    /// API's `MQTTClient_setCommandTimeout` can change it after connecting).
+    pub fn unsubscribe_many_timeout(
+        &self,
+        filters: Vec<String>,
+        properties: Properties,
+        timeout: Duration,
+    ) -> Result<UnsubAck> {
         if filters.is_empty() {
             return Err(Error::InvalidArgument("no topic filter".into()));
         }
@@ -652,7 +663,7 @@ impl Client {
                 reply,
             },
             Step::UnsubAck,
-            self.request_timeout,
+            timeout,
         )?
     }
 
