@@ -1164,9 +1164,9 @@ struct MQTTResponse MQTTClient_subscribe5(MQTTClient handle,
 
 /**
  * MQTT 5 subscribe to `count` filters, with `count` option structures in `opts` (or NULL
- * for defaults) and properties `props` (may be NULL). On success, when `count > 1`, the
- * response holds all SUBACK codes in `reasonCodes` / `reasonCodeCount` (and reasonCode
- * 0); with `count == 1` the code is in reasonCode. `qos[]` is not modified. Errors as
+ * for defaults) and properties `props` (may be NULL). On success reasonCode is the first
+ * SUBACK code and, when `count > 1`, the response holds all of them in `reasonCodes` /
+ * `reasonCodeCount` (as Paho). `qos[]` is not modified. Errors as
  * `MQTTClient_subscribe5`. Free the response with `MQTTResponse_free`. Any thread.
  *
  * # Safety

@@ -34,8 +34,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::convert::{
-    message_from_c, message_to_c, properties_from_c, properties_to_c, response_error,
-    response_to_c, topic_to_c,
+    message_to_c, properties_from_c, properties_to_c, response_error, response_to_c, topic_to_c,
 };
 use super::ffi::{bytes_from_c, c_array, copy_versioned, guard, guard_rc, str_from_c};
 use super::misc::MQTTClient_freeMessage;
@@ -1407,6 +1406,25 @@ fn check_version(h: &Handle, v5call: bool) -> Result<(), c_int> {
     }
 }
 
+/// A handle that passed [`checked_client`]: the handle, its connected client, the
+/// connection's callback state and the command timeout.
+type Checked = (Arc<Handle>, Arc<Client>, Arc<Conn>, Duration);
+
+/// The checks every network call starts with, in Paho's order (measured against Paho
+/// 1.3.11): unknown handle `MQTTCLIENT_FAILURE`; for the MQTT 3 functions (except
+/// unsubscribe) the version `MQTTCLIENT_WRONG_MQTT_VERSION`; not connected
+/// `MQTTCLIENT_DISCONNECTED`; then the version for the MQTT 5 functions and unsubscribe.
+/// Argument checks (UTF-8, QoS) come after these.
+fn checked_client(handle: MQTTClient, v5call: bool, version_first: bool) -> Result<Checked, c_int> {
+    let h = lookup(handle).ok_or(MQTTCLIENT_FAILURE)?;
+    if version_first {
+        check_version(&h, v5call)?;
+    }
+    let (client, conn, timeout) = h.connected_client().ok_or(MQTTCLIENT_DISCONNECTED)?;
+    check_version(&h, v5call)?;
+    Ok((h, client, conn, timeout))
+}
+
 unsafe fn subscribe_impl(
     handle: MQTTClient,
     count: c_int,
@@ -1416,8 +1434,7 @@ unsafe fn subscribe_impl(
     props: *const MQTTProperties,
     v5call: bool,
 ) -> Result<crate::proto::SubAck, c_int> {
-    let h = lookup(handle).ok_or(MQTTCLIENT_FAILURE)?;
-    check_version(&h, v5call)?;
+    let (_h, client, _, timeout) = checked_client(handle, v5call, !v5call)?;
     if count <= 0 {
         return Err(MQTTCLIENT_FAILURE);
     }
@@ -1458,7 +1475,6 @@ unsafe fn subscribe_impl(
         // SAFETY: valid property list (C contract).
         unsafe { properties_from_c(props)? }
     };
-    let (client, _, timeout) = h.connected_client().ok_or(MQTTCLIENT_DISCONNECTED)?;
     client
         .subscribe_many_timeout(filters, properties, timeout)
         .map_err(|e| match e {
@@ -1543,11 +1559,7 @@ pub unsafe extern "C" fn MQTTClient_subscribeMany(
 
 fn sub_response(ack: &crate::proto::SubAck, count: usize) -> MQTTResponse {
     let codes: &[u8] = if count > 1 { &ack.return_codes } else { &[] };
-    let first = if count > 1 {
-        0
-    } else {
-        ack.return_codes.first().copied().unwrap_or(0x80)
-    };
+    let first = ack.return_codes.first().copied().unwrap_or(0x80);
     response_to_c(first, codes, Some(&ack.properties)).unwrap_or_else(response_error)
 }
 
@@ -1582,9 +1594,9 @@ pub unsafe extern "C" fn MQTTClient_subscribe5(
 }
 
 /// MQTT 5 subscribe to `count` filters, with `count` option structures in `opts` (or NULL
-/// for defaults) and properties `props` (may be NULL). On success, when `count > 1`, the
-/// response holds all SUBACK codes in `reasonCodes` / `reasonCodeCount` (and reasonCode
-/// 0); with `count == 1` the code is in reasonCode. `qos[]` is not modified. Errors as
+/// for defaults) and properties `props` (may be NULL). On success reasonCode is the first
+/// SUBACK code and, when `count > 1`, the response holds all of them in `reasonCodes` /
+/// `reasonCodeCount` (as Paho). `qos[]` is not modified. Errors as
 /// `MQTTClient_subscribe5`. Free the response with `MQTTResponse_free`. Any thread.
 ///
 /// # Safety
@@ -1615,8 +1627,7 @@ unsafe fn unsubscribe_impl(
     props: *const MQTTProperties,
     v5call: bool,
 ) -> Result<crate::proto::UnsubAck, c_int> {
-    let h = lookup(handle).ok_or(MQTTCLIENT_FAILURE)?;
-    check_version(&h, v5call)?;
+    let (_h, client, _, timeout) = checked_client(handle, v5call, false)?;
     if count <= 0 {
         return Err(MQTTCLIENT_FAILURE);
     }
@@ -1635,7 +1646,6 @@ unsafe fn unsubscribe_impl(
         // SAFETY: valid property list (C contract).
         unsafe { properties_from_c(props)? }
     };
-    let (client, _, timeout) = h.connected_client().ok_or(MQTTCLIENT_DISCONNECTED)?;
     client
         .unsubscribe_many_timeout(filters, properties, timeout)
         .map_err(|e| match e {
@@ -1677,11 +1687,7 @@ pub unsafe extern "C" fn MQTTClient_unsubscribeMany(
 
 fn unsub_response(ack: &crate::proto::UnsubAck, count: usize) -> MQTTResponse {
     let codes: &[u8] = if count > 1 { &ack.reason_codes } else { &[] };
-    let first = if count > 1 {
-        0
-    } else {
-        ack.reason_codes.first().copied().unwrap_or(0)
-    };
+    let first = ack.reason_codes.first().copied().unwrap_or(0);
     response_to_c(first, codes, Some(&ack.properties)).unwrap_or_else(response_error)
 }
 
@@ -1732,31 +1738,39 @@ pub unsafe extern "C" fn MQTTClient_unsubscribeMany5(
 // publish
 // ---------------------------------------------------------------------------------------
 
+/// What to publish, still as given by C (checked in Paho's order by [`publish_impl`]).
 struct PubArgs {
-    payload: Vec<u8>,
+    topic: *const c_char,
+    payloadlen: c_int,
+    payload: *const c_void,
     qos: c_int,
     retained: bool,
-    properties: Properties,
+    props: *const MQTTProperties,
 }
 
-/// Publishes; returns the token for QoS > 0.
+/// Publishes; returns the token for QoS > 0. Order of checks: handle, version (MQTT 3
+/// functions), connected, version (MQTT 5 functions), topic UTF-8, QoS, length, payload,
+/// properties, topic rules.
 unsafe fn publish_impl(
-    h: &Handle,
-    topic: *const c_char,
-    args: PubArgs,
+    handle: MQTTClient,
+    v5call: bool,
+    a: PubArgs,
 ) -> Result<Option<c_int>, c_int> {
+    let (h, client, conn, _) = checked_client(handle, v5call, !v5call)?;
     // SAFETY: NULL or NUL-terminated (C contract).
-    let topic = unsafe { topic_from_c(topic)? };
-    let qos = u8::try_from(args.qos)
+    let topic = unsafe { topic_from_c(a.topic)? };
+    let qos = u8::try_from(a.qos)
         .ok()
         .and_then(QoS::from_u8)
         .ok_or(MQTTCLIENT_BAD_QOS)?;
-    let (client, conn, _) = h.connected_client().ok_or(MQTTCLIENT_DISCONNECTED)?;
-    let mut m = Message::new(topic, Bytes::from(args.payload))
+    // SAFETY: payload has payloadlen readable bytes (C contract).
+    let data = unsafe { bytes_from_c(a.payload, a.payloadlen)? }.to_vec();
+    let mut m = Message::new(topic, Bytes::from(data))
         .qos(qos)
-        .retain(args.retained);
-    if h.v5 {
-        m.properties = args.properties;
+        .retain(a.retained);
+    if h.v5 && !a.props.is_null() {
+        // SAFETY: valid property list (C contract).
+        m.properties = unsafe { properties_from_c(a.props)? };
     }
     let token = client.publish(m).map_err(|e| error_code(&e))?;
     let mut t = h.tokens();
@@ -1785,26 +1799,18 @@ unsafe fn publish_raw(
     dt: *mut MQTTClient_deliveryToken,
     v5call: bool,
 ) -> Result<(), c_int> {
-    let h = lookup(handle).ok_or(MQTTCLIENT_FAILURE)?;
-    check_version(&h, v5call)?;
-    // SAFETY: payload has payloadlen readable bytes (C contract).
-    let data = unsafe { bytes_from_c(payload, payloadlen)? }.to_vec();
-    let properties = if props.is_null() {
-        Properties::new()
-    } else {
-        // SAFETY: valid property list (C contract).
-        unsafe { properties_from_c(props)? }
-    };
-    // SAFETY: topic per the C contract.
+    // SAFETY: forwarded C contract.
     let tok = unsafe {
         publish_impl(
-            &h,
-            topic,
+            handle,
+            v5call,
             PubArgs {
-                payload: data,
+                topic,
+                payloadlen,
+                payload,
                 qos,
                 retained: retained != 0,
-                properties,
+                props,
             },
         )?
     };
@@ -1900,20 +1906,28 @@ unsafe fn publish_message_impl(
     dt: *mut MQTTClient_deliveryToken,
     v5call: bool,
 ) -> Result<(), c_int> {
-    let h = lookup(handle).ok_or(MQTTCLIENT_FAILURE)?;
-    check_version(&h, v5call)?;
+    lookup(handle).ok_or(MQTTCLIENT_FAILURE)?;
+    // The structure is checked first (Paho: -8 even when disconnected).
     // SAFETY: NULL or a message of its declared version (C contract).
-    let m = unsafe { message_from_c(msg)? };
-    // SAFETY: topic per the C contract.
+    let (m, v) = unsafe { copy_versioned(msg)? };
+    let props = if v >= 1 && m.properties.count > 0 {
+        // SAFETY: msg is a valid version 1 message; the field is inside it.
+        unsafe { ptr::addr_of!((*msg).properties) }
+    } else {
+        ptr::null()
+    };
+    // SAFETY: forwarded C contract (payload and properties of the message).
     let tok = unsafe {
         publish_impl(
-            &h,
-            topic,
+            handle,
+            v5call,
             PubArgs {
+                topic,
+                payloadlen: m.payloadlen,
                 payload: m.payload,
-                qos: c_int::from(m.qos),
-                retained: m.retained,
-                properties: m.properties,
+                qos: m.qos,
+                retained: m.retained != 0,
+                props,
             },
         )?
     };
@@ -1993,7 +2007,12 @@ pub extern "C" fn MQTTClient_waitForCompletion(
     guard_rc(|| {
         let h = lookup(handle).ok_or(MQTTCLIENT_FAILURE)?;
         if h.connected_client().is_none() {
-            return Err(MQTTCLIENT_DISCONNECTED);
+            // Paho: with timeout 0 its wait loop never runs and it reports a timeout.
+            return Err(if timeout == 0 {
+                MQTTCLIENT_FAILURE
+            } else {
+                MQTTCLIENT_DISCONNECTED
+            });
         }
         let token = match h.tokens().map.get(&dt) {
             Some((_, t)) => t.clone(),

