@@ -249,3 +249,95 @@ fn error_paths_are_clean_under_address_sanitizer() {
     );
     r.assert_clean("client_errors under ASan");
 }
+
+// ---------------------------------------------------------------------------------------
+// publish / subscribe, callbacks, MQTT 5, will; the drop-in replacement
+// ---------------------------------------------------------------------------------------
+
+/// A scripted MQTT 5 server: answers CONNECT with CONNACK (success), then answers the next
+/// packet with DISCONNECT reason 0x8E (session taken over) and closes.
+fn disconnecting_server() -> u16 {
+    use std::io::Write;
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { return };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let _ = s.set_read_timeout(Some(Duration::from_secs(60)));
+                if !matches!(s.read(&mut buf), Ok(n) if n > 0) {
+                    return;
+                }
+                let _ = s.write_all(&[0x20, 0x03, 0x00, 0x00, 0x00]);
+                if matches!(s.read(&mut buf), Ok(n) if n > 0) {
+                    let _ = s.write_all(&[0xE0, 0x02, 0x8E, 0x00]);
+                }
+            });
+        }
+    });
+    port
+}
+
+fn pubsub_run(exe: &Path, envs: &[(&str, &str)]) -> Run {
+    let broker = Broker::start();
+    let uri = broker.uri();
+    let disc = format!("tcp://127.0.0.1:{}", disconnecting_server());
+    let r = run_prog(exe, &[&uri, &disc], envs, Duration::from_secs(120));
+    if !r.stdout.ends_with("failures: 0\n") {
+        eprintln!("{}", broker.log());
+    }
+    r
+}
+
+#[test]
+fn pubsub_qos_callbacks_v5_and_will() {
+    let r = pubsub_run(&build_ours("client_pubsub", false), &[]);
+    r.assert_clean("client_pubsub (mqttsync)");
+    assert!(r.stdout.contains("product: mqttsync"), "{}", r.stdout);
+    for part in ["receive: done", "callbacks: done", "v5: done", "will: done"] {
+        assert!(r.stdout.contains(part), "{part} missing:\n{}", r.stdout);
+    }
+}
+
+#[test]
+fn pubsub_is_clean_under_address_sanitizer() {
+    let r = pubsub_run(
+        &build_ours("client_pubsub", true),
+        &[("ASAN_OPTIONS", ASAN_OPTIONS)],
+    );
+    r.assert_clean("client_pubsub under ASan");
+}
+
+/// The program built against Paho's header and `-lpaho-mqtt3c` passes against Paho, and
+/// passes again unchanged when `libpaho-mqtt3c.so.1` resolves to `libmqttsync.so`.
+#[test]
+fn drop_in_replacement_for_libpaho_mqtt3c() {
+    assert!(
+        paho_available(),
+        "install libpaho-mqtt-dev for the drop-in test"
+    );
+    let exe = build_paho("client_pubsub");
+    let paho = pubsub_run(&exe, &[]);
+    paho.assert_clean("client_pubsub against Paho");
+    assert!(
+        !paho.stdout.contains("product: mqttsync"),
+        "{}",
+        paho.stdout
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let lib = &release_libs().shared_lib;
+    std::os::unix::fs::symlink(lib, dir.path().join("libpaho-mqtt3c.so.1")).unwrap();
+    let ld = dir.path().display().to_string();
+    let ours = pubsub_run(&exe, &[("LD_LIBRARY_PATH", &ld)]);
+    ours.assert_clean("client_pubsub (Paho build) on libmqttsync.so");
+    assert!(ours.stdout.contains("product: mqttsync"), "{}", ours.stdout);
+    let strip = |s: &str| -> String {
+        s.lines()
+            .filter(|l| !l.starts_with("product:"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(strip(&paho.stdout), strip(&ours.stdout));
+}
