@@ -38,9 +38,16 @@ fn exe_dir() -> &'static Path {
         .path()
 }
 
+/// Serialises the builds (tests run in parallel and share executables).
+fn build_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Builds `tests/c/<name>.c` against mqttsync (static library), with ASan if asked.
 fn build_ours(name: &str, asan: bool) -> PathBuf {
     let exe = exe_dir().join(format!("{name}_ours{}", if asan { "_asan" } else { "" }));
+    let _one_at_a_time = build_lock();
     if !exe.exists() {
         let flags: &[&str] = if asan {
             &[
@@ -59,6 +66,7 @@ fn build_ours(name: &str, asan: bool) -> PathBuf {
 /// Builds `tests/c/<name>.c` against Eclipse Paho C's header and `-lpaho-mqtt3c`.
 fn build_paho(name: &str) -> PathBuf {
     let exe = exe_dir().join(format!("{name}_paho"));
+    let _one_at_a_time = build_lock();
     if !exe.exists() {
         run(Command::new("cc")
             .args([
@@ -340,4 +348,135 @@ fn drop_in_replacement_for_libpaho_mqtt3c() {
             .join("\n")
     };
     assert_eq!(strip(&paho.stdout), strip(&ours.stdout));
+}
+
+// ---------------------------------------------------------------------------------------
+// persistence across a process restart
+// ---------------------------------------------------------------------------------------
+
+/// Program A publishes three QoS 1/2 messages to a frozen broker and exits abruptly; the
+/// broker is killed and restarted empty; program B, same client id, connects with
+/// cleansession 0 and the stored messages are resent and reach a subscriber.
+fn persistence_across_restart(kind: &str, asan: bool) {
+    use std::io::{BufRead, BufReader};
+    let exe = build_ours("client_persist", asan);
+    let envs: &[(&str, &str)] = if asan {
+        &[("ASAN_OPTIONS", ASAN_OPTIONS)]
+    } else {
+        &[]
+    };
+    let mut broker = Broker::start();
+    let uri = broker.uri();
+    let dir = tempfile::tempdir().unwrap();
+    let dir_s = dir.path().display().to_string();
+    let cid = unique_client_id("persist");
+
+    let mut a = Command::new(&exe)
+        .args(["publish", kind, &uri, &dir_s, &cid])
+        .envs(envs.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn A");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = a.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let first = rx.recv_timeout(Duration::from_secs(30));
+    assert_eq!(first.as_deref(), Ok("ready"), "program A did not connect");
+    broker.pause();
+    std::fs::write(dir.path().join("go"), b"").unwrap();
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(l) => lines.push(l),
+            Err(_) => break,
+        }
+    }
+    let status = a.wait().expect("wait A");
+    let mut err = String::new();
+    if let Some(mut e) = a.stderr.take() {
+        let _ = e.read_to_string(&mut err);
+    }
+    let text = lines.join("\n");
+    assert!(
+        status.success() && text.contains("published 3") && text.ends_with("failures: 0"),
+        "program A failed ({status}):\n{text}\n{err}"
+    );
+    let store_dir = if kind == "file" {
+        dir.path().join(format!("{cid}-127.0.0.1-{}", broker.port()))
+    } else {
+        dir.path().join("user").join(&cid)
+    };
+    let stored: Vec<String> = std::fs::read_dir(&store_dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", store_dir.display()))
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let sent: Vec<&String> = stored.iter().filter(|n| n.starts_with("s-")).collect();
+    assert_eq!(sent.len(), 3, "stored records: {stored:?}");
+    if kind == "file" {
+        assert!(sent.iter().all(|n| n.ends_with(".msg")), "{stored:?}");
+    }
+
+    // The frozen broker dies with the unacknowledged publishes; a fresh one starts.
+    broker.kill();
+    broker.start_again();
+    let sub = mqttsync::Client::connect(
+        mqttsync::ConnectOptions::new(&uri).client_id(unique_client_id("psub")),
+    )
+    .expect("subscriber connects");
+    sub.subscribe("T/persist", mqttsync::QoS::ExactlyOnce)
+        .expect("subscribe");
+
+    let b = run_prog(
+        &exe,
+        &["resend", kind, &uri, &dir_s, &cid],
+        envs,
+        Duration::from_secs(60),
+    );
+    b.assert_clean(&format!("program B ({kind})"));
+    let mut got = std::collections::BTreeSet::new();
+    let msgs = sub.messages();
+    while got.len() < 3 {
+        match msgs.recv_timeout(Duration::from_secs(10)) {
+            Ok(m) => {
+                got.insert(String::from_utf8_lossy(&m.payload).into_owned());
+            }
+            Err(e) => panic!("resent messages missing ({got:?}): {e}"),
+        }
+    }
+    assert_eq!(
+        got.into_iter().collect::<Vec<_>>(),
+        ["p1", "p2", "p3"],
+        "resent payloads"
+    );
+    let left: Vec<_> = std::fs::read_dir(&store_dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(left.is_empty(), "store not emptied: {left:?}");
+}
+
+#[test]
+fn file_persistence_survives_a_process_restart() {
+    persistence_across_restart("file", false);
+}
+
+#[test]
+fn user_persistence_survives_a_process_restart() {
+    persistence_across_restart("user", false);
+}
+
+#[test]
+fn persistence_is_clean_under_address_sanitizer() {
+    persistence_across_restart("file", true);
+    persistence_across_restart("user", true);
 }

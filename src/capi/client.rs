@@ -1773,6 +1773,11 @@ unsafe fn publish_impl(
         m.properties = unsafe { properties_from_c(a.props)? };
     }
     let token = client.publish(m).map_err(|e| error_code(&e))?;
+    if qos != QoS::AtMostOnce {
+        // As in Paho, a QoS 1/2 message is in persistence when publish returns: this round
+        // trip makes the I/O thread take it into the session (and the store) first.
+        let _ = client.pending_deliveries();
+    }
     let mut t = h.tokens();
     let seq = conn.base.wrapping_add(token.id());
     t.issued = t.issued.max(seq);

@@ -710,7 +710,9 @@ impl Client {
         Duration::from_secs(3600)
     }
 
-    /// Outgoing QoS 1/2 publishes not yet completed: (token id, packet id).
+    /// Outgoing QoS 1/2 publishes not yet completed: (token id, packet id). Publishes made
+    /// before this call are taken into the session first (and so are in persistence, when
+    /// configured) unless the in-flight window or the connection state holds them back.
     pub fn pending_deliveries(&self) -> Result<Vec<(u64, u16)>> {
         self.control(
             |reply| Control::Pending { reply },
