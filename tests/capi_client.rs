@@ -303,7 +303,13 @@ fn pubsub_qos_callbacks_v5_and_will() {
     let r = pubsub_run(&build_ours("client_pubsub", false), &[]);
     r.assert_clean("client_pubsub (mqttsync)");
     assert!(r.stdout.contains("product: mqttsync"), "{}", r.stdout);
-    for part in ["receive: done", "callbacks: done", "v5: done", "will: done"] {
+    for part in [
+        "receive: done",
+        "callbacks: done",
+        "v5: done",
+        "reconnect: done",
+        "will: done",
+    ] {
         assert!(r.stdout.contains(part), "{part} missing:\n{}", r.stdout);
     }
 }
@@ -341,6 +347,14 @@ fn drop_in_replacement_for_libpaho_mqtt3c() {
     let ours = pubsub_run(&exe, &[("LD_LIBRARY_PATH", &ld)]);
     ours.assert_clean("client_pubsub (Paho build) on libmqttsync.so");
     assert!(ours.stdout.contains("product: mqttsync"), "{}", ours.stdout);
+    // And with the parts Paho cannot run (its output then says "reconnect: done").
+    let extras = pubsub_run(&exe, &[("LD_LIBRARY_PATH", &ld), ("MQTTSYNC_EXTRAS", "1")]);
+    extras.assert_clean("client_pubsub (Paho build, extras) on libmqttsync.so");
+    assert!(
+        extras.stdout.contains("reconnect: done"),
+        "{}",
+        extras.stdout
+    );
     let strip = |s: &str| -> String {
         s.lines()
             .filter(|l| !l.starts_with("product:"))
@@ -408,7 +422,8 @@ fn persistence_across_restart(kind: &str, asan: bool) {
         "program A failed ({status}):\n{text}\n{err}"
     );
     let store_dir = if kind == "file" {
-        dir.path().join(format!("{cid}-127.0.0.1-{}", broker.port()))
+        dir.path()
+            .join(format!("{cid}-127.0.0.1-{}", broker.port()))
     } else {
         dir.path().join("user").join(&cid)
     };

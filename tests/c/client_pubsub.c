@@ -4,8 +4,10 @@
  *   - against mqttsync's header and library (with and without AddressSanitizer);
  *   - against Eclipse Paho C (-lpaho-mqtt3c), run as is: the reference;
  *   - the Paho build run with libpaho-mqtt3c.so.1 replaced by libmqttsync.so: the drop-in.
- * The part guarded by MQTTSYNC_H uses what only mqttsync allows (subscribe and wait for
- * completion inside messageArrived).
+ * The `extras` parts use what only mqttsync allows (publish, subscribe and wait for
+ * completion inside messageArrived, receive next to callback clients, reconnect from
+ * connectionLost, destroy from a callback); they run when built against mqttsync or when
+ * MQTTSYNC_EXTRAS is set (the Paho build on libmqttsync.so).
  *
  * usage: client_pubsub BROKER_URI DISCONNECTING_SERVER_URI (all scenarios)
  *        client_pubsub will-child BROKER_URI (connects with a will and exits abruptly)
@@ -64,6 +66,9 @@ static int get(int* v)
 
 static const char* uri;
 static const char* disc_uri;
+/* What only mqttsync allows: set when built against mqttsync, or at run time with
+ * MQTTSYNC_EXTRAS=1 (the Paho build running on libmqttsync.so in the drop-in test). */
+static int extras;
 static char id_buf[64];
 
 static const char* cid(const char* name)
@@ -257,9 +262,7 @@ static void scenario_callbacks(void)
 
     memset(&st, 0, sizeof st);
     st.qos_of[0] = st.qos_of[1] = st.qos_of[2] = -1;
-#if defined(MQTTSYNC_H)
-    st.extras = 1;
-#endif
+    st.extras = extras;
     CHECK(MQTTClient_create(&st.c, uri, cid("cb"), MQTTCLIENT_PERSISTENCE_NONE, NULL) == 0);
     CHECK(MQTTClient_setCallbacks(st.c, &st, cb_lost, cb_arrived, cb_delivered) == 0);
     CHECK(MQTTClient_connect(st.c, &o) == 0);
@@ -414,7 +417,7 @@ static void scenario_v5(void)
     CHECK(wait_for(&st3.props_ok, 1));
     CHECK(get(&st3.self_seen) == 0); /* it would have come first */
 
-#if defined(MQTTSYNC_H)
+    if (extras)
     {
         /* mqttsync only: a receive-mode client works while other clients use callbacks */
         MQTTClient rx = NULL;
@@ -440,7 +443,6 @@ static void scenario_v5(void)
         MQTTClient_disconnect(rx, 1000);
         MQTTClient_destroy(&rx);
     }
-#endif
 
     r = MQTTClient_unsubscribe5(rc5, "T/v5/#", NULL);
     CHECK(r.reasonCode == MQTTREASONCODE_SUCCESS);
@@ -470,6 +472,120 @@ static void scenario_v5(void)
     MQTTProperties_free(&cprops);
     MQTTProperties_free(&pprops);
     printf("v5: done\n");
+}
+
+/* ------------------------------------------------------------------------------------- */
+/* E: reconnecting from connectionLost; destroying from inside a callback (mqttsync only)  */
+/* ------------------------------------------------------------------------------------- */
+
+struct recon_state
+{
+    MQTTClient c;
+    MQTTClient_connectOptions* opts;
+    int lost, cause_ok, reconnected, arrived;
+};
+
+static void recon_lost(void* ctx, char* cause)
+{
+    struct recon_state* st = (struct recon_state*)ctx;
+    int rc;
+    pthread_mutex_lock(&mu);
+    st->cause_ok = cause != NULL && cause[0] != 0; /* Paho passes NULL */
+    pthread_mutex_unlock(&mu);
+    bump(&st->lost);
+    rc = MQTTClient_connect(st->c, st->opts); /* allowed from connectionLost, also in Paho */
+    if (rc == 0)
+        bump(&st->reconnected);
+}
+
+static int recon_arrived(void* ctx, char* topic, int len, MQTTClient_message* m)
+{
+    struct recon_state* st = (struct recon_state*)ctx;
+    (void)len;
+    MQTTClient_free(topic);
+    MQTTClient_freeMessage(&m);
+    bump(&st->arrived);
+    return 1;
+}
+
+struct destroy_state
+{
+    MQTTClient c;
+    int destroyed;
+};
+
+static int destroy_arrived(void* ctx, char* topic, int len, MQTTClient_message* m)
+{
+    struct destroy_state* st = (struct destroy_state*)ctx;
+    (void)len;
+    MQTTClient_free(topic);
+    MQTTClient_freeMessage(&m);
+    MQTTClient_destroy(&st->c);
+    CHECK(st->c == NULL);
+    bump(&st->destroyed);
+    return 1;
+}
+
+static void scenario_reconnect(void)
+{
+    static struct recon_state st;
+    MQTTClient_connectOptions o = MQTTClient_connectOptions_initializer;
+    MQTTClient_connectOptions o2 = MQTTClient_connectOptions_initializer;
+    MQTTClient intruder = NULL, pub = NULL;
+    MQTTClient_deliveryToken dt = 0;
+    char id[64];
+
+    if (!extras)
+    {
+        /* Paho 1.3.11 crashes here (SIGSEGV in MQTTClient_run after the reconnect). */
+        printf("reconnect: skipped\n");
+        return;
+    }
+    memset(&st, 0, sizeof st);
+    st.opts = &o;
+    snprintf(id, sizeof id, "recon-%ld", (long)getpid());
+    CHECK(MQTTClient_create(&st.c, uri, id, MQTTCLIENT_PERSISTENCE_NONE, NULL) == 0);
+    CHECK(MQTTClient_create(&intruder, uri, id, MQTTCLIENT_PERSISTENCE_NONE, NULL) == 0);
+    CHECK(MQTTClient_create(&pub, uri, cid("rpub2"), MQTTCLIENT_PERSISTENCE_NONE, NULL) == 0);
+    CHECK(MQTTClient_setCallbacks(st.c, &st, recon_lost, recon_arrived, NULL) == 0);
+    CHECK(MQTTClient_connect(st.c, &o) == 0);
+    CHECK(MQTTClient_subscribe(st.c, "T/recon", 1) == 0);
+    /* Same client id: the broker drops the first connection; its callback reconnects
+     * (which in turn drops the intruder). */
+    CHECK(MQTTClient_connect(intruder, &o2) == 0);
+    CHECK(wait_for(&st.lost, 1));
+    CHECK(wait_for(&st.reconnected, 1));
+    CHECK(get(&st.cause_ok) == 1);
+    CHECK(MQTTClient_isConnected(st.c) == 1);
+    CHECK(MQTTClient_subscribe(st.c, "T/recon", 1) == 0); /* clean session: subscribe again */
+    CHECK(MQTTClient_connect(pub, &o2) == 0);
+    CHECK(MQTTClient_publish(pub, "T/recon", 2, "hi", 1, 0, &dt) == 0);
+    CHECK(wait_for(&st.arrived, 1));
+    MQTTClient_disconnect(pub, 1000);
+    MQTTClient_disconnect(st.c, 1000);
+    MQTTClient_disconnect(intruder, 0);
+    MQTTClient_destroy(&pub);
+    MQTTClient_destroy(&st.c);
+    MQTTClient_destroy(&intruder);
+
+    {
+        static struct destroy_state ds;
+        MQTTClient p2 = NULL;
+        memset(&ds, 0, sizeof ds);
+        CHECK(MQTTClient_create(&ds.c, uri, cid("selfdestroy"), MQTTCLIENT_PERSISTENCE_NONE, NULL) == 0);
+        CHECK(MQTTClient_setCallbacks(ds.c, &ds, NULL, destroy_arrived, NULL) == 0);
+        CHECK(MQTTClient_connect(ds.c, &o2) == 0);
+        CHECK(MQTTClient_subscribe(ds.c, "T/destroy", 1) == 0);
+        CHECK(MQTTClient_create(&p2, uri, cid("dpub"), MQTTCLIENT_PERSISTENCE_NONE, NULL) == 0);
+        CHECK(MQTTClient_connect(p2, &o2) == 0);
+        CHECK(MQTTClient_publish(p2, "T/destroy", 1, "x", 1, 0, &dt) == 0);
+        CHECK(MQTTClient_publish(p2, "T/destroy", 1, "y", 1, 0, &dt) == 0);
+        CHECK(wait_for(&ds.destroyed, 1));
+        CHECK(get(&ds.destroyed) == 1); /* no callback after destroy */
+        MQTTClient_disconnect(p2, 1000);
+        MQTTClient_destroy(&p2);
+    }
+    printf("reconnect: done\n");
 }
 
 /* ------------------------------------------------------------------------------------- */
@@ -537,10 +653,16 @@ int main(int argc, char** argv)
     uri = argv[1];
     disc_uri = argv[2];
     setvbuf(stdout, NULL, _IOLBF, 0);
+#if defined(MQTTSYNC_H)
+    extras = 1;
+#else
+    extras = getenv("MQTTSYNC_EXTRAS") != NULL;
+#endif
     printf("product: %s\n", MQTTClient_getVersionInfo()[0].value);
     scenario_receive();
     scenario_callbacks();
     scenario_v5();
+    scenario_reconnect();
     scenario_will(argv[0]);
     printf("failures: %d\n", failures);
     return 0;
