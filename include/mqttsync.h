@@ -1306,8 +1306,9 @@ struct MQTTResponse MQTTClient_publishMessage5(MQTTClient handle,
  * (a QoS 0 token, one already waited for, or one from before the last connect: its message
  * is resent from persistence but no longer tracked); `MQTTCLIENT_DISCONNECTED` when the
  * client is not connected or the connection drops during the wait (the message stays
- * pending); `MQTTCLIENT_FAILURE` on timeout (`timeout` 0: at once unless complete) or for
- * an unknown handle.
+ * pending); `MQTTCLIENT_FAILURE` on timeout (`timeout` 0: at once unless complete; Paho
+ * answers -1 to every timeout-0 wait), for an unknown handle, and, as in Paho, for a
+ * timeout-0 wait on a disconnected client.
  *
  * Any thread, including callbacks (the acknowledgement is read by the I/O thread, so a
  * wait inside `messageArrived` works).

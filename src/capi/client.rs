@@ -1998,8 +1998,9 @@ pub unsafe extern "C" fn MQTTClient_publishMessage5(
 /// (a QoS 0 token, one already waited for, or one from before the last connect: its message
 /// is resent from persistence but no longer tracked); `MQTTCLIENT_DISCONNECTED` when the
 /// client is not connected or the connection drops during the wait (the message stays
-/// pending); `MQTTCLIENT_FAILURE` on timeout (`timeout` 0: at once unless complete) or for
-/// an unknown handle.
+/// pending); `MQTTCLIENT_FAILURE` on timeout (`timeout` 0: at once unless complete; Paho
+/// answers -1 to every timeout-0 wait), for an unknown handle, and, as in Paho, for a
+/// timeout-0 wait on a disconnected client.
 ///
 /// Any thread, including callbacks (the acknowledgement is read by the I/O thread, so a
 /// wait inside `messageArrived` works).
@@ -2224,6 +2225,62 @@ mod tests {
             MQTTCLIENT_BAD_UTF8_STRING
         );
         assert_eq!(error_code(&Error::Protocol("x".into())), MQTTCLIENT_FAILURE);
+    }
+
+    fn ssl_options(version: c_int) -> MQTTClient_SSLOptions {
+        MQTTClient_SSLOptions {
+            struct_id: [
+                b'M' as c_char,
+                b'Q' as c_char,
+                b'T' as c_char,
+                b'S' as c_char,
+            ],
+            struct_version: version,
+            trustStore: c"/ca.pem".as_ptr(),
+            keyStore: ptr::null(),
+            privateKey: ptr::null(),
+            privateKeyPassword: ptr::null(),
+            enabledCipherSuites: ptr::null(),
+            enableServerCertAuth: 1,
+            sslVersion: MQTT_SSL_VERSION_TLS_1_2,
+            verify: 0,
+            CApath: c"/certs".as_ptr(),
+            ssl_error_cb: None,
+            ssl_error_context: ptr::null_mut(),
+            ssl_psk_cb: None,
+            ssl_psk_context: ptr::null_mut(),
+            disableDefaultTrustStore: 1,
+            protos: b"\x04mqtt\x02h2".as_ptr(),
+            protos_len: 8,
+        }
+    }
+
+    #[test]
+    fn ssl_options_never_verify_less_than_asked() {
+        // verify = 0 with enableServerCertAuth = 1: the host name is still checked.
+        let s = ssl_options(5);
+        let t = unsafe { tls_from_c(&s) }.unwrap();
+        assert!(t.verify_certificate && t.verify_hostname);
+        assert_eq!(t.ca_file.as_deref(), Some(std::path::Path::new("/ca.pem")));
+        assert_eq!(t.ca_dir.as_deref(), Some(std::path::Path::new("/certs")));
+        assert!(!t.use_system_roots);
+        assert_eq!(t.alpn, ["mqtt", "h2"]);
+        assert_eq!(t.min_version, Some(TlsVersion::Tls12));
+        // Turning certificate checks off is explicit and turns both off.
+        let mut s = ssl_options(5);
+        s.enableServerCertAuth = 0;
+        let t = unsafe { tls_from_c(&s) }.unwrap();
+        assert!(!t.verify_certificate && !t.verify_hostname);
+        // Fields newer than the declared version are not read.
+        let s = ssl_options(1);
+        let t = unsafe { tls_from_c(&s) }.unwrap();
+        assert!(t.ca_dir.is_none() && t.use_system_roots && t.alpn.is_empty());
+        let mut s = ssl_options(6);
+        s.struct_version = 6;
+        assert_eq!(
+            unsafe { tls_from_c(&s) }.unwrap_err(),
+            MQTTCLIENT_BAD_STRUCTURE
+        );
     }
 
     #[test]
