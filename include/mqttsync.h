@@ -355,26 +355,17 @@ typedef int MQTTPersistence_afterRead(void* context, char** buffer, int* buflen)
 #define MQTT_INVALID_PROPERTY_ID -2
 
 /**
- * A name/value pair (`MQTTClient_nameValue`), used for version information and HTTP
- * headers.
+ * A client handle (`typedef void* MQTTClient`).
  */
-typedef struct MQTTClient_nameValue {
-    /**
-     * The name.
-     */
-    const char *name;
-    /**
-     * The value.
-     */
-    const char *value;
-} MQTTClient_nameValue;
+typedef void *MQTTClient;
 
 /**
- * Global initialisation options (`MQTTClient_init_options`, eyecatcher `MQTG`, version 0).
+ * Options for `MQTTClient_createWithOptions` (`MQTTClient_createOptions`, eyecatcher
+ * `MQCO`, version 0).
  */
-typedef struct MQTTClient_init_options {
+typedef struct MQTTClient_createOptions {
     /**
-     * The eyecatcher for this structure. Must be MQTG.
+     * The eyecatcher for this structure. Must be MQCO.
      */
     char struct_id[4];
     /**
@@ -382,116 +373,10 @@ typedef struct MQTTClient_init_options {
      */
     int struct_version;
     /**
-     * 1: the library initialises OpenSSL (ignored: OpenSSL initialises itself).
+     * The MQTT version the client will use (`MQTTVERSION_*`).
      */
-    int do_openssl_init;
-} MQTTClient_init_options;
-
-/**
- * A list of MQTT 5 properties (`MQTTProperties`). Initialise with
- * `MQTTProperties_initializer`; free with `MQTTProperties_free`.
- */
-typedef struct MQTTProperties {
-    /**
-     * Number of property entries in the array.
-     */
-    int count;
-    /**
-     * Number of entries the allocated array can hold.
-     */
-    int max_count;
-    /**
-     * Byte length of all properties as encoded on the wire (without the length prefix).
-     */
-    int length;
-    /**
-     * The properties; allocated with `malloc`.
-     */
-    MQTTProperty *array;
-} MQTTProperties;
-
-/**
- * A message (`MQTTClient_message`, eyecatcher `MQTM`, versions 0-1).
- */
-typedef struct MQTTClient_message {
-    /**
-     * The eyecatcher for this structure. Must be MQTM.
-     */
-    char struct_id[4];
-    /**
-     * The version number of this structure: 0, or 1 if `properties` is present.
-     */
-    int struct_version;
-    /**
-     * The length of the payload in bytes.
-     */
-    int payloadlen;
-    /**
-     * The payload.
-     */
-    void *payload;
-    /**
-     * The quality of service (0, 1, 2).
-     */
-    int qos;
-    /**
-     * The retained flag.
-     */
-    int retained;
-    /**
-     * The dup flag (received messages only).
-     */
-    int dup;
-    /**
-     * The message identifier (received messages only).
-     */
-    int msgid;
-    /**
-     * The MQTT 5 properties (version 1 only).
-     */
-    struct MQTTProperties properties;
-} MQTTClient_message;
-
-/**
- * The result of an MQTT 5 call (`MQTTResponse`). Free with `MQTTResponse_free`.
- */
-typedef struct MQTTResponse {
-    /**
-     * The version number of this structure (1).
-     */
-    int version;
-    /**
-     * The MQTT 5 reason code returned.
-     */
-    enum MQTTReasonCodes reasonCode;
-    /**
-     * Number of entries in `reasonCodes` (subscribeMany5 / unsubscribeMany5).
-     */
-    int reasonCodeCount;
-    /**
-     * The reason codes (subscribeMany5 / unsubscribeMany5), allocated with `malloc`.
-     */
-    enum MQTTReasonCodes *reasonCodes;
-    /**
-     * The properties returned, allocated with `malloc`, or NULL.
-     */
-    struct MQTTProperties *properties;
-} MQTTResponse;
-
-/**
- * A client handle (`typedef void* MQTTClient`).
- */
-typedef void *MQTTClient;
-
-/**
- * A delivery token: the packet identifier of a QoS 1/2 publication.
- */
-typedef int MQTTClient_deliveryToken;
-
-/**
- * Synonym of [`MQTTClient_deliveryToken`].
- */
-typedef int MQTTClient_token;
+    int MQTTVersion;
+} MQTTClient_createOptions;
 
 /**
  * The binary will payload inside [`MQTTClient_willOptions`] (an anonymous struct in C).
@@ -659,6 +544,21 @@ typedef struct MQTTClient_connectOptions_binarypwd {
 } MQTTClient_connectOptions_binarypwd;
 
 /**
+ * A name/value pair (`MQTTClient_nameValue`), used for version information and HTTP
+ * headers.
+ */
+typedef struct MQTTClient_nameValue {
+    /**
+     * The name.
+     */
+    const char *name;
+    /**
+     * The value.
+     */
+    const char *value;
+} MQTTClient_nameValue;
+
+/**
  * Connect options (`MQTTClient_connectOptions`, eyecatcher `MQTC`, versions 0-8).
  */
 typedef struct MQTTClient_connectOptions {
@@ -749,12 +649,60 @@ typedef struct MQTTClient_connectOptions {
 } MQTTClient_connectOptions;
 
 /**
- * Options for `MQTTClient_createWithOptions` (`MQTTClient_createOptions`, eyecatcher
- * `MQCO`, version 0).
+ * A list of MQTT 5 properties (`MQTTProperties`). Initialise with
+ * `MQTTProperties_initializer`; free with `MQTTProperties_free`.
  */
-typedef struct MQTTClient_createOptions {
+typedef struct MQTTProperties {
     /**
-     * The eyecatcher for this structure. Must be MQCO.
+     * Number of property entries in the array.
+     */
+    int count;
+    /**
+     * Number of entries the allocated array can hold.
+     */
+    int max_count;
+    /**
+     * Byte length of all properties as encoded on the wire (without the length prefix).
+     */
+    int length;
+    /**
+     * The properties; allocated with `malloc`.
+     */
+    MQTTProperty *array;
+} MQTTProperties;
+
+/**
+ * The result of an MQTT 5 call (`MQTTResponse`). Free with `MQTTResponse_free`.
+ */
+typedef struct MQTTResponse {
+    /**
+     * The version number of this structure (1).
+     */
+    int version;
+    /**
+     * The MQTT 5 reason code returned.
+     */
+    enum MQTTReasonCodes reasonCode;
+    /**
+     * Number of entries in `reasonCodes` (subscribeMany5 / unsubscribeMany5).
+     */
+    int reasonCodeCount;
+    /**
+     * The reason codes (subscribeMany5 / unsubscribeMany5), allocated with `malloc`.
+     */
+    enum MQTTReasonCodes *reasonCodes;
+    /**
+     * The properties returned, allocated with `malloc`, or NULL.
+     */
+    struct MQTTProperties *properties;
+} MQTTResponse;
+
+/**
+ * MQTT 5 subscription options (`MQTTSubscribe_options`, eyecatcher `MQSO`, version 0).
+ */
+typedef struct MQTTSubscribe_options {
+    /**
+     * The eyecatcher for this structure. Must be MQSO.
      */
     char struct_id[4];
     /**
@@ -762,10 +710,88 @@ typedef struct MQTTClient_createOptions {
      */
     int struct_version;
     /**
-     * The MQTT version the client will use (`MQTTVERSION_*`).
+     * 1: do not receive our own publications.
      */
-    int MQTTVersion;
-} MQTTClient_createOptions;
+    unsigned char noLocal;
+    /**
+     * 1: keep the retain flag as on the original publish message.
+     */
+    unsigned char retainAsPublished;
+    /**
+     * 0: send retained messages on subscribe; 1: only if the subscription is new; 2: never.
+     */
+    unsigned char retainHandling;
+} MQTTSubscribe_options;
+
+/**
+ * A delivery token: the packet identifier of a QoS 1/2 publication.
+ */
+typedef int MQTTClient_deliveryToken;
+
+/**
+ * A message (`MQTTClient_message`, eyecatcher `MQTM`, versions 0-1).
+ */
+typedef struct MQTTClient_message {
+    /**
+     * The eyecatcher for this structure. Must be MQTM.
+     */
+    char struct_id[4];
+    /**
+     * The version number of this structure: 0, or 1 if `properties` is present.
+     */
+    int struct_version;
+    /**
+     * The length of the payload in bytes.
+     */
+    int payloadlen;
+    /**
+     * The payload.
+     */
+    void *payload;
+    /**
+     * The quality of service (0, 1, 2).
+     */
+    int qos;
+    /**
+     * The retained flag.
+     */
+    int retained;
+    /**
+     * The dup flag (received messages only).
+     */
+    int dup;
+    /**
+     * The message identifier (received messages only).
+     */
+    int msgid;
+    /**
+     * The MQTT 5 properties (version 1 only).
+     */
+    struct MQTTProperties properties;
+} MQTTClient_message;
+
+/**
+ * Global initialisation options (`MQTTClient_init_options`, eyecatcher `MQTG`, version 0).
+ */
+typedef struct MQTTClient_init_options {
+    /**
+     * The eyecatcher for this structure. Must be MQTG.
+     */
+    char struct_id[4];
+    /**
+     * The version number of this structure. Must be 0.
+     */
+    int struct_version;
+    /**
+     * 1: the library initialises OpenSSL (ignored: OpenSSL initialises itself).
+     */
+    int do_openssl_init;
+} MQTTClient_init_options;
+
+/**
+ * Synonym of [`MQTTClient_deliveryToken`].
+ */
+typedef int MQTTClient_token;
 
 /**
  * Opens the persistent store for a client; sets `*handle`.
@@ -853,35 +879,483 @@ typedef struct MQTTClient_persistence {
     Persistence_containskey pcontainskey;
 } MQTTClient_persistence;
 
-/**
- * MQTT 5 subscription options (`MQTTSubscribe_options`, eyecatcher `MQSO`, version 0).
- */
-typedef struct MQTTSubscribe_options {
-    /**
-     * The eyecatcher for this structure. Must be MQSO.
-     */
-    char struct_id[4];
-    /**
-     * The version number of this structure. Must be 0.
-     */
-    int struct_version;
-    /**
-     * 1: do not receive our own publications.
-     */
-    unsigned char noLocal;
-    /**
-     * 1: keep the retain flag as on the original publish message.
-     */
-    unsigned char retainAsPublished;
-    /**
-     * 0: send retained messages on subscribe; 1: only if the subscription is new; 2: never.
-     */
-    unsigned char retainHandling;
-} MQTTSubscribe_options;
-
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Creates a client for `serverURI` (`tcp://`, `mqtt://`, `ssl://`, `mqtts://`, `ws://`,
+ * `wss://`, or `host:port` meaning TCP) with client id `clientId`, and writes the new
+ * handle to `*handle`. Nothing is connected yet.
+ *
+ * Persistence: `MQTTCLIENT_PERSISTENCE_DEFAULT` keeps in-flight messages in files under
+ * `<persistence_context or ".">/<clientId>-<serverURI without scheme, ':' -> '-'>/`
+ * (Paho's layout); `MQTTCLIENT_PERSISTENCE_NONE` keeps them in memory for the handle's
+ * life; `MQTTCLIENT_PERSISTENCE_USER` calls the eight functions of the
+ * `MQTTClient_persistence` given as context (all required; it must outlive the handle).
+ * The store is opened here and closed by `MQTTClient_destroy`.
+ *
+ * Returns `MQTTCLIENT_SUCCESS`; `MQTTCLIENT_NULL_PARAMETER` for a NULL `handle`, URI or
+ * client id; `MQTTCLIENT_BAD_UTF8_STRING` if the client id is not UTF-8;
+ * `MQTTCLIENT_PERSISTENCE_ERROR` for an empty client id with DEFAULT persistence, an unknown
+ * persistence type, an incomplete USER table or a store that cannot be opened;
+ * `MQTTCLIENT_BAD_PROTOCOL` for an unknown URI scheme. `*handle` is written only on success.
+ *
+ * Ownership: the strings are copied; free the handle with `MQTTClient_destroy`. Any thread.
+ *
+ * # Safety
+ * `handle` is NULL or writable; the strings are NULL or NUL-terminated; the persistence
+ * context is what the persistence type requires.
+ */
+int MQTTClient_create(MQTTClient *handle,
+                      const char *serverURI,
+                      const char *clientId,
+                      int persistence_type,
+                      void *persistence_context);
+
+/**
+ * As `MQTTClient_create`, with `MQTTClient_createOptions` (eyecatcher `MQCO`, version 0)
+ * choosing the MQTT version: `MQTTVERSION_5` makes an MQTT 5 client, which must use the
+ * `*5` functions (`connect5`, `subscribe5`, ...); the MQTT 3 functions then return
+ * `MQTTCLIENT_WRONG_MQTT_VERSION`, and the reverse holds for other clients. NULL options
+ * are allowed (as `MQTTClient_create`). A bad structure gives `MQTTCLIENT_BAD_STRUCTURE`;
+ * other return codes as `MQTTClient_create`. Any thread.
+ *
+ * # Safety
+ * As `MQTTClient_create`; `options` is NULL or points to a readable structure.
+ */
+int MQTTClient_createWithOptions(MQTTClient *handle,
+                                 const char *serverURI,
+                                 const char *clientId,
+                                 int persistence_type,
+                                 void *persistence_context,
+                                 struct MQTTClient_createOptions *options);
+
+/**
+ * Frees a client: disconnects it if connected (without waiting for in-flight messages,
+ * which stay in persistence), stops and joins its threads, closes its persistence store,
+ * and sets `*handle` to NULL. A NULL pointer, a NULL handle or an already destroyed handle
+ * is ignored.
+ *
+ * Threads: any thread, including the client's own callbacks (then the callback thread is
+ * detached instead of joined and finishes once the callback returns; no further callback
+ * is called). Concurrent calls on the same handle from other threads finish normally or
+ * return the "no such handle" code; they cannot crash.
+ *
+ * # Safety
+ * `handle` is NULL or points to a readable and writable `MQTTClient`.
+ */
+void MQTTClient_destroy(MQTTClient *handle);
+
+/**
+ * Puts the client in callback mode: incoming messages go to `ma` (mandatory) instead of
+ * `MQTTClient_receive`; `cl` (optional) is told when the connection is lost, with a reason
+ * text (owned by the library, valid during the call; Paho passes NULL); `dc` (optional) is
+ * told when a QoS 1/2 publish completes (never for QoS 0). `context` is passed to all three.
+ *
+ * `ma(context, topicName, topicLen, message)`: `topicName` (NUL-terminated; `topicLen` is 0
+ * unless the topic holds NUL characters) and `message` are allocated by the library; return
+ * 1 when consumed (then free them with `MQTTClient_free` and `MQTTClient_freeMessage`), or
+ * 0 to have the same message delivered again shortly (the library keeps and frees its
+ * copies; retries back off from 10 ms to 1 s and end at disconnect or destroy; later
+ * messages wait behind it). `connectionLost` is not called after `MQTTClient_disconnect`,
+ * nor after an MQTT 5 server DISCONNECT reported through `MQTTClient_setDisconnected`.
+ *
+ * Callbacks run on the client's own dispatch thread, one at a time in order; they may call
+ * any function of this API, including `publish`, `subscribe`, `waitForCompletion`,
+ * `connect` (e.g. from `cl`) and `destroy`.
+ *
+ * Returns `MQTTCLIENT_SUCCESS`; `MQTTCLIENT_FAILURE` for an unknown handle, a NULL `ma`, or
+ * while connected or connecting (set callbacks before `MQTTClient_connect`). Any thread.
+ *
+ * # Safety
+ * The functions are NULL or valid to call, with `context`, until the handle is destroyed
+ * or the callbacks are replaced.
+ */
+int MQTTClient_setCallbacks(MQTTClient handle,
+                            void *context,
+                            MQTTClient_connectionLost* cl,
+                            MQTTClient_messageArrived* ma,
+                            MQTTClient_deliveryComplete* dc);
+
+/**
+ * Sets the MQTT 5 callback called when the server sends DISCONNECT:
+ * `co(context, properties, reasonCode)`; the properties are owned by the library and valid
+ * during the call. When it is set, `connectionLost` is not called for that loss. Fires only
+ * in callback mode (after `MQTTClient_setCallbacks`), on the client's dispatch thread.
+ * NULL removes it.
+ *
+ * Returns `MQTTCLIENT_SUCCESS`, or `MQTTCLIENT_FAILURE` for an unknown handle or while
+ * connected or connecting. Any thread.
+ *
+ * # Safety
+ * `co` is NULL or valid to call, with `context`, until the handle is destroyed or the
+ * callback is replaced.
+ */
+int MQTTClient_setDisconnected(MQTTClient handle, void *context, MQTTClient_disconnected* co);
+
+/**
+ * Sets the MQTT 5 publish-completion callback:
+ * `co(context, token, packet_type, properties, reasonCode)` with the packet that ended the
+ * flow (PUBACK 4, PUBREC 5 when the server refused a QoS 2 message, PUBCOMP 7), its reason
+ * code and properties (owned by the library, valid during the call). Called after
+ * `deliveryComplete`, and also for refusals (reason code >= 0x80, where `deliveryComplete`
+ * is not called). Fires only in callback mode, on the client's dispatch thread. NULL
+ * removes it.
+ *
+ * Returns `MQTTCLIENT_SUCCESS`, or `MQTTCLIENT_FAILURE` for an unknown handle or while
+ * connected or connecting. Any thread.
+ *
+ * # Safety
+ * `co` is NULL or valid to call, with `context`, until the handle is destroyed or the
+ * callback is replaced.
+ */
+int MQTTClient_setPublished(MQTTClient handle, void *context, MQTTClient_published* co);
+
+/**
+ * Sets the timeout of subscribe and unsubscribe calls (waiting for SUBACK / UNSUBACK) and
+ * of publish calls waiting for room in a full queue. Default 10000 ms.
+ *
+ * Returns `MQTTCLIENT_SUCCESS`, or `MQTTCLIENT_FAILURE` for an unknown handle or a value
+ * below 5000 ms (as Paho). Takes effect for calls made afterwards, even while connected
+ * (publish queue waits: from the next connect). Any thread.
+ */
+int MQTTClient_setCommandTimeout(MQTTClient handle, unsigned long milliSeconds);
+
+/**
+ * Returns 1 if the client is connected, 0 otherwise (also for an unknown handle). Any
+ * thread.
+ */
+int MQTTClient_isConnected(MQTTClient handle);
+
+/**
+ * Waits about 100 ms and returns. Network work (keepalive, acknowledgements, reading)
+ * runs on each client's own I/O thread, so nothing needs to be driven from here; the
+ * function exists for programs written for Paho. Any thread.
+ */
+void MQTTClient_yield(void);
+
+/**
+ * Connects an MQTT 3 client (created without `MQTTVERSION_5`) to the server given at
+ * create, or to `options->serverURIs` in order (struct version 2+). Blocks until connected
+ * or failed; each server attempt (DNS, TCP, TLS, proxy, WebSocket, CONNACK) is bounded by
+ * `connectTimeout` seconds (<= 0 means 30).
+ *
+ * Options honoured by struct version: 0 keepAliveInterval, cleansession, reliable (1 = one
+ * message in flight), will (v0 string or v1 binary payload), username, password,
+ * connectTimeout; 1 ssl; 2 serverURIs; 3 MQTTVersion (`MQTTVERSION_DEFAULT` tries 3.1.1,
+ * then 3.1 if refused with code 1); 4 `returned` (filled on success: serverURI without
+ * scheme, valid until the next connect or destroy; MQTTVersion; sessionPresent for 3.1.1
+ * only); 5 binarypwd (used when password is NULL); 6 maxInflightMessages; 7 httpHeaders;
+ * 8 httpProxy, httpsProxy (when unset, `http_proxy` / `https_proxy` / `no_proxy` from the
+ * environment are used). Messages found in persistence are resent after CONNACK; a clean
+ * session first empties the persistence store (as Paho). Connecting while connected first
+ * disconnects.
+ *
+ * Returns `MQTTCLIENT_SUCCESS`; 1-5 when the server refused the connection (CONNACK code);
+ * `MQTTCLIENT_NULL_PARAMETER` for NULL options, an unknown handle, a TLS URI without `ssl`,
+ * a will without topic; `MQTTCLIENT_BAD_STRUCTURE` for a wrong eyecatcher or version of
+ * any structure; `MQTTCLIENT_BAD_QOS` (will); `MQTTCLIENT_0_LEN_WILL_TOPIC`;
+ * `MQTTCLIENT_BAD_UTF8_STRING`; `MQTTCLIENT_BAD_MQTT_VERSION`;
+ * `MQTTCLIENT_BAD_MQTT_OPTION` (cleanstart with MQTT 3); `MQTTCLIENT_WRONG_MQTT_VERSION` on
+ * an MQTT 5 client or with MQTTVersion 5; `MQTTCLIENT_PERSISTENCE_ERROR`;
+ * `MQTTCLIENT_FAILURE` for network failures and timeouts; `MQTTCLIENT_FAILURE` as well
+ * when another connect of this handle is under way.
+ *
+ * Ownership: the options stay the caller's; only `returned` is written. Any thread,
+ * including the client's own callbacks (e.g. reconnecting from `connectionLost`).
+ *
+ * # Safety
+ * `options` is NULL or points to connect options of the version it declares, whose
+ * pointers are valid; `returned` is writable for version 4+.
+ */
+int MQTTClient_connect(MQTTClient handle, struct MQTTClient_connectOptions *options);
+
+/**
+ * Connects an MQTT 5 client (created with `MQTTVERSION_5`): as `MQTTClient_connect`, with
+ * CONNECT properties `connectProperties` and will properties `willProperties` (either may
+ * be NULL). The options must say `MQTTVersion = MQTTVERSION_5` and `cleansession = 0`
+ * (use `cleanstart`; `MQTTClient_connectOptions_initializer5` does both).
+ *
+ * Returns an `MQTTResponse`: on success reasonCode 0 and the CONNACK properties; when
+ * refused, the CONNACK reason code (>= 0x80) and its properties; otherwise reasonCode is
+ * one of the negative codes of `MQTTClient_connect` (`MQTTCLIENT_WRONG_MQTT_VERSION` on an
+ * MQTT 3 client). Free it with `MQTTResponse_free`. Threads as `MQTTClient_connect`.
+ *
+ * # Safety
+ * As `MQTTClient_connect`; the property pointers are NULL or valid property lists.
+ */
+struct MQTTResponse MQTTClient_connect5(MQTTClient handle,
+                                        struct MQTTClient_connectOptions *options,
+                                        struct MQTTProperties *connectProperties,
+                                        struct MQTTProperties *willProperties);
+
+/**
+ * Disconnects: waits up to `timeout` ms for in-flight QoS 1/2 messages to complete, sends
+ * DISCONNECT and closes the connection. Messages still in flight stay in persistence and
+ * are resent by the next `MQTTClient_connect` with `cleansession = 0`. `connectionLost` is
+ * not called. A redelivery of a message refused by `messageArrived` ends here.
+ *
+ * Returns `MQTTCLIENT_SUCCESS` (also when already disconnected), or `MQTTCLIENT_FAILURE`
+ * for an unknown handle. Any thread, including callbacks.
+ */
+int MQTTClient_disconnect(MQTTClient handle, int timeout);
+
+/**
+ * MQTT 5 disconnect: as `MQTTClient_disconnect`, sending `reason` and `props` (may be
+ * NULL; copied) in the DISCONNECT packet. Reason 0x04 (disconnect with will message) makes
+ * the server publish the will. Returns as `MQTTClient_disconnect`, plus
+ * `MQTTCLIENT_BAD_STRUCTURE` for unusable properties. Any thread.
+ *
+ * # Safety
+ * `props` is NULL or a valid property list.
+ */
+int MQTTClient_disconnect5(MQTTClient handle,
+                           int timeout,
+                           enum MQTTReasonCodes reason,
+                           struct MQTTProperties *props);
+
+/**
+ * Subscribes to `topic` (wildcards allowed) at `qos` and waits for the SUBACK, at most the
+ * command timeout (`MQTTClient_setCommandTimeout`, default 10 s).
+ *
+ * Returns `MQTTCLIENT_SUCCESS`; `MQTT_BAD_SUBSCRIBE` (0x80) if the server refused;
+ * `MQTTCLIENT_BAD_UTF8_STRING` for a NULL, non-UTF-8 or invalid filter;
+ * `MQTTCLIENT_BAD_QOS`; `MQTTCLIENT_DISCONNECTED`; `MQTTCLIENT_WRONG_MQTT_VERSION` on an
+ * MQTT 5 client; `MQTTCLIENT_FAILURE` for an unknown handle, a timeout or a connection lost
+ * during the wait. Any thread, including callbacks.
+ *
+ * # Safety
+ * `topic` is NULL or NUL-terminated.
+ */
+int MQTTClient_subscribe(MQTTClient handle, const char *topic, int qos);
+
+/**
+ * Subscribes to `count` filters with their QoS, waiting for the SUBACK (command timeout).
+ * On success `qos[i]` is overwritten with what the server granted (0-2, or 0x80 for a
+ * refused filter), as Paho does. Returns as `MQTTClient_subscribe` (never 0x80; look at
+ * `qos[]`); `MQTTCLIENT_NULL_PARAMETER` for NULL arrays; `MQTTCLIENT_FAILURE` for
+ * `count <= 0`. Any thread.
+ *
+ * # Safety
+ * `topic` and `qos` hold `count` entries; `qos` is writable.
+ */
+int MQTTClient_subscribeMany(MQTTClient handle, int count, char *const *topic, int *qos);
+
+/**
+ * MQTT 5 subscribe to one filter with subscription options `opts` (eyecatcher `MQSO`, may
+ * be NULL for defaults) and SUBSCRIBE properties `props` (may be NULL). Waits for the
+ * SUBACK (command timeout).
+ *
+ * Returns an `MQTTResponse` whose reasonCode is the SUBACK code (granted QoS 0-2, or a
+ * failure reason >= 0x80) with the SUBACK properties; or a negative code as
+ * `MQTTClient_subscribe` (`MQTTCLIENT_WRONG_MQTT_VERSION` on an MQTT 3 client,
+ * `MQTTCLIENT_BAD_STRUCTURE` for bad options). Free it with `MQTTResponse_free`. Any
+ * thread.
+ *
+ * # Safety
+ * `topic` is NULL or NUL-terminated; `opts` and `props` are NULL or valid.
+ */
+struct MQTTResponse MQTTClient_subscribe5(MQTTClient handle,
+                                          const char *topic,
+                                          int qos,
+                                          struct MQTTSubscribe_options *opts,
+                                          struct MQTTProperties *props);
+
+/**
+ * MQTT 5 subscribe to `count` filters, with `count` option structures in `opts` (or NULL
+ * for defaults) and properties `props` (may be NULL). On success reasonCode is the first
+ * SUBACK code and, when `count > 1`, the response holds all of them in `reasonCodes` /
+ * `reasonCodeCount` (as Paho). `qos[]` is not modified. Errors as
+ * `MQTTClient_subscribe5`. Free the response with `MQTTResponse_free`. Any thread.
+ *
+ * # Safety
+ * `topic` and `qos` (and `opts` when not NULL) hold `count` entries; `props` is NULL or
+ * valid.
+ */
+struct MQTTResponse MQTTClient_subscribeMany5(MQTTClient handle,
+                                              int count,
+                                              char *const *topic,
+                                              int *qos,
+                                              struct MQTTSubscribe_options *opts,
+                                              struct MQTTProperties *props);
+
+/**
+ * Unsubscribes from `topic` and waits for the UNSUBACK (command timeout). Returns
+ * `MQTTCLIENT_SUCCESS`, or errors as `MQTTClient_subscribe`. Any thread.
+ *
+ * # Safety
+ * `topic` is NULL or NUL-terminated.
+ */
+int MQTTClient_unsubscribe(MQTTClient handle, const char *topic);
+
+/**
+ * Unsubscribes from `count` filters and waits for the UNSUBACK (command timeout). Returns
+ * as `MQTTClient_unsubscribe`; `MQTTCLIENT_FAILURE` for `count <= 0`. Any thread.
+ *
+ * # Safety
+ * `topic` holds `count` entries.
+ */
+int MQTTClient_unsubscribeMany(MQTTClient handle, int count, char *const *topic);
+
+/**
+ * MQTT 5 unsubscribe from one filter with UNSUBSCRIBE properties `props` (may be NULL).
+ * Returns an `MQTTResponse` with the UNSUBACK reason code and properties, or a negative
+ * code as `MQTTClient_subscribe5`. Free it with `MQTTResponse_free`. Any thread.
+ *
+ * # Safety
+ * `topic` is NULL or NUL-terminated; `props` is NULL or valid.
+ */
+struct MQTTResponse MQTTClient_unsubscribe5(MQTTClient handle,
+                                            const char *topic,
+                                            struct MQTTProperties *props);
+
+/**
+ * MQTT 5 unsubscribe from `count` filters. With `count > 1` the UNSUBACK codes are in
+ * `reasonCodes` / `reasonCodeCount`. Otherwise as `MQTTClient_unsubscribe5`. Any thread.
+ *
+ * # Safety
+ * `topic` holds `count` entries; `props` is NULL or valid.
+ */
+struct MQTTResponse MQTTClient_unsubscribeMany5(MQTTClient handle,
+                                                int count,
+                                                char *const *topic,
+                                                struct MQTTProperties *props);
+
+/**
+ * Publishes `payloadlen` bytes at `payload` to `topicName` with `qos` and the `retained`
+ * flag. The data is copied; the call returns once the message is queued (not when it is
+ * acknowledged), waiting for queue room at most the command timeout. For QoS 1/2 the
+ * delivery token is written to `*dt` (if `dt` is not NULL); use it with
+ * `MQTTClient_waitForCompletion`. Tokens are positive numbers unique within the handle,
+ * not MQTT packet ids.
+ *
+ * Returns `MQTTCLIENT_SUCCESS`; `MQTTCLIENT_BAD_UTF8_STRING` for a NULL, non-UTF-8, empty
+ * topic or one holding the wildcards `+`/`#`; `MQTTCLIENT_BAD_QOS` for QoS outside 0-2
+ * (Paho does not check); `MQTTCLIENT_FAILURE` for a negative length or unknown handle;
+ * `MQTTCLIENT_NULL_PARAMETER` for a NULL payload with a positive length;
+ * `MQTTCLIENT_DISCONNECTED`; `MQTTCLIENT_MAX_MESSAGES_INFLIGHT` if there was no room
+ * within the command timeout; `MQTTCLIENT_WRONG_MQTT_VERSION` on an MQTT 5 client. `*dt`
+ * is written only on success. Any thread, including callbacks.
+ *
+ * # Safety
+ * `topicName` is NULL or NUL-terminated; `payload` has `payloadlen` readable bytes; `dt`
+ * is NULL or writable.
+ */
+int MQTTClient_publish(MQTTClient handle,
+                       const char *topicName,
+                       int payloadlen,
+                       const void *payload,
+                       int qos,
+                       int retained,
+                       MQTTClient_deliveryToken *dt);
+
+/**
+ * MQTT 5 publish: as `MQTTClient_publish` with PUBLISH `properties` (may be NULL; copied).
+ * Returns an `MQTTResponse` whose reasonCode is `MQTTCLIENT_SUCCESS` or the error code
+ * (`MQTTCLIENT_WRONG_MQTT_VERSION` on an MQTT 3 client); it holds no allocations, but
+ * freeing it with `MQTTResponse_free` is harmless. Any thread.
+ *
+ * # Safety
+ * As `MQTTClient_publish`; `properties` is NULL or valid.
+ */
+struct MQTTResponse MQTTClient_publish5(MQTTClient handle,
+                                        const char *topicName,
+                                        int payloadlen,
+                                        const void *payload,
+                                        int qos,
+                                        int retained,
+                                        struct MQTTProperties *properties,
+                                        MQTTClient_deliveryToken *dt);
+
+/**
+ * Publishes an `MQTTClient_message` (eyecatcher `MQTM`, version 0 or 1; its payloadlen,
+ * payload, qos and retained are used; properties are ignored by MQTT 3 clients) to
+ * `topicName`. The caller keeps ownership of the message and payload. Returns as
+ * `MQTTClient_publish`, plus `MQTTCLIENT_NULL_PARAMETER` for a NULL message and
+ * `MQTTCLIENT_BAD_STRUCTURE` for a bad eyecatcher or version. Any thread.
+ *
+ * # Safety
+ * `topicName` is NULL or NUL-terminated; `msg` is NULL or a valid message; `dt` is NULL
+ * or writable.
+ */
+int MQTTClient_publishMessage(MQTTClient handle,
+                              const char *topicName,
+                              struct MQTTClient_message *msg,
+                              MQTTClient_deliveryToken *dt);
+
+/**
+ * MQTT 5 `MQTTClient_publishMessage`: the message's properties (version 1) are sent.
+ * Returns an `MQTTResponse` with reasonCode `MQTTCLIENT_SUCCESS` or the error code. Any
+ * thread.
+ *
+ * # Safety
+ * As `MQTTClient_publishMessage`.
+ */
+struct MQTTResponse MQTTClient_publishMessage5(MQTTClient handle,
+                                               const char *topicName,
+                                               struct MQTTClient_message *msg,
+                                               MQTTClient_deliveryToken *dt);
+
+/**
+ * Waits until the QoS 1/2 publish with token `dt` completes (PUBACK or PUBCOMP received),
+ * at most `timeout` ms. Blocks on the token itself (no polling).
+ *
+ * Returns `MQTTCLIENT_SUCCESS` when the publish completed (also when the server refused it
+ * with an MQTT 5 reason code; see `MQTTClient_setPublished`), or when the token is unknown
+ * (a QoS 0 token, one already waited for, or one from before the last connect: its message
+ * is resent from persistence but no longer tracked); `MQTTCLIENT_DISCONNECTED` when the
+ * client is not connected or the connection drops during the wait (the message stays
+ * pending); `MQTTCLIENT_FAILURE` on timeout (`timeout` 0: at once unless complete; Paho
+ * answers -1 to every timeout-0 wait), for an unknown handle, and, as in Paho, for a
+ * timeout-0 wait on a disconnected client.
+ *
+ * Any thread, including callbacks (the acknowledgement is read by the I/O thread, so a
+ * wait inside `messageArrived` works).
+ */
+int MQTTClient_waitForCompletion(MQTTClient handle,
+                                 MQTTClient_deliveryToken dt,
+                                 unsigned long timeout);
+
+/**
+ * Writes to `*tokens` an array of the tokens of QoS 1/2 publishes not yet completed,
+ * ending with -1, or NULL when there are none. The array is allocated with `malloc`: free
+ * it with `MQTTClient_free`. Tokens of messages restored from persistence at connect are
+ * not listed (they have no token in this handle).
+ *
+ * Returns `MQTTCLIENT_SUCCESS`, `MQTTCLIENT_FAILURE` for an unknown handle,
+ * `MQTTCLIENT_NULL_PARAMETER` for a NULL `tokens`. Any thread.
+ *
+ * # Safety
+ * `tokens` is NULL or writable.
+ */
+int MQTTClient_getPendingDeliveryTokens(MQTTClient handle, MQTTClient_deliveryToken **tokens);
+
+/**
+ * Waits up to `timeout` ms for an incoming message (for clients without a
+ * `messageArrived` callback). On success `*topicName` (NUL-terminated, free with
+ * `MQTTClient_free`), `*topicLen` (its real length) and `*message` (free with
+ * `MQTTClient_freeMessage`) are set. On timeout it returns `MQTTCLIENT_SUCCESS` with
+ * `*topicName` and `*message` set to NULL.
+ *
+ * Messages that arrived before the connection was lost (or before a reconnect) are still
+ * handed out first; only then does a disconnected client get `MQTTCLIENT_DISCONNECTED`.
+ *
+ * Returns `MQTTCLIENT_SUCCESS`; `MQTTCLIENT_TOPICNAME_TRUNCATED` (message delivered) when
+ * the topic holds NUL characters; `MQTTCLIENT_DISCONNECTED`; `MQTTCLIENT_NULL_PARAMETER`
+ * for NULL outputs; `MQTTCLIENT_FAILURE` for an unknown handle or when this client has a
+ * `messageArrived` callback (other clients' callbacks do not matter).
+ *
+ * Threads: any thread; messages are handed out once, so several threads may receive.
+ *
+ * # Safety
+ * The three outputs are NULL or writable.
+ */
+int MQTTClient_receive(MQTTClient handle,
+                       char **topicName,
+                       int *topicLen,
+                       struct MQTTClient_message **message,
+                       unsigned long timeout);
 
 /**
  * Returns a text for a return code: Paho's wording for the `MQTTCLIENT_*` codes and

@@ -12,9 +12,11 @@
 //! (cbindgen, configured by `cbindgen.toml`); `include/MQTTClient.h` and the other Paho
 //! header names include it.
 
+pub mod client;
 pub mod convert;
 pub mod ffi;
 pub mod misc;
+pub mod persistence;
 pub mod properties;
 pub mod trace;
 pub mod types;

@@ -589,6 +589,8 @@ impl Io {
                 }
             }
             Control::Pending { reply } => {
+                // Publishes queued before this request count as pending (and are persisted).
+                self.handle_publishes(now);
                 let mut v: Vec<(u64, u16)> = self
                     .tokens
                     .iter()
@@ -653,6 +655,9 @@ impl Io {
                 } else {
                     self.tokens.insert(pkid, (req.id, req.token));
                 }
+                // Persist the new flow now, not at the next read: a crash after this point
+                // must not lose an accepted QoS 1/2 message.
+                self.process_events();
             }
             Err(e) => req.token.complete(Err(Arc::new(e.into()))),
         }

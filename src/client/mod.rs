@@ -639,6 +639,17 @@ impl Client {
         filters: Vec<String>,
         properties: Properties,
     ) -> Result<UnsubAck> {
+        self.unsubscribe_many_timeout(filters, properties, self.request_timeout)
+    }
+
+    /// As [`unsubscribe_many`](Self::unsubscribe_many) with an explicit deadline (the C
+    /// API's `MQTTClient_setCommandTimeout` can change it after connecting).
+    pub fn unsubscribe_many_timeout(
+        &self,
+        filters: Vec<String>,
+        properties: Properties,
+        timeout: Duration,
+    ) -> Result<UnsubAck> {
         if filters.is_empty() {
             return Err(Error::InvalidArgument("no topic filter".into()));
         }
@@ -652,7 +663,7 @@ impl Client {
                 reply,
             },
             Step::UnsubAck,
-            self.request_timeout,
+            timeout,
         )?
     }
 
@@ -699,7 +710,9 @@ impl Client {
         Duration::from_secs(3600)
     }
 
-    /// Outgoing QoS 1/2 publishes not yet completed: (token id, packet id).
+    /// Outgoing QoS 1/2 publishes not yet completed: (token id, packet id). Publishes made
+    /// before this call are taken into the session first (and so are in persistence, when
+    /// configured) unless the in-flight window or the connection state holds them back.
     pub fn pending_deliveries(&self) -> Result<Vec<(u64, u16)>> {
         self.control(
             |reply| Control::Pending { reply },

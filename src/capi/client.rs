@@ -1,0 +1,2296 @@
+//! The client functions of Paho C's `MQTTClient.h`: create, connect, publish, subscribe,
+//! receive, callbacks, destroy.
+//!
+//! # Model
+//!
+//! A `MQTTClient` handle is an opaque number registered in a process-wide validity table
+//! (`REGISTRY`); every call looks the number up before touching anything, so a destroyed or
+//! garbage handle gives an error code (the code Paho gives for a NULL handle) instead of a
+//! crash. Handle numbers are never reused. The handle owns:
+//! - the persistence store (one instance for the handle's life, opened at create and closed
+//!   at destroy, shared by every connection through [`SharedStore`]);
+//! - the callbacks, the command timeout and the delivery-token table;
+//! - while connected (and after a disconnect, until the next connect or destroy), the Rust
+//!   [`Client`] behind an `Arc`. Each `MQTTClient_connect` builds a fresh `Client` on the
+//!   same store, so unacknowledged QoS 1/2 messages are resent.
+//!
+//! The handle's lock is never held while blocking: calls clone the `Arc<Client>` out and
+//! block on it, so callbacks (which run on the client's dispatch thread) may call the API.
+//!
+//! # Delivery tokens
+//!
+//! Tokens are positive numbers unique within the handle (not MQTT packet ids): the Rust
+//! client's token id offset by the number of publishes made on earlier connections,
+//! wrapping within 1..=INT_MAX.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::ffi::CString;
+use std::os::raw::{c_char, c_int, c_ulong, c_void};
+use std::ptr::{self, addr_of_mut};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::convert::{
+    message_to_c, properties_from_c, properties_to_c, response_error, response_to_c, topic_to_c,
+};
+use super::ffi::{bytes_from_c, c_array, copy_versioned, guard, guard_rc, str_from_c};
+use super::misc::MQTTClient_freeMessage;
+use super::persistence::{SharedStore, UserStore};
+use super::properties::free_properties;
+use super::types::enums::*;
+use super::types::*;
+use crate::client::{ConnectInfo, ServerUri, TlsOptions, TlsVersion};
+use crate::error::{Error, Step};
+use crate::persist::{FileStore, MemoryStore, Store};
+use crate::proto::{
+    Disconnect, Properties, ProtocolVersion, QoS, RetainHandling, SubscribeFilter, SubscribeOptions,
+};
+use crate::{Client, DeliveryEvent, DeliveryToken, Message};
+
+/// Default command timeout (SUBACK/UNSUBACK waits, waiting for room to publish): 10 s.
+const DEFAULT_COMMAND_TIMEOUT_MS: u64 = 10_000;
+/// Tokens kept for `waitForCompletion` before completed ones are swept.
+const TOKEN_SWEEP_AT: usize = 1024;
+/// First and largest pause before redelivering a message that `messageArrived` refused.
+const REDELIVER_FIRST: Duration = Duration::from_millis(10);
+const REDELIVER_MAX: Duration = Duration::from_secs(1);
+
+// ---------------------------------------------------------------------------------------
+// Error mapping
+// ---------------------------------------------------------------------------------------
+
+/// Maps a Rust error to a Paho return code (the one place where this is decided).
+///
+/// - not connected, connection lost, client closed: `MQTTCLIENT_DISCONNECTED` (-3);
+/// - invalid topic (wildcards in a topic name, empty topic, bad filter):
+///   `MQTTCLIENT_BAD_UTF8_STRING` (-5), the code Paho uses for bad topics;
+/// - no room to queue a publish within the command timeout:
+///   `MQTTCLIENT_MAX_MESSAGES_INFLIGHT` (-4);
+/// - persistence failures: `MQTTCLIENT_PERSISTENCE_ERROR` (-2);
+/// - a refused CONNACK: its code (1-5 for MQTT 3, the reason code for MQTT 5);
+/// - everything else (DNS, TCP, TLS, proxy, WebSocket, timeouts, protocol errors, bad
+///   option values): `MQTTCLIENT_FAILURE` (-1).
+pub fn error_code(e: &Error) -> c_int {
+    match e {
+        Error::NotConnected | Error::ConnectionLost(_) | Error::Closed => MQTTCLIENT_DISCONNECTED,
+        Error::InvalidTopic { .. } => MQTTCLIENT_BAD_UTF8_STRING,
+        Error::Timeout {
+            step: Step::Queue, ..
+        } => MQTTCLIENT_MAX_MESSAGES_INFLIGHT,
+        Error::Persistence(_) => MQTTCLIENT_PERSISTENCE_ERROR,
+        Error::ConnectionRefused { code, .. } => c_int::from(*code),
+        _ => MQTTCLIENT_FAILURE,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Handle registry
+// ---------------------------------------------------------------------------------------
+
+/// Live handles by number. A validity table only: lookups clone the `Arc` and release it.
+static REGISTRY: Mutex<BTreeMap<usize, Arc<Handle>>> = Mutex::new(BTreeMap::new());
+/// Next handle number (multiplied by 16 and offset, so handles look like aligned pointers
+/// and are never NULL).
+static NEXT_HANDLE: AtomicUsize = AtomicUsize::new(1);
+
+fn registry() -> MutexGuard<'static, BTreeMap<usize, Arc<Handle>>> {
+    REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The live handle behind `h`, or `None` for NULL, destroyed or garbage values. Never
+/// dereferences `h`.
+fn lookup(h: MQTTClient) -> Option<Arc<Handle>> {
+    if h.is_null() {
+        return None;
+    }
+    registry().get(&(h as usize)).cloned()
+}
+
+/// A raw pointer passed back to C callbacks (the application's context).
+#[derive(Clone, Copy)]
+struct SendPtr(*mut c_void);
+// SAFETY: the pointer is the application's opaque callback context; mqttsync never
+// dereferences it, it only hands it back to the application's callbacks (as Paho does from
+// its own threads).
+unsafe impl Send for SendPtr {}
+// SAFETY: as above; never dereferenced.
+unsafe impl Sync for SendPtr {}
+
+/// The callbacks set on a handle.
+#[derive(Clone, Copy)]
+struct Callbacks {
+    ctx: SendPtr,
+    lost: MQTTClient_connectionLost,
+    arrived: MQTTClient_messageArrived,
+    complete: MQTTClient_deliveryComplete,
+    disc_ctx: SendPtr,
+    disconnected: MQTTClient_disconnected,
+    pub_ctx: SendPtr,
+    published: MQTTClient_published,
+}
+
+impl Default for Callbacks {
+    fn default() -> Self {
+        Callbacks {
+            ctx: SendPtr(ptr::null_mut()),
+            lost: None,
+            arrived: None,
+            complete: None,
+            disc_ctx: SendPtr(ptr::null_mut()),
+            disconnected: None,
+            pub_ctx: SendPtr(ptr::null_mut()),
+            published: None,
+        }
+    }
+}
+
+/// One connection's view of the callbacks, shared with the closures given to the Rust
+/// client.
+struct Conn {
+    cbs: Callbacks,
+    /// Token offset of this connection (see the module docs).
+    base: u64,
+    /// Set by disconnect, destroy and a new connect: ends a redelivery loop.
+    stop: Mutex<bool>,
+    stop_cv: Condvar,
+    /// Set by destroy: no further callback is called.
+    quiet: AtomicBool,
+    /// Set when the v5 `disconnected` callback reported a server DISCONNECT: the loss
+    /// that follows is not reported again through `connectionLost`.
+    suppress_lost: AtomicBool,
+}
+
+/// `unsigned long` milliseconds (32 or 64 bits by platform) as a duration.
+#[allow(clippy::useless_conversion)]
+fn ms(v: c_ulong) -> Duration {
+    Duration::from_millis(u64::from(v))
+}
+
+fn c_token(base: u64, id: u64) -> c_int {
+    let seq = base.wrapping_add(id).max(1);
+    // Result is in 1..=i32::MAX.
+    ((seq - 1) % (i32::MAX as u64) + 1) as c_int
+}
+
+impl Conn {
+    fn new(cbs: Callbacks, base: u64) -> Arc<Conn> {
+        Arc::new(Conn {
+            cbs,
+            base,
+            stop: Mutex::new(false),
+            stop_cv: Condvar::new(),
+            quiet: AtomicBool::new(false),
+            suppress_lost: AtomicBool::new(false),
+        })
+    }
+
+    fn signal_stop(&self) {
+        *self.stop.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.stop_cv.notify_all();
+    }
+
+    /// Waits `d` or until stopped; true when stopped.
+    fn wait_stop(&self, d: Duration) -> bool {
+        let g = self.stop.lock().unwrap_or_else(|e| e.into_inner());
+        let (g, _) = self
+            .stop_cv
+            .wait_timeout_while(g, d, |stopped| !*stopped)
+            .unwrap_or_else(|e| e.into_inner());
+        *g
+    }
+
+    fn quiet(&self) -> bool {
+        self.quiet.load(Ordering::Acquire)
+    }
+
+    /// Calls `messageArrived` until it returns non-zero (consumed), redelivering the same
+    /// message after a growing pause when it returns 0, until stopped.
+    fn message_arrived(&self, m: Message) {
+        let Some(f) = self.cbs.arrived else {
+            return;
+        };
+        let mut delay = REDELIVER_FIRST;
+        let has_nul = m.topic.contains('\0');
+        loop {
+            if self.quiet() {
+                return;
+            }
+            let (topic, len) = match topic_to_c(&m.topic) {
+                Ok(t) => t,
+                Err(_) => {
+                    super::trace::trace(
+                        MQTTCLIENT_TRACE_SEVERE,
+                        "mqttsync: out of memory: incoming message dropped",
+                    );
+                    return;
+                }
+            };
+            let msg = match message_to_c(&m.payload, m.qos as u8, m.retain, m.dup, 0, &m.properties)
+            {
+                Ok(p) => p,
+                Err(_) => {
+                    // SAFETY: topic was malloc'd just above and not handed out.
+                    unsafe { libc::free(topic.cast()) };
+                    super::trace::trace(
+                        MQTTCLIENT_TRACE_SEVERE,
+                        "mqttsync: out of memory or oversized message: incoming message dropped",
+                    );
+                    return;
+                }
+            };
+            // SAFETY: the application's callback with its context, a malloc'd topic and
+            // message whose ownership passes to it when it returns non-zero.
+            let rc = unsafe { f(self.cbs.ctx.0, topic, if has_nul { len } else { 0 }, msg) };
+            if rc != 0 {
+                return;
+            }
+            // Refused: the library still owns its copies (Paho contract) and frees them.
+            let mut mm = msg;
+            // SAFETY: both were allocated above by this library and the application was
+            // told not to free them (it returned 0).
+            unsafe {
+                libc::free(topic.cast());
+                MQTTClient_freeMessage(&mut mm);
+            }
+            if self.wait_stop(delay) {
+                return;
+            }
+            delay = (delay * 2).min(REDELIVER_MAX);
+        }
+    }
+
+    fn connection_lost(&self, e: &Error) {
+        if self.quiet() || self.suppress_lost.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let Some(f) = self.cbs.lost else {
+            return;
+        };
+        let text = CString::new(e.to_string().replace('\0', " ")).unwrap_or_default();
+        // SAFETY: the application's callback; the cause string is owned by the library and
+        // valid during the call.
+        unsafe { f(self.cbs.ctx.0, text.as_ptr() as *mut c_char) };
+    }
+
+    fn delivered(&self, ev: &DeliveryEvent) {
+        if self.quiet() {
+            return;
+        }
+        let tok = c_token(self.base, ev.token_id);
+        let (reason, props) = match &ev.result {
+            Ok(d) => {
+                if let Some(f) = self.cbs.complete {
+                    // SAFETY: the application's callback with its context.
+                    unsafe { f(self.cbs.ctx.0, tok) };
+                }
+                (d.reason, d.properties.clone())
+            }
+            Err(e) => match &**e {
+                Error::Rejected { code, .. } => (*code, Properties::new()),
+                _ => return,
+            },
+        };
+        if let Some(f) = self.cbs.published {
+            let Ok(mut p) = properties_to_c(&props) else {
+                return;
+            };
+            // SAFETY: the application's callback; the properties are owned by the library
+            // and valid during the call.
+            unsafe {
+                f(
+                    self.cbs.pub_ctx.0,
+                    tok,
+                    c_int::from(ev.packet_type),
+                    &mut p,
+                    c_int::from(reason),
+                );
+                free_properties(&mut p);
+            }
+        }
+    }
+
+    fn server_disconnect(&self, d: &Disconnect) {
+        if self.quiet() {
+            return;
+        }
+        let Some(f) = self.cbs.disconnected else {
+            return;
+        };
+        self.suppress_lost.store(true, Ordering::Release);
+        let Ok(mut p) = properties_to_c(&d.properties) else {
+            return;
+        };
+        // SAFETY: the application's callback; the properties are owned by the library and
+        // valid during the call.
+        unsafe {
+            f(self.cbs.disc_ctx.0, &mut p, c_int::from(d.reason));
+            free_properties(&mut p);
+        }
+    }
+}
+
+/// Mutable per-handle state, behind the handle's lock (never held while blocking).
+struct State {
+    client: Option<Arc<Client>>,
+    conn: Option<Arc<Conn>>,
+    callbacks: Callbacks,
+    command_timeout: Duration,
+    connecting: bool,
+    /// Storage of `returned.serverURI` of the last successful connect.
+    returned_uri: Option<CString>,
+    /// Messages left unread by an earlier connection, handed out first by `receive`.
+    backlog: VecDeque<Message>,
+}
+
+/// Tokens of QoS 1/2 publishes for `waitForCompletion` / `getPendingDeliveryTokens`.
+#[derive(Default)]
+struct Tokens {
+    map: HashMap<c_int, (u64, DeliveryToken)>,
+    /// Largest publish sequence number issued (the token base of the next connection).
+    issued: u64,
+}
+
+struct Handle {
+    server_uri: String,
+    client_id: String,
+    v5: bool,
+    store: SharedStore,
+    state: Mutex<State>,
+    tokens: Mutex<Tokens>,
+}
+
+impl Handle {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn tokens(&self) -> MutexGuard<'_, Tokens> {
+        self.tokens.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn client(&self) -> Option<Arc<Client>> {
+        self.state().client.clone()
+    }
+
+    fn connected_client(&self) -> Option<(Arc<Client>, Arc<Conn>, Duration)> {
+        let st = self.state();
+        match (&st.client, &st.conn) {
+            (Some(c), Some(k)) if c.is_connected() => {
+                Some((c.clone(), k.clone(), st.command_timeout))
+            }
+            _ => None,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// create / destroy
+// ---------------------------------------------------------------------------------------
+
+fn known_scheme(uri: &str) -> bool {
+    match uri.find("://") {
+        None => true,
+        Some(i) => matches!(
+            uri[..i].to_ascii_lowercase().as_str(),
+            "tcp" | "mqtt" | "ssl" | "mqtts" | "ws" | "wss"
+        ),
+    }
+}
+
+unsafe fn create_impl(
+    handle: *mut MQTTClient,
+    server_uri: *const c_char,
+    client_id: *const c_char,
+    persistence_type: c_int,
+    context: *mut c_void,
+    options: *const MQTTClient_createOptions,
+) -> Result<(), c_int> {
+    if handle.is_null() || server_uri.is_null() || client_id.is_null() {
+        return Err(MQTTCLIENT_NULL_PARAMETER);
+    }
+    // SAFETY: non-NULL NUL-terminated strings per the C contract.
+    let uri = unsafe { str_from_c(server_uri)? };
+    // SAFETY: as above.
+    let cid = unsafe { str_from_c(client_id)? };
+    if cid.is_empty() && persistence_type == MQTTCLIENT_PERSISTENCE_DEFAULT {
+        return Err(MQTTCLIENT_PERSISTENCE_ERROR);
+    }
+    if !known_scheme(uri) {
+        return Err(MQTTCLIENT_BAD_PROTOCOL);
+    }
+    let version = if options.is_null() {
+        MQTTVERSION_DEFAULT
+    } else {
+        // SAFETY: non-NULL createOptions of the declared version (C contract).
+        let (o, _) = unsafe { copy_versioned(options)? };
+        o.MQTTVersion
+    };
+    let store: Box<dyn Store> = match persistence_type {
+        MQTTCLIENT_PERSISTENCE_DEFAULT => {
+            let root = if context.is_null() {
+                ".".to_owned()
+            } else {
+                // SAFETY: for DEFAULT the context is a NUL-terminated directory name.
+                unsafe { str_from_c(context as *const c_char) }
+                    .map_err(|_| MQTTCLIENT_PERSISTENCE_ERROR)?
+                    .to_owned()
+            };
+            Box::new(FileStore::new(root))
+        }
+        MQTTCLIENT_PERSISTENCE_NONE => Box::new(MemoryStore::new()),
+        MQTTCLIENT_PERSISTENCE_USER => {
+            // SAFETY: for USER the context is an MQTTClient_persistence that outlives the
+            // client (C contract).
+            match unsafe { UserStore::new(context as *const MQTTClient_persistence) } {
+                Some(s) => Box::new(s),
+                None => return Err(MQTTCLIENT_PERSISTENCE_ERROR),
+            }
+        }
+        _ => return Err(MQTTCLIENT_PERSISTENCE_ERROR),
+    };
+    let mut shared = SharedStore::new(store, cid, uri);
+    // Opened for the handle's life (as Paho opens at create and closes at destroy).
+    shared
+        .open(cid, uri)
+        .map_err(|_| MQTTCLIENT_PERSISTENCE_ERROR)?;
+    let h = Arc::new(Handle {
+        server_uri: uri.to_owned(),
+        client_id: cid.to_owned(),
+        v5: version >= MQTTVERSION_5,
+        store: shared,
+        state: Mutex::new(State {
+            client: None,
+            conn: None,
+            callbacks: Callbacks::default(),
+            command_timeout: Duration::from_millis(DEFAULT_COMMAND_TIMEOUT_MS),
+            connecting: false,
+            returned_uri: None,
+            backlog: VecDeque::new(),
+        }),
+        tokens: Mutex::new(Tokens::default()),
+    });
+    let n = NEXT_HANDLE.fetch_add(1, Ordering::Relaxed);
+    let key = 0x1_0000usize.wrapping_add(n.wrapping_mul(16));
+    registry().insert(key, h);
+    // SAFETY: handle is non-NULL and writable (C contract).
+    unsafe { handle.write(key as MQTTClient) };
+    Ok(())
+}
+
+/// Creates a client for `serverURI` (`tcp://`, `mqtt://`, `ssl://`, `mqtts://`, `ws://`,
+/// `wss://`, or `host:port` meaning TCP) with client id `clientId`, and writes the new
+/// handle to `*handle`. Nothing is connected yet.
+///
+/// Persistence: `MQTTCLIENT_PERSISTENCE_DEFAULT` keeps in-flight messages in files under
+/// `<persistence_context or ".">/<clientId>-<serverURI without scheme, ':' -> '-'>/`
+/// (Paho's layout); `MQTTCLIENT_PERSISTENCE_NONE` keeps them in memory for the handle's
+/// life; `MQTTCLIENT_PERSISTENCE_USER` calls the eight functions of the
+/// `MQTTClient_persistence` given as context (all required; it must outlive the handle).
+/// The store is opened here and closed by `MQTTClient_destroy`.
+///
+/// Returns `MQTTCLIENT_SUCCESS`; `MQTTCLIENT_NULL_PARAMETER` for a NULL `handle`, URI or
+/// client id; `MQTTCLIENT_BAD_UTF8_STRING` if the client id is not UTF-8;
+/// `MQTTCLIENT_PERSISTENCE_ERROR` for an empty client id with DEFAULT persistence, an unknown
+/// persistence type, an incomplete USER table or a store that cannot be opened;
+/// `MQTTCLIENT_BAD_PROTOCOL` for an unknown URI scheme. `*handle` is written only on success.
+///
+/// Ownership: the strings are copied; free the handle with `MQTTClient_destroy`. Any thread.
+///
+/// # Safety
+/// `handle` is NULL or writable; the strings are NULL or NUL-terminated; the persistence
+/// context is what the persistence type requires.
+#[no_mangle]
+pub unsafe extern "C" fn MQTTClient_create(
+    handle: *mut MQTTClient,
+    serverURI: *const c_char,
+    clientId: *const c_char,
+    persistence_type: c_int,
+    persistence_context: *mut c_void,
+) -> c_int {
+    guard_rc(|| {
+        // SAFETY: forwarded C contract.
+        unsafe {
+            create_impl(
+                handle,
+                serverURI,
+                clientId,
+                persistence_type,
+                persistence_context,
+                ptr::null(),
+            )
+        }
+    })
+}
+
+/// As `MQTTClient_create`, with `MQTTClient_createOptions` (eyecatcher `MQCO`, version 0)
+/// choosing the MQTT version: `MQTTVERSION_5` makes an MQTT 5 client, which must use the
+/// `*5` functions (`connect5`, `subscribe5`, ...); the MQTT 3 functions then return
+/// `MQTTCLIENT_WRONG_MQTT_VERSION`, and the reverse holds for other clients. NULL options
+/// are allowed (as `MQTTClient_create`). A bad structure gives `MQTTCLIENT_BAD_STRUCTURE`;
+/// other return codes as `MQTTClient_create`. Any thread.
+///
+/// # Safety
+/// As `MQTTClient_create`; `options` is NULL or points to a readable structure.
+#[no_mangle]
+pub unsafe extern "C" fn MQTTClient_createWithOptions(
+    handle: *mut MQTTClient,
+    serverURI: *const c_char,
+    clientId: *const c_char,
+    persistence_type: c_int,
+    persistence_context: *mut c_void,
+    options: *mut MQTTClient_createOptions,
+) -> c_int {
+    guard_rc(|| {
+        // SAFETY: forwarded C contract.
+        unsafe {
+            create_impl(
+                handle,
+                serverURI,
+                clientId,
+                persistence_type,
+                persistence_context,
+                options,
+            )
+        }
+    })
+}
+
+/// Frees a client: disconnects it if connected (without waiting for in-flight messages,
+/// which stay in persistence), stops and joins its threads, closes its persistence store,
+/// and sets `*handle` to NULL. A NULL pointer, a NULL handle or an already destroyed handle
+/// is ignored.
+///
+/// Threads: any thread, including the client's own callbacks (then the callback thread is
+/// detached instead of joined and finishes once the callback returns; no further callback
+/// is called). Concurrent calls on the same handle from other threads finish normally or
+/// return the "no such handle" code; they cannot crash.
+///
+/// # Safety
+/// `handle` is NULL or points to a readable and writable `MQTTClient`.
+#[no_mangle]
+pub unsafe extern "C" fn MQTTClient_destroy(handle: *mut MQTTClient) {
+    guard((), || {
+        if handle.is_null() {
+            return;
+        }
+        // SAFETY: non-NULL and readable (C contract).
+        let h = unsafe { handle.read() };
+        let Some(hd) = registry().remove(&(h as usize)) else {
+            return;
+        };
+        // SAFETY: writable (C contract).
+        unsafe { handle.write(ptr::null_mut()) };
+        let (client, conn) = {
+            let mut st = hd.state();
+            st.backlog.clear();
+            (st.client.take(), st.conn.take())
+        };
+        if let Some(c) = &conn {
+            c.quiet.store(true, Ordering::Release);
+            c.signal_stop();
+        }
+        if let Some(c) = client {
+            if c.is_connected() {
+                let _ = c.disconnect_with(Disconnect::default(), Duration::ZERO);
+            }
+            drop(c); // joins the client's threads when this is the last reference
+        }
+        hd.tokens().map.clear();
+        let mut store = hd.store.clone();
+        if let Err(e) = store.close() {
+            super::trace::trace(
+                MQTTCLIENT_TRACE_ERROR,
+                &format!("mqttsync: closing persistence failed: {e}"),
+            );
+        }
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// callbacks and settings
+// ---------------------------------------------------------------------------------------
+
+fn busy(st: &State) -> bool {
+    st.connecting || st.client.as_ref().is_some_and(|c| c.is_connected())
+}
+
+/// Puts the client in callback mode: incoming messages go to `ma` (mandatory) instead of
+/// `MQTTClient_receive`; `cl` (optional) is told when the connection is lost, with a reason
+/// text (owned by the library, valid during the call; Paho passes NULL); `dc` (optional) is
+/// told when a QoS 1/2 publish completes (never for QoS 0). `context` is passed to all three.
+///
+/// `ma(context, topicName, topicLen, message)`: `topicName` (NUL-terminated; `topicLen` is 0
+/// unless the topic holds NUL characters) and `message` are allocated by the library; return
+/// 1 when consumed (then free them with `MQTTClient_free` and `MQTTClient_freeMessage`), or
+/// 0 to have the same message delivered again shortly (the library keeps and frees its
+/// copies; retries back off from 10 ms to 1 s and end at disconnect or destroy; later
+/// messages wait behind it). `connectionLost` is not called after `MQTTClient_disconnect`,
+/// nor after an MQTT 5 server DISCONNECT reported through `MQTTClient_setDisconnected`.
+///
+/// Callbacks run on the client's own dispatch thread, one at a time in order; they may call
+/// any function of this API, including `publish`, `subscribe`, `waitForCompletion`,
+/// `connect` (e.g. from `cl`) and `destroy`.
+///
+/// Returns `MQTTCLIENT_SUCCESS`; `MQTTCLIENT_FAILURE` for an unknown handle, a NULL `ma`, or
+/// while connected or connecting (set callbacks before `MQTTClient_connect`). Any thread.
+///
+/// # Safety
+/// The functions are NULL or valid to call, with `context`, until the handle is destroyed
+/// or the callbacks are replaced.
+#[no_mangle]
+pub unsafe extern "C" fn MQTTClient_setCallbacks(
+    handle: MQTTClient,
+    context: *mut c_void,
+    cl: MQTTClient_connectionLost,
+    ma: MQTTClient_messageArrived,
+    dc: MQTTClient_deliveryComplete,
+) -> c_int {
+    guard_rc(|| {
+        let h = lookup(handle).ok_or(MQTTCLIENT_FAILURE)?;
+        let mut st = h.state();
+        if ma.is_none() || busy(&st) {
+            return Err(MQTTCLIENT_FAILURE);
+        }
+        st.callbacks.ctx = SendPtr(context);
+        st.callbacks.lost = cl;
+        st.callbacks.arrived = ma;
+        st.callbacks.complete = dc;
+        Ok(())
+    })
+}
+
+/// Sets the MQTT 5 callback called when the server sends DISCONNECT:
+/// `co(context, properties, reasonCode)`; the properties are owned by the library and valid
+/// during the call. When it is set, `connectionLost` is not called for that loss. Fires only
+/// in callback mode (after `MQTTClient_setCallbacks`), on the client's dispatch thread.
+/// NULL removes it.
+///
+/// Returns `MQTTCLIENT_SUCCESS`, or `MQTTCLIENT_FAILURE` for an unknown handle or while
+/// connected or connecting. Any thread.
+///
+/// # Safety
+/// `co` is NULL or valid to call, with `context`, until the handle is destroyed or the
+/// callback is replaced.
+#[no_mangle]
+pub unsafe extern "C" fn MQTTClient_setDisconnected(
+    handle: MQTTClient,
+    context: *mut c_void,
+    co: MQTTClient_disconnected,
+) -> c_int {
+    guard_rc(|| {
+        let h = lookup(handle).ok_or(MQTTCLIENT_FAILURE)?;
+        let mut st = h.state();
+        if busy(&st) {
+            return Err(MQTTCLIENT_FAILURE);
+        }
+        st.callbacks.disc_ctx = SendPtr(context);
+        st.callbacks.disconnected = co;
+        Ok(())
+    })
+}
+
+/// Sets the MQTT 5 publish-completion callback:
+/// `co(context, token, packet_type, properties, reasonCode)` with the packet that ended the
+/// flow (PUBACK 4, PUBREC 5 when the server refused a QoS 2 message, PUBCOMP 7), its reason
+/// code and properties (owned by the library, valid during the call). Called after
+/// `deliveryComplete`, and also for refusals (reason code >= 0x80, where `deliveryComplete`
+/// is not called). Fires only in callback mode, on the client's dispatch thread. NULL
+/// removes it.
+///
+/// Returns `MQTTCLIENT_SUCCESS`, or `MQTTCLIENT_FAILURE` for an unknown handle or while
+/// connected or connecting. Any thread.
+///
+/// # Safety
+/// `co` is NULL or valid to call, with `context`, until the handle is destroyed or the
+/// callback is replaced.
+#[no_mangle]
+pub unsafe extern "C" fn MQTTClient_setPublished(
+    handle: MQTTClient,
+    context: *mut c_void,
+    co: MQTTClient_published,
+) -> c_int {
+    guard_rc(|| {
+        let h = lookup(handle).ok_or(MQTTCLIENT_FAILURE)?;
+        let mut st = h.state();
+        if busy(&st) {
+            return Err(MQTTCLIENT_FAILURE);
+        }
+        st.callbacks.pub_ctx = SendPtr(context);
+        st.callbacks.published = co;
+        Ok(())
+    })
+}
+
+/// Sets the timeout of subscribe and unsubscribe calls (waiting for SUBACK / UNSUBACK) and
+/// of publish calls waiting for room in a full queue. Default 10000 ms.
+///
+/// Returns `MQTTCLIENT_SUCCESS`, or `MQTTCLIENT_FAILURE` for an unknown handle or a value
+/// below 5000 ms (as Paho). Takes effect for calls made afterwards, even while connected
+/// (publish queue waits: from the next connect). Any thread.
+#[no_mangle]
+pub extern "C" fn MQTTClient_setCommandTimeout(handle: MQTTClient, milliSeconds: c_ulong) -> c_int {
+    guard_rc(|| {
+        let h = lookup(handle).ok_or(MQTTCLIENT_FAILURE)?;
+        if milliSeconds < 5000 {
+            return Err(MQTTCLIENT_FAILURE);
+        }
+        h.state().command_timeout = ms(milliSeconds);
+        Ok(())
+    })
+}
+
+/// Returns 1 if the client is connected, 0 otherwise (also for an unknown handle). Any
+/// thread.
+#[no_mangle]
+pub extern "C" fn MQTTClient_isConnected(handle: MQTTClient) -> c_int {
+    guard(0, || {
+        lookup(handle)
+            .and_then(|h| h.client())
+            .map_or(0, |c| c_int::from(c.is_connected()))
+    })
+}
+
+/// Waits about 100 ms and returns. Network work (keepalive, acknowledgements, reading)
+/// runs on each client's own I/O thread, so nothing needs to be driven from here; the
+/// function exists for programs written for Paho. Any thread.
+#[no_mangle]
+pub extern "C" fn MQTTClient_yield() {
+    guard((), || std::thread::sleep(Duration::from_millis(100)))
+}
+
+// ---------------------------------------------------------------------------------------
+// connect
+// ---------------------------------------------------------------------------------------
+
+/// Everything read from the C connect options, owned.
+struct ConnParams {
+    servers: Vec<String>,
+    client_id: String,
+    keep_alive: Duration,
+    clean: bool,
+    version: c_int,
+    username: Option<String>,
+    password: Option<Vec<u8>>,
+    will: Option<Message>,
+    props: Properties,
+    connect_timeout: Duration,
+    command_timeout: Duration,
+    max_inflight: u16,
+    tls: Option<TlsOptions>,
+    headers: Vec<(String, String)>,
+    http_proxy: Option<String>,
+    https_proxy: Option<String>,
+}
+
+/// Why a connect failed: a return code, or a refused CONNACK with its properties.
+enum ConnectFail {
+    Code(c_int),
+    Refused(u8, Properties),
+}
+
+impl From<c_int> for ConnectFail {
+    fn from(rc: c_int) -> Self {
+        ConnectFail::Code(rc)
+    }
+}
+
+fn opt_str(p: *const c_char) -> Result<Option<String>, c_int> {
+    if p.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: non-NULL C strings from the options are NUL-terminated (C contract).
+    Ok(Some(unsafe { str_from_c(p)? }.to_owned()))
+}
+
+/// Reads `MQTTClient_SSLOptions` (versions 0-5) into TLS options.
+///
+/// Verification: `enableServerCertAuth = 1` (the default) verifies the certificate chain
+/// and also the host name, whatever `verify` says (Paho skips the host name check when
+/// `verify = 0`; mqttsync never silently verifies less than the certificate check
+/// implies). `enableServerCertAuth = 0` turns both checks off explicitly.
+/// `enabledCipherSuites`, `ssl_error_cb` and `ssl_psk_cb` are not supported (reported to
+/// the trace callback and ignored).
+unsafe fn tls_from_c(p: *const MQTTClient_SSLOptions) -> Result<TlsOptions, c_int> {
+    // SAFETY: non-NULL structure of its declared version (C contract).
+    let (s, v) = unsafe { copy_versioned(p)? };
+    let mut t = TlsOptions {
+        ca_file: opt_str(s.trustStore)?.map(Into::into),
+        client_cert: opt_str(s.keyStore)?.map(Into::into),
+        client_key: opt_str(s.privateKey)?.map(Into::into),
+        key_password: opt_str(s.privateKeyPassword)?,
+        ..TlsOptions::default()
+    };
+    let verify = s.enableServerCertAuth != 0;
+    t.verify_certificate = verify;
+    t.verify_hostname = verify;
+    if v >= 1 {
+        t.min_version = match s.sslVersion {
+            MQTT_SSL_VERSION_TLS_1_0 => Some(TlsVersion::Tls10),
+            MQTT_SSL_VERSION_TLS_1_1 => Some(TlsVersion::Tls11),
+            MQTT_SSL_VERSION_TLS_1_2 => Some(TlsVersion::Tls12),
+            _ => None,
+        };
+    }
+    if v >= 2 {
+        t.ca_dir = opt_str(s.CApath)?.map(Into::into);
+    }
+    if v >= 4 && s.disableDefaultTrustStore != 0 {
+        t.use_system_roots = false;
+    }
+    if v >= 5 && !s.protos.is_null() && s.protos_len > 0 {
+        // SAFETY: protos points to protos_len readable bytes (C contract).
+        let wire = unsafe { std::slice::from_raw_parts(s.protos, s.protos_len as usize) };
+        let mut i = 0;
+        while i < wire.len() {
+            let n = wire[i] as usize;
+            let end = (i + 1 + n).min(wire.len());
+            t.alpn
+                .push(String::from_utf8_lossy(&wire[i + 1..end]).into_owned());
+            i = end;
+        }
+    }
+    let unsupported = !s.enabledCipherSuites.is_null()
+        || (v >= 3 && s.ssl_error_cb.is_some())
+        || (v >= 4 && s.ssl_psk_cb.is_some());
+    if unsupported {
+        super::trace::trace(
+            MQTTCLIENT_TRACE_ERROR,
+            "mqttsync: enabledCipherSuites, ssl_error_cb and ssl_psk_cb are not supported and are ignored",
+        );
+    }
+    Ok(t)
+}
+
+/// Validates and copies the connect options, in Paho's order of checks.
+unsafe fn read_connect_options(
+    h: &Handle,
+    o: &MQTTClient_connectOptions,
+    v: c_int,
+    conn_props: *const MQTTProperties,
+    will_props: *const MQTTProperties,
+) -> Result<ConnParams, c_int> {
+    let servers: Vec<String> = if v >= 2 && o.serverURIcount > 0 {
+        if o.serverURIs.is_null() {
+            return Err(MQTTCLIENT_NULL_PARAMETER);
+        }
+        (0..o.serverURIcount as usize)
+            .map(|i| {
+                // SAFETY: serverURIs holds serverURIcount string pointers (C contract).
+                let p = unsafe { *o.serverURIs.add(i) };
+                // SAFETY: NULL or a NUL-terminated string.
+                unsafe { str_from_c(p) }.map(str::to_owned)
+            })
+            .collect::<Result<_, _>>()?
+    } else {
+        vec![h.server_uri.clone()]
+    };
+    for s in &servers {
+        if !known_scheme(s) {
+            return Err(MQTTCLIENT_BAD_PROTOCOL);
+        }
+    }
+    let ssl = if v >= 1 { o.ssl } else { ptr::null_mut() };
+    let needs_tls = servers
+        .iter()
+        .any(|s| ServerUri::parse(s).is_ok_and(|u| u.scheme.is_tls()));
+    if needs_tls && ssl.is_null() {
+        return Err(MQTTCLIENT_NULL_PARAMETER);
+    }
+    let mut will = None;
+    if !o.will.is_null() {
+        // SAFETY: non-NULL will options of their declared version (C contract).
+        let (w, wv) = unsafe { copy_versioned(o.will)? };
+        if !(0..=2).contains(&w.qos) {
+            return Err(MQTTCLIENT_BAD_QOS);
+        }
+        if w.topicName.is_null() {
+            return Err(MQTTCLIENT_NULL_PARAMETER);
+        }
+        // SAFETY: NUL-terminated topic (C contract).
+        let topic = unsafe { str_from_c(w.topicName)? };
+        if topic.is_empty() {
+            return Err(MQTTCLIENT_0_LEN_WILL_TOPIC);
+        }
+        let payload: Vec<u8> = if !w.message.is_null() {
+            // SAFETY: NUL-terminated string (C contract).
+            unsafe { std::ffi::CStr::from_ptr(w.message) }
+                .to_bytes()
+                .to_vec()
+        } else if wv >= 1 {
+            // SAFETY: payload.data has payload.len readable bytes (C contract).
+            unsafe { bytes_from_c(w.payload.data, w.payload.len)? }.to_vec()
+        } else {
+            Vec::new()
+        };
+        let mut m = Message::new(topic, payload)
+            .qos(QoS::from_u8(w.qos as u8).unwrap_or(QoS::AtMostOnce))
+            .retain(w.retained != 0);
+        if !will_props.is_null() {
+            // SAFETY: a valid property list (C contract).
+            m.properties = unsafe { properties_from_c(will_props)? };
+        }
+        will = Some(m);
+    }
+    let tls = if ssl.is_null() {
+        None
+    } else {
+        // SAFETY: non-NULL SSL options (C contract).
+        Some(unsafe { tls_from_c(ssl)? })
+    };
+    let username = opt_str(o.username)?;
+    let password_str = opt_str(o.password)?;
+    let version = if v >= 3 {
+        o.MQTTVersion
+    } else {
+        MQTTVERSION_DEFAULT
+    };
+    if version != MQTTVERSION_DEFAULT && !(MQTTVERSION_3_1..=MQTTVERSION_5).contains(&version) {
+        return Err(MQTTCLIENT_BAD_MQTT_VERSION);
+    }
+    let cleanstart = v >= 6 && o.cleanstart != 0;
+    if version >= MQTTVERSION_5 {
+        if o.cleansession != 0 {
+            return Err(MQTTCLIENT_BAD_MQTT_OPTION);
+        }
+    } else if cleanstart {
+        return Err(MQTTCLIENT_BAD_MQTT_OPTION);
+    }
+    if h.v5 != (version >= MQTTVERSION_5) {
+        return Err(MQTTCLIENT_WRONG_MQTT_VERSION);
+    }
+    let password = match password_str {
+        Some(p) => Some(p.into_bytes()),
+        None if v >= 5 && !o.binarypwd.data.is_null() => {
+            // SAFETY: binarypwd.data has binarypwd.len readable bytes (C contract).
+            Some(unsafe { bytes_from_c(o.binarypwd.data, o.binarypwd.len)? }.to_vec())
+        }
+        None => None,
+    };
+    let mut max_inflight: u16 = if o.reliable != 0 { 1 } else { 20 };
+    if v >= 6 && o.maxInflightMessages > 0 {
+        max_inflight = u16::try_from(o.maxInflightMessages).unwrap_or(u16::MAX);
+    }
+    let mut headers = Vec::new();
+    if v >= 7 && !o.httpHeaders.is_null() {
+        let mut i = 0;
+        loop {
+            // SAFETY: the header array ends with an entry whose name is NULL (C contract).
+            let nv = unsafe { *o.httpHeaders.add(i) };
+            if nv.name.is_null() {
+                break;
+            }
+            let name = opt_str(nv.name)?.unwrap_or_default();
+            let value = opt_str(nv.value)?.unwrap_or_default();
+            headers.push((name, value));
+            i += 1;
+        }
+    }
+    let (http_proxy, https_proxy) = if v >= 8 {
+        (opt_str(o.httpProxy)?, opt_str(o.httpsProxy)?)
+    } else {
+        (None, None)
+    };
+    let props = if conn_props.is_null() {
+        Properties::new()
+    } else {
+        // SAFETY: a valid property list (C contract).
+        unsafe { properties_from_c(conn_props)? }
+    };
+    let connect_timeout = if o.connectTimeout > 0 {
+        Duration::from_secs(o.connectTimeout as u64)
+    } else {
+        Duration::from_secs(30)
+    };
+    Ok(ConnParams {
+        servers,
+        client_id: String::new(),
+        keep_alive: Duration::from_secs(o.keepAliveInterval.max(0) as u64),
+        clean: if version >= MQTTVERSION_5 {
+            cleanstart
+        } else {
+            o.cleansession != 0
+        },
+        version,
+        username,
+        password,
+        will,
+        props,
+        connect_timeout,
+        command_timeout: h.state().command_timeout,
+        max_inflight,
+        tls,
+        headers,
+        http_proxy,
+        https_proxy,
+    })
+}
+
+fn build_options(
+    p: &ConnParams,
+    version: ProtocolVersion,
+    conn: &Arc<Conn>,
+    store: &SharedStore,
+) -> crate::ConnectOptions {
+    let mut o = crate::ConnectOptions::new(&p.servers[0]);
+    for s in &p.servers[1..] {
+        o = o.server(s);
+    }
+    o = o
+        .client_id(p.client_id.clone())
+        .version(version)
+        .clean_start(p.clean)
+        .keep_alive(p.keep_alive)
+        .connect_timeout(p.connect_timeout)
+        .request_timeout(p.command_timeout)
+        .max_inflight(p.max_inflight)
+        .proxy_from_env(true)
+        .persistence(Box::new(store.clone()));
+    if let Some(u) = &p.username {
+        o = o.credentials(u.clone(), p.password.as_deref());
+    } else if let Some(pw) = &p.password {
+        // MQTT 5 allows a password without a user name; the Rust API takes both together.
+        o = o.credentials(String::new(), Some(pw));
+    }
+    if let Some(w) = &p.will {
+        o = o.will(w.clone());
+    }
+    if !p.props.is_empty() {
+        o = o.properties(p.props.clone());
+    }
+    if let Some(t) = &p.tls {
+        o = o.tls(t.clone());
+    }
+    if !p.headers.is_empty() {
+        o = o.http_headers(p.headers.clone());
+    }
+    if let Some(x) = &p.http_proxy {
+        o = o.http_proxy(x);
+    }
+    if let Some(x) = &p.https_proxy {
+        o = o.https_proxy(x);
+    }
+    if conn.cbs.arrived.is_some() {
+        let c = conn.clone();
+        o = o.on_message(move |m| c.message_arrived(m));
+        let c = conn.clone();
+        o = o.on_connection_lost(move |e| c.connection_lost(e));
+        if conn.cbs.complete.is_some() || conn.cbs.published.is_some() {
+            let c = conn.clone();
+            o = o.on_delivered(move |ev| c.delivered(ev));
+        }
+        if conn.cbs.disconnected.is_some() {
+            let c = conn.clone();
+            o = o.on_server_disconnect(move |d| c.server_disconnect(d));
+        }
+    }
+    o
+}
+
+fn strip_scheme(uri: &str) -> &str {
+    uri.find("://").map_or(uri, |i| &uri[i + 3..])
+}
+
+/// Clears the `connecting` flag when the connect ends, however it ends.
+struct ConnectingGuard<'a>(&'a Handle);
+
+impl Drop for ConnectingGuard<'_> {
+    fn drop(&mut self) {
+        self.0.state().connecting = false;
+    }
+}
+
+unsafe fn connect_impl(
+    handle: MQTTClient,
+    options: *mut MQTTClient_connectOptions,
+    v5call: bool,
+    conn_props: *const MQTTProperties,
+    will_props: *const MQTTProperties,
+) -> Result<ConnectInfo, ConnectFail> {
+    let h = lookup(handle).ok_or(MQTTCLIENT_NULL_PARAMETER)?;
+    if h.v5 != v5call {
+        return Err(MQTTCLIENT_WRONG_MQTT_VERSION.into());
+    }
+    // SAFETY: NULL or connect options of their declared version (C contract).
+    let (o, v) = unsafe { copy_versioned(options.cast_const())? };
+    // SAFETY: the pointers inside the options are valid per the C contract.
+    let mut params = unsafe { read_connect_options(&h, &o, v, conn_props, will_props)? };
+    params.client_id = h.client_id.clone();
+
+    // Take the previous connection down (outside the lock) before the store is reused.
+    let (old, old_conn, cbs) = {
+        let mut st = h.state();
+        if st.connecting {
+            return Err(MQTTCLIENT_FAILURE.into());
+        }
+        st.connecting = true;
+        (st.client.take(), st.conn.take(), st.callbacks)
+    };
+    let _reset = ConnectingGuard(&h);
+    if let Some(c) = &old_conn {
+        c.signal_stop();
+    }
+    if let Some(c) = old {
+        if c.is_connected() {
+            let _ = c.disconnect_with(Disconnect::default(), Duration::ZERO);
+        }
+        let leftover: Vec<Message> =
+            std::iter::from_fn(|| c.messages().try_recv().ok().flatten()).collect();
+        h.state().backlog.extend(leftover);
+        drop(c);
+    }
+    if params.clean {
+        let mut s = h.store.clone();
+        if let Err(e) = s.clear() {
+            super::trace::trace(
+                MQTTCLIENT_TRACE_ERROR,
+                &format!("mqttsync: clearing persistence for a clean session failed: {e}"),
+            );
+            return Err(MQTTCLIENT_PERSISTENCE_ERROR.into());
+        }
+        h.state().backlog.clear();
+    }
+    let base = {
+        let mut t = h.tokens();
+        t.map.clear();
+        t.issued
+    };
+    let conn = Conn::new(cbs, base);
+    let versions: &[ProtocolVersion] = match params.version {
+        MQTTVERSION_DEFAULT => &[ProtocolVersion::V311, ProtocolVersion::V31],
+        MQTTVERSION_3_1 => &[ProtocolVersion::V31],
+        MQTTVERSION_3_1_1 => &[ProtocolVersion::V311],
+        _ => &[ProtocolVersion::V5],
+    };
+    let mut last = ConnectFail::Code(MQTTCLIENT_FAILURE);
+    for (i, &ver) in versions.iter().enumerate() {
+        let opts = build_options(&params, ver, &conn, &h.store);
+        match Client::connect(opts) {
+            Ok(client) => {
+                let info = client.connect_info().unwrap_or(ConnectInfo {
+                    session_present: false,
+                    server: params.servers[0].clone(),
+                    version: ver,
+                    properties: Properties::new(),
+                });
+                let mut st = h.state();
+                st.client = Some(Arc::new(client));
+                st.conn = Some(conn);
+                return Ok(info);
+            }
+            Err(Error::ConnectionRefused {
+                code, properties, ..
+            }) => {
+                // MQTTVERSION_DEFAULT: 3.1.1 refused as unacceptable -> try 3.1.
+                last = ConnectFail::Refused(code, properties);
+                if !(code == 1 && i + 1 < versions.len()) {
+                    break;
+                }
+            }
+            Err(e) => {
+                super::trace::trace(
+                    MQTTCLIENT_TRACE_ERROR,
+                    &format!("mqttsync: connect failed: {e}"),
+                );
+                last = ConnectFail::Code(match e {
+                    Error::Persistence(_) => MQTTCLIENT_PERSISTENCE_ERROR,
+                    _ => MQTTCLIENT_FAILURE,
+                });
+                break;
+            }
+        }
+    }
+    Err(last)
+}
+
+/// Writes `returned` (connect options version 4 and later) after a successful connect.
+unsafe fn write_returned(
+    h: MQTTClient,
+    options: *mut MQTTClient_connectOptions,
+    info: &ConnectInfo,
+) {
+    // SAFETY: options was validated by connect_impl (non-NULL, MQTC, version 0-8).
+    let v = unsafe { (*options).struct_version };
+    if v < 4 {
+        return;
+    }
+    let Some(hd) = lookup(h) else {
+        return;
+    };
+    let uri = CString::new(strip_scheme(&info.server)).unwrap_or_default();
+    let mut st = hd.state();
+    let p = uri.as_ptr();
+    st.returned_uri = Some(uri);
+    let level = c_int::from(info.version.level());
+    // SAFETY: a version >= 4 structure has `returned`; field-wise writes through the
+    // caller's pointer, which stays valid for the call. The URI string lives in the handle
+    // until the next connect or destroy.
+    unsafe {
+        let r = addr_of_mut!((*options).returned);
+        addr_of_mut!((*r).serverURI).write(p);
+        addr_of_mut!((*r).MQTTVersion).write(level);
+        if info.version == ProtocolVersion::V311 {
+            addr_of_mut!((*r).sessionPresent).write(c_int::from(info.session_present));
+        }
+    }
+}
+
+/// Connects an MQTT 3 client (created without `MQTTVERSION_5`) to the server given at
+/// create, or to `options->serverURIs` in order (struct version 2+). Blocks until connected
+/// or failed; each server attempt (DNS, TCP, TLS, proxy, WebSocket, CONNACK) is bounded by
+/// `connectTimeout` seconds (<= 0 means 30).
+///
+/// Options honoured by struct version: 0 keepAliveInterval, cleansession, reliable (1 = one
+/// message in flight), will (v0 string or v1 binary payload), username, password,
+/// connectTimeout; 1 ssl; 2 serverURIs; 3 MQTTVersion (`MQTTVERSION_DEFAULT` tries 3.1.1,
+/// then 3.1 if refused with code 1); 4 `returned` (filled on success: serverURI without
+/// scheme, valid until the next connect or destroy; MQTTVersion; sessionPresent for 3.1.1
+/// only); 5 binarypwd (used when password is NULL); 6 maxInflightMessages; 7 httpHeaders;
+/// 8 httpProxy, httpsProxy (when unset, `http_proxy` / `https_proxy` / `no_proxy` from the
+/// environment are used). Messages found in persistence are resent after CONNACK; a clean
+/// session first empties the persistence store (as Paho). Connecting while connected first
+/// disconnects.
+///
+/// Returns `MQTTCLIENT_SUCCESS`; 1-5 when the server refused the connection (CONNACK code);
+/// `MQTTCLIENT_NULL_PARAMETER` for NULL options, an unknown handle, a TLS URI without `ssl`,
+/// a will without topic; `MQTTCLIENT_BAD_STRUCTURE` for a wrong eyecatcher or version of
+/// any structure; `MQTTCLIENT_BAD_QOS` (will); `MQTTCLIENT_0_LEN_WILL_TOPIC`;
+/// `MQTTCLIENT_BAD_UTF8_STRING`; `MQTTCLIENT_BAD_MQTT_VERSION`;
+/// `MQTTCLIENT_BAD_MQTT_OPTION` (cleanstart with MQTT 3); `MQTTCLIENT_WRONG_MQTT_VERSION` on
+/// an MQTT 5 client or with MQTTVersion 5; `MQTTCLIENT_PERSISTENCE_ERROR`;
+/// `MQTTCLIENT_FAILURE` for network failures and timeouts; `MQTTCLIENT_FAILURE` as well
+/// when another connect of this handle is under way.
+///
+/// Ownership: the options stay the caller's; only `returned` is written. Any thread,
+/// including the client's own callbacks (e.g. reconnecting from `connectionLost`).
+///
+/// # Safety
+/// `options` is NULL or points to connect options of the version it declares, whose
+/// pointers are valid; `returned` is writable for version 4+.
+#[no_mangle]
+pub unsafe extern "C" fn MQTTClient_connect(
+    handle: MQTTClient,
+    options: *mut MQTTClient_connectOptions,
+) -> c_int {
+    guard_rc(|| {
+        // SAFETY: forwarded C contract.
+        match unsafe { connect_impl(handle, options, false, ptr::null(), ptr::null()) } {
+            Ok(info) => {
+                // SAFETY: options validated by connect_impl.
+                unsafe { write_returned(handle, options, &info) };
+                Ok(())
+            }
+            Err(ConnectFail::Code(rc)) => Err(rc),
+            Err(ConnectFail::Refused(code, _)) => Err(c_int::from(code)),
+        }
+    })
+}
+
+/// Connects an MQTT 5 client (created with `MQTTVERSION_5`): as `MQTTClient_connect`, with
+/// CONNECT properties `connectProperties` and will properties `willProperties` (either may
+/// be NULL). The options must say `MQTTVersion = MQTTVERSION_5` and `cleansession = 0`
+/// (use `cleanstart`; `MQTTClient_connectOptions_initializer5` does both).
+///
+/// Returns an `MQTTResponse`: on success reasonCode 0 and the CONNACK properties; when
+/// refused, the CONNACK reason code (>= 0x80) and its properties; otherwise reasonCode is
+/// one of the negative codes of `MQTTClient_connect` (`MQTTCLIENT_WRONG_MQTT_VERSION` on an
+/// MQTT 3 client). Free it with `MQTTResponse_free`. Threads as `MQTTClient_connect`.
+///
+/// # Safety
+/// As `MQTTClient_connect`; the property pointers are NULL or valid property lists.
+#[no_mangle]
+pub unsafe extern "C" fn MQTTClient_connect5(
+    handle: MQTTClient,
+    options: *mut MQTTClient_connectOptions,
+    connectProperties: *mut MQTTProperties,
+    willProperties: *mut MQTTProperties,
+) -> MQTTResponse {
+    guard(response_error(MQTTCLIENT_FAILURE), || {
+        // SAFETY: forwarded C contract.
+        match unsafe { connect_impl(handle, options, true, connectProperties, willProperties) } {
+            Ok(info) => {
+                // SAFETY: options validated by connect_impl.
+                unsafe { write_returned(handle, options, &info) };
+                response_to_c(0, &[], Some(&info.properties)).unwrap_or_else(response_error)
+            }
+            Err(ConnectFail::Code(rc)) => response_error(rc),
+            Err(ConnectFail::Refused(code, props)) => {
+                response_to_c(code, &[], Some(&props)).unwrap_or_else(response_error)
+            }
+        }
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// disconnect
+// ---------------------------------------------------------------------------------------
+
+fn disconnect_impl(handle: MQTTClient, timeout: c_int, packet: Disconnect) -> Result<(), c_int> {
+    let h = lookup(handle).ok_or(MQTTCLIENT_FAILURE)?;
+    let (client, conn) = {
+        let st = h.state();
+        (st.client.clone(), st.conn.clone())
+    };
+    if let Some(c) = &conn {
+        c.signal_stop();
+    }
+    let Some(client) = client else {
+        return Ok(());
+    };
+    if !client.is_connected() {
+        return Ok(());
+    }
+    let t = Duration::from_millis(timeout.max(0) as u64);
+    match client.disconnect_with(packet, t) {
+        Ok(()) | Err(Error::Closed) | Err(Error::NotConnected) => Ok(()),
+        Err(e) => Err(error_code(&e)),
+    }
+}
+
+/// Disconnects: waits up to `timeout` ms for in-flight QoS 1/2 messages to complete, sends
+/// DISCONNECT and closes the connection. Messages still in flight stay in persistence and
+/// are resent by the next `MQTTClient_connect` with `cleansession = 0`. `connectionLost` is
+/// not called. A redelivery of a message refused by `messageArrived` ends here.
+///
+/// Returns `MQTTCLIENT_SUCCESS` (also when already disconnected), or `MQTTCLIENT_FAILURE`
+/// for an unknown handle. Any thread, including callbacks.
+#[no_mangle]
+pub extern "C" fn MQTTClient_disconnect(handle: MQTTClient, timeout: c_int) -> c_int {
+    guard_rc(|| disconnect_impl(handle, timeout, Disconnect::default()))
+}
+
+/// MQTT 5 disconnect: as `MQTTClient_disconnect`, sending `reason` and `props` (may be
+/// NULL; copied) in the DISCONNECT packet. Reason 0x04 (disconnect with will message) makes
+/// the server publish the will. Returns as `MQTTClient_disconnect`, plus
+/// `MQTTCLIENT_BAD_STRUCTURE` for unusable properties. Any thread.
+///
+/// # Safety
+/// `props` is NULL or a valid property list.
+#[no_mangle]
+pub unsafe extern "C" fn MQTTClient_disconnect5(
+    handle: MQTTClient,
+    timeout: c_int,
+    reason: MQTTReasonCodes,
+    props: *mut MQTTProperties,
+) -> c_int {
+    guard_rc(|| {
+        let properties = if props.is_null() {
+            Properties::new()
+        } else {
+            // SAFETY: valid property list (C contract).
+            unsafe { properties_from_c(props)? }
+        };
+        let reason = u8::try_from(reason).map_err(|_| MQTTCLIENT_FAILURE)?;
+        disconnect_impl(handle, timeout, Disconnect { reason, properties })
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// subscribe / unsubscribe
+// ---------------------------------------------------------------------------------------
+
+/// A topic given by C: NULL and invalid UTF-8 both give `MQTTCLIENT_BAD_UTF8_STRING` (Paho
+/// checks UTF-8 first).
+unsafe fn topic_from_c<'a>(p: *const c_char) -> Result<&'a str, c_int> {
+    // SAFETY: NULL or NUL-terminated (C contract).
+    unsafe { str_from_c(p) }.map_err(|_| MQTTCLIENT_BAD_UTF8_STRING)
+}
+
+fn check_version(h: &Handle, v5call: bool) -> Result<(), c_int> {
+    if h.v5 != v5call {
+        Err(MQTTCLIENT_WRONG_MQTT_VERSION)
+    } else {
+        Ok(())
+    }
+}
+
+/// A handle that passed [`checked_client`]: the handle, its connected client, the
+/// connection's callback state and the command timeout.
+type Checked = (Arc<Handle>, Arc<Client>, Arc<Conn>, Duration);
+
+/// The checks every network call starts with, in Paho's order (measured against Paho
+/// 1.3.11): unknown handle `MQTTCLIENT_FAILURE`; for the MQTT 3 functions (except
+/// unsubscribe) the version `MQTTCLIENT_WRONG_MQTT_VERSION`; not connected
+/// `MQTTCLIENT_DISCONNECTED`; then the version for the MQTT 5 functions and unsubscribe.
+/// Argument checks (UTF-8, QoS) come after these.
+fn checked_client(handle: MQTTClient, v5call: bool, version_first: bool) -> Result<Checked, c_int> {
+    let h = lookup(handle).ok_or(MQTTCLIENT_FAILURE)?;
+    if version_first {
+        check_version(&h, v5call)?;
+    }
+    let (client, conn, timeout) = h.connected_client().ok_or(MQTTCLIENT_DISCONNECTED)?;
+    check_version(&h, v5call)?;
+    Ok((h, client, conn, timeout))
+}
+
+unsafe fn subscribe_impl(
+    handle: MQTTClient,
+    count: c_int,
+    topics: *const *const c_char,
+    qos: *const c_int,
+    opts: *const MQTTSubscribe_options,
+    props: *const MQTTProperties,
+    v5call: bool,
+) -> Result<crate::proto::SubAck, c_int> {
+    let (_h, client, _, timeout) = checked_client(handle, v5call, !v5call)?;
+    if count <= 0 {
+        return Err(MQTTCLIENT_FAILURE);
+    }
+    if topics.is_null() || qos.is_null() {
+        return Err(MQTTCLIENT_NULL_PARAMETER);
+    }
+    let mut filters = Vec::with_capacity(count as usize);
+    for i in 0..count as usize {
+        // SAFETY: `count` topic pointers and QoS values (C contract).
+        let (t, q) = unsafe { (*topics.add(i), *qos.add(i)) };
+        // SAFETY: NULL or NUL-terminated.
+        let topic = unsafe { topic_from_c(t)? };
+        let q = QoS::from_u8(u8::try_from(q).map_err(|_| MQTTCLIENT_BAD_QOS)?)
+            .ok_or(MQTTCLIENT_BAD_QOS)?;
+        let mut o = SubscribeOptions {
+            qos: q,
+            ..Default::default()
+        };
+        if !opts.is_null() {
+            // SAFETY: `count` subscribe option structures (C contract).
+            let (so, _) = unsafe { copy_versioned(opts.add(i))? };
+            o.no_local = so.noLocal != 0;
+            o.retain_as_published = so.retainAsPublished != 0;
+            o.retain_handling = match so.retainHandling {
+                1 => RetainHandling::SendAtSubscribeIfNew,
+                2 => RetainHandling::DoNotSend,
+                _ => RetainHandling::SendAtSubscribe,
+            };
+        }
+        filters.push(SubscribeFilter {
+            filter: topic.to_owned(),
+            options: o,
+        });
+    }
+    let properties = if props.is_null() {
+        Properties::new()
+    } else {
+        // SAFETY: valid property list (C contract).
+        unsafe { properties_from_c(props)? }
+    };
+    client
+        .subscribe_many_timeout(filters, properties, timeout)
+        .map_err(|e| match e {
+            Error::ConnectionLost(_) => MQTTCLIENT_FAILURE,
+            e => error_code(&e),
+        })
+}
+
+/// Subscribes to `topic` (wildcards allowed) at `qos` and waits for the SUBACK, at most the
+/// command timeout (`MQTTClient_setCommandTimeout`, default 10 s).
+///
+/// Returns `MQTTCLIENT_SUCCESS`; `MQTT_BAD_SUBSCRIBE` (0x80) if the server refused;
+/// `MQTTCLIENT_BAD_UTF8_STRING` for a NULL, non-UTF-8 or invalid filter;
+/// `MQTTCLIENT_BAD_QOS`; `MQTTCLIENT_DISCONNECTED`; `MQTTCLIENT_WRONG_MQTT_VERSION` on an
+/// MQTT 5 client; `MQTTCLIENT_FAILURE` for an unknown handle, a timeout or a connection lost
+/// during the wait. Any thread, including callbacks.
+///
+/// # Safety
+/// `topic` is NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn MQTTClient_subscribe(
+    handle: MQTTClient,
+    topic: *const c_char,
+    qos: c_int,
+) -> c_int {
+    guard_rc(|| {
+        let topics = [topic];
+        // SAFETY: one topic and one QoS on the stack.
+        let ack = unsafe {
+            subscribe_impl(
+                handle,
+                1,
+                topics.as_ptr(),
+                &qos,
+                ptr::null(),
+                ptr::null(),
+                false,
+            )?
+        };
+        match ack.return_codes.first() {
+            Some(&c) if c < 0x80 => Ok(()),
+            _ => Err(MQTT_BAD_SUBSCRIBE),
+        }
+    })
+}
+
+/// Subscribes to `count` filters with their QoS, waiting for the SUBACK (command timeout).
+/// On success `qos[i]` is overwritten with what the server granted (0-2, or 0x80 for a
+/// refused filter), as Paho does. Returns as `MQTTClient_subscribe` (never 0x80; look at
+/// `qos[]`); `MQTTCLIENT_NULL_PARAMETER` for NULL arrays; `MQTTCLIENT_FAILURE` for
+/// `count <= 0`. Any thread.
+///
+/// # Safety
+/// `topic` and `qos` hold `count` entries; `qos` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn MQTTClient_subscribeMany(
+    handle: MQTTClient,
+    count: c_int,
+    topic: *const *mut c_char,
+    qos: *mut c_int,
+) -> c_int {
+    guard_rc(|| {
+        // SAFETY: forwarded C contract.
+        let ack = unsafe {
+            subscribe_impl(
+                handle,
+                count,
+                topic.cast(),
+                qos,
+                ptr::null(),
+                ptr::null(),
+                false,
+            )?
+        };
+        for (i, &c) in ack.return_codes.iter().take(count as usize).enumerate() {
+            // SAFETY: qos has `count` writable entries (C contract).
+            unsafe { *qos.add(i) = c_int::from(c) };
+        }
+        Ok(())
+    })
+}
+
+fn sub_response(ack: &crate::proto::SubAck, count: usize) -> MQTTResponse {
+    let codes: &[u8] = if count > 1 { &ack.return_codes } else { &[] };
+    let first = ack.return_codes.first().copied().unwrap_or(0x80);
+    response_to_c(first, codes, Some(&ack.properties)).unwrap_or_else(response_error)
+}
+
+/// MQTT 5 subscribe to one filter with subscription options `opts` (eyecatcher `MQSO`, may
+/// be NULL for defaults) and SUBSCRIBE properties `props` (may be NULL). Waits for the
+/// SUBACK (command timeout).
+///
+/// Returns an `MQTTResponse` whose reasonCode is the SUBACK code (granted QoS 0-2, or a
+/// failure reason >= 0x80) with the SUBACK properties; or a negative code as
+/// `MQTTClient_subscribe` (`MQTTCLIENT_WRONG_MQTT_VERSION` on an MQTT 3 client,
+/// `MQTTCLIENT_BAD_STRUCTURE` for bad options). Free it with `MQTTResponse_free`. Any
+/// thread.
+///
+/// # Safety
+/// `topic` is NULL or NUL-terminated; `opts` and `props` are NULL or valid.
+#[no_mangle]
+pub unsafe extern "C" fn MQTTClient_subscribe5(
+    handle: MQTTClient,
+    topic: *const c_char,
+    qos: c_int,
+    opts: *mut MQTTSubscribe_options,
+    props: *mut MQTTProperties,
+) -> MQTTResponse {
+    guard(response_error(MQTTCLIENT_FAILURE), || {
+        let topics = [topic];
+        // SAFETY: one topic, QoS and option structure.
+        match unsafe { subscribe_impl(handle, 1, topics.as_ptr(), &qos, opts, props, true) } {
+            Ok(ack) => sub_response(&ack, 1),
+            Err(rc) => response_error(rc),
+        }
+    })
+}
+
+/// MQTT 5 subscribe to `count` filters, with `count` option structures in `opts` (or NULL
+/// for defaults) and properties `props` (may be NULL). On success reasonCode is the first
+/// SUBACK code and, when `count > 1`, the response holds all of them in `reasonCodes` /
+/// `reasonCodeCount` (as Paho). `qos[]` is not modified. Errors as
+/// `MQTTClient_subscribe5`. Free the response with `MQTTResponse_free`. Any thread.
+///
+/// # Safety
+/// `topic` and `qos` (and `opts` when not NULL) hold `count` entries; `props` is NULL or
+/// valid.
+#[no_mangle]
+pub unsafe extern "C" fn MQTTClient_subscribeMany5(
+    handle: MQTTClient,
+    count: c_int,
+    topic: *const *mut c_char,
+    qos: *mut c_int,
+    opts: *mut MQTTSubscribe_options,
+    props: *mut MQTTProperties,
+) -> MQTTResponse {
+    guard(response_error(MQTTCLIENT_FAILURE), || {
+        // SAFETY: forwarded C contract.
+        match unsafe { subscribe_impl(handle, count, topic.cast(), qos, opts, props, true) } {
+            Ok(ack) => sub_response(&ack, count as usize),
+            Err(rc) => response_error(rc),
+        }
+    })
+}
+
+unsafe fn unsubscribe_impl(
+    handle: MQTTClient,
+    count: c_int,
+    topics: *const *const c_char,
+    props: *const MQTTProperties,
+    v5call: bool,
+) -> Result<crate::proto::UnsubAck, c_int> {
+    let (_h, client, _, timeout) = checked_client(handle, v5call, false)?;
+    if count <= 0 {
+        return Err(MQTTCLIENT_FAILURE);
+    }
+    if topics.is_null() {
+        return Err(MQTTCLIENT_NULL_PARAMETER);
+    }
+    let mut filters = Vec::with_capacity(count as usize);
+    for i in 0..count as usize {
+        // SAFETY: `count` topic pointers (C contract); each NULL or NUL-terminated.
+        let topic = unsafe { topic_from_c(*topics.add(i))? };
+        filters.push(topic.to_owned());
+    }
+    let properties = if props.is_null() {
+        Properties::new()
+    } else {
+        // SAFETY: valid property list (C contract).
+        unsafe { properties_from_c(props)? }
+    };
+    client
+        .unsubscribe_many_timeout(filters, properties, timeout)
+        .map_err(|e| match e {
+            Error::ConnectionLost(_) => MQTTCLIENT_FAILURE,
+            e => error_code(&e),
+        })
+}
+
+/// Unsubscribes from `topic` and waits for the UNSUBACK (command timeout). Returns
+/// `MQTTCLIENT_SUCCESS`, or errors as `MQTTClient_subscribe`. Any thread.
+///
+/// # Safety
+/// `topic` is NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn MQTTClient_unsubscribe(handle: MQTTClient, topic: *const c_char) -> c_int {
+    guard_rc(|| {
+        let topics = [topic];
+        // SAFETY: one topic on the stack.
+        unsafe { unsubscribe_impl(handle, 1, topics.as_ptr(), ptr::null(), false) }.map(|_| ())
+    })
+}
+
+/// Unsubscribes from `count` filters and waits for the UNSUBACK (command timeout). Returns
+/// as `MQTTClient_unsubscribe`; `MQTTCLIENT_FAILURE` for `count <= 0`. Any thread.
+///
+/// # Safety
+/// `topic` holds `count` entries.
+#[no_mangle]
+pub unsafe extern "C" fn MQTTClient_unsubscribeMany(
+    handle: MQTTClient,
+    count: c_int,
+    topic: *const *mut c_char,
+) -> c_int {
+    guard_rc(|| {
+        // SAFETY: forwarded C contract.
+        unsafe { unsubscribe_impl(handle, count, topic.cast(), ptr::null(), false) }.map(|_| ())
+    })
+}
+
+fn unsub_response(ack: &crate::proto::UnsubAck, count: usize) -> MQTTResponse {
+    let codes: &[u8] = if count > 1 { &ack.reason_codes } else { &[] };
+    let first = ack.reason_codes.first().copied().unwrap_or(0);
+    response_to_c(first, codes, Some(&ack.properties)).unwrap_or_else(response_error)
+}
+
+/// MQTT 5 unsubscribe from one filter with UNSUBSCRIBE properties `props` (may be NULL).
+/// Returns an `MQTTResponse` with the UNSUBACK reason code and properties, or a negative
+/// code as `MQTTClient_subscribe5`. Free it with `MQTTResponse_free`. Any thread.
+///
+/// # Safety
+/// `topic` is NULL or NUL-terminated; `props` is NULL or valid.
+#[no_mangle]
+pub unsafe extern "C" fn MQTTClient_unsubscribe5(
+    handle: MQTTClient,
+    topic: *const c_char,
+    props: *mut MQTTProperties,
+) -> MQTTResponse {
+    guard(response_error(MQTTCLIENT_FAILURE), || {
+        let topics = [topic];
+        // SAFETY: one topic on the stack; props per the C contract.
+        match unsafe { unsubscribe_impl(handle, 1, topics.as_ptr(), props, true) } {
+            Ok(ack) => unsub_response(&ack, 1),
+            Err(rc) => response_error(rc),
+        }
+    })
+}
+
+/// MQTT 5 unsubscribe from `count` filters. With `count > 1` the UNSUBACK codes are in
+/// `reasonCodes` / `reasonCodeCount`. Otherwise as `MQTTClient_unsubscribe5`. Any thread.
+///
+/// # Safety
+/// `topic` holds `count` entries; `props` is NULL or valid.
+#[no_mangle]
+pub unsafe extern "C" fn MQTTClient_unsubscribeMany5(
+    handle: MQTTClient,
+    count: c_int,
+    topic: *const *mut c_char,
+    props: *mut MQTTProperties,
+) -> MQTTResponse {
+    guard(response_error(MQTTCLIENT_FAILURE), || {
+        // SAFETY: forwarded C contract.
+        match unsafe { unsubscribe_impl(handle, count, topic.cast(), props, true) } {
+            Ok(ack) => unsub_response(&ack, count as usize),
+            Err(rc) => response_error(rc),
+        }
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// publish
+// ---------------------------------------------------------------------------------------
+
+/// What to publish, still as given by C (checked in Paho's order by [`publish_impl`]).
+struct PubArgs {
+    topic: *const c_char,
+    payloadlen: c_int,
+    payload: *const c_void,
+    qos: c_int,
+    retained: bool,
+    props: *const MQTTProperties,
+}
+
+/// Publishes; returns the token for QoS > 0. Order of checks: handle, version (MQTT 3
+/// functions), connected, version (MQTT 5 functions), topic UTF-8, QoS, length, payload,
+/// properties, topic rules.
+unsafe fn publish_impl(
+    handle: MQTTClient,
+    v5call: bool,
+    a: PubArgs,
+) -> Result<Option<c_int>, c_int> {
+    let (h, client, conn, _) = checked_client(handle, v5call, !v5call)?;
+    // SAFETY: NULL or NUL-terminated (C contract).
+    let topic = unsafe { topic_from_c(a.topic)? };
+    let qos = u8::try_from(a.qos)
+        .ok()
+        .and_then(QoS::from_u8)
+        .ok_or(MQTTCLIENT_BAD_QOS)?;
+    // SAFETY: payload has payloadlen readable bytes (C contract).
+    let data = unsafe { bytes_from_c(a.payload, a.payloadlen)? }.to_vec();
+    let mut m = Message::new(topic, Bytes::from(data))
+        .qos(qos)
+        .retain(a.retained);
+    if h.v5 && !a.props.is_null() {
+        // SAFETY: valid property list (C contract).
+        m.properties = unsafe { properties_from_c(a.props)? };
+    }
+    let token = client.publish(m).map_err(|e| error_code(&e))?;
+    if qos != QoS::AtMostOnce {
+        // As in Paho, a QoS 1/2 message is in persistence when publish returns: this round
+        // trip makes the I/O thread take it into the session (and the store) first.
+        let _ = client.pending_deliveries();
+    }
+    let mut t = h.tokens();
+    let seq = conn.base.wrapping_add(token.id());
+    t.issued = t.issued.max(seq);
+    if qos == QoS::AtMostOnce {
+        return Ok(None);
+    }
+    let tok = c_token(conn.base, token.id());
+    if t.map.len() >= TOKEN_SWEEP_AT {
+        t.map.retain(|_, (_, tk)| !tk.is_complete());
+    }
+    t.map.insert(tok, (seq, token));
+    Ok(Some(tok))
+}
+
+#[allow(clippy::too_many_arguments)]
+unsafe fn publish_raw(
+    handle: MQTTClient,
+    topic: *const c_char,
+    payloadlen: c_int,
+    payload: *const c_void,
+    qos: c_int,
+    retained: c_int,
+    props: *const MQTTProperties,
+    dt: *mut MQTTClient_deliveryToken,
+    v5call: bool,
+) -> Result<(), c_int> {
+    // SAFETY: forwarded C contract.
+    let tok = unsafe {
+        publish_impl(
+            handle,
+            v5call,
+            PubArgs {
+                topic,
+                payloadlen,
+                payload,
+                qos,
+                retained: retained != 0,
+                props,
+            },
+        )?
+    };
+    if let Some(t) = tok {
+        // SAFETY: dt is NULL or writable (C contract).
+        unsafe { super::ffi::write_out(dt, t) };
+    }
+    Ok(())
+}
+
+/// Publishes `payloadlen` bytes at `payload` to `topicName` with `qos` and the `retained`
+/// flag. The data is copied; the call returns once the message is queued (not when it is
+/// acknowledged), waiting for queue room at most the command timeout. For QoS 1/2 the
+/// delivery token is written to `*dt` (if `dt` is not NULL); use it with
+/// `MQTTClient_waitForCompletion`. Tokens are positive numbers unique within the handle,
+/// not MQTT packet ids.
+///
+/// Returns `MQTTCLIENT_SUCCESS`; `MQTTCLIENT_BAD_UTF8_STRING` for a NULL, non-UTF-8, empty
+/// topic or one holding the wildcards `+`/`#`; `MQTTCLIENT_BAD_QOS` for QoS outside 0-2
+/// (Paho does not check); `MQTTCLIENT_FAILURE` for a negative length or unknown handle;
+/// `MQTTCLIENT_NULL_PARAMETER` for a NULL payload with a positive length;
+/// `MQTTCLIENT_DISCONNECTED`; `MQTTCLIENT_MAX_MESSAGES_INFLIGHT` if there was no room
+/// within the command timeout; `MQTTCLIENT_WRONG_MQTT_VERSION` on an MQTT 5 client. `*dt`
+/// is written only on success. Any thread, including callbacks.
+///
+/// # Safety
+/// `topicName` is NULL or NUL-terminated; `payload` has `payloadlen` readable bytes; `dt`
+/// is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn MQTTClient_publish(
+    handle: MQTTClient,
+    topicName: *const c_char,
+    payloadlen: c_int,
+    payload: *const c_void,
+    qos: c_int,
+    retained: c_int,
+    dt: *mut MQTTClient_deliveryToken,
+) -> c_int {
+    guard_rc(|| {
+        // SAFETY: forwarded C contract.
+        unsafe {
+            publish_raw(
+                handle,
+                topicName,
+                payloadlen,
+                payload,
+                qos,
+                retained,
+                ptr::null(),
+                dt,
+                false,
+            )
+        }
+    })
+}
+
+/// MQTT 5 publish: as `MQTTClient_publish` with PUBLISH `properties` (may be NULL; copied).
+/// Returns an `MQTTResponse` whose reasonCode is `MQTTCLIENT_SUCCESS` or the error code
+/// (`MQTTCLIENT_WRONG_MQTT_VERSION` on an MQTT 3 client); it holds no allocations, but
+/// freeing it with `MQTTResponse_free` is harmless. Any thread.
+///
+/// # Safety
+/// As `MQTTClient_publish`; `properties` is NULL or valid.
+#[no_mangle]
+pub unsafe extern "C" fn MQTTClient_publish5(
+    handle: MQTTClient,
+    topicName: *const c_char,
+    payloadlen: c_int,
+    payload: *const c_void,
+    qos: c_int,
+    retained: c_int,
+    properties: *mut MQTTProperties,
+    dt: *mut MQTTClient_deliveryToken,
+) -> MQTTResponse {
+    guard(response_error(MQTTCLIENT_FAILURE), || {
+        // SAFETY: forwarded C contract.
+        let rc = match unsafe {
+            publish_raw(
+                handle, topicName, payloadlen, payload, qos, retained, properties, dt, true,
+            )
+        } {
+            Ok(()) => MQTTCLIENT_SUCCESS,
+            Err(rc) => rc,
+        };
+        response_error(rc)
+    })
+}
+
+unsafe fn publish_message_impl(
+    handle: MQTTClient,
+    topic: *const c_char,
+    msg: *const MQTTClient_message,
+    dt: *mut MQTTClient_deliveryToken,
+    v5call: bool,
+) -> Result<(), c_int> {
+    lookup(handle).ok_or(MQTTCLIENT_FAILURE)?;
+    // The structure is checked first (Paho: -8 even when disconnected).
+    // SAFETY: NULL or a message of its declared version (C contract).
+    let (m, v) = unsafe { copy_versioned(msg)? };
+    let props = if v >= 1 && m.properties.count > 0 {
+        // SAFETY: msg is a valid version 1 message; the field is inside it.
+        unsafe { ptr::addr_of!((*msg).properties) }
+    } else {
+        ptr::null()
+    };
+    // SAFETY: forwarded C contract (payload and properties of the message).
+    let tok = unsafe {
+        publish_impl(
+            handle,
+            v5call,
+            PubArgs {
+                topic,
+                payloadlen: m.payloadlen,
+                payload: m.payload,
+                qos: m.qos,
+                retained: m.retained != 0,
+                props,
+            },
+        )?
+    };
+    if let Some(t) = tok {
+        // SAFETY: dt is NULL or writable (C contract).
+        unsafe { super::ffi::write_out(dt, t) };
+    }
+    Ok(())
+}
+
+/// Publishes an `MQTTClient_message` (eyecatcher `MQTM`, version 0 or 1; its payloadlen,
+/// payload, qos and retained are used; properties are ignored by MQTT 3 clients) to
+/// `topicName`. The caller keeps ownership of the message and payload. Returns as
+/// `MQTTClient_publish`, plus `MQTTCLIENT_NULL_PARAMETER` for a NULL message and
+/// `MQTTCLIENT_BAD_STRUCTURE` for a bad eyecatcher or version. Any thread.
+///
+/// # Safety
+/// `topicName` is NULL or NUL-terminated; `msg` is NULL or a valid message; `dt` is NULL
+/// or writable.
+#[no_mangle]
+pub unsafe extern "C" fn MQTTClient_publishMessage(
+    handle: MQTTClient,
+    topicName: *const c_char,
+    msg: *mut MQTTClient_message,
+    dt: *mut MQTTClient_deliveryToken,
+) -> c_int {
+    // SAFETY: forwarded C contract.
+    guard_rc(|| unsafe { publish_message_impl(handle, topicName, msg, dt, false) })
+}
+
+/// MQTT 5 `MQTTClient_publishMessage`: the message's properties (version 1) are sent.
+/// Returns an `MQTTResponse` with reasonCode `MQTTCLIENT_SUCCESS` or the error code. Any
+/// thread.
+///
+/// # Safety
+/// As `MQTTClient_publishMessage`.
+#[no_mangle]
+pub unsafe extern "C" fn MQTTClient_publishMessage5(
+    handle: MQTTClient,
+    topicName: *const c_char,
+    msg: *mut MQTTClient_message,
+    dt: *mut MQTTClient_deliveryToken,
+) -> MQTTResponse {
+    guard(response_error(MQTTCLIENT_FAILURE), || {
+        // SAFETY: forwarded C contract.
+        let rc = match unsafe { publish_message_impl(handle, topicName, msg, dt, true) } {
+            Ok(()) => MQTTCLIENT_SUCCESS,
+            Err(rc) => rc,
+        };
+        response_error(rc)
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// completion and pending tokens
+// ---------------------------------------------------------------------------------------
+
+/// Waits until the QoS 1/2 publish with token `dt` completes (PUBACK or PUBCOMP received),
+/// at most `timeout` ms. Blocks on the token itself (no polling).
+///
+/// Returns `MQTTCLIENT_SUCCESS` when the publish completed (also when the server refused it
+/// with an MQTT 5 reason code; see `MQTTClient_setPublished`), or when the token is unknown
+/// (a QoS 0 token, one already waited for, or one from before the last connect: its message
+/// is resent from persistence but no longer tracked); `MQTTCLIENT_DISCONNECTED` when the
+/// client is not connected or the connection drops during the wait (the message stays
+/// pending); `MQTTCLIENT_FAILURE` on timeout (`timeout` 0: at once unless complete; Paho
+/// answers -1 to every timeout-0 wait), for an unknown handle, and, as in Paho, for a
+/// timeout-0 wait on a disconnected client.
+///
+/// Any thread, including callbacks (the acknowledgement is read by the I/O thread, so a
+/// wait inside `messageArrived` works).
+#[no_mangle]
+pub extern "C" fn MQTTClient_waitForCompletion(
+    handle: MQTTClient,
+    dt: MQTTClient_deliveryToken,
+    timeout: c_ulong,
+) -> c_int {
+    guard_rc(|| {
+        let h = lookup(handle).ok_or(MQTTCLIENT_FAILURE)?;
+        if h.connected_client().is_none() {
+            // Paho: with timeout 0 its wait loop never runs and it reports a timeout.
+            return Err(if timeout == 0 {
+                MQTTCLIENT_FAILURE
+            } else {
+                MQTTCLIENT_DISCONNECTED
+            });
+        }
+        let token = match h.tokens().map.get(&dt) {
+            Some((_, t)) => t.clone(),
+            None => return Ok(()),
+        };
+        match token.wait_timeout(ms(timeout)) {
+            Ok(_) | Err(Error::Rejected { .. }) => {
+                h.tokens().map.remove(&dt);
+                Ok(())
+            }
+            Err(Error::Timeout { .. }) => Err(MQTTCLIENT_FAILURE),
+            Err(e) => Err(match error_code(&e) {
+                MQTTCLIENT_DISCONNECTED => MQTTCLIENT_DISCONNECTED,
+                _ => MQTTCLIENT_FAILURE,
+            }),
+        }
+    })
+}
+
+/// Writes to `*tokens` an array of the tokens of QoS 1/2 publishes not yet completed,
+/// ending with -1, or NULL when there are none. The array is allocated with `malloc`: free
+/// it with `MQTTClient_free`. Tokens of messages restored from persistence at connect are
+/// not listed (they have no token in this handle).
+///
+/// Returns `MQTTCLIENT_SUCCESS`, `MQTTCLIENT_FAILURE` for an unknown handle,
+/// `MQTTCLIENT_NULL_PARAMETER` for a NULL `tokens`. Any thread.
+///
+/// # Safety
+/// `tokens` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn MQTTClient_getPendingDeliveryTokens(
+    handle: MQTTClient,
+    tokens: *mut *mut MQTTClient_deliveryToken,
+) -> c_int {
+    guard_rc(|| {
+        let h = lookup(handle).ok_or(MQTTCLIENT_FAILURE)?;
+        if tokens.is_null() {
+            return Err(MQTTCLIENT_NULL_PARAMETER);
+        }
+        let mut pending: Vec<(u64, c_int)> = {
+            let mut t = h.tokens();
+            t.map.retain(|_, (_, tk)| !tk.is_complete());
+            t.map.iter().map(|(&k, (seq, _))| (*seq, k)).collect()
+        };
+        pending.sort_unstable();
+        let out = if pending.is_empty() {
+            ptr::null_mut()
+        } else {
+            let mut v: Vec<c_int> = pending.into_iter().map(|(_, k)| k).collect();
+            v.push(-1);
+            c_array(&v)?
+        };
+        // SAFETY: non-NULL and writable (C contract).
+        unsafe { tokens.write(out) };
+        Ok(())
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// receive
+// ---------------------------------------------------------------------------------------
+
+/// Hands `m` to C: writes the outputs and returns the code (`MQTTCLIENT_TOPICNAME_TRUNCATED`
+/// when the topic holds NUL characters).
+unsafe fn give_message(
+    m: &Message,
+    topic_name: *mut *mut c_char,
+    topic_len: *mut c_int,
+    message: *mut *mut MQTTClient_message,
+) -> Result<(), c_int> {
+    let (t, len) = topic_to_c(&m.topic)?;
+    let msg = match message_to_c(&m.payload, m.qos as u8, m.retain, m.dup, 0, &m.properties) {
+        Ok(p) => p,
+        Err(rc) => {
+            // SAFETY: malloc'd just above, not handed out.
+            unsafe { libc::free(t.cast()) };
+            return Err(rc);
+        }
+    };
+    // SAFETY: the three outputs were checked non-NULL by the caller and are writable.
+    unsafe {
+        topic_name.write(t);
+        topic_len.write(len);
+        message.write(msg);
+    }
+    if m.topic.contains('\0') {
+        Err(MQTTCLIENT_TOPICNAME_TRUNCATED)
+    } else {
+        Ok(())
+    }
+}
+
+/// Waits up to `timeout` ms for an incoming message (for clients without a
+/// `messageArrived` callback). On success `*topicName` (NUL-terminated, free with
+/// `MQTTClient_free`), `*topicLen` (its real length) and `*message` (free with
+/// `MQTTClient_freeMessage`) are set. On timeout it returns `MQTTCLIENT_SUCCESS` with
+/// `*topicName` and `*message` set to NULL.
+///
+/// Messages that arrived before the connection was lost (or before a reconnect) are still
+/// handed out first; only then does a disconnected client get `MQTTCLIENT_DISCONNECTED`.
+///
+/// Returns `MQTTCLIENT_SUCCESS`; `MQTTCLIENT_TOPICNAME_TRUNCATED` (message delivered) when
+/// the topic holds NUL characters; `MQTTCLIENT_DISCONNECTED`; `MQTTCLIENT_NULL_PARAMETER`
+/// for NULL outputs; `MQTTCLIENT_FAILURE` for an unknown handle or when this client has a
+/// `messageArrived` callback (other clients' callbacks do not matter).
+///
+/// Threads: any thread; messages are handed out once, so several threads may receive.
+///
+/// # Safety
+/// The three outputs are NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn MQTTClient_receive(
+    handle: MQTTClient,
+    topicName: *mut *mut c_char,
+    topicLen: *mut c_int,
+    message: *mut *mut MQTTClient_message,
+    timeout: c_ulong,
+) -> c_int {
+    guard_rc(|| {
+        let h = lookup(handle).ok_or(MQTTCLIENT_FAILURE)?;
+        if topicName.is_null() || topicLen.is_null() || message.is_null() {
+            return Err(MQTTCLIENT_NULL_PARAMETER);
+        }
+        let (backlog, client) = {
+            let mut st = h.state();
+            if st.callbacks.arrived.is_some() {
+                return Err(MQTTCLIENT_FAILURE);
+            }
+            (st.backlog.pop_front(), st.client.clone())
+        };
+        let give = |m: &Message| {
+            // SAFETY: outputs checked non-NULL above, writable (C contract).
+            unsafe { give_message(m, topicName, topicLen, message) }
+        };
+        if let Some(m) = backlog {
+            return give(&m);
+        }
+        let client = client.ok_or(MQTTCLIENT_DISCONNECTED)?;
+        let msgs = client.messages();
+        if !client.is_connected() {
+            return match msgs.try_recv() {
+                Ok(Some(m)) => give(&m),
+                _ => Err(MQTTCLIENT_DISCONNECTED),
+            };
+        }
+        match msgs.recv_timeout(ms(timeout)) {
+            Ok(m) => give(&m),
+            Err(Error::Timeout { .. }) => {
+                // SAFETY: checked non-NULL, writable.
+                unsafe {
+                    topicName.write(ptr::null_mut());
+                    message.write(ptr::null_mut());
+                }
+                Ok(())
+            }
+            Err(_) => Err(MQTTCLIENT_DISCONNECTED),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_stay_positive_and_wrap() {
+        assert_eq!(c_token(0, 1), 1);
+        assert_eq!(c_token(5, 1), 6);
+        assert_eq!(c_token(i32::MAX as u64, 1), 1);
+        assert_eq!(c_token(0, 0), 1);
+    }
+
+    #[test]
+    fn scheme_check_matches_paho() {
+        for ok in [
+            "tcp://h:1",
+            "mqtt://h",
+            "ssl://h",
+            "mqtts://h",
+            "ws://h",
+            "wss://h",
+            "h:1",
+        ] {
+            assert!(known_scheme(ok), "{ok}");
+        }
+        assert!(!known_scheme("foo://h"));
+    }
+
+    #[test]
+    fn errors_map_to_paho_codes() {
+        assert_eq!(error_code(&Error::NotConnected), MQTTCLIENT_DISCONNECTED);
+        assert_eq!(
+            error_code(&Error::Timeout {
+                step: Step::Queue,
+                after: Duration::ZERO
+            }),
+            MQTTCLIENT_MAX_MESSAGES_INFLIGHT
+        );
+        assert_eq!(
+            error_code(&Error::InvalidTopic {
+                topic: "a/+".into(),
+                reason: String::new()
+            }),
+            MQTTCLIENT_BAD_UTF8_STRING
+        );
+        assert_eq!(error_code(&Error::Protocol("x".into())), MQTTCLIENT_FAILURE);
+    }
+
+    fn ssl_options(version: c_int) -> MQTTClient_SSLOptions {
+        MQTTClient_SSLOptions {
+            struct_id: [
+                b'M' as c_char,
+                b'Q' as c_char,
+                b'T' as c_char,
+                b'S' as c_char,
+            ],
+            struct_version: version,
+            trustStore: c"/ca.pem".as_ptr(),
+            keyStore: ptr::null(),
+            privateKey: ptr::null(),
+            privateKeyPassword: ptr::null(),
+            enabledCipherSuites: ptr::null(),
+            enableServerCertAuth: 1,
+            sslVersion: MQTT_SSL_VERSION_TLS_1_2,
+            verify: 0,
+            CApath: c"/certs".as_ptr(),
+            ssl_error_cb: None,
+            ssl_error_context: ptr::null_mut(),
+            ssl_psk_cb: None,
+            ssl_psk_context: ptr::null_mut(),
+            disableDefaultTrustStore: 1,
+            protos: b"\x04mqtt\x02h2".as_ptr(),
+            protos_len: 8,
+        }
+    }
+
+    #[test]
+    fn ssl_options_never_verify_less_than_asked() {
+        // verify = 0 with enableServerCertAuth = 1: the host name is still checked.
+        let s = ssl_options(5);
+        let t = unsafe { tls_from_c(&s) }.unwrap();
+        assert!(t.verify_certificate && t.verify_hostname);
+        assert_eq!(t.ca_file.as_deref(), Some(std::path::Path::new("/ca.pem")));
+        assert_eq!(t.ca_dir.as_deref(), Some(std::path::Path::new("/certs")));
+        assert!(!t.use_system_roots);
+        assert_eq!(t.alpn, ["mqtt", "h2"]);
+        assert_eq!(t.min_version, Some(TlsVersion::Tls12));
+        // Turning certificate checks off is explicit and turns both off.
+        let mut s = ssl_options(5);
+        s.enableServerCertAuth = 0;
+        let t = unsafe { tls_from_c(&s) }.unwrap();
+        assert!(!t.verify_certificate && !t.verify_hostname);
+        // Fields newer than the declared version are not read.
+        let s = ssl_options(1);
+        let t = unsafe { tls_from_c(&s) }.unwrap();
+        assert!(t.ca_dir.is_none() && t.use_system_roots && t.alpn.is_empty());
+        let mut s = ssl_options(6);
+        s.struct_version = 6;
+        assert_eq!(
+            unsafe { tls_from_c(&s) }.unwrap_err(),
+            MQTTCLIENT_BAD_STRUCTURE
+        );
+    }
+
+    #[test]
+    fn stale_and_garbage_handles_are_rejected() {
+        assert!(lookup(ptr::null_mut()).is_none());
+        assert!(lookup(0xdead_beef_usize as MQTTClient).is_none());
+        assert_eq!(MQTTClient_isConnected(0x1234 as MQTTClient), 0);
+        assert_eq!(
+            MQTTClient_setCommandTimeout(0x1234 as MQTTClient, 6000),
+            MQTTCLIENT_FAILURE
+        );
+    }
+}

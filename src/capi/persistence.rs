@@ -1,0 +1,381 @@
+//! Persistence for the C client: the `MQTTCLIENT_PERSISTENCE_USER` adapter that calls an
+//! application's eight `MQTTClient_persistence` callbacks, and the per-handle shared store
+//! that keeps one store instance (and one open) across the successive Rust clients that a
+//! C handle creates, one per `MQTTClient_connect`.
+
+use std::ffi::CString;
+use std::os::raw::{c_char, c_int, c_void};
+use std::ptr;
+use std::sync::{Arc, Mutex};
+
+use super::types::*;
+use crate::persist::{PersistError, Result, Store};
+
+/// A [`Store`] backed by the C callbacks of an `MQTTClient_persistence` (Paho's
+/// `MQTTCLIENT_PERSISTENCE_USER`).
+///
+/// Buffer ownership follows Paho: buffers passed to `pput` belong to the library and are
+/// valid only during the call; the buffer `pget` returns and the key array (and each key)
+/// `pkeys` returns are allocated by the application with `malloc` (or `MQTTClient_malloc`)
+/// and freed here with `free()`.
+///
+/// Callbacks run on the thread that uses the store: the client's I/O thread, or the thread
+/// calling `MQTTClient_create` / `MQTTClient_connect` / `MQTTClient_destroy`. Calls are
+/// serialised by the [`SharedStore`] lock, never concurrent.
+pub struct UserStore {
+    p: MQTTClient_persistence,
+    handle: *mut c_void,
+    open: bool,
+}
+
+// SAFETY: the raw pointers are the application's opaque context and store handle, which
+// Paho also uses from its own threads; UserStore is only ever used under a Mutex (one
+// thread at a time).
+unsafe impl Send for UserStore {}
+
+impl std::fmt::Debug for UserStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserStore")
+            .field("open", &self.open)
+            .finish_non_exhaustive()
+    }
+}
+
+fn c_key(key: &str) -> Result<CString> {
+    CString::new(key).map_err(|_| PersistError::InvalidKey(key.to_owned()))
+}
+
+fn check(rc: c_int) -> Result<()> {
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(PersistError::User(rc))
+    }
+}
+
+impl UserStore {
+    /// Wraps a copy of the application's callback table. Returns `None` when any of the
+    /// eight functions is NULL (Paho then fails `MQTTClient_create` with
+    /// `MQTTCLIENT_PERSISTENCE_ERROR`).
+    ///
+    /// # Safety
+    /// `p` is NULL or points to a readable `MQTTClient_persistence` whose functions stay
+    /// callable, with its `context`, for the life of the store.
+    pub unsafe fn new(p: *const MQTTClient_persistence) -> Option<UserStore> {
+        if p.is_null() {
+            return None;
+        }
+        // SAFETY: non-NULL and readable per the contract.
+        let p = unsafe { ptr::read_unaligned(p) };
+        let all = p.popen.is_some()
+            && p.pclose.is_some()
+            && p.pput.is_some()
+            && p.pget.is_some()
+            && p.premove.is_some()
+            && p.pkeys.is_some()
+            && p.pclear.is_some()
+            && p.pcontainskey.is_some();
+        all.then_some(UserStore {
+            p,
+            handle: ptr::null_mut(),
+            open: false,
+        })
+    }
+
+    fn opened(&self) -> Result<()> {
+        if self.open {
+            Ok(())
+        } else {
+            Err(PersistError::Closed)
+        }
+    }
+}
+
+impl Store for UserStore {
+    fn open(&mut self, client_id: &str, server_uri: &str) -> Result<()> {
+        if self.open {
+            return Ok(());
+        }
+        let (Some(f), Ok(cid), Ok(uri)) = (
+            self.p.popen,
+            CString::new(client_id),
+            CString::new(server_uri),
+        ) else {
+            return Err(PersistError::User(MQTTCLIENT_PERSISTENCE_ERROR));
+        };
+        let mut h: *mut c_void = ptr::null_mut();
+        // SAFETY: the application's popen with valid NUL-terminated strings, a writable
+        // handle slot and its own context (UserStore::new contract).
+        check(unsafe { f(&mut h, cid.as_ptr(), uri.as_ptr(), self.p.context) })?;
+        self.handle = h;
+        self.open = true;
+        Ok(())
+    }
+
+    fn close(&mut self) -> Result<()> {
+        if !self.open {
+            return Ok(());
+        }
+        self.open = false;
+        let Some(f) = self.p.pclose else {
+            return Ok(());
+        };
+        // SAFETY: the handle popen returned, closed once.
+        check(unsafe { f(self.handle) })
+    }
+
+    fn put(&mut self, key: &str, parts: &[&[u8]]) -> Result<()> {
+        self.opened()?;
+        crate::persist::validate_key(key)?;
+        let k = c_key(key)?;
+        let mut bufs: Vec<*mut c_char> = parts.iter().map(|p| p.as_ptr() as *mut c_char).collect();
+        let mut lens = parts
+            .iter()
+            .map(|p| c_int::try_from(p.len()).map_err(|_| PersistError::User(-1)))
+            .collect::<Result<Vec<c_int>>>()?;
+        let n = c_int::try_from(parts.len()).map_err(|_| PersistError::User(-1))?;
+        let Some(f) = self.p.pput else {
+            return Err(PersistError::Closed);
+        };
+        // SAFETY: valid key string and `n` buffers with their lengths, alive for the call;
+        // Paho's contract says the callback only reads them.
+        check(unsafe {
+            f(
+                self.handle,
+                k.as_ptr() as *mut c_char,
+                n,
+                bufs.as_mut_ptr(),
+                lens.as_mut_ptr(),
+            )
+        })
+    }
+
+    fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.opened()?;
+        let k = c_key(key)?;
+        let Some(f) = self.p.pget else {
+            return Err(PersistError::Closed);
+        };
+        let mut buf: *mut c_char = ptr::null_mut();
+        let mut len: c_int = 0;
+        // SAFETY: valid key and out-pointers for the call.
+        let rc = unsafe { f(self.handle, k.as_ptr() as *mut c_char, &mut buf, &mut len) };
+        if rc != 0 {
+            if !buf.is_null() {
+                // SAFETY: a buffer the callback allocated with malloc (Paho contract).
+                unsafe { libc::free(buf.cast()) };
+            }
+            return if self.contains_key(key)? {
+                Err(PersistError::User(rc))
+            } else {
+                Ok(None)
+            };
+        }
+        let n = usize::try_from(len).unwrap_or(0);
+        let data = if buf.is_null() || n == 0 {
+            Vec::new()
+        } else {
+            // SAFETY: the callback returned `len` readable bytes at `buf`.
+            unsafe { std::slice::from_raw_parts(buf.cast::<u8>(), n) }.to_vec()
+        };
+        if !buf.is_null() {
+            // SAFETY: malloc'd by the callback; ownership passed to the library (Paho frees
+            // it the same way).
+            unsafe { libc::free(buf.cast()) };
+        }
+        Ok(Some(data))
+    }
+
+    fn remove(&mut self, key: &str) -> Result<()> {
+        self.opened()?;
+        let k = c_key(key)?;
+        let Some(f) = self.p.premove else {
+            return Err(PersistError::Closed);
+        };
+        // SAFETY: valid key for the call.
+        let rc = unsafe { f(self.handle, k.as_ptr() as *mut c_char) };
+        if rc != 0 && self.contains_key(key)? {
+            return Err(PersistError::User(rc));
+        }
+        Ok(())
+    }
+
+    fn keys(&mut self) -> Result<Vec<String>> {
+        self.opened()?;
+        let Some(f) = self.p.pkeys else {
+            return Err(PersistError::Closed);
+        };
+        let mut keys: *mut *mut c_char = ptr::null_mut();
+        let mut n: c_int = 0;
+        // SAFETY: valid out-pointers for the call.
+        let rc = unsafe { f(self.handle, &mut keys, &mut n) };
+        let mut out = Vec::new();
+        if !keys.is_null() {
+            for i in 0..usize::try_from(n).unwrap_or(0) {
+                // SAFETY: the callback returned an array of `n` malloc'd strings.
+                let k = unsafe { *keys.add(i) };
+                if k.is_null() {
+                    continue;
+                }
+                // SAFETY: a NUL-terminated string from the callback.
+                let s = unsafe { std::ffi::CStr::from_ptr(k) };
+                if let Ok(s) = s.to_str() {
+                    out.push(s.to_owned());
+                }
+                // SAFETY: malloc'd by the callback, freed once here (Paho does the same).
+                unsafe { libc::free(k.cast()) };
+            }
+            // SAFETY: the array itself was malloc'd by the callback.
+            unsafe { libc::free(keys.cast()) };
+        }
+        check(rc)?;
+        Ok(out)
+    }
+
+    fn clear(&mut self) -> Result<()> {
+        self.opened()?;
+        let Some(f) = self.p.pclear else {
+            return Err(PersistError::Closed);
+        };
+        // SAFETY: the open handle.
+        check(unsafe { f(self.handle) })
+    }
+
+    fn contains_key(&mut self, key: &str) -> Result<bool> {
+        self.opened()?;
+        let k = c_key(key)?;
+        let Some(f) = self.p.pcontainskey else {
+            return Err(PersistError::Closed);
+        };
+        // SAFETY: valid key for the call.
+        Ok(unsafe { f(self.handle, k.as_ptr() as *mut c_char) } == 0)
+    }
+}
+
+struct SharedInner {
+    store: Box<dyn Store>,
+    opens: usize,
+    client_id: String,
+    server_uri: String,
+}
+
+/// One store shared by a C handle and every Rust client it creates. `open` and `close`
+/// are counted: the underlying store is opened by the first `open` (always with the client
+/// id and server URI given to `MQTTClient_create`, so the file layout is Paho's even when
+/// `serverURIs` are used) and closed by the last `close`.
+#[derive(Clone)]
+pub struct SharedStore {
+    inner: Arc<Mutex<SharedInner>>,
+}
+
+impl std::fmt::Debug for SharedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedStore").finish_non_exhaustive()
+    }
+}
+
+impl SharedStore {
+    /// Wraps `store` for the client `client_id` of `server_uri` (the create arguments).
+    pub fn new(store: Box<dyn Store>, client_id: &str, server_uri: &str) -> Self {
+        SharedStore {
+            inner: Arc::new(Mutex::new(SharedInner {
+                store,
+                opens: 0,
+                client_id: client_id.to_owned(),
+                server_uri: server_uri.to_owned(),
+            })),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, SharedInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Store for SharedStore {
+    fn open(&mut self, _client_id: &str, _server_uri: &str) -> Result<()> {
+        let mut g = self.lock();
+        if g.opens == 0 {
+            let (cid, uri) = (g.client_id.clone(), g.server_uri.clone());
+            g.store.open(&cid, &uri)?;
+        }
+        g.opens += 1;
+        Ok(())
+    }
+
+    fn close(&mut self) -> Result<()> {
+        let mut g = self.lock();
+        match g.opens {
+            0 => Ok(()),
+            1 => {
+                g.opens = 0;
+                g.store.close()
+            }
+            _ => {
+                g.opens -= 1;
+                Ok(())
+            }
+        }
+    }
+
+    fn put(&mut self, key: &str, parts: &[&[u8]]) -> Result<()> {
+        self.lock().store.put(key, parts)
+    }
+
+    fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.lock().store.get(key)
+    }
+
+    fn remove(&mut self, key: &str) -> Result<()> {
+        self.lock().store.remove(key)
+    }
+
+    fn keys(&mut self) -> Result<Vec<String>> {
+        self.lock().store.keys()
+    }
+
+    fn clear(&mut self) -> Result<()> {
+        self.lock().store.clear()
+    }
+
+    fn contains_key(&mut self, key: &str) -> Result<bool> {
+        self.lock().store.contains_key(key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::persist::MemoryStore;
+
+    #[test]
+    fn shared_store_counts_opens() {
+        let mut a = SharedStore::new(Box::new(MemoryStore::new()), "c", "tcp://h:1");
+        let mut b = a.clone();
+        a.open("ignored", "ignored").unwrap();
+        b.open("x", "y").unwrap();
+        a.put("s-1", &[b"ab", b"c"]).unwrap();
+        a.close().unwrap();
+        // Still open through b.
+        assert_eq!(b.get("s-1").unwrap().as_deref(), Some(&b"abc"[..]));
+        b.close().unwrap();
+        assert!(b.get("s-1").is_err());
+    }
+
+    #[test]
+    fn user_store_needs_all_callbacks() {
+        let p = MQTTClient_persistence {
+            context: ptr::null_mut(),
+            popen: None,
+            pclose: None,
+            pput: None,
+            pget: None,
+            premove: None,
+            pkeys: None,
+            pclear: None,
+            pcontainskey: None,
+        };
+        assert!(unsafe { UserStore::new(&p) }.is_none());
+        assert!(unsafe { UserStore::new(ptr::null()) }.is_none());
+    }
+}

@@ -1,0 +1,497 @@
+//! The client functions of the C API, driven by C programs in tests/c/ against harness
+//! mosquitto brokers:
+//! - error paths: the same program built against Eclipse Paho C and against mqttsync prints
+//!   the same return codes; mqttsync's extra checks (stale handles, QoS, wildcards) pass;
+//! - publish/subscribe at QoS 0-2 through `receive` and through callbacks, MQTT 5;
+//! - persistence across a process restart (file and user persistence);
+//! - drop-in: a program built against Paho's header and library runs unchanged on mqttsync;
+//! - everything also under AddressSanitizer + LeakSanitizer.
+
+mod common;
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const MARK: &str = "--- mqttsync only\n";
+const ASAN_OPTIONS: &str = "detect_leaks=1:halt_on_error=1:abort_on_error=0";
+
+fn paho_available() -> bool {
+    Path::new("/usr/include/MQTTClient.h").exists()
+        && [
+            "/usr/lib/x86_64-linux-gnu/libpaho-mqtt3c.so",
+            "/usr/lib/libpaho-mqtt3c.so",
+        ]
+        .iter()
+        .any(|p| Path::new(p).exists())
+}
+
+/// A directory for the executables of this test binary (kept for the whole run).
+fn exe_dir() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().expect("temp dir"))
+        .path()
+}
+
+/// Serialises the builds (tests run in parallel and share executables).
+fn build_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Builds `tests/c/<name>.c` against mqttsync (static library), with ASan if asked.
+fn build_ours(name: &str, asan: bool) -> PathBuf {
+    let exe = exe_dir().join(format!("{name}_ours{}", if asan { "_asan" } else { "" }));
+    let _one_at_a_time = build_lock();
+    if !exe.exists() {
+        let flags: &[&str] = if asan {
+            &[
+                "-fsanitize=address",
+                "-fno-omit-frame-pointer",
+                "-D_POSIX_C_SOURCE=200809L",
+            ]
+        } else {
+            &["-D_POSIX_C_SOURCE=200809L"]
+        };
+        build_c_program("cc", &c_dir().join(format!("{name}.c")), &exe, flags);
+    }
+    exe
+}
+
+/// Builds `tests/c/<name>.c` against Eclipse Paho C's header and `-lpaho-mqtt3c`.
+fn build_paho(name: &str) -> PathBuf {
+    let exe = exe_dir().join(format!("{name}_paho"));
+    let _one_at_a_time = build_lock();
+    if !exe.exists() {
+        run(Command::new("cc")
+            .args([
+                "-std=c99",
+                "-D_POSIX_C_SOURCE=200809L",
+                "-g",
+                "-I",
+                "/usr/include",
+            ])
+            .arg(c_dir().join(format!("{name}.c")))
+            .arg("-o")
+            .arg(&exe)
+            .args(["-lpaho-mqtt3c", "-lpthread"]));
+    }
+    exe
+}
+
+/// Output of one program run.
+struct Run {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn assert_clean(&self, what: &str) {
+        assert!(
+            self.ok && self.stdout.ends_with("failures: 0\n") && !self.stderr.contains("Sanitizer"),
+            "{what} failed:\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout,
+            self.stderr
+        );
+    }
+}
+
+/// Runs `exe args` with a deadline (killed after it).
+fn run_prog(exe: &Path, args: &[&str], envs: &[(&str, &str)], deadline: Duration) -> Run {
+    let mut child = Command::new(exe)
+        .args(args)
+        .envs(envs.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", exe.display()));
+    let mut out = child.stdout.take().expect("stdout");
+    let mut err = child.stderr.take().expect("stderr");
+    let t_out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break Some(st);
+        }
+        if start.elapsed() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stdout = t_out.join().unwrap_or_default();
+    let mut stderr = t_err.join().unwrap_or_default();
+    if status.is_none() {
+        stderr.push_str(&format!("\n[killed after {deadline:?}]"));
+    }
+    Run {
+        ok: status.is_some_and(|s| s.success()),
+        stdout,
+        stderr,
+    }
+}
+
+/// A TCP server that accepts connections and never answers (no CONNACK).
+fn silent_server() -> (u16, std::thread::JoinHandle<()>) {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    let h = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        l.set_nonblocking(true).expect("nonblocking");
+        let start = Instant::now();
+        // Lives long enough for every run of the program that uses it.
+        while start.elapsed() < Duration::from_secs(120) {
+            match l.accept() {
+                Ok((s, _)) => held.push(s),
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    });
+    (port, h)
+}
+
+fn closed_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+// ---------------------------------------------------------------------------------------
+// error paths
+// ---------------------------------------------------------------------------------------
+
+fn errors_args(broker: &Broker, pw: &Broker, silent: u16, dir: &Path) -> Vec<String> {
+    vec![
+        broker.uri(),
+        format!("tcp://127.0.0.1:{}", closed_port()),
+        format!("tcp://127.0.0.1:{silent}"),
+        pw.uri(),
+        dir.display().to_string(),
+    ]
+}
+
+#[test]
+fn error_codes_match_paho_and_defects_are_fixed() {
+    assert!(
+        paho_available(),
+        "install libpaho-mqtt-dev for this comparison"
+    );
+    let broker = Broker::start();
+    let pw = Broker::builder().password("user", "secret").start();
+    let (silent, _t) = silent_server();
+    let dir = tempfile::tempdir().unwrap();
+    let args = errors_args(&broker, &pw, silent, dir.path());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+
+    let paho = run_prog(
+        &build_paho("client_errors"),
+        &args,
+        &[],
+        Duration::from_secs(60),
+    );
+    assert!(
+        paho.ok,
+        "Paho run failed:\n{}\n{}",
+        paho.stdout, paho.stderr
+    );
+    let ours = run_prog(
+        &build_ours("client_errors", false),
+        &args,
+        &[],
+        Duration::from_secs(60),
+    );
+    let (common_ours, extra) = ours
+        .stdout
+        .split_once(MARK)
+        .unwrap_or_else(|| panic!("mqttsync run incomplete:\n{}\n{}", ours.stdout, ours.stderr));
+    let common_paho = paho
+        .stdout
+        .strip_suffix("failures: 0\n")
+        .expect("paho run incomplete");
+    let diff: Vec<String> = common_paho
+        .lines()
+        .zip(common_ours.lines())
+        .filter(|(a, b)| a != b)
+        .map(|(a, b)| format!("paho: {a:40} ours: {b}"))
+        .collect();
+    assert!(
+        diff.is_empty() && common_paho.lines().count() == common_ours.lines().count(),
+        "return codes differ from Paho's:\n{}\n--- paho\n{common_paho}\n--- ours\n{common_ours}",
+        diff.join("\n")
+    );
+    assert!(
+        extra.ends_with("failures: 0\n"),
+        "mqttsync checks failed:\n{extra}\n{}",
+        ours.stderr
+    );
+}
+
+#[test]
+fn error_paths_are_clean_under_address_sanitizer() {
+    let broker = Broker::start();
+    let pw = Broker::builder().password("user", "secret").start();
+    let (silent, _t) = silent_server();
+    let dir = tempfile::tempdir().unwrap();
+    let args = errors_args(&broker, &pw, silent, dir.path());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let r = run_prog(
+        &build_ours("client_errors", true),
+        &args,
+        &[("ASAN_OPTIONS", ASAN_OPTIONS)],
+        Duration::from_secs(90),
+    );
+    r.assert_clean("client_errors under ASan");
+}
+
+// ---------------------------------------------------------------------------------------
+// publish / subscribe, callbacks, MQTT 5, will; the drop-in replacement
+// ---------------------------------------------------------------------------------------
+
+/// A scripted MQTT 5 server: answers CONNECT with CONNACK (success), then answers the next
+/// packet with DISCONNECT reason 0x8E (session taken over) and closes.
+fn disconnecting_server() -> u16 {
+    use std::io::Write;
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { return };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let _ = s.set_read_timeout(Some(Duration::from_secs(60)));
+                if !matches!(s.read(&mut buf), Ok(n) if n > 0) {
+                    return;
+                }
+                let _ = s.write_all(&[0x20, 0x03, 0x00, 0x00, 0x00]);
+                if matches!(s.read(&mut buf), Ok(n) if n > 0) {
+                    let _ = s.write_all(&[0xE0, 0x02, 0x8E, 0x00]);
+                }
+            });
+        }
+    });
+    port
+}
+
+fn pubsub_run(exe: &Path, envs: &[(&str, &str)]) -> Run {
+    let broker = Broker::start();
+    let uri = broker.uri();
+    let disc = format!("tcp://127.0.0.1:{}", disconnecting_server());
+    let r = run_prog(exe, &[&uri, &disc], envs, Duration::from_secs(120));
+    if !r.stdout.ends_with("failures: 0\n") {
+        eprintln!("{}", broker.log());
+    }
+    r
+}
+
+#[test]
+fn pubsub_qos_callbacks_v5_and_will() {
+    let r = pubsub_run(&build_ours("client_pubsub", false), &[]);
+    r.assert_clean("client_pubsub (mqttsync)");
+    assert!(r.stdout.contains("product: mqttsync"), "{}", r.stdout);
+    for part in [
+        "receive: done",
+        "callbacks: done",
+        "v5: done",
+        "reconnect: done",
+        "will: done",
+    ] {
+        assert!(r.stdout.contains(part), "{part} missing:\n{}", r.stdout);
+    }
+}
+
+#[test]
+fn pubsub_is_clean_under_address_sanitizer() {
+    let r = pubsub_run(
+        &build_ours("client_pubsub", true),
+        &[("ASAN_OPTIONS", ASAN_OPTIONS)],
+    );
+    r.assert_clean("client_pubsub under ASan");
+}
+
+/// The program built against Paho's header and `-lpaho-mqtt3c` passes against Paho, and
+/// passes again unchanged when `libpaho-mqtt3c.so.1` resolves to `libmqttsync.so`.
+#[test]
+fn drop_in_replacement_for_libpaho_mqtt3c() {
+    assert!(
+        paho_available(),
+        "install libpaho-mqtt-dev for the drop-in test"
+    );
+    let exe = build_paho("client_pubsub");
+    let paho = pubsub_run(&exe, &[]);
+    paho.assert_clean("client_pubsub against Paho");
+    assert!(
+        !paho.stdout.contains("product: mqttsync"),
+        "{}",
+        paho.stdout
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let lib = &release_libs().shared_lib;
+    std::os::unix::fs::symlink(lib, dir.path().join("libpaho-mqtt3c.so.1")).unwrap();
+    let ld = dir.path().display().to_string();
+    let ours = pubsub_run(&exe, &[("LD_LIBRARY_PATH", &ld)]);
+    ours.assert_clean("client_pubsub (Paho build) on libmqttsync.so");
+    assert!(ours.stdout.contains("product: mqttsync"), "{}", ours.stdout);
+    // And with the parts Paho cannot run (its output then says "reconnect: done").
+    let extras = pubsub_run(&exe, &[("LD_LIBRARY_PATH", &ld), ("MQTTSYNC_EXTRAS", "1")]);
+    extras.assert_clean("client_pubsub (Paho build, extras) on libmqttsync.so");
+    assert!(
+        extras.stdout.contains("reconnect: done"),
+        "{}",
+        extras.stdout
+    );
+    let strip = |s: &str| -> String {
+        s.lines()
+            .filter(|l| !l.starts_with("product:"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(strip(&paho.stdout), strip(&ours.stdout));
+}
+
+// ---------------------------------------------------------------------------------------
+// persistence across a process restart
+// ---------------------------------------------------------------------------------------
+
+/// Program A publishes three QoS 1/2 messages to a frozen broker and exits abruptly; the
+/// broker is killed and restarted empty; program B, same client id, connects with
+/// cleansession 0 and the stored messages are resent and reach a subscriber.
+fn persistence_across_restart(kind: &str, asan: bool) {
+    use std::io::{BufRead, BufReader};
+    let exe = build_ours("client_persist", asan);
+    let envs: &[(&str, &str)] = if asan {
+        &[("ASAN_OPTIONS", ASAN_OPTIONS)]
+    } else {
+        &[]
+    };
+    let mut broker = Broker::start();
+    let uri = broker.uri();
+    let dir = tempfile::tempdir().unwrap();
+    let dir_s = dir.path().display().to_string();
+    let cid = unique_client_id("persist");
+
+    let mut a = Command::new(&exe)
+        .args(["publish", kind, &uri, &dir_s, &cid])
+        .envs(envs.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn A");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = a.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let first = rx.recv_timeout(Duration::from_secs(30));
+    assert_eq!(first.as_deref(), Ok("ready"), "program A did not connect");
+    broker.pause();
+    std::fs::write(dir.path().join("go"), b"").unwrap();
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(l) => lines.push(l),
+            Err(_) => break,
+        }
+    }
+    let status = a.wait().expect("wait A");
+    let mut err = String::new();
+    if let Some(mut e) = a.stderr.take() {
+        let _ = e.read_to_string(&mut err);
+    }
+    let text = lines.join("\n");
+    assert!(
+        status.success() && text.contains("published 3") && text.ends_with("failures: 0"),
+        "program A failed ({status}):\n{text}\n{err}"
+    );
+    let store_dir = if kind == "file" {
+        dir.path()
+            .join(format!("{cid}-127.0.0.1-{}", broker.port()))
+    } else {
+        dir.path().join("user").join(&cid)
+    };
+    let stored: Vec<String> = std::fs::read_dir(&store_dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", store_dir.display()))
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let sent: Vec<&String> = stored.iter().filter(|n| n.starts_with("s-")).collect();
+    assert_eq!(sent.len(), 3, "stored records: {stored:?}");
+    if kind == "file" {
+        assert!(sent.iter().all(|n| n.ends_with(".msg")), "{stored:?}");
+    }
+
+    // The frozen broker dies with the unacknowledged publishes; a fresh one starts.
+    broker.kill();
+    broker.start_again();
+    let sub = mqttsync::Client::connect(
+        mqttsync::ConnectOptions::new(&uri).client_id(unique_client_id("psub")),
+    )
+    .expect("subscriber connects");
+    sub.subscribe("T/persist", mqttsync::QoS::ExactlyOnce)
+        .expect("subscribe");
+
+    let b = run_prog(
+        &exe,
+        &["resend", kind, &uri, &dir_s, &cid],
+        envs,
+        Duration::from_secs(60),
+    );
+    b.assert_clean(&format!("program B ({kind})"));
+    let mut got = std::collections::BTreeSet::new();
+    let msgs = sub.messages();
+    while got.len() < 3 {
+        match msgs.recv_timeout(Duration::from_secs(10)) {
+            Ok(m) => {
+                got.insert(String::from_utf8_lossy(&m.payload).into_owned());
+            }
+            Err(e) => panic!("resent messages missing ({got:?}): {e}"),
+        }
+    }
+    assert_eq!(
+        got.into_iter().collect::<Vec<_>>(),
+        ["p1", "p2", "p3"],
+        "resent payloads"
+    );
+    let left: Vec<_> = std::fs::read_dir(&store_dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(left.is_empty(), "store not emptied: {left:?}");
+}
+
+#[test]
+fn file_persistence_survives_a_process_restart() {
+    persistence_across_restart("file", false);
+}
+
+#[test]
+fn user_persistence_survives_a_process_restart() {
+    persistence_across_restart("user", false);
+}
+
+#[test]
+fn persistence_is_clean_under_address_sanitizer() {
+    persistence_across_restart("file", true);
+    persistence_across_restart("user", true);
+}
