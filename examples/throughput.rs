@@ -19,6 +19,7 @@ fn main() {
                 qos,
                 retain: false,
                 dup: false,
+                packet_id: 0,
                 properties: Default::default(),
             })
             .unwrap(),

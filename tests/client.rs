@@ -52,6 +52,11 @@ fn every_qos_both_ways_in_every_version() {
                 assert_eq!(m.payload_str(), Some(payload.as_str()));
                 // Delivered QoS is the minimum of publish and subscription QoS.
                 assert_eq!(m.qos, pub_qos.min(sub_qos));
+                assert_eq!(
+                    m.packet_id != 0,
+                    m.qos != QoS::AtMostOnce,
+                    "packet id of {m:?}"
+                );
             }
         }
         assert!(

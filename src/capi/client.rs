@@ -228,8 +228,14 @@ impl Conn {
                     return;
                 }
             };
-            let msg = match message_to_c(&m.payload, m.qos as u8, m.retain, m.dup, 0, &m.properties)
-            {
+            let msg = match message_to_c(
+                &m.payload,
+                m.qos as u8,
+                m.retain,
+                m.dup,
+                m.packet_id,
+                &m.properties,
+            ) {
                 Ok(p) => p,
                 Err(_) => {
                     // SAFETY: topic was malloc'd just above and not handed out.
@@ -357,6 +363,8 @@ struct Handle {
     server_uri: String,
     client_id: String,
     v5: bool,
+    /// DEFAULT or USER persistence: a QoS 1/2 publish must be on record when it returns.
+    durable: bool,
     store: SharedStore,
     state: Mutex<State>,
     tokens: Mutex<Tokens>,
@@ -460,6 +468,7 @@ unsafe fn create_impl(
         server_uri: uri.to_owned(),
         client_id: cid.to_owned(),
         v5: version >= MQTTVERSION_5,
+        durable: persistence_type != MQTTCLIENT_PERSISTENCE_NONE,
         store: shared,
         state: Mutex::new(State {
             client: None,
@@ -1773,9 +1782,10 @@ unsafe fn publish_impl(
         m.properties = unsafe { properties_from_c(a.props)? };
     }
     let token = client.publish(m).map_err(|e| error_code(&e))?;
-    if qos != QoS::AtMostOnce {
+    if qos != QoS::AtMostOnce && h.durable {
         // As in Paho, a QoS 1/2 message is in persistence when publish returns: this round
-        // trip makes the I/O thread take it into the session (and the store) first.
+        // trip makes the I/O thread take it into the session (and the store) first. Without
+        // durable persistence there is nothing to wait for, and publishing stays pipelined.
         let _ = client.pending_deliveries();
     }
     let mut t = h.tokens();
@@ -2090,7 +2100,14 @@ unsafe fn give_message(
     message: *mut *mut MQTTClient_message,
 ) -> Result<(), c_int> {
     let (t, len) = topic_to_c(&m.topic)?;
-    let msg = match message_to_c(&m.payload, m.qos as u8, m.retain, m.dup, 0, &m.properties) {
+    let msg = match message_to_c(
+        &m.payload,
+        m.qos as u8,
+        m.retain,
+        m.dup,
+        m.packet_id,
+        &m.properties,
+    ) {
         Ok(p) => p,
         Err(rc) => {
             // SAFETY: malloc'd just above, not handed out.

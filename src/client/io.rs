@@ -959,6 +959,7 @@ impl Io {
                         qos: p.qos,
                         retain: p.retain,
                         dup: p.dup,
+                        packet_id: p.pkid,
                         properties: p.properties,
                     };
                     let to_dispatch = self.messages_to_dispatch;

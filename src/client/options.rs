@@ -241,6 +241,9 @@ pub struct Message {
     pub retain: bool,
     /// Duplicate flag (incoming only).
     pub dup: bool,
+    /// Packet identifier the message arrived with (incoming QoS 1/2 only; 0 otherwise,
+    /// and ignored when publishing: the session assigns ids).
+    pub packet_id: u16,
     /// v5 properties (user properties, response topic, correlation data, expiry, ...).
     pub properties: Properties,
 }
@@ -254,6 +257,7 @@ impl Message {
             qos: QoS::AtMostOnce,
             retain: false,
             dup: false,
+            packet_id: 0,
             properties: Properties::new(),
         }
     }
