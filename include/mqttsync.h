@@ -455,11 +455,13 @@ typedef struct MQTTClient_SSLOptions {
      */
     const char *privateKeyPassword;
     /**
-     * OpenSSL cipher list.
+     * OpenSSL cipher list. Not supported by mqttsync: must be NULL or empty, otherwise
+     * connecting to a TLS server fails (see `MQTTClient_connect`).
      */
     const char *enabledCipherSuites;
     /**
-     * 1: verify the server certificate.
+     * 1: verify the server certificate and (always, in mqttsync) its host name; 0: no
+     * verification at all.
      */
     int enableServerCertAuth;
     /**
@@ -467,7 +469,8 @@ typedef struct MQTTClient_SSLOptions {
      */
     int sslVersion;
     /**
-     * 1: verify the server host name (version 2).
+     * 1: verify the server host name (version 2). No effect in mqttsync: the host name is
+     * verified whenever `enableServerCertAuth` is 1.
      */
     int verify;
     /**
@@ -475,7 +478,7 @@ typedef struct MQTTClient_SSLOptions {
      */
     const char *CApath;
     /**
-     * Callback for OpenSSL error strings (version 3).
+     * Called with the text of the TLS failure that ended a connect (version 3).
      */
     int (*ssl_error_cb)(const char *str_, size_t len, void *u);
     /**
@@ -483,7 +486,8 @@ typedef struct MQTTClient_SSLOptions {
      */
     void *ssl_error_context;
     /**
-     * TLS-PSK callback (version 4).
+     * TLS-PSK callback (version 4). Not supported by mqttsync: must be NULL, otherwise
+     * connecting to a TLS server fails.
      */
     unsigned int (*ssl_psk_cb)(const char *hint,
                                char *identity,
@@ -1051,6 +1055,27 @@ void MQTTClient_yield(void);
  * environment are used). Messages found in persistence are resent after CONNACK; a clean
  * session first empties the persistence store (as Paho). Connecting while connected first
  * disconnects.
+ *
+ * TLS (`ssl`, used for `ssl://`, `mqtts://` and `wss://` servers; ignored for the others):
+ * trustStore (PEM CA file), CApath (directory of CA certificates), keyStore, privateKey
+ * and privateKeyPassword (client certificate for mutual TLS; PKCS#8, PKCS#1 or SEC1 keys,
+ * encrypted or not), sslVersion (an enforced minimum; `MQTT_SSL_VERSION_DEFAULT` is the
+ * TLS library's minimum), disableDefaultTrustStore, protos (ALPN, wire format).
+ * - Verification: `enableServerCertAuth = 1` (the initializer's value) verifies the
+ *   certificate chain AND the host name, whatever `verify` says. Paho checks the host name
+ *   only when `verify = 1`; mqttsync never verifies less than a certificate check implies,
+ *   so `verify` has no effect. `enableServerCertAuth = 0` turns off both checks (the
+ *   connection is then encrypted but not authenticated).
+ * - `ssl_error_cb` (struct version 3+) is called with `ssl_error_context`, on the thread
+ *   that called connect, with a NUL-terminated text saying why the TLS failure ended the
+ *   connect (unknown CA, host name mismatch, expired certificate, refused client
+ *   certificate, unusable key file...): once per connect, for the last server tried.
+ * - Not supported, and never silently ignored: a non-empty `enabledCipherSuites` (the TLS
+ *   back end, native-tls, cannot restrict the cipher list) and `ssl_psk_cb` (no TLS-PSK).
+ *   With either set and a TLS server to connect to, the connect fails with
+ *   `MQTTCLIENT_FAILURE` before any network traffic; the reason goes to `ssl_error_cb` and
+ *   to the trace callback (`MQTTCLIENT_TRACE_ERROR`). Leave `enabledCipherSuites` NULL to
+ *   use the TLS library's default (secure) cipher list.
  *
  * Returns `MQTTCLIENT_SUCCESS`; 1-5 when the server refused the connection (CONNACK code);
  * `MQTTCLIENT_NULL_PARAMETER` for NULL options, an unknown handle, a TLS URI without `ssl`,

@@ -84,69 +84,6 @@ fn build_paho(name: &str) -> PathBuf {
     exe
 }
 
-/// Output of one program run.
-struct Run {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn assert_clean(&self, what: &str) {
-        assert!(
-            self.ok && self.stdout.ends_with("failures: 0\n") && !self.stderr.contains("Sanitizer"),
-            "{what} failed:\n--- stdout\n{}\n--- stderr\n{}",
-            self.stdout,
-            self.stderr
-        );
-    }
-}
-
-/// Runs `exe args` with a deadline (killed after it).
-fn run_prog(exe: &Path, args: &[&str], envs: &[(&str, &str)], deadline: Duration) -> Run {
-    let mut child = Command::new(exe)
-        .args(args)
-        .envs(envs.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", exe.display()));
-    let mut out = child.stdout.take().expect("stdout");
-    let mut err = child.stderr.take().expect("stderr");
-    let t_out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().expect("wait") {
-            break Some(st);
-        }
-        if start.elapsed() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let stdout = t_out.join().unwrap_or_default();
-    let mut stderr = t_err.join().unwrap_or_default();
-    if status.is_none() {
-        stderr.push_str(&format!("\n[killed after {deadline:?}]"));
-    }
-    Run {
-        ok: status.is_some_and(|s| s.success()),
-        stdout,
-        stderr,
-    }
-}
-
 /// A TCP server that accepts connections and never answers (no CONNACK).
 fn silent_server() -> (u16, std::thread::JoinHandle<()>) {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");

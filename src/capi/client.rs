@@ -788,7 +788,7 @@ struct ConnParams {
     connect_timeout: Duration,
     command_timeout: Duration,
     max_inflight: u16,
-    tls: Option<TlsOptions>,
+    tls: Option<CTls>,
     headers: Vec<(String, String)>,
     http_proxy: Option<String>,
     https_proxy: Option<String>,
@@ -814,15 +814,57 @@ fn opt_str(p: *const c_char) -> Result<Option<String>, c_int> {
     Ok(Some(unsafe { str_from_c(p)? }.to_owned()))
 }
 
-/// Reads `MQTTClient_SSLOptions` (versions 0-5) into TLS options.
+/// The `ssl_error_cb` of `MQTTClient_SSLOptions` (version 3+) and its context.
+#[derive(Clone, Copy)]
+struct SslErrorCb {
+    cb: unsafe extern "C" fn(*const c_char, usize, *mut c_void) -> c_int,
+    context: *mut c_void,
+}
+
+impl SslErrorCb {
+    /// Calls the application's callback with `text` (NUL-terminated; `len` excludes the
+    /// NUL), on the thread that called connect, as Paho does during its TLS connect.
+    fn report(&self, text: &str) {
+        let mut buf: Vec<u8> = text
+            .bytes()
+            .map(|b| if b == 0 { b' ' } else { b })
+            .collect();
+        let len = buf.len();
+        buf.push(0);
+        // SAFETY: a C function of the declared type given by the application with this
+        // context; the buffer is NUL-terminated, `len` bytes long before the NUL, and lives
+        // across the call. The return value (Paho: stop printing errors) has no use here.
+        unsafe { (self.cb)(buf.as_ptr().cast::<c_char>(), len, self.context) };
+    }
+}
+
+/// What `MQTTClient_SSLOptions` said: the TLS options, the error callback, and the first
+/// option mqttsync cannot honour (the connect then fails rather than use weaker settings).
+struct CTls {
+    opts: TlsOptions,
+    error_cb: Option<SslErrorCb>,
+    unsupported: Option<&'static str>,
+}
+
+/// Why a connect with `enabledCipherSuites` fails.
+const CIPHERS_UNSUPPORTED: &str = "mqttsync: MQTTClient_SSLOptions.enabledCipherSuites is not \
+supported (the TLS back end, native-tls, cannot restrict the cipher list); refusing to connect \
+with ciphers other than those requested. Set enabledCipherSuites to NULL to use the TLS \
+library's defaults.";
+/// Why a connect with `ssl_psk_cb` fails.
+const PSK_UNSUPPORTED: &str = "mqttsync: MQTTClient_SSLOptions.ssl_psk_cb (TLS-PSK) is not \
+supported (the TLS back end, native-tls, has no PSK); refusing to connect without the \
+requested pre-shared key authentication.";
+
+/// Reads `MQTTClient_SSLOptions` (versions 0-5).
 ///
 /// Verification: `enableServerCertAuth = 1` (the default) verifies the certificate chain
 /// and also the host name, whatever `verify` says (Paho skips the host name check when
 /// `verify = 0`; mqttsync never silently verifies less than the certificate check
 /// implies). `enableServerCertAuth = 0` turns both checks off explicitly.
-/// `enabledCipherSuites`, `ssl_error_cb` and `ssl_psk_cb` are not supported (reported to
-/// the trace callback and ignored).
-unsafe fn tls_from_c(p: *const MQTTClient_SSLOptions) -> Result<TlsOptions, c_int> {
+/// A non-empty `enabledCipherSuites` or a `ssl_psk_cb` is recorded as unsupported (the
+/// connect fails); `ssl_error_cb` receives the text of TLS failures.
+unsafe fn tls_from_c(p: *const MQTTClient_SSLOptions) -> Result<CTls, c_int> {
     // SAFETY: non-NULL structure of its declared version (C contract).
     let (s, v) = unsafe { copy_versioned(p)? };
     let mut t = TlsOptions {
@@ -861,16 +903,27 @@ unsafe fn tls_from_c(p: *const MQTTClient_SSLOptions) -> Result<TlsOptions, c_in
             i = end;
         }
     }
-    let unsupported = !s.enabledCipherSuites.is_null()
-        || (v >= 3 && s.ssl_error_cb.is_some())
-        || (v >= 4 && s.ssl_psk_cb.is_some());
-    if unsupported {
-        super::trace::trace(
-            MQTTCLIENT_TRACE_ERROR,
-            "mqttsync: enabledCipherSuites, ssl_error_cb and ssl_psk_cb are not supported and are ignored",
-        );
-    }
-    Ok(t)
+    // SAFETY: NULL or a NUL-terminated string (C contract).
+    let ciphers = !s.enabledCipherSuites.is_null() && unsafe { *s.enabledCipherSuites } != 0;
+    let unsupported = if ciphers {
+        Some(CIPHERS_UNSUPPORTED)
+    } else if v >= 4 && s.ssl_psk_cb.is_some() {
+        Some(PSK_UNSUPPORTED)
+    } else {
+        None
+    };
+    let error_cb = match s.ssl_error_cb {
+        Some(cb) if v >= 3 => Some(SslErrorCb {
+            cb,
+            context: s.ssl_error_context,
+        }),
+        _ => None,
+    };
+    Ok(CTls {
+        opts: t,
+        error_cb,
+        unsupported,
+    })
 }
 
 /// Validates and copies the connect options, in Paho's order of checks.
@@ -1070,7 +1123,7 @@ fn build_options(
         o = o.properties(p.props.clone());
     }
     if let Some(t) = &p.tls {
-        o = o.tls(t.clone());
+        o = o.tls(t.opts.clone());
     }
     if !p.headers.is_empty() {
         o = o.http_headers(p.headers.clone());
@@ -1127,6 +1180,20 @@ unsafe fn connect_impl(
     // SAFETY: the pointers inside the options are valid per the C contract.
     let mut params = unsafe { read_connect_options(&h, &o, v, conn_props, will_props)? };
     params.client_id = h.client_id.clone();
+    let ssl_error_cb = params.tls.as_ref().and_then(|t| t.error_cb);
+    let tls_server = params
+        .servers
+        .iter()
+        .any(|s| ServerUri::parse(s).is_ok_and(|u| u.scheme.is_tls()));
+    if let Some(why) = params.tls.as_ref().and_then(|t| t.unsupported) {
+        if tls_server {
+            super::trace::trace(MQTTCLIENT_TRACE_ERROR, why);
+            if let Some(cb) = ssl_error_cb {
+                cb.report(why);
+            }
+            return Err(MQTTCLIENT_FAILURE.into());
+        }
+    }
 
     // Take the previous connection down (outside the lock) before the store is reused.
     let (old, old_conn, cbs) = {
@@ -1199,10 +1266,11 @@ unsafe fn connect_impl(
                 }
             }
             Err(e) => {
-                super::trace::trace(
-                    MQTTCLIENT_TRACE_ERROR,
-                    &format!("mqttsync: connect failed: {e}"),
-                );
+                let text = format!("mqttsync: connect failed: {e}");
+                super::trace::trace(MQTTCLIENT_TRACE_ERROR, &text);
+                if let (Error::Tls { .. }, Some(cb)) = (&e, ssl_error_cb) {
+                    cb.report(&text);
+                }
                 last = ConnectFail::Code(match e {
                     Error::Persistence(_) => MQTTCLIENT_PERSISTENCE_ERROR,
                     _ => MQTTCLIENT_FAILURE,
@@ -1261,6 +1329,27 @@ unsafe fn write_returned(
 /// environment are used). Messages found in persistence are resent after CONNACK; a clean
 /// session first empties the persistence store (as Paho). Connecting while connected first
 /// disconnects.
+///
+/// TLS (`ssl`, used for `ssl://`, `mqtts://` and `wss://` servers; ignored for the others):
+/// trustStore (PEM CA file), CApath (directory of CA certificates), keyStore, privateKey
+/// and privateKeyPassword (client certificate for mutual TLS; PKCS#8, PKCS#1 or SEC1 keys,
+/// encrypted or not), sslVersion (an enforced minimum; `MQTT_SSL_VERSION_DEFAULT` is the
+/// TLS library's minimum), disableDefaultTrustStore, protos (ALPN, wire format).
+/// - Verification: `enableServerCertAuth = 1` (the initializer's value) verifies the
+///   certificate chain AND the host name, whatever `verify` says. Paho checks the host name
+///   only when `verify = 1`; mqttsync never verifies less than a certificate check implies,
+///   so `verify` has no effect. `enableServerCertAuth = 0` turns off both checks (the
+///   connection is then encrypted but not authenticated).
+/// - `ssl_error_cb` (struct version 3+) is called with `ssl_error_context`, on the thread
+///   that called connect, with a NUL-terminated text saying why the TLS failure ended the
+///   connect (unknown CA, host name mismatch, expired certificate, refused client
+///   certificate, unusable key file...): once per connect, for the last server tried.
+/// - Not supported, and never silently ignored: a non-empty `enabledCipherSuites` (the TLS
+///   back end, native-tls, cannot restrict the cipher list) and `ssl_psk_cb` (no TLS-PSK).
+///   With either set and a TLS server to connect to, the connect fails with
+///   `MQTTCLIENT_FAILURE` before any network traffic; the reason goes to `ssl_error_cb` and
+///   to the trace callback (`MQTTCLIENT_TRACE_ERROR`). Leave `enabledCipherSuites` NULL to
+///   use the TLS library's default (secure) cipher list.
 ///
 /// Returns `MQTTCLIENT_SUCCESS`; 1-5 when the server refused the connection (CONNACK code);
 /// `MQTTCLIENT_NULL_PARAMETER` for NULL options, an unknown handle, a TLS URI without `ssl`,
@@ -2276,7 +2365,9 @@ mod tests {
     fn ssl_options_never_verify_less_than_asked() {
         // verify = 0 with enableServerCertAuth = 1: the host name is still checked.
         let s = ssl_options(5);
-        let t = unsafe { tls_from_c(&s) }.unwrap();
+        let c = unsafe { tls_from_c(&s) }.unwrap();
+        assert!(c.unsupported.is_none() && c.error_cb.is_none());
+        let t = c.opts;
         assert!(t.verify_certificate && t.verify_hostname);
         assert_eq!(t.ca_file.as_deref(), Some(std::path::Path::new("/ca.pem")));
         assert_eq!(t.ca_dir.as_deref(), Some(std::path::Path::new("/certs")));
@@ -2286,18 +2377,60 @@ mod tests {
         // Turning certificate checks off is explicit and turns both off.
         let mut s = ssl_options(5);
         s.enableServerCertAuth = 0;
-        let t = unsafe { tls_from_c(&s) }.unwrap();
+        let t = unsafe { tls_from_c(&s) }.unwrap().opts;
         assert!(!t.verify_certificate && !t.verify_hostname);
         // Fields newer than the declared version are not read.
         let s = ssl_options(1);
-        let t = unsafe { tls_from_c(&s) }.unwrap();
+        let t = unsafe { tls_from_c(&s) }.unwrap().opts;
         assert!(t.ca_dir.is_none() && t.use_system_roots && t.alpn.is_empty());
         let mut s = ssl_options(6);
         s.struct_version = 6;
+        assert!(matches!(
+            unsafe { tls_from_c(&s) },
+            Err(MQTTCLIENT_BAD_STRUCTURE)
+        ));
+    }
+
+    unsafe extern "C" fn ssl_error(_s: *const c_char, _len: usize, _u: *mut c_void) -> c_int {
+        1
+    }
+
+    unsafe extern "C" fn psk(
+        _hint: *const c_char,
+        _identity: *mut c_char,
+        _max_identity_len: std::os::raw::c_uint,
+        _psk: *mut std::os::raw::c_uchar,
+        _max_psk_len: std::os::raw::c_uint,
+        _u: *mut c_void,
+    ) -> std::os::raw::c_uint {
+        0
+    }
+
+    #[test]
+    fn ssl_options_that_cannot_be_honoured_are_recorded_not_ignored() {
+        let mut s = ssl_options(5);
+        s.enabledCipherSuites = c"".as_ptr();
+        assert!(unsafe { tls_from_c(&s) }.unwrap().unsupported.is_none());
+        s.enabledCipherSuites = c"HIGH:!aNULL".as_ptr();
+        let c = unsafe { tls_from_c(&s) }.unwrap();
+        assert_eq!(c.unsupported, Some(CIPHERS_UNSUPPORTED));
+        // Even in a version 0 structure.
+        s.struct_version = 0;
+        assert!(unsafe { tls_from_c(&s) }.unwrap().unsupported.is_some());
+
+        let mut s = ssl_options(4);
+        s.ssl_psk_cb = Some(psk);
         assert_eq!(
-            unsafe { tls_from_c(&s) }.unwrap_err(),
-            MQTTCLIENT_BAD_STRUCTURE
+            unsafe { tls_from_c(&s) }.unwrap().unsupported,
+            Some(PSK_UNSUPPORTED)
         );
+        // ... but not read from a version 3 structure, where the field does not exist.
+        s.struct_version = 3;
+        s.ssl_error_cb = Some(ssl_error);
+        let c = unsafe { tls_from_c(&s) }.unwrap();
+        assert!(c.unsupported.is_none() && c.error_cb.is_some());
+        s.struct_version = 2;
+        assert!(unsafe { tls_from_c(&s) }.unwrap().error_cb.is_none());
     }
 
     #[test]

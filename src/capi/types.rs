@@ -414,22 +414,26 @@ pub struct MQTTClient_SSLOptions {
     pub privateKey: *const c_char,
     /// Password of an encrypted private key.
     pub privateKeyPassword: *const c_char,
-    /// OpenSSL cipher list.
+    /// OpenSSL cipher list. Not supported by mqttsync: must be NULL or empty, otherwise
+    /// connecting to a TLS server fails (see `MQTTClient_connect`).
     pub enabledCipherSuites: *const c_char,
-    /// 1: verify the server certificate.
+    /// 1: verify the server certificate and (always, in mqttsync) its host name; 0: no
+    /// verification at all.
     pub enableServerCertAuth: c_int,
     /// `MQTT_SSL_VERSION_*` (version 1).
     pub sslVersion: c_int,
-    /// 1: verify the server host name (version 2).
+    /// 1: verify the server host name (version 2). No effect in mqttsync: the host name is
+    /// verified whenever `enableServerCertAuth` is 1.
     pub verify: c_int,
     /// Directory of hashed CA certificates (version 2).
     pub CApath: *const c_char,
-    /// Callback for OpenSSL error strings (version 3).
+    /// Called with the text of the TLS failure that ended a connect (version 3).
     pub ssl_error_cb:
         Option<unsafe extern "C" fn(str_: *const c_char, len: usize, u: *mut c_void) -> c_int>,
     /// Context for `ssl_error_cb` (version 3).
     pub ssl_error_context: *mut c_void,
-    /// TLS-PSK callback (version 4).
+    /// TLS-PSK callback (version 4). Not supported by mqttsync: must be NULL, otherwise
+    /// connecting to a TLS server fails.
     pub ssl_psk_cb: Option<
         unsafe extern "C" fn(
             hint: *const c_char,

@@ -1,8 +1,10 @@
 //! Helpers shared by the tests that compile C code against mqttsync.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 /// The crate's root directory.
 pub fn root() -> PathBuf {
@@ -144,4 +146,73 @@ pub fn build_c_program(compiler: &str, src: &Path, out: &Path, extra: &[&str]) {
         .arg(&libs.static_lib)
         .args(NATIVE_STATIC_LIBS);
     run(&mut cmd);
+}
+
+/// Output of one program run.
+pub struct Run {
+    /// Exited by itself with status 0.
+    pub ok: bool,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error (plus a note when it was killed at the deadline).
+    pub stderr: String,
+}
+
+impl Run {
+    /// Panics with the output unless the program exited with 0, its output ends with
+    /// `failures: 0` and no sanitizer reported anything.
+    #[track_caller]
+    pub fn assert_clean(&self, what: &str) {
+        assert!(
+            self.ok && self.stdout.ends_with("failures: 0\n") && !self.stderr.contains("Sanitizer"),
+            "{what} failed:\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout,
+            self.stderr
+        );
+    }
+}
+
+/// Runs `exe args` with a deadline (killed after it), collecting its output.
+pub fn run_prog(exe: &Path, args: &[&str], envs: &[(&str, &str)], deadline: Duration) -> Run {
+    let mut child = Command::new(exe)
+        .args(args)
+        .envs(envs.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", exe.display()));
+    let mut out = child.stdout.take().expect("stdout");
+    let mut err = child.stderr.take().expect("stderr");
+    let t_out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break Some(st);
+        }
+        if start.elapsed() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stdout = t_out.join().unwrap_or_default();
+    let mut stderr = t_err.join().unwrap_or_default();
+    if status.is_none() {
+        stderr.push_str(&format!("\n[killed after {deadline:?}]"));
+    }
+    Run {
+        ok: status.is_some_and(|s| s.success()),
+        stdout,
+        stderr,
+    }
 }

@@ -4,6 +4,7 @@
 //! - [`FakeBroker`]: a scripted fake broker on our own codec (see `fake_broker.rs`).
 //! - [`mosquitto_pub`], [`mosquitto_sub`], [`mosquitto_sub_ready`]: the real CLI clients
 //!   against a harness broker, with a deadline, returning their output.
+//! - [`pki`]: a generated test PKI and TLS brokers (see `pki.rs`).
 //! - [`unique_client_id`], [`wait_until`].
 
 // Each test binary uses a different part of the harness.
@@ -12,6 +13,8 @@
 pub mod broker;
 pub mod clib;
 pub mod fake_broker;
+#[cfg(target_os = "linux")]
+pub mod pki;
 
 #[allow(unused_imports)] // each test binary uses a different part
 pub use broker::{find_in_path, find_mosquitto, Broker, BrokerBuilder, TlsFiles};

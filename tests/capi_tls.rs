@@ -1,0 +1,282 @@
+//! TLS through the C API end to end: tests/c/client_tls.c, built against mqttsync, connects
+//! with `MQTTClient_SSLOptions` to TLS harness mosquitto brokers (PKI from
+//! tests/common/pki.rs):
+//! - trustStore / CApath / disableDefaultTrustStore / sslVersion / protos (ALPN), mutual
+//!   TLS with keyStore + privateKey + privateKeyPassword: QoS 0/1/2 round trip;
+//! - unknown CA, wrong host name (with `verify` 0 and 1), missing client certificate, wrong
+//!   key password: connect returns -1 and `ssl_error_cb` (with its context) says why;
+//! - `enableServerCertAuth = 0` connects to both;
+//! - `enabledCipherSuites` and `ssl_psk_cb` cannot be honoured: the connect fails with a
+//!   message to `ssl_error_cb` and the trace callback instead of silently using weaker
+//!   settings.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use common::pki::{good_broker, mutual_broker, pki, tls_broker, KEY_PASSWORD};
+use common::*;
+
+/// tests/c/client_tls.c built against the static library, once per test binary.
+fn exe() -> &'static Path {
+    static EXE: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    &EXE.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let exe = dir.path().join("client_tls");
+        build_c_program(
+            "cc",
+            &c_dir().join("client_tls.c"),
+            &exe,
+            &["-D_POSIX_C_SOURCE=200809L"],
+        );
+        (dir, exe)
+    })
+    .1
+}
+
+fn path(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// Runs the program against `uri` with `args`; asserts it passed its own checks.
+#[track_caller]
+fn client_tls(uri: &str, args: &[&str]) -> String {
+    let id = unique_client_id("ctls");
+    let mut full = vec![uri, id.as_str()];
+    full.extend_from_slice(args);
+    let r = run_prog(exe(), &full, &[], Duration::from_secs(60));
+    r.assert_clean(&format!("client_tls {}", full.join(" ")));
+    eprintln!("{}", r.stdout);
+    r.stdout
+}
+
+/// The lines `ssl_error_cb: ...` of an output.
+fn ssl_errors(out: &str) -> Vec<&str> {
+    out.lines()
+        .filter_map(|l| l.strip_prefix("ssl_error_cb: "))
+        .collect()
+}
+
+#[track_caller]
+fn assert_round_trip(out: &str) {
+    assert!(out.contains("connect rc=0\n"), "{out}");
+    for qos in 0..=2 {
+        assert!(
+            out.contains(&format!("round trip QoS {qos}: ok")),
+            "QoS {qos} round trip missing:\n{out}"
+        );
+    }
+}
+
+/// A failed connect whose `ssl_error_cb` text names `kind` and contains `why`.
+#[track_caller]
+fn assert_refused(out: &str, kind: &str, why: &str) {
+    assert!(out.contains("connect rc=-1\n"), "{out}");
+    let errors = ssl_errors(out);
+    assert_eq!(errors.len(), 1, "one ssl_error_cb call per connect:\n{out}");
+    assert!(
+        errors[0].contains(kind) && errors[0].to_ascii_lowercase().contains(why),
+        "ssl_error_cb text should name {kind} / {why}: {}",
+        errors[0]
+    );
+}
+
+#[test]
+fn trust_store_without_default_store_every_qos_with_tls12_minimum_and_alpn() {
+    let broker = good_broker();
+    let ca = path(&pki().ca);
+    let out = client_tls(
+        &broker.uri(),
+        &[
+            "--ca",
+            &ca,
+            "--no-default",
+            "--tls12",
+            "--alpn",
+            "--verify",
+            "1",
+        ],
+    );
+    assert_round_trip(&out);
+    // The other TLS schemes, and `verify = 0` (the initializer's value): still verified.
+    let port = broker.port();
+    for uri in [
+        format!("mqtts://localhost:{port}"),
+        format!("ssl://127.0.0.1:{port}"),
+    ] {
+        assert_round_trip(&client_tls(&uri, &["--ca", &ca, "--no-default"]));
+    }
+}
+
+#[test]
+fn ca_path_directory() {
+    let broker = good_broker();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(&pki().ca, dir.path().join("test-ca.pem")).unwrap();
+    let out = client_tls(
+        &broker.uri(),
+        &["--capath", &path(dir.path()), "--no-default"],
+    );
+    assert_round_trip(&out);
+    // An empty directory trusts nothing.
+    let empty = tempfile::tempdir().unwrap();
+    std::fs::write(empty.path().join("README"), "no certificates here").unwrap();
+    let out = client_tls(
+        &broker.uri(),
+        &[
+            "--capath",
+            &path(empty.path()),
+            "--no-default",
+            "--expect-fail",
+        ],
+    );
+    assert_eq!(ssl_errors(&out).len(), 1, "{out}");
+}
+
+#[test]
+fn mutual_tls_with_key_store_private_key_and_password() {
+    let broker = mutual_broker();
+    let p = pki();
+    let ca = path(&p.ca);
+    // Certificate + encrypted PKCS#1 RSA key.
+    assert_round_trip(&client_tls(
+        &broker.uri(),
+        &[
+            "--ca",
+            &ca,
+            "--cert",
+            &path(&p.client_rsa),
+            "--key",
+            &path(&p.client_rsa_pkcs1_encrypted),
+            "--pass",
+            KEY_PASSWORD,
+        ],
+    ));
+    // Certificate and key in the keyStore file, no privateKey.
+    assert_round_trip(&client_tls(
+        &broker.uri(),
+        &["--ca", &ca, "--cert", &path(&p.client_combined)],
+    ));
+    // Wrong password: a configuration error, reported before the handshake.
+    let out = client_tls(
+        &broker.uri(),
+        &[
+            "--ca",
+            &ca,
+            "--cert",
+            &path(&p.client_rsa),
+            "--key",
+            &path(&p.client_rsa_pkcs1_encrypted),
+            "--pass",
+            "wrong",
+            "--expect-fail",
+        ],
+    );
+    assert_refused(&out, "Configuration", "key");
+    // No client certificate: the server refuses (with TLS 1.3 after the handshake).
+    let out = client_tls(&broker.uri(), &["--ca", &ca, "--expect-fail"]);
+    assert_refused(&out, "HandshakeRefused", "certificate");
+}
+
+#[test]
+fn unknown_ca_fails_and_ssl_error_cb_says_why() {
+    let broker = good_broker();
+    let other = path(&pki().other_ca);
+    let out = client_tls(
+        &broker.uri(),
+        &["--ca", &other, "--no-default", "--expect-fail"],
+    );
+    assert_refused(&out, "UnknownCa", "certificate verify failed");
+    // The same failure also reaches the trace callback.
+    assert!(
+        out.contains("trace: mqttsync: connect failed: TLS error"),
+        "{out}"
+    );
+    // A version 2 structure has no ssl_error_cb: the program checks it is not called.
+    let out = client_tls(
+        &broker.uri(),
+        &[
+            "--ca",
+            &other,
+            "--no-default",
+            "--version",
+            "2",
+            "--expect-fail",
+        ],
+    );
+    assert!(ssl_errors(&out).is_empty(), "{out}");
+}
+
+#[test]
+fn wrong_host_name_fails_whatever_verify_says() {
+    let broker = tls_broker(&pki().wrong_host, &pki().wrong_host_key, false);
+    let ca = path(&pki().ca);
+    for verify in ["0", "1"] {
+        let out = client_tls(
+            &broker.uri(),
+            &["--ca", &ca, "--verify", verify, "--expect-fail"],
+        );
+        assert_refused(&out, "NameMismatch", "address mismatch");
+    }
+}
+
+#[test]
+fn server_cert_auth_off_connects_to_unknown_ca_and_wrong_host() {
+    let wrong_host = tls_broker(&pki().wrong_host, &pki().wrong_host_key, false);
+    assert_round_trip(&client_tls(
+        &wrong_host.uri(),
+        &["--ca", &path(&pki().ca), "--no-auth"],
+    ));
+    let good = good_broker();
+    assert_round_trip(&client_tls(
+        &good.uri(),
+        &["--ca", &path(&pki().other_ca), "--no-default", "--no-auth"],
+    ));
+}
+
+#[test]
+fn cipher_list_is_refused_not_ignored() {
+    let broker = good_broker();
+    let ca = path(&pki().ca);
+    let out = client_tls(
+        &broker.uri(),
+        &["--ca", &ca, "--ciphers", "HIGH:!aNULL", "--expect-fail"],
+    );
+    assert_refused(&out, "enabledCipherSuites", "not supported");
+    assert!(
+        out.contains("trace: mqttsync: MQTTClient_SSLOptions.enabledCipherSuites"),
+        "{out}"
+    );
+    // Even in a version 0 structure (no ssl_error_cb there: the trace says why).
+    let out = client_tls(
+        &broker.uri(),
+        &[
+            "--ca",
+            &ca,
+            "--ciphers",
+            "HIGH",
+            "--version",
+            "0",
+            "--expect-fail",
+        ],
+    );
+    assert!(out.contains("trace: mqttsync: MQTTClient_SSLOptions.enabledCipherSuites"));
+    // An empty list means the default list.
+    assert_round_trip(&client_tls(&broker.uri(), &["--ca", &ca, "--ciphers", ""]));
+    // For a server without TLS the SSL options are not used (as in Paho).
+    let plain = Broker::start();
+    assert_round_trip(&client_tls(&plain.uri(), &["--ciphers", "HIGH"]));
+}
+
+#[test]
+fn psk_callback_is_refused_not_ignored() {
+    let broker = good_broker();
+    let out = client_tls(
+        &broker.uri(),
+        &["--ca", &path(&pki().ca), "--psk", "--expect-fail"],
+    );
+    assert_refused(&out, "ssl_psk_cb", "not supported");
+    assert!(out.contains("trace: mqttsync: MQTTClient_SSLOptions.ssl_psk_cb"));
+}
