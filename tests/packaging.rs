@@ -44,27 +44,10 @@ fn install_then_build_with_pkg_config_and_cmake() {
     for tool in ["pkg-config", "cmake", "readelf"] {
         assert!(have(tool), "{tool} is required for the packaging test");
     }
-    // Build first through the shared helper (serialised with other test binaries).
     let libs = release_libs();
     let tmp = tempfile::tempdir().unwrap();
     let prefix = tmp.path().join("prefix");
-    let mut install = Command::new("sh");
-    install
-        .arg(root().join("scripts/install-c.sh"))
-        .arg(&prefix);
-    if !cfg!(debug_assertions) {
-        // Same target directory as release_libs() under `cargo test --release`.
-        let dir = libs
-            .static_lib
-            .parent()
-            .unwrap()
-            .parent()
-            .unwrap()
-            .parent()
-            .unwrap();
-        install.env("CARGO_TARGET_DIR", dir);
-    }
-    run(&mut install);
+    install_c(&prefix);
 
     // Layout, soname and symlinks.
     let lib = prefix.join("lib");

@@ -13,6 +13,7 @@ static MQTTClient client;
 static const char *base;
 static volatile int pings;
 static volatile int lost;
+static volatile MQTTClient_deliveryToken last_pong;
 
 static int on_message(void *ctx, char *topic, int topic_len, MQTTClient_message *msg)
 {
@@ -21,9 +22,11 @@ static int on_message(void *ctx, char *topic, int topic_len, MQTTClient_message 
     (void)topic_len;
     snprintf(pong, sizeof pong, "%s/pong", base);
     if (strstr(topic, "/ping") != NULL) {
-        int rc = MQTTClient_publish(client, pong, msg->payloadlen, msg->payload, 1, 0, NULL);
+        MQTTClient_deliveryToken token = 0;
+        int rc = MQTTClient_publish(client, pong, msg->payloadlen, msg->payload, 1, 0, &token);
         printf("ping %.*s -> pong rc=%d\n", msg->payloadlen, (char *)msg->payload, rc);
         fflush(stdout);
+        last_pong = token;
         pings++;
     }
     MQTTClient_freeMessage(&msg);
@@ -78,6 +81,10 @@ int main(int argc, char *argv[])
     fflush(stdout);
     while (pings < count && !lost)
         MQTTClient_yield(); /* a short wait; mqttsync needs no yield for keepalive */
+    /* publish returns once the pong is queued (mqttsync) or written (Paho), not once it
+     * is acknowledged: wait for it, or _Exit below could drop it. */
+    if (last_pong != 0)
+        MQTTClient_waitForCompletion(client, last_pong, 5000);
     if (die) {
         printf("exiting without disconnect\n");
         fflush(stdout);

@@ -131,6 +131,22 @@ pub fn release_libs() -> &'static Libs {
     })
 }
 
+/// Installs the C library into `prefix` with scripts/install-c.sh (after building it
+/// through [`release_libs`], so the script finds the build up to date).
+pub fn install_c(prefix: &Path) {
+    let libs = release_libs();
+    let mut install = Command::new("sh");
+    install.arg(root().join("scripts/install-c.sh")).arg(prefix);
+    if !cfg!(debug_assertions) {
+        // The target directory release_libs() used under `cargo test --release`:
+        // <target>/c-libs/release/libmqttsync.a -> <target>/c-libs.
+        if let Some(dir) = libs.static_lib.parent().and_then(Path::parent) {
+            install.env("CARGO_TARGET_DIR", dir);
+        }
+    }
+    run(&mut install);
+}
+
 /// Compiles `src` with `compiler` and the given flags into `out` and links it statically
 /// against mqttsync.
 pub fn build_c_program(compiler: &str, src: &Path, out: &Path, extra: &[&str]) {
