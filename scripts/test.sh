@@ -13,6 +13,10 @@ declare -A TOOLS=(
   [mosquitto_pub]=mosquitto-clients
   [mosquitto_sub]=mosquitto-clients
   [openssl]=openssl
+  [cmake]=cmake
+  [pkg-config]=pkg-config
+  [c++]=g++
+  [valgrind]=valgrind
 )
 
 have() { PATH="$PATH:/usr/sbin:/usr/local/sbin" command -v "$1" >/dev/null 2>&1; }
@@ -64,8 +68,15 @@ stage "cargo test --doc"
 cargo test --doc 2>&1 | tee -a "$log"
 
 # ==== MORE STAGES GO HERE ====================================================================
-# (C header / ABI probe, C examples via CMake, Paho C test programs, ...). Append their
-# output to "$log" only if it uses cargo's "test result:" lines.
+# The C side already runs inside `cargo test` (so it counts in the totals below):
+#   tests/header.rs, abi.rs        header / ABI probes (C99, C++11, gcc, clang)
+#   tests/capi_c.rs, capi_client.rs C programs vs Paho C, drop-in on libpaho-mqtt3c.so.1,
+#                                   AddressSanitizer + LeakSanitizer, valgrind memcheck of
+#                                   the threaded pub/sub program on the shared library
+#   tests/capi_tls.rs               TLS through MQTTClient_SSLOptions
+#   tests/packaging.rs              install-c.sh, pkg-config and CMake (static and shared)
+#   tests/c_examples.rs             examples/c built with CMake (static and shared) and run
+# Append the output of further stages to "$log" only if it uses cargo's "test result:" lines.
 # ============================================================================================
 
 # Sum of every "test result:" line above (each stage already failed the run on failure).
