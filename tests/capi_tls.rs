@@ -280,3 +280,87 @@ fn psk_callback_is_refused_not_ignored() {
     assert_refused(&out, "ssl_psk_cb", "not supported");
     assert!(out.contains("trace: mqttsync: MQTTClient_SSLOptions.ssl_psk_cb"));
 }
+
+/// A TLS program built against Paho's header and `-lpaho-mqtt3cs` (Paho's TLS library)
+/// passes against Paho, and unchanged when `libpaho-mqtt3cs.so.1` resolves to
+/// `libmqttsync.so`.
+#[test]
+fn drop_in_replacement_for_libpaho_mqtt3cs() {
+    let paho_lib = [
+        "/usr/lib/x86_64-linux-gnu/libpaho-mqtt3cs.so",
+        "/usr/lib/libpaho-mqtt3cs.so",
+    ];
+    assert!(
+        Path::new("/usr/include/MQTTClient.h").exists()
+            && paho_lib.iter().any(|p| Path::new(p).exists()),
+        "install libpaho-mqtt-dev for the drop-in test"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let exe = dir.path().join("client_tls_paho");
+    run(std::process::Command::new("cc")
+        .args([
+            "-std=c99",
+            "-D_POSIX_C_SOURCE=200809L",
+            "-g",
+            "-I",
+            "/usr/include",
+        ])
+        .arg(c_dir().join("client_tls.c"))
+        .arg("-o")
+        .arg(&exe)
+        .args(["-lpaho-mqtt3cs", "-lpthread"]));
+    let lib_dir = dir.path().join("lib");
+    std::fs::create_dir(&lib_dir).unwrap();
+    std::os::unix::fs::symlink(
+        &release_libs().shared_lib,
+        lib_dir.join("libpaho-mqtt3cs.so.1"),
+    )
+    .unwrap();
+    let ld = path(&lib_dir);
+
+    let broker = mutual_broker();
+    let p = pki();
+    let (ca, cert, key) = (
+        path(&p.ca),
+        path(&p.client_ec),
+        path(&p.client_ec_pkcs8_encrypted),
+    );
+    let ok_args = [
+        "--ca",
+        &ca,
+        "--cert",
+        &cert,
+        "--key",
+        &key,
+        "--pass",
+        KEY_PASSWORD,
+        "--verify",
+        "1",
+    ];
+    let fail_args = ["--ca", &path(&p.other_ca), "--verify", "1", "--expect-fail"];
+    for (who, envs) in [
+        ("Paho", vec![]),
+        ("mqttsync", vec![("LD_LIBRARY_PATH", ld.as_str())]),
+    ] {
+        for (args, good) in [(&ok_args[..], true), (&fail_args[..], false)] {
+            let id = unique_client_id("ctlsd");
+            let mut full = vec![broker.uri(), id];
+            full.extend(args.iter().map(|s| s.to_string()));
+            let full: Vec<&str> = full.iter().map(String::as_str).collect();
+            let r = run_prog(&exe, &full, &envs, Duration::from_secs(60));
+            r.assert_clean(&format!(
+                "client_tls (Paho build) on {who}: {}",
+                full.join(" ")
+            ));
+            if good {
+                assert_round_trip(&r.stdout);
+            } else {
+                assert!(!ssl_errors(&r.stdout).is_empty(), "{who}: {}", r.stdout);
+                let names_it = ssl_errors(&r.stdout)
+                    .iter()
+                    .any(|e| e.contains("UnknownCa"));
+                assert_eq!(names_it, who == "mqttsync", "{who}: {}", r.stdout);
+            }
+        }
+    }
+}
