@@ -83,6 +83,10 @@ impl Store for ProgressStore {
     }
     fn put(&mut self, key: &str, parts: &[&[u8]]) -> Result<(), PersistError> {
         self.inner.put(key, parts)?;
+        trace_op(
+            &self.progress,
+            &format!("put {key} {:?}", record_seq(&parts.concat())),
+        );
         if key.starts_with("s-") {
             if let Some(seq) = record_seq(&parts.concat()) {
                 if seq + 1 > self.next {
@@ -102,6 +106,7 @@ impl Store for ProgressStore {
         self.inner.get(key)
     }
     fn remove(&mut self, key: &str) -> Result<(), PersistError> {
+        trace_op(&self.progress, &format!("remove {key}"));
         self.inner.remove(key)
     }
     fn keys(&mut self) -> Result<Vec<String>, PersistError> {
@@ -112,6 +117,18 @@ impl Store for ProgressStore {
     }
     fn contains_key(&mut self, key: &str) -> Result<bool, PersistError> {
         self.inner.contains_key(key)
+    }
+}
+
+/// Appends a line to `<progress>.trace` (for diagnosing a failure).
+fn trace_op(progress: &Path, line: &str) {
+    use std::io::Write;
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(progress.with_extension("trace"))
+    {
+        let _ = writeln!(f, "{line}");
     }
 }
 
@@ -154,6 +171,7 @@ fn child_publisher() {
     let stored = highest_in_store(&root, &id, &uri).map_or(0, |s| s + 1);
     let start = read_progress(&progress).max(stored);
     println!("START {start}");
+    trace_op(&progress, &format!("START {start}"));
     let store = ProgressStore {
         inner: FileStore::new(&root),
         progress,
@@ -254,22 +272,27 @@ fn publisher_killed_repeatedly_loses_nothing_and_qos2_stays_exactly_once() {
     let root = dir.path().join("store");
     let progress = dir.path().join("progress");
     let id = unique_client_id("cpub");
-    let total = 1500u64;
+    let total = 3000u64;
     let kills = 8;
     let mut seed = (u64::from(std::process::id()) * 2654435761) | 1;
     let mut starts = Vec::new();
     let mut records_seen = 0;
     for k in 0..kills {
+        let before = read_progress(&progress);
         let mut child = spawn_child(&uri, &id, &root, &progress, total);
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        let after = Duration::from_millis(150 + seed % 600);
-        std::thread::sleep(after); // a random point in the stream
-        if child.try_wait().unwrap().is_some() {
+        // A random point in the stream: 20..300 messages after where this run started.
+        let target = before + 20 + seed % 280;
+        let reached = common::wait_until(common::DEADLINE, || {
+            read_progress(&progress) >= target || child.try_wait().ok().flatten().is_some()
+        });
+        if !reached || child.try_wait().unwrap().is_some() {
+            let _ = child.kill();
             let out = child.wait_with_output().unwrap();
             panic!(
-                "child ended before kill {k}: {}\n{}",
+                "child did not reach message {target} before kill {k}: {}\n{}",
                 String::from_utf8_lossy(&out.stdout),
                 String::from_utf8_lossy(&out.stderr)
             );
@@ -329,6 +352,11 @@ fn publisher_killed_repeatedly_loses_nothing_and_qos2_stays_exactly_once() {
         qos2_dups.len()
     );
     assert!(missing.is_empty(), "lost: {missing:?}");
+    if !qos2_dups.is_empty() {
+        let trace = std::fs::read_to_string(progress.with_extension("trace")).unwrap_or_default();
+        std::fs::write("/tmp/crash-trace.txt", &trace).unwrap();
+        std::fs::write("/tmp/crash-broker.txt", broker.log()).unwrap();
+    }
     assert!(qos2_dups.is_empty(), "QoS 2 duplicated: {qos2_dups:?}");
     // The kills really hit the middle of the stream.
     let distinct_starts: std::collections::HashSet<_> = starts.iter().collect();
