@@ -120,9 +120,13 @@ impl Store for ProgressStore {
     }
 }
 
-/// Appends a line to `<progress>.trace` (for diagnosing a failure).
+/// With `MQTTSYNC_CRASH_TRACE` set, appends a line to `<progress>.trace` (every store
+/// operation of every run, for diagnosing a failure; dumped to /tmp/crash-trace.txt).
 fn trace_op(progress: &Path, line: &str) {
     use std::io::Write;
+    if std::env::var_os("MQTTSYNC_CRASH_TRACE").is_none() {
+        return;
+    }
     if let Ok(mut f) = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -185,6 +189,13 @@ fn child_publisher() {
             .persistence(Box::new(store)),
     )
     .expect("child connects");
+    // The corrupt-record test holds the link before the first publish.
+    if let Ok(go) = std::env::var("MQTTSYNC_GO_FILE") {
+        assert!(common::wait_until(Duration::from_secs(60), || Path::new(
+            &go
+        )
+        .exists()));
+    }
     let mut tokens = Vec::new();
     for seq in start..total {
         tokens.push(
@@ -212,25 +223,39 @@ fn child_publisher() {
 }
 
 fn spawn_child(uri: &str, id: &str, root: &Path, progress: &Path, total: u64) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args([
-            "child_publisher",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("MQTTSYNC_CRASH_CHILD", "1")
-        .env("MQTTSYNC_URI", uri)
-        .env("MQTTSYNC_ID", id)
-        .env("MQTTSYNC_STORE", root)
-        .env("MQTTSYNC_PROGRESS", progress)
-        .env("MQTTSYNC_TOTAL", total.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn the child publisher")
+    spawn_child_with(uri, id, root, progress, total, None)
+}
+
+fn spawn_child_with(
+    uri: &str,
+    id: &str,
+    root: &Path,
+    progress: &Path,
+    total: u64,
+    go: Option<&Path>,
+) -> Child {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    if let Some(go) = go {
+        cmd.env("MQTTSYNC_GO_FILE", go);
+    }
+    cmd.args([
+        "child_publisher",
+        "--exact",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env("MQTTSYNC_CRASH_CHILD", "1")
+    .env("MQTTSYNC_URI", uri)
+    .env("MQTTSYNC_ID", id)
+    .env("MQTTSYNC_STORE", root)
+    .env("MQTTSYNC_PROGRESS", progress)
+    .env("MQTTSYNC_TOTAL", total.to_string())
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("spawn the child publisher")
 }
 
 /// Every `.msg` file under `root` is a whole record (no torn write survives a kill).
@@ -318,6 +343,13 @@ fn publisher_killed_repeatedly_loses_nothing_and_qos2_stays_exactly_once() {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // Every flow completed: nothing is left in the store (a stale record would be resent
+    // by the next start).
+    assert_eq!(
+        assert_no_torn_records(&root),
+        0,
+        "records left after the final run"
+    );
     let mut seen: HashMap<u64, usize> = HashMap::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     while (0..total).any(|s| !seen.contains_key(&s)) && Instant::now() < deadline {
@@ -416,23 +448,38 @@ fn a_corrupt_record_is_reported_and_skipped_and_the_others_are_resent() {
     let progress = dir.path().join("progress");
     let id = unique_client_id("gpub");
     let total = 10u64;
-    let mut child = spawn_child(&uri, &id, &root, &progress, total);
-    // Let CONNECT/CONNACK through, then hold every byte towards the broker.
+    let go = dir.path().join("go");
+    let mut child = spawn_child_with(&uri, &id, &root, &progress, total, Some(&go));
+    // Let CONNECT/CONNACK through, then hold every byte towards the broker, then let the
+    // child publish.
     assert!(common::wait_until(common::DEADLINE, || proxy
         .stats()
         .bytes_down
         >= 4));
     proxy.stall(Direction::Up);
+    std::fs::write(&go, b"go").unwrap();
     let client_dir = root.join(mqttsync::persist::client_dir_name(&id, &uri));
     assert!(
-        common::wait_until(common::DEADLINE, || std::fs::read_dir(&client_dir)
+        // Generous: every record is fsynced, and the kill test fsyncs thousands meanwhile.
+        common::wait_until(Duration::from_secs(60), || std::fs::read_dir(&client_dir)
             .map(|d| d
                 .flatten()
                 .filter(|e| e.path().extension().is_some_and(|x| x == "msg"))
                 .count())
             .unwrap_or(0)
             == total as usize),
-        "the child did not persist {total} records"
+        "the child did not persist {total} records: {:?}\n{}",
+        std::fs::read_dir(&client_dir)
+            .map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>()),
+        {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            format!(
+                "{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        }
     );
     child.kill().unwrap();
     let _ = child.wait();
@@ -560,4 +607,62 @@ fn a_publish_is_persisted_before_the_server_sees_it() {
         vec![false],
         "the PUBLISH record was written after the server had it"
     );
+}
+
+/// A store caught between the two writes at PUBREC holds both the PUBLISH (`s-<id>`) and
+/// the PUBREL (`sc-<id>`) record of a QoS 2 flow. The client resends the PUBREL, and when
+/// the flow completes nothing of it may be left in the store: a stale PUBLISH record would
+/// be resent as a new message after the next restart, a QoS 2 duplicate. (Found by the kill
+/// test: the broker log showed a PUBLISH DUP for an id whose PUBREL the previous run had
+/// completed.)
+#[test]
+fn a_superseded_publish_record_is_removed_at_restore() {
+    use mqttsync::proto::{Packet, PubResp, Publish};
+    let broker = Broker::start();
+    let uri = broker.uri();
+    let dir = tempfile::tempdir().unwrap();
+    let id = unique_client_id("stale");
+    let mut fs = FileStore::new(dir.path());
+    fs.open(&id, &uri).unwrap();
+    let publish = Packet::Publish(Publish {
+        dup: false,
+        qos: QoS::ExactlyOnce,
+        retain: false,
+        topic: "stale/x".into(),
+        pkid: 7,
+        payload: "old".into(),
+        properties: Default::default(),
+    });
+    let pubrel = Packet::PubRel(PubResp::new(7));
+    let v = ProtocolVersion::V311;
+    fs.put(
+        "s-7",
+        &[&record::encode_record_seq(&publish, v, 1).unwrap()],
+    )
+    .unwrap();
+    fs.put(
+        "sc-7",
+        &[&record::encode_record_seq(&pubrel, v, 2).unwrap()],
+    )
+    .unwrap();
+    let client_dir = fs.client_dir().unwrap().to_path_buf();
+    drop(fs);
+    let client = Client::connect(
+        ConnectOptions::new(&uri)
+            .client_id(&id)
+            .clean_start(false)
+            .persistence(Box::new(FileStore::new(dir.path()))),
+    )
+    .unwrap();
+    let msgs = || {
+        std::fs::read_dir(&client_dir)
+            .map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    assert!(
+        common::wait_until(common::DEADLINE, || msgs().is_empty()),
+        "records left after the flow completed: {:?}",
+        msgs()
+    );
+    client.close().unwrap();
 }

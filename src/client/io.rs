@@ -761,6 +761,9 @@ impl Io {
                         ))));
                         break;
                     }
+                    // Store changes (from `restore`, or left from the last connection)
+                    // must not be lost with the other early events.
+                    Event::Persist(op) => self.persist(op),
                     other => log::debug!("event before CONNACK ignored: {other:?}"),
                 }
             }
