@@ -434,3 +434,21 @@ fn fuzz_check_on_valid_stream() {
         assert!(fuzz_check::check_decode(&wire) >= 200, "{v:?}");
     }
 }
+
+/// Every input kept in the decode fuzz corpus (`fuzz/corpus/decode`) still passes the
+/// fuzz check.
+#[test]
+fn decode_fuzz_corpus_passes() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/decode");
+    let mut n = 0;
+    let mut decoded = 0;
+    for entry in std::fs::read_dir(&dir).expect("fuzz/corpus/decode exists") {
+        let data = std::fs::read(entry.expect("dir entry").path()).expect("corpus file");
+        decoded += fuzz_check::check_decode(&data);
+        n += 1;
+    }
+    assert!(
+        n >= 10 && decoded > 0,
+        "{n} inputs, {decoded} packets decoded"
+    );
+}

@@ -391,7 +391,7 @@ impl Messages {
 pub struct Client {
     shared: Arc<Shared>,
     ctl_tx: Sender<Control>,
-    pub_tx: Sender<PubReq>,
+    pub_tx: Sender<Box<PubReq>>,
     messages: Messages,
     io_thread: Mutex<Option<JoinHandle<()>>>,
     dispatch_thread: Mutex<Option<JoinHandle<()>>>,
@@ -510,7 +510,7 @@ impl Client {
         }
         let inner = token::TokenInner::new();
         let id = self.shared.next_token.fetch_add(1, Ordering::Relaxed);
-        let req = PubReq {
+        let req = Box::new(PubReq {
             publish: Publish {
                 dup: false,
                 qos: message.qos,
@@ -522,7 +522,7 @@ impl Client {
             },
             id,
             token: inner.clone(),
-        };
+        });
         match self.pub_tx.try_send(req) {
             Ok(()) => {}
             Err(crossbeam_channel::TrySendError::Full(req)) => {

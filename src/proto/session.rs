@@ -918,7 +918,9 @@ impl Session {
     /// Outgoing flows are resent in the order they are restored (call in original sending
     /// order; by packet id if the store keeps no order). A PUBLISH is resent with DUP=1. A
     /// PUBREL for an id that also has a PUBLISH supersedes it (the store was caught between
-    /// the two writes at PUBREC); a PUBLISH for an id already at PUBREL is ignored.
+    /// the two writes at PUBREC); a PUBLISH for an id already at PUBREL is ignored. Either
+    /// way the stale PUBLISH record is removed (`Event::Persist(Remove(SentPublish))` with
+    /// `persist_events`), so it cannot come back after a later restart.
     pub fn restore(&mut self, key: PersistKey, packet: Packet) -> Result<(), CommandError> {
         if self.conn != ConnState::Disconnected {
             return Err(CommandError::NotAllowed("restore on a live connection"));
@@ -932,6 +934,10 @@ impl Session {
                 if let Some(flow) = self.flows.get(&id) {
                     if matches!(flow.stage, Stage::Released(_)) {
                         debug!("restore: PUBLISH {id} superseded by its PUBREL");
+                        // Drop the stale record too: only the PUBREL's is removed when the
+                        // flow completes, and a PUBLISH left behind would be resent as a new
+                        // message after the next restart (a QoS 2 duplicate).
+                        self.persist(PersistOp::Remove(PersistKey::SentPublish(id)));
                         return Ok(());
                     }
                 }
@@ -960,6 +966,10 @@ impl Session {
                     return Err(CommandError::NoPacketId);
                 }
                 r.pkid = id;
+                if matches!(self.flows.get(&id).map(|f| &f.stage), Some(Stage::Sent(_))) {
+                    debug!("restore: PUBREL {id} supersedes its PUBLISH");
+                    self.persist(PersistOp::Remove(PersistKey::SentPublish(id)));
+                }
                 let seq = self.take_seq();
                 self.flows.insert(
                     id,

@@ -2,6 +2,8 @@
 //!
 //! - [`Broker`]: a real mosquitto per test (see `broker.rs`).
 //! - [`FakeBroker`]: a scripted fake broker on our own codec (see `fake_broker.rs`).
+//! - [`FaultProxy`]: a TCP proxy that cuts, stalls and slows connections (see
+//!   `fault_proxy.rs`).
 //! - [`mosquitto_pub`], [`mosquitto_sub`], [`mosquitto_sub_ready`]: the real CLI clients
 //!   against a harness broker, with a deadline, returning their output.
 //! - [`pki`]: a generated test PKI and TLS brokers (see `pki.rs`).
@@ -13,6 +15,7 @@
 pub mod broker;
 pub mod clib;
 pub mod fake_broker;
+pub mod fault_proxy;
 #[cfg(target_os = "linux")]
 pub mod pki;
 
@@ -22,6 +25,8 @@ pub use broker::{find_in_path, find_mosquitto, Broker, BrokerBuilder, TlsFiles};
 pub use clib::*;
 #[allow(unused_imports)]
 pub use fake_broker::{Action, FakeBroker, Flood, FloodStats, Kind, Script};
+#[allow(unused_imports)]
+pub use fault_proxy::{Direction, FaultProxy, ProxyStats};
 
 use std::io::Read;
 use std::process::{Child, Command, ExitStatus, Stdio};
