@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Barrier, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use common::{unique_client_id, Broker, FaultProxy, DEADLINE};
+use common::{unique_client_id, wait_until, Broker, FaultProxy, DEADLINE};
 use mqttsync::{Client, ConnectOptions, Error, Message, QoS, State};
 
 fn opts(uri: &str, prefix: &str) -> ConnectOptions {
@@ -176,6 +176,8 @@ fn callbacks_publish_subscribe_disconnect_and_reconnect_from_inside() {
     send("cb/extra/2");
     assert_eq!(next(), "cb/extra/2 x Ok(())");
     drop(other);
+    // The callback that reported last may still hold its upgraded reference for a moment.
+    assert!(wait_until(DEADLINE, || Arc::strong_count(&client) == 1));
     match Arc::try_unwrap(client) {
         Ok(c) => c.close().unwrap(),
         Err(_) => panic!("client still shared"),

@@ -35,6 +35,8 @@ const SOCK: Token = Token(1);
 const READ_BUDGET: usize = 1 << 20;
 /// Outgoing bytes buffered before requests stop being drained.
 const WRITE_HIGH_WATER: usize = 1 << 20;
+/// Slots of the publish request channel.
+const PUBLISH_CHANNEL: usize = 256;
 /// Smallest and largest single read.
 const MIN_READ: usize = 2 * 1024;
 const MAX_READ: usize = 256 * 1024;
@@ -165,7 +167,9 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
     let (ctl_tx, ctl_rx) = crossbeam_channel::unbounded();
     // Boxed requests: a bounded channel allocates all its slots up front, and with the
     // default max_queued of 10 000 unboxed requests (~110 bytes each) cost 1.1 MB per client.
-    let (pub_tx, pub_rx) = crossbeam_channel::bounded(opts.max_queued.min(65_535));
+    // A short request queue: the session queue behind it holds up to `max_queued`, and a
+    // bounded channel allocates all its slots up front (memory per idle client).
+    let (pub_tx, pub_rx) = crossbeam_channel::bounded(opts.max_queued.min(PUBLISH_CHANNEL));
     let (msg_tx, msg_rx) = crossbeam_channel::unbounded();
 
     let callbacks = Callbacks {
@@ -946,6 +950,8 @@ impl Io {
 
     /// Writes what is queued with a short blocking deadline (used before closing).
     fn flush_best_effort(&mut self) {
+        // Store writes first, as in `flush`.
+        self.process_events();
         let now = Instant::now();
         self.session.poll_transmit(now, &mut self.wbuf);
         if let Some(stream) = self.stream.as_mut() {
