@@ -11,10 +11,11 @@
  *                                                    then every message must arrive; MODE is
  *                                                    recv (blocking receive call) or cb
  *   PROG lat  HOST PORT COUNT                       QoS 1 publish -> own subscription, COUNT
- *                                                    round trips (p50 / p99)
+ *                                                    round trips or 3 s (p50 / p99)
  *   PROG conn HOST PORT SECS                        connect + disconnect cycles for SECS
  *   PROG idle HOST PORT NCLIENTS                    N idle connected clients: RSS, threads
  *
+ * Publishing stops after SECS or 256 MiB of payload, whichever comes first.
  * Throughput = messages / (first publish .. completion); the window is the number of
  * unacknowledged QoS 1/2 publishes allowed; cpu_us is getrusage(RUSAGE_SELF) user+sys over
  * the same interval, all threads of the process.
@@ -106,10 +107,24 @@ static char *make_payload(int size)
 	return p;
 }
 
+/* Latency: COUNT round trips after the warm-up, or fewer if 3 s have passed (at least 20):
+ * a client with 40 ms round trips would otherwise take minutes. */
+static int lat_going(long i, long warm, long count, double start)
+{
+	return i < count + warm && (i < warm + 20 || now_s() - start < 3.0);
+}
+
 /* Connect cycles: at least 5, at most 2000, as many as fit in secs. */
 static int keep_going(long i, double t0, double secs)
 {
 	return i < 5 || (i < 2000 && now_s() - t0 < secs);
+}
+
+/* A cell also stops after 256 MiB of payload, so a client that queues without bound cannot
+ * take gigabytes (the same cap for every client). */
+static long max_msgs(int size)
+{
+	return (256L << 20) / (size > 0 ? size : 1);
 }
 
 static void print_throughput(long msgs, double secs, double cpu)

@@ -161,7 +161,7 @@ static long publish_all(struct mosquitto *m, struct ctx *c, int qos, const char 
 {
 	long n = 0, limit = qos > 0 ? window : QOS0_QUEUE;
 	int rc;
-	while (now_s() - t0 < secs) {
+	while (now_s() - t0 < secs && n < max_msgs(size)) {
 		pthread_mutex_lock(&c->mu);
 		if (n - c->acked >= limit)
 			wait_for(c, &c->acked, n - limit + 1, "publishes completed");
@@ -261,7 +261,7 @@ static int run_lat(long count)
 	struct ctx c;
 	struct mosquitto *m = new_client(&c, "lat", 0, 10);
 	long warm = count / 10 < 50 ? count / 10 : 50, i, n = 0;
-	double *v = calloc(count, sizeof *v), c0;
+	double *v = calloc(count, sizeof *v), c0, lat_start;
 	char *payload = make_payload(64);
 	int rc = mosquitto_subscribe(m, NULL, topic, 1);
 	if (rc != MOSQ_ERR_SUCCESS)
@@ -271,7 +271,8 @@ static int run_lat(long count)
 		pthread_cond_wait(&c.cv, &c.mu);
 	pthread_mutex_unlock(&c.mu);
 	c0 = cpu_us();
-	for (i = 0; i < count + warm; i++) {
+	lat_start = now_s();
+	for (i = 0; lat_going(i, warm, count, lat_start); i++) {
 		double t0 = now_s(), t1;
 		pthread_mutex_lock(&c.mu);
 		rc = mosquitto_publish(m, NULL, topic, 64, payload, 1, false);

@@ -155,7 +155,7 @@ static long publish_cb(MQTTClient c, int qos, const char *payload, int size, int
 {
 	long n = 0;
 	int rc;
-	while (now_s() - t0 < secs) {
+	while (now_s() - t0 < secs && n < max_msgs(size)) {
 		MQTTClient_deliveryToken dt = 0;
 		if (qos > 0) {
 			pthread_mutex_lock(&st.mu);
@@ -185,7 +185,7 @@ static long publish_tokens(MQTTClient c, int qos, const char *payload, int size,
 	MQTTClient_deliveryToken *ring = calloc(window, sizeof *ring);
 	long head = 0, outstanding = 0, n = 0;
 	int rc;
-	while (now_s() - t0 < secs) {
+	while (now_s() - t0 < secs && n < max_msgs(size)) {
 		MQTTClient_deliveryToken dt = 0;
 		for (;;) {
 			if (qos > 0 && outstanding == window) {
@@ -338,13 +338,14 @@ static int run_lat(long count)
 {
 	MQTTClient c = new_client("lat", 0, 10, 0);
 	long warm = count / 10 < 50 ? count / 10 : 50, i, n = 0;
-	double *v = calloc(count, sizeof *v), c0;
+	double *v = calloc(count, sizeof *v), c0, lat_start;
 	char *payload = make_payload(64);
 	int rc = MQTTClient_subscribe(c, topic, 1);
 	if (rc != MQTTCLIENT_SUCCESS)
 		die("MQTTClient_subscribe", rc);
 	c0 = cpu_us();
-	for (i = 0; i < count + warm; i++) {
+	lat_start = now_s();
+	for (i = 0; lat_going(i, warm, count, lat_start); i++) {
 		MQTTClient_deliveryToken dt = 0;
 		MQTTClient_message *m = NULL;
 		char *t = NULL;
