@@ -1,6 +1,8 @@
 //! Worker for mqttsync's Rust API: `Client::connect`, `publish` + tokens, `messages()` or
 //! `on_message`. The window is `max_inflight`; everything else is left at its default
-//! (queue of 10000 publishes, incoming capacity 10000).
+//! (queue of 10000 publishes, incoming capacity 10000). QoS 0 publishes are kept to at most
+//! 1000 not yet written (their tokens complete when written), as for libmosquitto: the
+//! library itself takes QoS 0 publishes without bound.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,6 +14,8 @@ use mqttsync::{Client, ConnectOptions, DeliveryToken, Message, QoS};
 use crate::common::*;
 
 const NAME: &str = "mqttsync";
+/// QoS 0 publishes allowed between `publish` returning and the message being written.
+const QOS0_QUEUE: usize = 1000;
 
 fn qos(q: u8) -> QoS {
     match q {
@@ -41,15 +45,23 @@ fn publish_for(
     let mut n = 0u64;
     let cap = max_msgs(body.len());
     while start.elapsed().as_secs_f64() < secs && n < cap {
-        let t = c.publish(Message::new(topic, body.clone()).qos(qos(q)))?;
+        let t = c.publish_timeout(
+            Message::new(topic, body.clone()).qos(qos(q)),
+            Duration::from_secs(60),
+        )?;
         n += 1;
-        if q > 0 {
-            pending.push_back(t);
-            // Drop finished tokens from the front so the deque stays small.
-            while pending.front().is_some_and(|t| t.is_complete()) {
-                if let Some(t) = pending.pop_front() {
-                    t.wait()?;
-                }
+        pending.push_back(t);
+        // Drop finished tokens from the front so the deque stays small.
+        while pending.front().is_some_and(|t| t.is_complete()) {
+            if let Some(t) = pending.pop_front() {
+                t.wait()?;
+            }
+        }
+        // QoS 0: at most QOS0_QUEUE publishes accepted but not yet written (the library would
+        // otherwise take them without bound; the C drivers keep the same bound).
+        while q == 0 && pending.len() > QOS0_QUEUE {
+            if let Some(t) = pending.pop_front() {
+                t.wait_timeout(Duration::from_secs(60))?;
             }
         }
     }
