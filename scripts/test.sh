@@ -63,6 +63,9 @@ cargo test --all-targets 2>&1 | tee "$log"
 stage "cargo test --doc"
 cargo test --doc 2>&1 | tee -a "$log"
 
+stage "benchmark smoke run: ./bench/run.sh --quick (builds and runs every client once)"
+./bench/run.sh --quick >/dev/null
+
 # ==== MORE STAGES GO HERE ====================================================================
 # (C header / ABI probe, C examples via CMake, Paho C test programs, ...). Append their
 # output to "$log" only if it uses cargo's "test result:" lines.

@@ -550,10 +550,14 @@ pub fn main(args: &[String]) -> Result<(), String> {
         eprintln!("[rep {}/{}] latency and connect done", rep + 1, o.reps);
     }
     // Idle clients: once (memory and thread counts barely vary between runs).
-    let mut idle: Vec<Vec<Option<Fields>>> = vec![Vec::new(); clients.len()];
+    // A client that cannot hold N connections is a finding, not a failed run: noted.
+    let mut idle: Vec<Vec<Result<Option<Fields>, String>>> = vec![Vec::new(); clients.len()];
     for (ci, c) in clients.iter().enumerate() {
         for &n in &o.idle_sizes {
-            let r = run_one(c, port, "idle", &[n.to_string()], Duration::from_secs(600))?;
+            let r = run_one(c, port, "idle", &[n.to_string()], Duration::from_secs(300));
+            if let Err(e) = &r {
+                eprintln!("idle clients: {e}");
+            }
             idle[ci].push(r);
         }
         eprintln!("idle clients: {} done", c.name);
@@ -591,7 +595,7 @@ fn report(
     cells: &[Vec<Vec<Cell>>],
     lat: &[Vec<(f64, f64, f64)>],
     conn: &[Vec<(f64, f64)>],
-    idle: &[Vec<Option<Fields>>],
+    idle: &[Vec<Result<Option<Fields>, String>>],
     took: Duration,
 ) -> String {
     let mut s = String::new();
@@ -622,7 +626,9 @@ fn report(
           repetition, median)\n\n";
     s += "Publish-only: nobody subscribes; a cell ends when every QoS 1/2 publish is \
           acknowledged (window = unacknowledged publishes allowed), or for QoS 0 when one QoS 1 \
-          \"fence\" publish sent after them is acknowledged. End-to-end: publisher and subscriber \
+          \"fence\" publish sent after them is acknowledged; QoS 0 publishes accepted but not \
+          yet written are kept to 1000 where the library would queue without bound \
+          (mqttsync, libmosquitto). Each cell publishes for the given time (or 256 MiB). End-to-end: publisher and subscriber \
           (two connections, one process), 64 B, window 100, subscription at the same QoS, every \
           message counted (a lost one fails the run); `receive` = a blocking receive call, \
           `callback` = message callback; the raw ceiling of both is the same hand-written \
@@ -698,14 +704,20 @@ fn report(
         sep += "---:|---:|---:|";
     }
     s += &format!("\n{sep}\n");
+    let mut notes = Vec::new();
     for (ci, c) in clients.iter().enumerate() {
-        if idle[ci].iter().all(Option::is_none) {
+        if idle[ci].iter().all(|r| matches!(r, Ok(None))) {
             continue;
         }
         s += &format!("| {} |", c.name);
         for (k, n) in o.idle_sizes.iter().enumerate() {
-            match idle[ci].get(k).cloned().flatten() {
-                Some(f) => {
+            match idle[ci].get(k).cloned().unwrap_or(Ok(None)) {
+                Err(e) => {
+                    notes.push(e);
+                    s += &format!(" fails ({}) | — | — |", notes.len());
+                }
+                Ok(None) => s += " — | — | — |",
+                Ok(Some(f)) => {
                     let g = |k: &str| f.get(k).copied().unwrap_or(f64::NAN);
                     s += &format!(
                         " {:.0} | {:.1} | {:.0} |",
@@ -714,10 +726,12 @@ fn report(
                         g("threads")
                     );
                 }
-                None => s += " — | — | — |",
             }
         }
         s += "\n";
+    }
+    for (i, e) in notes.iter().enumerate() {
+        s += &format!("\n({}) {e}\n", i + 1);
     }
     s
 }
