@@ -39,12 +39,14 @@ fn main() {
 }
 
 fn worker(client: &str, args: &[String]) -> i32 {
-    let r = Args::parse(args).map_err(Fail::Error).and_then(|a| match client {
-        "mqttsync" => w_mqttsync::run(a),
-        "rumqttc" => w_rumqttc::run(a),
-        "raw" => w_raw::run(a),
-        c => Err(Fail::Error(format!("unknown client {c}"))),
-    });
+    let r = Args::parse(args)
+        .map_err(Fail::Error)
+        .and_then(|a| match client {
+            "mqttsync" => w_mqttsync::run(a),
+            "rumqttc" => w_rumqttc::run(a),
+            "raw" => w_raw::run(a),
+            c => Err(Fail::Error(format!("unknown client {c}"))),
+        });
     match r {
         Ok(()) => 0,
         Err(Fail::Unsupported(why)) => {

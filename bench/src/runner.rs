@@ -27,7 +27,11 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         reps: if quick { 1 } else { 3 },
         secs: if quick { 0.1 } else { 1.0 },
         lat_count: if quick { 20 } else { 5000 },
-        idle_sizes: if quick { vec![1, 10] } else { vec![1, 100, 1000] },
+        idle_sizes: if quick {
+            vec![1, 10]
+        } else {
+            vec![1, 100, 1000]
+        },
         out: if quick {
             std::env::temp_dir().join(format!("mqttbench-quick-{}", std::process::id()))
         } else {
@@ -564,7 +568,16 @@ pub fn main(args: &[String]) -> Result<(), String> {
     }
     drop(broker);
 
-    let md = report(&o, &clients, &rows, &cells, &lat, &conn, &idle, started.elapsed());
+    let md = report(
+        &o,
+        &clients,
+        &rows,
+        &cells,
+        &lat,
+        &conn,
+        &idle,
+        started.elapsed(),
+    );
     std::fs::File::create(o.out.join("latest.md"))
         .and_then(|mut f| f.write_all(md.as_bytes()))
         .map_err(|e| e.to_string())?;
@@ -580,7 +593,11 @@ pub fn main(args: &[String]) -> Result<(), String> {
         .collect();
     let png = o.out.join("throughput.png");
     match crate::chart::draw(&png, &chart_rows, &names, &values, o.reps) {
-        Ok(()) => eprintln!("mqttbench: wrote {} and {}", o.out.join("latest.md").display(), png.display()),
+        Ok(()) => eprintln!(
+            "mqttbench: wrote {} and {}",
+            o.out.join("latest.md").display(),
+            png.display()
+        ),
         Err(e) => eprintln!("mqttbench: chart not written: {e}"),
     }
     let _ = std::fs::remove_dir_all(&work);
@@ -655,8 +672,7 @@ fn report(
     s += &header("workload");
     for (ri, row) in rows.iter().enumerate() {
         s += &format!("| {} |", row.label);
-        for ci in 0..clients.len() {
-            let v = &cells[ri][ci];
+        for v in &cells[ri] {
             s += &match median(&mut v.iter().map(|c| c.cpu_per_msg).collect::<Vec<_>>()) {
                 Some(x) => format!(" {x:.2} |"),
                 None => " — |".into(),

@@ -289,8 +289,7 @@ pub fn run(a: Args) -> Result<(), Fail> {
                             Err(e)
                                 if matches!(
                                     e.kind(),
-                                    std::io::ErrorKind::WouldBlock
-                                        | std::io::ErrorKind::TimedOut
+                                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                                 ) =>
                             {
                                 if last.elapsed() > STALL {
