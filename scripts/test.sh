@@ -67,6 +67,9 @@ cargo test --all-targets 2>&1 | tee "$log"
 stage "cargo test --doc"
 cargo test --doc 2>&1 | tee -a "$log"
 
+stage "benchmark smoke run: ./bench/run.sh --quick (builds and runs every client once)"
+./bench/run.sh --quick >/dev/null
+
 # ==== MORE STAGES GO HERE ====================================================================
 # The C side already runs inside `cargo test` (so it counts in the totals below):
 #   tests/header.rs, abi.rs        header / ABI probes (C99, C++11, gcc, clang)
