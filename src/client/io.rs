@@ -845,7 +845,11 @@ impl Io {
             self.wbuf.clear();
             self.wpos = 0;
         }
-        self.session.poll_transmit(now, &mut self.wbuf);
+        // Encode more only while the unsent backlog is small; the rest waits in the session
+        // (and intake stops in `room_for_publishes`), so the buffer stays bounded.
+        if self.wbuf.len() - self.wpos < WRITE_HIGH_WATER {
+            self.session.poll_transmit(now, &mut self.wbuf);
+        }
         while self.wpos < self.wbuf.len() {
             let Some(stream) = self.stream.as_mut() else {
                 return;
@@ -872,7 +876,9 @@ impl Io {
             if self.wbuf.capacity() > 4 * IDLE_BUFFER {
                 self.wbuf = Vec::new();
             }
-        } else if self.wpos > 64 * 1024 {
+        } else if self.wpos >= 64 * 1024 && self.wpos >= self.wbuf.len() / 2 {
+            // Compact only when the written part is at least half: each byte moves at
+            // most once on average (compacting after every partial write was quadratic).
             self.wbuf.drain(..self.wpos);
             self.wpos = 0;
         }
