@@ -118,7 +118,16 @@ fn clients(work: &Path) -> Result<Vec<Client>, String> {
     // and becomes the "mqttsync-c" column. Nothing else needs to change.
     let root = Path::new(BENCH_DIR).join("..");
     if root.join("include/MQTTClient.h").exists() {
-        let lib_dir = build_libmqttsync(&root)?;
+        let built = build_libmqttsync(&root)?;
+        // The library's soname is libmqttsync.so.0: give the loader that name.
+        let lib_dir = work.join("lib");
+        std::fs::create_dir_all(&lib_dir).map_err(|e| format!("{}: {e}", lib_dir.display()))?;
+        for name in ["libmqttsync.so", "libmqttsync.so.0"] {
+            let link = lib_dir.join(name);
+            let _ = std::fs::remove_file(&link);
+            std::os::unix::fs::symlink(built.join("libmqttsync.so"), &link)
+                .map_err(|e| format!("{}: {e}", link.display()))?;
+        }
         let ours = work.join("mqttsync_c_bench");
         run_cmd(
             Command::new(cc())
