@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{unique_client_id, Broker, DEADLINE};
+use common::{build_c_program, c_dir, run_prog, unique_client_id, Broker, DEADLINE};
 use mqttsync::{
     Client, ConnectOptions, Error, Message, ProtocolVersion, QoS, State, Step, TlsOptions,
 };
@@ -1126,4 +1126,32 @@ fn https_proxy_carries_wss_end_to_end() {
         opts(&bridge.uri("wss", ""), "pwss", ProtocolVersion::V5).https_proxy(&proxy.uri("")),
     );
     assert!(matches!(e, Error::Tls { .. }), "{e}");
+}
+
+#[test]
+fn c_api_over_ws_with_headers_and_through_a_proxy() {
+    // The same MQTTClient.h scenario as over TCP, on ws:// with httpHeaders (connect
+    // options version 7) and through an HTTP CONNECT proxy (httpProxy, version 8).
+    let dir = tempfile::tempdir().unwrap();
+    let exe = dir.path().join("client_ws");
+    build_c_program("cc", &c_dir().join("client_ws.c"), &exe, &[]);
+    let broker = Broker::start();
+    let bridge = Bridge::start(&broker);
+    let uri = bridge.uri("ws", "/mqtt");
+    let r = run_prog(&exe, &[&uri], &[], Duration::from_secs(60));
+    r.assert_clean("client_ws direct");
+    assert_eq!(
+        r.stdout.matches("received over ws").count(),
+        3,
+        "{}",
+        r.stdout
+    );
+    assert_eq!(bridge.upgrades()[0].header("x-from-c"), Some("mqttsync"));
+
+    let proxy = Proxy::start(ProxyConfig::default());
+    let r = run_prog(&exe, &[&uri, &proxy.uri("")], &[], Duration::from_secs(60));
+    r.assert_clean("client_ws through the proxy");
+    let targets: Vec<String> = proxy.seen().into_iter().map(|s| s.target).collect();
+    assert_eq!(targets, [format!("127.0.0.1:{}", bridge.port)]);
+    assert_eq!(bridge.upgrades().len(), 2);
 }
