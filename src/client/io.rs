@@ -277,12 +277,24 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
         connected_at: None,
     };
 
+    // The first connect runs on the caller's thread (no hand-off to the I/O thread and
+    // back: connect latency); the I/O thread starts once the connection is up. Each step
+    // has its deadline inside `establish`.
+    let mut io = io;
+    if let Err(e) = io.establish() {
+        io.finish();
+        drop(io);
+        if let Some(h) = dispatch_thread {
+            let _ = h.join();
+        }
+        return Err(e);
+    }
     let io_thread = std::thread::Builder::new()
         .name("mqttsync-io".into())
         .stack_size(256 * 1024)
         .spawn(move || io.run())?;
 
-    let client = Client {
+    Ok(Client {
         messages: Messages {
             rx: msg_rx,
             shared: shared.clone(),
@@ -294,23 +306,7 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
         dispatch_thread: Mutex::new(dispatch_thread),
         request_timeout: opts.request_timeout,
         version: opts.version,
-    };
-    // The I/O thread enforces the connect deadline per server; the reply always comes.
-    let (tx, rx) = crossbeam_channel::bounded(1);
-    client
-        .ctl_tx
-        .send(Control::Connect { reply: tx })
-        .map_err(|_| Error::Closed)?;
-    client.shared.parked.store(true, Ordering::SeqCst);
-    client.shared.wake();
-    match rx.recv() {
-        Ok(Ok(_info)) => Ok(client),
-        Ok(Err(e)) => {
-            client.shared.set_state(STATE_DISCONNECTED);
-            Err(e)
-        }
-        Err(_) => Err(Error::Closed),
-    }
+    })
 }
 
 fn seed() -> u64 {
