@@ -314,7 +314,9 @@ fn seed() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0x9E37_79B9);
-    t ^ (std::process::id() as u64).rotate_left(32) | 1
+    // The address of a local tells processes (ASLR) and threads apart without a system call.
+    let here = 0u8;
+    t ^ (std::ptr::addr_of!(here) as u64).rotate_left(32) | 1
 }
 
 /// Loads the persisted in-flight state into the session; corrupt records are reported in
@@ -727,12 +729,19 @@ impl Io {
         stream
             .write_all(&out)
             .map_err(|e| map_timeout(e, Step::ConnAck, total))?;
+        // A plain TCP stream comes from `connect_tcp` with its timeouts ending at the
+        // deadline (give or take the CONNECT write): the first read needs no refresh.
+        let mut fresh = matches!(stream, Stream::Tcp(_));
         let connack = loop {
             let now = Instant::now();
             if now >= deadline {
                 return Err(Error::timeout(Step::ConnAck, total));
             }
-            stream.set_timeouts(Some(deadline - now))?;
+            if !fresh {
+                let left = (deadline - now).max(Duration::from_millis(1));
+                stream.tcp().set_read_timeout(Some(left))?;
+            }
+            fresh = false;
             let n = read_into(&mut stream, &mut self.rbuf, MIN_READ)
                 .map_err(|e| map_timeout(e, Step::ConnAck, total))?;
             if n == 0 {
@@ -780,7 +789,7 @@ impl Io {
                 break f?;
             }
         };
-        stream.set_timeouts(None)?;
+        // Non-blocking from here on, so the handshake's timeouts no longer apply.
         stream.set_nonblocking(true)?;
         let fd = stream.as_raw_fd();
         self.poll.registry().register(
