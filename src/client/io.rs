@@ -220,10 +220,9 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
     let (dispatch_tx, dispatch_thread) = if want_dispatch {
         let (tx, rx) = crossbeam_channel::unbounded();
         let sh = shared.clone();
-        let h = std::thread::Builder::new()
-            .name("mqttsync-dispatch".into())
-            .stack_size(256 * 1024)
-            .spawn(move || dispatch_loop(rx, callbacks, sh))?;
+        let h = super::threads::spawn(c"mqttsync-dispatch", move || {
+            dispatch_loop(rx, callbacks, sh)
+        })?;
         (Some(tx), Some(h))
     } else {
         (None, None)
@@ -285,14 +284,11 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
         io.finish();
         drop(io);
         if let Some(h) = dispatch_thread {
-            let _ = h.join();
+            h.join();
         }
         return Err(e);
     }
-    let io_thread = std::thread::Builder::new()
-        .name("mqttsync-io".into())
-        .stack_size(256 * 1024)
-        .spawn(move || io.run())?;
+    let io_thread = super::threads::spawn(c"mqttsync-io", move || io.run())?;
 
     Ok(Client {
         messages: Messages {

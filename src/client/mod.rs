@@ -8,11 +8,12 @@
 
 mod io;
 pub mod options;
+mod threads;
 mod token;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::thread::{JoinHandle, ThreadId};
+use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
@@ -393,8 +394,8 @@ pub struct Client {
     ctl_tx: Sender<Control>,
     pub_tx: Sender<Box<PubReq>>,
     messages: Messages,
-    io_thread: Mutex<Option<JoinHandle<()>>>,
-    dispatch_thread: Mutex<Option<JoinHandle<()>>>,
+    io_thread: Mutex<Option<threads::Worker>>,
+    dispatch_thread: Mutex<Option<threads::Worker>>,
     request_timeout: Duration,
     version: ProtocolVersion,
 }
@@ -749,7 +750,7 @@ impl Drop for Client {
             .unwrap_or_else(|e| e.into_inner())
             .take()
         {
-            let _ = h.join();
+            h.join();
         }
         if let Some(h) = self
             .dispatch_thread
@@ -758,7 +759,7 @@ impl Drop for Client {
             .take()
         {
             if !on_dispatch {
-                let _ = h.join();
+                h.join();
             }
         }
     }
