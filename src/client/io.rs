@@ -36,12 +36,14 @@ const READ_BUDGET: usize = 1 << 20;
 /// Outgoing bytes buffered before requests stop being drained.
 const WRITE_HIGH_WATER: usize = 1 << 20;
 /// Slots of the publish request channel.
-const PUBLISH_CHANNEL: usize = 256;
+const PUBLISH_CHANNEL: usize = 64;
 /// Smallest and largest single read.
 const MIN_READ: usize = 2 * 1024;
 const MAX_READ: usize = 256 * 1024;
 /// Buffer capacity an idle connection may keep.
 const IDLE_BUFFER: usize = 16 * 1024;
+/// Quiet this long, a connection gives its buffers back.
+const QUIET: Duration = Duration::from_millis(100);
 /// A connection up for this long counts as healthy: the reconnect backoff starts over.
 const STABLE_CONNECTION: Duration = Duration::from_secs(5);
 
@@ -114,6 +116,8 @@ pub(crate) struct Io {
     shutdown: bool,
     rng: u64,
     connected_at: Option<Instant>,
+    /// Buffers released since the last event (`release_idle_memory`).
+    trimmed: bool,
 }
 
 pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
@@ -274,6 +278,7 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
         shutdown: false,
         rng: seed(),
         connected_at: None,
+        trimmed: false,
     };
 
     // The first connect runs on the caller's thread (no hand-off to the I/O thread and
@@ -288,6 +293,9 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
         }
         return Err(e);
     }
+    // What the handshake allocated goes back now, while the next allocations (the next
+    // client's, say) can reuse it: freed later, it would stay resident as holes.
+    io.release_idle_memory();
     let io_thread = super::threads::spawn(c"mqttsync-io", move || io.run())?;
 
     Ok(Client {
@@ -392,6 +400,11 @@ impl Io {
             self.run_timers(now);
 
             let timeout = self.next_timeout(now);
+            // Before a long sleep, a short one: if nothing happens in it, the connection is
+            // quiet and its buffers go back to the allocator (memory per idle client).
+            // Busy connections never reach the end of the short sleep, so pay nothing.
+            let quiet_check = !self.trimmed && timeout.is_none_or(|t| t > QUIET);
+            let timeout = if quiet_check { Some(QUIET) } else { timeout };
             self.shared.parked.store(true, Ordering::SeqCst);
             if timeout != Some(Duration::ZERO) && self.has_requests() {
                 self.shared.parked.store(false, Ordering::SeqCst);
@@ -406,6 +419,13 @@ impl Io {
                 }
                 continue;
             }
+            if self.events.is_empty() {
+                if quiet_check {
+                    self.release_idle_memory();
+                }
+            } else {
+                self.trimmed = false;
+            }
             for ev in self.events.iter() {
                 if ev.token() == SOCK && (ev.is_readable() || ev.is_read_closed() || ev.is_error())
                 {
@@ -414,6 +434,20 @@ impl Io {
             }
         }
         self.finish();
+    }
+
+    /// Frees the read and write buffers and the session's empty queues (see `QUIET`).
+    fn release_idle_memory(&mut self) {
+        self.trimmed = true;
+        if self.rbuf.is_empty() {
+            self.rbuf = BytesMut::new();
+            self.read_chunk = MIN_READ;
+        }
+        if self.wpos == self.wbuf.len() {
+            self.wbuf = Vec::new();
+            self.wpos = 0;
+        }
+        self.session.release_idle_memory();
     }
 
     fn has_requests(&self) -> bool {
@@ -887,6 +921,7 @@ impl Io {
 
     fn read(&mut self, now: Instant) {
         let mut budget = READ_BUDGET;
+        let mut read_any = false;
         while budget > 0 && !self.paused() {
             let Some(stream) = self.stream.as_mut() else {
                 return;
@@ -899,6 +934,7 @@ impl Io {
                     return;
                 }
                 Ok(n) => {
+                    read_any = true;
                     budget = budget.saturating_sub(n);
                     self.read_chunk = if n == self.read_chunk {
                         (n * 4).min(MAX_READ)
@@ -916,8 +952,9 @@ impl Io {
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     self.readable = false;
-                    // An idle connection keeps no large buffer (memory per idle client).
-                    if self.rbuf.is_empty() && self.rbuf.capacity() > IDLE_BUFFER {
+                    // An idle connection keeps no large buffer, and a wake-up that found
+                    // nothing to read keeps none at all (memory per idle client).
+                    if self.rbuf.is_empty() && (!read_any || self.rbuf.capacity() > IDLE_BUFFER) {
                         self.rbuf = BytesMut::new();
                     }
                     return;

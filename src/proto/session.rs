@@ -870,6 +870,29 @@ impl Session {
         ids.into_iter().map(|(_, id)| id).collect()
     }
 
+    /// Gives back the memory of empty internal queues and tables (a quiet connection keeps
+    /// nothing it does not need; the next use allocates again).
+    pub fn release_idle_memory(&mut self) {
+        if self.out.is_empty() {
+            self.out = VecDeque::new();
+        }
+        if self.events.is_empty() {
+            self.events = VecDeque::new();
+        }
+        if self.queue.is_empty() {
+            self.queue = VecDeque::new();
+        }
+        if self.flows.is_empty() {
+            self.flows = IdMap::default();
+        }
+        if self.requests.is_empty() {
+            self.requests = IdMap::default();
+        }
+        if self.incoming_qos2.is_empty() {
+            self.incoming_qos2 = IdSet::default();
+        }
+    }
+
     /// Number of outgoing publishes waiting for the window to open.
     pub fn queued_len(&self) -> usize {
         self.queue.len()
@@ -1794,6 +1817,27 @@ mod tests {
         );
         assert!(s.pending_publishes().is_empty());
         assert_eq!(s.inflight_len(), 0);
+    }
+
+    #[test]
+    fn releasing_idle_memory_keeps_flows_and_state() {
+        let t0 = Instant::now();
+        let mut s = connected(config(V3), t0);
+        let a = s.publish(t0, publish("a", QoS::AtLeastOnce)).unwrap();
+        assert_eq!(pub_ids(&sent(&mut s, t0)), vec![(a, false)]);
+        // Mid-flow: the pending flow must survive; empty queues are dropped.
+        s.release_idle_memory();
+        assert_eq!(s.pending_publishes(), vec![a]);
+        s.handle_packet(t0, Packet::PubAck(resp(a))).unwrap();
+        assert!(
+            matches!(events(&mut s).as_slice(), [Event::PublishDone { pkid, .. }] if *pkid == a)
+        );
+        s.release_idle_memory();
+        // And the session works as before afterwards.
+        let b = s.publish(t0, publish("b", QoS::ExactlyOnce)).unwrap();
+        assert_ne!(b, 0);
+        assert_eq!(pub_ids(&sent(&mut s, t0)), vec![(b, false)]);
+        assert_eq!(s.inflight_len(), 1);
     }
 
     #[test]
