@@ -692,3 +692,64 @@ fn disconnect_then_reconnect_resumes_the_session() {
     );
     c.disconnect().unwrap();
 }
+
+/// Back-pressure: with the window, the session queue and the request channel full, a
+/// publish blocks for room and fails with a queue timeout when none comes; a publisher
+/// blocked while the broker is stalled is woken once acknowledgements free room (no lost
+/// wake-up), and every accepted message is delivered.
+#[test]
+fn publish_blocks_for_room_and_times_out_without_it() {
+    let broker = Broker::start();
+    let client = Client::connect(
+        opts(&broker, "room", ProtocolVersion::V311)
+            .max_inflight(1)
+            .max_queued(2)
+            .request_timeout(Duration::from_secs(10)),
+    )
+    .unwrap();
+    let client = Arc::new(client);
+    let msg = || Message::new("room/t", &b"x"[..]).qos(QoS::AtLeastOnce);
+    broker.pause();
+    // 1 in flight + 2 in the session queue + 2 in the request channel (capacity
+    // min(max_queued, 64)), then no room until the broker answers.
+    let mut tokens = Vec::new();
+    let mut accepted = 0;
+    let t0 = Instant::now();
+    let refused = loop {
+        match client.publish_timeout(msg(), Duration::from_millis(300)) {
+            Ok(t) => {
+                tokens.push(t);
+                accepted += 1;
+                assert!(accepted <= 10, "back-pressure never engaged");
+            }
+            Err(e) => break e,
+        }
+    };
+    assert!(
+        matches!(
+            refused,
+            Error::Timeout {
+                step: Step::Queue,
+                ..
+            }
+        ),
+        "{refused:?}"
+    );
+    assert!(t0.elapsed() >= Duration::from_millis(300));
+    assert_eq!(accepted, 5, "window 1 + queue 2 + channel 2");
+    // A second publisher blocks now; the broker comes back while it waits.
+    let (tx, rx) = mpsc::channel();
+    let c = client.clone();
+    let waiter = std::thread::spawn(move || {
+        tx.send(()).unwrap();
+        c.publish_timeout(msg(), Duration::from_secs(20))
+    });
+    rx.recv().unwrap();
+    broker.resume();
+    let last = waiter.join().unwrap().expect("woken when room was made");
+    tokens.push(last);
+    for t in &tokens {
+        t.wait_timeout(DEADLINE).unwrap();
+    }
+    assert_eq!(tokens.len(), 6);
+}

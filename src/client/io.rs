@@ -118,6 +118,8 @@ pub(crate) struct Io {
     connected_at: Option<Instant>,
     /// Buffers released since the last event (`release_idle_memory`).
     trimmed: bool,
+    /// The session queue filled up; intake waits until it drains (`room_for_publishes`).
+    intake_paused: bool,
 }
 
 pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
@@ -162,6 +164,9 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
         read_paused: false.into(),
         dispatch_waiting: 0.into(),
         dispatch_thread: OnceLock::new(),
+        room: Mutex::new(()),
+        room_cv: std::sync::Condvar::new(),
+        room_waiters: 0.into(),
         next_token: 1.into(),
         published: 0.into(),
         received: 0.into(),
@@ -279,6 +284,7 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
         rng: seed(),
         connected_at: None,
         trimmed: false,
+        intake_paused: false,
     };
 
     // The first connect runs on the caller's thread (no hand-off to the I/O thread and
@@ -454,11 +460,19 @@ impl Io {
         !self.ctl_rx.is_empty() || (!self.pub_rx.is_empty() && self.room_for_publishes())
     }
 
+    /// Whether publish requests may move from the channel into the session. Once the
+    /// session queue is full, intake resumes only when a quarter of it has drained: a
+    /// publisher that outruns the window then blocks and wakes once per batch, not once
+    /// per acknowledgement (one context switch per message was most of the cost there).
     fn room_for_publishes(&self) -> bool {
         match self.shared.state.load(Ordering::Acquire) {
             STATE_CONNECTED => {
-                self.session.queued_len() < self.max_queued
-                    && self.wbuf.len() - self.wpos < WRITE_HIGH_WATER
+                let limit = if self.intake_paused {
+                    self.max_queued - self.max_queued / 4
+                } else {
+                    self.max_queued
+                };
+                self.session.queued_len() < limit && self.wbuf.len() - self.wpos < WRITE_HIGH_WATER
             }
             _ => true,
         }
@@ -646,12 +660,23 @@ impl Io {
                 Err(_) => break,
             }
         }
+        self.intake_paused = self.session.queued_len() >= self.max_queued;
+        self.room_made();
+    }
+
+    /// Wakes waiting publishers once the request channel is at most half full.
+    fn room_made(&self) {
+        let half = self.pub_rx.capacity().unwrap_or(1) / 2;
+        if self.pub_rx.len() <= half {
+            self.shared.notify_room();
+        }
     }
 
     fn drain_all_publishes(&mut self, now: Instant) {
         while let Ok(req) = self.pub_rx.try_recv() {
             self.publish(now, *req);
         }
+        self.room_made();
     }
 
     fn publish(&mut self, now: Instant, req: PubReq) {
@@ -1358,6 +1383,8 @@ impl Io {
         while let Ok(req) = self.pub_rx.try_recv() {
             req.token.complete(Err(closed.clone()));
         }
+        // Publishers waiting for room see the closed state.
+        self.shared.notify_room();
         self.poke_tokens();
         if let Some(st) = self.store.as_mut() {
             if let Err(e) = st.close() {

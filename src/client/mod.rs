@@ -12,7 +12,7 @@ mod threads;
 mod token;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
@@ -111,6 +111,11 @@ pub(crate) struct Shared {
     read_paused: AtomicBool,
     dispatch_waiting: AtomicUsize,
     dispatch_thread: OnceLock<ThreadId>,
+    /// Publishers waiting for room in the full request channel, and their wake-up (sent by
+    /// the I/O thread once the channel is at most half full: one wake-up per batch).
+    room: Mutex<()>,
+    room_cv: Condvar,
+    room_waiters: AtomicUsize,
     next_token: AtomicU64,
     published: AtomicU64,
     received: AtomicU64,
@@ -151,6 +156,14 @@ impl Shared {
             if let Err(e) = self.waker.wake() {
                 log::warn!("waking the I/O thread failed: {e}");
             }
+        }
+    }
+
+    /// Wakes publishers waiting for room in the request channel.
+    pub(crate) fn notify_room(&self) {
+        if self.room_waiters.load(Ordering::SeqCst) > 0 {
+            let _g = self.room.lock().unwrap_or_else(|e| e.into_inner());
+            self.room_cv.notify_all();
         }
     }
 
@@ -526,16 +539,21 @@ impl Client {
         });
         match self.pub_tx.try_send(req) {
             Ok(()) => {}
-            Err(crossbeam_channel::TrySendError::Full(req)) => {
-                self.shared.wake();
+            Err(crossbeam_channel::TrySendError::Full(mut req)) => {
+                // Not the channel's own blocking send: it spins and yields before sleeping,
+                // and would wake for every slot freed. This sleeps until the I/O thread has
+                // emptied half the channel.
+                let deadline = Instant::now() + timeout;
                 let _guard = DispatchWaitGuard::new(&self.shared);
-                match self.pub_tx.send_timeout(req, timeout) {
-                    Ok(()) => {}
-                    Err(crossbeam_channel::SendTimeoutError::Timeout(_)) => {
-                        return Err(Error::timeout(Step::Queue, timeout))
-                    }
-                    Err(crossbeam_channel::SendTimeoutError::Disconnected(_)) => {
-                        return Err(Error::Closed)
+                loop {
+                    self.shared.wake();
+                    self.wait_for_room(deadline, timeout)?;
+                    match self.pub_tx.try_send(req) {
+                        Ok(()) => break,
+                        Err(crossbeam_channel::TrySendError::Full(r)) => req = r,
+                        Err(crossbeam_channel::TrySendError::Disconnected(_)) => {
+                            return Err(Error::Closed)
+                        }
                     }
                 }
             }
@@ -548,6 +566,31 @@ impl Client {
             shared: self.shared.clone(),
             default_timeout: self.request_timeout,
         })
+    }
+
+    /// Sleeps until the request channel has room, the client is down, or the deadline.
+    fn wait_for_room(&self, deadline: Instant, timeout: Duration) -> Result<()> {
+        let sh = &self.shared;
+        let mut g = sh.room.lock().unwrap_or_else(|e| e.into_inner());
+        // Counted under the lock, then re-checked: the I/O thread frees room before it
+        // looks at the count, so either it sees us or we see the room.
+        sh.room_waiters.fetch_add(1, Ordering::SeqCst);
+        let r = loop {
+            if !self.pub_tx.is_full() || sh.state.load(Ordering::Acquire) == STATE_CLOSED {
+                break Ok(());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                break Err(Error::timeout(Step::Queue, timeout));
+            }
+            g = sh
+                .room_cv
+                .wait_timeout(g, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        };
+        sh.room_waiters.fetch_sub(1, Ordering::SeqCst);
+        r
     }
 
     /// Publishes and waits for the acknowledgement (PUBACK / PUBCOMP; for QoS 0 until the
