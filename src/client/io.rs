@@ -15,6 +15,7 @@ use mio::{Interest, Poll, Token, Waker};
 use super::options::{
     ConnectOptions, HttpOptions, LostCallback, Message, ReconnectOptions, ServerUri, TlsOptions,
 };
+use super::queue::{Consumer, Producer};
 use super::token::{Delivered, TokenInner};
 use super::{
     Client, ConnectInfo, Control, Incoming, Messages, PubReq, Shared, STATE_CLOSED,
@@ -98,8 +99,8 @@ pub(crate) struct Io {
     wpos: usize,
     ctl_rx: Receiver<Control>,
     pub_rx: Receiver<Box<PubReq>>,
-    msg_tx: Sender<Incoming>,
-    dispatch_tx: Option<Sender<Incoming>>,
+    msg_tx: Producer<Incoming>,
+    dispatch_tx: Option<Producer<Incoming>>,
     messages_to_dispatch: bool,
     delivered_to_dispatch: bool,
     overflow: VecDeque<Incoming>,
@@ -179,7 +180,7 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
     // A short request queue: the session queue behind it holds up to `max_queued`, and a
     // bounded channel allocates all its slots up front (memory per idle client).
     let (pub_tx, pub_rx) = crossbeam_channel::bounded(opts.max_queued.min(PUBLISH_CHANNEL));
-    let (msg_tx, msg_rx) = crossbeam_channel::unbounded();
+    let (msg_tx, msg_rx) = super::queue::queue();
 
     let callbacks = Callbacks {
         on_message: opts.on_message.take(),
@@ -227,7 +228,7 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
     };
 
     let (dispatch_tx, dispatch_thread) = if want_dispatch {
-        let (tx, rx) = crossbeam_channel::unbounded();
+        let (tx, rx) = super::queue::queue();
         let sh = shared.clone();
         let h = super::threads::spawn(c"mqttsync-dispatch", move || {
             dispatch_loop(rx, callbacks, sh)
@@ -344,7 +345,7 @@ fn restore(store: &mut Persister, session: &mut Session) -> Result<()> {
     Ok(())
 }
 
-fn dispatch_loop(rx: Receiver<Incoming>, mut cb: Callbacks, shared: Arc<Shared>) {
+fn dispatch_loop(rx: Consumer<Incoming>, mut cb: Callbacks, shared: Arc<Shared>) {
     let _ = shared.dispatch_thread.set(std::thread::current().id());
     while let Ok(item) = rx.recv() {
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match item {
@@ -1075,7 +1076,7 @@ impl Io {
                     };
                     if self.delivered_to_dispatch {
                         if let Some(tx) = &self.dispatch_tx {
-                            let _ = tx.send(Incoming::Delivered(super::DeliveryEvent {
+                            tx.send(Incoming::Delivered(super::DeliveryEvent {
                                 token_id: id,
                                 packet_id: pkid,
                                 packet_type,
@@ -1149,9 +1150,9 @@ impl Io {
                     _ => None,
                 };
                 if let Some(c) = copy {
-                    let _ = tx.send(c);
+                    tx.send(c);
                 } else {
-                    let _ = tx.send(item);
+                    tx.send(item);
                     return;
                 }
             }
@@ -1181,7 +1182,7 @@ impl Io {
                 break;
             }
             if let Some(item) = self.overflow.pop_front() {
-                let _ = tx.send(item);
+                tx.send(item);
             }
         }
         let paused = !self.overflow.is_empty();
@@ -1398,7 +1399,7 @@ impl Io {
             } else {
                 &self.msg_tx
             };
-            let _ = tx.send(item);
+            tx.send(item);
         }
         self.dispatch_tx = None;
     }

@@ -8,6 +8,7 @@
 
 mod io;
 pub mod options;
+mod queue;
 mod threads;
 mod token;
 
@@ -16,7 +17,7 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+use crossbeam_channel::{RecvTimeoutError, Sender};
 
 pub use options::{
     ConnectOptions, LostCause, Message, ReconnectOptions, Scheme, ServerUri, TlsOptions, TlsVersion,
@@ -299,7 +300,7 @@ pub(crate) struct PubReq {
 /// queue (each message goes to one receiver).
 #[derive(Debug, Clone)]
 pub struct Messages {
-    rx: Receiver<Incoming>,
+    rx: queue::Consumer<Incoming>,
     shared: Arc<Shared>,
 }
 
@@ -344,17 +345,15 @@ impl Messages {
                 Some(d) => d.saturating_duration_since(Instant::now()),
                 None => Duration::from_secs(86400),
             };
-            match self.rx.recv_timeout(left) {
+            match self.rx.recv_timeout(Some(left)) {
                 Ok(item) => {
                     self.after_take();
                     if let Some(r) = self.map(item) {
                         return r;
                     }
                 }
-                Err(RecvTimeoutError::Timeout) => {
-                    return Err(Error::timeout(Step::Receive, timeout))
-                }
-                Err(RecvTimeoutError::Disconnected) => return Err(Error::Closed),
+                Err(queue::RecvError::Empty) => return Err(Error::timeout(Step::Receive, timeout)),
+                Err(queue::RecvError::Closed) => return Err(Error::Closed),
             }
         }
     }
@@ -369,8 +368,8 @@ impl Messages {
                         return r.map(Some);
                     }
                 }
-                Err(TryRecvError::Empty) => return Ok(None),
-                Err(TryRecvError::Disconnected) => return Err(Error::Closed),
+                Err(queue::RecvError::Empty) => return Ok(None),
+                Err(queue::RecvError::Closed) => return Err(Error::Closed),
             }
         }
     }
