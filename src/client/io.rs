@@ -75,8 +75,7 @@ struct Disconnecting {
 
 pub(crate) struct Io {
     shared: Arc<Shared>,
-    poll: Poll,
-    events: mio::Events,
+    registry: mio::Registry,
     session: Session,
     version: ProtocolVersion,
     servers: Vec<ServerUri>,
@@ -168,6 +167,8 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
         room: Mutex::new(()),
         room_cv: std::sync::Condvar::new(),
         room_waiters: 0.into(),
+        last_publish: 0.into(),
+        epoch: Instant::now(),
         next_token: 1.into(),
         published: 0.into(),
         received: 0.into(),
@@ -240,8 +241,7 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
 
     let io = Io {
         shared: shared.clone(),
-        poll,
-        events: mio::Events::with_capacity(8),
+        registry: poll.registry().try_clone()?,
         session,
         version: opts.version,
         servers: opts.servers,
@@ -303,9 +303,12 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
     // What the handshake allocated goes back now, while the next allocations (the next
     // client's, say) can reuse it: freed later, it would stay resident as holes.
     io.release_idle_memory();
-    let io_thread = super::threads::spawn(c"mqttsync-io", move || io.run())?;
+    let io = Arc::new(Mutex::new(io));
+    let for_thread = io.clone();
+    let io_thread = super::threads::spawn(c"mqttsync-io", move || run(for_thread, poll))?;
 
     Ok(Client {
+        io,
         messages: Messages {
             rx: msg_rx,
             shared: shared.clone(),
@@ -388,59 +391,166 @@ fn dispatch_loop(rx: Consumer<Incoming>, mut cb: Callbacks, shared: Arc<Shared>)
     }
 }
 
-impl Io {
-    fn run(mut self) {
-        while !self.shutdown {
-            let now = Instant::now();
-            self.handle_controls(now);
-            if self.shutdown {
-                break;
-            }
-            self.handle_publishes(now);
-            self.flush(now);
-            self.pump_overflow();
-            if self.stream.is_some() && self.readable && !self.paused() {
-                self.read(now);
-            }
-            self.flush(now);
-            self.check_disconnecting(now);
-            self.run_timers(now);
+impl std::fmt::Debug for Io {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Io")
+            .field("version", &self.version)
+            .field("connected", &self.stream.is_some())
+            .finish_non_exhaustive()
+    }
+}
 
-            let timeout = self.next_timeout(now);
-            // Before a long sleep, a short one: if nothing happens in it, the connection is
-            // quiet and its buffers go back to the allocator (memory per idle client).
-            // Busy connections never reach the end of the short sleep, so pay nothing.
-            let quiet_check = !self.trimmed && timeout.is_none_or(|t| t > QUIET);
-            let timeout = if quiet_check { Some(QUIET) } else { timeout };
-            self.shared.parked.store(true, Ordering::SeqCst);
-            if timeout != Some(Duration::ZERO) && self.has_requests() {
-                self.shared.parked.store(false, Ordering::SeqCst);
-                continue;
+/// What the I/O thread does after a turn of work.
+enum Next {
+    /// Sleep in poll for at most this long; `quiet_check`: a short sleep before a long one.
+    Park {
+        timeout: Option<Duration>,
+        quiet_check: bool,
+    },
+    /// Requests arrived meanwhile: another turn at once.
+    Again,
+    /// Shut down (already finished).
+    Exit,
+}
+
+/// The I/O thread. The `Io` is locked for each turn of work and unlocked while the thread
+/// sleeps in poll, so a caller may publish on its own thread meanwhile
+/// ([`Io::publish_direct`]).
+pub(crate) fn run(io: Arc<Mutex<Io>>, mut poll: Poll) {
+    let mut events = mio::Events::with_capacity(8);
+    let shared = io.lock().unwrap_or_else(|e| e.into_inner()).shared.clone();
+    // Events of the last poll, still to be looked at.
+    let mut polled: Option<bool> = None;
+    loop {
+        let mut g = io.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(quiet_check) = polled.take() {
+            g.take_events(&events, quiet_check);
+        }
+        let (timeout, quiet_check) = match g.turn() {
+            Next::Exit => return,
+            Next::Again => continue,
+            Next::Park {
+                timeout,
+                quiet_check,
+            } => (timeout, quiet_check),
+        };
+        drop(g);
+        let r = poll.poll(&mut events, timeout);
+        shared.parked.store(false, Ordering::SeqCst);
+        match r {
+            Ok(()) => polled = Some(quiet_check),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                log::error!("poll failed: {e}");
+                io.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .lose(Error::Io(e));
             }
-            let r = self.poll.poll(&mut self.events, timeout);
+        }
+    }
+}
+
+impl Io {
+    /// One turn of work: requests, writes, reads, timers; then how to wait.
+    fn turn(&mut self) -> Next {
+        let now = Instant::now();
+        self.handle_controls(now);
+        if self.shutdown {
+            self.finish();
+            return Next::Exit;
+        }
+        self.handle_publishes(now);
+        self.flush(now);
+        self.pump_overflow();
+        if self.stream.is_some() && self.readable && !self.paused() {
+            self.read(now);
+        }
+        self.flush(now);
+        self.check_disconnecting(now);
+        self.run_timers(now);
+        if self.shutdown {
+            self.finish();
+            return Next::Exit;
+        }
+
+        let timeout = self.next_timeout(now);
+        // Before a long sleep, a short one: if nothing happens in it, the connection is
+        // quiet and its buffers go back to the allocator (memory per idle client).
+        // Busy connections never reach the end of the short sleep, so pay nothing.
+        let quiet_check = !self.trimmed && timeout.is_none_or(|t| t > QUIET);
+        let timeout = if quiet_check { Some(QUIET) } else { timeout };
+        self.shared.parked.store(true, Ordering::SeqCst);
+        if timeout != Some(Duration::ZERO) && self.has_requests() {
             self.shared.parked.store(false, Ordering::SeqCst);
-            if let Err(e) = r {
-                if e.kind() != std::io::ErrorKind::Interrupted {
-                    log::error!("poll failed: {e}");
-                    self.lose(Error::Io(e));
-                }
-                continue;
+            return Next::Again;
+        }
+        Next::Park {
+            timeout,
+            quiet_check,
+        }
+    }
+
+    fn take_events(&mut self, events: &mio::Events, quiet_check: bool) {
+        if events.is_empty() {
+            if quiet_check {
+                self.release_idle_memory();
             }
-            if self.events.is_empty() {
-                if quiet_check {
-                    self.release_idle_memory();
-                }
-            } else {
-                self.trimmed = false;
+        } else {
+            self.trimmed = false;
+        }
+        for ev in events.iter() {
+            if ev.token() == SOCK && (ev.is_readable() || ev.is_read_closed() || ev.is_error()) {
+                self.readable = true;
             }
-            for ev in self.events.iter() {
-                if ev.token() == SOCK && (ev.is_readable() || ev.is_read_closed() || ev.is_error())
-                {
-                    self.readable = true;
+        }
+    }
+
+    /// Publishes on the caller's thread while the I/O thread sleeps: the PUBLISH goes out
+    /// at once, without waking the I/O thread (a lone request's latency). Gives the request
+    /// back when the I/O thread must take it: not connected, a disconnect under way, unsent
+    /// bytes or requests before it (order), no room.
+    pub(crate) fn publish_direct(
+        &mut self,
+        req: Box<PubReq>,
+    ) -> std::result::Result<(), Box<PubReq>> {
+        if self.shutdown
+            || self.stream.is_none()
+            || self.disconnecting.is_some()
+            || self.shared.state.load(Ordering::Acquire) != STATE_CONNECTED
+            || self.wpos != self.wbuf.len()
+            || !self.pub_rx.is_empty()
+            || !self.room_for_publishes()
+        {
+            return Err(req);
+        }
+        let now = Instant::now();
+        self.publish(now, *req);
+        // Persist before transmit, as in `flush`.
+        self.process_events();
+        self.session.poll_transmit(now, &mut self.wbuf);
+        let mut handed_over = false;
+        if let Some(stream) = self.stream.as_mut() {
+            while self.wpos < self.wbuf.len() {
+                match stream.write(&self.wbuf[self.wpos..]) {
+                    Ok(n) if n > 0 => self.wpos += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    // Full socket, closed or failed: the I/O thread finishes the write or
+                    // meets the error itself (and handles the loss).
+                    _ => {
+                        handed_over = true;
+                        break;
+                    }
                 }
             }
         }
-        self.finish();
+        if self.wpos == self.wbuf.len() {
+            self.wbuf.clear();
+            self.wpos = 0;
+        }
+        if handed_over {
+            self.shared.wake();
+        }
+        Ok(())
     }
 
     /// Frees the read and write buffers and the session's empty queues (see `QUIET`).
@@ -848,7 +958,7 @@ impl Io {
         // Non-blocking from here on, so the handshake's timeouts no longer apply.
         stream.set_nonblocking(true)?;
         let fd = stream.as_raw_fd();
-        self.poll.registry().register(
+        self.registry.register(
             &mut SourceFd(&fd),
             SOCK,
             Interest::READABLE | Interest::WRITABLE,
@@ -1267,7 +1377,7 @@ impl Io {
     fn close_stream(&mut self) {
         if let Some(s) = self.stream.take() {
             let fd = s.as_raw_fd();
-            let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
+            let _ = self.registry.deregister(&mut SourceFd(&fd));
             s.shutdown();
         }
         self.readable = false;
