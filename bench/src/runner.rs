@@ -717,7 +717,7 @@ fn report(
         );
     }
     s += "\nConnect = create + TCP + CONNECT/CONNACK; disconnect = DISCONNECT + close + \
-          freeing the client (threads joined).\n";
+          freeing the client (its threads finished).\n";
 
     s += "\n## Idle connected clients in one process (one run)\n\n\
           Per client = (RSS with N clients − RSS before the first) / N; threads = the \

@@ -568,7 +568,8 @@ pub unsafe extern "C" fn MQTTClient_createWithOptions(
 }
 
 /// Frees a client: disconnects it if connected (without waiting for in-flight messages,
-/// which stay in persistence), stops and joins its threads, closes its persistence store,
+/// which stay in persistence), stops its threads and waits until they have finished (they
+/// may then serve the process's next client for up to 1 s), closes its persistence store,
 /// and sets `*handle` to NULL. A NULL pointer, a NULL handle or an already destroyed handle
 /// is ignored.
 ///

@@ -1145,6 +1145,11 @@ impl Io {
     }
 
     fn process_events(&mut self) {
+        self.take_session_events();
+        self.pump_overflow();
+    }
+
+    fn take_session_events(&mut self) {
         while let Some(ev) = self.session.poll_event() {
             match ev {
                 Event::Message(p) => {
@@ -1185,6 +1190,8 @@ impl Io {
                         })
                     };
                     if self.delivered_to_dispatch {
+                        // Messages received before the acknowledgement go first.
+                        self.pump_overflow();
                         if let Some(tx) = &self.dispatch_tx {
                             tx.send(Incoming::Delivered(super::DeliveryEvent {
                                 token_id: id,
@@ -1252,6 +1259,8 @@ impl Io {
     fn deliver(&mut self, item: Incoming, to_dispatch: bool) {
         let lifecycle = !matches!(item, Incoming::Message(_));
         if lifecycle {
+            // Messages received before it go first.
+            self.pump_overflow();
             // Lifecycle notices go to both consumers, never wait behind the capacity.
             if let Some(tx) = &self.dispatch_tx {
                 let copy = match &item {
@@ -1273,8 +1282,9 @@ impl Io {
             return;
         }
         let _ = to_dispatch;
+        // Handed over in batches by `pump_overflow` (at the end of `process_events`): one
+        // lock and at most one wake-up of the consumer per read, not per message.
         self.overflow.push_back(item);
-        self.pump_overflow();
     }
 
     fn pump_overflow(&mut self) {
@@ -1286,14 +1296,10 @@ impl Io {
         } else {
             &self.msg_tx
         };
-        while let Some(front) = self.overflow.front() {
-            let _ = front;
-            if tx.len() >= self.incoming_capacity {
-                break;
-            }
-            if let Some(item) = self.overflow.pop_front() {
-                tx.send(item);
-            }
+        let room = self.incoming_capacity.saturating_sub(tx.len());
+        let n = room.min(self.overflow.len());
+        if n > 0 {
+            tx.send_many(self.overflow.drain(..n));
         }
         let paused = !self.overflow.is_empty();
         self.shared.read_paused.store(paused, Ordering::Release);

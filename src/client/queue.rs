@@ -80,7 +80,23 @@ impl<T> Producer<T> {
         let mut g = self.0.lock();
         g.items.push_back(item);
         self.0.len.store(g.items.len(), Ordering::Release);
-        let wake = g.sleepers > 0;
+        // Only the first item wakes someone: whoever takes it passes the turn on while
+        // items remain (see `recv_timeout`), so a burst costs one wake-up call, not one
+        // per item.
+        let wake = g.items.len() == 1 && g.sleepers > 0;
+        drop(g);
+        if wake {
+            self.0.cv.notify_one();
+        }
+    }
+
+    /// Appends items under one lock, with at most one wake-up call.
+    pub(crate) fn send_many(&self, items: impl IntoIterator<Item = T>) {
+        let mut g = self.0.lock();
+        let was_empty = g.items.is_empty();
+        g.items.extend(items);
+        self.0.len.store(g.items.len(), Ordering::Release);
+        let wake = was_empty && !g.items.is_empty() && g.sleepers > 0;
         drop(g);
         if wake {
             self.0.cv.notify_one();
@@ -222,8 +238,14 @@ mod tests {
                 })
             })
             .collect();
-        for i in 0..n {
-            p.send(i);
+        let all: Vec<u32> = (0..n).collect();
+        for (k, chunk) in all.chunks(7).enumerate() {
+            // Batches and single items, as the I/O thread hands them over.
+            if k % 2 == 0 {
+                p.send_many(chunk.iter().copied());
+            } else {
+                chunk.iter().for_each(|&i| p.send(i));
+            }
         }
         drop(p);
         let mut all: Vec<u32> = consumers
