@@ -263,11 +263,27 @@ impl Broker {
             return;
         };
         signal(&child, libc::SIGTERM);
-        let deadline = Instant::now() + STOP_DEADLINE;
+        let start = Instant::now();
+        let deadline = start + STOP_DEADLINE;
+        // Once (1 run in several hundred) mosquitto 2.0.11 went on running after a SIGTERM
+        // sent right after its start-up, as if the signal was lost; a repeated SIGTERM
+        // does no harm (its handler only clears the run flag), so it is sent again each
+        // second.
+        let mut resent = start;
         loop {
             match child.try_wait() {
                 Ok(Some(_)) => return,
-                Ok(None) if Instant::now() < deadline => std::thread::sleep(POLL),
+                Ok(None) if Instant::now() < deadline => {
+                    if resent.elapsed() >= Duration::from_secs(1) {
+                        eprintln!(
+                            "mosquitto still running {:?} after SIGTERM: sending it again",
+                            start.elapsed()
+                        );
+                        signal(&child, libc::SIGTERM);
+                        resent = Instant::now();
+                    }
+                    std::thread::sleep(POLL)
+                }
                 _ => break,
             }
         }
