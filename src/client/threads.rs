@@ -10,10 +10,8 @@
 
 use std::ffi::CStr;
 use std::io;
-use std::sync::Mutex;
-use std::time::Duration;
-
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 /// How long a finished thread waits for another job before it exits.
 pub(crate) const LINGER: Duration = Duration::from_secs(1);
@@ -25,18 +23,71 @@ const STACK: usize = 256 * 1024;
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
 
-/// Work for a thread: the job, its name, and the sender whose drop tells [`Worker::join`]
-/// that the job is over.
+/// A one-way flag with a sleeper: set once, waited for by anyone.
+#[derive(Debug, Default)]
+struct Flag {
+    set: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Flag {
+    fn raise(&self) {
+        *self.set.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.cv.notify_all();
+    }
+
+    fn wait(&self) {
+        let mut g = self.set.lock().unwrap_or_else(|e| e.into_inner());
+        while !*g {
+            g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+/// Raises its flag when dropped: at the end of a job, also when the job panicked.
+struct Done(Arc<Flag>);
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        self.0.raise();
+    }
+}
+
+/// Work for a thread: the job, its name, and what tells [`Worker::join`] that the job is
+/// over.
 struct Task {
     job: Job,
     name: &'static CStr,
-    done: Sender<()>,
+    done: Done,
 }
 
-/// Threads waiting for a task, each by the sending side of its own slot.
-static IDLE: Mutex<Vec<Sender<Task>>> = Mutex::new(Vec::new());
+/// Where an idle thread waits for its next task. The spawner puts the task in before it
+/// signals, so the woken thread finds it at once and nobody spins: with crossbeam's
+/// rendezvous channel (and its channel for `join`), strace showed the woken thread calling
+/// `sched_yield` twice per connect and the joining caller four times per close.
+#[derive(Default)]
+struct Slot {
+    state: Mutex<SlotState>,
+    cv: Condvar,
+}
 
-fn idle() -> std::sync::MutexGuard<'static, Vec<Sender<Task>>> {
+#[derive(Default)]
+struct SlotState {
+    task: Option<Task>,
+    /// The thread stopped waiting; a task must not be put here any more.
+    closed: bool,
+}
+
+impl Slot {
+    fn lock(&self) -> MutexGuard<'_, SlotState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Threads waiting for a task.
+static IDLE: Mutex<Vec<Arc<Slot>>> = Mutex::new(Vec::new());
+
+fn idle() -> MutexGuard<'static, Vec<Arc<Slot>>> {
     IDLE.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -44,14 +95,13 @@ fn idle() -> std::sync::MutexGuard<'static, Vec<Sender<Task>>> {
 /// stay, waiting for another job).
 #[derive(Debug)]
 pub(crate) struct Worker {
-    done: Receiver<()>,
+    done: Arc<Flag>,
 }
 
 impl Worker {
     /// Waits until the job has returned (or panicked).
     pub(crate) fn join(self) {
-        // Nothing is ever sent: the sender's drop at the end of the job disconnects.
-        let _ = self.done.recv();
+        self.done.wait();
     }
 }
 
@@ -60,26 +110,30 @@ pub(crate) fn spawn(
     name: &'static CStr,
     job: impl FnOnce() + Send + 'static,
 ) -> io::Result<Worker> {
-    let (done_tx, done_rx) = crossbeam_channel::bounded(0);
-    let mut task = Task {
+    let flag = Arc::new(Flag::default());
+    let task = Task {
         job: Box::new(job),
         name,
-        done: done_tx,
+        done: Done(flag.clone()),
     };
     loop {
         let Some(slot) = idle().pop() else { break };
+        let mut st = slot.lock();
         // A thread that timed out between our pop and its own clean-up has gone.
-        match slot.send(task) {
-            Ok(()) => return Ok(Worker { done: done_rx }),
-            Err(e) => task = e.into_inner(),
+        if st.closed {
+            continue;
         }
+        st.task = Some(task);
+        drop(st);
+        slot.cv.notify_one();
+        return Ok(Worker { done: flag });
     }
     let thread_name = name.to_string_lossy().into_owned();
     std::thread::Builder::new()
         .name(thread_name)
         .stack_size(STACK)
         .spawn(move || serve(task))?;
-    Ok(Worker { done: done_rx })
+    Ok(Worker { done: flag })
 }
 
 /// A client thread: runs its task, then waits for the next one for a while.
@@ -101,24 +155,34 @@ fn serve(first: Task) {
 
 /// Offers this thread for reuse and waits up to [`LINGER`]; `None`: exit.
 fn next_task() -> Option<Task> {
-    // A rendezvous slot: a send succeeds only into a waiting thread, so a task can never be
-    // left in a slot whose thread has given up.
-    let (tx, rx) = crossbeam_channel::bounded(0);
+    let slot = Arc::new(Slot::default());
     {
         let mut idle = idle();
         if idle.len() >= MAX_IDLE {
             return None;
         }
-        idle.push(tx.clone());
+        idle.push(slot.clone());
     }
-    match rx.recv_timeout(LINGER) {
-        Ok(t) => Some(t),
-        Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
-            idle().retain(|s| !s.same_channel(&tx));
-            drop(tx);
-            // A spawner already blocked in `send` on this slot gets served.
-            rx.try_recv().ok()
+    let deadline = Instant::now() + LINGER;
+    let mut st = slot.lock();
+    loop {
+        if let Some(t) = st.task.take() {
+            return Some(t);
         }
+        let now = Instant::now();
+        if now >= deadline {
+            // Closed under the lock: a spawner that popped this slot meanwhile sees it and
+            // takes another thread.
+            st.closed = true;
+            drop(st);
+            idle().retain(|s| !Arc::ptr_eq(s, &slot));
+            return None;
+        }
+        st = slot
+            .cv
+            .wait_timeout(st, deadline - now)
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
     }
 }
 
