@@ -120,6 +120,8 @@ pub(crate) struct Io {
     trimmed: bool,
     /// The session queue filled up; intake waits until it drains (`room_for_publishes`).
     intake_paused: bool,
+    /// A SUBACK or UNSUBACK was read: acknowledge it at once (`ack_now`).
+    ack_soon: bool,
 }
 
 pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
@@ -286,6 +288,7 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
         connected_at: None,
         trimmed: false,
         intake_paused: false,
+        ack_soon: false,
     };
 
     // The first connect runs on the caller's thread (no hand-off to the I/O thread and
@@ -466,6 +469,11 @@ impl Io {
             self.read(now);
         }
         self.flush(now);
+        if std::mem::take(&mut self.ack_soon) {
+            if let Some(stream) = self.stream.as_ref() {
+                ack_now(stream);
+            }
+        }
         self.check_disconnecting(now);
         self.run_timers(now);
         if self.shutdown {
@@ -955,6 +963,8 @@ impl Io {
                 break f?;
             }
         };
+        // Queued messages of a resumed session may follow the CONNACK at once.
+        ack_now(&stream);
         // Non-blocking from here on, so the handshake's timeouts no longer apply.
         stream.set_nonblocking(true)?;
         let fd = stream.as_raw_fd();
@@ -1204,6 +1214,7 @@ impl Io {
                     tok.complete(result);
                 }
                 Event::SubscribeDone(ack) => {
+                    self.ack_soon = true;
                     if let Some(w) = self.sub_waiters.remove(&ack.pkid) {
                         for (f, code) in w.filters.into_iter().zip(ack.return_codes.iter()) {
                             if *code < 0x80 {
@@ -1217,6 +1228,7 @@ impl Io {
                     }
                 }
                 Event::UnsubscribeDone(ack) => {
+                    self.ack_soon = true;
                     if let Some(w) = self.unsub_waiters.remove(&ack.pkid) {
                         self.subscriptions
                             .retain(|(s, _)| !w.filters.contains(&s.filter));
@@ -1520,6 +1532,39 @@ impl Io {
         self.dispatch_tx = None;
     }
 }
+
+/// Acknowledges what was read at once instead of after the delayed-ACK timer (up to 40 ms
+/// on Linux). A broker that leaves Nagle's algorithm on (stock mosquitto does) holds its next
+/// small packet until the previous one is acknowledged, and after an exchange such as
+/// SUBSCRIBE/SUBACK the client has nothing to send that would carry the ACK: the first
+/// message on a new subscription then arrived 40 ms late (`cargo run --example quickstart`
+/// against a stock mosquitto: 41 ms, 0.2 ms with this). Used after CONNACK, SUBACK and
+/// UNSUBACK only: doing it after every read also removed the broker's Nagle stalls inside
+/// QoS 0 streams (p90 35 ms -> 0.2 ms at 10 000 messages/s), but cost 25 % more client CPU
+/// per message and a quarter of the throughput of a saturated stream, overriding a batching
+/// choice that belongs to the broker (`set_tcp_nodelay`).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn ack_now(stream: &Stream) {
+    use std::os::fd::AsRawFd;
+    // 2 rather than 1: a pending ACK goes out either way, and with the low bit clear Linux
+    // then returns the socket to delayed acknowledgements (`__tcp_sock_set_quickack`).
+    let val: libc::c_int = 2;
+    // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from a live local; the fd belongs
+    // to the open stream for the duration of the call. A failure changes nothing and is
+    // ignored (the ACK then goes out on the kernel's timer, as without this call).
+    unsafe {
+        libc::setsockopt(
+            stream.tcp().as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_QUICKACK,
+            std::ptr::addr_of!(val).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn ack_now(_stream: &Stream) {}
 
 /// Reads at most `chunk` bytes from `stream` onto the end of `buf`.
 fn read_into(stream: &mut Stream, buf: &mut BytesMut, chunk: usize) -> std::io::Result<usize> {
