@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use crossbeam_channel::{Receiver, TryRecvError};
 use mio::unix::SourceFd;
 use mio::{Interest, Poll, Token, Waker};
 
@@ -57,20 +57,20 @@ pub(crate) struct Callbacks {
 }
 
 struct SubWaiter {
-    reply: Option<Sender<Result<SubAck>>>,
+    reply: Option<super::Reply<Result<SubAck>>>,
     filters: Vec<SubscribeFilter>,
     properties: Properties,
 }
 
 struct UnsubWaiter {
-    reply: Option<Sender<Result<UnsubAck>>>,
+    reply: Option<super::Reply<Result<UnsubAck>>>,
     filters: Vec<String>,
 }
 
 struct Disconnecting {
     deadline: Instant,
     packet: Disconnect,
-    reply: Option<Sender<Result<()>>>,
+    reply: Option<super::Reply<Result<()>>>,
 }
 
 pub(crate) struct Io {
@@ -658,7 +658,7 @@ impl Io {
         match c {
             Control::Connect { reply } => {
                 if self.stream.is_some() {
-                    let _ = reply.send(Ok(self.current_info()));
+                    reply.send(Ok(self.current_info()));
                     return;
                 }
                 self.user_disconnected = false;
@@ -671,7 +671,7 @@ impl Io {
                         .lock()
                         .unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(super::clone_error(e)));
                 }
-                let _ = reply.send(r);
+                reply.send(r);
             }
             Control::Subscribe {
                 filters,
@@ -679,7 +679,7 @@ impl Io {
                 reply,
             } => {
                 if self.stream.is_none() {
-                    let _ = reply.send(Err(Error::NotConnected));
+                    reply.send(Err(Error::NotConnected));
                     return;
                 }
                 match self
@@ -697,7 +697,7 @@ impl Io {
                         );
                     }
                     Err(e) => {
-                        let _ = reply.send(Err(e.into()));
+                        reply.send(Err(e.into()));
                     }
                 }
             }
@@ -707,7 +707,7 @@ impl Io {
                 reply,
             } => {
                 if self.stream.is_none() {
-                    let _ = reply.send(Err(Error::NotConnected));
+                    reply.send(Err(Error::NotConnected));
                     return;
                 }
                 match self.session.unsubscribe(now, filters.clone(), properties) {
@@ -721,7 +721,7 @@ impl Io {
                         );
                     }
                     Err(e) => {
-                        let _ = reply.send(Err(e.into()));
+                        reply.send(Err(e.into()));
                     }
                 }
             }
@@ -738,7 +738,7 @@ impl Io {
                     }
                     self.fail_offline(Error::NotConnected);
                     self.poke_tokens();
-                    let _ = reply.send(Ok(()));
+                    reply.send(Ok(()));
                     return;
                 }
                 // Everything published before the disconnect goes out first.
@@ -764,7 +764,7 @@ impl Io {
                     .map(|(pkid, (id, _))| (*id, *pkid))
                     .collect();
                 v.sort_unstable();
-                let _ = reply.send(v);
+                reply.send(v);
             }
             Control::Shutdown => {
                 self.shutdown = true;
@@ -1223,7 +1223,7 @@ impl Io {
                             }
                         }
                         if let Some(tx) = w.reply {
-                            let _ = tx.send(Ok(ack));
+                            tx.send(Ok(ack));
                         }
                     }
                 }
@@ -1233,7 +1233,7 @@ impl Io {
                         self.subscriptions
                             .retain(|(s, _)| !w.filters.contains(&s.filter));
                         if let Some(tx) = w.reply {
-                            let _ = tx.send(Ok(ack));
+                            tx.send(Ok(ack));
                         }
                     }
                 }
@@ -1324,7 +1324,7 @@ impl Io {
         if self.stream.is_none() {
             if let Some(mut d) = self.disconnecting.take() {
                 if let Some(r) = d.reply.take() {
-                    let _ = r.send(Ok(()));
+                    r.send(Ok(()));
                 }
             }
             return;
@@ -1344,7 +1344,7 @@ impl Io {
         self.shared.set_state(STATE_DISCONNECTED);
         self.poke_tokens();
         if let Some(r) = d.reply.take() {
-            let _ = r.send(Ok(()));
+            r.send(Ok(()));
         }
     }
 
@@ -1407,12 +1407,12 @@ impl Io {
     fn fail_waiters(&mut self, why: &str) {
         for (_, w) in self.sub_waiters.drain() {
             if let Some(tx) = w.reply {
-                let _ = tx.send(Err(Error::ConnectionLost(why.to_string())));
+                tx.send(Err(Error::ConnectionLost(why.to_string())));
             }
         }
         for (_, w) in self.unsub_waiters.drain() {
             if let Some(tx) = w.reply {
-                let _ = tx.send(Err(Error::ConnectionLost(why.to_string())));
+                tx.send(Err(Error::ConnectionLost(why.to_string())));
             }
         }
     }
@@ -1467,7 +1467,7 @@ impl Io {
         self.fail_waiters(&text);
         if let Some(mut d) = self.disconnecting.take() {
             if let Some(r) = d.reply.take() {
-                let _ = r.send(Ok(()));
+                r.send(Ok(()));
             }
         }
         // A connection that lived a while resets the backoff; one the broker drops at once

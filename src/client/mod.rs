@@ -17,7 +17,7 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{RecvTimeoutError, Sender};
+use crossbeam_channel::Sender;
 
 pub use options::{
     ConnectOptions, LostCause, Message, ReconnectOptions, Scheme, ServerUri, TlsOptions, TlsVersion,
@@ -273,28 +273,32 @@ pub(crate) fn clone_error(e: &Error) -> Error {
     }
 }
 
+/// Where the I/O thread sends the answer to one control request; dropped unanswered, it
+/// tells the waiting caller that the client is gone.
+pub(crate) type Reply<T> = queue::Producer<T>;
+
 pub(crate) enum Control {
     Connect {
-        reply: Sender<Result<ConnectInfo>>,
+        reply: Reply<Result<ConnectInfo>>,
     },
     Subscribe {
         filters: Vec<SubscribeFilter>,
         properties: Properties,
-        reply: Sender<Result<SubAck>>,
+        reply: Reply<Result<SubAck>>,
     },
     Unsubscribe {
         filters: Vec<String>,
         properties: Properties,
-        reply: Sender<Result<UnsubAck>>,
+        reply: Reply<Result<UnsubAck>>,
     },
     Disconnect {
         packet: Disconnect,
         timeout: Duration,
-        reply: Sender<Result<()>>,
+        reply: Reply<Result<()>>,
     },
     Abort,
     Pending {
-        reply: Sender<Vec<(u64, u16)>>,
+        reply: Reply<Vec<(u64, u16)>>,
     },
     Shutdown,
 }
@@ -500,21 +504,23 @@ impl Client {
 
     fn control<T>(
         &self,
-        make: impl FnOnce(Sender<T>) -> Control,
+        make: impl FnOnce(Reply<T>) -> Control,
         step: Step,
         timeout: Duration,
     ) -> Result<T> {
         if self.shared.state() == State::Closed {
             return Err(Error::Closed);
         }
-        let (tx, rx) = crossbeam_channel::bounded(1);
+        // Our queue rather than a crossbeam channel: the caller sleeps at once instead of
+        // spinning and calling sched_yield while the I/O thread works on the request.
+        let (tx, rx) = queue::queue();
         self.ctl_tx.send(make(tx)).map_err(|_| Error::Closed)?;
         self.shared.wake();
         let _guard = DispatchWaitGuard::new(&self.shared);
-        match rx.recv_timeout(timeout) {
+        match rx.recv_timeout(Some(timeout)) {
             Ok(v) => Ok(v),
-            Err(RecvTimeoutError::Timeout) => Err(Error::timeout(step, timeout)),
-            Err(RecvTimeoutError::Disconnected) => Err(Error::Closed),
+            Err(queue::RecvError::Empty) => Err(Error::timeout(step, timeout)),
+            Err(queue::RecvError::Closed) => Err(Error::Closed),
         }
     }
 
