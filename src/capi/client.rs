@@ -161,6 +161,9 @@ struct Conn {
     /// Set when the v5 `disconnected` callback reported a server DISCONNECT: the loss
     /// that follows is not reported again through `connectionLost`.
     suppress_lost: AtomicBool,
+    /// Messages an earlier connection took in that no one has received yet: handed to
+    /// `messageArrived` first, once this connection is up.
+    backlog: Mutex<VecDeque<Message>>,
 }
 
 /// `unsigned long` milliseconds (32 or 64 bits by platform) as a duration.
@@ -184,7 +187,24 @@ impl Conn {
             stop_cv: Condvar::new(),
             quiet: AtomicBool::new(false),
             suppress_lost: AtomicBool::new(false),
+            backlog: Mutex::new(VecDeque::new()),
         })
+    }
+
+    /// On the dispatch thread when the connection is up: messages left from an earlier
+    /// connection go to `messageArrived` before anything new.
+    fn connected(&self) {
+        loop {
+            let next = self
+                .backlog
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .pop_front();
+            match next {
+                Some(m) => self.message_arrived(m),
+                None => return,
+            }
+        }
     }
 
     fn signal_stop(&self) {
@@ -251,6 +271,10 @@ impl Conn {
             // message whose ownership passes to it when it returns non-zero.
             let rc = unsafe { f(self.cbs.ctx.0, topic, if has_nul { len } else { 0 }, msg) };
             if rc != 0 {
+                // The application has it: now the broker may be told (PUBACK / PUBREC).
+                // Fails only when the session or client has ended; the broker then still
+                // owns the message.
+                let _ = m.ack();
                 return;
             }
             // Refused: the library still owns its copies (Paho contract) and frees them.
@@ -1110,6 +1134,7 @@ fn build_options(
         .request_timeout(p.command_timeout)
         .max_inflight(p.max_inflight)
         .proxy_from_env(true)
+        .manual_acks(true)
         .persistence(Box::new(store.clone()));
     if let Some(u) = &p.username {
         o = o.credentials(u.clone(), p.password.as_deref());
@@ -1140,6 +1165,8 @@ fn build_options(
         o = o.on_message(move |m| c.message_arrived(m));
         let c = conn.clone();
         o = o.on_connection_lost(move |e| c.connection_lost(e));
+        let c = conn.clone();
+        o = o.on_connected(move |_| c.connected());
         if conn.cbs.complete.is_some() || conn.cbs.published.is_some() {
             let c = conn.clone();
             o = o.on_delivered(move |ev| c.delivered(ev));
@@ -1213,8 +1240,12 @@ unsafe fn connect_impl(
         if c.is_connected() {
             let _ = c.disconnect_with(Disconnect::default(), Duration::ZERO);
         }
-        let leftover: Vec<Message> =
-            std::iter::from_fn(|| c.messages().try_recv().ok().flatten()).collect();
+        // Unread QoS 1/2 messages were never acknowledged: the broker sends them again in
+        // the resumed session (keeping them here too would deliver them twice). QoS 0
+        // messages exist only here.
+        let leftover: Vec<Message> = std::iter::from_fn(|| c.messages().try_recv().ok().flatten())
+            .filter(|m| !m.needs_ack())
+            .collect();
         h.state().backlog.extend(leftover);
         drop(c);
     }
@@ -1235,6 +1266,14 @@ unsafe fn connect_impl(
         t.issued
     };
     let conn = Conn::new(cbs, base);
+    if cbs.arrived.is_some() {
+        // Callbacks set after an earlier connection took messages in: they get them.
+        let old = std::mem::take(&mut h.state().backlog);
+        conn.backlog
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(old);
+    }
     let versions: &[ProtocolVersion] = match params.version {
         MQTTVERSION_DEFAULT => &[ProtocolVersion::V311, ProtocolVersion::V31],
         MQTTVERSION_3_1 => &[ProtocolVersion::V31],
@@ -1279,6 +1318,11 @@ unsafe fn connect_impl(
                 break;
             }
         }
+    }
+    // Not connected: messages waiting for the callback stay for the next attempt.
+    let left = std::mem::take(&mut *conn.backlog.lock().unwrap_or_else(|e| e.into_inner()));
+    if !left.is_empty() {
+        h.state().backlog.extend(left);
     }
     Err(last)
 }
@@ -2259,6 +2303,15 @@ pub unsafe extern "C" fn MQTTClient_receive(
         let give = |m: &Message| {
             // SAFETY: outputs checked non-NULL above, writable (C contract).
             unsafe { give_message(m, topicName, topicLen, message) }
+        };
+        // Acknowledged (PUBACK / PUBREC) only once it is in the caller's hands; a message
+        // that could not be handed out stays the broker's.
+        let give = |m: &Message| {
+            let r = give(m);
+            if matches!(r, Ok(()) | Err(MQTTCLIENT_TOPICNAME_TRUNCATED)) {
+                let _ = m.ack();
+            }
+            r
         };
         if let Some(m) = backlog {
             return give(&m);

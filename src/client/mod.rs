@@ -131,9 +131,125 @@ pub(crate) struct Shared {
     received: AtomicU64,
     reconnects: AtomicU64,
     dropped: AtomicU64,
+    /// Acknowledgements of incoming QoS 1/2 messages, from the application to the I/O thread.
+    acks: Mutex<AckBook>,
+    /// `acks.ready` is not empty (read without the lock by the I/O thread).
+    acks_pending: AtomicBool,
+    /// `ConnectOptions::manual_acks`.
+    manual_acks: bool,
+}
+
+/// Incoming QoS 1/2 messages on their way to the application, and their acknowledgements.
+#[derive(Debug, Default)]
+pub(crate) struct AckBook {
+    /// Bumped when the server starts a new session: receipts of older messages are void.
+    generation: u64,
+    /// Packet ids of messages handed towards the application and not yet acknowledged.
+    outstanding: crate::proto::IdSet<u16>,
+    /// Acknowledged by the application, for the I/O thread to send.
+    ready: Vec<u16>,
+}
+
+/// The acknowledgement an incoming QoS 1/2 message owes the broker ([`Message::ack`]).
+#[derive(Clone)]
+pub(crate) struct Receipt {
+    shared: Arc<Shared>,
+    pkid: u16,
+    generation: u64,
+}
+
+impl std::fmt::Debug for Receipt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Receipt")
+            .field("pkid", &self.pkid)
+            .field("generation", &self.generation)
+            .finish()
+    }
+}
+
+impl Receipt {
+    pub(crate) fn ack(&self) -> Result<()> {
+        self.shared.ack(self.pkid, self.generation)
+    }
+
+    pub(crate) fn pending(&self) -> bool {
+        let b = self.shared.ack_book();
+        b.generation == self.generation && b.outstanding.contains(&self.pkid)
+    }
 }
 
 impl Shared {
+    fn ack_book(&self) -> std::sync::MutexGuard<'_, AckBook> {
+        self.acks.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records that the application has the message with this packet id (of this session
+    /// generation) and wakes the I/O thread to send the acknowledgement.
+    fn ack(&self, pkid: u16, generation: u64) -> Result<()> {
+        let mut b = self.ack_book();
+        if b.generation != generation {
+            return Err(Error::SessionEnded);
+        }
+        if !b.outstanding.remove(&pkid) {
+            return Err(Error::AlreadyAcknowledged);
+        }
+        if self.state.load(Ordering::Acquire) == STATE_CLOSED {
+            return Err(Error::Closed);
+        }
+        b.ready.push(pkid);
+        self.acks_pending.store(true, Ordering::SeqCst);
+        drop(b);
+        self.wake();
+        Ok(())
+    }
+
+    /// A receipt for an incoming QoS 1/2 message about to be handed over.
+    pub(crate) fn receipt(self: &Arc<Self>, pkid: u16) -> Receipt {
+        let mut b = self.ack_book();
+        b.outstanding.insert(pkid);
+        Receipt {
+            shared: self.clone(),
+            pkid,
+            generation: b.generation,
+        }
+    }
+
+    /// The server started a new session: receipts of earlier messages are void.
+    pub(crate) fn new_ack_generation(&self) {
+        let mut b = self.ack_book();
+        b.generation += 1;
+        b.outstanding.clear();
+        b.ready.clear();
+        self.acks_pending.store(false, Ordering::SeqCst);
+    }
+
+    /// Moves the acknowledgements made by the application into `into` (I/O thread).
+    pub(crate) fn take_acks(&self, into: &mut Vec<u16>) {
+        if !self.acks_pending.load(Ordering::SeqCst) {
+            return;
+        }
+        let mut b = self.ack_book();
+        self.acks_pending.store(false, Ordering::SeqCst);
+        std::mem::swap(&mut b.ready, into);
+    }
+
+    pub(crate) fn acks_pending(&self) -> bool {
+        self.acks_pending.load(Ordering::SeqCst)
+    }
+
+    /// Acknowledges a message the application has now taken, unless the application
+    /// acknowledges itself (`manual_acks`). The receipt is used up either way (a later
+    /// `Message::ack` is then a no-op).
+    pub(crate) fn auto_ack(&self, m: &mut Message) {
+        if self.manual_acks {
+            return;
+        }
+        if let Some(r) = m.receipt.take() {
+            // Errors: the session ended or the client closed; nothing to send then.
+            let _ = r.ack();
+        }
+    }
+
     pub(crate) fn state(&self) -> State {
         match self.state.load(Ordering::Acquire) {
             STATE_CONNECTING => State::Connecting,
@@ -270,6 +386,8 @@ pub(crate) fn clone_error(e: &Error) -> Error {
         Error::Closed => Error::Closed,
         Error::Persistence(s) => Error::Persistence(s.clone()),
         Error::WouldDeadlock(s) => Error::WouldDeadlock(s),
+        Error::AlreadyAcknowledged => Error::AlreadyAcknowledged,
+        Error::SessionEnded => Error::SessionEnded,
     }
 }
 
@@ -327,7 +445,11 @@ impl Messages {
 
     fn map(&self, item: Incoming) -> Option<Result<Message>> {
         match item {
-            Incoming::Message(m) => Some(Ok(m)),
+            Incoming::Message(mut m) => {
+                // Handed over: the application has it now.
+                self.shared.auto_ack(&mut m);
+                Some(Ok(m))
+            }
             Incoming::Lost(e) => Some(Err(Error::ConnectionLost(e.to_string()))),
             _ => None,
         }
