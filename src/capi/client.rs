@@ -373,6 +373,29 @@ struct State {
     returned_uri: Option<CString>,
     /// Messages left unread by an earlier connection, handed out first by `receive`.
     backlog: VecDeque<Message>,
+    /// Messages `receive` handed out and not yet acknowledged, by receiving thread: the
+    /// acknowledgement goes when that thread calls `receive` again (it has done with the
+    /// message) or at disconnect, connect and destroy.
+    taken: Vec<(std::thread::ThreadId, Message)>,
+}
+
+impl State {
+    /// Acknowledges what `receive` handed out: to the calling thread only, or all.
+    fn release_taken(&mut self, only_this_thread: bool) {
+        if self.taken.is_empty() {
+            return;
+        }
+        let me = std::thread::current().id();
+        self.taken.retain(|(t, m)| {
+            if only_this_thread && *t != me {
+                return true;
+            }
+            // Fails only when the session or client has ended; the broker then still owns
+            // the message.
+            let _ = m.ack();
+            false
+        });
+    }
 }
 
 /// Tokens of QoS 1/2 publishes for `waitForCompletion` / `getPendingDeliveryTokens`.
@@ -502,6 +525,7 @@ unsafe fn create_impl(
             connecting: false,
             returned_uri: None,
             backlog: VecDeque::new(),
+            taken: Vec::new(),
         }),
         tokens: Mutex::new(Tokens::default()),
     });
@@ -620,6 +644,7 @@ pub unsafe extern "C" fn MQTTClient_destroy(handle: *mut MQTTClient) {
         let (client, conn) = {
             let mut st = hd.state();
             st.backlog.clear();
+            st.release_taken(false);
             (st.client.take(), st.conn.take())
         };
         if let Some(c) = &conn {
@@ -661,7 +686,9 @@ fn busy(st: &State) -> bool {
 /// 1 when consumed (then free them with `MQTTClient_free` and `MQTTClient_freeMessage`), or
 /// 0 to have the same message delivered again shortly (the library keeps and frees its
 /// copies; retries back off from 10 ms to 1 s and end at disconnect or destroy; later
-/// messages wait behind it). `connectionLost` is not called after `MQTTClient_disconnect`,
+/// messages wait behind it). A QoS 1/2 message is acknowledged to the server (PUBACK /
+/// PUBREC) only after `ma` returned 1: a message `ma` never accepted stays the server's and
+/// comes again in the resumed session. `connectionLost` is not called after `MQTTClient_disconnect`,
 /// nor after an MQTT 5 server DISCONNECT reported through `MQTTClient_setDisconnected`.
 ///
 /// Callbacks run on the client's own dispatch thread, one at a time in order; they may call
@@ -1230,6 +1257,7 @@ unsafe fn connect_impl(
             return Err(MQTTCLIENT_FAILURE.into());
         }
         st.connecting = true;
+        st.release_taken(false);
         (st.client.take(), st.conn.take(), st.callbacks)
     };
     let _reset = ConnectingGuard(&h);
@@ -1473,7 +1501,8 @@ pub unsafe extern "C" fn MQTTClient_connect5(
 fn disconnect_impl(handle: MQTTClient, timeout: c_int, packet: Disconnect) -> Result<(), c_int> {
     let h = lookup(handle).ok_or(MQTTCLIENT_FAILURE)?;
     let (client, conn) = {
-        let st = h.state();
+        let mut st = h.state();
+        st.release_taken(false);
         (st.client.clone(), st.conn.clone())
     };
     if let Some(c) = &conn {
@@ -2268,8 +2297,12 @@ unsafe fn give_message(
 /// `MQTTClient_freeMessage`) are set. On timeout it returns `MQTTCLIENT_SUCCESS` with
 /// `*topicName` and `*message` set to NULL.
 ///
-/// Messages that arrived before the connection was lost (or before a reconnect) are still
-/// handed out first; only then does a disconnected client get `MQTTCLIENT_DISCONNECTED`.
+/// Messages that arrived before the connection was lost are still handed out first; only
+/// then does a disconnected client get `MQTTCLIENT_DISCONNECTED`. A QoS 1/2 message is
+/// acknowledged to the server (PUBACK / PUBREC) only when the thread that received it calls
+/// `MQTTClient_receive` again (it has done with the message) or at disconnect, connect or
+/// destroy; until then the server still owns it, so a process killed while it handles a
+/// message gets it again in the resumed session (`cleansession = 0`).
 ///
 /// Returns `MQTTCLIENT_SUCCESS`; `MQTTCLIENT_TOPICNAME_TRUNCATED` (message delivered) when
 /// the topic holds NUL characters; `MQTTCLIENT_DISCONNECTED`; `MQTTCLIENT_NULL_PARAMETER`
@@ -2298,34 +2331,37 @@ pub unsafe extern "C" fn MQTTClient_receive(
             if st.callbacks.arrived.is_some() {
                 return Err(MQTTCLIENT_FAILURE);
             }
+            // This thread is back: it has done with what it received before.
+            st.release_taken(true);
             (st.backlog.pop_front(), st.client.clone())
         };
         let give = |m: &Message| {
             // SAFETY: outputs checked non-NULL above, writable (C contract).
             unsafe { give_message(m, topicName, topicLen, message) }
         };
-        // Acknowledged (PUBACK / PUBREC) only once it is in the caller's hands; a message
-        // that could not be handed out stays the broker's.
-        let give = |m: &Message| {
-            let r = give(m);
-            if matches!(r, Ok(()) | Err(MQTTCLIENT_TOPICNAME_TRUNCATED)) {
-                let _ = m.ack();
+        // Acknowledged (PUBACK / PUBREC) only once the caller has done with it: when this
+        // thread calls `receive` again, or at disconnect/destroy. A message that could not
+        // be handed out stays the broker's.
+        let give = |m: Message| {
+            let r = give(&m);
+            if matches!(r, Ok(()) | Err(MQTTCLIENT_TOPICNAME_TRUNCATED)) && m.needs_ack() {
+                h.state().taken.push((std::thread::current().id(), m));
             }
             r
         };
         if let Some(m) = backlog {
-            return give(&m);
+            return give(m);
         }
         let client = client.ok_or(MQTTCLIENT_DISCONNECTED)?;
         let msgs = client.messages();
         if !client.is_connected() {
             return match msgs.try_recv() {
-                Ok(Some(m)) => give(&m),
+                Ok(Some(m)) => give(m),
                 _ => Err(MQTTCLIENT_DISCONNECTED),
             };
         }
         match msgs.recv_timeout(ms(timeout)) {
-            Ok(m) => give(&m),
+            Ok(m) => give(m),
             Err(Error::Timeout { .. }) => {
                 // SAFETY: checked non-NULL, writable.
                 unsafe {

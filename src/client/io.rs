@@ -181,6 +181,10 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
         acks: Default::default(),
         acks_pending: false.into(),
         manual_acks: opts.manual_acks,
+        durable_acks: opts.persistence.as_ref().is_some_and(|s| s.is_durable()),
+        ack_cv: std::sync::Condvar::new(),
+        held: Mutex::new(Vec::new()),
+        held_count: 0.into(),
     });
     let (ctl_tx, ctl_rx) = crossbeam_channel::unbounded();
     // Boxed requests: a bounded channel allocates all its slots up front, and with the
@@ -616,12 +620,17 @@ impl Io {
     /// Passes the application's acknowledgements of incoming messages to the session
     /// (PUBACK / PUBREC go out with the next flush, QoS 2 markers are stored first).
     fn take_acks(&mut self) {
-        self.shared.take_acks(&mut self.ack_scratch);
+        let Some(upto) = self.shared.take_acks(&mut self.ack_scratch) else {
+            return;
+        };
         for pkid in self.ack_scratch.drain(..) {
             if let Err(e) = self.session.ack(pkid) {
                 log::debug!("acknowledgement not sent: {e}");
             }
         }
+        // QoS 2 markers go to the store now; then whoever waits for them may go on.
+        self.process_events();
+        self.shared.acks_stored(upto);
     }
 
     /// Whether publish requests may move from the channel into the session. Once the
@@ -1217,7 +1226,7 @@ impl Io {
                     let receipt = if p.qos == QoS::AtMostOnce {
                         None
                     } else {
-                        Some(self.shared.receipt(p.pkid))
+                        Some(self.shared.receipt(p.pkid, p.qos))
                     };
                     let m = Message {
                         topic: p.topic,
@@ -1557,6 +1566,7 @@ impl Io {
     fn finish(&mut self) {
         // Acknowledgements made until now: QoS 2 markers reach the store, PUBACK/PUBREC go
         // out with the goodbye.
+        self.shared.release_all_held();
         self.take_acks();
         self.process_events();
         if self.stream.is_some() {

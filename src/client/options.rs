@@ -689,9 +689,11 @@ impl ConnectOptions {
     /// Acknowledge incoming QoS 1/2 messages only when the application calls
     /// [`Message::ack`] (default `false`).
     ///
-    /// Without it the client acknowledges a message when the application has it: when
-    /// `recv`/`recv_timeout`/`try_recv`/`iter` of [`Messages`](crate::Messages) returns it,
-    /// or when the `on_message` callback returns. Either way nothing is acknowledged that
+    /// Without it the client acknowledges a message once the application has done with it:
+    /// a message returned by `recv`/`recv_timeout`/`try_recv`/`iter` of
+    /// [`Messages`](crate::Messages) when the same thread asks for the next message (or at
+    /// disconnect/close), a message given to the `on_message` callback when the callback
+    /// returns. Either way nothing is acknowledged that
     /// the application does not have: a message still queued in the client when the process
     /// dies, the connection drops or the client is closed is sent again by the broker (in a
     /// resumed session). With manual acknowledgement the application acknowledges after it
