@@ -580,3 +580,17 @@ fn create_refuses_a_store_of_the_other_mqtt_version() {
     );
     run.assert_clean("persist_version");
 }
+
+#[test]
+fn a_forked_child_can_use_the_library() {
+    // Daemons and pre-fork servers: the parent used a client before fork().
+    let broker = Broker::start();
+    let run = run_prog(
+        &build_ours("fork_child", false),
+        &[&broker.uri()],
+        &[],
+        Duration::from_secs(60),
+    );
+    run.assert_clean("fork_child");
+    assert!(run.stdout.contains("child done"), "{}", run.stdout);
+}

@@ -287,7 +287,10 @@ fn a_store_of_the_other_protocol_version_is_refused() {
     let mut p3 = Persister::new(Box::new(FileStore::new(dir.path())), ProtocolVersion::V311);
     assert!(matches!(
         p3.open(id, uri),
-        Err(PersistError::OtherVersion { found: "MQTT 5", .. })
+        Err(PersistError::OtherVersion {
+            found: "MQTT 5",
+            ..
+        })
     ));
     let e = Client::connect(
         ConnectOptions::new(uri)
