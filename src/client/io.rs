@@ -142,6 +142,9 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
             "an empty client id needs a clean session (MQTT-3.1.3-7)".into(),
         ));
     }
+    if opts.will_delay.is_some() && opts.will.is_none() {
+        return Err(Error::InvalidArgument("will_delay without a will".into()));
+    }
     if let Some(w) = &opts.will {
         crate::topic::validate_topic_name(&w.topic).map_err(|e| Error::InvalidTopic {
             topic: w.topic.clone(),

@@ -228,6 +228,68 @@ fn check_header(name: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
+/// A message payload, from whatever the application has: owned bytes are taken as they
+/// are (`Vec<u8>`, `String`, `Bytes`, `Box<[u8]>`), borrowed ones copied (`&str`, `&String`,
+/// `&[u8]`, `&Vec<u8>`, `&[u8; N]`, `&Bytes` is a cheap clone).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Payload(pub Bytes);
+
+impl From<Bytes> for Payload {
+    fn from(b: Bytes) -> Self {
+        Payload(b)
+    }
+}
+impl From<&Bytes> for Payload {
+    fn from(b: &Bytes) -> Self {
+        Payload(b.clone())
+    }
+}
+impl From<Vec<u8>> for Payload {
+    fn from(v: Vec<u8>) -> Self {
+        Payload(Bytes::from(v))
+    }
+}
+impl From<&Vec<u8>> for Payload {
+    fn from(v: &Vec<u8>) -> Self {
+        Payload(Bytes::copy_from_slice(v))
+    }
+}
+impl From<Box<[u8]>> for Payload {
+    fn from(v: Box<[u8]>) -> Self {
+        Payload(Bytes::from(v))
+    }
+}
+impl From<String> for Payload {
+    fn from(s: String) -> Self {
+        Payload(Bytes::from(s))
+    }
+}
+impl From<&String> for Payload {
+    fn from(s: &String) -> Self {
+        Payload(Bytes::copy_from_slice(s.as_bytes()))
+    }
+}
+impl From<&str> for Payload {
+    fn from(s: &str) -> Self {
+        Payload(Bytes::copy_from_slice(s.as_bytes()))
+    }
+}
+impl From<&[u8]> for Payload {
+    fn from(s: &[u8]) -> Self {
+        Payload(Bytes::copy_from_slice(s))
+    }
+}
+impl<const N: usize> From<&[u8; N]> for Payload {
+    fn from(s: &[u8; N]) -> Self {
+        Payload(Bytes::copy_from_slice(s))
+    }
+}
+impl<const N: usize> From<[u8; N]> for Payload {
+    fn from(s: [u8; N]) -> Self {
+        Payload(Bytes::copy_from_slice(&s))
+    }
+}
+
 /// An application message, outgoing or incoming.
 ///
 /// An incoming QoS 1/2 message carries a receipt: the broker is told the client has it
@@ -270,11 +332,13 @@ impl PartialEq for Message {
 impl Eq for Message {}
 
 impl Message {
-    /// A QoS 0, non-retained message.
-    pub fn new(topic: impl Into<String>, payload: impl Into<Bytes>) -> Message {
+    /// A QoS 0, non-retained message. The topic from `&str`, `&String` or `String`; the
+    /// payload from any [`Payload`] source (`&str`, `String`, `&[u8]`, `Vec<u8>`, `Bytes`,
+    /// ...; borrowed data is copied).
+    pub fn new(topic: impl Into<String>, payload: impl Into<Payload>) -> Message {
         Message {
             topic: topic.into(),
-            payload: payload.into(),
+            payload: payload.into().0,
             qos: QoS::AtMostOnce,
             retain: false,
             dup: false,
@@ -381,6 +445,8 @@ pub struct ConnectOptions {
     pub(crate) username: Option<String>,
     pub(crate) password: Option<Bytes>,
     pub(crate) will: Option<LastWill>,
+    /// `will_delay`, kept so that the order of `will` and `will_delay` does not matter.
+    pub(crate) will_delay: Option<u32>,
     pub(crate) properties: Properties,
     pub(crate) connect_timeout: Duration,
     pub(crate) request_timeout: Duration,
@@ -432,6 +498,7 @@ impl ConnectOptions {
             username: None,
             password: None,
             will: None,
+            will_delay: None,
             properties: Properties::new(),
             connect_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(10),
@@ -500,8 +567,28 @@ impl ConnectOptions {
     }
 
     /// Keepalive interval (whole seconds; zero turns it off). Default 60 s.
+    ///
+    /// MQTT counts keepalive in whole seconds: a fraction is rounded up (500 ms becomes
+    /// 1 s), so a short keepalive never turns keepalive off. `Duration::ZERO` turns it off.
     pub fn keep_alive(mut self, d: Duration) -> Self {
-        self.keep_alive = d;
+        self.keep_alive = if d.subsec_nanos() > 0 {
+            Duration::from_secs(d.as_secs().saturating_add(1))
+        } else {
+            d
+        };
+        self
+    }
+
+    /// User name.
+    pub fn username(mut self, user: impl Into<String>) -> Self {
+        self.username = Some(user.into());
+        self
+    }
+
+    /// Password, as text (`&str`, `String`) or bytes (`&[u8]`, `Vec<u8>`). MQTT 3 needs a
+    /// user name with it.
+    pub fn password(mut self, password: impl AsRef<[u8]>) -> Self {
+        self.password = Some(Bytes::copy_from_slice(password.as_ref()));
         self
     }
 
@@ -521,17 +608,26 @@ impl ConnectOptions {
             retain: will.retain,
             properties: will.properties,
         });
+        if let Some(secs) = self.will_delay {
+            self.apply_will_delay(secs);
+        }
         self
     }
 
-    /// v5 will delay interval (seconds); needs a will set before.
+    /// v5 will delay interval (seconds), before or after [`will`](Self::will); without a
+    /// will, [`Client::connect`](crate::Client::connect) fails with `InvalidArgument`.
     pub fn will_delay(mut self, secs: u32) -> Self {
+        self.will_delay = Some(secs);
+        self.apply_will_delay(secs);
+        self
+    }
+
+    fn apply_will_delay(&mut self, secs: u32) {
         if let Some(w) = self.will.as_mut() {
             w.properties.remove(prop::WILL_DELAY_INTERVAL);
             w.properties
                 .push(Property::FourByte(prop::WILL_DELAY_INTERVAL, secs));
         }
-        self
     }
 
     /// Extra v5 CONNECT properties (appended).
