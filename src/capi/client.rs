@@ -2144,7 +2144,9 @@ pub extern "C" fn MQTTClient_waitForCompletion(
 /// not listed (they have no token in this handle).
 ///
 /// Returns `MQTTCLIENT_SUCCESS`, `MQTTCLIENT_FAILURE` for an unknown handle,
-/// `MQTTCLIENT_NULL_PARAMETER` for a NULL `tokens`. Any thread.
+/// `MQTTCLIENT_NULL_PARAMETER` for a NULL `tokens`. On every error `*tokens` (when `tokens`
+/// is not NULL) is set to NULL, as Paho does, so a caller may free it unconditionally.
+/// Any thread.
 ///
 /// # Safety
 /// `tokens` is NULL or writable.
@@ -2153,11 +2155,14 @@ pub unsafe extern "C" fn MQTTClient_getPendingDeliveryTokens(
     handle: MQTTClient,
     tokens: *mut *mut MQTTClient_deliveryToken,
 ) -> c_int {
+    if tokens.is_null() {
+        return MQTTCLIENT_NULL_PARAMETER;
+    }
+    // SAFETY: non-NULL and writable (C contract). Written first, so that every error path
+    // (unknown handle, allocation failure, a caught panic) leaves NULL there.
+    unsafe { tokens.write(ptr::null_mut()) };
     guard_rc(|| {
         let h = lookup(handle).ok_or(MQTTCLIENT_FAILURE)?;
-        if tokens.is_null() {
-            return Err(MQTTCLIENT_NULL_PARAMETER);
-        }
         let mut pending: Vec<(u64, c_int)> = {
             let mut t = h.tokens();
             t.map.retain(|_, (_, tk)| !tk.is_complete());
