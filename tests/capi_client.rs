@@ -197,6 +197,20 @@ fn error_codes_match_paho_and_defects_are_fixed() {
         "return codes differ from Paho's:\n{}\n--- paho\n{common_paho}\n--- ours\n{common_ours}",
         diff.join("\n")
     );
+    // returned.serverURI is the URI that connected without its scheme, as in Paho (which
+    // the comparison above already shows; spelled out here).
+    let port = broker.port();
+    for want in [
+        format!("returned_uri_create {}:{port}", broker.host()),
+        format!("returned_uri_0 rc 0 {}:{port}", broker.host()),
+        format!("returned_uri_1 rc 0 localhost:{port}"),
+        format!("returned_uri_2 rc 0 {}:{port}", broker.host()),
+    ] {
+        assert!(
+            common_ours.lines().any(|l| l == want),
+            "missing {want:?}:\n{common_ours}"
+        );
+    }
     assert!(
         extra.ends_with("failures: 0\n"),
         "mqttsync checks failed:\n{extra}\n{}",
