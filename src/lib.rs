@@ -16,7 +16,7 @@ pub mod ws;
 
 pub use client::{
     Client, ConnectInfo, ConnectOptions, Delivered, DeliveryEvent, DeliveryToken, Message,
-    Messages, ReconnectOptions, State, Stats, TlsOptions, TlsVersion,
+    Messages, ReconnectOptions, State, Stats, TlsOptions, TlsPsk, TlsVersion,
 };
 pub use error::{Error, Result, Step, TlsErrorKind};
 pub use proto::{ProtocolVersion, QoS};

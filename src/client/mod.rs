@@ -20,7 +20,8 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 
 pub use options::{
-    ConnectOptions, LostCause, Message, ReconnectOptions, Scheme, ServerUri, TlsOptions, TlsVersion,
+    ConnectOptions, LostCause, Message, ReconnectOptions, Scheme, ServerUri, TlsOptions, TlsPsk,
+    TlsVersion,
 };
 pub use token::{Delivered, DeliveryToken};
 
