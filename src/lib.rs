@@ -11,6 +11,7 @@ pub mod persist;
 pub mod proto;
 pub(crate) mod proxy;
 pub mod topic;
+pub(crate) mod tracehook;
 pub mod transport;
 pub mod ws;
 

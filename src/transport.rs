@@ -242,6 +242,10 @@ fn connect_one(addr: SocketAddr, deadline: Instant, total: Duration) -> Result<T
             source: e,
         }
     };
+    crate::tracehook::emit(
+        crate::tracehook::MEDIUM,
+        format_args!("TCP connect to {addr}"),
+    );
     let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
         .map_err(Error::Io)?;
     sock.set_write_timeout(Some(left)).map_err(Error::Io)?;
@@ -262,6 +266,10 @@ fn connect_one(addr: SocketAddr, deadline: Instant, total: Duration) -> Result<T
 
 /// Starts a non-blocking connect; `true` when it completed at once.
 fn start_connect(addr: SocketAddr) -> io::Result<(Socket, bool)> {
+    crate::tracehook::emit(
+        crate::tracehook::MEDIUM,
+        format_args!("TCP connect to {addr} (one of several addresses)"),
+    );
     let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     sock.set_nonblocking(true)?;
     match sock.connect(&addr.into()) {
@@ -670,6 +678,19 @@ fn tls_handshake(
         Err(native_tls::HandshakeError::WouldBlock(_)) => {
             Err(Error::timeout(Step::TlsHandshake, total))
         }
+    }
+}
+
+/// The protocol version and cipher suite of a TLS stream, when known, for traces.
+fn tls_summary(s: &Stream) -> String {
+    match s {
+        #[cfg(target_os = "linux")]
+        Stream::OpenSsl(t) => format!(
+            ": {} {}",
+            t.ssl().version_str(),
+            t.ssl().current_cipher().map_or("", |c| c.name())
+        ),
+        _ => String::new(),
     }
 }
 
@@ -1138,6 +1159,12 @@ pub(crate) fn open_with(
             let opts = tls.unwrap_or(&default);
             let name = opts.server_name.clone().unwrap_or_else(|| uri.host.clone());
             let s = tls_handshake(opts, &name, tcp, deadline, total)?;
+            if crate::tracehook::enabled(crate::tracehook::MEDIUM) {
+                crate::tracehook::emit(
+                    crate::tracehook::MEDIUM,
+                    format_args!("TLS handshake with {name} done{}", tls_summary(&s)),
+                );
+            }
             s.set_timeouts(Some(remaining(deadline, Step::ConnAck, total)?))?;
             Ok(s)
         }

@@ -516,3 +516,57 @@ fn persistence_is_clean_under_address_sanitizer() {
     persistence_across_restart("file", true);
     persistence_across_restart("user", true);
 }
+
+// ---------------------------------------------------------------------------------------
+// trace callback
+// ---------------------------------------------------------------------------------------
+
+/// tests/c/client_trace.c: packets at MQTTCLIENT_TRACE_PROTOCOL with ids that pair up,
+/// connect attempts and topics at MQTTCLIENT_TRACE_MAXIMUM, never the payload, nothing once
+/// the callback is removed (the program checks; here its output is checked again).
+#[test]
+fn trace_callback_reports_packets_without_payloads() {
+    let broker = Broker::start();
+    let id = unique_client_id("trace");
+    let r = run_prog(
+        &build_ours("client_trace", false),
+        &[&broker.uri(), &id],
+        &[],
+        Duration::from_secs(60),
+    );
+    r.assert_clean("client_trace");
+    let protocol: Vec<&str> = r
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("trace[4] "))
+        .collect();
+    for packet in [
+        "-> CONNECT MQTT 3.1.1 clean 1",
+        "<- CONNACK code 0x00",
+        "-> SUBSCRIBE id ",
+        "<- SUBACK id ",
+        "-> PUBLISH id ",
+        "<- PUBACK id ",
+        "<- PUBREC id ",
+        "-> PUBREL id ",
+        "<- PUBCOMP id ",
+        "-> UNSUBSCRIBE id ",
+        "<- UNSUBACK id ",
+        "-> DISCONNECT",
+    ] {
+        assert!(
+            protocol
+                .iter()
+                .any(|l| l.starts_with(&format!("{id}-p {packet}"))),
+            "no {packet:?} line:\n{}",
+            r.stdout
+        );
+    }
+    assert!(!r.stdout.contains("TOPSECRET"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains(&format!("trace[3] {id}-m: connecting to {}", broker.uri())),
+        "{}",
+        r.stdout
+    );
+}
