@@ -569,4 +569,12 @@ fn trace_callback_reports_packets_without_payloads() {
         "{}",
         r.stdout
     );
+    // The callback runs on the I/O thread too: clean under AddressSanitizer.
+    let r = run_prog(
+        &build_ours("client_trace", true),
+        &[&broker.uri(), &unique_client_id("trace-asan")],
+        &[("ASAN_OPTIONS", ASAN_OPTIONS)],
+        Duration::from_secs(60),
+    );
+    r.assert_clean("client_trace under ASan");
 }
