@@ -697,6 +697,7 @@ fn tls_summary(s: &Stream) -> String {
 /// Splits an OpenSSL cipher list into its TLS 1.2-and-below part and its TLS 1.3 part
 /// (suite names starting with `TLS_`), each `:`-separated. OpenSSL also accepts `,` and
 /// spaces as separators.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 fn split_cipher_list(list: &str) -> (String, String) {
     let (mut legacy, mut tls13) = (Vec::new(), Vec::new());
     for entry in list

@@ -251,6 +251,7 @@ impl TlsPsk {
 
     /// The identity and key to use for a server that sent `hint`, checked against the
     /// limits above.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     pub(crate) fn credentials(&self, hint: Option<&[u8]>) -> Option<(Vec<u8>, Vec<u8>)> {
         let (identity, key) = match &self.0 {
             PskSource::Fixed { identity, key } => (identity.clone(), key.clone()),
