@@ -943,9 +943,14 @@ fn native_tls_failure(e: &native_tls::Error, name: &str) -> Error {
         })
         .flatten();
     #[cfg(target_os = "linux")]
-    let stack = std::error::Error::source(e)
-        .and_then(|s| s.downcast_ref::<openssl::error::ErrorStack>())
-        .map(stack_reasons);
+    let stack = std::error::Error::source(e).and_then(|s| {
+        match s.downcast_ref::<openssl::error::ErrorStack>() {
+            Some(stack) => Some(stack_reasons(stack)),
+            // A socket error: no OpenSSL reason to quote (the text is the fallback).
+            None if s.is::<io::Error>() => Some(Vec::new()),
+            None => None,
+        }
+    });
     #[cfg(not(target_os = "linux"))]
     let stack: Option<Vec<String>> = None;
     let reasons = stack.unwrap_or_else(|| {
