@@ -455,8 +455,9 @@ typedef struct MQTTClient_SSLOptions {
      */
     const char *privateKeyPassword;
     /**
-     * OpenSSL cipher list. Not supported by mqttsync: must be NULL or empty, otherwise
-     * connecting to a TLS server fails (see `MQTTClient_connect`).
+     * OpenSSL cipher list (NULL or empty: the TLS library's defaults). TLS 1.3 suite names
+     * (`TLS_AES_128_GCM_SHA256`...) in it restrict TLS 1.3, the others TLS 1.2 and below
+     * (see `MQTTClient_connect`). Linux only: elsewhere a connect with a list fails.
      */
     const char *enabledCipherSuites;
     /**
@@ -474,7 +475,8 @@ typedef struct MQTTClient_SSLOptions {
      */
     int verify;
     /**
-     * Directory of hashed CA certificates (version 2).
+     * Directory of CA certificates (version 2): every file in it holding PEM certificates
+     * (or one DER certificate) is trusted, hashed names (`c_rehash`) or not.
      */
     const char *CApath;
     /**
@@ -486,8 +488,13 @@ typedef struct MQTTClient_SSLOptions {
      */
     void *ssl_error_context;
     /**
-     * TLS-PSK callback (version 4). Not supported by mqttsync: must be NULL, otherwise
-     * connecting to a TLS server fails.
+     * TLS-PSK callback (version 4): called during the handshake, on the thread that
+     * called `MQTTClient_connect`, with the server's identity hint (NULL when it sent none,
+     * always with TLS 1.3), a buffer for the identity (`max_identity_len` bytes plus the
+     * terminating NUL), a buffer for the key (`max_psk_len` bytes) and `ssl_psk_context`;
+     * returns the key's length, or 0 to give up (the connect then fails). The buffers are
+     * the library's, valid during the call only. Linux only: elsewhere a connect with it
+     * set fails.
      */
     unsigned int (*ssl_psk_cb)(const char *hint,
                                char *identity,
@@ -1074,13 +1081,21 @@ void MQTTClient_yield(void);
  * - `ssl_error_cb` (struct version 3+) is called with `ssl_error_context`, on the thread
  *   that called connect, with a NUL-terminated text saying why the TLS failure ended the
  *   connect (unknown CA, host name mismatch, expired certificate, refused client
- *   certificate, unusable key file...): once per connect, for the last server tried.
- * - Not supported, and never silently ignored: a non-empty `enabledCipherSuites` (the TLS
- *   back end, native-tls, cannot restrict the cipher list) and `ssl_psk_cb` (no TLS-PSK).
- *   With either set and a TLS server to connect to, the connect fails with
- *   `MQTTCLIENT_FAILURE` before any network traffic; the reason goes to `ssl_error_cb` and
- *   to the trace callback (`MQTTCLIENT_TRACE_ERROR`). Leave `enabledCipherSuites` NULL to
- *   use the TLS library's default (secure) cipher list.
+ *   certificate, unusable key file...) followed by OpenSSL's short reason in parentheses:
+ *   once per connect, for the last server tried. The text is the library's, valid
+ *   during the call only.
+ * - `enabledCipherSuites` (NULL or empty: the TLS library's defaults) is OpenSSL's cipher
+ *   list, as in Paho; TLS 1.3 suite names in it (`TLS_AES_256_GCM_SHA384`...) also
+ *   restrict TLS 1.3, which Paho's `SSL_CTX_set_cipher_list` leaves alone. A list OpenSSL
+ *   rejects, or one the server shares nothing with, fails the connect with
+ *   `MQTTCLIENT_FAILURE` and a text to `ssl_error_cb`.
+ * - `ssl_psk_cb` (struct version 4+) enables TLS-PSK: it is called during the handshake on
+ *   the thread calling connect, with `ssl_psk_context` (see `MQTTClient_SSLOptions`); the
+ *   PSK cipher suites are offered from OpenSSL's default list unless `enabledCipherSuites`
+ *   says otherwise.
+ * - Cipher lists and TLS-PSK need OpenSSL, used on Linux; on other platforms a connect
+ *   with either set fails with `MQTTCLIENT_FAILURE` (reason to `ssl_error_cb` and the
+ *   trace) instead of connecting with other settings than asked.
  *
  * Returns `MQTTCLIENT_SUCCESS`; 1-5 when the server refused the connection (CONNACK code);
  * `MQTTCLIENT_NULL_PARAMETER` for NULL options, an unknown handle, a TLS URI without `ssl`,
@@ -1354,7 +1369,9 @@ int MQTTClient_waitForCompletion(MQTTClient handle,
  * not listed (they have no token in this handle).
  *
  * Returns `MQTTCLIENT_SUCCESS`, `MQTTCLIENT_FAILURE` for an unknown handle,
- * `MQTTCLIENT_NULL_PARAMETER` for a NULL `tokens`. Any thread.
+ * `MQTTCLIENT_NULL_PARAMETER` for a NULL `tokens`. On every error `*tokens` (when `tokens`
+ * is not NULL) is set to NULL, as Paho does, so a caller may free it unconditionally.
+ * Any thread.
  *
  * # Safety
  * `tokens` is NULL or writable.
@@ -1427,14 +1444,24 @@ void MQTTClient_global_init(struct MQTTClient_init_options *inits);
 /**
  * Sets the level of trace lines passed to the trace callback: lines at `level` or above
  * are delivered (1 = maximum detail ... 7 = fatal only). Default `MQTTCLIENT_TRACE_MINIMUM`.
- * Process-wide; any thread.
+ * What each level adds: `MQTTCLIENT_TRACE_ERROR` and above, failures (connect, TLS,
+ * persistence, callbacks); `MQTTCLIENT_TRACE_PROTOCOL`, one line per MQTT packet sent
+ * (`<client id> -> PUBLISH id 2 QoS 1 retain 0 dup 0 payload 6 bytes (20 bytes)`) or
+ * received (`<client id> <- PUBACK id 2 (4 bytes)`); `MQTTCLIENT_TRACE_MINIMUM`, connect
+ * attempts with the server URI and their outcome; `MQTTCLIENT_TRACE_MEDIUM`, each TCP
+ * address tried and the TLS protocol and cipher agreed; `MQTTCLIENT_TRACE_MAXIMUM`, a
+ * second line per packet with topic names, filters, user names and property identifiers.
+ * Payloads, passwords and keys are never traced, at any level (only lengths).
+ * Process-wide; any thread; returns nothing.
  */
 void MQTTClient_setTraceLevel(enum MQTTCLIENT_TRACE_LEVELS level);
 
 /**
- * Sets the process-wide trace callback (NULL turns tracing off). The callback may run on
- * any library thread; the message is valid only during the call; the callback must not
- * call any MQTTClient function. Any thread.
+ * Sets the process-wide trace callback (NULL turns tracing off; no line is formatted
+ * then). The callback runs on the thread that produced the line (an application thread in
+ * connect/publish/subscribe, or a client's I/O thread), possibly on several threads at
+ * once; the message belongs to the library and is valid only during the call; the
+ * callback must not call any MQTTClient function. Any thread; returns nothing.
  */
 void MQTTClient_setTraceCallback(MQTTClient_traceCallback* callback);
 

@@ -6,43 +6,25 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # ---- tools -------------------------------------------------------------------------------
-# command -> Debian package that provides it
-declare -A TOOLS=(
-  [mosquitto]=mosquitto
-  [mosquitto_passwd]=mosquitto
-  [mosquitto_pub]=mosquitto-clients
-  [mosquitto_sub]=mosquitto-clients
-  [openssl]=openssl
-  [cmake]=cmake
-  [pkg-config]=pkg-config
-  [c++]=g++
-  [valgrind]=valgrind
-)
-
+# Debian/Ubuntu: every package of scripts/packages.txt (the list .ci/run uses too); run as
+# root, the missing ones are installed (one apt-get update, one apt-get install).
+# Elsewhere (no dpkg): the commands and the Paho header the tests need are checked by name.
 have() { PATH="$PATH:/usr/sbin:/usr/local/sbin" command -v "$1" >/dev/null 2>&1; }
 
-missing_pkgs() {
-  local cmd
-  for cmd in "${!TOOLS[@]}"; do
-    have "$cmd" || echo "${TOOLS[$cmd]}"
-  done | sort -u
-}
-
-missing=$(missing_pkgs)
-if [[ -n "$missing" ]]; then
-  if [[ $(id -u) -eq 0 ]] && have apt-get; then
-    echo "test.sh: installing missing packages: $missing"
-    export DEBIAN_FRONTEND=noninteractive
-    # shellcheck disable=SC2086
-    apt-get update && apt-get install -y $missing \
-      || echo "test.sh: apt-get install failed" >&2
-    missing=$(missing_pkgs)
-  fi
-  if [[ -n "$missing" ]]; then
-    echo "test.sh: missing tools; install these packages: $missing" >&2
-    for cmd in "${!TOOLS[@]}"; do
-      have "$cmd" || echo "  missing command: $cmd (package ${TOOLS[$cmd]})" >&2
-    done
+if have dpkg-query; then
+  scripts/install-packages.sh
+else
+  miss=()
+  for cmd in mosquitto mosquitto_passwd mosquitto_pub mosquitto_sub openssl cmake pkg-config \
+    cc c++ clang valgrind; do
+    have "$cmd" || miss+=("command $cmd")
+  done
+  for header in MQTTClient.h mqtt/async_client.h mosquitto.h openssl/ssl.h; do
+    [[ -e /usr/include/$header || -e /usr/local/include/$header ]] || miss+=("header $header")
+  done
+  if ((${#miss[@]})); then
+    echo "test.sh: missing (see scripts/packages.txt for the Debian package names):" >&2
+    printf '  %s\n' "${miss[@]}" >&2
     exit 1
   fi
 fi

@@ -71,6 +71,26 @@ pub enum TlsErrorKind {
     Other,
 }
 
+impl std::fmt::Display for TlsErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TlsErrorKind::UnknownCa => "server certificate not trusted",
+            TlsErrorKind::NameMismatch => "host name mismatch",
+            TlsErrorKind::Expired => "certificate expired or not yet valid",
+            TlsErrorKind::HandshakeRefused => "handshake refused",
+            TlsErrorKind::Configuration => "TLS configuration error",
+            TlsErrorKind::Other => "TLS failure",
+        })
+    }
+}
+
+fn tls_heading(kind: TlsErrorKind) -> &'static str {
+    match kind {
+        TlsErrorKind::Configuration => "configuration error",
+        _ => "connection failed",
+    }
+}
+
 /// Every error of the mqttsync Rust API.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -105,11 +125,17 @@ pub enum Error {
         source: io::Error,
     },
     /// The TLS handshake or TLS configuration failed.
-    #[error("TLS error ({kind:?}): {message}")]
+    ///
+    /// Displayed as `TLS connection failed: <message>` (or `TLS configuration error:
+    /// <message>`), where the message names the cause in words, then OpenSSL's short reason:
+    /// `the server's certificate is self-signed and not trusted (OpenSSL: certificate
+    /// verify failed: self-signed certificate)`.
+    #[error("TLS {}: {message}", tls_heading(*.kind))]
     Tls {
         /// What kind of failure.
         kind: TlsErrorKind,
-        /// Details from the TLS library.
+        /// The cause in words, followed by the TLS library's short reason in parentheses
+        /// (no source file paths or error codes).
         message: String,
     },
     /// The HTTP CONNECT proxy could not be used: it refused the tunnel (the status line is

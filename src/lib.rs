@@ -11,12 +11,13 @@ pub mod persist;
 pub mod proto;
 pub(crate) mod proxy;
 pub mod topic;
+pub(crate) mod tracehook;
 pub mod transport;
 pub mod ws;
 
 pub use client::{
     Client, ConnectInfo, ConnectOptions, Delivered, DeliveryEvent, DeliveryToken, Message,
-    Messages, ReconnectOptions, State, Stats, TlsOptions, TlsVersion,
+    Messages, ReconnectOptions, State, Stats, TlsOptions, TlsPsk, TlsVersion,
 };
 pub use error::{Error, Result, Step, TlsErrorKind};
 pub use proto::{ProtocolVersion, QoS};

@@ -19,6 +19,10 @@ pub enum Stream {
     Tcp(TcpStream),
     /// TLS over TCP.
     Tls(Box<native_tls::TlsStream<TcpStream>>),
+    /// TLS over TCP through OpenSSL directly: used when [`TlsOptions::ciphers`] or
+    /// [`TlsOptions::psk`] is set, which native-tls cannot express.
+    #[cfg(target_os = "linux")]
+    OpenSsl(Box<openssl::ssl::SslStream<TcpStream>>),
     /// WebSocket over a `Tcp` or `Tls` stream.
     Ws(Box<crate::ws::WsStream>),
 }
@@ -29,6 +33,8 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s,
             Stream::Tls(s) => s.get_ref(),
+            #[cfg(target_os = "linux")]
+            Stream::OpenSsl(s) => s.get_ref(),
             Stream::Ws(s) => s.get_ref().tcp(),
         }
     }
@@ -65,6 +71,8 @@ impl Read for Stream {
         match self {
             Stream::Tcp(s) => s.read(buf),
             Stream::Tls(s) => s.read(buf),
+            #[cfg(target_os = "linux")]
+            Stream::OpenSsl(s) => s.read(buf),
             Stream::Ws(s) => s.read(buf),
         }
     }
@@ -83,7 +91,19 @@ impl Write for Stream {
                         io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
                     ) =>
                 {
-                    Err(pending_tls_alert(s).unwrap_or(e))
+                    Err(pending_tls_alert(s.as_mut()).unwrap_or(e))
+                }
+                r => r,
+            },
+            #[cfg(target_os = "linux")]
+            Stream::OpenSsl(s) => match s.write(buf) {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
+                    ) =>
+                {
+                    Err(pending_tls_alert(s.as_mut()).unwrap_or(e))
                 }
                 r => r,
             },
@@ -95,6 +115,8 @@ impl Write for Stream {
         match self {
             Stream::Tcp(s) => s.flush(),
             Stream::Tls(s) => s.flush(),
+            #[cfg(target_os = "linux")]
+            Stream::OpenSsl(s) => s.flush(),
             Stream::Ws(s) => s.flush(),
         }
     }
@@ -104,7 +126,7 @@ impl Write for Stream {
 /// is still in the receive buffer. With TLS 1.3 a server that refuses the client
 /// certificate (or its absence) does so after the client's handshake has finished; the
 /// client's CONNECT then meets a reset, and only the alert says why.
-fn pending_tls_alert(s: &mut native_tls::TlsStream<TcpStream>) -> Option<io::Error> {
+fn pending_tls_alert(s: &mut impl Read) -> Option<io::Error> {
     let mut b = [0u8; 1];
     match s.read(&mut b) {
         Err(e) if is_tls_protocol_error(&e) => Some(e),
@@ -220,6 +242,10 @@ fn connect_one(addr: SocketAddr, deadline: Instant, total: Duration) -> Result<T
             source: e,
         }
     };
+    crate::tracehook::emit(
+        crate::tracehook::MEDIUM,
+        format_args!("TCP connect to {addr}"),
+    );
     let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
         .map_err(Error::Io)?;
     sock.set_write_timeout(Some(left)).map_err(Error::Io)?;
@@ -240,6 +266,10 @@ fn connect_one(addr: SocketAddr, deadline: Instant, total: Duration) -> Result<T
 
 /// Starts a non-blocking connect; `true` when it completed at once.
 fn start_connect(addr: SocketAddr) -> io::Result<(Socket, bool)> {
+    crate::tracehook::emit(
+        crate::tracehook::MEDIUM,
+        format_args!("TCP connect to {addr} (one of several addresses)"),
+    );
     let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     sock.set_nonblocking(true)?;
     match sock.connect(&addr.into()) {
@@ -604,6 +634,409 @@ pub fn tls_connector(opts: &TlsOptions) -> Result<native_tls::TlsConnector> {
     b.build().map_err(|e| tls_config_error(e.to_string()))
 }
 
+/// True when `opts` asks for what only OpenSSL used directly can do: a cipher list or
+/// TLS-PSK.
+fn needs_openssl(opts: &TlsOptions) -> bool {
+    opts.ciphers
+        .as_deref()
+        .is_some_and(|c| !c.trim().is_empty())
+        || opts.psk.is_some()
+}
+
+/// The TLS handshake over `tcp`, verifying the certificate for `name`, within `deadline`.
+fn tls_handshake(
+    opts: &TlsOptions,
+    name: &str,
+    tcp: TcpStream,
+    deadline: Instant,
+    total: Duration,
+) -> Result<Stream> {
+    if needs_openssl(opts) {
+        #[cfg(target_os = "linux")]
+        {
+            let connector = openssl_connector(opts)?;
+            let left = remaining(deadline, Step::TlsHandshake, total)?;
+            tcp.set_read_timeout(Some(left))?;
+            tcp.set_write_timeout(Some(left))?;
+            return openssl_handshake(&connector, opts, name, tcp, total);
+        }
+        #[cfg(not(target_os = "linux"))]
+        return Err(tls_config_error(
+            "a cipher list (ciphers / enabledCipherSuites) and TLS-PSK need OpenSSL, which \
+             is used on Linux only; refusing to connect with other ciphers or without the \
+             pre-shared key"
+                .into(),
+        ));
+    }
+    let connector = tls_connector(opts)?;
+    let left = remaining(deadline, Step::TlsHandshake, total)?;
+    tcp.set_read_timeout(Some(left))?;
+    tcp.set_write_timeout(Some(left))?;
+    match connector.connect(name, tcp) {
+        Ok(s) => Ok(Stream::Tls(Box::new(s))),
+        Err(native_tls::HandshakeError::Failure(e)) => Err(native_tls_failure(&e, name)),
+        Err(native_tls::HandshakeError::WouldBlock(_)) => {
+            Err(Error::timeout(Step::TlsHandshake, total))
+        }
+    }
+}
+
+/// The protocol version and cipher suite of a TLS stream, when known, for traces.
+fn tls_summary(s: &Stream) -> String {
+    match s {
+        #[cfg(target_os = "linux")]
+        Stream::OpenSsl(t) => format!(
+            ": {} {}",
+            t.ssl().version_str(),
+            t.ssl().current_cipher().map_or("", |c| c.name())
+        ),
+        _ => String::new(),
+    }
+}
+
+/// Splits an OpenSSL cipher list into its TLS 1.2-and-below part and its TLS 1.3 part
+/// (suite names starting with `TLS_`), each `:`-separated. OpenSSL also accepts `,` and
+/// spaces as separators.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+fn split_cipher_list(list: &str) -> (String, String) {
+    let (mut legacy, mut tls13) = (Vec::new(), Vec::new());
+    for entry in list
+        .split([':', ',', ' '])
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+    {
+        if entry.starts_with("TLS_") {
+            tls13.push(entry);
+        } else {
+            legacy.push(entry);
+        }
+    }
+    (legacy.join(":"), tls13.join(":"))
+}
+
+/// OpenSSL's short reason of each error in `stack` (`certificate verify failed`, `tlsv13
+/// alert certificate required`...), without codes and source file paths; repeats dropped.
+#[cfg(target_os = "linux")]
+fn stack_reasons(stack: &openssl::error::ErrorStack) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for e in stack.errors() {
+        let r = e
+            .reason()
+            .map_or_else(|| format!("error {:08X}", e.code()), str::to_owned);
+        if !out.contains(&r) {
+            out.push(r);
+        }
+    }
+    out
+}
+
+/// A configuration error carrying OpenSSL's short reasons.
+#[cfg(target_os = "linux")]
+fn openssl_config_error(what: &str, e: &openssl::error::ErrorStack) -> Error {
+    let why = stack_reasons(e).join("; ");
+    tls_config_error(if why.is_empty() {
+        what.to_string()
+    } else {
+        format!("{what}: {why}")
+    })
+}
+
+/// An OpenSSL connector for the options that native-tls cannot express (a cipher list,
+/// TLS-PSK), configured like native-tls's for everything else: system roots unless turned
+/// off, CA file and directory, verification, client certificate, minimum version, ALPN.
+#[cfg(target_os = "linux")]
+fn openssl_connector(opts: &TlsOptions) -> Result<openssl::ssl::SslConnector> {
+    use openssl::pkey::PKey;
+    use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode, SslVersion};
+    use openssl::x509::store::X509StoreBuilder;
+    use openssl::x509::X509;
+
+    let mut b = SslConnector::builder(SslMethod::tls_client())
+        .map_err(|e| openssl_config_error("TLS context", &e))?;
+    if !opts.use_system_roots {
+        let store = X509StoreBuilder::new().map_err(|e| openssl_config_error("CA store", &e))?;
+        b.set_cert_store(store.build());
+    }
+    let mut trust = Vec::new();
+    if let Some(ca) = &opts.ca_file {
+        let pem = read_file("CA file", ca)?;
+        let certs = X509::stack_from_pem(&pem)
+            .map_err(|e| openssl_config_error(&format!("CA file {}", ca.display()), &e))?;
+        if certs.is_empty() {
+            return Err(tls_config_error(format!(
+                "CA file {} holds no certificate",
+                ca.display()
+            )));
+        }
+        trust.extend(certs);
+    }
+    if let Some(dir) = &opts.ca_dir {
+        for c in ca_dir_certificates(dir)? {
+            let der = c
+                .to_der()
+                .map_err(|e| tls_config_error(format!("CA dir {}: {e}", dir.display())))?;
+            trust.push(
+                X509::from_der(&der)
+                    .map_err(|e| openssl_config_error(&format!("CA dir {}", dir.display()), &e))?,
+            );
+        }
+    }
+    for c in trust {
+        // A certificate already in the store is not an error worth failing for.
+        let _ = b.cert_store_mut().add_cert(c);
+    }
+    b.set_verify(if opts.verify_certificate {
+        SslVerifyMode::PEER
+    } else {
+        SslVerifyMode::NONE
+    });
+    match (&opts.client_cert, &opts.client_key) {
+        (Some(cert), key) => {
+            let (chain, key) = identity_pem(cert, key.as_deref(), opts.key_password.as_deref())?;
+            let bad =
+                |e: openssl::error::ErrorStack| openssl_config_error("client certificate/key", &e);
+            let certs = X509::stack_from_pem(&chain).map_err(bad)?;
+            let key = PKey::private_key_from_pem(&key).map_err(bad)?;
+            let mut certs = certs.into_iter();
+            if let Some(leaf) = certs.next() {
+                b.set_certificate(&leaf).map_err(bad)?;
+            }
+            for c in certs {
+                b.add_extra_chain_cert(c).map_err(bad)?;
+            }
+            b.set_private_key(&key).map_err(bad)?;
+        }
+        (None, Some(key)) => {
+            return Err(tls_config_error(format!(
+                "client key {} given without a client certificate",
+                key.display()
+            )))
+        }
+        (None, None) => {}
+    }
+    if let Some(v) = opts.min_version {
+        b.set_min_proto_version(Some(match v {
+            TlsVersion::Tls10 => SslVersion::TLS1,
+            TlsVersion::Tls11 => SslVersion::TLS1_1,
+            TlsVersion::Tls12 => SslVersion::TLS1_2,
+            TlsVersion::Tls13 => SslVersion::TLS1_3,
+        }))
+        .map_err(|e| openssl_config_error("minimum TLS version", &e))?;
+    }
+    if !opts.alpn.is_empty() {
+        let mut wire = Vec::new();
+        for p in &opts.alpn {
+            let len = u8::try_from(p.len())
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or_else(|| tls_config_error(format!("ALPN protocol {p:?}: bad length")))?;
+            wire.push(len);
+            wire.extend_from_slice(p.as_bytes());
+        }
+        b.set_alpn_protos(&wire)
+            .map_err(|e| openssl_config_error("ALPN", &e))?;
+    }
+    let (legacy, tls13) = split_cipher_list(opts.ciphers.as_deref().unwrap_or(""));
+    if !legacy.is_empty() {
+        b.set_cipher_list(&legacy)
+            .map_err(|e| openssl_config_error(&format!("cipher list {legacy:?}"), &e))?;
+    } else if opts.psk.is_some() {
+        // The connector's own default list leaves the PSK suites out; OpenSSL's has them.
+        b.set_cipher_list("DEFAULT")
+            .map_err(|e| openssl_config_error("cipher list \"DEFAULT\"", &e))?;
+    }
+    if !tls13.is_empty() {
+        b.set_ciphersuites(&tls13)
+            .map_err(|e| openssl_config_error(&format!("TLS 1.3 cipher suites {tls13:?}"), &e))?;
+    }
+    if let Some(psk) = opts.psk.clone() {
+        b.set_psk_client_callback(move |_ssl, hint, identity_out, key_out| {
+            let refuse = || Err(openssl::error::ErrorStack::get());
+            // A panicking application callback must not unwind through OpenSSL.
+            let asked =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| psk.credentials(hint)));
+            let Some((identity, key)) = asked.ok().flatten() else {
+                log::debug!("TLS-PSK: no identity and key for this server");
+                return refuse();
+            };
+            // The identity goes out as a C string.
+            if identity.len() >= identity_out.len() || key.len() > key_out.len() {
+                log::debug!("TLS-PSK: identity or key longer than OpenSSL takes");
+                return refuse();
+            }
+            identity_out[..identity.len()].copy_from_slice(&identity);
+            identity_out[identity.len()] = 0;
+            key_out[..key.len()].copy_from_slice(&key);
+            Ok(key.len())
+        });
+    }
+    Ok(b.build())
+}
+
+#[cfg(target_os = "linux")]
+fn openssl_handshake(
+    connector: &openssl::ssl::SslConnector,
+    opts: &TlsOptions,
+    name: &str,
+    tcp: TcpStream,
+    total: Duration,
+) -> Result<Stream> {
+    use openssl::ssl::HandshakeError;
+    use openssl::x509::X509VerifyResult;
+
+    let config = connector
+        .configure()
+        .map_err(|e| openssl_config_error("TLS connection", &e))?
+        .verify_hostname(opts.verify_hostname && opts.verify_certificate);
+    match config.connect(name, tcp) {
+        Ok(s) => Ok(Stream::OpenSsl(Box::new(s))),
+        Err(HandshakeError::SetupFailure(e)) => Err(openssl_config_error("TLS connection", &e)),
+        Err(HandshakeError::Failure(mid)) => {
+            let v = mid.ssl().verify_result();
+            let verify = (v != X509VerifyResult::OK).then(|| v.error_string().to_string());
+            let err = mid.error();
+            let reasons = err.ssl_error().map(stack_reasons).unwrap_or_default();
+            let fallback = err
+                .io_error()
+                .map_or_else(|| err.to_string(), ToString::to_string);
+            Err(handshake_error(
+                name,
+                &reasons,
+                verify.as_deref(),
+                &fallback,
+            ))
+        }
+        Err(HandshakeError::WouldBlock(_)) => Err(Error::timeout(Step::TlsHandshake, total)),
+    }
+}
+
+/// The short reasons in the text of OpenSSL errors (`error:0A000086:SSL
+/// routines:function:reason:file:line:data`, several joined by `, `): the reason fields;
+/// text that is not in that form is returned as it is.
+fn short_reasons(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for part in text.split("error:").skip(1) {
+        // code, library, function, reason, file, line, data
+        if let Some(reason) = part.split(':').nth(3) {
+            let reason = reason.trim().to_string();
+            if !reason.is_empty() && !out.contains(&reason) {
+                out.push(reason);
+            }
+        }
+    }
+    if out.is_empty() && !text.trim().is_empty() {
+        out.push(text.trim().to_string());
+    }
+    out
+}
+
+/// The error for a failed native-tls handshake with the server named `name`.
+fn native_tls_failure(e: &native_tls::Error, name: &str) -> Error {
+    let text = e.to_string();
+    // native-tls appends the certificate verification result as ` (<result>)`.
+    let verify = text
+        .contains("certificate verify failed")
+        .then(|| {
+            text.trim_end()
+                .strip_suffix(')')
+                .and_then(|t| t.rfind('(').map(|i| t[i + 1..].to_string()))
+        })
+        .flatten();
+    #[cfg(target_os = "linux")]
+    let stack = std::error::Error::source(e).and_then(|s| {
+        match s.downcast_ref::<openssl::error::ErrorStack>() {
+            Some(stack) => Some(stack_reasons(stack)),
+            // A socket error: no OpenSSL reason to quote (the text is the fallback).
+            None if s.is::<io::Error>() => Some(Vec::new()),
+            None => None,
+        }
+    });
+    #[cfg(not(target_os = "linux"))]
+    let stack: Option<Vec<String>> = None;
+    let reasons = stack.unwrap_or_else(|| {
+        let without = match &verify {
+            Some(v) => text
+                .trim_end()
+                .trim_end_matches(&format!("({v})"))
+                .trim_end(),
+            None => &text,
+        };
+        short_reasons(without)
+    });
+    handshake_error(name, &reasons, verify.as_deref(), &text)
+}
+
+/// A handshake failure in words: what went wrong, then OpenSSL's short reasons and the
+/// certificate verification result, e.g. `the server's certificate is self-signed and not
+/// trusted (OpenSSL: certificate verify failed: self-signed certificate)`. `fallback` is
+/// used when OpenSSL gave no reason (a socket error).
+fn handshake_error(name: &str, reasons: &[String], verify: Option<&str>, fallback: &str) -> Error {
+    let joined = reasons.join("; ");
+    let kind = classify_tls_error(&match verify {
+        Some(v) => format!("{joined} ({v})"),
+        None if joined.is_empty() => fallback.to_string(),
+        None => joined.clone(),
+    });
+    let cause = describe_tls_failure(kind, verify.unwrap_or(""), &joined, name);
+    let message = match verify {
+        Some(v) if joined.is_empty() => format!("{cause} (OpenSSL: {v})"),
+        Some(v) => format!("{cause} (OpenSSL: {joined}: {v})"),
+        None if joined.is_empty() => format!("{cause}: {fallback}"),
+        None => format!("{cause} (OpenSSL: {joined})"),
+    };
+    Error::Tls { kind, message }
+}
+
+/// The cause of a handshake failure of `kind` in words, refined by the verification
+/// result and OpenSSL's reasons.
+fn describe_tls_failure(kind: TlsErrorKind, verify: &str, reasons: &str, name: &str) -> String {
+    let v = verify.to_ascii_lowercase();
+    let r = reasons.to_ascii_lowercase();
+    let self_signed = v.starts_with("self-signed") || v.starts_with("self signed");
+    match kind {
+        TlsErrorKind::UnknownCa if self_signed && v.contains("in certificate chain") => {
+            "the server's certificate chain ends in a self-signed CA certificate that is not \
+             trusted"
+                .into()
+        }
+        TlsErrorKind::UnknownCa if self_signed => {
+            "the server's certificate is self-signed and not trusted".into()
+        }
+        TlsErrorKind::UnknownCa => {
+            "the server's certificate is not trusted (issued by an unknown CA)".into()
+        }
+        TlsErrorKind::NameMismatch if v.contains("ip address") => {
+            format!("the server's certificate does not match the IP address {name}")
+        }
+        TlsErrorKind::NameMismatch => {
+            format!("the server's certificate does not match the host name {name}")
+        }
+        TlsErrorKind::Expired if v.contains("not yet valid") => {
+            "the server's certificate is not valid yet".into()
+        }
+        TlsErrorKind::Expired => "the server's certificate has expired".into(),
+        TlsErrorKind::HandshakeRefused => {
+            let why = if r.contains("certificate required") {
+                ": it requires a client certificate"
+            } else if r.contains("alert unknown ca")
+                || r.contains("alert bad certificate")
+                || r.contains("alert certificate unknown")
+            {
+                ": it does not accept the client certificate"
+            } else if r.contains("protocol version") {
+                ": no TLS version acceptable to both sides"
+            } else if r.contains("handshake failure") {
+                ": no cipher suite (or pre-shared key) acceptable to both sides"
+            } else {
+                ""
+            };
+            format!("the server refused the TLS handshake{why}")
+        }
+        TlsErrorKind::Configuration => "the TLS settings cannot be used".into(),
+        TlsErrorKind::Other => "the TLS handshake failed".into(),
+    }
+}
+
 /// OpenSSL's certificate verification results (`X509_verify_cert_error_string`, in the
 /// spellings of OpenSSL 1.1 and 3.x) and their kinds. native-tls appends the verification
 /// result to a handshake error as ` (<text>)`.
@@ -681,11 +1114,16 @@ pub fn classify_tls_error(msg: &str) -> TlsErrorKind {
 /// the first write (then [`Stream`]'s `write` fetches the alert from the receive buffer).
 pub fn io_error(e: io::Error) -> Error {
     if is_tls_protocol_error(&e) {
-        let message = e.get_ref().map_or_else(|| e.to_string(), |i| i.to_string());
-        return Error::Tls {
-            kind: classify_tls_error(&message),
-            message,
-        };
+        let text = e.get_ref().map_or_else(|| e.to_string(), |i| i.to_string());
+        #[cfg(target_os = "linux")]
+        let reasons = e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<openssl::ssl::Error>())
+            .and_then(|ssl| ssl.ssl_error())
+            .map_or_else(|| short_reasons(&text), stack_reasons);
+        #[cfg(not(target_os = "linux"))]
+        let reasons = short_reasons(&text);
+        return handshake_error("", &reasons, None, &text);
     }
     Error::Io(e)
 }
@@ -721,32 +1159,20 @@ pub(crate) fn open_with(
     };
     let base = match uri.scheme {
         // The socket's timeouts already end at the deadline (`connect_tcp`).
-        Scheme::Tcp | Scheme::Ws => Ok(Stream::Tcp(tcp)),
+        Scheme::Tcp | Scheme::Ws => Ok::<_, Error>(Stream::Tcp(tcp)),
         Scheme::Tls | Scheme::Wss => {
             let default = TlsOptions::default();
             let opts = tls.unwrap_or(&default);
-            let connector = tls_connector(opts)?;
-            let left = remaining(deadline, Step::TlsHandshake, total)?;
-            tcp.set_read_timeout(Some(left))?;
-            tcp.set_write_timeout(Some(left))?;
             let name = opts.server_name.clone().unwrap_or_else(|| uri.host.clone());
-            match connector.connect(&name, tcp) {
-                Ok(s) => {
-                    let s = Stream::Tls(Box::new(s));
-                    s.set_timeouts(Some(remaining(deadline, Step::ConnAck, total)?))?;
-                    Ok(s)
-                }
-                Err(native_tls::HandshakeError::Failure(e)) => {
-                    let message = e.to_string();
-                    Err(Error::Tls {
-                        kind: classify_tls_error(&message),
-                        message,
-                    })
-                }
-                Err(native_tls::HandshakeError::WouldBlock(_)) => {
-                    Err(Error::timeout(Step::TlsHandshake, total))
-                }
+            let s = tls_handshake(opts, &name, tcp, deadline, total)?;
+            if crate::tracehook::enabled(crate::tracehook::MEDIUM) {
+                crate::tracehook::emit(
+                    crate::tracehook::MEDIUM,
+                    format_args!("TLS handshake with {name} done{}", tls_summary(&s)),
+                );
             }
+            s.set_timeouts(Some(remaining(deadline, Step::ConnAck, total)?))?;
+            Ok(s)
         }
     }?;
     match uri.scheme {
@@ -927,6 +1353,104 @@ mod tests {
         );
         assert!(private_key_block(b"-----BEGIN PRIVATE KEY-----\nAA\n").is_none());
         assert!(private_key_block(b"").is_none());
+    }
+
+    #[test]
+    fn handshake_error_texts_name_the_cause_then_the_short_reason() {
+        let text = |reasons: &[&str], verify: Option<&str>, fallback: &str| {
+            let r: Vec<String> = reasons.iter().map(|s| s.to_string()).collect();
+            match handshake_error("broker.example", &r, verify, fallback) {
+                Error::Tls { kind, message } => (kind, message),
+                other => panic!("{other:?}"),
+            }
+        };
+        use TlsErrorKind::*;
+        let v = "certificate verify failed";
+        for (reasons, verify, kind, want) in [
+            (
+                &[v][..],
+                Some("unable to get local issuer certificate"),
+                UnknownCa,
+                "the server's certificate is not trusted (issued by an unknown CA) (OpenSSL: \
+              certificate verify failed: unable to get local issuer certificate)",
+            ),
+            (
+                &[v],
+                Some("self-signed certificate"),
+                UnknownCa,
+                "the server's certificate is self-signed and not trusted (OpenSSL: certificate \
+              verify failed: self-signed certificate)",
+            ),
+            (
+                &[v],
+                Some("self signed certificate"),
+                UnknownCa,
+                "the server's certificate is self-signed and not trusted (OpenSSL: certificate \
+              verify failed: self signed certificate)",
+            ),
+            (
+                &[v],
+                Some("Hostname mismatch"),
+                NameMismatch,
+                "the server's certificate does not match the host name broker.example (OpenSSL: \
+              certificate verify failed: Hostname mismatch)",
+            ),
+            (
+                &[v],
+                Some("certificate is not yet valid"),
+                Expired,
+                "the server's certificate is not valid yet (OpenSSL: certificate verify failed: \
+              certificate is not yet valid)",
+            ),
+            (
+                &["tlsv1 alert unknown ca"],
+                None,
+                HandshakeRefused,
+                "the server refused the TLS handshake: it does not accept the client certificate \
+              (OpenSSL: tlsv1 alert unknown ca)",
+            ),
+            (
+                &["wrong version number"],
+                None,
+                Other,
+                "the TLS handshake failed (OpenSSL: wrong version number)",
+            ),
+            (
+                &[],
+                None,
+                Other,
+                "the TLS handshake failed: Connection reset by peer (os error 104)",
+            ),
+        ] {
+            let (k, m) = text(reasons, verify, "Connection reset by peer (os error 104)");
+            assert_eq!((k, m.as_str()), (kind, want));
+        }
+    }
+
+    #[test]
+    fn short_reasons_drop_codes_and_source_paths() {
+        let stack = "error:0A000086:SSL routines:tls_post_process_server_certificate:certificate \
+                     verify failed:../ssl/statem/statem_clnt.c:1889:, error:0A000410:SSL \
+                     routines:ssl3_read_bytes:sslv3 alert handshake failure:../ssl/record/\
+                     rec_layer_s3.c:1602:SSL alert number 40";
+        assert_eq!(
+            short_reasons(stack),
+            ["certificate verify failed", "sslv3 alert handshake failure"]
+        );
+        assert_eq!(short_reasons("unexpected EOF"), ["unexpected EOF"]);
+        assert!(short_reasons(" ").is_empty());
+    }
+
+    #[test]
+    fn cipher_lists_split_by_protocol_version() {
+        assert_eq!(
+            split_cipher_list("ECDHE-RSA-AES128-GCM-SHA256:TLS_AES_128_GCM_SHA256,!aNULL HIGH"),
+            (
+                "ECDHE-RSA-AES128-GCM-SHA256:!aNULL:HIGH".to_string(),
+                "TLS_AES_128_GCM_SHA256".to_string()
+            )
+        );
+        assert_eq!(split_cipher_list(""), (String::new(), String::new()));
     }
 
     /// The exact messages OpenSSL 3.0 gives through native-tls (seen in tests/tls.rs),

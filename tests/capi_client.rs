@@ -197,6 +197,20 @@ fn error_codes_match_paho_and_defects_are_fixed() {
         "return codes differ from Paho's:\n{}\n--- paho\n{common_paho}\n--- ours\n{common_ours}",
         diff.join("\n")
     );
+    // returned.serverURI is the URI that connected without its scheme, as in Paho (which
+    // the comparison above already shows; spelled out here).
+    let port = broker.port();
+    for want in [
+        format!("returned_uri_create {}:{port}", broker.host()),
+        format!("returned_uri_0 rc 0 {}:{port}", broker.host()),
+        format!("returned_uri_1 rc 0 localhost:{port}"),
+        format!("returned_uri_2 rc 0 {}:{port}", broker.host()),
+    ] {
+        assert!(
+            common_ours.lines().any(|l| l == want),
+            "missing {want:?}:\n{common_ours}"
+        );
+    }
     assert!(
         extra.ends_with("failures: 0\n"),
         "mqttsync checks failed:\n{extra}\n{}",
@@ -598,4 +612,66 @@ fn a_forked_child_can_use_the_library() {
     );
     run.assert_clean("fork_child");
     assert!(run.stdout.contains("child done"), "{}", run.stdout);
+}
+
+// ---------------------------------------------------------------------------------------
+// trace callback
+// ---------------------------------------------------------------------------------------
+
+/// tests/c/client_trace.c: packets at MQTTCLIENT_TRACE_PROTOCOL with ids that pair up,
+/// connect attempts and topics at MQTTCLIENT_TRACE_MAXIMUM, never the payload, nothing once
+/// the callback is removed (the program checks; here its output is checked again).
+#[test]
+fn trace_callback_reports_packets_without_payloads() {
+    let broker = Broker::start();
+    let id = unique_client_id("trace");
+    let r = run_prog(
+        &build_ours("client_trace", false),
+        &[&broker.uri(), &id],
+        &[],
+        Duration::from_secs(60),
+    );
+    r.assert_clean("client_trace");
+    let protocol: Vec<&str> = r
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("trace[4] "))
+        .collect();
+    for packet in [
+        "-> CONNECT MQTT 3.1.1 clean 1",
+        "<- CONNACK code 0x00",
+        "-> SUBSCRIBE id ",
+        "<- SUBACK id ",
+        "-> PUBLISH id ",
+        "<- PUBACK id ",
+        "<- PUBREC id ",
+        "-> PUBREL id ",
+        "<- PUBCOMP id ",
+        "-> UNSUBSCRIBE id ",
+        "<- UNSUBACK id ",
+        "-> DISCONNECT",
+    ] {
+        assert!(
+            protocol
+                .iter()
+                .any(|l| l.starts_with(&format!("{id}-p {packet}"))),
+            "no {packet:?} line:\n{}",
+            r.stdout
+        );
+    }
+    assert!(!r.stdout.contains("TOPSECRET"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains(&format!("trace[3] {id}-m: connecting to {}", broker.uri())),
+        "{}",
+        r.stdout
+    );
+    // The callback runs on the I/O thread too: clean under AddressSanitizer.
+    let r = run_prog(
+        &build_ours("client_trace", true),
+        &[&broker.uri(), &unique_client_id("trace-asan")],
+        &[("ASAN_OPTIONS", ASAN_OPTIONS)],
+        Duration::from_secs(60),
+    );
+    r.assert_clean("client_trace under ASan");
 }

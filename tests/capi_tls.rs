@@ -6,9 +6,8 @@
 //! - unknown CA, wrong host name (with `verify` 0 and 1), missing client certificate, wrong
 //!   key password: connect returns -1 and `ssl_error_cb` (with its context) says why;
 //! - `enableServerCertAuth = 0` connects to both;
-//! - `enabledCipherSuites` and `ssl_psk_cb` cannot be honoured: the connect fails with a
-//!   message to `ssl_error_cb` and the trace callback instead of silently using weaker
-//!   settings.
+//! - `enabledCipherSuites` restricts the handshake (a suite the server refuses fails, one
+//!   it accepts works); `ssl_psk_cb` connects to a TLS-PSK mosquitto, on Paho and on us.
 
 mod common;
 
@@ -16,7 +15,9 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use common::pki::{good_broker, mutual_broker, pki, tls_broker, KEY_PASSWORD};
+use common::pki::{
+    good_broker, mutual_broker, pki, psk_broker, tls_broker, KEY_PASSWORD, PSK_IDENTITY, PSK_KEY,
+};
 use common::*;
 
 /// tests/c/client_tls.c built against the static library, once per test binary.
@@ -174,10 +175,14 @@ fn mutual_tls_with_key_store_private_key_and_password() {
             "--expect-fail",
         ],
     );
-    assert_refused(&out, "Configuration", "key");
+    assert_refused(&out, "TLS configuration error", "key");
     // No client certificate: the server refuses (with TLS 1.3 after the handshake).
     let out = client_tls(&broker.uri(), &["--ca", &ca, "--expect-fail"]);
-    assert_refused(&out, "HandshakeRefused", "certificate");
+    assert_refused(
+        &out,
+        "the server refused the TLS handshake: it requires a client certificate",
+        "certificate required",
+    );
 }
 
 #[test]
@@ -188,10 +193,10 @@ fn unknown_ca_fails_and_ssl_error_cb_says_why() {
         &broker.uri(),
         &["--ca", &other, "--no-default", "--expect-fail"],
     );
-    assert_refused(&out, "UnknownCa", "certificate verify failed");
+    assert_refused(&out, "is not trusted", "certificate verify failed");
     // The same failure also reaches the trace callback.
     assert!(
-        out.contains("trace: mqttsync: connect failed: TLS error"),
+        out.contains("trace: mqttsync: connect failed: TLS connection failed: the server's"),
         "{out}"
     );
     // A version 2 structure has no ssl_error_cb: the program checks it is not called.
@@ -218,7 +223,11 @@ fn wrong_host_name_fails_whatever_verify_says() {
             &broker.uri(),
             &["--ca", &ca, "--verify", verify, "--expect-fail"],
         );
-        assert_refused(&out, "NameMismatch", "address mismatch");
+        assert_refused(
+            &out,
+            "does not match the IP address 127.0.0.1",
+            "address mismatch",
+        );
     }
 }
 
@@ -237,48 +246,91 @@ fn server_cert_auth_off_connects_to_unknown_ca_and_wrong_host() {
 }
 
 #[test]
-fn cipher_list_is_refused_not_ignored() {
-    let broker = good_broker();
+fn cipher_list_restricts_the_handshake() {
+    let broker = common::Broker::builder()
+        .tls(TlsFiles {
+            ca_file: pki().ca.clone(),
+            cert_file: pki().server.clone(),
+            key_file: pki().server_key.clone(),
+            require_certificate: false,
+        })
+        .extra_config("ciphers_tls1.3 TLS_AES_256_GCM_SHA384")
+        .start();
     let ca = path(&pki().ca);
-    let out = client_tls(
+    // A suite the server accepts.
+    assert_round_trip(&client_tls(
         &broker.uri(),
-        &["--ca", &ca, "--ciphers", "HIGH:!aNULL", "--expect-fail"],
-    );
-    assert_refused(&out, "enabledCipherSuites", "not supported");
-    assert!(
-        out.contains("trace: mqttsync: MQTTClient_SSLOptions.enabledCipherSuites"),
-        "{out}"
-    );
-    // Even in a version 0 structure (no ssl_error_cb there: the trace says why).
+        &["--ca", &ca, "--ciphers", "TLS_AES_256_GCM_SHA384"],
+    ));
+    // Only one it refuses, with TLS 1.3 pinned by the list (no TLS 1.2 name in it, so TLS
+    // 1.2 would use the defaults: the server's 1.3 choice comes first anyway).
     let out = client_tls(
         &broker.uri(),
         &[
             "--ca",
             &ca,
             "--ciphers",
-            "HIGH",
+            "TLS_AES_128_GCM_SHA256",
+            "--expect-fail",
+        ],
+    );
+    assert_refused(
+        &out,
+        "the server refused the TLS handshake",
+        "handshake failure",
+    );
+    // A list OpenSSL cannot use: a configuration error, in a version 0 structure too (no
+    // ssl_error_cb there: the trace says why).
+    let out = client_tls(
+        &broker.uri(),
+        &["--ca", &ca, "--ciphers", "NO-SUCH-CIPHER", "--expect-fail"],
+    );
+    assert_refused(&out, "TLS configuration error", "no cipher match");
+    let out = client_tls(
+        &broker.uri(),
+        &[
+            "--ca",
+            &ca,
+            "--ciphers",
+            "NO-SUCH-CIPHER",
             "--version",
             "0",
             "--expect-fail",
         ],
     );
-    assert!(out.contains("trace: mqttsync: MQTTClient_SSLOptions.enabledCipherSuites"));
+    assert!(
+        out.contains("trace: mqttsync: connect failed: TLS configuration error: cipher list"),
+        "{out}"
+    );
     // An empty list means the default list.
     assert_round_trip(&client_tls(&broker.uri(), &["--ca", &ca, "--ciphers", ""]));
     // For a server without TLS the SSL options are not used (as in Paho).
     let plain = Broker::start();
-    assert_round_trip(&client_tls(&plain.uri(), &["--ciphers", "HIGH"]));
+    assert_round_trip(&client_tls(&plain.uri(), &["--ciphers", "NO-SUCH-CIPHER"]));
+}
+
+fn psk_arg(identity: &str, key: &[u8]) -> String {
+    let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{identity}:{hex}")
 }
 
 #[test]
-fn psk_callback_is_refused_not_ignored() {
-    let broker = good_broker();
-    let out = client_tls(
-        &broker.uri(),
-        &["--ca", &path(&pki().ca), "--psk", "--expect-fail"],
-    );
-    assert_refused(&out, "ssl_psk_cb", "not supported");
-    assert!(out.contains("trace: mqttsync: MQTTClient_SSLOptions.ssl_psk_cb"));
+fn psk_callback_connects_to_a_psk_broker() {
+    let broker = psk_broker(&[]);
+    let uri = format!("ssl://127.0.0.1:{}", broker.port());
+    let good = psk_arg(PSK_IDENTITY, &PSK_KEY);
+    let out = client_tls(&uri, &["--psk", &good]);
+    assert_round_trip(&out);
+    // TLS 1.3: the callback is asked without a hint.
+    assert!(out.contains("ssl_psk_cb hint=(none)"), "{out}");
+    // A wrong key or identity: refused, and ssl_error_cb says so.
+    for bad in [
+        psk_arg(PSK_IDENTITY, &[9; 16]),
+        psk_arg("stranger", &PSK_KEY),
+    ] {
+        let out = client_tls(&uri, &["--psk", &bad, "--expect-fail"]);
+        assert_refused(&out, "the server refused the TLS handshake", "alert");
+    }
 }
 
 /// A TLS program built against Paho's header and `-lpaho-mqtt3cs` (Paho's TLS library)
@@ -318,6 +370,22 @@ fn drop_in_replacement_for_libpaho_mqtt3cs() {
     .unwrap();
     let ld = path(&lib_dir);
 
+    // TLS-PSK through ssl_psk_cb: the same program works on Paho and on mqttsync.
+    let psk = psk_broker(&[]);
+    let psk_uri = format!("ssl://127.0.0.1:{}", psk.port());
+    let key = psk_arg(PSK_IDENTITY, &PSK_KEY);
+    for (who, envs) in [
+        ("Paho", vec![]),
+        ("mqttsync", vec![("LD_LIBRARY_PATH", ld.as_str())]),
+    ] {
+        let id = unique_client_id("ctlsp");
+        let args = [psk_uri.as_str(), id.as_str(), "--psk", key.as_str()];
+        let r = run_prog(&exe, &args, &envs, Duration::from_secs(60));
+        r.assert_clean(&format!("client_tls --psk (Paho build) on {who}"));
+        assert_round_trip(&r.stdout);
+        assert!(r.stdout.contains("ssl_psk_cb hint="), "{who}: {}", r.stdout);
+    }
+
     let broker = mutual_broker();
     let p = pki();
     let (ca, cert, key) = (
@@ -354,11 +422,14 @@ fn drop_in_replacement_for_libpaho_mqtt3cs() {
             ));
             if good {
                 assert_round_trip(&r.stdout);
+                // Paho and mqttsync both give the URI without its scheme.
+                let want = format!("returned serverURI=127.0.0.1:{}\n", broker.port());
+                assert!(r.stdout.contains(&want), "{who}: {want:?}\n{}", r.stdout);
             } else {
                 assert!(!ssl_errors(&r.stdout).is_empty(), "{who}: {}", r.stdout);
                 let names_it = ssl_errors(&r.stdout)
                     .iter()
-                    .any(|e| e.contains("UnknownCa"));
+                    .any(|e| e.contains("is not trusted (OpenSSL: certificate verify failed"));
                 assert_eq!(names_it, who == "mqttsync", "{who}: {}", r.stdout);
             }
         }

@@ -11,10 +11,13 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::pki::{good_broker, mutual_broker, pki, tls_broker, KEY_PASSWORD};
+use common::pki::{
+    good_broker, mutual_broker, pki, psk_broker, tls_broker, KEY_PASSWORD, PSK_HINT, PSK_IDENTITY,
+    PSK_KEY,
+};
 use common::{unique_client_id, Broker, TlsFiles, DEADLINE};
 use mqttsync::{
-    Client, ConnectOptions, Error, Message, ProtocolVersion, QoS, TlsErrorKind, TlsOptions,
+    Client, ConnectOptions, Error, Message, ProtocolVersion, QoS, TlsErrorKind, TlsOptions, TlsPsk,
     TlsVersion,
 };
 
@@ -347,6 +350,14 @@ fn plain_tcp_port_with_ssl_scheme_is_a_tls_error_not_a_hang() {
 fn tls12_server(
     require_certificate: bool,
 ) -> (String, std::thread::JoinHandle<Result<(), String>>) {
+    tls12_server_with(require_certificate, None)
+}
+
+/// [`tls12_server`] accepting only the TLS 1.2 cipher suites of `ciphers` (OpenSSL list).
+fn tls12_server_with(
+    require_certificate: bool,
+    ciphers: Option<&str>,
+) -> (String, std::thread::JoinHandle<Result<(), String>>) {
     use openssl::ssl::{SslAcceptor, SslFiletype, SslMethod, SslVerifyMode, SslVersion};
     let p = pki();
     let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).unwrap();
@@ -354,6 +365,9 @@ fn tls12_server(
     b.set_private_key_file(&p.server_key, SslFiletype::PEM)
         .unwrap();
     b.set_max_proto_version(Some(SslVersion::TLS1_2)).unwrap();
+    if let Some(c) = ciphers {
+        b.set_cipher_list(c).unwrap();
+    }
     if require_certificate {
         b.set_ca_file(&p.ca).unwrap();
         b.set_verify(SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT);
@@ -656,4 +670,397 @@ fn ipv6_loopback_publish_and_receive() {
         broker.log()
     );
     c.close().unwrap();
+}
+
+// ---------------------------------------------------------------------------------------
+// Failure texts
+// ---------------------------------------------------------------------------------------
+
+/// The Display of an error: the cause in words, OpenSSL's short reason, and nothing of
+/// OpenSSL's source paths, error codes or our enum's Debug names.
+#[track_caller]
+fn assert_readable(e: &Error, words: &str, reason: &str) {
+    let text = e.to_string();
+    eprintln!("{text}");
+    assert!(text.starts_with("TLS connection failed: "), "{text}");
+    assert!(text.contains(words), "should say {words:?}: {text}");
+    assert!(
+        text.contains(&format!("(OpenSSL: {reason}")),
+        "should give OpenSSL's reason {reason:?}: {text}"
+    );
+    for noise in [
+        ".c:",
+        "error:0",
+        "ssl/",
+        "UnknownCa",
+        "NameMismatch",
+        "HandshakeRefused",
+        "Expired",
+    ] {
+        assert!(!text.contains(noise), "{noise:?} in {text}");
+    }
+}
+
+fn connect_err(uri: &str, tls: TlsOptions) -> Error {
+    match connect(uri, tls) {
+        Err(e) => e,
+        Ok(_) => panic!("connected to {uri}"),
+    }
+}
+
+#[test]
+fn failure_texts_name_the_cause_then_openssl_reason() {
+    let good = good_broker();
+    let e = connect_err(
+        &good.uri(),
+        TlsOptions {
+            ca_file: Some(pki().other_ca.clone()),
+            use_system_roots: false,
+            ..Default::default()
+        },
+    );
+    assert!(matches!(
+        e,
+        Error::Tls {
+            kind: TlsErrorKind::UnknownCa,
+            ..
+        }
+    ));
+    // mosquitto sends its CA certificate along with its own.
+    assert_readable(
+        &e,
+        "the server's certificate chain ends in a self-signed CA certificate that is not \
+         trusted",
+        "certificate verify failed: self-signed certificate in certificate chain",
+    );
+
+    let wrong = tls_broker(&pki().wrong_host, &pki().wrong_host_key, false);
+    let e = connect_err(&wrong.uri(), trust_ca());
+    assert_readable(
+        &e,
+        "does not match the IP address 127.0.0.1",
+        "certificate verify failed: IP address mismatch",
+    );
+    let e = connect_err(&format!("ssl://localhost:{}", wrong.port()), trust_ca());
+    assert_readable(
+        &e,
+        "does not match the host name localhost",
+        "certificate verify failed: hostname mismatch",
+    );
+
+    let expired = tls_broker(&pki().expired, &pki().expired_key, false);
+    let e = connect_err(&expired.uri(), trust_ca());
+    assert_readable(
+        &e,
+        "the server's certificate has expired",
+        "certificate verify failed: certificate has expired",
+    );
+
+    // TLS 1.3: the refusal of a missing client certificate comes after the handshake.
+    let mutual = mutual_broker();
+    let e = connect_err(&mutual.uri(), trust_ca());
+    assert!(matches!(
+        e,
+        Error::Tls {
+            kind: TlsErrorKind::HandshakeRefused,
+            ..
+        }
+    ));
+    assert_readable(
+        &e,
+        "the server refused the TLS handshake: it requires a client certificate",
+        "tlsv13 alert certificate required",
+    );
+
+    // Configuration errors say so, and name the file.
+    let e = connect_err(
+        &good.uri(),
+        TlsOptions {
+            ca_file: Some("/nonexistent/ca.pem".into()),
+            ..Default::default()
+        },
+    );
+    let text = e.to_string();
+    assert!(
+        text.starts_with("TLS configuration error: CA file /nonexistent/ca.pem"),
+        "{text}"
+    );
+}
+
+#[test]
+fn untrusted_self_signed_server_certificate_is_reported_as_such() {
+    let broker = tls_broker(&pki().self_signed, &pki().self_signed_key, false);
+    for (case, tls) in [
+        ("test CA only", trust_ca()),
+        ("system roots", TlsOptions::default()),
+        // The OpenSSL path (cipher list) words it the same way.
+        (
+            "cipher list",
+            TlsOptions {
+                ciphers: Some("TLS_AES_128_GCM_SHA256".into()),
+                ..trust_ca()
+            },
+        ),
+    ] {
+        let e = connect_err(&broker.uri(), tls);
+        assert!(
+            matches!(
+                e,
+                Error::Tls {
+                    kind: TlsErrorKind::UnknownCa,
+                    ..
+                }
+            ),
+            "{case}: {e:?}"
+        );
+        assert_readable(
+            &e,
+            "the server's certificate is self-signed and not trusted",
+            "certificate verify failed: self-signed certificate",
+        );
+    }
+    // Trusting the certificate itself makes it work.
+    let tls = TlsOptions {
+        ca_file: Some(pki().self_signed.clone()),
+        ..Default::default()
+    };
+    connect_ok(&broker.uri(), tls).close().unwrap();
+}
+
+// ---------------------------------------------------------------------------------------
+// Cipher lists
+// ---------------------------------------------------------------------------------------
+
+/// The cipher suite a stream negotiated.
+fn cipher_of(s: &mqttsync::transport::Stream) -> String {
+    match s {
+        mqttsync::transport::Stream::OpenSsl(t) => t
+            .ssl()
+            .current_cipher()
+            .map(|c| c.name().to_string())
+            .unwrap_or_default(),
+        other => panic!("a cipher list should use the OpenSSL stream, got {other:?}"),
+    }
+}
+
+#[test]
+fn tls13_cipher_list_restricts_the_handshake() {
+    let broker = Broker::builder()
+        .tls(common::TlsFiles {
+            ca_file: pki().ca.clone(),
+            cert_file: pki().server.clone(),
+            key_file: pki().server_key.clone(),
+            require_certificate: false,
+        })
+        .extra_config("ciphers_tls1.3 TLS_AES_256_GCM_SHA384")
+        .start();
+    let with = |list: &str| TlsOptions {
+        ciphers: Some(list.into()),
+        ..trust_ca()
+    };
+    // One the server accepts: connects, and that suite is used.
+    let s = open(&broker.uri(), &with("TLS_AES_256_GCM_SHA384")).unwrap();
+    assert_eq!(cipher_of(&s), "TLS_AES_256_GCM_SHA384");
+    drop(s);
+    connect_ok(
+        &broker.uri(),
+        with("TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384"),
+    )
+    .close()
+    .unwrap();
+    // Only one it refuses (and TLS 1.3 as minimum, so no fallback to TLS 1.2): refused.
+    let tls = TlsOptions {
+        min_version: Some(TlsVersion::Tls13),
+        ..with("TLS_AES_128_GCM_SHA256")
+    };
+    let m = expect_tls(
+        connect(&broker.uri(), tls),
+        TlsErrorKind::HandshakeRefused,
+        "TLS 1.3 suite the server refuses",
+    );
+    assert!(m.contains("handshake failure"), "{m}");
+}
+
+#[test]
+fn tls12_cipher_list_restricts_the_handshake() {
+    let server_list = "ECDHE-ECDSA-AES256-GCM-SHA384";
+    let with = |list: &str| TlsOptions {
+        ciphers: Some(list.into()),
+        ..trust_ca()
+    };
+    let (uri, server) = tls12_server_with(false, Some(server_list));
+    let s = open(&uri, &with("ECDHE-ECDSA-AES256-GCM-SHA384")).unwrap();
+    assert_eq!(cipher_of(&s), "ECDHE-ECDSA-AES256-GCM-SHA384");
+    drop(s);
+    server.join().unwrap().unwrap();
+    // Same list, the other way round: the client offers only a suite the server lacks.
+    let (uri, server) = tls12_server_with(false, Some(server_list));
+    let m = expect_tls(
+        open(&uri, &with("ECDHE-ECDSA-AES128-GCM-SHA256")).map(|_| ()),
+        TlsErrorKind::HandshakeRefused,
+        "TLS 1.2 suite the server lacks",
+    );
+    assert!(m.contains("handshake failure"), "{m}");
+    assert!(server.join().unwrap().is_err());
+    // A list OpenSSL cannot use at all is a configuration error, found before connecting.
+    let good = good_broker();
+    let m = expect_tls(
+        connect(&good.uri(), with("NO-SUCH-CIPHER")),
+        TlsErrorKind::Configuration,
+        "unknown cipher",
+    );
+    assert!(
+        m.contains("NO-SUCH-CIPHER") && m.contains("no cipher match"),
+        "{m}"
+    );
+    // An empty list means the defaults (native-tls path).
+    let s = open(&good.uri(), &with("")).unwrap();
+    assert!(matches!(s, mqttsync::transport::Stream::Tls(_)), "{s:?}");
+}
+
+// ---------------------------------------------------------------------------------------
+// TLS-PSK
+// ---------------------------------------------------------------------------------------
+
+fn psk_uri(b: &Broker) -> String {
+    format!("ssl://127.0.0.1:{}", b.port())
+}
+
+#[test]
+fn psk_publish_and_receive_v311_and_v5() {
+    let broker = psk_broker(&[]);
+    for v in [ProtocolVersion::V311, ProtocolVersion::V5] {
+        let tls = TlsOptions {
+            psk: Some(TlsPsk::new(PSK_IDENTITY, PSK_KEY)),
+            // No certificate is involved: the default trust settings do not get in the way.
+            ..Default::default()
+        };
+        let c = Client::connect(client_opts(&psk_uri(&broker), tls).version(v)).unwrap();
+        for qos in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce] {
+            round_trip(&c, &format!("psk/{v:?}/{qos:?}"), qos);
+        }
+        c.close().unwrap();
+    }
+    // The key never shows in Debug output.
+    let dbg = format!("{:?}", TlsPsk::new(PSK_IDENTITY, PSK_KEY));
+    assert!(
+        dbg.contains(PSK_IDENTITY) && dbg.contains("16 bytes"),
+        "{dbg}"
+    );
+    assert!(!dbg.contains("90") && !dbg.contains("5a"), "{dbg}");
+}
+
+/// `openssl s_server` doing TLS 1.2 PSK only, with an identity hint, for one connection.
+/// Returns the process and its `ssl://` URI.
+fn openssl_psk_server_tls12(hint: &str) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let hex: String = PSK_KEY.iter().map(|b| format!("{b:02x}")).collect();
+    let mut child = std::process::Command::new("openssl")
+        .args([
+            "s_server",
+            "-accept",
+            "127.0.0.1:0",
+            "-nocert",
+            "-tls1_2",
+            "-naccept",
+            "1",
+        ])
+        .args([
+            "-psk",
+            &hex,
+            "-psk_identity",
+            PSK_IDENTITY,
+            "-psk_hint",
+            hint,
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("openssl CLI not found: run scripts/install-packages.sh");
+    let out = child.stdout.take().unwrap();
+    let mut lines = std::io::BufReader::new(out).lines();
+    let addr = loop {
+        let line = lines.next().expect("s_server ended before ACCEPT").unwrap();
+        if let Some(a) = line.strip_prefix("ACCEPT ") {
+            break a.trim().to_string();
+        }
+    };
+    // Keep draining its output so it never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    (child, format!("ssl://{addr}"))
+}
+
+#[test]
+fn psk_callback_gets_the_tls12_identity_hint() {
+    let (mut server, uri) = openssl_psk_server_tls12(PSK_HINT);
+    let hints = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = hints.clone();
+    let psk = TlsPsk::from_callback(move |hint| {
+        seen.lock()
+            .unwrap()
+            .push(hint.map(|h| String::from_utf8_lossy(h).into_owned()));
+        Some((PSK_IDENTITY.into(), PSK_KEY.to_vec()))
+    });
+    let tls = TlsOptions {
+        psk: Some(psk),
+        ..Default::default()
+    };
+    let s = open(&uri, &tls);
+    let _ = server.kill();
+    let _ = server.wait();
+    let s = s.unwrap();
+    assert!(cipher_of(&s).contains("PSK"), "{}", cipher_of(&s));
+    // OpenSSL first asks for a key for its TLS 1.3 offer (no hint there), then, once the
+    // server has chosen TLS 1.2, with the server's hint.
+    let hints = hints.lock().unwrap();
+    assert_eq!(hints.last(), Some(&Some(PSK_HINT.to_string())), "{hints:?}");
+}
+
+#[test]
+fn psk_with_tls13_has_no_hint() {
+    let broker = psk_broker(&[]);
+    let hints = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = hints.clone();
+    let psk = TlsPsk::from_callback(move |hint| {
+        seen.lock().unwrap().push(hint.map(<[u8]>::to_vec));
+        Some((PSK_IDENTITY.into(), PSK_KEY.to_vec()))
+    });
+    let tls = TlsOptions {
+        psk: Some(psk),
+        ..Default::default()
+    };
+    let s = open(&psk_uri(&broker), &tls).unwrap();
+    assert!(cipher_of(&s).starts_with("TLS_"), "{}", cipher_of(&s));
+    drop(s);
+    assert!(hints.lock().unwrap().iter().all(Option::is_none));
+    assert!(!hints.lock().unwrap().is_empty());
+}
+
+#[test]
+fn psk_wrong_key_unknown_identity_or_no_key_fail() {
+    let broker = psk_broker(&[]);
+    for (case, psk) in [
+        ("wrong key", TlsPsk::new(PSK_IDENTITY, [7u8; 16])),
+        ("unknown identity", TlsPsk::new("somebody-else", PSK_KEY)),
+        ("callback gives up", TlsPsk::from_callback(|_| None)),
+    ] {
+        let tls = TlsOptions {
+            psk: Some(psk),
+            ..Default::default()
+        };
+        match connect(&psk_uri(&broker), tls) {
+            Err(e @ Error::Tls { .. }) => {
+                eprintln!("[{case}] {e}");
+                let text = e.to_string();
+                assert!(!text.contains(".c:") && !text.contains("error:0"), "{text}");
+            }
+            other => panic!("{case}: expected a TLS error, got {other:?}"),
+        }
+    }
+    // Without PSK the PSK-only listener cannot be used at all.
+    match connect(&psk_uri(&broker), TlsOptions::default()) {
+        Err(Error::Tls { .. }) => {}
+        other => panic!("no PSK: expected a TLS error, got {other:?}"),
+    }
 }

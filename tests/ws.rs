@@ -1147,6 +1147,13 @@ fn c_api_over_ws_with_headers_and_through_a_proxy() {
         r.stdout
     );
     assert_eq!(bridge.upgrades()[0].header("x-from-c"), Some("mqttsync"));
+    // As in Paho (measured with Debian's 1.3.11): the URI without its scheme, path kept.
+    let want = format!("returned serverURI={}\n", uri.trim_start_matches("ws://"));
+    assert!(
+        want.contains(":") && want.contains("/mqtt") && r.stdout.contains(&want),
+        "{want:?}:\n{}",
+        r.stdout
+    );
 
     let proxy = Proxy::start(ProxyConfig::default());
     let r = run_prog(&exe, &[&uri, &proxy.uri("")], &[], Duration::from_secs(60));

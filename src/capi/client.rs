@@ -926,23 +926,72 @@ impl SslErrorCb {
     }
 }
 
-/// What `MQTTClient_SSLOptions` said: the TLS options, the error callback, and the first
-/// option mqttsync cannot honour (the connect then fails rather than use weaker settings).
+/// What `MQTTClient_SSLOptions` said: the TLS options and the error callback.
 struct CTls {
     opts: TlsOptions,
     error_cb: Option<SslErrorCb>,
-    unsupported: Option<&'static str>,
 }
 
-/// Why a connect with `enabledCipherSuites` fails.
-const CIPHERS_UNSUPPORTED: &str = "mqttsync: MQTTClient_SSLOptions.enabledCipherSuites is not \
-supported (the TLS back end, native-tls, cannot restrict the cipher list); refusing to connect \
-with ciphers other than those requested. Set enabledCipherSuites to NULL to use the TLS \
-library's defaults.";
-/// Why a connect with `ssl_psk_cb` fails.
-const PSK_UNSUPPORTED: &str = "mqttsync: MQTTClient_SSLOptions.ssl_psk_cb (TLS-PSK) is not \
-supported (the TLS back end, native-tls, has no PSK); refusing to connect without the \
-requested pre-shared key authentication.";
+/// The `ssl_psk_cb` of `MQTTClient_SSLOptions` (version 4+) and its context.
+struct CPsk {
+    cb: unsafe extern "C" fn(
+        *const c_char,
+        *mut c_char,
+        std::os::raw::c_uint,
+        *mut std::os::raw::c_uchar,
+        std::os::raw::c_uint,
+        *mut c_void,
+    ) -> std::os::raw::c_uint,
+    context: *mut c_void,
+}
+
+// SAFETY: the context is the application's pointer, only ever handed back to its own
+// callback, during a connect the application started (Paho's contract: the application
+// keeps the context valid and usable while it connects).
+unsafe impl Send for CPsk {}
+// SAFETY: as above; the callback is called on one thread at a time (the connecting one).
+unsafe impl Sync for CPsk {}
+
+impl CPsk {
+    /// Asks the application for the identity and key, with buffers of OpenSSL's sizes.
+    fn ask(&self, hint: Option<&[u8]>) -> Option<(Vec<u8>, Vec<u8>)> {
+        const ID_MAX: usize = crate::TlsPsk::MAX_IDENTITY_LEN;
+        const KEY_MAX: usize = crate::TlsPsk::MAX_KEY_LEN;
+        let hint = hint.map(|h| {
+            let mut v: Vec<u8> = h.iter().copied().filter(|&b| b != 0).collect();
+            v.push(0);
+            v
+        });
+        let mut identity = vec![0u8; ID_MAX + 1];
+        let mut key = vec![0u8; KEY_MAX];
+        // SAFETY: a C function of the declared type given by the application with this
+        // context; the hint is NULL or NUL-terminated; the identity buffer holds
+        // ID_MAX + 1 bytes and the key buffer KEY_MAX, all alive across the call.
+        let n = unsafe {
+            (self.cb)(
+                hint.as_ref()
+                    .map_or(ptr::null(), |h| h.as_ptr().cast::<c_char>()),
+                identity.as_mut_ptr().cast::<c_char>(),
+                ID_MAX as std::os::raw::c_uint,
+                key.as_mut_ptr(),
+                KEY_MAX as std::os::raw::c_uint,
+                self.context,
+            )
+        } as usize;
+        if n == 0 || n > KEY_MAX {
+            super::trace::trace(
+                MQTTCLIENT_TRACE_ERROR,
+                "mqttsync: ssl_psk_cb gave no pre-shared key (returned 0 or too long a key)",
+            );
+            return None;
+        }
+        identity[ID_MAX] = 0;
+        let len = identity.iter().position(|&b| b == 0).unwrap_or(ID_MAX);
+        identity.truncate(len);
+        key.truncate(n);
+        Some((identity, key))
+    }
+}
 
 /// Reads `MQTTClient_SSLOptions` (versions 0-5).
 ///
@@ -950,8 +999,8 @@ requested pre-shared key authentication.";
 /// and also the host name, whatever `verify` says (Paho skips the host name check when
 /// `verify = 0`; mqttsync never silently verifies less than the certificate check
 /// implies). `enableServerCertAuth = 0` turns both checks off explicitly.
-/// A non-empty `enabledCipherSuites` or a `ssl_psk_cb` is recorded as unsupported (the
-/// connect fails); `ssl_error_cb` receives the text of TLS failures.
+/// A non-empty `enabledCipherSuites` becomes the cipher list, `ssl_psk_cb` the TLS-PSK
+/// source; `ssl_error_cb` receives the text of TLS failures.
 unsafe fn tls_from_c(p: *const MQTTClient_SSLOptions) -> Result<CTls, c_int> {
     // SAFETY: non-NULL structure of its declared version (C contract).
     let (s, v) = unsafe { copy_versioned(p)? };
@@ -991,15 +1040,14 @@ unsafe fn tls_from_c(p: *const MQTTClient_SSLOptions) -> Result<CTls, c_int> {
             i = end;
         }
     }
-    // SAFETY: NULL or a NUL-terminated string (C contract).
-    let ciphers = !s.enabledCipherSuites.is_null() && unsafe { *s.enabledCipherSuites } != 0;
-    let unsupported = if ciphers {
-        Some(CIPHERS_UNSUPPORTED)
-    } else if v >= 4 && s.ssl_psk_cb.is_some() {
-        Some(PSK_UNSUPPORTED)
-    } else {
-        None
-    };
+    t.ciphers = opt_str(s.enabledCipherSuites)?.filter(|c| !c.trim().is_empty());
+    if let (true, Some(cb)) = (v >= 4, s.ssl_psk_cb) {
+        let c = CPsk {
+            cb,
+            context: s.ssl_psk_context,
+        };
+        t.psk = Some(crate::TlsPsk::from_callback(move |hint| c.ask(hint)));
+    }
     let error_cb = match s.ssl_error_cb {
         Some(cb) if v >= 3 => Some(SslErrorCb {
             cb,
@@ -1007,11 +1055,7 @@ unsafe fn tls_from_c(p: *const MQTTClient_SSLOptions) -> Result<CTls, c_int> {
         }),
         _ => None,
     };
-    Ok(CTls {
-        opts: t,
-        error_cb,
-        unsupported,
-    })
+    Ok(CTls { opts: t, error_cb })
 }
 
 /// Validates and copies the connect options, in Paho's order of checks.
@@ -1272,19 +1316,6 @@ unsafe fn connect_impl(
     let mut params = unsafe { read_connect_options(&h, &o, v, conn_props, will_props)? };
     params.client_id = h.client_id.clone();
     let ssl_error_cb = params.tls.as_ref().and_then(|t| t.error_cb);
-    let tls_server = params
-        .servers
-        .iter()
-        .any(|s| ServerUri::parse(s).is_ok_and(|u| u.scheme.is_tls()));
-    if let Some(why) = params.tls.as_ref().and_then(|t| t.unsupported) {
-        if tls_server {
-            super::trace::trace(MQTTCLIENT_TRACE_ERROR, why);
-            if let Some(cb) = ssl_error_cb {
-                cb.report(why);
-            }
-            return Err(MQTTCLIENT_FAILURE.into());
-        }
-    }
 
     // Take the previous connection down (outside the lock) before the store is reused.
     let (old, old_conn, cbs) = {
@@ -1471,13 +1502,21 @@ unsafe fn write_returned(
 /// - `ssl_error_cb` (struct version 3+) is called with `ssl_error_context`, on the thread
 ///   that called connect, with a NUL-terminated text saying why the TLS failure ended the
 ///   connect (unknown CA, host name mismatch, expired certificate, refused client
-///   certificate, unusable key file...): once per connect, for the last server tried.
-/// - Not supported, and never silently ignored: a non-empty `enabledCipherSuites` (the TLS
-///   back end, native-tls, cannot restrict the cipher list) and `ssl_psk_cb` (no TLS-PSK).
-///   With either set and a TLS server to connect to, the connect fails with
-///   `MQTTCLIENT_FAILURE` before any network traffic; the reason goes to `ssl_error_cb` and
-///   to the trace callback (`MQTTCLIENT_TRACE_ERROR`). Leave `enabledCipherSuites` NULL to
-///   use the TLS library's default (secure) cipher list.
+///   certificate, unusable key file...) followed by OpenSSL's short reason in parentheses:
+///   once per connect, for the last server tried. The text is the library's, valid
+///   during the call only.
+/// - `enabledCipherSuites` (NULL or empty: the TLS library's defaults) is OpenSSL's cipher
+///   list, as in Paho; TLS 1.3 suite names in it (`TLS_AES_256_GCM_SHA384`...) also
+///   restrict TLS 1.3, which Paho's `SSL_CTX_set_cipher_list` leaves alone. A list OpenSSL
+///   rejects, or one the server shares nothing with, fails the connect with
+///   `MQTTCLIENT_FAILURE` and a text to `ssl_error_cb`.
+/// - `ssl_psk_cb` (struct version 4+) enables TLS-PSK: it is called during the handshake on
+///   the thread calling connect, with `ssl_psk_context` (see `MQTTClient_SSLOptions`); the
+///   PSK cipher suites are offered from OpenSSL's default list unless `enabledCipherSuites`
+///   says otherwise.
+/// - Cipher lists and TLS-PSK need OpenSSL, used on Linux; on other platforms a connect
+///   with either set fails with `MQTTCLIENT_FAILURE` (reason to `ssl_error_cb` and the
+///   trace) instead of connecting with other settings than asked.
 ///
 /// Returns `MQTTCLIENT_SUCCESS`; 1-5 when the server refused the connection (CONNACK code);
 /// `MQTTCLIENT_NULL_PARAMETER` for NULL options, an unknown handle, a TLS URI without `ssl`,
@@ -2277,7 +2316,9 @@ pub extern "C" fn MQTTClient_waitForCompletion(
 /// not listed (they have no token in this handle).
 ///
 /// Returns `MQTTCLIENT_SUCCESS`, `MQTTCLIENT_FAILURE` for an unknown handle,
-/// `MQTTCLIENT_NULL_PARAMETER` for a NULL `tokens`. Any thread.
+/// `MQTTCLIENT_NULL_PARAMETER` for a NULL `tokens`. On every error `*tokens` (when `tokens`
+/// is not NULL) is set to NULL, as Paho does, so a caller may free it unconditionally.
+/// Any thread.
 ///
 /// # Safety
 /// `tokens` is NULL or writable.
@@ -2286,11 +2327,14 @@ pub unsafe extern "C" fn MQTTClient_getPendingDeliveryTokens(
     handle: MQTTClient,
     tokens: *mut *mut MQTTClient_deliveryToken,
 ) -> c_int {
+    if tokens.is_null() {
+        return MQTTCLIENT_NULL_PARAMETER;
+    }
+    // SAFETY: non-NULL and writable (C contract). Written first, so that every error path
+    // (unknown handle, allocation failure, a caught panic) leaves NULL there.
+    unsafe { tokens.write(ptr::null_mut()) };
     guard_rc(|| {
         let h = lookup(handle).ok_or(MQTTCLIENT_FAILURE)?;
-        if tokens.is_null() {
-            return Err(MQTTCLIENT_NULL_PARAMETER);
-        }
         let mut pending: Vec<(u64, c_int)> = {
             let mut t = h.tokens();
             t.map.retain(|_, (_, tk)| !tk.is_complete());
@@ -2521,8 +2565,9 @@ mod tests {
         // verify = 0 with enableServerCertAuth = 1: the host name is still checked.
         let s = ssl_options(5);
         let c = unsafe { tls_from_c(&s) }.unwrap();
-        assert!(c.unsupported.is_none() && c.error_cb.is_none());
+        assert!(c.error_cb.is_none());
         let t = c.opts;
+        assert!(t.ciphers.is_none() && t.psk.is_none());
         assert!(t.verify_certificate && t.verify_hostname);
         assert_eq!(t.ca_file.as_deref(), Some(std::path::Path::new("/ca.pem")));
         assert_eq!(t.ca_dir.as_deref(), Some(std::path::Path::new("/certs")));
@@ -2550,40 +2595,51 @@ mod tests {
         1
     }
 
+    /// Writes identity "id-<u as byte>" and a 3-byte key.
     unsafe extern "C" fn psk(
-        _hint: *const c_char,
-        _identity: *mut c_char,
-        _max_identity_len: std::os::raw::c_uint,
-        _psk: *mut std::os::raw::c_uchar,
-        _max_psk_len: std::os::raw::c_uint,
-        _u: *mut c_void,
+        hint: *const c_char,
+        identity: *mut c_char,
+        max_identity_len: std::os::raw::c_uint,
+        psk: *mut std::os::raw::c_uchar,
+        max_psk_len: std::os::raw::c_uint,
+        u: *mut c_void,
     ) -> std::os::raw::c_uint {
-        0
+        assert!(max_identity_len >= 8 && max_psk_len >= 3);
+        // SAFETY: test callback; hint NULL or a C string, buffers as large as announced.
+        unsafe {
+            assert!(hint.is_null() || std::ffi::CStr::from_ptr(hint).to_bytes() == b"h1");
+            let id = format!("id-{}\0", u as usize);
+            std::ptr::copy_nonoverlapping(id.as_ptr().cast::<c_char>(), identity, id.len());
+            std::ptr::copy_nonoverlapping([1u8, 2, 3].as_ptr(), psk, 3);
+        }
+        3
     }
 
     #[test]
-    fn ssl_options_that_cannot_be_honoured_are_recorded_not_ignored() {
+    fn ssl_options_cipher_list_and_psk_are_passed_on() {
         let mut s = ssl_options(5);
         s.enabledCipherSuites = c"".as_ptr();
-        assert!(unsafe { tls_from_c(&s) }.unwrap().unsupported.is_none());
+        assert!(unsafe { tls_from_c(&s) }.unwrap().opts.ciphers.is_none());
         s.enabledCipherSuites = c"HIGH:!aNULL".as_ptr();
         let c = unsafe { tls_from_c(&s) }.unwrap();
-        assert_eq!(c.unsupported, Some(CIPHERS_UNSUPPORTED));
+        assert_eq!(c.opts.ciphers.as_deref(), Some("HIGH:!aNULL"));
         // Even in a version 0 structure.
         s.struct_version = 0;
-        assert!(unsafe { tls_from_c(&s) }.unwrap().unsupported.is_some());
+        let c = unsafe { tls_from_c(&s) }.unwrap();
+        assert_eq!(c.opts.ciphers.as_deref(), Some("HIGH:!aNULL"));
 
         let mut s = ssl_options(4);
         s.ssl_psk_cb = Some(psk);
-        assert_eq!(
-            unsafe { tls_from_c(&s) }.unwrap().unsupported,
-            Some(PSK_UNSUPPORTED)
-        );
+        s.ssl_psk_context = 7 as *mut c_void;
+        let p = unsafe { tls_from_c(&s) }.unwrap().opts.psk.expect("psk");
+        let want = Some((b"id-7".to_vec(), vec![1, 2, 3]));
+        assert_eq!(p.credentials(Some(b"h1")), want);
+        assert_eq!(p.credentials(None), want);
         // ... but not read from a version 3 structure, where the field does not exist.
         s.struct_version = 3;
         s.ssl_error_cb = Some(ssl_error);
         let c = unsafe { tls_from_c(&s) }.unwrap();
-        assert!(c.unsupported.is_none() && c.error_cb.is_some());
+        assert!(c.opts.psk.is_none() && c.error_cb.is_some());
         s.struct_version = 2;
         assert!(unsafe { tls_from_c(&s) }.unwrap().error_cb.is_none());
     }

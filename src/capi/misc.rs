@@ -126,15 +126,25 @@ pub unsafe extern "C" fn MQTTClient_global_init(inits: *mut MQTTClient_init_opti
 
 /// Sets the level of trace lines passed to the trace callback: lines at `level` or above
 /// are delivered (1 = maximum detail ... 7 = fatal only). Default `MQTTCLIENT_TRACE_MINIMUM`.
-/// Process-wide; any thread.
+/// What each level adds: `MQTTCLIENT_TRACE_ERROR` and above, failures (connect, TLS,
+/// persistence, callbacks); `MQTTCLIENT_TRACE_PROTOCOL`, one line per MQTT packet sent
+/// (`<client id> -> PUBLISH id 2 QoS 1 retain 0 dup 0 payload 6 bytes (20 bytes)`) or
+/// received (`<client id> <- PUBACK id 2 (4 bytes)`); `MQTTCLIENT_TRACE_MINIMUM`, connect
+/// attempts with the server URI and their outcome; `MQTTCLIENT_TRACE_MEDIUM`, each TCP
+/// address tried and the TLS protocol and cipher agreed; `MQTTCLIENT_TRACE_MAXIMUM`, a
+/// second line per packet with topic names, filters, user names and property identifiers.
+/// Payloads, passwords and keys are never traced, at any level (only lengths).
+/// Process-wide; any thread; returns nothing.
 #[no_mangle]
 pub extern "C" fn MQTTClient_setTraceLevel(level: MQTTCLIENT_TRACE_LEVELS) {
     guard((), || trace::set_level(level))
 }
 
-/// Sets the process-wide trace callback (NULL turns tracing off). The callback may run on
-/// any library thread; the message is valid only during the call; the callback must not
-/// call any MQTTClient function. Any thread.
+/// Sets the process-wide trace callback (NULL turns tracing off; no line is formatted
+/// then). The callback runs on the thread that produced the line (an application thread in
+/// connect/publish/subscribe, or a client's I/O thread), possibly on several threads at
+/// once; the message belongs to the library and is valid only during the call; the
+/// callback must not call any MQTTClient function. Any thread; returns nothing.
 #[no_mangle]
 pub extern "C" fn MQTTClient_setTraceCallback(callback: MQTTClient_traceCallback) {
     guard((), || trace::set_callback(callback))

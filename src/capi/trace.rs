@@ -1,5 +1,11 @@
 //! Process-wide trace sink behind `MQTTClient_setTraceLevel` / `MQTTClient_setTraceCallback`.
 //!
+//! While a callback is set, this module also feeds the crate's trace hook
+//! (`crate::tracehook`), which reports connect attempts (`MQTTCLIENT_TRACE_MINIMUM`), every
+//! packet sent and received (`MQTTCLIENT_TRACE_PROTOCOL`: type, packet id, QoS, flags,
+//! length) and their topics and property identifiers (`MQTTCLIENT_TRACE_MAXIMUM`); never
+//! payload bytes.
+//!
 //! Paho's trace is process-wide, so this is too: one level and one callback, stored in
 //! atomics. Library code reports through [`trace`] (or [`trace_enabled`] first, to skip
 //! formatting): the line goes to the C callback if one is set and `level` is at or above
@@ -28,6 +34,16 @@ pub fn set_level(level: c_int) {
         level.clamp(MQTTCLIENT_TRACE_MAXIMUM, MQTTCLIENT_TRACE_FATAL),
         Ordering::Relaxed,
     );
+    feed_hook();
+}
+
+/// Points the crate's trace hook (packets, connect attempts) at [`trace`] while a callback
+/// is set, at the current level; turns it off otherwise, so that library code formats
+/// nothing when nobody listens.
+fn feed_hook() {
+    let on = CALLBACK.load(Ordering::Acquire) != 0;
+    let sink: crate::tracehook::Sink = |level, line| trace(level, line);
+    crate::tracehook::install(on.then_some(sink), level());
 }
 
 /// The current trace level.
@@ -38,6 +54,7 @@ pub fn level() -> c_int {
 /// Sets (or with `None` clears) the trace callback.
 pub fn set_callback(cb: MQTTClient_traceCallback) {
     CALLBACK.store(cb.map_or(0, |f| f as usize), Ordering::Release);
+    feed_hook();
 }
 
 fn callback() -> MQTTClient_traceCallback {
@@ -88,6 +105,9 @@ mod tests {
 
     #[test]
     fn trace_filters_by_level_and_reaches_callback() {
+        let _global = crate::tracehook::TEST_LOCK
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         set_callback(Some(record));
         set_level(MQTTCLIENT_TRACE_ERROR);
         trace(MQTTCLIENT_TRACE_PROTOCOL, "filtered-out-line");

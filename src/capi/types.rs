@@ -414,8 +414,9 @@ pub struct MQTTClient_SSLOptions {
     pub privateKey: *const c_char,
     /// Password of an encrypted private key.
     pub privateKeyPassword: *const c_char,
-    /// OpenSSL cipher list. Not supported by mqttsync: must be NULL or empty, otherwise
-    /// connecting to a TLS server fails (see `MQTTClient_connect`).
+    /// OpenSSL cipher list (NULL or empty: the TLS library's defaults). TLS 1.3 suite names
+    /// (`TLS_AES_128_GCM_SHA256`...) in it restrict TLS 1.3, the others TLS 1.2 and below
+    /// (see `MQTTClient_connect`). Linux only: elsewhere a connect with a list fails.
     pub enabledCipherSuites: *const c_char,
     /// 1: verify the server certificate and (always, in mqttsync) its host name; 0: no
     /// verification at all.
@@ -425,15 +426,21 @@ pub struct MQTTClient_SSLOptions {
     /// 1: verify the server host name (version 2). No effect in mqttsync: the host name is
     /// verified whenever `enableServerCertAuth` is 1.
     pub verify: c_int,
-    /// Directory of hashed CA certificates (version 2).
+    /// Directory of CA certificates (version 2): every file in it holding PEM certificates
+    /// (or one DER certificate) is trusted, hashed names (`c_rehash`) or not.
     pub CApath: *const c_char,
     /// Called with the text of the TLS failure that ended a connect (version 3).
     pub ssl_error_cb:
         Option<unsafe extern "C" fn(str_: *const c_char, len: usize, u: *mut c_void) -> c_int>,
     /// Context for `ssl_error_cb` (version 3).
     pub ssl_error_context: *mut c_void,
-    /// TLS-PSK callback (version 4). Not supported by mqttsync: must be NULL, otherwise
-    /// connecting to a TLS server fails.
+    /// TLS-PSK callback (version 4): called during the handshake, on the thread that
+    /// called `MQTTClient_connect`, with the server's identity hint (NULL when it sent none,
+    /// always with TLS 1.3), a buffer for the identity (`max_identity_len` bytes plus the
+    /// terminating NUL), a buffer for the key (`max_psk_len` bytes) and `ssl_psk_context`;
+    /// returns the key's length, or 0 to give up (the connect then fails). The buffers are
+    /// the library's, valid during the call only. Linux only: elsewhere a connect with it
+    /// set fails.
     pub ssl_psk_cb: Option<
         unsafe extern "C" fn(
             hint: *const c_char,

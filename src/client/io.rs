@@ -954,6 +954,10 @@ impl Io {
                 Ok(info) => return Ok(info),
                 Err(e) => {
                     log::info!("connect to {uri} failed: {e}");
+                    crate::tracehook::emit(
+                        crate::tracehook::MINIMUM,
+                        format_args!("{}: connect to {uri} failed: {e}", self.connect.client_id),
+                    );
                     self.session.connection_lost();
                     last = Some(e);
                 }
@@ -963,6 +967,16 @@ impl Io {
     }
 
     fn establish_one(&mut self, uri: &ServerUri) -> Result<ConnectInfo> {
+        crate::tracehook::emit(
+            crate::tracehook::MINIMUM,
+            format_args!(
+                "{}: connecting to {uri} ({}:{}) with MQTT protocol level {}",
+                self.connect.client_id,
+                uri.host,
+                uri.port,
+                self.connect.protocol.level()
+            ),
+        );
         let total = self.connect_timeout;
         let start = Instant::now();
         let deadline = start + total;
@@ -1074,6 +1088,14 @@ impl Io {
             // this one.
             self.shared.new_ack_generation();
         }
+        crate::tracehook::emit(
+            crate::tracehook::MINIMUM,
+            format_args!(
+                "{}: connected to {uri} (session present {})",
+                self.connect.client_id,
+                u8::from(connack.session_present)
+            ),
+        );
         let now = Instant::now();
         if self.ever_connected && !connack.session_present {
             self.resubscribe_all(now);

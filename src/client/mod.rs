@@ -21,6 +21,7 @@ use crossbeam_channel::Sender;
 
 pub use options::{
     ConnectOptions, LostCause, Message, Payload, ReconnectOptions, Scheme, ServerUri, TlsOptions,
+    TlsPsk,
     TlsVersion,
 };
 pub use token::{Delivered, DeliveryToken};

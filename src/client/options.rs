@@ -171,6 +171,112 @@ pub struct TlsOptions {
     /// Minimum protocol version (default: OpenSSL's, TLS 1.2 on current systems). Unlike
     /// Paho's `sslVersion` with OpenSSL 1.1+, this is enforced.
     pub min_version: Option<TlsVersion>,
+    /// Restricts the cipher suites offered, in OpenSSL's cipher list syntax (`:`-separated,
+    /// e.g. `"ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES128-GCM-SHA256"`; Paho's
+    /// `enabledCipherSuites`). Entries naming TLS 1.3 suites (`TLS_AES_128_GCM_SHA256`,
+    /// `TLS_AES_256_GCM_SHA384`, `TLS_CHACHA20_POLY1305_SHA256`, ...) restrict TLS 1.3; the
+    /// other entries restrict TLS 1.2 and below. A protocol version none of whose suites is
+    /// named keeps OpenSSL's defaults for it (as Paho, which passes the list to
+    /// `SSL_CTX_set_cipher_list`: a list of TLS 1.2 names leaves TLS 1.3 as it is; add
+    /// `min_version` or a TLS 1.3 name to pin that down too). A list OpenSSL cannot use is
+    /// a [`TlsErrorKind::Configuration`](crate::TlsErrorKind::Configuration) error; a list
+    /// the server shares no suite with fails the handshake
+    /// ([`TlsErrorKind::HandshakeRefused`](crate::TlsErrorKind::HandshakeRefused)).
+    ///
+    /// Linux only (OpenSSL): elsewhere a connect with this set fails with a
+    /// `Configuration` error rather than use other ciphers than asked. `None` (the default)
+    /// and `""` mean the TLS library's defaults.
+    pub ciphers: Option<String>,
+    /// TLS-PSK: authenticate with a pre-shared key instead of (or, with TLS 1.3 and a
+    /// server that also has a certificate, ahead of) a certificate; see [`TlsPsk`]. The key
+    /// is offered with the cipher suites of `ciphers`, or OpenSSL's default list (which
+    /// holds the PSK suites) when `ciphers` is unset. Certificate options stay in force for
+    /// servers that answer with a certificate anyway.
+    ///
+    /// Linux only (OpenSSL): elsewhere a connect with this set fails with a
+    /// `Configuration` error.
+    pub psk: Option<TlsPsk>,
+}
+
+/// A pre-shared key for TLS-PSK ([`TlsOptions::psk`]): a fixed identity and key, or a
+/// callback asked during each handshake.
+///
+/// ```
+/// use mqttsync::{TlsOptions, TlsPsk};
+/// // mosquitto: `psk_hint ...` and a `psk_file` line `sensor-17:00112233445566778899aabbccddeeff`
+/// let key = [0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77,
+///            0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff];
+/// let tls = TlsOptions { psk: Some(TlsPsk::new("sensor-17", key)), ..Default::default() };
+/// # let _ = tls;
+/// ```
+#[derive(Clone)]
+pub struct TlsPsk(PskSource);
+
+/// The function behind [`TlsPsk::from_callback`].
+type PskFn = dyn Fn(Option<&[u8]>) -> Option<(Vec<u8>, Vec<u8>)> + Send + Sync;
+
+#[derive(Clone)]
+enum PskSource {
+    Fixed { identity: Vec<u8>, key: Vec<u8> },
+    Callback(Arc<PskFn>),
+}
+
+impl TlsPsk {
+    /// Longest identity OpenSSL accepts (bytes, without a terminating NUL).
+    pub const MAX_IDENTITY_LEN: usize = 128;
+    /// Longest key OpenSSL accepts (bytes).
+    pub const MAX_KEY_LEN: usize = 256;
+
+    /// A fixed identity (text, without NUL bytes) and key (the raw bytes, not hex; mosquitto's
+    /// `psk_file` holds the hex form).
+    pub fn new(identity: impl Into<Vec<u8>>, key: impl Into<Vec<u8>>) -> Self {
+        TlsPsk(PskSource::Fixed {
+            identity: identity.into(),
+            key: key.into(),
+        })
+    }
+
+    /// A callback that gets the server's identity hint (TLS 1.2 servers may send one; TLS
+    /// 1.3 has none) and returns `(identity, key)`, or `None` to give up (the handshake then
+    /// fails). It runs on the thread doing the handshake: the one calling
+    /// [`Client::connect`](crate::Client::connect), or the client's I/O thread when it
+    /// reconnects. An identity longer than [`MAX_IDENTITY_LEN`](Self::MAX_IDENTITY_LEN) or
+    /// holding a NUL byte, an empty key or one longer than
+    /// [`MAX_KEY_LEN`](Self::MAX_KEY_LEN) counts as `None`, and so does a panic.
+    pub fn from_callback(
+        f: impl Fn(Option<&[u8]>) -> Option<(Vec<u8>, Vec<u8>)> + Send + Sync + 'static,
+    ) -> Self {
+        TlsPsk(PskSource::Callback(Arc::new(f)))
+    }
+
+    /// The identity and key to use for a server that sent `hint`, checked against the
+    /// limits above.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    pub(crate) fn credentials(&self, hint: Option<&[u8]>) -> Option<(Vec<u8>, Vec<u8>)> {
+        let (identity, key) = match &self.0 {
+            PskSource::Fixed { identity, key } => (identity.clone(), key.clone()),
+            PskSource::Callback(f) => f(hint)?,
+        };
+        let usable = identity.len() <= Self::MAX_IDENTITY_LEN
+            && !identity.contains(&0)
+            && !key.is_empty()
+            && key.len() <= Self::MAX_KEY_LEN;
+        usable.then_some((identity, key))
+    }
+}
+
+impl fmt::Debug for TlsPsk {
+    // Never the key.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            PskSource::Fixed { identity, key } => f
+                .debug_struct("TlsPsk")
+                .field("identity", &String::from_utf8_lossy(identity))
+                .field("key", &format_args!("<{} bytes>", key.len()))
+                .finish(),
+            PskSource::Callback(_) => f.write_str("TlsPsk(<callback>)"),
+        }
+    }
 }
 
 impl Default for TlsOptions {
@@ -187,6 +293,8 @@ impl Default for TlsOptions {
             server_name: None,
             alpn: Vec::new(),
             min_version: None,
+            ciphers: None,
+            psk: None,
         }
     }
 }

@@ -348,6 +348,8 @@ pub struct Session {
     /// Commands issued before CONNACK, sent after it.
     held: VecDeque<Packet>,
     events: VecDeque<Event>,
+    /// Client identifier of the last CONNECT: names this client in trace-hook lines.
+    trace_id: String,
 }
 
 /// Packet id of a packet, for logs.
@@ -417,6 +419,7 @@ impl Session {
             out: VecDeque::new(),
             held: VecDeque::new(),
             events: VecDeque::new(),
+            trace_id: String::new(),
             config,
         }
     }
@@ -438,6 +441,7 @@ impl Session {
         }
         self.version = connect.protocol;
         self.clean_start = connect.clean_start;
+        self.trace_id.clone_from(&connect.client_id);
         connect.keep_alive = keep_alive_secs(self.config.keep_alive);
         self.keep_alive = Duration::from_secs(u64::from(connect.keep_alive));
         if self.version.is_v5() {
@@ -740,6 +744,7 @@ impl Session {
     /// Feeds one decoded packet.
     pub fn handle_packet(&mut self, now: Instant, packet: Packet) -> Result<(), SessionError> {
         trace!("recv {} pkid {:?}", packet.name(), pkid_of(&packet));
+        crate::tracehook::packet_in(&self.trace_id, self.version, &packet);
         match self.conn {
             ConnState::Disconnected => {
                 return Err(protocol(format!(
@@ -845,6 +850,7 @@ impl Session {
                     flow.transmitted = true;
                     self.last_sent = Some(now);
                     trace!("send PUBLISH pkid {pkid} dup {dup}");
+                    crate::tracehook::publish_out(&self.trace_id, self.version, p, dup);
                     let start = out.len();
                     match codec::encode_publish(p, dup, self.version, out) {
                         Ok(_) => any = true,
@@ -915,6 +921,7 @@ impl Session {
             _ => {}
         }
         trace!("send {} pkid {:?}", packet.name(), pkid_of(&packet));
+        crate::tracehook::packet_out(&self.trace_id, self.version, &packet);
         Some(packet)
     }
 

@@ -103,6 +103,9 @@ int main(int argc, char** argv)
     rc = MQTTClient_getPendingDeliveryTokens(c, &toks);
     P("getPending_none", rc);
     P("getPending_none_null", toks == NULL);
+    toks = (MQTTClient_deliveryToken*)1;
+    P("getPending_null_handle", MQTTClient_getPendingDeliveryTokens(NULL, &toks));
+    P("getPending_null_handle_sets_null", toks == NULL);
     r = MQTTClient_subscribe5(c, "a/b", 1, NULL, NULL);
     P("subscribe5_on_v3", r.reasonCode);
     r = MQTTClient_unsubscribe5(c, "a/b", NULL);
@@ -203,6 +206,31 @@ int main(int argc, char** argv)
     P("waitForCompletion_done_disconnected", MQTTClient_waitForCompletion(c, dt, 0));
     P("disconnect_twice", MQTTClient_disconnect(c, 0));
 
+    /* ---- returned.serverURI: the URI without its scheme, as given ---- */
+    printf("returned_uri_create %s\n", opts.returned.serverURI ? opts.returned.serverURI : "(null)");
+    {
+        MQTTClient_connectOptions o = MQTTClient_connectOptions_initializer;
+        const char* hostport = strstr(broker, "://") ? strstr(broker, "://") + 3 : broker;
+        const char* port = strrchr(hostport, ':');
+        char by_name[128], no_scheme[128];
+        char* uris[2];
+        int i;
+        snprintf(by_name, sizeof by_name, "tcp://localhost%s", port ? port : "");
+        snprintf(no_scheme, sizeof no_scheme, "%s", hostport);
+        o.connectTimeout = 5;
+        o.serverURIs = uris;
+        for (i = 0; i < 3; i++) {
+            o.returned.serverURI = NULL;
+            if (i == 0) { uris[0] = no_scheme; o.serverURIcount = 1; }
+            else if (i == 1) { uris[0] = by_name; o.serverURIcount = 1; }
+            else { uris[0] = (char*)closed; uris[1] = (char*)broker; o.serverURIcount = 2; }
+            rc = MQTTClient_connect(c, &o);
+            printf("returned_uri_%d rc %d %s\n", i, rc,
+                rc == 0 && o.returned.serverURI ? o.returned.serverURI : "(null)");
+            MQTTClient_disconnect(c, 1000);
+        }
+    }
+
     /* ---- v5 client ---- */
     co.MQTTVersion = MQTTVERSION_5;
     P("create_v5", MQTTClient_createWithOptions(&c5, broker, "errs-v5", MQTTCLIENT_PERSISTENCE_NONE, NULL, &co));
@@ -291,7 +319,9 @@ int main(int argc, char** argv)
         CHECK(MQTTClient_disconnect(stale, 0) == MQTTCLIENT_FAILURE);
         CHECK(MQTTClient_setCallbacks(stale, NULL, NULL, arrived, NULL) == MQTTCLIENT_FAILURE);
         CHECK(MQTTClient_setCommandTimeout(stale, 10000) == MQTTCLIENT_FAILURE);
+        toks = (MQTTClient_deliveryToken*)1;
         CHECK(MQTTClient_getPendingDeliveryTokens(stale, &toks) == MQTTCLIENT_FAILURE);
+        CHECK(toks == NULL);
         r = MQTTClient_subscribe5(stale, "a/b", 0, NULL, NULL);
         CHECK((int)r.reasonCode == MQTTCLIENT_FAILURE);
         MQTTClient_destroy(&stale); /* ignored */

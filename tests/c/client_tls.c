@@ -9,11 +9,11 @@
  *   --pass PASSWORD  privateKeyPassword      --no-auth        enableServerCertAuth = 0
  *   --verify N       verify = N (default 0)  --tls12          sslVersion = TLS 1.2
  *   --alpn           protos = "mqtt"         --no-default     disableDefaultTrustStore = 1
- *   --ciphers LIST   enabledCipherSuites     --psk            set ssl_psk_cb
+ *   --ciphers LIST   enabledCipherSuites     --psk ID:HEXKEY  ssl_psk_cb giving ID and key
  *   --version N      struct_version (default 5)
  *   --expect-fail    connect must return MQTTCLIENT_FAILURE (and, with struct version 3+,
  *                    call ssl_error_cb at least once)
- * Prints "connect rc=N", every ssl_error_cb call ("ssl_error_cb: TEXT") and every trace
+ * Prints "connect rc=N", "returned serverURI=..." after a successful connect, every ssl_error_cb call ("ssl_error_cb: TEXT") and every trace
  * line of level ERROR or above ("trace: TEXT"), then "failures: N".
  */
 #include <stdio.h>
@@ -38,12 +38,48 @@ static int on_ssl_error(const char* str, size_t len, void* u)
     return 1;
 }
 
+/* --psk IDENTITY:HEXKEY */
+struct psk_spec {
+    char identity[129];
+    unsigned char key[64];
+    unsigned int key_len;
+};
+static int psk_calls = 0;
+
 static unsigned int on_psk(const char* hint, char* identity, unsigned int max_identity_len,
     unsigned char* psk, unsigned int max_psk_len, void* u)
 {
-    (void)hint; (void)identity; (void)max_identity_len; (void)psk; (void)max_psk_len; (void)u;
-    printf("ssl_psk_cb called\n");
-    failures++; /* mqttsync never gets this far: it refuses PSK before connecting */
+    const struct psk_spec* spec = (const struct psk_spec*)u;
+    psk_calls++;
+    printf("ssl_psk_cb hint=%s\n", hint ? hint : "(none)");
+    fflush(stdout);
+    CHECK(spec != NULL);
+    if (spec == NULL || strlen(spec->identity) + 1 > max_identity_len || spec->key_len > max_psk_len)
+        return 0;
+    memcpy(identity, spec->identity, strlen(spec->identity) + 1);
+    memcpy(psk, spec->key, spec->key_len);
+    return spec->key_len;
+}
+
+/* Parses IDENTITY:HEXKEY; 0 on success. */
+static int parse_psk(const char* arg, struct psk_spec* out)
+{
+    const char* colon = strrchr(arg, ':');
+    size_t n, i;
+    if (colon == NULL || (size_t)(colon - arg) >= sizeof out->identity)
+        return -1;
+    memcpy(out->identity, arg, (size_t)(colon - arg));
+    out->identity[colon - arg] = '\0';
+    n = strlen(colon + 1);
+    if (n % 2 != 0 || n / 2 > sizeof out->key)
+        return -1;
+    for (i = 0; i < n / 2; i++) {
+        unsigned int b;
+        if (sscanf(colon + 1 + 2 * i, "%2x", &b) != 1)
+            return -1;
+        out->key[i] = (unsigned char)b;
+    }
+    out->key_len = (unsigned int)(n / 2);
     return 0;
 }
 
@@ -92,6 +128,7 @@ int main(int argc, char** argv)
     MQTTClient_connectOptions opts = MQTTClient_connectOptions_initializer;
     MQTTClient_SSLOptions ssl = MQTTClient_SSLOptions_initializer;
     static const unsigned char alpn[] = { 4, 'm', 'q', 't', 't' };
+    static struct psk_spec psk;
     int expect_fail = 0, rc, i;
     char topic[128];
 
@@ -116,7 +153,15 @@ int main(int argc, char** argv)
         else if (strcmp(a, "--tls12") == 0) ssl.sslVersion = MQTT_SSL_VERSION_TLS_1_2;
         else if (strcmp(a, "--alpn") == 0) { ssl.protos = alpn; ssl.protos_len = sizeof alpn; }
         else if (strcmp(a, "--no-default") == 0) ssl.disableDefaultTrustStore = 1;
-        else if (strcmp(a, "--psk") == 0) ssl.ssl_psk_cb = on_psk;
+        else if (strcmp(a, "--psk") == 0 && next) {
+            if (parse_psk(next, &psk) != 0) {
+                fprintf(stderr, "client_tls: --psk IDENTITY:HEXKEY\n");
+                return 2;
+            }
+            ssl.ssl_psk_cb = on_psk;
+            ssl.ssl_psk_context = &psk;
+            i++;
+        }
         else if (strcmp(a, "--expect-fail") == 0) expect_fail = 1;
         else {
             fprintf(stderr, "client_tls: unknown option %s\n", a);
@@ -149,7 +194,11 @@ int main(int argc, char** argv)
     } else {
         CHECK(rc == MQTTCLIENT_SUCCESS);
         CHECK(error_calls == 0);
+        if (ssl.ssl_psk_cb != NULL)
+            CHECK(psk_calls >= 1);
         if (rc == MQTTCLIENT_SUCCESS) {
+            printf("returned serverURI=%s\n",
+                opts.returned.serverURI ? opts.returned.serverURI : "(null)");
             round_trip(c, topic);
             CHECK(MQTTClient_disconnect(c, 5000) == MQTTCLIENT_SUCCESS);
         }

@@ -38,6 +38,8 @@ int main(int argc, char *argv[])
     opts.connectTimeout = 10;
     rc = MQTTClient_connect(c, &opts);
     CHECK(rc == MQTTCLIENT_SUCCESS, "connect %d", rc);
+    if (rc == MQTTCLIENT_SUCCESS)
+        printf("returned serverURI=%s\n", opts.returned.serverURI ? opts.returned.serverURI : "(null)");
     rc = MQTTClient_subscribe(c, topic, 2);
     CHECK(rc == MQTTCLIENT_SUCCESS, "subscribe %d", rc);
     for (qos = 0; qos <= 2 && failures == 0; qos++) {

@@ -153,6 +153,9 @@ pub struct Pki {
     /// Server certificate that expired yesterday.
     pub expired: PathBuf,
     pub expired_key: PathBuf,
+    /// Self-signed server certificate for 127.0.0.1 / localhost, and its key.
+    pub self_signed: PathBuf,
+    pub self_signed_key: PathBuf,
     /// Client certificates and keys in the formats Paho users have.
     pub client_rsa: PathBuf,
     pub client_rsa_pkcs1: PathBuf,
@@ -216,6 +219,22 @@ fn make_pki() -> Pki {
         &["127.0.0.1", "localhost"],
         now - 30 * 86400,
         now - 86400,
+    );
+
+    // Self-signed server certificate (issued by its own key, not by a CA).
+    let self_key = ec_key();
+    let self_cert = issue(
+        "127.0.0.1",
+        &self_key,
+        None,
+        CertKind::Server(&["127.0.0.1", "localhost"]),
+        from,
+        to,
+    );
+    let self_signed = write("self-signed.pem", &[&self_cert.to_pem().unwrap()]);
+    let self_signed_key = write(
+        "self-signed.key",
+        &[&self_key.private_key_to_pem_pkcs8().unwrap()],
     );
 
     // RSA client: PKCS#1 plain and traditionally encrypted (Proc-Type: 4,ENCRYPTED).
@@ -312,6 +331,8 @@ fn make_pki() -> Pki {
         wrong_host_key,
         expired,
         expired_key,
+        self_signed,
+        self_signed_key,
         client_rsa,
         client_rsa_pkcs1,
         client_rsa_pkcs1_encrypted,
@@ -344,4 +365,33 @@ pub fn good_broker() -> Broker {
 
 pub fn mutual_broker() -> Broker {
     tls_broker(&pki().server, &pki().server_key, true)
+}
+
+/// The TLS-PSK identity every [`psk_broker`] knows, and its key.
+pub const PSK_IDENTITY: &str = "mqttsync-psk-client";
+pub const PSK_KEY: [u8; 16] = [
+    0x5a, 0x17, 0x02, 0xc3, 0x9e, 0x44, 0x81, 0x6d, 0x0f, 0xb2, 0x73, 0x28, 0xe5, 0x91, 0x3c, 0x60,
+];
+/// The identity hint a [`psk_broker`] sends (TLS 1.2 only; TLS 1.3 has no hints).
+pub const PSK_HINT: &str = "mqttsync-test-hint";
+
+/// A broker whose listener does TLS-PSK only (no certificate): mosquitto's `psk_hint` and
+/// a `psk_file` holding [`PSK_IDENTITY`] and [`PSK_KEY`]. Its URI is `ssl://127.0.0.1:PORT`
+/// (the harness's `uri()` says `tcp://`, as it has no certificate files).
+pub fn psk_broker(extra: &[&str]) -> Broker {
+    static FILE: OnceLock<(TempDir, PathBuf)> = OnceLock::new();
+    let (_, file) = FILE.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("psk.txt");
+        let hex: String = PSK_KEY.iter().map(|b| format!("{b:02x}")).collect();
+        std::fs::write(&file, format!("{PSK_IDENTITY}:{hex}\n")).unwrap();
+        (dir, file)
+    });
+    let mut b = Broker::builder()
+        .extra_config(&format!("psk_hint {PSK_HINT}"))
+        .extra_config(&format!("psk_file {}", file.display()));
+    for line in extra {
+        b = b.extra_config(line);
+    }
+    b.start()
 }
