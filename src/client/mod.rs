@@ -21,8 +21,7 @@ use crossbeam_channel::Sender;
 
 pub use options::{
     ConnectOptions, LostCause, Message, Payload, ReconnectOptions, Scheme, ServerUri, TlsOptions,
-    TlsPsk,
-    TlsVersion,
+    TlsPsk, TlsVersion,
 };
 pub use token::{Delivered, DeliveryToken};
 
