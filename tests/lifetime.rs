@@ -107,9 +107,12 @@ fn callbacks_publish_subscribe_disconnect_and_reconnect_from_inside() {
     let (tx, rx) = mpsc::channel::<String>();
     let (m1, t1) = (me.clone(), tx.clone());
     let (m2, t2) = (me.clone(), tx.clone());
+    let id = unique_client_id("cb");
     let client = Arc::new(
         Client::connect(
-            opts(&proxy.uri(), "cb")
+            ConnectOptions::new(&proxy.uri())
+                .client_id(&id)
+                .connect_timeout(DEADLINE)
                 .clean_start(false)
                 .on_message(move |m| {
                     let Some(c) = m1.lock().unwrap().upgrade() else {
@@ -165,6 +168,13 @@ fn callbacks_publish_subscribe_disconnect_and_reconnect_from_inside() {
     send("cb/cmd/cycle");
     assert_eq!(next(), "cb/cmd/cycle x Ok(())");
     assert!(client.is_connected());
+    // A message is acknowledged when its callback returns: the cycle's PUBACK (the fifth)
+    // must reach the broker before the cut, or the broker rightly sends it again after.
+    assert!(
+        broker.wait_for_log_count(&format!("Received PUBACK from {id}"), 5, DEADLINE),
+        "{}",
+        broker.log()
+    );
     // Connection lost: the callback reconnects.
     proxy.cut();
     let lost = next();
