@@ -94,6 +94,10 @@ impl Out {
     }
 }
 
+/// Acknowledged QoS 1 ids whose PUBACK went out, remembered per connection to answer a
+/// resend that crossed the PUBACK (more than any broker keeps in flight).
+const ACKED_MEMORY: usize = 1024;
+
 /// Static configuration of a session.
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
@@ -333,9 +337,14 @@ pub struct Session {
     incoming_qos2: IdSet<u16>,
     // Incoming QoS 1/2 messages handed to the owner and not yet acknowledged (`ack`).
     unacked: IdMap<u16, QoS>,
-    // Incoming QoS 1 ids acknowledged by the owner whose PUBACK has not been handed to the
-    // transport yet (a resend of the PUBLISH is answered, not delivered again).
-    acked_qos1: IdSet<u16>,
+    // Incoming QoS 1 ids acknowledged by the owner: false while the PUBACK has not been
+    // handed to the transport, true once it went out on this connection. A resend (DUP) of
+    // such an id is answered, not delivered again: the broker resends at reconnect, and its
+    // resend may cross our PUBACK. Sent entries are forgotten with the connection (the
+    // broker may have reused the id) and beyond `ACKED_MEMORY`.
+    acked_qos1: IdMap<u16, bool>,
+    // Ids of `acked_qos1` whose PUBACK went out, oldest first.
+    acked_sent: VecDeque<u16>,
 
     // Topic aliases: server -> client on this connection; client -> server as set by the
     // application's publishes, and as actually established on this connection.
@@ -412,7 +421,8 @@ impl Session {
             requests: IdMap::default(),
             incoming_qos2: IdSet::default(),
             unacked: IdMap::default(),
-            acked_qos1: IdSet::default(),
+            acked_qos1: IdMap::default(),
+            acked_sent: VecDeque::new(),
             in_aliases: HashMap::new(),
             app_aliases: HashMap::new(),
             conn_out_aliases: HashMap::new(),
@@ -705,7 +715,7 @@ impl Session {
                 self.respond(Packet::PubRec(PubResp::new(pkid)));
             }
             _ => {
-                self.acked_qos1.insert(pkid);
+                self.acked_qos1.insert(pkid, false);
                 self.respond(Packet::PubAck(PubResp::new(pkid)));
             }
         }
@@ -906,7 +916,17 @@ impl Session {
         match &mut packet {
             Packet::PingReq => self.ping_sent_at = Some(now),
             Packet::PubAck(r) => {
-                self.acked_qos1.remove(&r.pkid);
+                if let Some(sent) = self.acked_qos1.get_mut(&r.pkid) {
+                    if !*sent {
+                        *sent = true;
+                        self.acked_sent.push_back(r.pkid);
+                        if self.acked_sent.len() > ACKED_MEMORY {
+                            if let Some(old) = self.acked_sent.pop_front() {
+                                self.acked_qos1.remove(&old);
+                            }
+                        }
+                    }
+                }
             }
             Packet::Publish(p) => {
                 if p.qos != QoS::AtMostOnce {
@@ -974,7 +994,8 @@ impl Session {
             self.unacked = IdMap::default();
         }
         if self.acked_qos1.is_empty() {
-            self.acked_qos1 = IdSet::default();
+            self.acked_qos1 = IdMap::default();
+            self.acked_sent = VecDeque::new();
         }
     }
 
@@ -1112,6 +1133,12 @@ impl Session {
     // ----- internals -----
 
     fn reset_connection(&mut self) {
+        // PUBACKs that went out on this connection may or may not have arrived: on the next
+        // one a resend is delivered again (QoS 1 allows it) rather than risk answering a new
+        // message that reuses the id. PUBACKs not yet sent still answer the resend.
+        for id in self.acked_sent.drain(..) {
+            self.acked_qos1.remove(&id);
+        }
         self.conn = ConnState::Disconnected;
         self.connack = None;
         self.out.clear();
@@ -1383,6 +1410,7 @@ impl Session {
             // the same ids may name other messages.
             self.unacked.clear();
             self.acked_qos1.clear();
+            self.acked_sent.clear();
         }
         let window = self.send_window();
         let mut inflight = self
@@ -1479,10 +1507,15 @@ impl Session {
                 } else if p.qos == QoS::ExactlyOnce && self.incoming_qos2.contains(&pkid) {
                     debug!("QoS 2 PUBLISH {pkid} again before PUBREL: not delivered twice");
                     self.respond(Packet::PubRec(PubResp::new(pkid)));
-                } else if p.qos == QoS::AtLeastOnce && self.acked_qos1.contains(&pkid) {
-                    debug!("QoS 1 PUBLISH {pkid} again, already acknowledged: PUBACK");
+                } else if p.qos == QoS::AtLeastOnce && p.dup && self.acked_qos1.contains_key(&pkid)
+                {
+                    debug!("QoS 1 PUBLISH {pkid} resent, already acknowledged: PUBACK");
                     self.respond(Packet::PubAck(PubResp::new(pkid)));
                 } else {
+                    if p.qos == QoS::AtLeastOnce && self.acked_qos1.remove(&pkid).is_some() {
+                        // DUP 0: a new message; the broker had our PUBACK and reused the id.
+                        self.acked_sent.retain(|&id| id != pkid);
+                    }
                     self.unacked.insert(pkid, p.qos);
                     self.events.push_back(Event::Message(p));
                 }
@@ -2104,7 +2137,7 @@ mod tests {
                 sent(&mut s, t0).is_empty(),
                 "{qos:?}: nothing before the resend"
             );
-            s.handle_packet(t0, incoming("a", qos, 9)).unwrap();
+            s.handle_packet(t0, resent("a", qos, 9)).unwrap();
             assert!(events(&mut s).is_empty(), "{qos:?}: not delivered again");
             let ack = if qos == QoS::AtLeastOnce {
                 Packet::PubAck(resp(9))
@@ -2113,11 +2146,50 @@ mod tests {
             };
             assert_eq!(sent(&mut s, t0), vec![ack]);
             if qos == QoS::AtLeastOnce {
-                // Once the PUBACK went out the id is free: a new message may use it.
+                // Once the PUBACK went out the id is free: a new message (DUP 0) may use it.
                 s.handle_packet(t0, incoming("b", qos, 9)).unwrap();
                 assert!(matches!(events(&mut s).as_slice(), [Event::Message(m)] if m.topic == "b"));
             }
         }
+    }
+
+    fn resent(topic: &str, qos: QoS, pkid: u16) -> Packet {
+        let mut p = incoming(topic, qos, pkid);
+        if let Packet::Publish(p) = &mut p {
+            p.dup = true;
+        }
+        p
+    }
+
+    #[test]
+    fn resend_crossing_our_puback_is_answered_not_delivered() {
+        // The broker resends at reconnect (DUP 1) before it has read the PUBACK we sent
+        // on the new connection: the same message, not a new one.
+        let t0 = Instant::now();
+        let mut s = connected(config(V3), t0);
+        s.handle_packet(t0, incoming("a", QoS::AtLeastOnce, 5))
+            .unwrap();
+        events(&mut s);
+        s.ack(5).unwrap();
+        assert_eq!(sent(&mut s, t0), vec![Packet::PubAck(resp(5))]);
+        s.handle_packet(t0, resent("a", QoS::AtLeastOnce, 5))
+            .unwrap();
+        assert!(events(&mut s).is_empty());
+        assert_eq!(sent(&mut s, t0), vec![Packet::PubAck(resp(5))]);
+        // DUP 0 with the same id: the broker had the PUBACK and reused the id.
+        s.handle_packet(t0, incoming("b", QoS::AtLeastOnce, 5))
+            .unwrap();
+        assert!(matches!(events(&mut s).as_slice(), [Event::Message(m)] if m.topic == "b"));
+        // A PUBACK that went out on a lost connection may have arrived: on the next one a
+        // resend is delivered again (QoS 1 allows it) rather than taken for acknowledged.
+        s.ack(5).unwrap();
+        sent(&mut s, t0);
+        s.connection_lost();
+        reconnect(&mut s, t0, connack(true));
+        events(&mut s);
+        s.handle_packet(t0, resent("b", QoS::AtLeastOnce, 5))
+            .unwrap();
+        assert!(matches!(events(&mut s).as_slice(), [Event::Message(m)] if m.topic == "b"));
     }
 
     #[test]
