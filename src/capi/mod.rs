@@ -13,8 +13,10 @@
 //! header names include it.
 
 pub mod client;
+pub mod connect_opts;
 pub mod convert;
 pub mod ffi;
+pub mod handles;
 pub mod misc;
 pub mod persistence;
 pub mod properties;
