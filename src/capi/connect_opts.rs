@@ -49,6 +49,12 @@ pub struct SslErrorCb {
     pub context: *mut c_void,
 }
 
+// SAFETY: the context is the application's opaque pointer, only handed back to its own
+// callback (which Paho also calls from library threads); the callback is a plain C function.
+unsafe impl Send for SslErrorCb {}
+// SAFETY: as above; nothing is ever read or written through the pointer.
+unsafe impl Sync for SslErrorCb {}
+
 impl SslErrorCb {
     /// Calls the application's callback with `text` (NUL-terminated; `len` excludes the
     /// NUL), on the thread that called connect, as Paho does during its TLS connect.

@@ -12,6 +12,8 @@
 //! (cbindgen, configured by `cbindgen.toml`); `include/MQTTClient.h` and the other Paho
 //! header names include it.
 
+pub mod async_client;
+pub mod async_types;
 pub mod client;
 pub mod connect_opts;
 pub mod convert;
@@ -23,4 +25,5 @@ pub mod properties;
 pub mod trace;
 pub mod types;
 
+pub use async_types::*;
 pub use types::*;
