@@ -1840,7 +1840,8 @@ void MQTTAsync_destroy(MQTTAsync *handle);
  * with one `context`. All callbacks of a handle run on its own callback thread, one at a
  * time, in order, and may call any function of this API (including `MQTTAsync_destroy`).
  *
- * `ma(context, topicName, topicLen, message)`: topic and message are allocated by the
+ * `ma(context, topicName, topicLen, message)`: topic (NUL-terminated; `topicLen` is its
+ * length, always given as Paho's async client does) and message are allocated by the
  * library; return non-zero when consumed (then free them with `MQTTAsync_free` and
  * `MQTTAsync_freeMessage`), or 0 to have the same message delivered again after a pause
  * growing from 10 ms to 1 s (the library frees its copies; later messages wait). `cl`

@@ -741,7 +741,6 @@ fn callback_loop(h: Arc<AsyncHandle>) {
 /// Calls `messageArrived` until it returns non-zero, redelivering after a growing pause
 /// when it returns 0 (until disconnect, destroy or the next connect).
 fn message_arrived(h: &AsyncHandle, m: Message, conn: &Conn) {
-    let has_nul = m.topic.contains('\0');
     let mut delay = REDELIVER_FIRST;
     loop {
         if h.destroyed.load(Ordering::Acquire) {
@@ -782,10 +781,11 @@ fn message_arrived(h: &AsyncHandle, m: Message, conn: &Conn) {
                 return;
             }
         };
-        // SAFETY: the application's callback with its context, a malloc'd topic and message
-        // (MQTTAsync_message has MQTTClient_message's layout) that pass to it when it
-        // returns non-zero.
-        let rc = unsafe { f(cbs.ctx.0, topic, if has_nul { len } else { 0 }, msg) };
+        // SAFETY: the application's callback with its context, a malloc'd topic with its
+        // length (Paho's async client always passes the length, unlike MQTTClient) and
+        // message (MQTTAsync_message has MQTTClient_message's layout) that pass to it when
+        // it returns non-zero.
+        let rc = unsafe { f(cbs.ctx.0, topic, len, msg) };
         if rc != 0 {
             // ACK: once manual acknowledgements exist, acknowledge only now (m.ack()), so
             // a QoS 1/2 message is acknowledged to the broker only when the application has
@@ -1628,7 +1628,8 @@ fn set_cbs(handle: MQTTAsync, f: impl FnOnce(&mut Callbacks)) -> c_int {
 /// with one `context`. All callbacks of a handle run on its own callback thread, one at a
 /// time, in order, and may call any function of this API (including `MQTTAsync_destroy`).
 ///
-/// `ma(context, topicName, topicLen, message)`: topic and message are allocated by the
+/// `ma(context, topicName, topicLen, message)`: topic (NUL-terminated; `topicLen` is its
+/// length, always given as Paho's async client does) and message are allocated by the
 /// library; return non-zero when consumed (then free them with `MQTTAsync_free` and
 /// `MQTTAsync_freeMessage`), or 0 to have the same message delivered again after a pause
 /// growing from 10 ms to 1 s (the library frees its copies; later messages wait). `cl`
@@ -2076,6 +2077,19 @@ pub unsafe extern "C" fn MQTTAsync_disconnect(
             (Some(o), v)
         };
         let h = lookup(handle).ok_or(MQTTASYNC_FAILURE)?;
+        let o = o.map(|mut o| {
+            if v == 0 && h.v5 {
+                // Paho reads the MQTT 5 callbacks whatever the version, and Paho C++ sets
+                // them in a version 0 structure for MQTT 5 clients: honour them there too.
+                // SAFETY: a program using an MQTT 5 client is built against a header whose
+                // structure has these fields (C contract, as for Paho).
+                unsafe {
+                    o.onSuccess5 = ptr::addr_of!((*options).onSuccess5).read_unaligned();
+                    o.onFailure5 = ptr::addr_of!((*options).onFailure5).read_unaligned();
+                }
+            }
+            o
+        });
         let mut packet = Disconnect::default();
         let mut resp = Resp::NONE;
         let mut timeout = Duration::ZERO;
@@ -2084,9 +2098,9 @@ pub unsafe extern "C" fn MQTTAsync_disconnect(
             resp.ok = o.onSuccess;
             resp.fail = o.onFailure;
             resp.ctx = SendPtr(o.context);
+            resp.ok5 = o.onSuccess5;
+            resp.fail5 = o.onFailure5;
             if v >= 1 {
-                resp.ok5 = o.onSuccess5;
-                resp.fail5 = o.onFailure5;
                 packet.reason = u8::try_from(o.reasonCode).map_err(|_| MQTTASYNC_FAILURE)?;
                 if o.properties.count > 0 {
                     // SAFETY: a valid property list inside version 1 options.
@@ -2105,17 +2119,16 @@ pub unsafe extern "C" fn MQTTAsync_disconnect(
                 return Err(MQTTASYNC_DISCONNECTED);
             }
         }
-        let token = h.new_token()?;
+        // Paho gives disconnect no token (its callbacks see 0).
         push_command(
             &h,
             Command::Disconnect {
                 packet,
                 timeout,
                 resp,
-                token,
+                token: 0,
             },
         )
-        .inspect_err(|_| h.complete(token))
     })
 }
 
