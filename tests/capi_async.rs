@@ -272,3 +272,49 @@ fn paho_cpp_async_client_reconnects_on_mqttsync() {
     assert_eq!(paho, ours);
     assert!(ours.contains("reconnected automatically") && ours.contains("received two"));
 }
+
+/// examples/cpp: installed with `install-c.sh --paho-cmake`, the CMake project finds Paho
+/// C++ and Paho's C package (which is mqttsync), builds, and runs against a broker.
+#[test]
+fn cpp_example_builds_with_cmake_and_runs() {
+    require_paho_cpp();
+    assert!(have("cmake"), "cmake is required");
+    let tmp = tempfile::tempdir().unwrap();
+    let prefix = tmp.path().join("prefix");
+    release_libs();
+    let mut install = Command::new("sh");
+    install
+        .arg(root().join("scripts/install-c.sh"))
+        .arg("--paho-cmake")
+        .arg(&prefix);
+    if !cfg!(debug_assertions) {
+        if let Some(dir) = release_libs().static_lib.parent().and_then(Path::parent) {
+            install.env("CARGO_TARGET_DIR", dir);
+        }
+    }
+    run(&mut install);
+    let build = tmp.path().join("build");
+    run(Command::new("cmake")
+        .arg("-S")
+        .arg(root().join("examples/cpp"))
+        .arg("-B")
+        .arg(&build)
+        .arg(format!("-DCMAKE_PREFIX_PATH={}", prefix.display())));
+    run(Command::new("cmake").arg("--build").arg(&build));
+    let exe = build.join("cpp_pubsub");
+    let needed = run(Command::new("readelf").arg("-d").arg(&exe));
+    assert!(String::from_utf8_lossy(&needed.stdout).contains("[libmqttsync.so.0]"));
+    let broker = Broker::start();
+    let r = run_prog(
+        &exe,
+        &[&broker.uri()],
+        &[("LD_LIBRARY_PATH", &dropin_dir())],
+        Duration::from_secs(60),
+    );
+    assert!(r.ok, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("demo/cpp/2: hello at QoS 2"),
+        "{}",
+        r.stdout
+    );
+}
