@@ -13,16 +13,8 @@ fn main() {
     let mut last = None;
     for _ in 0..n {
         last = Some(
-            c.publish(Message {
-                topic: "bench/t".into(),
-                payload: payload.clone(),
-                qos,
-                retain: false,
-                dup: false,
-                packet_id: 0,
-                properties: Default::default(),
-            })
-            .unwrap(),
+            c.publish(Message::new("bench/t", payload.clone()).qos(qos))
+                .unwrap(),
         );
     }
     let fence = c

@@ -25,6 +25,10 @@
 //! * a QoS 2 message is delivered once per PUBLISH/PUBREL cycle: no second `Message` for a
 //!   packet id until the session answered its PUBREL with PUBCOMP (MQTT-4.3.3-?
 //!   exactly-once), unless the server started a new session;
+//! * an incoming QoS 1/2 message is acknowledged (PUBACK / PUBREC) only after the model,
+//!   playing the application, called `Session::ack` for it (at once for odd packet ids, at
+//!   the next time step for even ones, so acknowledgements also cross reconnects), and a
+//!   message whose acknowledgement is still owed is not delivered again;
 //! * while connected with keepalive on, `poll_timeout` is set.
 
 use std::collections::{HashMap, HashSet};
@@ -77,6 +81,10 @@ struct Model {
     done: u64,
     /// Incoming QoS 2 ids delivered and not yet released (answered with PUBCOMP).
     delivered_qos2: HashSet<u16>,
+    /// Incoming QoS 1/2 ids delivered and not yet acknowledged by the model.
+    unacked: Vec<u16>,
+    /// Ids the model acknowledged in the current server session (PUBACK / PUBREC allowed).
+    acked: HashSet<u16>,
     /// SUBSCRIBE / UNSUBSCRIBE ids seen going out on this connection, with filter counts.
     requests: HashMap<u16, (bool, usize)>,
     buf: BytesMut,
@@ -109,6 +117,9 @@ impl Model {
                     self.stats.connects += 1;
                     if !ack.session_present {
                         self.delivered_qos2.clear();
+                        // Owed acknowledgements died with the old session.
+                        self.unacked.clear();
+                        self.acked.clear();
                     }
                 }
                 Event::ConnectionRefused(_) => {
@@ -124,6 +135,18 @@ impl Model {
                             "QoS 2 message {} delivered twice before its PUBREL",
                             p.pkid
                         );
+                    }
+                    if p.qos != QoS::AtMostOnce {
+                        assert!(
+                            !self.unacked.contains(&p.pkid),
+                            "message {} delivered again before it was acknowledged",
+                            p.pkid
+                        );
+                        if p.pkid % 2 == 1 {
+                            self.ack(p.pkid);
+                        } else {
+                            self.unacked.push(p.pkid);
+                        }
                     }
                 }
                 Event::PublishDone { pkid, ack } => {
@@ -236,11 +259,27 @@ impl Model {
             Packet::PubComp(r) => {
                 self.delivered_qos2.remove(&r.pkid);
             }
+            Packet::PubAck(ref r) | Packet::PubRec(ref r) => {
+                assert!(
+                    self.acked.contains(&r.pkid),
+                    "{} for {} before the application acknowledged it",
+                    packet.name(),
+                    r.pkid
+                );
+            }
             Packet::ConnAck(_) | Packet::SubAck(_) | Packet::UnsubAck(_) | Packet::PingResp => {
                 panic!("client sent {}", packet.name())
             }
             _ => {}
         }
+    }
+
+    /// The application acknowledges a delivered message.
+    fn ack(&mut self, pkid: u16) {
+        self.session
+            .ack(pkid)
+            .unwrap_or_else(|e| panic!("ack of delivered message {pkid} refused: {e}"));
+        self.acked.insert(pkid);
     }
 
     fn lost(&mut self) {
@@ -500,6 +539,9 @@ impl Model {
             4 => {
                 // Time passes: up to ~64 s in coarse steps, then the timers run.
                 let b = input.byte().unwrap_or(0);
+                for id in std::mem::take(&mut self.unacked) {
+                    self.ack(id);
+                }
                 self.now += Duration::from_millis(u64::from(b) * 250);
                 if let Some(t) = self.session.poll_timeout() {
                     if b & 1 != 0 && t > self.now {
@@ -573,6 +615,8 @@ pub fn check_session(data: &[u8]) -> Stats {
         accepted: 0,
         done: 0,
         delivered_qos2: HashSet::new(),
+        unacked: Vec::new(),
+        acked: HashSet::new(),
         requests: HashMap::new(),
         buf: BytesMut::new(),
         stats: Stats::default(),

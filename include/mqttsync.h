@@ -2279,7 +2279,9 @@ void MQTTClient_destroy(MQTTClient *handle);
  * 1 when consumed (then free them with `MQTTClient_free` and `MQTTClient_freeMessage`), or
  * 0 to have the same message delivered again shortly (the library keeps and frees its
  * copies; retries back off from 10 ms to 1 s and end at disconnect or destroy; later
- * messages wait behind it). `connectionLost` is not called after `MQTTClient_disconnect`,
+ * messages wait behind it). A QoS 1/2 message is acknowledged to the server (PUBACK /
+ * PUBREC) only after `ma` returned 1: a message `ma` never accepted stays the server's and
+ * comes again in the resumed session. `connectionLost` is not called after `MQTTClient_disconnect`,
  * nor after an MQTT 5 server DISCONNECT reported through `MQTTClient_setDisconnected`.
  *
  * Callbacks run on the client's own dispatch thread, one at a time in order; they may call
@@ -2680,8 +2682,12 @@ int MQTTClient_getPendingDeliveryTokens(MQTTClient handle, MQTTClient_deliveryTo
  * `MQTTClient_freeMessage`) are set. On timeout it returns `MQTTCLIENT_SUCCESS` with
  * `*topicName` and `*message` set to NULL.
  *
- * Messages that arrived before the connection was lost (or before a reconnect) are still
- * handed out first; only then does a disconnected client get `MQTTCLIENT_DISCONNECTED`.
+ * Messages that arrived before the connection was lost are still handed out first; only
+ * then does a disconnected client get `MQTTCLIENT_DISCONNECTED`. A QoS 1/2 message is
+ * acknowledged to the server (PUBACK / PUBREC) only when the thread that received it calls
+ * `MQTTClient_receive` again (it has done with the message) or at disconnect, connect or
+ * destroy; until then the server still owns it, so a process killed while it handles a
+ * message gets it again in the resumed session (`cleansession = 0`).
  *
  * Returns `MQTTCLIENT_SUCCESS`; `MQTTCLIENT_TOPICNAME_TRUNCATED` (message delivered) when
  * the topic holds NUL characters; `MQTTCLIENT_DISCONNECTED`; `MQTTCLIENT_NULL_PARAMETER`

@@ -186,6 +186,13 @@ pub enum Error {
     /// (e.g. waiting inside a callback for the callback thread).
     #[error("operation would deadlock: {0}")]
     WouldDeadlock(&'static str),
+    /// [`Message::ack`](crate::Message::ack) was called a second time for the same message.
+    #[error("message already acknowledged")]
+    AlreadyAcknowledged,
+    /// [`Message::ack`](crate::Message::ack) for a message of a session the server has
+    /// since discarded (it reconnected with a new session): nothing can be acknowledged.
+    #[error("cannot acknowledge: the session the message arrived in has ended")]
+    SessionEnded,
 }
 
 impl Error {

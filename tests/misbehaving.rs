@@ -445,7 +445,22 @@ fn topic_alias_not_allowed(s: Script) -> Script {
     s.send(publish_with_alias("a/b", 1))
 }
 
+/// A topic name with wildcards in a server PUBLISH (MQTT-3.3.2-2): closed, v5 with 0x90.
+fn wildcard_topic(s: Script) -> Script {
+    s.send(Packet::Publish(Publish {
+        dup: false,
+        qos: QoS::AtLeastOnce,
+        retain: false,
+        topic: "a/+/c".into(),
+        pkid: 7,
+        payload: Bytes::from_static(b"x"),
+        properties: Properties::new(),
+    }))
+}
+
 fatal_tests! {
+    wildcard_topic_name_v3: V311, same, wildcard_topic, 0, "wildcards";
+    wildcard_topic_name_v5_disconnects_0x90: V5, same, wildcard_topic, reason::TOPIC_NAME_INVALID, "wildcards";
     pubrel_with_bad_flags_v3: V311, same, bad_pubrel_flags, 0, "flags";
     pubrel_with_bad_flags_v5_disconnects_0x81: V5, same, bad_pubrel_flags, reason::MALFORMED_PACKET, "flags";
     truncated_body_v3: V311, same, truncated_puback, 0, "malformed PUBACK";

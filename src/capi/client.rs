@@ -117,6 +117,9 @@ struct Conn {
     /// Set when the v5 `disconnected` callback reported a server DISCONNECT: the loss
     /// that follows is not reported again through `connectionLost`.
     suppress_lost: AtomicBool,
+    /// Messages an earlier connection took in that no one has received yet: handed to
+    /// `messageArrived` first, once this connection is up.
+    backlog: Mutex<VecDeque<Message>>,
 }
 
 /// `unsigned long` milliseconds (32 or 64 bits by platform) as a duration.
@@ -140,7 +143,24 @@ impl Conn {
             stop_cv: Condvar::new(),
             quiet: AtomicBool::new(false),
             suppress_lost: AtomicBool::new(false),
+            backlog: Mutex::new(VecDeque::new()),
         })
+    }
+
+    /// On the dispatch thread when the connection is up: messages left from an earlier
+    /// connection go to `messageArrived` before anything new.
+    fn connected(&self) {
+        loop {
+            let next = self
+                .backlog
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .pop_front();
+            match next {
+                Some(m) => self.message_arrived(m),
+                None => return,
+            }
+        }
     }
 
     fn signal_stop(&self) {
@@ -207,6 +227,10 @@ impl Conn {
             // message whose ownership passes to it when it returns non-zero.
             let rc = unsafe { f(self.cbs.ctx.0, topic, if has_nul { len } else { 0 }, msg) };
             if rc != 0 {
+                // The application has it: now the broker may be told (PUBACK / PUBREC).
+                // Fails only when the session or client has ended; the broker then still
+                // owns the message.
+                let _ = m.ack();
                 return;
             }
             // Refused: the library still owns its copies (Paho contract) and frees them.
@@ -305,6 +329,29 @@ struct State {
     returned_uri: Option<CString>,
     /// Messages left unread by an earlier connection, handed out first by `receive`.
     backlog: VecDeque<Message>,
+    /// Messages `receive` handed out and not yet acknowledged, by receiving thread: the
+    /// acknowledgement goes when that thread calls `receive` again (it has done with the
+    /// message) or at disconnect, connect and destroy.
+    taken: Vec<(std::thread::ThreadId, Message)>,
+}
+
+impl State {
+    /// Acknowledges what `receive` handed out: to the calling thread only, or all.
+    fn release_taken(&mut self, only_this_thread: bool) {
+        if self.taken.is_empty() {
+            return;
+        }
+        let me = std::thread::current().id();
+        self.taken.retain(|(t, m)| {
+            if only_this_thread && *t != me {
+                return true;
+            }
+            // Fails only when the session or client has ended; the broker then still owns
+            // the message.
+            let _ = m.ack();
+            false
+        });
+    }
 }
 
 /// Tokens of QoS 1/2 publishes for `waitForCompletion` / `getPendingDeliveryTokens`.
@@ -403,6 +450,7 @@ unsafe fn create_impl(
             connecting: false,
             returned_uri: None,
             backlog: VecDeque::new(),
+            taken: Vec::new(),
         }),
         tokens: Mutex::new(Tokens::default()),
     });
@@ -519,6 +567,7 @@ pub unsafe extern "C" fn MQTTClient_destroy(handle: *mut MQTTClient) {
         let (client, conn) = {
             let mut st = hd.state();
             st.backlog.clear();
+            st.release_taken(false);
             (st.client.take(), st.conn.take())
         };
         if let Some(c) = &conn {
@@ -560,7 +609,9 @@ fn busy(st: &State) -> bool {
 /// 1 when consumed (then free them with `MQTTClient_free` and `MQTTClient_freeMessage`), or
 /// 0 to have the same message delivered again shortly (the library keeps and frees its
 /// copies; retries back off from 10 ms to 1 s and end at disconnect or destroy; later
-/// messages wait behind it). `connectionLost` is not called after `MQTTClient_disconnect`,
+/// messages wait behind it). A QoS 1/2 message is acknowledged to the server (PUBACK /
+/// PUBREC) only after `ma` returned 1: a message `ma` never accepted stays the server's and
+/// comes again in the resumed session. `connectionLost` is not called after `MQTTClient_disconnect`,
 /// nor after an MQTT 5 server DISCONNECT reported through `MQTTClient_setDisconnected`.
 ///
 /// Callbacks run on the client's own dispatch thread, one at a time in order; they may call
@@ -885,6 +936,7 @@ fn build_options(
         .request_timeout(p.command_timeout)
         .max_inflight(p.max_inflight)
         .proxy_from_env(true)
+        .manual_acks(true)
         .persistence(Box::new(store.clone()));
     if let Some(u) = &p.username {
         o = o.credentials(u.clone(), p.password.as_deref());
@@ -915,6 +967,8 @@ fn build_options(
         o = o.on_message(move |m| c.message_arrived(m));
         let c = conn.clone();
         o = o.on_connection_lost(move |e| c.connection_lost(e));
+        let c = conn.clone();
+        o = o.on_connected(move |_| c.connected());
         if conn.cbs.complete.is_some() || conn.cbs.published.is_some() {
             let c = conn.clone();
             o = o.on_delivered(move |ev| c.delivered(ev));
@@ -974,6 +1028,7 @@ unsafe fn connect_impl(
             return Err(MQTTCLIENT_FAILURE.into());
         }
         st.connecting = true;
+        st.release_taken(false);
         (st.client.take(), st.conn.take(), st.callbacks)
     };
     let _reset = ConnectingGuard(&h);
@@ -984,8 +1039,12 @@ unsafe fn connect_impl(
         if c.is_connected() {
             let _ = c.disconnect_with(Disconnect::default(), Duration::ZERO);
         }
-        let leftover: Vec<Message> =
-            std::iter::from_fn(|| c.messages().try_recv().ok().flatten()).collect();
+        // Unread QoS 1/2 messages were never acknowledged: the broker sends them again in
+        // the resumed session (keeping them here too would deliver them twice). QoS 0
+        // messages exist only here.
+        let leftover: Vec<Message> = std::iter::from_fn(|| c.messages().try_recv().ok().flatten())
+            .filter(|m| !m.needs_ack())
+            .collect();
         h.state().backlog.extend(leftover);
         drop(c);
     }
@@ -1006,6 +1065,14 @@ unsafe fn connect_impl(
         t.issued
     };
     let conn = Conn::new(cbs, base);
+    if cbs.arrived.is_some() {
+        // Callbacks set after an earlier connection took messages in: they get them.
+        let old = std::mem::take(&mut h.state().backlog);
+        conn.backlog
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(old);
+    }
     let versions: &[ProtocolVersion] = match params.version {
         MQTTVERSION_DEFAULT => &[ProtocolVersion::V311, ProtocolVersion::V31],
         MQTTVERSION_3_1 => &[ProtocolVersion::V31],
@@ -1050,6 +1117,11 @@ unsafe fn connect_impl(
                 break;
             }
         }
+    }
+    // Not connected: messages waiting for the callback stay for the next attempt.
+    let left = std::mem::take(&mut *conn.backlog.lock().unwrap_or_else(|e| e.into_inner()));
+    if !left.is_empty() {
+        h.state().backlog.extend(left);
     }
     Err(last)
 }
@@ -1200,7 +1272,8 @@ pub unsafe extern "C" fn MQTTClient_connect5(
 fn disconnect_impl(handle: MQTTClient, timeout: c_int, packet: Disconnect) -> Result<(), c_int> {
     let h = lookup(handle).ok_or(MQTTCLIENT_FAILURE)?;
     let (client, conn) = {
-        let st = h.state();
+        let mut st = h.state();
+        st.release_taken(false);
         (st.client.clone(), st.conn.clone())
     };
     if let Some(c) = &conn {
@@ -1995,8 +2068,12 @@ unsafe fn give_message(
 /// `MQTTClient_freeMessage`) are set. On timeout it returns `MQTTCLIENT_SUCCESS` with
 /// `*topicName` and `*message` set to NULL.
 ///
-/// Messages that arrived before the connection was lost (or before a reconnect) are still
-/// handed out first; only then does a disconnected client get `MQTTCLIENT_DISCONNECTED`.
+/// Messages that arrived before the connection was lost are still handed out first; only
+/// then does a disconnected client get `MQTTCLIENT_DISCONNECTED`. A QoS 1/2 message is
+/// acknowledged to the server (PUBACK / PUBREC) only when the thread that received it calls
+/// `MQTTClient_receive` again (it has done with the message) or at disconnect, connect or
+/// destroy; until then the server still owns it, so a process killed while it handles a
+/// message gets it again in the resumed session (`cleansession = 0`).
 ///
 /// Returns `MQTTCLIENT_SUCCESS`; `MQTTCLIENT_TOPICNAME_TRUNCATED` (message delivered) when
 /// the topic holds NUL characters; `MQTTCLIENT_DISCONNECTED`; `MQTTCLIENT_NULL_PARAMETER`
@@ -2025,25 +2102,37 @@ pub unsafe extern "C" fn MQTTClient_receive(
             if st.callbacks.arrived.is_some() {
                 return Err(MQTTCLIENT_FAILURE);
             }
+            // This thread is back: it has done with what it received before.
+            st.release_taken(true);
             (st.backlog.pop_front(), st.client.clone())
         };
         let give = |m: &Message| {
             // SAFETY: outputs checked non-NULL above, writable (C contract).
             unsafe { give_message(m, topicName, topicLen, message) }
         };
+        // Acknowledged (PUBACK / PUBREC) only once the caller has done with it: when this
+        // thread calls `receive` again, or at disconnect/destroy. A message that could not
+        // be handed out stays the broker's.
+        let give = |m: Message| {
+            let r = give(&m);
+            if matches!(r, Ok(()) | Err(MQTTCLIENT_TOPICNAME_TRUNCATED)) && m.needs_ack() {
+                h.state().taken.push((std::thread::current().id(), m));
+            }
+            r
+        };
         if let Some(m) = backlog {
-            return give(&m);
+            return give(m);
         }
         let client = client.ok_or(MQTTCLIENT_DISCONNECTED)?;
         let msgs = client.messages();
         if !client.is_connected() {
             return match msgs.try_recv() {
-                Ok(Some(m)) => give(&m),
+                Ok(Some(m)) => give(m),
                 _ => Err(MQTTCLIENT_DISCONNECTED),
             };
         }
         match msgs.recv_timeout(ms(timeout)) {
-            Ok(m) => give(&m),
+            Ok(m) => give(m),
             Err(Error::Timeout { .. }) => {
                 // SAFETY: checked non-NULL, writable.
                 unsafe {

@@ -293,6 +293,10 @@ impl SharedStore {
 }
 
 impl Store for SharedStore {
+    fn is_durable(&self) -> bool {
+        self.lock().store.is_durable()
+    }
+
     fn open(&mut self, _client_id: &str, _server_uri: &str) -> Result<()> {
         let mut g = self.lock();
         if g.opens == 0 {

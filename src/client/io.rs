@@ -122,6 +122,8 @@ pub(crate) struct Io {
     intake_paused: bool,
     /// A SUBACK or UNSUBACK was read: acknowledge it at once (`ack_now`).
     ack_soon: bool,
+    /// Acknowledgements taken from `Shared::acks` (kept for its allocation).
+    ack_scratch: Vec<u16>,
 }
 
 pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
@@ -176,6 +178,13 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
         received: 0.into(),
         reconnects: 0.into(),
         dropped: 0.into(),
+        acks: Default::default(),
+        acks_pending: false.into(),
+        manual_acks: opts.manual_acks,
+        durable_acks: opts.persistence.as_ref().is_some_and(|s| s.is_durable()),
+        ack_cv: std::sync::Condvar::new(),
+        held: Mutex::new(Vec::new()),
+        held_count: 0.into(),
     });
     let (ctl_tx, ctl_rx) = crossbeam_channel::unbounded();
     // Boxed requests: a bounded channel allocates all its slots up front, and with the
@@ -219,6 +228,20 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
         restore(st, &mut session)?;
     }
 
+    if opts.version == ProtocolVersion::V5
+        && opts
+            .properties
+            .get(crate::proto::properties::id::RECEIVE_MAXIMUM)
+            .is_none()
+    {
+        // Unacknowledged incoming messages wait in the client until the application takes
+        // them: let the broker have no more in flight than the client will hold.
+        let max = u16::try_from(opts.incoming_capacity).unwrap_or(u16::MAX);
+        opts.properties.push(crate::proto::Property::TwoByte(
+            crate::proto::properties::id::RECEIVE_MAXIMUM,
+            max.max(1),
+        ));
+    }
     let connect = Connect {
         protocol: opts.version,
         clean_start: opts.clean_start,
@@ -289,6 +312,7 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
         trimmed: false,
         intake_paused: false,
         ack_soon: false,
+        ack_scratch: Vec::new(),
     };
 
     // The first connect runs on the caller's thread (no hand-off to the I/O thread and
@@ -353,7 +377,15 @@ fn restore(store: &mut Persister, session: &mut Session) -> Result<()> {
 
 fn dispatch_loop(rx: Consumer<Incoming>, mut cb: Callbacks, shared: Arc<Shared>) {
     let _ = shared.dispatch_thread.set(std::thread::current().id());
-    while let Ok(item) = rx.recv() {
+    while let Ok(mut item) = rx.recv() {
+        // Acknowledged once the callback has returned (or panicked): then the application
+        // has had the message.
+        let mut taken = None;
+        if let Incoming::Message(m) = &mut item {
+            if !shared.manual_acks {
+                taken = m.receipt.take();
+            }
+        }
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match item {
             Incoming::Message(m) => {
                 if let Some(f) = cb.on_message.as_mut() {
@@ -383,6 +415,9 @@ fn dispatch_loop(rx: Consumer<Incoming>, mut cb: Callbacks, shared: Arc<Shared>)
         }));
         if r.is_err() {
             log::error!("an mqttsync callback panicked; the panic was contained");
+        }
+        if let Some(receipt) = taken {
+            let _ = receipt.ack();
         }
         if shared.read_paused.load(Ordering::Acquire) {
             shared.parked.store(true, Ordering::SeqCst);
@@ -463,6 +498,7 @@ impl Io {
             return Next::Exit;
         }
         self.handle_publishes(now);
+        self.take_acks();
         self.flush(now);
         self.pump_overflow();
         if self.stream.is_some() && self.readable && !self.paused() {
@@ -576,7 +612,25 @@ impl Io {
     }
 
     fn has_requests(&self) -> bool {
-        !self.ctl_rx.is_empty() || (!self.pub_rx.is_empty() && self.room_for_publishes())
+        !self.ctl_rx.is_empty()
+            || self.shared.acks_pending()
+            || (!self.pub_rx.is_empty() && self.room_for_publishes())
+    }
+
+    /// Passes the application's acknowledgements of incoming messages to the session
+    /// (PUBACK / PUBREC go out with the next flush, QoS 2 markers are stored first).
+    fn take_acks(&mut self) {
+        let Some(upto) = self.shared.take_acks(&mut self.ack_scratch) else {
+            return;
+        };
+        for pkid in self.ack_scratch.drain(..) {
+            if let Err(e) = self.session.ack(pkid) {
+                log::debug!("acknowledgement not sent: {e}");
+            }
+        }
+        // QoS 2 markers go to the store now; then whoever waits for them may go on.
+        self.process_events();
+        self.shared.acks_stored(upto);
     }
 
     /// Whether publish requests may move from the channel into the session. Once the
@@ -996,6 +1050,11 @@ impl Io {
             "connected to {uri} (session present: {})",
             connack.session_present
         );
+        if !connack.session_present {
+            // Receipts of messages from an earlier session must not acknowledge ids of
+            // this one.
+            self.shared.new_ack_generation();
+        }
         let now = Instant::now();
         if self.ever_connected && !connack.session_present {
             self.resubscribe_all(now);
@@ -1164,6 +1223,11 @@ impl Io {
             match ev {
                 Event::Message(p) => {
                     self.shared.received.fetch_add(1, Ordering::Relaxed);
+                    let receipt = if p.qos == QoS::AtMostOnce {
+                        None
+                    } else {
+                        Some(self.shared.receipt(p.pkid, p.qos))
+                    };
                     let m = Message {
                         topic: p.topic,
                         payload: p.payload,
@@ -1172,6 +1236,7 @@ impl Io {
                         dup: p.dup,
                         packet_id: p.pkid,
                         properties: p.properties,
+                        receipt,
                     };
                     let to_dispatch = self.messages_to_dispatch;
                     self.deliver(Incoming::Message(m), to_dispatch);
@@ -1499,6 +1564,11 @@ impl Io {
     }
 
     fn finish(&mut self) {
+        // Acknowledgements made until now: QoS 2 markers reach the store, PUBACK/PUBREC go
+        // out with the goodbye.
+        self.shared.release_all_held();
+        self.take_acks();
+        self.process_events();
         if self.stream.is_some() {
             self.session
                 .disconnect(Instant::now(), Disconnect::default());

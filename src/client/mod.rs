@@ -131,9 +131,226 @@ pub(crate) struct Shared {
     received: AtomicU64,
     reconnects: AtomicU64,
     dropped: AtomicU64,
+    /// Acknowledgements of incoming QoS 1/2 messages, from the application to the I/O thread.
+    acks: Mutex<AckBook>,
+    /// `acks.ready` is not empty (read without the lock by the I/O thread).
+    acks_pending: AtomicBool,
+    /// `ConnectOptions::manual_acks`.
+    manual_acks: bool,
+    /// The store outlives the process: a QoS 2 acknowledgement waits for its marker.
+    durable_acks: bool,
+    /// Signalled when the I/O thread has stored what `acks.completed` counts.
+    ack_cv: Condvar,
+    /// Messages `recv*` returned, not yet acknowledged: (thread, packet id, QoS,
+    /// generation). Acknowledged when that thread asks for the next message, or at
+    /// disconnect/close.
+    held: Mutex<Vec<(ThreadId, u16, QoS, u64)>>,
+    /// `held.len()`, read without the lock.
+    held_count: AtomicUsize,
+}
+
+/// Incoming QoS 1/2 messages on their way to the application, and their acknowledgements.
+#[derive(Debug, Default)]
+pub(crate) struct AckBook {
+    /// Bumped when the server starts a new session: receipts of older messages are void.
+    generation: u64,
+    /// Packet ids of messages handed towards the application and not yet acknowledged.
+    outstanding: crate::proto::IdSet<u16>,
+    /// Acknowledged by the application, for the I/O thread to send.
+    ready: Vec<u16>,
+    /// Acknowledgements pushed to `ready` so far, and how many of them the I/O thread has
+    /// passed to the session and stored.
+    submitted: u64,
+    completed: u64,
+    /// Threads waiting in `Shared::ack` for `completed`.
+    waiters: usize,
+}
+
+/// The acknowledgement an incoming QoS 1/2 message owes the broker ([`Message::ack`]).
+#[derive(Clone)]
+pub(crate) struct Receipt {
+    shared: Arc<Shared>,
+    pkid: u16,
+    qos: QoS,
+    generation: u64,
+}
+
+impl std::fmt::Debug for Receipt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Receipt")
+            .field("pkid", &self.pkid)
+            .field("generation", &self.generation)
+            .finish()
+    }
+}
+
+impl Receipt {
+    pub(crate) fn ack(&self) -> Result<()> {
+        self.shared.ack(self.pkid, self.qos, self.generation)
+    }
+
+    pub(crate) fn pending(&self) -> bool {
+        let b = self.shared.ack_book();
+        b.generation == self.generation && b.outstanding.contains(&self.pkid)
+    }
 }
 
 impl Shared {
+    fn ack_book(&self) -> std::sync::MutexGuard<'_, AckBook> {
+        self.acks.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records that the application has the message with this packet id (of this session
+    /// generation) and wakes the I/O thread to send the acknowledgement. With a durable
+    /// store a QoS 2 acknowledgement returns once its marker is stored, so that a process
+    /// killed later does not get the message again (bounded wait: the I/O thread stores it
+    /// at its next turn).
+    fn ack(&self, pkid: u16, qos: QoS, generation: u64) -> Result<()> {
+        let mut b = self.ack_book();
+        if b.generation != generation {
+            return Err(Error::SessionEnded);
+        }
+        if !b.outstanding.remove(&pkid) {
+            return Err(Error::AlreadyAcknowledged);
+        }
+        if self.state.load(Ordering::Acquire) == STATE_CLOSED {
+            return Err(Error::Closed);
+        }
+        b.ready.push(pkid);
+        b.submitted += 1;
+        let ticket = b.submitted;
+        self.acks_pending.store(true, Ordering::SeqCst);
+        drop(b);
+        self.wake();
+        if qos == QoS::ExactlyOnce && self.durable_acks {
+            self.wait_stored(ticket);
+        }
+        Ok(())
+    }
+
+    /// Waits until the I/O thread has stored acknowledgement number `ticket` (at most 5 s;
+    /// not on the I/O thread, which is the one that stores).
+    fn wait_stored(&self, ticket: u64) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut b = self.ack_book();
+        b.waiters += 1;
+        while b.completed < ticket && self.state.load(Ordering::Acquire) != STATE_CLOSED {
+            let now = Instant::now();
+            if now >= deadline {
+                log::warn!("acknowledgement not stored within 5 s; going on");
+                break;
+            }
+            b = self
+                .ack_cv
+                .wait_timeout(b, (deadline - now).min(Duration::from_millis(100)))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        b.waiters -= 1;
+    }
+
+    /// The I/O thread has passed acknowledgements up to `upto` to the session and stored
+    /// their markers.
+    pub(crate) fn acks_stored(&self, upto: u64) {
+        let mut b = self.ack_book();
+        if upto > b.completed {
+            b.completed = upto;
+            if b.waiters > 0 {
+                self.ack_cv.notify_all();
+            }
+        }
+    }
+
+    /// A receipt for an incoming QoS 1/2 message about to be handed over.
+    pub(crate) fn receipt(self: &Arc<Self>, pkid: u16, qos: QoS) -> Receipt {
+        let mut b = self.ack_book();
+        b.outstanding.insert(pkid);
+        Receipt {
+            shared: self.clone(),
+            pkid,
+            qos,
+            generation: b.generation,
+        }
+    }
+
+    /// The server started a new session: receipts of earlier messages are void.
+    pub(crate) fn new_ack_generation(&self) {
+        let mut b = self.ack_book();
+        b.generation += 1;
+        b.outstanding.clear();
+        b.ready.clear();
+        self.acks_pending.store(false, Ordering::SeqCst);
+    }
+
+    /// Moves the acknowledgements made by the application into `into` (I/O thread);
+    /// returns the count to report to [`acks_stored`](Self::acks_stored) once they are
+    /// stored, if any were taken.
+    pub(crate) fn take_acks(&self, into: &mut Vec<u16>) -> Option<u64> {
+        if !self.acks_pending.load(Ordering::SeqCst) {
+            return None;
+        }
+        let mut b = self.ack_book();
+        self.acks_pending.store(false, Ordering::SeqCst);
+        std::mem::swap(&mut b.ready, into);
+        Some(b.submitted)
+    }
+
+    pub(crate) fn acks_pending(&self) -> bool {
+        self.acks_pending.load(Ordering::SeqCst)
+    }
+
+    /// A message `recv*` is about to return (without `manual_acks`): it is acknowledged
+    /// when this thread comes back for the next one (the application has then done with
+    /// it) or at disconnect/close. The receipt is used up (`Message::ack` is a no-op).
+    fn hold(&self, m: &mut Message) {
+        if self.manual_acks {
+            return;
+        }
+        if let Some(r) = m.receipt.take() {
+            let mut h = self.held.lock().unwrap_or_else(|e| e.into_inner());
+            h.push((std::thread::current().id(), r.pkid, r.qos, r.generation));
+            self.held_count.store(h.len(), Ordering::SeqCst);
+        }
+    }
+
+    /// The calling thread is back for another message: what it took before is done.
+    fn release_held_by_this_thread(&self) {
+        if self.held_count.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        let me = std::thread::current().id();
+        let mut done = Vec::new();
+        {
+            let mut h = self.held.lock().unwrap_or_else(|e| e.into_inner());
+            h.retain(|&(t, pkid, qos, generation)| {
+                if t == me {
+                    done.push((pkid, qos, generation));
+                }
+                t != me
+            });
+            self.held_count.store(h.len(), Ordering::SeqCst);
+        }
+        for (pkid, qos, generation) in done {
+            // Errors: the session ended or the client closed; nothing to send then.
+            let _ = self.ack(pkid, qos, generation);
+        }
+    }
+
+    /// Disconnect or close: every message `recv*` returned counts as taken.
+    pub(crate) fn release_all_held(&self) {
+        if self.held_count.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        let all = {
+            let mut h = self.held.lock().unwrap_or_else(|e| e.into_inner());
+            self.held_count.store(0, Ordering::SeqCst);
+            std::mem::take(&mut *h)
+        };
+        for (_, pkid, qos, generation) in all {
+            let _ = self.ack(pkid, qos, generation);
+        }
+    }
+
     pub(crate) fn state(&self) -> State {
         match self.state.load(Ordering::Acquire) {
             STATE_CONNECTING => State::Connecting,
@@ -270,6 +487,8 @@ pub(crate) fn clone_error(e: &Error) -> Error {
         Error::Closed => Error::Closed,
         Error::Persistence(s) => Error::Persistence(s.clone()),
         Error::WouldDeadlock(s) => Error::WouldDeadlock(s),
+        Error::AlreadyAcknowledged => Error::AlreadyAcknowledged,
+        Error::SessionEnded => Error::SessionEnded,
     }
 }
 
@@ -311,6 +530,12 @@ pub(crate) struct PubReq {
 
 /// Incoming application messages, as a channel. Cloning gives another handle on the same
 /// queue (each message goes to one receiver).
+///
+/// An incoming QoS 1/2 message is acknowledged to the broker (PUBACK / PUBREC) when the
+/// thread that received it calls `recv`, `recv_timeout`, `try_recv` (or the iterator's
+/// `next`) again, or at disconnect/close: so a process that dies while it handles a message
+/// gets it again from the broker in a resumed session. With
+/// [`ConnectOptions::manual_acks`] the application calls [`Message::ack`] itself.
 #[derive(Debug, Clone)]
 pub struct Messages {
     rx: queue::Consumer<Incoming>,
@@ -327,7 +552,10 @@ impl Messages {
 
     fn map(&self, item: Incoming) -> Option<Result<Message>> {
         match item {
-            Incoming::Message(m) => Some(Ok(m)),
+            Incoming::Message(mut m) => {
+                self.shared.hold(&mut m);
+                Some(Ok(m))
+            }
             Incoming::Lost(e) => Some(Err(Error::ConnectionLost(e.to_string()))),
             _ => None,
         }
@@ -337,6 +565,7 @@ impl Messages {
     /// drops (messages received before the loss come first), `Err(Closed)` when the client
     /// has been shut down and every message was taken.
     pub fn recv(&self) -> Result<Message> {
+        self.shared.release_held_by_this_thread();
         loop {
             match self.rx.recv() {
                 Ok(item) => {
@@ -352,6 +581,7 @@ impl Messages {
 
     /// As [`recv`](Self::recv), giving up after `timeout` with `Err(Timeout)`.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Message> {
+        self.shared.release_held_by_this_thread();
         let deadline = Instant::now().checked_add(timeout);
         loop {
             let left = match deadline {
@@ -373,6 +603,7 @@ impl Messages {
 
     /// A message if one is waiting; `Ok(None)` if none is.
     pub fn try_recv(&self) -> Result<Option<Message>> {
+        self.shared.release_held_by_this_thread();
         loop {
             match self.rx.try_recv() {
                 Ok(item) => {
@@ -765,6 +996,8 @@ impl Client {
         if self.shared.state() == State::Closed {
             return Ok(());
         }
+        // Messages the application took are acknowledged before the goodbye.
+        self.shared.release_all_held();
         self.control(
             |reply| Control::Disconnect {
                 packet,
@@ -821,6 +1054,7 @@ impl Client {
 
 impl Drop for Client {
     fn drop(&mut self) {
+        self.shared.release_all_held();
         if self.is_connected() {
             let _ = self.disconnect();
         }

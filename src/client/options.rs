@@ -229,7 +229,12 @@ fn check_header(name: &str, value: &str) -> Result<()> {
 }
 
 /// An application message, outgoing or incoming.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// An incoming QoS 1/2 message carries a receipt: the broker is told the client has it
+/// (PUBACK / PUBREC) only when the application took it (automatically, see
+/// [`ConnectOptions::manual_acks`]) or when [`Message::ack`] is called. Equality compares
+/// the message's content and flags, not the receipt.
+#[derive(Debug, Clone)]
 pub struct Message {
     /// Topic name.
     pub topic: String,
@@ -246,7 +251,23 @@ pub struct Message {
     pub packet_id: u16,
     /// v5 properties (user properties, response topic, correlation data, expiry, ...).
     pub properties: Properties,
+    /// The acknowledgement still owed for an incoming QoS 1/2 message.
+    pub(crate) receipt: Option<super::Receipt>,
 }
+
+impl PartialEq for Message {
+    fn eq(&self, other: &Self) -> bool {
+        self.topic == other.topic
+            && self.payload == other.payload
+            && self.qos == other.qos
+            && self.retain == other.retain
+            && self.dup == other.dup
+            && self.packet_id == other.packet_id
+            && self.properties == other.properties
+    }
+}
+
+impl Eq for Message {}
 
 impl Message {
     /// A QoS 0, non-retained message.
@@ -259,7 +280,33 @@ impl Message {
             dup: false,
             packet_id: 0,
             properties: Properties::new(),
+            receipt: None,
         }
+    }
+
+    /// Acknowledges this incoming QoS 1/2 message to the broker (PUBACK for QoS 1, PUBREC
+    /// for QoS 2, the latter after the received-QoS 2 marker is in the store): call it
+    /// once the application has done what it must with the message (written it to its
+    /// database, say). Needed only with [`ConnectOptions::manual_acks`]; without it the
+    /// client acknowledges on its own when the message is handed over. Any thread; never
+    /// blocks (the I/O thread sends the acknowledgement).
+    ///
+    /// Returns `Ok(())` for messages that need no acknowledgement (QoS 0, messages built by
+    /// the application). Errors: [`Error::AlreadyAcknowledged`] for a second call (also
+    /// through a clone), [`Error::SessionEnded`] when the server has since started a new
+    /// session (the packet id means nothing there; the broker of the old session will not
+    /// resend it), [`Error::Closed`] when the client is closed.
+    pub fn ack(&self) -> Result<()> {
+        match &self.receipt {
+            Some(r) => r.ack(),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether this is an incoming QoS 1/2 message whose acknowledgement has not been
+    /// sent on its way yet (see [`Message::ack`]).
+    pub fn needs_ack(&self) -> bool {
+        self.receipt.as_ref().is_some_and(|r| r.pending())
     }
 
     /// Sets the QoS.
@@ -346,6 +393,7 @@ pub struct ConnectOptions {
     pub(crate) reconnect: Option<ReconnectOptions>,
     pub(crate) resubscribe: bool,
     pub(crate) persistence: Option<Box<dyn Store>>,
+    pub(crate) manual_acks: bool,
     pub(crate) on_message: Option<MessageCallback>,
     pub(crate) on_connected: Option<ConnectedCallback>,
     pub(crate) on_connection_lost: Option<LostCallback>,
@@ -396,6 +444,7 @@ impl ConnectOptions {
             reconnect: None,
             resubscribe: true,
             persistence: None,
+            manual_acks: false,
             on_message: None,
             on_connected: None,
             on_connection_lost: None,
@@ -637,8 +686,32 @@ impl ConnectOptions {
         self
     }
 
+    /// Acknowledge incoming QoS 1/2 messages only when the application calls
+    /// [`Message::ack`] (default `false`).
+    ///
+    /// Without it the client acknowledges a message once the application has done with it:
+    /// a message returned by `recv`/`recv_timeout`/`try_recv`/`iter` of
+    /// [`Messages`](crate::Messages) when the same thread asks for the next message (or at
+    /// disconnect/close), a message given to the `on_message` callback when the callback
+    /// returns. Either way nothing is acknowledged that
+    /// the application does not have: a message still queued in the client when the process
+    /// dies, the connection drops or the client is closed is sent again by the broker (in a
+    /// resumed session). With manual acknowledgement the application acknowledges after it
+    /// has processed the message, so processing and acknowledgement cannot come apart.
+    ///
+    /// Unacknowledged messages count against the broker's in-flight limit for this client
+    /// (MQTT 5: the Receive Maximum the client announces, by default
+    /// `min(incoming_capacity, 65535)`; MQTT 3.1.1: the broker's own setting, 20 in a stock
+    /// mosquitto): a client that never acknowledges stops receiving QoS 1/2 messages.
+    pub fn manual_acks(mut self, on: bool) -> Self {
+        self.manual_acks = on;
+        self
+    }
+
     /// Delivers incoming messages to this callback (on the client's dispatch thread) instead
     /// of the [`Messages`](crate::Messages) channel. The callback may call the client.
+    /// A QoS 1/2 message is acknowledged when the callback returns (also if it panics), or,
+    /// with [`manual_acks`](Self::manual_acks), when it calls [`Message::ack`].
     pub fn on_message(mut self, f: impl FnMut(Message) + Send + 'static) -> Self {
         self.on_message = Some(Box::new(f));
         self

@@ -33,6 +33,10 @@ impl MemoryStore {
 }
 
 impl Store for MemoryStore {
+    fn is_durable(&self) -> bool {
+        false
+    }
+
     fn open(&mut self, client_id: &str, server_uri: &str) -> Result<()> {
         if self.current.is_none() {
             let name = client_dir_name(client_id, server_uri);

@@ -101,6 +101,13 @@ pub trait Store: Send {
     fn clear(&mut self) -> Result<()>;
     /// Whether `key` is present.
     fn contains_key(&mut self, key: &str) -> Result<bool>;
+    /// Whether what is stored outlives the process (files, a database): then the client
+    /// waits for a received-QoS 2 marker to be stored before the application goes on after
+    /// acknowledging (so a kill cannot duplicate more than the message in hand). `true`
+    /// unless the store keeps everything in memory.
+    fn is_durable(&self) -> bool {
+        true
+    }
 }
 
 /// Checks that `key` can be used as a store key (and as a file name): non-empty, no `/`,

@@ -43,6 +43,20 @@
 //!   for the keepalive interval; if no packet at all arrives within the ping timeout after
 //!   that, [`Session::handle_timeout`] fails with [`SessionError::KeepAliveTimeout`]. A stall
 //!   is so detected within 1.5 × keepalive with the default ping timeout.
+//! * **Incoming QoS 1/2: acknowledged on hand-over.** A QoS 1/2 PUBLISH from the server
+//!   becomes [`Event::Message`] and is *not* acknowledged until the owner calls
+//!   [`Session::ack`] with its packet id, which the owner does once the application has the
+//!   message. Until then the broker still owns it: a process killed, or a connection lost,
+//!   before the ack means the broker sends it again. [`Session::ack`] queues PUBACK (QoS 1),
+//!   or persists the received-QoS 2 marker and then queues PUBREC (QoS 2: the marker makes a
+//!   resend after a restart answered, not delivered again, until PUBREL). A resend of a
+//!   message that is still with the application (same packet id, not yet acknowledged) is
+//!   not delivered twice; a resend of an acknowledged one is answered with the
+//!   acknowledgement. When the server starts a new session (CONNACK with session present
+//!   0) every pending acknowledgement is forgotten: the ids belong to the old session.
+//!   Unacknowledged messages count against the server's in-flight limit for this client
+//!   (v5: the client's Receive Maximum), so reading ahead never acknowledges beyond what
+//!   the application took.
 //! * **Topic aliases**: incoming aliases are resolved (the delivered message has the topic
 //!   filled in and keeps its TOPIC_ALIAS property). Outgoing publishes may carry a
 //!   TOPIC_ALIAS property: an empty topic is resolved at [`Session::publish`] from earlier
@@ -184,6 +198,10 @@ pub enum SessionError {
     /// an alias it never mapped (v5 reason 0x94).
     #[error("invalid topic alias {0} from server")]
     TopicAliasInvalid(u32),
+    /// The server sent a PUBLISH whose topic name holds a wildcard (`+` or `#`,
+    /// MQTT-3.3.2-2) (v5 reason 0x90).
+    #[error("PUBLISH from server with invalid topic name {0:?} (wildcards are not allowed, MQTT-3.3.2-2)")]
+    TopicNameInvalid(String),
 }
 
 impl SessionError {
@@ -195,6 +213,7 @@ impl SessionError {
             SessionError::Protocol(_) => reason::PROTOCOL_ERROR,
             SessionError::KeepAliveTimeout => reason::KEEP_ALIVE_TIMEOUT,
             SessionError::TopicAliasInvalid(_) => reason::TOPIC_ALIAS_INVALID,
+            SessionError::TopicNameInvalid(_) => reason::TOPIC_NAME_INVALID,
         }
     }
 }
@@ -221,6 +240,16 @@ pub enum CommandError {
     /// Could not be encoded.
     #[error(transparent)]
     Encode(#[from] EncodeError),
+}
+
+/// Why [`Session::ack`] refused an acknowledgement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AckError {
+    /// No message with this packet id waits for an acknowledgement: it was acknowledged
+    /// already, never delivered, or belonged to a session the server has since discarded.
+    #[error("no unacknowledged incoming message with packet id {0}")]
+    Unknown(u16),
 }
 
 /// State of the current connection.
@@ -300,8 +329,13 @@ pub struct Session {
     inflight: usize,
     requests: IdMap<u16, Request>,
 
-    // Incoming QoS 2 identifiers between PUBLISH and PUBREL.
+    // Incoming QoS 2 identifiers acknowledged with PUBREC, waiting for PUBREL.
     incoming_qos2: IdSet<u16>,
+    // Incoming QoS 1/2 messages handed to the owner and not yet acknowledged (`ack`).
+    unacked: IdMap<u16, QoS>,
+    // Incoming QoS 1 ids acknowledged by the owner whose PUBACK has not been handed to the
+    // transport yet (a resend of the PUBLISH is answered, not delivered again).
+    acked_qos1: IdSet<u16>,
 
     // Topic aliases: server -> client on this connection; client -> server as set by the
     // application's publishes, and as actually established on this connection.
@@ -375,6 +409,8 @@ impl Session {
             inflight: 0,
             requests: IdMap::default(),
             incoming_qos2: IdSet::default(),
+            unacked: IdMap::default(),
+            acked_qos1: IdSet::default(),
             in_aliases: HashMap::new(),
             app_aliases: HashMap::new(),
             conn_out_aliases: HashMap::new(),
@@ -644,6 +680,39 @@ impl Session {
         Ok(())
     }
 
+    /// Acknowledges the incoming QoS 1/2 message delivered with this packet id
+    /// ([`Event::Message`]): the application has it now.
+    ///
+    /// QoS 1: PUBACK is queued (while connected; otherwise the server's resend after the
+    /// reconnect is answered). QoS 2: the received-QoS 2 marker is persisted
+    /// ([`PersistOp::Put`] of [`PersistKey::ReceivedQos2`]) and then PUBREC is queued, so
+    /// the marker reaches the store before the PUBREC can reach the server.
+    pub fn ack(&mut self, pkid: u16) -> Result<(), AckError> {
+        let Some(qos) = self.unacked.remove(&pkid) else {
+            return Err(AckError::Unknown(pkid));
+        };
+        match qos {
+            QoS::ExactlyOnce => {
+                self.incoming_qos2.insert(pkid);
+                self.persist(PersistOp::Put(
+                    PersistKey::ReceivedQos2(pkid),
+                    Packet::PubRec(PubResp::new(pkid)),
+                ));
+                self.respond(Packet::PubRec(PubResp::new(pkid)));
+            }
+            _ => {
+                self.acked_qos1.insert(pkid);
+                self.respond(Packet::PubAck(PubResp::new(pkid)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Number of incoming QoS 1/2 messages delivered and not yet acknowledged.
+    pub fn unacked_len(&self) -> usize {
+        self.unacked.len()
+    }
+
     /// Feeds bytes read from the transport; complete frames are taken off `buf`.
     pub fn handle_input(&mut self, now: Instant, buf: &mut BytesMut) -> Result<(), SessionError> {
         while let Some(frame) = self.framer.next_frame(buf)? {
@@ -830,6 +899,9 @@ impl Session {
         self.last_sent = Some(now);
         match &mut packet {
             Packet::PingReq => self.ping_sent_at = Some(now),
+            Packet::PubAck(r) => {
+                self.acked_qos1.remove(&r.pkid);
+            }
             Packet::Publish(p) => {
                 if p.qos != QoS::AtMostOnce {
                     if let Some(flow) = self.flows.get_mut(&p.pkid) {
@@ -890,6 +962,12 @@ impl Session {
         }
         if self.incoming_qos2.is_empty() {
             self.incoming_qos2 = IdSet::default();
+        }
+        if self.unacked.is_empty() {
+            self.unacked = IdMap::default();
+        }
+        if self.acked_qos1.is_empty() {
+            self.acked_qos1 = IdSet::default();
         }
     }
 
@@ -1294,6 +1372,10 @@ impl Session {
             for id in received {
                 self.persist(PersistOp::Remove(PersistKey::ReceivedQos2(id)));
             }
+            // Acknowledgements owed to the old session must not reach the new one, where
+            // the same ids may name other messages.
+            self.unacked.clear();
+            self.acked_qos1.clear();
         }
         let window = self.send_window();
         let mut inflight = self
@@ -1367,6 +1449,9 @@ impl Session {
         if p.topic.is_empty() {
             return Err(protocol("PUBLISH with an empty topic name"));
         }
+        if p.topic.contains(['+', '#']) {
+            return Err(SessionError::TopicNameInvalid(p.topic));
+        }
         if p.qos != QoS::AtMostOnce && p.pkid == 0 {
             return Err(protocol("QoS 1/2 PUBLISH with packet id 0"));
         }
@@ -1378,23 +1463,22 @@ impl Session {
         );
         match p.qos {
             QoS::AtMostOnce => self.events.push_back(Event::Message(p)),
-            QoS::AtLeastOnce => {
+            QoS::AtLeastOnce | QoS::ExactlyOnce => {
                 let pkid = p.pkid;
-                self.events.push_back(Event::Message(p));
-                self.respond(Packet::PubAck(PubResp::new(pkid)));
-            }
-            QoS::ExactlyOnce => {
-                let pkid = p.pkid;
-                if self.incoming_qos2.insert(pkid) {
-                    self.persist(PersistOp::Put(
-                        PersistKey::ReceivedQos2(pkid),
-                        Packet::PubRec(PubResp::new(pkid)),
-                    ));
-                    self.events.push_back(Event::Message(p));
-                } else {
+                if self.unacked.contains_key(&pkid) {
+                    // MQTT-4.3.2/4.3.3: the same id before our acknowledgement is the same
+                    // message, resent; the first copy is still with the application.
+                    debug!("PUBLISH {pkid} again while the first copy is unacknowledged: not delivered twice");
+                } else if p.qos == QoS::ExactlyOnce && self.incoming_qos2.contains(&pkid) {
                     debug!("QoS 2 PUBLISH {pkid} again before PUBREL: not delivered twice");
+                    self.respond(Packet::PubRec(PubResp::new(pkid)));
+                } else if p.qos == QoS::AtLeastOnce && self.acked_qos1.contains(&pkid) {
+                    debug!("QoS 1 PUBLISH {pkid} again, already acknowledged: PUBACK");
+                    self.respond(Packet::PubAck(PubResp::new(pkid)));
+                } else {
+                    self.unacked.insert(pkid, p.qos);
+                    self.events.push_back(Event::Message(p));
                 }
-                self.respond(Packet::PubRec(PubResp::new(pkid)));
             }
         }
         Ok(())
@@ -1949,11 +2033,122 @@ mod tests {
         assert!(sent(&mut s, t0).is_empty());
         s.handle_packet(t0, incoming("b", QoS::AtLeastOnce, 3))
             .unwrap();
-        assert_eq!(sent(&mut s, t0), vec![Packet::PubAck(resp(3))]);
+        // Not acknowledged until the owner says the application has it.
+        assert!(sent(&mut s, t0).is_empty());
         let ev = events(&mut s);
         assert_eq!(ev.len(), 2);
         assert!(matches!(&ev[0], Event::Message(m) if m.topic == "a"));
         assert!(matches!(&ev[1], Event::Message(m) if m.topic == "b" && m.pkid == 3));
+        assert_eq!(s.unacked_len(), 1);
+        s.ack(3).unwrap();
+        assert_eq!(sent(&mut s, t0), vec![Packet::PubAck(resp(3))]);
+        assert_eq!(s.unacked_len(), 0);
+        assert_eq!(s.ack(3), Err(AckError::Unknown(3)));
+        assert_eq!(s.ack(0), Err(AckError::Unknown(0)));
+        assert!(sent(&mut s, t0).is_empty());
+    }
+
+    #[test]
+    fn incoming_resend_while_unacknowledged_is_not_delivered_twice() {
+        // MQTT-4.3.2 / 4.3.3: until the receiver acknowledges, the same packet id is the
+        // same message.
+        for qos in [QoS::AtLeastOnce, QoS::ExactlyOnce] {
+            let t0 = Instant::now();
+            let mut s = connected(config(V3), t0);
+            s.handle_packet(t0, incoming("a", qos, 4)).unwrap();
+            assert_eq!(events(&mut s).len(), 1);
+            let mut dup = incoming("a", qos, 4);
+            if let Packet::Publish(p) = &mut dup {
+                p.dup = true;
+            }
+            s.handle_packet(t0, dup.clone()).unwrap();
+            assert!(events(&mut s).is_empty(), "{qos:?}");
+            assert!(sent(&mut s, t0).is_empty(), "{qos:?}");
+            // The same after a reconnect with the session present: the broker resends.
+            s.connection_lost();
+            reconnect(&mut s, t0, connack(true));
+            events(&mut s);
+            s.handle_packet(t0, dup.clone()).unwrap();
+            assert!(events(&mut s).is_empty(), "{qos:?}");
+            // The application takes the first copy: the acknowledgement goes out on the
+            // new connection.
+            s.ack(4).unwrap();
+            let ack = if qos == QoS::AtLeastOnce {
+                Packet::PubAck(resp(4))
+            } else {
+                Packet::PubRec(resp(4))
+            };
+            assert_eq!(sent(&mut s, t0), vec![ack]);
+        }
+    }
+
+    #[test]
+    fn ack_while_disconnected_answers_the_resend() {
+        for qos in [QoS::AtLeastOnce, QoS::ExactlyOnce] {
+            let t0 = Instant::now();
+            let mut s = connected(config(V3), t0);
+            s.handle_packet(t0, incoming("a", qos, 9)).unwrap();
+            events(&mut s);
+            s.connection_lost();
+            s.ack(9).unwrap();
+            reconnect(&mut s, t0, connack(true));
+            events(&mut s);
+            assert!(
+                sent(&mut s, t0).is_empty(),
+                "{qos:?}: nothing before the resend"
+            );
+            s.handle_packet(t0, incoming("a", qos, 9)).unwrap();
+            assert!(events(&mut s).is_empty(), "{qos:?}: not delivered again");
+            let ack = if qos == QoS::AtLeastOnce {
+                Packet::PubAck(resp(9))
+            } else {
+                Packet::PubRec(resp(9))
+            };
+            assert_eq!(sent(&mut s, t0), vec![ack]);
+            if qos == QoS::AtLeastOnce {
+                // Once the PUBACK went out the id is free: a new message may use it.
+                s.handle_packet(t0, incoming("b", qos, 9)).unwrap();
+                assert!(matches!(events(&mut s).as_slice(), [Event::Message(m)] if m.topic == "b"));
+            }
+        }
+    }
+
+    #[test]
+    fn new_session_forgets_owed_acknowledgements() {
+        let t0 = Instant::now();
+        let mut s = connected(config(V3), t0);
+        s.handle_packet(t0, incoming("a", QoS::AtLeastOnce, 5))
+            .unwrap();
+        s.handle_packet(t0, incoming("b", QoS::ExactlyOnce, 6))
+            .unwrap();
+        events(&mut s);
+        s.connection_lost();
+        reconnect(&mut s, t0, connack(false));
+        events(&mut s);
+        // The ids belong to the old session: no acknowledgement may reach the new one.
+        assert_eq!(s.ack(5), Err(AckError::Unknown(5)));
+        assert_eq!(s.ack(6), Err(AckError::Unknown(6)));
+        assert!(sent(&mut s, t0).is_empty());
+        // The same ids are new messages now.
+        s.handle_packet(t0, incoming("c", QoS::AtLeastOnce, 5))
+            .unwrap();
+        assert!(matches!(events(&mut s).as_slice(), [Event::Message(m)] if m.topic == "c"));
+    }
+
+    #[test]
+    fn wildcard_topic_from_server_is_refused() {
+        // MQTT-3.3.2-2: the Topic Name in a PUBLISH sent by a server must not contain
+        // wildcards; v5 closes with 0x90 Topic Name invalid.
+        for topic in ["a/+", "#", "a/#", "+"] {
+            let t0 = Instant::now();
+            let mut s = connected(config(V5), t0);
+            let e = s
+                .handle_packet(t0, incoming(topic, QoS::AtMostOnce, 0))
+                .unwrap_err();
+            assert_eq!(e, SessionError::TopicNameInvalid(topic.to_string()));
+            assert_eq!(e.reason_code(), reason::TOPIC_NAME_INVALID);
+            assert!(events(&mut s).is_empty());
+        }
     }
 
     #[test]
@@ -1964,8 +2159,10 @@ mod tests {
         let mut s = connected(config(V3), t0);
         s.handle_packet(t0, incoming("a", QoS::ExactlyOnce, 5))
             .unwrap();
-        assert_eq!(sent(&mut s, t0), vec![Packet::PubRec(resp(5))]);
         assert!(matches!(events(&mut s).as_slice(), [Event::Message(_)]));
+        assert!(sent(&mut s, t0).is_empty());
+        s.ack(5).unwrap();
+        assert_eq!(sent(&mut s, t0), vec![Packet::PubRec(resp(5))]);
 
         let mut dup = incoming("a", QoS::ExactlyOnce, 5);
         if let Packet::Publish(p) = &mut dup {
@@ -2137,6 +2334,7 @@ mod tests {
         assert_eq!(sent(&mut s, t0), vec![Packet::PubRel(resp(2))]);
         s.handle_packet(t0, incoming("in", QoS::ExactlyOnce, 7))
             .unwrap();
+        s.ack(7).unwrap();
         sent(&mut s, t0);
         events(&mut s);
         s.connection_lost();
@@ -2816,12 +3014,18 @@ mod tests {
 
         s.handle_packet(t0, incoming("in", QoS::ExactlyOnce, 9))
             .unwrap();
-        let ev = events(&mut s);
+        // Nothing is stored before the application has the message ...
+        assert!(matches!(events(&mut s).as_slice(), [Event::Message(_)]));
+        // ... then the marker, before the PUBREC can go out.
+        s.ack(9).unwrap();
         assert_eq!(
-            ev[0],
-            Event::Persist(Put(ReceivedQos2(9), Packet::PubRec(resp(9))))
+            events(&mut s),
+            vec![Event::Persist(Put(
+                ReceivedQos2(9),
+                Packet::PubRec(resp(9))
+            ))]
         );
-        assert!(matches!(ev[1], Event::Message(_)));
+        assert_eq!(sent(&mut s, t0).last(), Some(&Packet::PubRec(resp(9))));
         s.handle_packet(t0, Packet::PubRel(resp(9))).unwrap();
         assert_eq!(
             events(&mut s),
