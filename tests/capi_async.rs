@@ -177,6 +177,10 @@ fn async_is_clean_under_address_sanitizer_with_the_fixed_defects() {
         extra.contains("fast client served while the other sleeps: 1"),
         "{extra}"
     );
+    assert!(
+        extra.contains("redelivered: refused once") && extra.contains("redelivered: taken: again"),
+        "{extra}"
+    );
 }
 
 /// The binaries built against Paho (`-lpaho-mqtt3as`, and the non-TLS `-lpaho-mqtt3a`)

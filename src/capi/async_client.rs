@@ -748,8 +748,8 @@ fn message_arrived(h: &AsyncHandle, m: Message, conn: &Conn) {
         }
         let cbs = h.cbs();
         let Some(f) = cbs.arrived else {
-            // No callback: the message is dropped (as Paho does).
-            // ACK: with manual acknowledgements, acknowledge here (m.ack()).
+            // No callback: the message is dropped (as Paho does), so it is acknowledged.
+            let _ = m.ack();
             return;
         };
         let (topic, len) = match topic_to_c(&m.topic) {
@@ -787,9 +787,10 @@ fn message_arrived(h: &AsyncHandle, m: Message, conn: &Conn) {
         // it returns non-zero.
         let rc = unsafe { f(cbs.ctx.0, topic, len, msg) };
         if rc != 0 {
-            // ACK: once manual acknowledgements exist, acknowledge only now (m.ack()), so
-            // a QoS 1/2 message is acknowledged to the broker only when the application has
-            // it.
+            // The application has the message: only now is a QoS 1/2 message acknowledged
+            // to the broker (the client connects with manual acknowledgements). A failure
+            // (session ended, client closed) leaves nothing to do: the broker resends.
+            let _ = m.ack();
             return;
         }
         let mut mm = msg.cast::<MQTTClient_message>();
@@ -1009,8 +1010,9 @@ fn build_options(
         .max_inflight(p.max_inflight)
         .proxy_from_env(true)
         .persistence(Box::new(h.store.clone()));
-    // ACK: connect with manual acknowledgements (`.manual_acks(true)`) once the Rust API
-    // has them, so that message_arrived acknowledges after the callback took the message.
+    // Messages are acknowledged by message_arrived once the C callback has taken them
+    // (the Rust callback below only queues them for the callback thread).
+    o = o.manual_acks(true);
     if let Some(u) = &p.username {
         o = o.credentials(u.clone(), p.password.as_deref());
     } else if let Some(pw) = &p.password {

@@ -320,6 +320,21 @@ static int destroy_in_callback(void* ctx, char* topic, int len, MQTTAsync_messag
     return 1;
 }
 
+static int refusals;
+static int refuse_once(void* ctx, char* topic, int len, MQTTAsync_message* m)
+{
+    (void)ctx; (void)len;
+    if (refusals++ == 0)
+    {
+        event("refused once");
+        return 0; /* the library keeps and frees its copies, and delivers it again */
+    }
+    event("taken: %.*s", m->payloadlen, (const char*)m->payload);
+    MQTTAsync_freeMessage(&m);
+    MQTTAsync_free(topic);
+    return 1;
+}
+
 static int slow(void* ctx, char* topic, int len, MQTTAsync_message* m)
 {
     struct timespec t = { 2, 0 };
@@ -376,6 +391,19 @@ static void extras(const char* uri)
     expect(1, "self-sub");
     CHECK(MQTTAsync_send(self_destroying, "T/async/self", 1, "x", 1, 0, NULL) == 0);
     expect(1, "self-destroy");
+
+    /* messageArrived returning 0: the same message comes again */
+    MQTTAsync_create(&a, uri, "async-refuse", MQTTCLIENT_PERSISTENCE_NONE, NULL);
+    MQTTAsync_setCallbacks(a, NULL, NULL, refuse_once, NULL);
+    co.context = (void*)"connect-refuse";
+    MQTTAsync_connect(a, &co);
+    expect(1, "refuse");
+    r = resp("subscribe-refuse");
+    MQTTAsync_subscribe(a, "T/async/refuse", 1, &r);
+    expect(1, "refuse-sub");
+    MQTTAsync_send(a, "T/async/refuse", 5, "again", 1, 0, NULL);
+    expect(2, "redelivered");
+    MQTTAsync_destroy(&a);
 
     /* one client's slow callback does not stall another client */
     MQTTAsync_create(&a, uri, "async-slow", MQTTCLIENT_PERSISTENCE_NONE, NULL);
