@@ -6,7 +6,9 @@
 #   ./bench/run.sh            full run (3 repetitions, ~15 minutes on 2 cores)
 #   ./bench/run.sh --quick    smoke run (tiny cells, 1 repetition, < 60 s); results go to a
 #                             temporary directory, not bench/results
-#   other options: --reps N, --secs S (publishing time per cell), --out DIR
+#   other options: --reps N, --secs S (publishing time per cell), --out DIR,
+#                  --rows TEXT (only rows whose label contains TEXT, no latency/connect/idle
+#                  sections), --clients a,b (only these clients; the raw ceiling always runs)
 #
 # Needs: mosquitto, libpaho-mqtt-dev, libmosquitto-dev, a C compiler, fonts-dejavu-core (for
 # the chart only).

@@ -30,6 +30,13 @@ fn main() {
     let Some(topic) = c.topic.clone() else {
         cli_common::usage("pub", extra)
     };
+    // Checked before connecting, as mosquitto_pub does.
+    if mqttsync::topic::validate_topic_name(&topic).is_err() {
+        cli_common::fail(
+            "pub",
+            &format!("Invalid publish topic '{topic}', does it contain '+' or '#'?"),
+        );
+    }
     let payload = match (message, null_message) {
         (Some(m), false) => m.into_bytes(),
         (None, true) => Vec::new(),
@@ -37,10 +44,7 @@ fn main() {
     };
     let client = match Client::connect(cli_common::options(&c, "mqttsync-pub")) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("pub: cannot connect to {}:{}: {e}", c.host, c.port);
-            std::process::exit(1);
-        }
+        Err(e) => cli_common::connect_failed(&e),
     };
     let msg = Message::new(topic, payload).qos(c.qos).retain(retain);
     if let Err(e) = client.publish_wait(msg) {

@@ -142,6 +142,15 @@ fn run(uri: &str) -> mqttsync::Result<()> {
             started.elapsed()
         );
         assert_eq!(m.payload_str(), Some(sent.as_str()));
+        let took = started.elapsed();
+        if qos == QoS::AtLeastOnce && took >= Duration::from_millis(30) {
+            // ~40 ms is the delayed-ACK timer: a broker with Nagle's algorithm on holds a
+            // small packet until the previous one is acknowledged.
+            println!(
+                "note: {took:?} for a round trip on a local link usually means the broker \
+                 keeps Nagle's algorithm on; mosquitto: `set_tcp_nodelay true` in its config"
+            );
+        }
     }
     publisher.close()?;
     subscriber.close()?;

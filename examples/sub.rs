@@ -27,12 +27,18 @@ fn main() {
     let Some(topic) = c.topic.clone() else {
         cli_common::usage("sub", extra)
     };
+    // Checked before connecting, as mosquitto_sub does.
+    if mqttsync::topic::validate_topic_filter(&topic).is_err() {
+        cli_common::fail(
+            "sub",
+            &format!(
+                "Invalid subscription topic '{topic}', are all '+' and '#' wildcards correct?"
+            ),
+        );
+    }
     let client = match Client::connect(cli_common::options(&c, "mqttsync-sub")) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("sub: cannot connect to {}:{}: {e}", c.host, c.port);
-            std::process::exit(1);
-        }
+        Err(e) => cli_common::connect_failed(&e),
     };
     if let Err(e) = client.subscribe(&topic, c.qos) {
         eprintln!("sub: subscribe to {topic} failed: {e}");

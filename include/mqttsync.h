@@ -2218,7 +2218,9 @@ const char *MQTTAsync_strerror(int code);
  * Returns `MQTTCLIENT_SUCCESS`; `MQTTCLIENT_NULL_PARAMETER` for a NULL `handle`, URI or
  * client id; `MQTTCLIENT_BAD_UTF8_STRING` if the client id is not UTF-8;
  * `MQTTCLIENT_PERSISTENCE_ERROR` for an empty client id with DEFAULT persistence, an unknown
- * persistence type, an incomplete USER table or a store that cannot be opened;
+ * persistence type, an incomplete USER table, a store that cannot be opened, or a store
+ * holding in-flight messages written under the other MQTT version (MQTT 5 records for an
+ * MQTT 3 client or the reverse: they could not be resent, and are not skipped silently);
  * `MQTTCLIENT_BAD_PROTOCOL` for an unknown URI scheme. `*handle` is written only on success.
  *
  * Ownership: the strings are copied; free the handle with `MQTTClient_destroy`. Any thread.

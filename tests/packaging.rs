@@ -107,6 +107,19 @@ fn install_then_build_with_pkg_config_and_cmake() {
     assert!(needed(&shared_exe).contains("[libmqttsync.so.0]"));
     check_runs(&shared_exe, Some(&lib));
 
+    // The README's line for a prefix outside the loader's path: the rpath from pkg-config's
+    // libdir, so the program runs without LD_LIBRARY_PATH.
+    let rpath_exe = work.join("use_shared_rpath");
+    let libdir = pkg_config(&prefix, &["--variable=libdir", "mqttsync"]);
+    assert_eq!(libdir.len(), 1, "{libdir:?}");
+    run(Command::new("cc")
+        .arg(&src)
+        .arg("-o")
+        .arg(&rpath_exe)
+        .args(pkg_config(&prefix, &["--cflags", "--libs", "mqttsync"]))
+        .arg(format!("-Wl,-rpath,{}", libdir[0])));
+    check_runs(&rpath_exe, None);
+
     // pkg-config, static.
     let static_exe = work.join("use_static");
     run(Command::new("cc")

@@ -257,3 +257,54 @@ fn callback_messages_are_acknowledged_when_the_callback_returns() {
     let again = c2.messages().recv_timeout(DEADLINE).unwrap();
     assert_eq!(again.payload_str(), Some("held"));
 }
+
+#[test]
+fn a_store_of_the_other_protocol_version_is_refused() {
+    use mqttsync::persist::{FileStore, PersistError, Persister};
+    use mqttsync::proto::session::PersistKey;
+    use mqttsync::proto::{Packet, Publish};
+    // A store an MQTT 5 client left with one message in flight.
+    let dir = tempfile::tempdir().unwrap();
+    let uri = "tcp://127.0.0.1:1";
+    let id = "other-version";
+    let mut p = Persister::new(Box::new(FileStore::new(dir.path())), ProtocolVersion::V5);
+    p.open(id, uri).unwrap();
+    p.put(
+        PersistKey::SentPublish(3),
+        &Packet::Publish(Publish {
+            dup: false,
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            topic: "a/b".into(),
+            pkid: 3,
+            payload: bytes::Bytes::from_static(b"x"),
+            properties: Default::default(),
+        }),
+    )
+    .unwrap();
+    drop(p);
+    // An MQTT 3.1.1 client on it: refused before any network traffic, nothing skipped.
+    let mut p3 = Persister::new(Box::new(FileStore::new(dir.path())), ProtocolVersion::V311);
+    assert!(matches!(
+        p3.open(id, uri),
+        Err(PersistError::OtherVersion {
+            found: "MQTT 5",
+            ..
+        })
+    ));
+    let e = Client::connect(
+        ConnectOptions::new(uri)
+            .client_id(id)
+            .clean_start(false)
+            .persistence(Box::new(FileStore::new(dir.path()))),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&e, Error::Persistence(m) if m.contains("MQTT 5")),
+        "{e}"
+    );
+    // The record is still there for an MQTT 5 client.
+    let mut p5 = Persister::new(Box::new(FileStore::new(dir.path())), ProtocolVersion::V5);
+    p5.open(id, uri).unwrap();
+    assert_eq!(p5.load().0.len(), 1);
+}

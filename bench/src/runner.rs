@@ -18,6 +18,11 @@ struct Opts {
     idle_sizes: Vec<usize>,
     out: PathBuf,
     command: String,
+    /// `--rows TEXT`: only the throughput rows whose label contains TEXT (no latency,
+    /// connect or idle-client sections).
+    rows: Option<String>,
+    /// `--clients a,b`: only these clients (the raw ceiling always runs).
+    clients: Option<Vec<String>>,
 }
 
 fn parse(args: &[String]) -> Result<Opts, String> {
@@ -38,6 +43,8 @@ fn parse(args: &[String]) -> Result<Opts, String> {
             Path::new(BENCH_DIR).join("results")
         },
         command: String::new(),
+        rows: None,
+        clients: None,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -51,6 +58,8 @@ fn parse(args: &[String]) -> Result<Opts, String> {
             "--reps" => o.reps = val(a)?.parse().map_err(|_| "bad --reps")?,
             "--secs" => o.secs = val(a)?.parse().map_err(|_| "bad --secs")?,
             "--out" => o.out = PathBuf::from(val(a)?),
+            "--rows" => o.rows = Some(val(a)?),
+            "--clients" => o.clients = Some(val(a)?.split(',').map(String::from).collect()),
             x => return Err(format!("unknown option {x}")),
         }
     }
@@ -465,7 +474,10 @@ pub fn main(args: &[String]) -> Result<(), String> {
     let work = std::env::temp_dir().join(format!("mqttbench-{}", std::process::id()));
     std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
     std::fs::create_dir_all(&o.out).map_err(|e| e.to_string())?;
-    let clients = clients(&work)?;
+    let mut clients = clients(&work)?;
+    if let Some(keep) = &o.clients {
+        clients.retain(|c| c.name == "raw" || keep.iter().any(|k| k == c.name));
+    }
     let broker = start_broker(&work)?;
     let port = broker.port;
     let names: Vec<&str> = clients.iter().map(|c| c.name).collect();
@@ -479,7 +491,11 @@ pub fn main(args: &[String]) -> Result<(), String> {
     let secs = format!("{}", o.secs);
 
     // Throughput rows: cells[row][client] = one Cell per repetition.
-    let rows = rows(o.quick);
+    let mut rows = rows(o.quick);
+    if let Some(f) = &o.rows {
+        rows.retain(|r| r.label.contains(f.as_str()));
+    }
+    let sections = o.rows.is_none();
     let mut cells: Vec<Vec<Vec<Cell>>> = vec![vec![Vec::new(); clients.len()]; rows.len()];
     let mut lat: Vec<Vec<(f64, f64, f64)>> = vec![Vec::new(); clients.len()];
     let mut conn: Vec<Vec<(f64, f64)>> = vec![Vec::new(); clients.len()];
@@ -548,7 +564,7 @@ pub fn main(args: &[String]) -> Result<(), String> {
             }
             eprintln!("{line}");
         }
-        for (ci, c) in clients.iter().enumerate() {
+        for (ci, c) in clients.iter().enumerate().filter(|_| sections) {
             if let Some(f) = run_one(c, port, "lat", &[o.lat_count.to_string()], timeout)? {
                 lat[ci].push((
                     field(&f, "p50_us")?,
@@ -565,7 +581,7 @@ pub fn main(args: &[String]) -> Result<(), String> {
     // Idle clients: once (memory and thread counts barely vary between runs).
     // A client that cannot hold N connections is a finding, not a failed run: noted.
     let mut idle: Vec<Vec<Result<Option<Fields>, String>>> = vec![Vec::new(); clients.len()];
-    for (ci, c) in clients.iter().enumerate() {
+    for (ci, c) in clients.iter().enumerate().filter(|_| sections) {
         for &n in &o.idle_sizes {
             let r = run_one(c, port, "idle", &[n.to_string()], Duration::from_secs(300));
             if let Err(e) = &r {

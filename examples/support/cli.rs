@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use mqttsync::{ConnectOptions, ProtocolVersion, QoS};
+use mqttsync::{ConnectOptions, Error, ProtocolVersion, QoS};
 
 pub struct Common {
     pub host: String,
@@ -16,6 +16,23 @@ pub struct Common {
     pub version: ProtocolVersion,
     pub verbose: bool,
     pub clean: bool,
+}
+
+/// A bad argument, as mosquitto_pub/mosquitto_sub report it: the error, a pointer to
+/// `--help`, exit status 1.
+pub fn fail(prog: &str, what: &str) -> ! {
+    eprintln!("Error: {what}\n\nUse '{prog} --help' to see usage.");
+    std::process::exit(1)
+}
+
+/// Reports a failed connect and exits with mosquitto_pub/sub's status: the CONNACK return
+/// code (MQTT 3) or reason code (MQTT 5) when the broker refused, else 1.
+pub fn connect_failed(e: &Error) -> ! {
+    eprintln!("Connection error: {e}");
+    match e {
+        Error::ConnectionRefused { code, .. } => std::process::exit(i32::from(*code)),
+        _ => std::process::exit(1),
+    }
 }
 
 pub fn usage(prog: &str, extra: &str) -> ! {
@@ -58,27 +75,43 @@ pub fn parse(
         };
         match flag.as_str() {
             "-h" | "--host" => c.host = next(),
-            "-p" | "--port" => c.port = next().parse().unwrap_or_else(|_| usage(prog, extra)),
+            "-p" | "--port" => {
+                let v = next();
+                c.port = v
+                    .parse()
+                    .ok()
+                    .filter(|&p: &u16| p != 0)
+                    .unwrap_or_else(|| fail(prog, &format!("Invalid port given: {v}")))
+            }
             "-t" | "--topic" => c.topic = Some(next()),
             "-q" | "--qos" => {
-                c.qos = next()
+                let v = next();
+                c.qos = v
                     .parse::<u8>()
                     .ok()
                     .and_then(QoS::from_u8)
-                    .unwrap_or_else(|| usage(prog, extra))
+                    .unwrap_or_else(|| fail(prog, &format!("Invalid QoS given: {v}")))
             }
             "-i" | "--id" => c.id = Some(next()),
             "-u" | "--username" => c.user = Some(next()),
             "-P" | "--pw" => c.password = Some(next()),
             "-k" | "--keepalive" => {
-                c.keepalive = next().parse().unwrap_or_else(|_| usage(prog, extra))
+                let v = next();
+                c.keepalive = v
+                    .parse()
+                    .ok()
+                    .filter(|&k: &u64| k == 0 || (5..=65535).contains(&k))
+                    .unwrap_or_else(|| fail(prog, &format!("Invalid keepalive given: {v}")))
             }
             "-V" | "--protocol-version" => {
                 c.version = match next().as_str() {
                     "mqttv31" | "31" => ProtocolVersion::V31,
                     "mqttv311" | "311" => ProtocolVersion::V311,
                     "mqttv5" | "5" => ProtocolVersion::V5,
-                    _ => usage(prog, extra),
+                    other => fail(
+                        prog,
+                        &format!("Invalid protocol version argument given: {other}"),
+                    ),
                 }
             }
             "-v" | "--verbose" => c.verbose = true,

@@ -23,7 +23,7 @@
 //! client's token id offset by the number of publishes made on earlier connections,
 //! wrapping within 1..=INT_MAX.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ffi::CString;
 use std::os::raw::{c_char, c_int, c_ulong, c_void};
 use std::ptr::{self, addr_of_mut};
@@ -49,6 +49,7 @@ use super::types::*;
 use crate::client::{ConnectInfo, ServerUri};
 use crate::error::Error;
 use crate::persist::Store;
+use crate::proto::session::PersistKey;
 use crate::proto::{
     Disconnect, Properties, ProtocolVersion, QoS, RetainHandling, SubscribeFilter, SubscribeOptions,
 };
@@ -109,6 +110,9 @@ struct Conn {
     cbs: Callbacks,
     /// Token offset of this connection (see the module docs).
     base: u64,
+    /// Rust tokens 1..=restored belong to messages restored from persistence at create:
+    /// their C token is their packet id.
+    restored: u64,
     /// Set by disconnect, destroy and a new connect: ends a redelivery loop.
     stop: Mutex<bool>,
     stop_cv: Condvar,
@@ -135,10 +139,11 @@ fn c_token(base: u64, id: u64) -> c_int {
 }
 
 impl Conn {
-    fn new(cbs: Callbacks, base: u64) -> Arc<Conn> {
+    fn new(cbs: Callbacks, base: u64, restored: u64) -> Arc<Conn> {
         Arc::new(Conn {
             cbs,
             base,
+            restored,
             stop: Mutex::new(false),
             stop_cv: Condvar::new(),
             quiet: AtomicBool::new(false),
@@ -265,7 +270,11 @@ impl Conn {
         if self.quiet() {
             return;
         }
-        let tok = c_token(self.base, ev.token_id);
+        let tok = if ev.token_id <= self.restored {
+            c_int::from(ev.packet_id)
+        } else {
+            c_token(self.base, ev.token_id)
+        };
         let (reason, props) = match &ev.result {
             Ok(d) => {
                 if let Some(f) = self.cbs.complete {
@@ -360,6 +369,9 @@ struct Tokens {
     map: HashMap<c_int, (u64, DeliveryToken)>,
     /// Largest publish sequence number issued (the token base of the next connection).
     issued: u64,
+    /// Messages restored from persistence at create, by token (their packet id, as in
+    /// Paho); the Rust token once the first connection has restored them.
+    restored: BTreeMap<c_int, Option<DeliveryToken>>,
 }
 
 struct Handle {
@@ -436,6 +448,28 @@ unsafe fn create_impl(
     shared
         .open(cid, uri)
         .map_err(|_| MQTTCLIENT_PERSISTENCE_ERROR)?;
+    // In-flight records of the other MQTT version cannot be resent by this client: refused
+    // here, as Paho does, instead of being skipped without a word.
+    let family = if version >= MQTTVERSION_5 {
+        ProtocolVersion::V5
+    } else {
+        ProtocolVersion::V311
+    };
+    if let Err(e) = crate::persist::check_version(&mut shared, family) {
+        super::trace::trace(MQTTCLIENT_TRACE_ERROR, &format!("mqttsync: {e}"));
+        let _ = shared.close();
+        return Err(MQTTCLIENT_PERSISTENCE_ERROR);
+    }
+    // Messages left in flight by an earlier run get tokens now, as in Paho: their packet
+    // ids. Tokens of new publishes start above them.
+    let mut tokens = Tokens::default();
+    let (records, _) = crate::persist::load_all(&mut shared, family);
+    for (key, _) in records {
+        if let PersistKey::SentPublish(id) | PersistKey::SentPubRel(id) = key {
+            tokens.restored.insert(c_int::from(id), None);
+            tokens.issued = tokens.issued.max(u64::from(id));
+        }
+    }
     let h = Arc::new(Handle {
         server_uri: uri.to_owned(),
         client_id: cid.to_owned(),
@@ -452,7 +486,7 @@ unsafe fn create_impl(
             backlog: VecDeque::new(),
             taken: Vec::new(),
         }),
-        tokens: Mutex::new(Tokens::default()),
+        tokens: Mutex::new(tokens),
     });
     let key = REGISTRY.insert(h);
     // SAFETY: handle is non-NULL and writable (C contract).
@@ -474,7 +508,9 @@ unsafe fn create_impl(
 /// Returns `MQTTCLIENT_SUCCESS`; `MQTTCLIENT_NULL_PARAMETER` for a NULL `handle`, URI or
 /// client id; `MQTTCLIENT_BAD_UTF8_STRING` if the client id is not UTF-8;
 /// `MQTTCLIENT_PERSISTENCE_ERROR` for an empty client id with DEFAULT persistence, an unknown
-/// persistence type, an incomplete USER table or a store that cannot be opened;
+/// persistence type, an incomplete USER table, a store that cannot be opened, or a store
+/// holding in-flight messages written under the other MQTT version (MQTT 5 records for an
+/// MQTT 3 client or the reverse: they could not be resent, and are not skipped silently);
 /// `MQTTCLIENT_BAD_PROTOCOL` for an unknown URI scheme. `*handle` is written only on success.
 ///
 /// Ownership: the strings are copied; free the handle with `MQTTClient_destroy`. Any thread.
@@ -1059,12 +1095,21 @@ unsafe fn connect_impl(
         }
         h.state().backlog.clear();
     }
-    let base = {
+    let (base, restored) = {
         let mut t = h.tokens();
         t.map.clear();
-        t.issued
+        if params.clean {
+            t.restored.clear();
+        }
+        // Restored messages keep their tokens through the first connection only (later
+        // connections forget earlier tokens, as for every other message).
+        let first = t.restored.values().all(Option::is_none);
+        if !first {
+            t.restored.clear();
+        }
+        (t.issued, t.restored.len() as u64)
     };
-    let conn = Conn::new(cbs, base);
+    let conn = Conn::new(cbs, base, restored);
     if cbs.arrived.is_some() {
         // Callbacks set after an earlier connection took messages in: they get them.
         let old = std::mem::take(&mut h.state().backlog);
@@ -1090,6 +1135,16 @@ unsafe fn connect_impl(
                     version: ver,
                     properties: Properties::new(),
                 });
+                if restored > 0 {
+                    if let Ok(pending) = client.pending_tokens() {
+                        let mut t = h.tokens();
+                        for (pkid, tok) in pending {
+                            if tok.id() <= restored {
+                                t.restored.insert(c_int::from(pkid), Some(tok));
+                            }
+                        }
+                    }
+                }
                 let mut st = h.state();
                 st.client = Some(Arc::new(client));
                 st.conn = Some(conn);
@@ -1964,13 +2019,18 @@ pub extern "C" fn MQTTClient_waitForCompletion(
                 MQTTCLIENT_DISCONNECTED
             });
         }
-        let token = match h.tokens().map.get(&dt) {
-            Some((_, t)) => t.clone(),
-            None => return Ok(()),
+        let token = {
+            let t = h.tokens();
+            match (t.map.get(&dt), t.restored.get(&dt)) {
+                (Some((_, tk)), _) | (None, Some(Some(tk))) => tk.clone(),
+                _ => return Ok(()),
+            }
         };
         match token.wait_timeout(ms(timeout)) {
             Ok(_) | Err(Error::Rejected { .. }) => {
-                h.tokens().map.remove(&dt);
+                let mut t = h.tokens();
+                t.map.remove(&dt);
+                t.restored.remove(&dt);
                 Ok(())
             }
             Err(Error::Timeout { .. }) => Err(MQTTCLIENT_FAILURE),
@@ -2005,7 +2065,12 @@ pub unsafe extern "C" fn MQTTClient_getPendingDeliveryTokens(
         let mut pending: Vec<(u64, c_int)> = {
             let mut t = h.tokens();
             t.map.retain(|_, (_, tk)| !tk.is_complete());
-            t.map.iter().map(|(&k, (seq, _))| (*seq, k)).collect()
+            t.restored
+                .retain(|_, tk| !tk.as_ref().is_some_and(DeliveryToken::is_complete));
+            // Restored messages first (sequence 0), in packet id order.
+            let restored = t.restored.keys().map(|&k| (0, k));
+            let published = t.map.iter().map(|(&k, (seq, _))| (*seq, k));
+            restored.chain(published).collect()
         };
         pending.sort_unstable();
         let out = if pending.is_empty() {

@@ -315,10 +315,16 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
         ack_scratch: Vec::new(),
     };
 
+    // Messages restored from persistence get delivery tokens, in their original order (the
+    // Paho contract: a restarted program can wait for them).
+    let mut io = io;
+    for pkid in io.session.pending_publishes() {
+        let id = shared.next_token.fetch_add(1, Ordering::Relaxed);
+        io.tokens.insert(pkid, (id, TokenInner::new()));
+    }
     // The first connect runs on the caller's thread (no hand-off to the I/O thread and
     // back: connect latency); the I/O thread starts once the connection is up. Each step
     // has its deadline inside `establish`.
-    let mut io = io;
     if let Err(e) = io.establish() {
         io.finish();
         drop(io);
@@ -818,6 +824,16 @@ impl Io {
                     .map(|(pkid, (id, _))| (*id, *pkid))
                     .collect();
                 v.sort_unstable();
+                reply.send(v);
+            }
+            Control::PendingTokens { reply } => {
+                self.handle_publishes(now);
+                let mut v: Vec<(u64, u16, Arc<TokenInner>)> = self
+                    .tokens
+                    .iter()
+                    .map(|(pkid, (id, t))| (*id, *pkid, t.clone()))
+                    .collect();
+                v.sort_unstable_by_key(|e| e.0);
                 reply.send(v);
             }
             Control::Shutdown => {

@@ -519,6 +519,9 @@ pub(crate) enum Control {
     Pending {
         reply: Reply<Vec<(u64, u16)>>,
     },
+    PendingTokens {
+        reply: Reply<Vec<(u64, u16, Arc<token::TokenInner>)>>,
+    },
     Shutdown,
 }
 
@@ -1037,6 +1040,31 @@ impl Client {
             Step::Queue,
             self.request_timeout,
         )
+    }
+
+    /// Delivery tokens of the outgoing QoS 1/2 publishes not yet completed, with their packet
+    /// ids, in the order they were accepted: also for messages restored from persistence
+    /// when the client was created (they get tokens then, so a program restarted after a
+    /// crash can wait for them, and `on_delivered` reports them).
+    pub fn pending_tokens(&self) -> Result<Vec<(u16, DeliveryToken)>> {
+        let v = self.control(
+            |reply| Control::PendingTokens { reply },
+            Step::Queue,
+            self.request_timeout,
+        )?;
+        Ok(v.into_iter()
+            .map(|(id, pkid, inner)| {
+                (
+                    pkid,
+                    DeliveryToken {
+                        id,
+                        inner,
+                        shared: self.shared.clone(),
+                        default_timeout: self.request_timeout,
+                    },
+                )
+            })
+            .collect())
     }
 
     /// Disconnects (as [`disconnect`](Self::disconnect)) and shuts the client down,

@@ -10,6 +10,7 @@
 
 use std::ffi::CStr;
 use std::io;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -86,9 +87,19 @@ impl Slot {
 
 /// Threads waiting for a task.
 static IDLE: Mutex<Vec<Arc<Slot>>> = Mutex::new(Vec::new());
+/// The process whose threads `IDLE` lists.
+static IDLE_OWNER: AtomicU32 = AtomicU32::new(0);
 
 fn idle() -> MutexGuard<'static, Vec<Arc<Slot>>> {
-    IDLE.lock().unwrap_or_else(|e| e.into_inner())
+    let mut g = IDLE.lock().unwrap_or_else(|e| e.into_inner());
+    let pid = std::process::id();
+    if IDLE_OWNER.load(Ordering::Relaxed) != pid {
+        // After fork() the child inherits the list but not the threads: a task handed to
+        // one of them would never run (a client created in the child hung). Start empty.
+        g.clear();
+        IDLE_OWNER.store(pid, Ordering::Relaxed);
+    }
+    g
 }
 
 /// A job running on a client thread; `join` waits for it to end (the thread itself may

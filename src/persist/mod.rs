@@ -59,6 +59,44 @@ pub enum PersistError {
     /// A user-supplied (C API) persistence callback returned this non-zero code.
     #[error("user persistence callback failed with code {0}")]
     User(i32),
+    /// The store holds in-flight records written under the other protocol family (MQTT 5
+    /// records for an MQTT 3.x client, or the reverse): they cannot be resent in this
+    /// session, and skipping them would lose them without a word. Clear the store (or use
+    /// the version that wrote it).
+    #[error("persistence store holds {found} in-flight records (e.g. {key:?}); this client speaks {wanted}")]
+    OtherVersion {
+        /// One of the records.
+        key: String,
+        /// The family the records belong to ("MQTT 5" or "MQTT 3.x").
+        found: &'static str,
+        /// The family of the client.
+        wanted: &'static str,
+    },
+}
+
+fn family(v5: bool) -> &'static str {
+    if v5 {
+        "MQTT 5"
+    } else {
+        "MQTT 3.x"
+    }
+}
+
+/// Fails with [`PersistError::OtherVersion`] when `store` (open) holds in-flight records of
+/// the other protocol family than `version`'s.
+pub fn check_version(store: &mut dyn Store, version: ProtocolVersion) -> Result<()> {
+    for name in store.keys()? {
+        if let Some((_, v5)) = record::parse_key(&name) {
+            if v5 != version.is_v5() {
+                return Err(PersistError::OtherVersion {
+                    key: name,
+                    found: family(v5),
+                    wanted: family(version.is_v5()),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 impl PersistError {
@@ -234,8 +272,12 @@ impl Persister {
 
     /// Opens the store and scans the existing records' headers so that new records are
     /// numbered after them. Unreadable records are skipped here (see [`Persister::load`]).
+    ///
+    /// Fails with [`PersistError::OtherVersion`] when the store holds records of the other
+    /// protocol family.
     pub fn open(&mut self, client_id: &str, server_uri: &str) -> Result<()> {
         self.store.open(client_id, server_uri)?;
+        check_version(self.store.as_mut(), self.version)?;
         self.seqs.clear();
         self.next_seq = 1;
         let v5 = self.version.is_v5();
