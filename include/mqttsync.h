@@ -1,9 +1,10 @@
 /*
  * mqttsync.h - C API of mqttsync, a drop-in replacement for Eclipse Paho C's synchronous
- * MQTTClient API (source and ABI compatible with Paho C 1.3.11/1.3.12 MQTTClient.h).
+ * MQTTClient API and asynchronous MQTTAsync API (source and ABI compatible with Paho C
+ * 1.3.11/1.3.12 MQTTClient.h and MQTTAsync.h).
  *
- * Include this file, or any of Paho's header names (MQTTClient.h, MQTTProperties.h,
- * MQTTReasonCodes.h, MQTTSubscribeOpts.h, MQTTClientPersistence.h,
+ * Include this file, or any of Paho's header names (MQTTClient.h, MQTTAsync.h,
+ * MQTTProperties.h, MQTTReasonCodes.h, MQTTSubscribeOpts.h, MQTTClientPersistence.h,
  * MQTTExportDeclarations.h), which all include it. Link with -lmqttsync.
  *
  * Memory rules: memory the library hands to the application is allocated with malloc();
@@ -20,7 +21,7 @@
 #include <stdio.h>
 /* One implementation at a time: Paho's own headers define these guards. */
 #if defined(MQTTCLIENT_H) || defined(MQTTPROPERTIES_H) || defined(MQTTREASONCODES_H) || \
-    defined(SUBOPTS_H) || defined(MQTTCLIENTPERSISTENCE_H)
+    defined(SUBOPTS_H) || defined(MQTTCLIENTPERSISTENCE_H) || defined(MQTTASYNC_H)
 #error "mqttsync.h: a header of Eclipse Paho C was included before it; put mqttsync's include directory first (-I) and use one implementation"
 #endif
 /* Defining Paho's guards makes a later #include of a real Paho header a no-op. */
@@ -29,6 +30,7 @@
 #define MQTTREASONCODES_H
 #define SUBOPTS_H
 #define MQTTCLIENTPERSISTENCE_H
+#define MQTTASYNC_H
 #if !defined(EXPORTDECLARATIONS_H)
 #define EXPORTDECLARATIONS_H
 #endif
@@ -195,6 +197,159 @@ typedef int MQTTPersistence_beforeWrite(void* context, int bufcount, char* buffe
 /** Called after reading persisted data (declared for compatibility with Paho's header). */
 typedef int MQTTPersistence_afterRead(void* context, char** buffer, int* buflen);
 
+/** Trace levels for MQTTAsync_setTraceLevel (1 = most detail; same values as MQTTClient's). */
+enum MQTTASYNC_TRACE_LEVELS {
+    MQTTASYNC_TRACE_MAXIMUM = 1,
+    MQTTASYNC_TRACE_MEDIUM,
+    MQTTASYNC_TRACE_MINIMUM,
+    MQTTASYNC_TRACE_PROTOCOL,
+    MQTTASYNC_TRACE_ERROR,
+    MQTTASYNC_TRACE_SEVERE,
+    MQTTASYNC_TRACE_FATAL
+};
+
+struct MQTTAsync_message;
+struct MQTTAsync_connectData;
+struct MQTTAsync_successData;
+struct MQTTAsync_successData5;
+struct MQTTAsync_failureData;
+struct MQTTAsync_failureData5;
+
+/**
+ * MQTTAsync message arrival callback. Return 1 when consumed: the application then owns
+ * message and topicName and frees them with MQTTAsync_freeMessage / MQTTAsync_free.
+ * Return 0 to have the message delivered again later (then free nothing).
+ */
+typedef int MQTTAsync_messageArrived(void* context, char* topicName, int topicLen,
+                                     struct MQTTAsync_message* message);
+/** A QoS 1/2 publish with this token was acknowledged. */
+typedef void MQTTAsync_deliveryComplete(void* context, int token);
+/** The connection was lost; cause is a reason text (Paho passes NULL). */
+typedef void MQTTAsync_connectionLost(void* context, char* cause);
+/** A connect succeeded ("connect onSuccess called" or "automatic reconnect"). */
+typedef void MQTTAsync_connected(void* context, char* cause);
+/** MQTT 5: the server sent DISCONNECT. */
+typedef void MQTTAsync_disconnected(void* context, struct MQTTProperties* properties,
+                                    enum MQTTReasonCodes reasonCode);
+/** May replace user name and password before a reconnect; non-zero when it did. */
+typedef int MQTTAsync_updateConnectOptions(void* context, struct MQTTAsync_connectData* data);
+/** A request completed successfully. */
+typedef void MQTTAsync_onSuccess(void* context, struct MQTTAsync_successData* response);
+/** MQTT 5: a request completed successfully. */
+typedef void MQTTAsync_onSuccess5(void* context, struct MQTTAsync_successData5* response);
+/** A request failed. */
+typedef void MQTTAsync_onFailure(void* context, struct MQTTAsync_failureData* response);
+/** MQTT 5: a request failed. */
+typedef void MQTTAsync_onFailure5(void* context, struct MQTTAsync_failureData5* response);
+/** Trace callback; message is valid only during the call. Must not call the API. */
+typedef void MQTTAsync_traceCallback(enum MQTTASYNC_TRACE_LEVELS level, char* message);
+
+
+/**
+ * Return code: success.
+ */
+#define MQTTASYNC_SUCCESS 0
+
+/**
+ * Return code: generic failure.
+ */
+#define MQTTASYNC_FAILURE -1
+
+/**
+ * Return code: persistence error (same value as `MQTTCLIENT_PERSISTENCE_ERROR`).
+ */
+#define MQTTASYNC_PERSISTENCE_ERROR -2
+
+/**
+ * Return code: the client is disconnected.
+ */
+#define MQTTASYNC_DISCONNECTED -3
+
+/**
+ * Return code: the maximum number of messages in flight has been reached.
+ */
+#define MQTTASYNC_MAX_MESSAGES_INFLIGHT -4
+
+/**
+ * Return code: an invalid UTF-8 string (or topic) was given.
+ */
+#define MQTTASYNC_BAD_UTF8_STRING -5
+
+/**
+ * Return code: a NULL parameter was given.
+ */
+#define MQTTASYNC_NULL_PARAMETER -6
+
+/**
+ * Return code: the topic contains NUL characters and was truncated.
+ */
+#define MQTTASYNC_TOPICNAME_TRUNCATED -7
+
+/**
+ * Return code: a structure has a bad eyecatcher or version.
+ */
+#define MQTTASYNC_BAD_STRUCTURE -8
+
+/**
+ * Return code: a QoS outside 0-2.
+ */
+#define MQTTASYNC_BAD_QOS -9
+
+/**
+ * Return code: no more message ids (tokens) available.
+ */
+#define MQTTASYNC_NO_MORE_MSGIDS -10
+
+/**
+ * Return code: the request was not completed before the client was destroyed or
+ * disconnected (given to `onFailure`).
+ */
+#define MQTTASYNC_OPERATION_INCOMPLETE -11
+
+/**
+ * Return code: no more messages can be buffered (queue full).
+ */
+#define MQTTASYNC_MAX_BUFFERED_MESSAGES -12
+
+/**
+ * Return code: TLS is not supported by this build.
+ */
+#define MQTTASYNC_SSL_NOT_SUPPORTED -13
+
+/**
+ * Return code: unknown URI scheme.
+ */
+#define MQTTASYNC_BAD_PROTOCOL -14
+
+/**
+ * Return code: an option for the wrong MQTT version.
+ */
+#define MQTTASYNC_BAD_MQTT_OPTION -15
+
+/**
+ * Return code: a call for the wrong MQTT version of the client.
+ */
+#define MQTTASYNC_WRONG_MQTT_VERSION -16
+
+/**
+ * Return code: zero-length will topic.
+ */
+#define MQTTASYNC_0_LEN_WILL_TOPIC -17
+
+/**
+ * Return code: the command was ignored (e.g. a disconnect overtaken by another).
+ */
+#define MQTTASYNC_COMMAND_IGNORED -18
+
+/**
+ * Return code: `maxBufferedMessages` must be >= 0.
+ */
+#define MQTTASYNC_MAX_BUFFERED -19
+
+/**
+ * `MQTTAsync_isComplete` answer for a completed request.
+ */
+#define MQTTASYNC_TRUE 1
 
 /**
  * Error code used when `malloc` fails. Paho uses the same value internally
@@ -353,6 +508,552 @@ typedef int MQTTPersistence_afterRead(void* context, char** buffer, int* buflen)
  * `MQTTProperties_add` return code for an unknown property identifier.
  */
 #define MQTT_INVALID_PROPERTY_ID -2
+
+/**
+ * A client handle (`typedef void* MQTTAsync`).
+ */
+typedef void *MQTTAsync;
+
+/**
+ * Create options (`MQTTAsync_createOptions`, eyecatcher `MQCO`, versions 0-2).
+ */
+typedef struct MQTTAsync_createOptions {
+    /**
+     * The eyecatcher for this structure. Must be MQCO.
+     */
+    char struct_id[4];
+    /**
+     * The version number of this structure: 0 to 2.
+     */
+    int struct_version;
+    /**
+     * Accept publishes while disconnected (buffered until connected).
+     */
+    int sendWhileDisconnected;
+    /**
+     * The most publishes buffered while disconnected.
+     */
+    int maxBufferedMessages;
+    /**
+     * MQTT version of the client (version 1+): `MQTTVERSION_5` for MQTT 5.
+     */
+    int MQTTVersion;
+    /**
+     * Buffer publishes before the first connect too (version 2+).
+     */
+    int allowDisconnectedSendAtAnyTime;
+    /**
+     * When the buffer is full, drop the oldest message instead of refusing (version 2+).
+     */
+    int deleteOldestMessages;
+    /**
+     * Restore messages from persistence at create, or clear it (version 2+).
+     */
+    int restoreMessages;
+    /**
+     * Persist buffered QoS 0 publishes (version 2+).
+     */
+    int persistQoS0;
+} MQTTAsync_createOptions;
+
+/**
+ * `payload` inside [`MQTTAsync_willOptions`] (an anonymous struct in C).
+ */
+typedef struct MQTTAsync_willOptions_payload {
+    /**
+     * Binary payload length.
+     */
+    int len;
+    /**
+     * Binary payload data.
+     */
+    const void *data;
+} MQTTAsync_willOptions_payload;
+
+/**
+ * Last will (`MQTTAsync_willOptions`, eyecatcher `MQTW`, versions 0-1); same layout as
+ * `MQTTClient_willOptions`.
+ */
+typedef struct MQTTAsync_willOptions {
+    /**
+     * The eyecatcher for this structure. Must be MQTW.
+     */
+    char struct_id[4];
+    /**
+     * The version number of this structure: 0, or 1 with the binary payload.
+     */
+    int struct_version;
+    /**
+     * The will topic.
+     */
+    const char *topicName;
+    /**
+     * The will payload as a string (used when not NULL).
+     */
+    const char *message;
+    /**
+     * The retained flag of the will.
+     */
+    int retained;
+    /**
+     * The QoS of the will.
+     */
+    int qos;
+    /**
+     * The binary payload, used when `message` is NULL (version 1).
+     */
+    struct MQTTAsync_willOptions_payload payload;
+} MQTTAsync_willOptions;
+
+/**
+ * TLS options (`MQTTAsync_SSLOptions`, eyecatcher `MQTS`, versions 0-5); same layout as
+ * `MQTTClient_SSLOptions`.
+ */
+typedef struct MQTTAsync_SSLOptions {
+    /**
+     * The eyecatcher for this structure. Must be MQTS.
+     */
+    char struct_id[4];
+    /**
+     * The version number of this structure: 0 to 5.
+     */
+    int struct_version;
+    /**
+     * PEM file of trusted CA certificates.
+     */
+    const char *trustStore;
+    /**
+     * PEM file of the client certificate chain (may include the key).
+     */
+    const char *keyStore;
+    /**
+     * PEM file of the client private key.
+     */
+    const char *privateKey;
+    /**
+     * Password of the private key.
+     */
+    const char *privateKeyPassword;
+    /**
+     * Cipher list (not supported by mqttsync unless NULL or empty).
+     */
+    const char *enabledCipherSuites;
+    /**
+     * Verify the server certificate (and, in mqttsync, its host name).
+     */
+    int enableServerCertAuth;
+    /**
+     * Minimum TLS version (version 1+).
+     */
+    int sslVersion;
+    /**
+     * Post-connect host name check (version 2+; implied by `enableServerCertAuth`).
+     */
+    int verify;
+    /**
+     * Directory of CA certificates (version 2+).
+     */
+    const char *CApath;
+    /**
+     * Receives TLS error texts (version 3+).
+     */
+    int (*ssl_error_cb)(const char *str, size_t len, void *u);
+    /**
+     * Context of `ssl_error_cb` (version 3+).
+     */
+    void *ssl_error_context;
+    /**
+     * TLS-PSK callback (version 4+; not supported by mqttsync).
+     */
+    unsigned int (*ssl_psk_cb)(const char *hint,
+                               char *identity,
+                               unsigned int max_identity_len,
+                               unsigned char *psk,
+                               unsigned int max_psk_len,
+                               void *u);
+    /**
+     * Context of `ssl_psk_cb` (version 4+).
+     */
+    void *ssl_psk_context;
+    /**
+     * Do not load the default CA certificates (version 4+).
+     */
+    int disableDefaultTrustStore;
+    /**
+     * ALPN protocol list in wire format (version 5+).
+     */
+    const unsigned char *protos;
+    /**
+     * Length of `protos` (version 5+).
+     */
+    unsigned int protos_len;
+} MQTTAsync_SSLOptions;
+
+/**
+ * `binarypwd` inside [`MQTTAsync_connectOptions`] (an anonymous struct in C).
+ */
+typedef struct MQTTAsync_connectOptions_binarypwd {
+    /**
+     * Binary password length.
+     */
+    int len;
+    /**
+     * Binary password data.
+     */
+    const void *data;
+} MQTTAsync_connectOptions_binarypwd;
+
+/**
+ * A list of MQTT 5 properties (`MQTTProperties`). Initialise with
+ * `MQTTProperties_initializer`; free with `MQTTProperties_free`.
+ */
+typedef struct MQTTProperties {
+    /**
+     * Number of property entries in the array.
+     */
+    int count;
+    /**
+     * Number of entries the allocated array can hold.
+     */
+    int max_count;
+    /**
+     * Byte length of all properties as encoded on the wire (without the length prefix).
+     */
+    int length;
+    /**
+     * The properties; allocated with `malloc`.
+     */
+    MQTTProperty *array;
+} MQTTProperties;
+
+/**
+ * A name/value pair (`MQTTAsync_nameValue`).
+ */
+typedef struct MQTTAsync_nameValue {
+    /**
+     * The name.
+     */
+    const char *name;
+    /**
+     * The value.
+     */
+    const char *value;
+} MQTTAsync_nameValue;
+
+/**
+ * Connect options (`MQTTAsync_connectOptions`, eyecatcher `MQTC`, versions 0-8).
+ */
+typedef struct MQTTAsync_connectOptions {
+    /**
+     * The eyecatcher for this structure. Must be MQTC.
+     */
+    char struct_id[4];
+    /**
+     * The version number of this structure: 0 to 8.
+     */
+    int struct_version;
+    /**
+     * Keepalive interval in seconds (0: none).
+     */
+    int keepAliveInterval;
+    /**
+     * Clean session (MQTT 3).
+     */
+    int cleansession;
+    /**
+     * Most QoS 1/2 messages in flight at once.
+     */
+    int maxInflight;
+    /**
+     * Last will (may be NULL).
+     */
+    struct MQTTAsync_willOptions *will;
+    /**
+     * User name (may be NULL).
+     */
+    const char *username;
+    /**
+     * Password (may be NULL).
+     */
+    const char *password;
+    /**
+     * Connect timeout in seconds.
+     */
+    int connectTimeout;
+    /**
+     * In-session retry interval (not used: MQTT 3.1.1 and 5 resend only on reconnect).
+     */
+    int retryInterval;
+    /**
+     * TLS options (version 1+; may be NULL).
+     */
+    struct MQTTAsync_SSLOptions *ssl;
+    /**
+     * Called when the connect succeeds.
+     */
+    MQTTAsync_onSuccess* onSuccess;
+    /**
+     * Called when the connect fails.
+     */
+    MQTTAsync_onFailure* onFailure;
+    /**
+     * Passed to the callbacks.
+     */
+    void *context;
+    /**
+     * Number of entries of `serverURIs` (version 2+).
+     */
+    int serverURIcount;
+    /**
+     * Servers tried in order (version 2+).
+     */
+    char *const *serverURIs;
+    /**
+     * MQTT version to connect with (version 3+).
+     */
+    int MQTTVersion;
+    /**
+     * Reconnect automatically after a loss (version 4+).
+     */
+    int automaticReconnect;
+    /**
+     * First reconnect delay in seconds (version 4+).
+     */
+    int minRetryInterval;
+    /**
+     * Largest reconnect delay in seconds (version 4+).
+     */
+    int maxRetryInterval;
+    /**
+     * Binary password, used when `password` is NULL (version 5+).
+     */
+    struct MQTTAsync_connectOptions_binarypwd binarypwd;
+    /**
+     * MQTT 5 clean start (version 6+).
+     */
+    int cleanstart;
+    /**
+     * MQTT 5 CONNECT properties (version 6+).
+     */
+    struct MQTTProperties *connectProperties;
+    /**
+     * MQTT 5 will properties (version 6+).
+     */
+    struct MQTTProperties *willProperties;
+    /**
+     * MQTT 5 success callback (version 6+).
+     */
+    MQTTAsync_onSuccess5* onSuccess5;
+    /**
+     * MQTT 5 failure callback (version 6+).
+     */
+    MQTTAsync_onFailure5* onFailure5;
+    /**
+     * HTTP headers of the WebSocket upgrade, ending with a NULL name (version 7+).
+     */
+    const struct MQTTAsync_nameValue *httpHeaders;
+    /**
+     * HTTP proxy (version 8+).
+     */
+    const char *httpProxy;
+    /**
+     * HTTPS proxy (version 8+).
+     */
+    const char *httpsProxy;
+} MQTTAsync_connectOptions;
+
+/**
+ * Disconnect options (`MQTTAsync_disconnectOptions`, eyecatcher `MQTD`, versions 0-1).
+ */
+typedef struct MQTTAsync_disconnectOptions {
+    /**
+     * The eyecatcher for this structure. Must be MQTD.
+     */
+    char struct_id[4];
+    /**
+     * The version number of this structure: 0, or 1 with the MQTT 5 fields.
+     */
+    int struct_version;
+    /**
+     * Milliseconds to wait for in-flight messages before disconnecting.
+     */
+    int timeout;
+    /**
+     * Called when the disconnect completes.
+     */
+    MQTTAsync_onSuccess* onSuccess;
+    /**
+     * Called when the disconnect fails.
+     */
+    MQTTAsync_onFailure* onFailure;
+    /**
+     * Passed to the callbacks.
+     */
+    void *context;
+    /**
+     * MQTT 5 DISCONNECT properties (version 1).
+     */
+    struct MQTTProperties properties;
+    /**
+     * MQTT 5 DISCONNECT reason code (version 1).
+     */
+    enum MQTTReasonCodes reasonCode;
+    /**
+     * MQTT 5 success callback (version 1).
+     */
+    MQTTAsync_onSuccess5* onSuccess5;
+    /**
+     * MQTT 5 failure callback (version 1).
+     */
+    MQTTAsync_onFailure5* onFailure5;
+} MQTTAsync_disconnectOptions;
+
+/**
+ * A request token (`typedef int MQTTAsync_token`).
+ */
+typedef int MQTTAsync_token;
+
+/**
+ * MQTT 5 subscription options (`MQTTSubscribe_options`, eyecatcher `MQSO`, version 0).
+ */
+typedef struct MQTTSubscribe_options {
+    /**
+     * The eyecatcher for this structure. Must be MQSO.
+     */
+    char struct_id[4];
+    /**
+     * The version number of this structure. Must be 0.
+     */
+    int struct_version;
+    /**
+     * 1: do not receive our own publications.
+     */
+    unsigned char noLocal;
+    /**
+     * 1: keep the retain flag as on the original publish message.
+     */
+    unsigned char retainAsPublished;
+    /**
+     * 0: send retained messages on subscribe; 1: only if the subscription is new; 2: never.
+     */
+    unsigned char retainHandling;
+} MQTTSubscribe_options;
+
+/**
+ * Per-call options: completion callbacks and MQTT 5 input (`MQTTAsync_responseOptions`,
+ * also named `MQTTAsync_callOptions`; eyecatcher `MQTR`, versions 0-1).
+ */
+typedef struct MQTTAsync_responseOptions {
+    /**
+     * The eyecatcher for this structure. Must be MQTR.
+     */
+    char struct_id[4];
+    /**
+     * The version number of this structure: 0, or 1 with the MQTT 5 fields.
+     */
+    int struct_version;
+    /**
+     * Called when the request completes successfully (may be NULL).
+     */
+    MQTTAsync_onSuccess* onSuccess;
+    /**
+     * Called when the request fails (may be NULL).
+     */
+    MQTTAsync_onFailure* onFailure;
+    /**
+     * Passed to the callbacks.
+     */
+    void *context;
+    /**
+     * Output: the token of the request.
+     */
+    MQTTAsync_token token;
+    /**
+     * MQTT 5 success callback (version 1).
+     */
+    MQTTAsync_onSuccess5* onSuccess5;
+    /**
+     * MQTT 5 failure callback (version 1).
+     */
+    MQTTAsync_onFailure5* onFailure5;
+    /**
+     * MQTT 5 properties of the request (version 1).
+     */
+    struct MQTTProperties properties;
+    /**
+     * MQTT 5 subscription options for `MQTTAsync_subscribe` (version 1).
+     */
+    struct MQTTSubscribe_options subscribeOptions;
+    /**
+     * Number of entries of `subscribeOptionsList` (`MQTTAsync_subscribeMany`).
+     */
+    int subscribeOptionsCount;
+    /**
+     * Subscription options per filter (`MQTTAsync_subscribeMany`).
+     */
+    struct MQTTSubscribe_options *subscribeOptionsList;
+} MQTTAsync_responseOptions;
+
+/**
+ * A message (`MQTTAsync_message`, eyecatcher `MQTM`, versions 0-1); same layout as
+ * `MQTTClient_message`.
+ */
+typedef struct MQTTAsync_message {
+    /**
+     * The eyecatcher for this structure. Must be MQTM.
+     */
+    char struct_id[4];
+    /**
+     * The version number of this structure: 0, or 1 with properties.
+     */
+    int struct_version;
+    /**
+     * Payload length in bytes.
+     */
+    int payloadlen;
+    /**
+     * The payload.
+     */
+    void *payload;
+    /**
+     * Quality of service: 0, 1 or 2.
+     */
+    int qos;
+    /**
+     * The retained flag.
+     */
+    int retained;
+    /**
+     * The duplicate flag (incoming messages only).
+     */
+    int dup;
+    /**
+     * The MQTT packet identifier (incoming messages only).
+     */
+    int msgid;
+    /**
+     * MQTT 5 properties (version 1).
+     */
+    struct MQTTProperties properties;
+} MQTTAsync_message;
+
+/**
+ * Global initialisation options (`MQTTAsync_init_options`, eyecatcher `MQTG`, version 0).
+ */
+typedef struct MQTTAsync_init_options {
+    /**
+     * The eyecatcher for this structure. Must be MQTG.
+     */
+    char struct_id[4];
+    /**
+     * The version number of this structure. Must be 0.
+     */
+    int struct_version;
+    /**
+     * 1: the library initialises OpenSSL (no effect in mqttsync).
+     */
+    int do_openssl_init;
+} MQTTAsync_init_options;
 
 /**
  * A client handle (`typedef void* MQTTClient`).
@@ -660,29 +1361,6 @@ typedef struct MQTTClient_connectOptions {
 } MQTTClient_connectOptions;
 
 /**
- * A list of MQTT 5 properties (`MQTTProperties`). Initialise with
- * `MQTTProperties_initializer`; free with `MQTTProperties_free`.
- */
-typedef struct MQTTProperties {
-    /**
-     * Number of property entries in the array.
-     */
-    int count;
-    /**
-     * Number of entries the allocated array can hold.
-     */
-    int max_count;
-    /**
-     * Byte length of all properties as encoded on the wire (without the length prefix).
-     */
-    int length;
-    /**
-     * The properties; allocated with `malloc`.
-     */
-    MQTTProperty *array;
-} MQTTProperties;
-
-/**
  * The result of an MQTT 5 call (`MQTTResponse`). Free with `MQTTResponse_free`.
  */
 typedef struct MQTTResponse {
@@ -707,32 +1385,6 @@ typedef struct MQTTResponse {
      */
     struct MQTTProperties *properties;
 } MQTTResponse;
-
-/**
- * MQTT 5 subscription options (`MQTTSubscribe_options`, eyecatcher `MQSO`, version 0).
- */
-typedef struct MQTTSubscribe_options {
-    /**
-     * The eyecatcher for this structure. Must be MQSO.
-     */
-    char struct_id[4];
-    /**
-     * The version number of this structure. Must be 0.
-     */
-    int struct_version;
-    /**
-     * 1: do not receive our own publications.
-     */
-    unsigned char noLocal;
-    /**
-     * 1: keep the retain flag as on the original publish message.
-     */
-    unsigned char retainAsPublished;
-    /**
-     * 0: send retained messages on subscribe; 1: only if the subscription is new; 2: never.
-     */
-    unsigned char retainHandling;
-} MQTTSubscribe_options;
 
 /**
  * A delivery token: the packet identifier of a QoS 1/2 publication.
@@ -890,9 +1542,673 @@ typedef struct MQTTClient_persistence {
     Persistence_containskey pcontainskey;
 } MQTTClient_persistence;
 
+/**
+ * `binarypwd` inside [`MQTTAsync_connectData`] (an anonymous struct in C).
+ */
+typedef struct MQTTAsync_connectData_binarypwd {
+    /**
+     * Binary password length.
+     */
+    int len;
+    /**
+     * Binary password data.
+     */
+    const void *data;
+} MQTTAsync_connectData_binarypwd;
+
+/**
+ * Connect data the application may change before a reconnect
+ * (`MQTTAsync_connectData`, eyecatcher `MQCD`, version 0).
+ */
+typedef struct MQTTAsync_connectData {
+    /**
+     * The eyecatcher for this structure. Will be MQCD.
+     */
+    char struct_id[4];
+    /**
+     * The version number of this structure. Will be 0.
+     */
+    int struct_version;
+    /**
+     * The user name (NULL: none).
+     */
+    const char *username;
+    /**
+     * The binary password (data NULL: none).
+     */
+    struct MQTTAsync_connectData_binarypwd binarypwd;
+} MQTTAsync_connectData;
+
+/**
+ * Failure data given to `onFailure` (`MQTTAsync_failureData`).
+ */
+typedef struct MQTTAsync_failureData {
+    /**
+     * The token of the failed request.
+     */
+    MQTTAsync_token token;
+    /**
+     * The error code (an `MQTTASYNC_*` code, or a CONNACK return code).
+     */
+    int code;
+    /**
+     * Optional text explaining the error (may be NULL).
+     */
+    const char *message;
+} MQTTAsync_failureData;
+
+/**
+ * MQTT 5 failure data given to `onFailure5` (`MQTTAsync_failureData5`, eyecatcher `MQFD`).
+ */
+typedef struct MQTTAsync_failureData5 {
+    /**
+     * The eyecatcher for this structure. Will be MQFD.
+     */
+    char struct_id[4];
+    /**
+     * The version number of this structure. Will be 0.
+     */
+    int struct_version;
+    /**
+     * The token of the failed request.
+     */
+    MQTTAsync_token token;
+    /**
+     * The MQTT reason code returned by the server.
+     */
+    enum MQTTReasonCodes reasonCode;
+    /**
+     * The properties of the acknowledgement, if any.
+     */
+    struct MQTTProperties properties;
+    /**
+     * The library error code.
+     */
+    int code;
+    /**
+     * Optional text explaining the error (may be NULL).
+     */
+    const char *message;
+    /**
+     * Packet type on which the failure occurred (publish flows).
+     */
+    int packet_type;
+} MQTTAsync_failureData5;
+
+/**
+ * `pub` inside the success data unions: the message published and its topic.
+ */
+typedef struct MQTTAsync_successData_pub {
+    /**
+     * The message sent to the server.
+     */
+    struct MQTTAsync_message message;
+    /**
+     * The topic the message was sent to.
+     */
+    char *destinationName;
+} MQTTAsync_successData_pub;
+
+/**
+ * `connect` inside the success data unions.
+ */
+typedef struct MQTTAsync_successData_connect {
+    /**
+     * The server connected to.
+     */
+    char *serverURI;
+    /**
+     * The MQTT version in use.
+     */
+    int MQTTVersion;
+    /**
+     * The session present flag of the CONNACK.
+     */
+    int sessionPresent;
+} MQTTAsync_successData_connect;
+
+/**
+ * `alt` of [`MQTTAsync_successData`] (an anonymous union in C).
+ */
+typedef union MQTTAsync_successData_alt {
+    /**
+     * Subscribe to one filter: the granted QoS.
+     */
+    int qos;
+    /**
+     * Subscribe to several filters: the granted QoS of each.
+     */
+    int *qosList;
+    /**
+     * Publish: the message.
+     */
+    struct MQTTAsync_successData_pub pub;
+    /**
+     * Connect: server, version, session present.
+     */
+    struct MQTTAsync_successData_connect connect;
+} MQTTAsync_successData_alt;
+
+/**
+ * Success data given to `onSuccess` (`MQTTAsync_successData`).
+ */
+typedef struct MQTTAsync_successData {
+    /**
+     * The token of the request.
+     */
+    MQTTAsync_token token;
+    /**
+     * What the request returned, by request type.
+     */
+    union MQTTAsync_successData_alt alt;
+} MQTTAsync_successData;
+
+/**
+ * `sub` / `unsub` inside [`MQTTAsync_successData5_alt`]: the reason codes returned.
+ */
+typedef struct MQTTAsync_successData5_codes {
+    /**
+     * Number of reason codes.
+     */
+    int reasonCodeCount;
+    /**
+     * The reason codes.
+     */
+    enum MQTTReasonCodes *reasonCodes;
+} MQTTAsync_successData5_codes;
+
+/**
+ * `alt` of [`MQTTAsync_successData5`] (an anonymous union in C).
+ */
+typedef union MQTTAsync_successData5_alt {
+    /**
+     * Subscribe to several filters: the SUBACK reason codes.
+     */
+    struct MQTTAsync_successData5_codes sub;
+    /**
+     * Publish: the message.
+     */
+    struct MQTTAsync_successData_pub pub;
+    /**
+     * Connect: server, version, session present.
+     */
+    struct MQTTAsync_successData_connect connect;
+    /**
+     * Unsubscribe from several filters: the UNSUBACK reason codes.
+     */
+    struct MQTTAsync_successData5_codes unsub;
+} MQTTAsync_successData5_alt;
+
+/**
+ * MQTT 5 success data given to `onSuccess5` (`MQTTAsync_successData5`, eyecatcher `MQSD`).
+ */
+typedef struct MQTTAsync_successData5 {
+    /**
+     * The eyecatcher for this structure. Will be MQSD.
+     */
+    char struct_id[4];
+    /**
+     * The version number of this structure. Will be 0.
+     */
+    int struct_version;
+    /**
+     * The token of the request.
+     */
+    MQTTAsync_token token;
+    /**
+     * The MQTT 5 reason code returned.
+     */
+    enum MQTTReasonCodes reasonCode;
+    /**
+     * The MQTT 5 properties returned, if any.
+     */
+    struct MQTTProperties properties;
+    /**
+     * What the request returned, by request type.
+     */
+    union MQTTAsync_successData5_alt alt;
+} MQTTAsync_successData5;
+
+/**
+ * The newer name of [`MQTTAsync_responseOptions`].
+ */
+typedef struct MQTTAsync_responseOptions MQTTAsync_callOptions;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Creates a client for `serverURI` (`tcp://`, `mqtt://`, `ssl://`, `mqtts://`, `ws://`,
+ * `wss://`, or `host:port` meaning TCP) with client id `clientId`, and writes the new
+ * handle to `*handle`. Starts the handle's command and callback threads; nothing is
+ * connected yet. Persistence types as `MQTTClient_create` (DEFAULT files in Paho's layout,
+ * NONE memory, USER the application's `MQTTClient_persistence`), opened here and closed by
+ * `MQTTAsync_destroy`.
+ *
+ * Returns `MQTTASYNC_SUCCESS`; `MQTTASYNC_NULL_PARAMETER` for a NULL handle, URI or client
+ * id; `MQTTASYNC_BAD_UTF8_STRING`; `MQTTASYNC_PERSISTENCE_ERROR` (empty client id with
+ * DEFAULT persistence, unknown type, incomplete USER table, store cannot be opened);
+ * `MQTTASYNC_BAD_PROTOCOL` for an unknown scheme; `MQTTASYNC_FAILURE` if a thread cannot
+ * be started. `*handle` is written only on success.
+ *
+ * Ownership: the strings are copied; free the handle with `MQTTAsync_destroy`. Any
+ * thread.
+ *
+ * # Safety
+ * `handle` is NULL or writable; the strings are NULL or NUL-terminated; the persistence
+ * context is what the type requires.
+ */
+int MQTTAsync_create(MQTTAsync *handle,
+                     const char *serverURI,
+                     const char *clientId,
+                     int persistence_type,
+                     void *persistence_context);
+
+/**
+ * As `MQTTAsync_create`, with `MQTTAsync_createOptions` (eyecatcher `MQCO`, versions 0-2;
+ * NULL allowed): `sendWhileDisconnected` accepts publishes while disconnected, up to
+ * `maxBufferedMessages` (sent after the next connect; before the first connect only with
+ * `allowDisconnectedSendAtAnyTime`), `deleteOldestMessages` drops the oldest buffered
+ * publish (its `onFailure` gets `MQTTASYNC_MAX_BUFFERED_MESSAGES`) instead of refusing the
+ * new one, `restoreMessages = 0` empties the persistence store, `MQTTVersion =
+ * MQTTVERSION_5` makes an MQTT 5 client. `persistQoS0` has no effect (buffered publishes
+ * are kept in memory). Returns as `MQTTAsync_create`, plus `MQTTASYNC_BAD_STRUCTURE` for
+ * a bad structure and `MQTTASYNC_MAX_BUFFERED` for a negative `maxBufferedMessages`. Any
+ * thread.
+ *
+ * # Safety
+ * As `MQTTAsync_create`; `options` is NULL or readable.
+ */
+int MQTTAsync_createWithOptions(MQTTAsync *handle,
+                                const char *serverURI,
+                                const char *clientId,
+                                int persistence_type,
+                                void *persistence_context,
+                                struct MQTTAsync_createOptions *options);
+
+/**
+ * Frees a client: no callback is called after this starts; pending requests are dropped
+ * (their tokens complete); a connected client is closed without waiting (in-flight
+ * messages stay in persistence); the handle's threads are stopped and joined (a thread of
+ * the handle calling this, i.e. a callback, is detached and ends when the callback
+ * returns); the persistence store is closed; `*handle` is set to NULL. NULL, a NULL
+ * handle or a destroyed handle is ignored.
+ *
+ * Threads: any thread, including the handle's own callbacks.
+ *
+ * # Safety
+ * `handle` is NULL or points to a readable and writable `MQTTAsync`.
+ */
+void MQTTAsync_destroy(MQTTAsync *handle);
+
+/**
+ * Sets the connection-lost, message-arrived (mandatory) and delivery-complete callbacks
+ * with one `context`. All callbacks of a handle run on its own callback thread, one at a
+ * time, in order, and may call any function of this API (including `MQTTAsync_destroy`).
+ *
+ * `ma(context, topicName, topicLen, message)`: topic (NUL-terminated; `topicLen` is its
+ * length, always given as Paho's async client does) and message are allocated by the
+ * library; return non-zero when consumed (then free them with `MQTTAsync_free` and
+ * `MQTTAsync_freeMessage`), or 0 to have the same message delivered again after a pause
+ * growing from 10 ms to 1 s (the library frees its copies; later messages wait). `cl`
+ * receives a text saying why the connection was lost (Paho passes NULL). `dc` is called
+ * with the token of each QoS 1/2 publish once acknowledged.
+ *
+ * Returns `MQTTASYNC_SUCCESS`, or `MQTTASYNC_FAILURE` for an unknown handle, a NULL `ma`
+ * or while a connect is in progress. Callbacks may be changed while connected; the new
+ * ones apply to the next event. Any thread.
+ *
+ * # Safety
+ * The functions are NULL or valid to call with `context` until replaced or destroyed.
+ */
+int MQTTAsync_setCallbacks(MQTTAsync handle,
+                           void *context,
+                           MQTTAsync_connectionLost* cl,
+                           MQTTAsync_messageArrived* ma,
+                           MQTTAsync_deliveryComplete* dc);
+
+/**
+ * Sets only the connection-lost callback (and the shared context of
+ * `MQTTAsync_setCallbacks`); NULL removes it. Returns and threads as
+ * `MQTTAsync_setCallbacks`.
+ *
+ * # Safety
+ * As `MQTTAsync_setCallbacks`.
+ */
+int MQTTAsync_setConnectionLostCallback(MQTTAsync handle,
+                                        void *context,
+                                        MQTTAsync_connectionLost* cl);
+
+/**
+ * Sets only the message-arrived callback (and the shared context); NULL removes it, and
+ * incoming messages are then dropped. Returns and threads as `MQTTAsync_setCallbacks`.
+ *
+ * # Safety
+ * As `MQTTAsync_setCallbacks`.
+ */
+int MQTTAsync_setMessageArrivedCallback(MQTTAsync handle,
+                                        void *context,
+                                        MQTTAsync_messageArrived* ma);
+
+/**
+ * Sets only the delivery-complete callback (and the shared context); NULL removes it.
+ * Returns and threads as `MQTTAsync_setCallbacks`.
+ *
+ * # Safety
+ * As `MQTTAsync_setCallbacks`.
+ */
+int MQTTAsync_setDeliveryCompleteCallback(MQTTAsync handle,
+                                          void *context,
+                                          MQTTAsync_deliveryComplete* dc);
+
+/**
+ * Sets the callback called after each successful connect: with cause "connect onSuccess
+ * called" after the `onSuccess` of `MQTTAsync_connect` / `MQTTAsync_reconnect`, and
+ * "automatic reconnect" after an automatic reconnect. NULL removes it. Returns
+ * `MQTTASYNC_SUCCESS`, or `MQTTASYNC_FAILURE` for an unknown handle or during a connect.
+ * Runs on the handle's callback thread. Any thread.
+ *
+ * # Safety
+ * `co` is NULL or valid to call with `context` until replaced or destroyed.
+ */
+int MQTTAsync_setConnected(MQTTAsync handle, void *context, MQTTAsync_connected* co);
+
+/**
+ * Sets the MQTT 5 callback for a DISCONNECT sent by the server (its properties, owned by
+ * the library and valid during the call, and reason code). `connectionLost` is called
+ * after it as well. NULL removes it. Returns as `MQTTAsync_setConnected`.
+ *
+ * # Safety
+ * `co` is NULL or valid to call with `context` until replaced or destroyed.
+ */
+int MQTTAsync_setDisconnected(MQTTAsync handle, void *context, MQTTAsync_disconnected* co);
+
+/**
+ * Sets the callback that may change the user name and password before
+ * `MQTTAsync_reconnect` connects again: it gets an `MQTTAsync_connectData` with the
+ * current values and returns non-zero when it replaced them with `malloc`'d values (which
+ * the library frees). Not called before automatic reconnects (the Rust client reconnects
+ * with the original credentials). NULL removes it. Returns as `MQTTAsync_setConnected`.
+ * Runs on the handle's command thread.
+ *
+ * # Safety
+ * `co` is NULL or valid to call with `context` until replaced or destroyed.
+ */
+int MQTTAsync_setUpdateConnectOptions(MQTTAsync handle,
+                                      void *context,
+                                      MQTTAsync_updateConnectOptions* co);
+
+/**
+ * Would set a callback that transforms data before it is written to persistence (e.g. to
+ * encrypt it). Not supported: returns `MQTTASYNC_FAILURE` (also for an unknown handle)
+ * rather than accept the callback and write the data untransformed. Any thread.
+ */
+int MQTTAsync_setBeforePersistenceWrite(MQTTAsync handle,
+                                        void *context,
+                                        MQTTPersistence_beforeWrite* co);
+
+/**
+ * Would set a callback that transforms data read from persistence. Not supported: returns
+ * `MQTTASYNC_FAILURE` (see `MQTTAsync_setBeforePersistenceWrite`). Any thread.
+ */
+int MQTTAsync_setAfterPersistenceRead(MQTTAsync handle,
+                                      void *context,
+                                      MQTTPersistence_afterRead* co);
+
+/**
+ * Returns 1 if the client is connected, 0 otherwise (also for an unknown handle). Any
+ * thread.
+ */
+int MQTTAsync_isConnected(MQTTAsync handle);
+
+/**
+ * Starts connecting with `options` (eyecatcher `MQTC`, versions 0-8) and returns at once;
+ * the outcome goes to `options->onSuccess` (successData `alt.connect`: serverURI,
+ * MQTTVersion, sessionPresent) or `onFailure` (code: a CONNACK return code 1-5, or
+ * `MQTTASYNC_FAILURE` for network failures and timeouts), or for MQTT 5 `onSuccess5` /
+ * `onFailure5` (CONNACK reason code and properties), all with `options->context`; then
+ * `connected` (see `MQTTAsync_setConnected`). Servers are tried in order (`serverURIs`,
+ * version 2+); `MQTTVERSION_DEFAULT` tries 3.1.1, then 3.1 when refused with code 1.
+ * `automaticReconnect` (version 4+) reconnects after a loss with a delay from
+ * `minRetryInterval` doubling up to `maxRetryInterval` seconds; publishes made meanwhile
+ * are buffered when the client was created with `sendWhileDisconnected`. Connect options,
+ * will, TLS, WebSocket headers and proxies as for `MQTTClient_connect` (TLS verification
+ * and unsupported options as documented there). A connect while connected first
+ * disconnects. Buffered publishes are sent after the connect succeeds.
+ *
+ * Returns `MQTTASYNC_SUCCESS` when the request is queued; `MQTTASYNC_FAILURE` for an
+ * unknown handle; `MQTTASYNC_NULL_PARAMETER` (NULL options, will without topic, TLS server
+ * without `ssl`); `MQTTASYNC_BAD_STRUCTURE` (any structure, unknown `MQTTVersion`);
+ * `MQTTASYNC_BAD_QOS` (will); `MQTTASYNC_0_LEN_WILL_TOPIC`; `MQTTASYNC_BAD_UTF8_STRING`;
+ * `MQTTASYNC_BAD_MQTT_OPTION` (MQTT 5 options with MQTT 3 or `cleansession` with MQTT 5);
+ * `MQTTASYNC_WRONG_MQTT_VERSION` (MQTT 5 on a client not created for it);
+ * `MQTTASYNC_BAD_PROTOCOL`; `MQTTASYNC_MAX_BUFFERED_MESSAGES` when the request queue is
+ * full.
+ *
+ * Ownership: the options are copied; the callbacks run later on the handle's callback
+ * thread. Any thread, including callbacks.
+ *
+ * # Safety
+ * `options` is NULL or points to options of the version it declares, whose pointers are
+ * valid for the call.
+ */
+int MQTTAsync_connect(MQTTAsync handle, const struct MQTTAsync_connectOptions *options);
+
+/**
+ * Connects again with the options of the last `MQTTAsync_connect` (after calling
+ * `updateConnectOptions`, if set); the outcome goes to that connect's callbacks.
+ *
+ * Returns `MQTTASYNC_SUCCESS` when queued; `MQTTASYNC_FAILURE` for an unknown handle or
+ * when `MQTTAsync_connect` was never called; `MQTTASYNC_MAX_BUFFERED_MESSAGES` when the
+ * request queue is full. Any thread.
+ */
+int MQTTAsync_reconnect(MQTTAsync handle);
+
+/**
+ * Starts disconnecting: waits up to `options->timeout` ms for in-flight messages, sends
+ * DISCONNECT (MQTT 5: with `reasonCode` and `properties`, version 1) and closes; then
+ * `onSuccess` / `onSuccess5`. Ends automatic reconnection and redelivery of a refused
+ * message; `connectionLost` is not called. Publishes still in flight stay in persistence.
+ * NULL options mean timeout 0 and no callbacks.
+ *
+ * Returns `MQTTASYNC_SUCCESS` when queued; `MQTTASYNC_FAILURE` for an unknown handle;
+ * `MQTTASYNC_DISCONNECTED` when not connected; `MQTTASYNC_BAD_STRUCTURE`;
+ * `MQTTASYNC_MAX_BUFFERED_MESSAGES` when the request queue is full. Any thread.
+ *
+ * # Safety
+ * `options` is NULL or points to options of the version it declares.
+ */
+int MQTTAsync_disconnect(MQTTAsync handle, const struct MQTTAsync_disconnectOptions *options);
+
+/**
+ * Starts subscribing to `topic` (wildcards allowed) at `qos`; returns at once. The
+ * SUBACK goes to `response->onSuccess` (`alt.qos` = granted QoS) or, when refused,
+ * `onFailure` (code `MQTT_BAD_SUBSCRIBE`); MQTT 5: `onSuccess5` / `onFailure5` with the
+ * reason code and properties; subscription options and properties from `response`
+ * (version 1). `response` may be NULL; its `token` is written.
+ *
+ * Returns `MQTTASYNC_SUCCESS` when queued; `MQTTASYNC_FAILURE` for an unknown handle;
+ * `MQTTASYNC_DISCONNECTED`; `MQTTASYNC_BAD_UTF8_STRING` (NULL, not UTF-8 or invalid
+ * filter); `MQTTASYNC_BAD_QOS`; `MQTTASYNC_BAD_STRUCTURE` (response);
+ * `MQTTASYNC_BAD_MQTT_OPTION` (MQTT 5 options on an MQTT 3 client);
+ * `MQTTASYNC_MAX_BUFFERED_MESSAGES` when the request queue is full. Any thread.
+ *
+ * # Safety
+ * `topic` is NULL or NUL-terminated; `response` is NULL or valid and writable.
+ */
+int MQTTAsync_subscribe(MQTTAsync handle,
+                        const char *topic,
+                        int qos,
+                        struct MQTTAsync_responseOptions *response);
+
+/**
+ * Starts subscribing to `count` filters; on success `alt.qosList` holds the granted QoS
+ * of each (valid during the callback; MQTT 5: `alt.sub.reasonCodes`). With MQTT 5,
+ * `response->subscribeOptionsList` (`subscribeOptionsCount` entries) gives per-filter
+ * options. Returns as `MQTTAsync_subscribe`; `MQTTASYNC_FAILURE` for `count <= 0`,
+ * `MQTTASYNC_NULL_PARAMETER` for NULL arrays. Any thread.
+ *
+ * # Safety
+ * `topic` and `qos` hold `count` entries; `response` is NULL or valid and writable.
+ */
+int MQTTAsync_subscribeMany(MQTTAsync handle,
+                            int count,
+                            char *const *topic,
+                            const int *qos,
+                            struct MQTTAsync_responseOptions *response);
+
+/**
+ * Starts unsubscribing from `topic`; the UNSUBACK goes to `onSuccess` (MQTT 5:
+ * `onSuccess5` with the reason code and properties). Returns as `MQTTAsync_subscribe`
+ * (no QoS check). Any thread.
+ *
+ * # Safety
+ * `topic` is NULL or NUL-terminated; `response` is NULL or valid and writable.
+ */
+int MQTTAsync_unsubscribe(MQTTAsync handle,
+                          const char *topic,
+                          struct MQTTAsync_responseOptions *response);
+
+/**
+ * Starts unsubscribing from `count` filters (MQTT 5: `alt.unsub.reasonCodes` in
+ * `onSuccess5`). Returns as `MQTTAsync_subscribeMany`. Any thread.
+ *
+ * # Safety
+ * `topic` holds `count` entries; `response` is NULL or valid and writable.
+ */
+int MQTTAsync_unsubscribeMany(MQTTAsync handle,
+                              int count,
+                              char *const *topic,
+                              struct MQTTAsync_responseOptions *response);
+
+/**
+ * Publishes `payloadlen` bytes at `payload` to `destinationName` with `qos` and the
+ * `retained` flag, and returns at once; the data is copied. The request token is written
+ * to `response->token` (`response` may be NULL); MQTT 5 properties come from
+ * `response->properties` (version 1). QoS 0 completes when queued; QoS 1/2 when
+ * acknowledged, with `deliveryComplete` then `onSuccess` (`alt.pub`: the message and
+ * topic, valid during the call; MQTT 5 `onSuccess5` with the PUBACK/PUBCOMP reason code),
+ * or `onFailure5` when the server refuses it. While disconnected the publish is buffered
+ * if the client was created with `sendWhileDisconnected` (see
+ * `MQTTAsync_createWithOptions`).
+ *
+ * Returns `MQTTASYNC_SUCCESS`; `MQTTASYNC_FAILURE` for an unknown handle or a negative
+ * length; `MQTTASYNC_BAD_UTF8_STRING` for a NULL, non-UTF-8, empty or wildcard topic;
+ * `MQTTASYNC_BAD_QOS`; `MQTTASYNC_NULL_PARAMETER` (NULL payload with a length);
+ * `MQTTASYNC_BAD_STRUCTURE` (response); `MQTTASYNC_DISCONNECTED` (not connected and not
+ * buffering); `MQTTASYNC_MAX_BUFFERED_MESSAGES` when the buffer or the client's queue is
+ * full (publishing never blocks). Any thread, including callbacks.
+ *
+ * # Safety
+ * `destinationName` is NULL or NUL-terminated; `payload` has `payloadlen` readable bytes;
+ * `response` is NULL or valid and writable.
+ */
+int MQTTAsync_send(MQTTAsync handle,
+                   const char *destinationName,
+                   int payloadlen,
+                   const void *payload,
+                   int qos,
+                   int retained,
+                   struct MQTTAsync_responseOptions *response);
+
+/**
+ * Publishes an `MQTTAsync_message` (eyecatcher `MQTM`, version 0 or 1; its payload, qos,
+ * retained and, for MQTT 5 clients, properties) to `destinationName`. The caller keeps
+ * ownership of the message. Returns as `MQTTAsync_send`, plus `MQTTASYNC_NULL_PARAMETER`
+ * for a NULL message and `MQTTASYNC_BAD_STRUCTURE` for a bad one. Any thread.
+ *
+ * # Safety
+ * As `MQTTAsync_send`; `msg` is NULL or a valid message.
+ */
+int MQTTAsync_sendMessage(MQTTAsync handle,
+                          const char *destinationName,
+                          const struct MQTTAsync_message *msg,
+                          struct MQTTAsync_responseOptions *response);
+
+/**
+ * Writes to `*tokens` a `malloc`'d array of the tokens of requests not yet complete
+ * (ending with -1), or NULL when there are none; free it with `MQTTAsync_free`. Returns
+ * `MQTTASYNC_SUCCESS`, `MQTTASYNC_FAILURE` for an unknown handle,
+ * `MQTTASYNC_NULL_PARAMETER` for a NULL `tokens`. Any thread.
+ *
+ * # Safety
+ * `tokens` is NULL or writable.
+ */
+int MQTTAsync_getPendingTokens(MQTTAsync handle, MQTTAsync_token **tokens);
+
+/**
+ * Returns 1 (`MQTTASYNC_TRUE`) if the request with `token` is complete (or unknown), 0 if
+ * it is pending, `MQTTASYNC_FAILURE` for an unknown handle. Any thread.
+ */
+int MQTTAsync_isComplete(MQTTAsync handle, MQTTAsync_token token);
+
+/**
+ * Waits up to `timeout` ms until the request with `token` completes (blocking on it, no
+ * polling). Returns `MQTTASYNC_SUCCESS` when it completed (whatever its outcome) or is
+ * unknown; `MQTTASYNC_FAILURE` on timeout or for an unknown handle;
+ * `MQTTASYNC_DISCONNECTED` when the client is neither connected nor connecting. Any
+ * thread, including callbacks (requests complete on the command thread, acknowledgements
+ * on the I/O thread).
+ */
+int MQTTAsync_waitForCompletion(MQTTAsync handle, MQTTAsync_token token, unsigned long timeout);
+
+/**
+ * Frees a message received in `messageArrived` (payload, properties, structure) and sets
+ * `*msg` to NULL; not the topic (use `MQTTAsync_free`). NULL is ignored. Any thread.
+ *
+ * # Safety
+ * `msg` is NULL or points to NULL or to a message allocated by this library.
+ */
+void MQTTAsync_freeMessage(struct MQTTAsync_message **msg);
+
+/**
+ * Frees memory the library allocated for the application (topic names, token arrays);
+ * same as `free()`. NULL is ignored. Any thread.
+ *
+ * # Safety
+ * `ptr` is NULL or was allocated by this library (or `malloc`) and not yet freed.
+ */
+void MQTTAsync_free(void *ptr);
+
+/**
+ * Allocates memory that `MQTTAsync_free` (or `free`) releases. NULL when out of memory.
+ * Any thread.
+ */
+void *MQTTAsync_malloc(size_t size);
+
+/**
+ * Global initialisation (optional): checks the structure (`MQTG`, version 0) and
+ * otherwise does nothing (OpenSSL initialises itself). Any thread, any time.
+ *
+ * # Safety
+ * `inits` is NULL or readable.
+ */
+void MQTTAsync_global_init(struct MQTTAsync_init_options *inits);
+
+/**
+ * Sets the process-wide trace level (shared with `MQTTClient_setTraceLevel`). Any thread.
+ */
+void MQTTAsync_setTraceLevel(enum MQTTASYNC_TRACE_LEVELS level);
+
+/**
+ * Sets the process-wide trace callback (shared with `MQTTClient_setTraceCallback`; NULL
+ * turns tracing off). It may run on any library thread and must not call the API; the
+ * text is valid during the call. Any thread.
+ */
+void MQTTAsync_setTraceCallback(MQTTAsync_traceCallback* callback);
+
+/**
+ * Returns a static array of name/value pairs describing the library, ending with a NULL
+ * name. Do not free or modify. Any thread.
+ */
+struct MQTTAsync_nameValue *MQTTAsync_getVersionInfo(void);
+
+/**
+ * Returns a text for an `MQTTASYNC_*` code (static; do not free), or NULL for an unknown
+ * code, as the header says. Any thread.
+ */
+const char *MQTTAsync_strerror(int code);
 
 /**
  * Creates a client for `serverURI` (`tcp://`, `mqtt://`, `ssl://`, `mqtts://`, `ws://`,
@@ -1679,5 +2995,43 @@ const char *MQTTReasonCode_toString(enum MQTTReasonCodes value);
     NULL, NULL, 30, 0, NULL, 0, NULL, MQTTVERSION_5, {NULL, 0, 0}, {0, NULL}, -1, 1, NULL, \
     NULL, NULL }
 #define MQTTResponse_initializer {1, MQTTREASONCODE_SUCCESS, 0, NULL, NULL}
+
+/* MQTTAsync.h initializers (Paho 1.3.11/1.3.12 values). */
+#define MQTTAsync_init_options_initializer { {'M', 'Q', 'T', 'G'}, 0, 0 }
+#define MQTTAsync_message_initializer { {'M', 'Q', 'T', 'M'}, 1, 0, NULL, 0, 0, 0, 0, \
+    MQTTProperties_initializer }
+#define MQTTAsync_connectData_initializer { {'M', 'Q', 'C', 'D'}, 0, NULL, {0, NULL} }
+#define MQTTAsync_failureData5_initializer { {'M', 'Q', 'F', 'D'}, 0, 0, \
+    MQTTREASONCODE_SUCCESS, MQTTProperties_initializer, 0, NULL, 0 }
+/* The union's first member is `sub` (Paho writes {.sub={0,0}}, which C++11 rejects). */
+#define MQTTAsync_successData5_initializer { {'M', 'Q', 'S', 'D'}, 0, 0, \
+    MQTTREASONCODE_SUCCESS, MQTTProperties_initializer, { {0, NULL} } }
+#define MQTTAsync_responseOptions_initializer { {'M', 'Q', 'T', 'R'}, 1, NULL, NULL, 0, 0, \
+    NULL, NULL, MQTTProperties_initializer, MQTTSubscribe_options_initializer, 0, NULL }
+#define MQTTAsync_callOptions_initializer MQTTAsync_responseOptions_initializer
+#define MQTTAsync_createOptions_initializer { {'M', 'Q', 'C', 'O'}, 2, 0, 100, \
+    MQTTVERSION_DEFAULT, 0, 0, 1, 1 }
+#define MQTTAsync_createOptions_initializer5 { {'M', 'Q', 'C', 'O'}, 2, 0, 100, \
+    MQTTVERSION_5, 0, 0, 1, 1 }
+#define MQTTAsync_willOptions_initializer { {'M', 'Q', 'T', 'W'}, 1, NULL, NULL, 0, 0, \
+    {0, NULL} }
+#define MQTTAsync_SSLOptions_initializer { {'M', 'Q', 'T', 'S'}, 5, NULL, NULL, NULL, NULL, \
+    NULL, 1, MQTT_SSL_VERSION_DEFAULT, 0, NULL, NULL, NULL, NULL, NULL, 0, NULL, 0 }
+#define MQTTAsync_connectOptions_initializer { {'M', 'Q', 'T', 'C'}, 8, 60, 1, 65535, NULL, \
+    NULL, NULL, 30, 0, NULL, NULL, NULL, NULL, 0, NULL, MQTTVERSION_DEFAULT, 0, 1, 60, \
+    {0, NULL}, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL }
+#define MQTTAsync_connectOptions_initializer5 { {'M', 'Q', 'T', 'C'}, 8, 60, 0, 65535, NULL, \
+    NULL, NULL, 30, 0, NULL, NULL, NULL, NULL, 0, NULL, MQTTVERSION_5, 0, 1, 60, \
+    {0, NULL}, 1, NULL, NULL, NULL, NULL, NULL, NULL, NULL }
+#define MQTTAsync_connectOptions_initializer_ws { {'M', 'Q', 'T', 'C'}, 8, 45, 1, 65535, \
+    NULL, NULL, NULL, 30, 0, NULL, NULL, NULL, NULL, 0, NULL, MQTTVERSION_DEFAULT, 0, 1, 60, \
+    {0, NULL}, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL }
+#define MQTTAsync_connectOptions_initializer5_ws { {'M', 'Q', 'T', 'C'}, 8, 45, 0, 65535, \
+    NULL, NULL, NULL, 30, 0, NULL, NULL, NULL, NULL, 0, NULL, MQTTVERSION_5, 0, 1, 60, \
+    {0, NULL}, 1, NULL, NULL, NULL, NULL, NULL, NULL, NULL }
+#define MQTTAsync_disconnectOptions_initializer { {'M', 'Q', 'T', 'D'}, 0, 0, NULL, NULL, \
+    NULL, MQTTProperties_initializer, MQTTREASONCODE_SUCCESS, NULL, NULL }
+#define MQTTAsync_disconnectOptions_initializer5 { {'M', 'Q', 'T', 'D'}, 1, 0, NULL, NULL, \
+    NULL, MQTTProperties_initializer, MQTTREASONCODE_SUCCESS, NULL, NULL }
 
 #endif /* MQTTSYNC_H */

@@ -5,11 +5,19 @@
 #   PREFIX/include/mqttsync/{mqttsync.h, MQTTClient.h, ...}
 #   PREFIX/lib/pkgconfig/{mqttsync.pc, mqttsync-static.pc}
 #   PREFIX/lib/cmake/mqttsync/{mqttsyncConfig.cmake, mqttsyncConfigVersion.cmake}
-# Usage: scripts/install-c.sh PREFIX   (honours CARGO and CARGO_TARGET_DIR)
+# With --paho-cmake, also a CMake package under Eclipse Paho C's name, so that a project
+# using find_package(eclipse-paho-mqtt-c) switches to mqttsync by prefix alone:
+#   PREFIX/lib/cmake/eclipse-paho-mqtt-c/eclipse-paho-mqtt-cConfig{,Version}.cmake
+# Usage: scripts/install-c.sh [--paho-cmake] PREFIX   (honours CARGO and CARGO_TARGET_DIR)
 set -eu
 
+PAHO_CMAKE=0
+if [ "${1:-}" = "--paho-cmake" ]; then
+    PAHO_CMAKE=1
+    shift
+fi
 if [ $# -ne 1 ]; then
-    echo "usage: $0 PREFIX" >&2
+    echo "usage: $0 [--paho-cmake] PREFIX" >&2
     exit 2
 fi
 mkdir -p "$1"
@@ -72,4 +80,12 @@ subst "$ROOT/packaging/mqttsyncConfigVersion.cmake.in" "$TMP/mqttsyncConfigVersi
 install -m 644 "$TMP/mqttsync.pc" "$TMP/mqttsync-static.pc" "$PREFIX/lib/pkgconfig/"
 install -m 644 "$TMP/mqttsyncConfig.cmake" "$TMP/mqttsyncConfigVersion.cmake" \
     "$PREFIX/lib/cmake/mqttsync/"
+if [ "$PAHO_CMAKE" = 1 ]; then
+    install -d "$PREFIX/lib/cmake/eclipse-paho-mqtt-c"
+    subst "$ROOT/packaging/eclipse-paho-mqtt-cConfig.cmake.in" "$TMP/eclipse-paho-mqtt-cConfig.cmake"
+    subst "$ROOT/packaging/eclipse-paho-mqtt-cConfigVersion.cmake.in" \
+        "$TMP/eclipse-paho-mqtt-cConfigVersion.cmake"
+    install -m 644 "$TMP/eclipse-paho-mqtt-cConfig.cmake" \
+        "$TMP/eclipse-paho-mqtt-cConfigVersion.cmake" "$PREFIX/lib/cmake/eclipse-paho-mqtt-c/"
+fi
 echo "installed mqttsync $VERSION into $PREFIX (static link line: $NATIVE)"

@@ -12,6 +12,7 @@ use common::*;
 const HEADERS: &[&str] = &[
     "mqttsync.h",
     "MQTTClient.h",
+    "MQTTAsync.h",
     "MQTTProperties.h",
     "MQTTReasonCodes.h",
     "MQTTSubscribeOpts.h",

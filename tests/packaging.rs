@@ -183,3 +183,85 @@ fn install_then_build_with_pkg_config_and_cmake() {
         "find_package(mqttsync 1.0) must fail for 0.x"
     );
 }
+
+/// `install-c.sh --paho-cmake` adds a CMake package under Paho's own name: a project
+/// written for Paho (`find_package(eclipse-paho-mqtt-c)`, targets
+/// `eclipse-paho-mqtt-c::paho-mqtt3as`, `...::paho-mqtt3c-static`, ...) builds against
+/// mqttsync by prefix alone, and `MQTTAsync.h` is installed beside `MQTTClient.h`.
+#[test]
+fn paho_named_cmake_package_switches_by_prefix() {
+    assert!(have("cmake"), "cmake is required for the packaging test");
+    let tmp = tempfile::tempdir().unwrap();
+    let prefix = tmp.path().join("prefix");
+    release_libs();
+    let mut install = Command::new("sh");
+    install
+        .arg(root().join("scripts/install-c.sh"))
+        .arg("--paho-cmake")
+        .arg(&prefix);
+    if !cfg!(debug_assertions) {
+        if let Some(dir) = release_libs().static_lib.parent().and_then(Path::parent) {
+            install.env("CARGO_TARGET_DIR", dir);
+        }
+    }
+    run(&mut install);
+    assert!(prefix.join("include/mqttsync/MQTTAsync.h").is_file());
+    assert!(prefix
+        .join("lib/cmake/eclipse-paho-mqtt-c/eclipse-paho-mqtt-cConfig.cmake")
+        .is_file());
+
+    let proj = tmp.path().join("paho-project");
+    std::fs::create_dir_all(&proj).unwrap();
+    std::fs::write(
+        proj.join("main.c"),
+        "#include <stdio.h>\n#include \"MQTTAsync.h\"\n#include \"MQTTClient.h\"\n\
+         int main(void) {\n  MQTTAsync_nameValue* v = MQTTAsync_getVersionInfo();\n\
+           printf(\"%s: %s\\n\", v[0].value, MQTTAsync_strerror(MQTTASYNC_MAX_BUFFERED_MESSAGES));\n\
+           return MQTTClient_strerror(MQTTCLIENT_BAD_QOS) == NULL;\n}\n",
+    )
+    .unwrap();
+    let mut cml = String::from(
+        "cmake_minimum_required(VERSION 3.13)\nproject(paho_app C)\n\
+         find_package(eclipse-paho-mqtt-c 1.3 REQUIRED)\n",
+    );
+    let targets = [
+        "paho-mqtt3c",
+        "paho-mqtt3cs",
+        "paho-mqtt3a",
+        "paho-mqtt3as",
+        "paho-mqtt3c-static",
+        "paho-mqtt3cs-static",
+        "paho-mqtt3a-static",
+        "paho-mqtt3as-static",
+    ];
+    for t in targets {
+        cml.push_str(&format!(
+            "add_executable(app_{t} main.c)\n\
+             target_link_libraries(app_{t} PRIVATE eclipse-paho-mqtt-c::{t})\n"
+        ));
+    }
+    std::fs::write(proj.join("CMakeLists.txt"), cml).unwrap();
+    let build = tmp.path().join("paho-build");
+    run(Command::new("cmake")
+        .arg("-S")
+        .arg(&proj)
+        .arg("-B")
+        .arg(&build)
+        .arg(format!("-DCMAKE_PREFIX_PATH={}", prefix.display())));
+    run(Command::new("cmake").arg("--build").arg(&build));
+    for t in targets {
+        let exe = build.join(format!("app_{t}"));
+        let out = run(&mut Command::new(&exe));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.starts_with("mqttsync") && text.contains("No more messages can be buffered"),
+            "{t}: {text}"
+        );
+        let static_target = t.ends_with("-static");
+        assert_eq!(
+            needed(&exe).contains("[libmqttsync.so.0]"),
+            !static_target,
+            "{t}"
+        );
+    }
+}

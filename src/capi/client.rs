@@ -27,24 +27,28 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ffi::CString;
 use std::os::raw::{c_char, c_int, c_ulong, c_void};
 use std::ptr::{self, addr_of_mut};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
 
+use super::connect_opts::{
+    known_scheme, opt_str, store_from_c, strip_scheme, tls_from_c, will_from_c, CTls,
+};
 use super::convert::{
     message_to_c, properties_from_c, properties_to_c, response_error, response_to_c, topic_to_c,
 };
 use super::ffi::{bytes_from_c, c_array, copy_versioned, guard, guard_rc, str_from_c};
+use super::handles::{error_code, Registry, SendPtr};
 use super::misc::MQTTClient_freeMessage;
-use super::persistence::{SharedStore, UserStore};
+use super::persistence::SharedStore;
 use super::properties::free_properties;
 use super::types::enums::*;
 use super::types::*;
-use crate::client::{ConnectInfo, ServerUri, TlsOptions, TlsVersion};
-use crate::error::{Error, Step};
-use crate::persist::{FileStore, MemoryStore, Store};
+use crate::client::{ConnectInfo, ServerUri};
+use crate::error::Error;
+use crate::persist::Store;
 use crate::proto::session::PersistKey;
 use crate::proto::{
     Disconnect, Properties, ProtocolVersion, QoS, RetainHandling, SubscribeFilter, SubscribeOptions,
@@ -60,65 +64,17 @@ const REDELIVER_FIRST: Duration = Duration::from_millis(10);
 const REDELIVER_MAX: Duration = Duration::from_secs(1);
 
 // ---------------------------------------------------------------------------------------
-// Error mapping
-// ---------------------------------------------------------------------------------------
-
-/// Maps a Rust error to a Paho return code (the one place where this is decided).
-///
-/// - not connected, connection lost, client closed: `MQTTCLIENT_DISCONNECTED` (-3);
-/// - invalid topic (wildcards in a topic name, empty topic, bad filter):
-///   `MQTTCLIENT_BAD_UTF8_STRING` (-5), the code Paho uses for bad topics;
-/// - no room to queue a publish within the command timeout:
-///   `MQTTCLIENT_MAX_MESSAGES_INFLIGHT` (-4);
-/// - persistence failures: `MQTTCLIENT_PERSISTENCE_ERROR` (-2);
-/// - a refused CONNACK: its code (1-5 for MQTT 3, the reason code for MQTT 5);
-/// - everything else (DNS, TCP, TLS, proxy, WebSocket, timeouts, protocol errors, bad
-///   option values): `MQTTCLIENT_FAILURE` (-1).
-pub fn error_code(e: &Error) -> c_int {
-    match e {
-        Error::NotConnected | Error::ConnectionLost(_) | Error::Closed => MQTTCLIENT_DISCONNECTED,
-        Error::InvalidTopic { .. } => MQTTCLIENT_BAD_UTF8_STRING,
-        Error::Timeout {
-            step: Step::Queue, ..
-        } => MQTTCLIENT_MAX_MESSAGES_INFLIGHT,
-        Error::Persistence(_) => MQTTCLIENT_PERSISTENCE_ERROR,
-        Error::ConnectionRefused { code, .. } => c_int::from(*code),
-        _ => MQTTCLIENT_FAILURE,
-    }
-}
-
-// ---------------------------------------------------------------------------------------
 // Handle registry
 // ---------------------------------------------------------------------------------------
 
-/// Live handles by number. A validity table only: lookups clone the `Arc` and release it.
-static REGISTRY: Mutex<BTreeMap<usize, Arc<Handle>>> = Mutex::new(BTreeMap::new());
-/// Next handle number (multiplied by 16 and offset, so handles look like aligned pointers
-/// and are never NULL).
-static NEXT_HANDLE: AtomicUsize = AtomicUsize::new(1);
-
-fn registry() -> MutexGuard<'static, BTreeMap<usize, Arc<Handle>>> {
-    REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
-}
+/// Live `MQTTClient` handles (see [`Registry`]).
+static REGISTRY: Registry<Handle> = Registry::new();
 
 /// The live handle behind `h`, or `None` for NULL, destroyed or garbage values. Never
 /// dereferences `h`.
 fn lookup(h: MQTTClient) -> Option<Arc<Handle>> {
-    if h.is_null() {
-        return None;
-    }
-    registry().get(&(h as usize)).cloned()
+    REGISTRY.get(h)
 }
-
-/// A raw pointer passed back to C callbacks (the application's context).
-#[derive(Clone, Copy)]
-struct SendPtr(*mut c_void);
-// SAFETY: the pointer is the application's opaque callback context; mqttsync never
-// dereferences it, it only hands it back to the application's callbacks (as Paho does from
-// its own threads).
-unsafe impl Send for SendPtr {}
-// SAFETY: as above; never dereferenced.
-unsafe impl Sync for SendPtr {}
 
 /// The callbacks set on a handle.
 #[derive(Clone, Copy)]
@@ -457,16 +413,6 @@ impl Handle {
 // create / destroy
 // ---------------------------------------------------------------------------------------
 
-fn known_scheme(uri: &str) -> bool {
-    match uri.find("://") {
-        None => true,
-        Some(i) => matches!(
-            uri[..i].to_ascii_lowercase().as_str(),
-            "tcp" | "mqtt" | "ssl" | "mqtts" | "ws" | "wss"
-        ),
-    }
-}
-
 unsafe fn create_impl(
     handle: *mut MQTTClient,
     server_uri: *const c_char,
@@ -495,29 +441,8 @@ unsafe fn create_impl(
         let (o, _) = unsafe { copy_versioned(options)? };
         o.MQTTVersion
     };
-    let store: Box<dyn Store> = match persistence_type {
-        MQTTCLIENT_PERSISTENCE_DEFAULT => {
-            let root = if context.is_null() {
-                ".".to_owned()
-            } else {
-                // SAFETY: for DEFAULT the context is a NUL-terminated directory name.
-                unsafe { str_from_c(context as *const c_char) }
-                    .map_err(|_| MQTTCLIENT_PERSISTENCE_ERROR)?
-                    .to_owned()
-            };
-            Box::new(FileStore::new(root))
-        }
-        MQTTCLIENT_PERSISTENCE_NONE => Box::new(MemoryStore::new()),
-        MQTTCLIENT_PERSISTENCE_USER => {
-            // SAFETY: for USER the context is an MQTTClient_persistence that outlives the
-            // client (C contract).
-            match unsafe { UserStore::new(context as *const MQTTClient_persistence) } {
-                Some(s) => Box::new(s),
-                None => return Err(MQTTCLIENT_PERSISTENCE_ERROR),
-            }
-        }
-        _ => return Err(MQTTCLIENT_PERSISTENCE_ERROR),
-    };
+    // SAFETY: the context is what the persistence type requires (C contract).
+    let store = unsafe { store_from_c(persistence_type, context)? };
     let mut shared = SharedStore::new(store, cid, uri);
     // Opened for the handle's life (as Paho opens at create and closes at destroy).
     shared
@@ -563,11 +488,9 @@ unsafe fn create_impl(
         }),
         tokens: Mutex::new(tokens),
     });
-    let n = NEXT_HANDLE.fetch_add(1, Ordering::Relaxed);
-    let key = 0x1_0000usize.wrapping_add(n.wrapping_mul(16));
-    registry().insert(key, h);
+    let key = REGISTRY.insert(h);
     // SAFETY: handle is non-NULL and writable (C contract).
-    unsafe { handle.write(key as MQTTClient) };
+    unsafe { handle.write(key) };
     Ok(())
 }
 
@@ -672,7 +595,7 @@ pub unsafe extern "C" fn MQTTClient_destroy(handle: *mut MQTTClient) {
         }
         // SAFETY: non-NULL and readable (C contract).
         let h = unsafe { handle.read() };
-        let Some(hd) = registry().remove(&(h as usize)) else {
+        let Some(hd) = REGISTRY.remove(h) else {
             return;
         };
         // SAFETY: writable (C contract).
@@ -894,170 +817,6 @@ impl From<c_int> for ConnectFail {
     }
 }
 
-fn opt_str(p: *const c_char) -> Result<Option<String>, c_int> {
-    if p.is_null() {
-        return Ok(None);
-    }
-    // SAFETY: non-NULL C strings from the options are NUL-terminated (C contract).
-    Ok(Some(unsafe { str_from_c(p)? }.to_owned()))
-}
-
-/// The `ssl_error_cb` of `MQTTClient_SSLOptions` (version 3+) and its context.
-#[derive(Clone, Copy)]
-struct SslErrorCb {
-    cb: unsafe extern "C" fn(*const c_char, usize, *mut c_void) -> c_int,
-    context: *mut c_void,
-}
-
-impl SslErrorCb {
-    /// Calls the application's callback with `text` (NUL-terminated; `len` excludes the
-    /// NUL), on the thread that called connect, as Paho does during its TLS connect.
-    fn report(&self, text: &str) {
-        let mut buf: Vec<u8> = text
-            .bytes()
-            .map(|b| if b == 0 { b' ' } else { b })
-            .collect();
-        let len = buf.len();
-        buf.push(0);
-        // SAFETY: a C function of the declared type given by the application with this
-        // context; the buffer is NUL-terminated, `len` bytes long before the NUL, and lives
-        // across the call. The return value (Paho: stop printing errors) has no use here.
-        unsafe { (self.cb)(buf.as_ptr().cast::<c_char>(), len, self.context) };
-    }
-}
-
-/// What `MQTTClient_SSLOptions` said: the TLS options and the error callback.
-struct CTls {
-    opts: TlsOptions,
-    error_cb: Option<SslErrorCb>,
-}
-
-/// The `ssl_psk_cb` of `MQTTClient_SSLOptions` (version 4+) and its context.
-struct CPsk {
-    cb: unsafe extern "C" fn(
-        *const c_char,
-        *mut c_char,
-        std::os::raw::c_uint,
-        *mut std::os::raw::c_uchar,
-        std::os::raw::c_uint,
-        *mut c_void,
-    ) -> std::os::raw::c_uint,
-    context: *mut c_void,
-}
-
-// SAFETY: the context is the application's pointer, only ever handed back to its own
-// callback, during a connect the application started (Paho's contract: the application
-// keeps the context valid and usable while it connects).
-unsafe impl Send for CPsk {}
-// SAFETY: as above; the callback is called on one thread at a time (the connecting one).
-unsafe impl Sync for CPsk {}
-
-impl CPsk {
-    /// Asks the application for the identity and key, with buffers of OpenSSL's sizes.
-    fn ask(&self, hint: Option<&[u8]>) -> Option<(Vec<u8>, Vec<u8>)> {
-        const ID_MAX: usize = crate::TlsPsk::MAX_IDENTITY_LEN;
-        const KEY_MAX: usize = crate::TlsPsk::MAX_KEY_LEN;
-        let hint = hint.map(|h| {
-            let mut v: Vec<u8> = h.iter().copied().filter(|&b| b != 0).collect();
-            v.push(0);
-            v
-        });
-        let mut identity = vec![0u8; ID_MAX + 1];
-        let mut key = vec![0u8; KEY_MAX];
-        // SAFETY: a C function of the declared type given by the application with this
-        // context; the hint is NULL or NUL-terminated; the identity buffer holds
-        // ID_MAX + 1 bytes and the key buffer KEY_MAX, all alive across the call.
-        let n = unsafe {
-            (self.cb)(
-                hint.as_ref()
-                    .map_or(ptr::null(), |h| h.as_ptr().cast::<c_char>()),
-                identity.as_mut_ptr().cast::<c_char>(),
-                ID_MAX as std::os::raw::c_uint,
-                key.as_mut_ptr(),
-                KEY_MAX as std::os::raw::c_uint,
-                self.context,
-            )
-        } as usize;
-        if n == 0 || n > KEY_MAX {
-            super::trace::trace(
-                MQTTCLIENT_TRACE_ERROR,
-                "mqttsync: ssl_psk_cb gave no pre-shared key (returned 0 or too long a key)",
-            );
-            return None;
-        }
-        identity[ID_MAX] = 0;
-        let len = identity.iter().position(|&b| b == 0).unwrap_or(ID_MAX);
-        identity.truncate(len);
-        key.truncate(n);
-        Some((identity, key))
-    }
-}
-
-/// Reads `MQTTClient_SSLOptions` (versions 0-5).
-///
-/// Verification: `enableServerCertAuth = 1` (the default) verifies the certificate chain
-/// and also the host name, whatever `verify` says (Paho skips the host name check when
-/// `verify = 0`; mqttsync never silently verifies less than the certificate check
-/// implies). `enableServerCertAuth = 0` turns both checks off explicitly.
-/// A non-empty `enabledCipherSuites` becomes the cipher list, `ssl_psk_cb` the TLS-PSK
-/// source; `ssl_error_cb` receives the text of TLS failures.
-unsafe fn tls_from_c(p: *const MQTTClient_SSLOptions) -> Result<CTls, c_int> {
-    // SAFETY: non-NULL structure of its declared version (C contract).
-    let (s, v) = unsafe { copy_versioned(p)? };
-    let mut t = TlsOptions {
-        ca_file: opt_str(s.trustStore)?.map(Into::into),
-        client_cert: opt_str(s.keyStore)?.map(Into::into),
-        client_key: opt_str(s.privateKey)?.map(Into::into),
-        key_password: opt_str(s.privateKeyPassword)?,
-        ..TlsOptions::default()
-    };
-    let verify = s.enableServerCertAuth != 0;
-    t.verify_certificate = verify;
-    t.verify_hostname = verify;
-    if v >= 1 {
-        t.min_version = match s.sslVersion {
-            MQTT_SSL_VERSION_TLS_1_0 => Some(TlsVersion::Tls10),
-            MQTT_SSL_VERSION_TLS_1_1 => Some(TlsVersion::Tls11),
-            MQTT_SSL_VERSION_TLS_1_2 => Some(TlsVersion::Tls12),
-            _ => None,
-        };
-    }
-    if v >= 2 {
-        t.ca_dir = opt_str(s.CApath)?.map(Into::into);
-    }
-    if v >= 4 && s.disableDefaultTrustStore != 0 {
-        t.use_system_roots = false;
-    }
-    if v >= 5 && !s.protos.is_null() && s.protos_len > 0 {
-        // SAFETY: protos points to protos_len readable bytes (C contract).
-        let wire = unsafe { std::slice::from_raw_parts(s.protos, s.protos_len as usize) };
-        let mut i = 0;
-        while i < wire.len() {
-            let n = wire[i] as usize;
-            let end = (i + 1 + n).min(wire.len());
-            t.alpn
-                .push(String::from_utf8_lossy(&wire[i + 1..end]).into_owned());
-            i = end;
-        }
-    }
-    t.ciphers = opt_str(s.enabledCipherSuites)?.filter(|c| !c.trim().is_empty());
-    if let (true, Some(cb)) = (v >= 4, s.ssl_psk_cb) {
-        let c = CPsk {
-            cb,
-            context: s.ssl_psk_context,
-        };
-        t.psk = Some(crate::TlsPsk::from_callback(move |hint| c.ask(hint)));
-    }
-    let error_cb = match s.ssl_error_cb {
-        Some(cb) if v >= 3 => Some(SslErrorCb {
-            cb,
-            context: s.ssl_error_context,
-        }),
-        _ => None,
-    };
-    Ok(CTls { opts: t, error_cb })
-}
-
 /// Validates and copies the connect options, in Paho's order of checks.
 unsafe fn read_connect_options(
     h: &Handle,
@@ -1093,41 +852,13 @@ unsafe fn read_connect_options(
     if needs_tls && ssl.is_null() {
         return Err(MQTTCLIENT_NULL_PARAMETER);
     }
-    let mut will = None;
-    if !o.will.is_null() {
-        // SAFETY: non-NULL will options of their declared version (C contract).
-        let (w, wv) = unsafe { copy_versioned(o.will)? };
-        if !(0..=2).contains(&w.qos) {
-            return Err(MQTTCLIENT_BAD_QOS);
-        }
-        if w.topicName.is_null() {
-            return Err(MQTTCLIENT_NULL_PARAMETER);
-        }
-        // SAFETY: NUL-terminated topic (C contract).
-        let topic = unsafe { str_from_c(w.topicName)? };
-        if topic.is_empty() {
-            return Err(MQTTCLIENT_0_LEN_WILL_TOPIC);
-        }
-        let payload: Vec<u8> = if !w.message.is_null() {
-            // SAFETY: NUL-terminated string (C contract).
-            unsafe { std::ffi::CStr::from_ptr(w.message) }
-                .to_bytes()
-                .to_vec()
-        } else if wv >= 1 {
-            // SAFETY: payload.data has payload.len readable bytes (C contract).
-            unsafe { bytes_from_c(w.payload.data, w.payload.len)? }.to_vec()
-        } else {
-            Vec::new()
-        };
-        let mut m = Message::new(topic, payload)
-            .qos(QoS::from_u8(w.qos as u8).unwrap_or(QoS::AtMostOnce))
-            .retain(w.retained != 0);
-        if !will_props.is_null() {
-            // SAFETY: a valid property list (C contract).
-            m.properties = unsafe { properties_from_c(will_props)? };
-        }
-        will = Some(m);
-    }
+    let will = if o.will.is_null() {
+        None
+    } else {
+        // SAFETY: non-NULL will options of their declared version, valid property list
+        // (C contract).
+        Some(unsafe { will_from_c(o.will, will_props)? })
+    };
     let tls = if ssl.is_null() {
         None
     } else {
@@ -1284,10 +1015,6 @@ fn build_options(
         }
     }
     o
-}
-
-fn strip_scheme(uri: &str) -> &str {
-    uri.find("://").map_or(uri, |i| &uri[i + 3..])
 }
 
 /// Clears the `connecting` flag when the connect ends, however it ends.
@@ -2494,154 +2221,6 @@ mod tests {
         assert_eq!(c_token(5, 1), 6);
         assert_eq!(c_token(i32::MAX as u64, 1), 1);
         assert_eq!(c_token(0, 0), 1);
-    }
-
-    #[test]
-    fn scheme_check_matches_paho() {
-        for ok in [
-            "tcp://h:1",
-            "mqtt://h",
-            "ssl://h",
-            "mqtts://h",
-            "ws://h",
-            "wss://h",
-            "h:1",
-        ] {
-            assert!(known_scheme(ok), "{ok}");
-        }
-        assert!(!known_scheme("foo://h"));
-    }
-
-    #[test]
-    fn errors_map_to_paho_codes() {
-        assert_eq!(error_code(&Error::NotConnected), MQTTCLIENT_DISCONNECTED);
-        assert_eq!(
-            error_code(&Error::Timeout {
-                step: Step::Queue,
-                after: Duration::ZERO
-            }),
-            MQTTCLIENT_MAX_MESSAGES_INFLIGHT
-        );
-        assert_eq!(
-            error_code(&Error::InvalidTopic {
-                topic: "a/+".into(),
-                reason: String::new()
-            }),
-            MQTTCLIENT_BAD_UTF8_STRING
-        );
-        assert_eq!(error_code(&Error::Protocol("x".into())), MQTTCLIENT_FAILURE);
-    }
-
-    fn ssl_options(version: c_int) -> MQTTClient_SSLOptions {
-        MQTTClient_SSLOptions {
-            struct_id: [
-                b'M' as c_char,
-                b'Q' as c_char,
-                b'T' as c_char,
-                b'S' as c_char,
-            ],
-            struct_version: version,
-            trustStore: c"/ca.pem".as_ptr(),
-            keyStore: ptr::null(),
-            privateKey: ptr::null(),
-            privateKeyPassword: ptr::null(),
-            enabledCipherSuites: ptr::null(),
-            enableServerCertAuth: 1,
-            sslVersion: MQTT_SSL_VERSION_TLS_1_2,
-            verify: 0,
-            CApath: c"/certs".as_ptr(),
-            ssl_error_cb: None,
-            ssl_error_context: ptr::null_mut(),
-            ssl_psk_cb: None,
-            ssl_psk_context: ptr::null_mut(),
-            disableDefaultTrustStore: 1,
-            protos: b"\x04mqtt\x02h2".as_ptr(),
-            protos_len: 8,
-        }
-    }
-
-    #[test]
-    fn ssl_options_never_verify_less_than_asked() {
-        // verify = 0 with enableServerCertAuth = 1: the host name is still checked.
-        let s = ssl_options(5);
-        let c = unsafe { tls_from_c(&s) }.unwrap();
-        assert!(c.error_cb.is_none());
-        let t = c.opts;
-        assert!(t.ciphers.is_none() && t.psk.is_none());
-        assert!(t.verify_certificate && t.verify_hostname);
-        assert_eq!(t.ca_file.as_deref(), Some(std::path::Path::new("/ca.pem")));
-        assert_eq!(t.ca_dir.as_deref(), Some(std::path::Path::new("/certs")));
-        assert!(!t.use_system_roots);
-        assert_eq!(t.alpn, ["mqtt", "h2"]);
-        assert_eq!(t.min_version, Some(TlsVersion::Tls12));
-        // Turning certificate checks off is explicit and turns both off.
-        let mut s = ssl_options(5);
-        s.enableServerCertAuth = 0;
-        let t = unsafe { tls_from_c(&s) }.unwrap().opts;
-        assert!(!t.verify_certificate && !t.verify_hostname);
-        // Fields newer than the declared version are not read.
-        let s = ssl_options(1);
-        let t = unsafe { tls_from_c(&s) }.unwrap().opts;
-        assert!(t.ca_dir.is_none() && t.use_system_roots && t.alpn.is_empty());
-        let mut s = ssl_options(6);
-        s.struct_version = 6;
-        assert!(matches!(
-            unsafe { tls_from_c(&s) },
-            Err(MQTTCLIENT_BAD_STRUCTURE)
-        ));
-    }
-
-    unsafe extern "C" fn ssl_error(_s: *const c_char, _len: usize, _u: *mut c_void) -> c_int {
-        1
-    }
-
-    /// Writes identity "id-<u as byte>" and a 3-byte key.
-    unsafe extern "C" fn psk(
-        hint: *const c_char,
-        identity: *mut c_char,
-        max_identity_len: std::os::raw::c_uint,
-        psk: *mut std::os::raw::c_uchar,
-        max_psk_len: std::os::raw::c_uint,
-        u: *mut c_void,
-    ) -> std::os::raw::c_uint {
-        assert!(max_identity_len >= 8 && max_psk_len >= 3);
-        // SAFETY: test callback; hint NULL or a C string, buffers as large as announced.
-        unsafe {
-            assert!(hint.is_null() || std::ffi::CStr::from_ptr(hint).to_bytes() == b"h1");
-            let id = format!("id-{}\0", u as usize);
-            std::ptr::copy_nonoverlapping(id.as_ptr().cast::<c_char>(), identity, id.len());
-            std::ptr::copy_nonoverlapping([1u8, 2, 3].as_ptr(), psk, 3);
-        }
-        3
-    }
-
-    #[test]
-    fn ssl_options_cipher_list_and_psk_are_passed_on() {
-        let mut s = ssl_options(5);
-        s.enabledCipherSuites = c"".as_ptr();
-        assert!(unsafe { tls_from_c(&s) }.unwrap().opts.ciphers.is_none());
-        s.enabledCipherSuites = c"HIGH:!aNULL".as_ptr();
-        let c = unsafe { tls_from_c(&s) }.unwrap();
-        assert_eq!(c.opts.ciphers.as_deref(), Some("HIGH:!aNULL"));
-        // Even in a version 0 structure.
-        s.struct_version = 0;
-        let c = unsafe { tls_from_c(&s) }.unwrap();
-        assert_eq!(c.opts.ciphers.as_deref(), Some("HIGH:!aNULL"));
-
-        let mut s = ssl_options(4);
-        s.ssl_psk_cb = Some(psk);
-        s.ssl_psk_context = 7 as *mut c_void;
-        let p = unsafe { tls_from_c(&s) }.unwrap().opts.psk.expect("psk");
-        let want = Some((b"id-7".to_vec(), vec![1, 2, 3]));
-        assert_eq!(p.credentials(Some(b"h1")), want);
-        assert_eq!(p.credentials(None), want);
-        // ... but not read from a version 3 structure, where the field does not exist.
-        s.struct_version = 3;
-        s.ssl_error_cb = Some(ssl_error);
-        let c = unsafe { tls_from_c(&s) }.unwrap();
-        assert!(c.opts.psk.is_none() && c.error_cb.is_some());
-        s.struct_version = 2;
-        assert!(unsafe { tls_from_c(&s) }.unwrap().error_cb.is_none());
     }
 
     #[test]

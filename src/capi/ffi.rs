@@ -17,6 +17,7 @@ use std::os::raw::{c_char, c_int, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 
+use super::async_types::*;
 use super::types::*;
 
 /// Error code used when `malloc` fails. Paho uses the same value internally
@@ -170,6 +171,24 @@ paho_struct!(MQTTClient_createOptions, b"MQCO", 0..=0, []);
 paho_struct!(MQTTClient_message, b"MQTM", 0..=1, [0 => properties]);
 paho_struct!(MQTTClient_init_options, b"MQTG", 0..=0, []);
 paho_struct!(MQTTSubscribe_options, b"MQSO", 0..=0, []);
+
+// MQTTAsync.h. Connect options versions 0 and 1 have the `ssl` field but Paho does not read
+// it (nor `serverURIs`) before version 1 and 2; the readers check the version.
+paho_struct!(MQTTAsync_connectOptions, b"MQTC", 0..=8, [
+    0 => serverURIcount, 1 => serverURIcount, 2 => MQTTVersion, 3 => automaticReconnect,
+    4 => binarypwd, 5 => cleanstart, 6 => httpHeaders, 7 => httpProxy,
+]);
+paho_struct!(MQTTAsync_responseOptions, b"MQTR", 0..=1, [0 => onSuccess5]);
+paho_struct!(MQTTAsync_disconnectOptions, b"MQTD", 0..=1, [0 => properties]);
+paho_struct!(MQTTAsync_createOptions, b"MQCO", 0..=2, [
+    0 => MQTTVersion, 1 => allowDisconnectedSendAtAnyTime,
+]);
+paho_struct!(MQTTAsync_willOptions, b"MQTW", 0..=1, [0 => payload]);
+paho_struct!(MQTTAsync_SSLOptions, b"MQTS", 0..=5, [
+    0 => sslVersion, 1 => verify, 2 => ssl_error_cb, 3 => ssl_psk_cb, 4 => protos,
+]);
+paho_struct!(MQTTAsync_message, b"MQTM", 0..=1, [0 => properties]);
+paho_struct!(MQTTAsync_init_options, b"MQTG", 0..=0, []);
 
 /// `malloc(n)` that never asks for 0 bytes (so a successful result is never NULL).
 pub fn c_malloc(n: usize) -> Result<*mut c_void, c_int> {

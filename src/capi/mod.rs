@@ -12,13 +12,18 @@
 //! (cbindgen, configured by `cbindgen.toml`); `include/MQTTClient.h` and the other Paho
 //! header names include it.
 
+pub mod async_client;
+pub mod async_types;
 pub mod client;
+pub mod connect_opts;
 pub mod convert;
 pub mod ffi;
+pub mod handles;
 pub mod misc;
 pub mod persistence;
 pub mod properties;
 pub mod trace;
 pub mod types;
 
+pub use async_types::*;
 pub use types::*;

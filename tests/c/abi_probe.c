@@ -12,6 +12,7 @@
 #include "MQTTProperties.h"
 #include "MQTTReasonCodes.h"
 #include "MQTTSubscribeOpts.h"
+#include "MQTTAsync.h"
 
 #define ALIGNOF(T) ((unsigned long)offsetof(struct { char c; T t; }, t))
 #define TYPE(T) printf("type %s size %lu align %lu\n", #T, (unsigned long)sizeof(T), ALIGNOF(T));
@@ -102,6 +103,127 @@ static void bytes(const char* what, const void* p, size_t n)
 #define F_subscribeOptions(X) X(MQTTSubscribe_options, struct_id) \
     X(MQTTSubscribe_options, struct_version) X(MQTTSubscribe_options, noLocal) \
     X(MQTTSubscribe_options, retainAsPublished) X(MQTTSubscribe_options, retainHandling)
+
+
+/* MQTTAsync.h */
+#define F_a_init(X) X(MQTTAsync_init_options, struct_id) X(MQTTAsync_init_options, struct_version) \
+    X(MQTTAsync_init_options, do_openssl_init)
+
+#define F_a_message(X) X(MQTTAsync_message, struct_id) X(MQTTAsync_message, struct_version) \
+    X(MQTTAsync_message, payloadlen) X(MQTTAsync_message, payload) X(MQTTAsync_message, qos) \
+    X(MQTTAsync_message, retained) X(MQTTAsync_message, dup) X(MQTTAsync_message, msgid) \
+    X(MQTTAsync_message, properties)
+
+#define F_a_connectData(X) X(MQTTAsync_connectData, struct_id) \
+    X(MQTTAsync_connectData, struct_version) X(MQTTAsync_connectData, username) \
+    X(MQTTAsync_connectData, binarypwd) X(MQTTAsync_connectData, binarypwd.len) \
+    X(MQTTAsync_connectData, binarypwd.data)
+
+#define F_a_failureData(X) X(MQTTAsync_failureData, token) X(MQTTAsync_failureData, code) \
+    X(MQTTAsync_failureData, message)
+
+#define F_a_failureData5(X) X(MQTTAsync_failureData5, struct_id) \
+    X(MQTTAsync_failureData5, struct_version) X(MQTTAsync_failureData5, token) \
+    X(MQTTAsync_failureData5, reasonCode) X(MQTTAsync_failureData5, properties) \
+    X(MQTTAsync_failureData5, code) X(MQTTAsync_failureData5, message) \
+    X(MQTTAsync_failureData5, packet_type)
+
+#define F_a_successData(X) X(MQTTAsync_successData, token) X(MQTTAsync_successData, alt) \
+    X(MQTTAsync_successData, alt.qos) X(MQTTAsync_successData, alt.qosList) \
+    X(MQTTAsync_successData, alt.pub) X(MQTTAsync_successData, alt.pub.message) \
+    X(MQTTAsync_successData, alt.pub.destinationName) X(MQTTAsync_successData, alt.connect) \
+    X(MQTTAsync_successData, alt.connect.serverURI) \
+    X(MQTTAsync_successData, alt.connect.MQTTVersion) \
+    X(MQTTAsync_successData, alt.connect.sessionPresent)
+
+#define F_a_successData5(X) X(MQTTAsync_successData5, struct_id) \
+    X(MQTTAsync_successData5, struct_version) X(MQTTAsync_successData5, token) \
+    X(MQTTAsync_successData5, reasonCode) X(MQTTAsync_successData5, properties) \
+    X(MQTTAsync_successData5, alt) X(MQTTAsync_successData5, alt.sub) \
+    X(MQTTAsync_successData5, alt.sub.reasonCodeCount) \
+    X(MQTTAsync_successData5, alt.sub.reasonCodes) X(MQTTAsync_successData5, alt.pub) \
+    X(MQTTAsync_successData5, alt.pub.message) X(MQTTAsync_successData5, alt.pub.destinationName) \
+    X(MQTTAsync_successData5, alt.connect) X(MQTTAsync_successData5, alt.connect.serverURI) \
+    X(MQTTAsync_successData5, alt.connect.MQTTVersion) \
+    X(MQTTAsync_successData5, alt.connect.sessionPresent) X(MQTTAsync_successData5, alt.unsub) \
+    X(MQTTAsync_successData5, alt.unsub.reasonCodeCount) \
+    X(MQTTAsync_successData5, alt.unsub.reasonCodes)
+
+#define F_a_responseOptions(X) X(MQTTAsync_responseOptions, struct_id) \
+    X(MQTTAsync_responseOptions, struct_version) X(MQTTAsync_responseOptions, onSuccess) \
+    X(MQTTAsync_responseOptions, onFailure) X(MQTTAsync_responseOptions, context) \
+    X(MQTTAsync_responseOptions, token) X(MQTTAsync_responseOptions, onSuccess5) \
+    X(MQTTAsync_responseOptions, onFailure5) X(MQTTAsync_responseOptions, properties) \
+    X(MQTTAsync_responseOptions, subscribeOptions) \
+    X(MQTTAsync_responseOptions, subscribeOptionsCount) \
+    X(MQTTAsync_responseOptions, subscribeOptionsList)
+
+#define F_a_createOptions(X) X(MQTTAsync_createOptions, struct_id) \
+    X(MQTTAsync_createOptions, struct_version) X(MQTTAsync_createOptions, sendWhileDisconnected) \
+    X(MQTTAsync_createOptions, maxBufferedMessages) X(MQTTAsync_createOptions, MQTTVersion) \
+    X(MQTTAsync_createOptions, allowDisconnectedSendAtAnyTime) \
+    X(MQTTAsync_createOptions, deleteOldestMessages) X(MQTTAsync_createOptions, restoreMessages) \
+    X(MQTTAsync_createOptions, persistQoS0)
+
+#define F_a_willOptions(X) X(MQTTAsync_willOptions, struct_id) \
+    X(MQTTAsync_willOptions, struct_version) X(MQTTAsync_willOptions, topicName) \
+    X(MQTTAsync_willOptions, message) X(MQTTAsync_willOptions, retained) \
+    X(MQTTAsync_willOptions, qos) X(MQTTAsync_willOptions, payload) \
+    X(MQTTAsync_willOptions, payload.len) X(MQTTAsync_willOptions, payload.data)
+
+#define F_a_SSLOptions(X) X(MQTTAsync_SSLOptions, struct_id) \
+    X(MQTTAsync_SSLOptions, struct_version) X(MQTTAsync_SSLOptions, trustStore) \
+    X(MQTTAsync_SSLOptions, keyStore) X(MQTTAsync_SSLOptions, privateKey) \
+    X(MQTTAsync_SSLOptions, privateKeyPassword) X(MQTTAsync_SSLOptions, enabledCipherSuites) \
+    X(MQTTAsync_SSLOptions, enableServerCertAuth) X(MQTTAsync_SSLOptions, sslVersion) \
+    X(MQTTAsync_SSLOptions, verify) X(MQTTAsync_SSLOptions, CApath) \
+    X(MQTTAsync_SSLOptions, ssl_error_cb) X(MQTTAsync_SSLOptions, ssl_error_context) \
+    X(MQTTAsync_SSLOptions, ssl_psk_cb) X(MQTTAsync_SSLOptions, ssl_psk_context) \
+    X(MQTTAsync_SSLOptions, disableDefaultTrustStore) X(MQTTAsync_SSLOptions, protos) \
+    X(MQTTAsync_SSLOptions, protos_len)
+
+#define F_a_nameValue(X) X(MQTTAsync_nameValue, name) X(MQTTAsync_nameValue, value)
+
+#define F_a_connectOptions(X) X(MQTTAsync_connectOptions, struct_id) \
+    X(MQTTAsync_connectOptions, struct_version) X(MQTTAsync_connectOptions, keepAliveInterval) \
+    X(MQTTAsync_connectOptions, cleansession) X(MQTTAsync_connectOptions, maxInflight) \
+    X(MQTTAsync_connectOptions, will) X(MQTTAsync_connectOptions, username) \
+    X(MQTTAsync_connectOptions, password) X(MQTTAsync_connectOptions, connectTimeout) \
+    X(MQTTAsync_connectOptions, retryInterval) X(MQTTAsync_connectOptions, ssl) \
+    X(MQTTAsync_connectOptions, onSuccess) X(MQTTAsync_connectOptions, onFailure) \
+    X(MQTTAsync_connectOptions, context) X(MQTTAsync_connectOptions, serverURIcount) \
+    X(MQTTAsync_connectOptions, serverURIs) X(MQTTAsync_connectOptions, MQTTVersion) \
+    X(MQTTAsync_connectOptions, automaticReconnect) X(MQTTAsync_connectOptions, minRetryInterval) \
+    X(MQTTAsync_connectOptions, maxRetryInterval) X(MQTTAsync_connectOptions, binarypwd) \
+    X(MQTTAsync_connectOptions, binarypwd.len) X(MQTTAsync_connectOptions, binarypwd.data) \
+    X(MQTTAsync_connectOptions, cleanstart) X(MQTTAsync_connectOptions, connectProperties) \
+    X(MQTTAsync_connectOptions, willProperties) X(MQTTAsync_connectOptions, onSuccess5) \
+    X(MQTTAsync_connectOptions, onFailure5) X(MQTTAsync_connectOptions, httpHeaders) \
+    X(MQTTAsync_connectOptions, httpProxy) X(MQTTAsync_connectOptions, httpsProxy)
+
+#define F_a_disconnectOptions(X) X(MQTTAsync_disconnectOptions, struct_id) \
+    X(MQTTAsync_disconnectOptions, struct_version) X(MQTTAsync_disconnectOptions, timeout) \
+    X(MQTTAsync_disconnectOptions, onSuccess) X(MQTTAsync_disconnectOptions, onFailure) \
+    X(MQTTAsync_disconnectOptions, context) X(MQTTAsync_disconnectOptions, properties) \
+    X(MQTTAsync_disconnectOptions, reasonCode) X(MQTTAsync_disconnectOptions, onSuccess5) \
+    X(MQTTAsync_disconnectOptions, onFailure5)
+
+static MQTTAsync_init_options ia_init = MQTTAsync_init_options_initializer;
+static MQTTAsync_message ia_message = MQTTAsync_message_initializer;
+static MQTTAsync_connectData ia_cdata = MQTTAsync_connectData_initializer;
+static MQTTAsync_failureData5 ia_fail5 = MQTTAsync_failureData5_initializer;
+static MQTTAsync_responseOptions ia_resp = MQTTAsync_responseOptions_initializer;
+static MQTTAsync_callOptions ia_call = MQTTAsync_callOptions_initializer;
+static MQTTAsync_createOptions ia_create = MQTTAsync_createOptions_initializer;
+static MQTTAsync_createOptions ia_create5 = MQTTAsync_createOptions_initializer5;
+static MQTTAsync_willOptions ia_will = MQTTAsync_willOptions_initializer;
+static MQTTAsync_SSLOptions ia_ssl = MQTTAsync_SSLOptions_initializer;
+static MQTTAsync_connectOptions ia_conn = MQTTAsync_connectOptions_initializer;
+static MQTTAsync_connectOptions ia_conn5 = MQTTAsync_connectOptions_initializer5;
+static MQTTAsync_connectOptions ia_conn_ws = MQTTAsync_connectOptions_initializer_ws;
+static MQTTAsync_connectOptions ia_conn5_ws = MQTTAsync_connectOptions_initializer5_ws;
+static MQTTAsync_disconnectOptions ia_disc = MQTTAsync_disconnectOptions_initializer;
+static MQTTAsync_disconnectOptions ia_disc5 = MQTTAsync_disconnectOptions_initializer5;
 
 /* Initializers, in static storage so that padding is zero and the bytes are comparable. */
 static MQTTClient_connectOptions i_conn = MQTTClient_connectOptions_initializer;
@@ -233,5 +355,54 @@ int main(void)
     INIT("MQTTProperties_initializer", MQTTProperties, i_props, F_properties)
     INIT("MQTTSubscribe_options_initializer", MQTTSubscribe_options, i_subopts, F_subscribeOptions)
     INIT("MQTTResponse_initializer", MQTTResponse, i_response, F_response)
+    /* MQTTAsync.h */
+    TYPE(MQTTAsync) TYPE(MQTTAsync_token) TYPE(enum MQTTASYNC_TRACE_LEVELS)
+    TYPE(MQTTAsync_messageArrived*) TYPE(MQTTAsync_deliveryComplete*)
+    TYPE(MQTTAsync_connectionLost*) TYPE(MQTTAsync_connected*) TYPE(MQTTAsync_disconnected*)
+    TYPE(MQTTAsync_updateConnectOptions*) TYPE(MQTTAsync_onSuccess*) TYPE(MQTTAsync_onSuccess5*)
+    TYPE(MQTTAsync_onFailure*) TYPE(MQTTAsync_onFailure5*) TYPE(MQTTAsync_traceCallback*)
+    TYPE(MQTTAsync_init_options) F_a_init(FIELD)
+    TYPE(MQTTAsync_message) F_a_message(FIELD)
+    TYPE(MQTTAsync_connectData) F_a_connectData(FIELD)
+    TYPE(MQTTAsync_failureData) F_a_failureData(FIELD)
+    TYPE(MQTTAsync_failureData5) F_a_failureData5(FIELD)
+    TYPE(MQTTAsync_successData) F_a_successData(FIELD)
+    TYPE(MQTTAsync_successData5) F_a_successData5(FIELD)
+    TYPE(MQTTAsync_responseOptions) F_a_responseOptions(FIELD)
+    TYPE(MQTTAsync_callOptions)
+    TYPE(MQTTAsync_createOptions) F_a_createOptions(FIELD)
+    TYPE(MQTTAsync_willOptions) F_a_willOptions(FIELD)
+    TYPE(MQTTAsync_SSLOptions) F_a_SSLOptions(FIELD)
+    TYPE(MQTTAsync_nameValue) F_a_nameValue(FIELD)
+    TYPE(MQTTAsync_connectOptions) F_a_connectOptions(FIELD)
+    TYPE(MQTTAsync_disconnectOptions) F_a_disconnectOptions(FIELD)
+    CONST(MQTTASYNC_SUCCESS) CONST(MQTTASYNC_FAILURE) CONST(MQTTASYNC_PERSISTENCE_ERROR)
+    CONST(MQTTASYNC_DISCONNECTED) CONST(MQTTASYNC_MAX_MESSAGES_INFLIGHT)
+    CONST(MQTTASYNC_BAD_UTF8_STRING) CONST(MQTTASYNC_NULL_PARAMETER)
+    CONST(MQTTASYNC_TOPICNAME_TRUNCATED) CONST(MQTTASYNC_BAD_STRUCTURE) CONST(MQTTASYNC_BAD_QOS)
+    CONST(MQTTASYNC_NO_MORE_MSGIDS) CONST(MQTTASYNC_OPERATION_INCOMPLETE)
+    CONST(MQTTASYNC_MAX_BUFFERED_MESSAGES) CONST(MQTTASYNC_SSL_NOT_SUPPORTED)
+    CONST(MQTTASYNC_BAD_PROTOCOL) CONST(MQTTASYNC_BAD_MQTT_OPTION)
+    CONST(MQTTASYNC_WRONG_MQTT_VERSION) CONST(MQTTASYNC_0_LEN_WILL_TOPIC)
+    CONST(MQTTASYNC_COMMAND_IGNORED) CONST(MQTTASYNC_MAX_BUFFERED) CONST(MQTTASYNC_TRUE)
+    CONST(MQTTASYNC_TRACE_MAXIMUM) CONST(MQTTASYNC_TRACE_MEDIUM) CONST(MQTTASYNC_TRACE_MINIMUM)
+    CONST(MQTTASYNC_TRACE_PROTOCOL) CONST(MQTTASYNC_TRACE_ERROR) CONST(MQTTASYNC_TRACE_SEVERE)
+    CONST(MQTTASYNC_TRACE_FATAL)
+    INIT("MQTTAsync_init_options_initializer", MQTTAsync_init_options, ia_init, F_a_init)
+    INIT("MQTTAsync_message_initializer", MQTTAsync_message, ia_message, F_a_message)
+    INIT("MQTTAsync_connectData_initializer", MQTTAsync_connectData, ia_cdata, F_a_connectData)
+    INIT("MQTTAsync_failureData5_initializer", MQTTAsync_failureData5, ia_fail5, F_a_failureData5)
+    INIT("MQTTAsync_responseOptions_initializer", MQTTAsync_responseOptions, ia_resp, F_a_responseOptions)
+    INIT("MQTTAsync_callOptions_initializer", MQTTAsync_responseOptions, ia_call, F_a_responseOptions)
+    INIT("MQTTAsync_createOptions_initializer", MQTTAsync_createOptions, ia_create, F_a_createOptions)
+    INIT("MQTTAsync_createOptions_initializer5", MQTTAsync_createOptions, ia_create5, F_a_createOptions)
+    INIT("MQTTAsync_willOptions_initializer", MQTTAsync_willOptions, ia_will, F_a_willOptions)
+    INIT("MQTTAsync_SSLOptions_initializer", MQTTAsync_SSLOptions, ia_ssl, F_a_SSLOptions)
+    INIT("MQTTAsync_connectOptions_initializer", MQTTAsync_connectOptions, ia_conn, F_a_connectOptions)
+    INIT("MQTTAsync_connectOptions_initializer5", MQTTAsync_connectOptions, ia_conn5, F_a_connectOptions)
+    INIT("MQTTAsync_connectOptions_initializer_ws", MQTTAsync_connectOptions, ia_conn_ws, F_a_connectOptions)
+    INIT("MQTTAsync_connectOptions_initializer5_ws", MQTTAsync_connectOptions, ia_conn5_ws, F_a_connectOptions)
+    INIT("MQTTAsync_disconnectOptions_initializer", MQTTAsync_disconnectOptions, ia_disc, F_a_disconnectOptions)
+    INIT("MQTTAsync_disconnectOptions_initializer5", MQTTAsync_disconnectOptions, ia_disc5, F_a_disconnectOptions)
     return 0;
 }

@@ -1,0 +1,2756 @@
+//! The functions of Paho C's `MQTTAsync.h` (1.3.11/1.3.12), on the public Rust API.
+//!
+//! # Model
+//!
+//! An `MQTTAsync` handle is a number in a validity table ([`Registry`]), as for
+//! `MQTTClient`; a destroyed or garbage handle gives an error code, never a crash. Each
+//! handle owns two threads of its own (no thread is shared between clients, unlike Paho's
+//! process-wide send and receive threads):
+//!
+//! - the **command thread** runs the requests that block in the Rust API, one at a time in
+//!   order: connect (a fresh [`Client`] on the handle's persistence store each time),
+//!   subscribe, unsubscribe, disconnect, reconnect. Requests wait in a bounded queue
+//!   ([`COMMAND_QUEUE_MAX`]); a full queue makes the call return
+//!   `MQTTASYNC_MAX_BUFFERED_MESSAGES` instead of growing without limit;
+//! - the **callback thread** calls every application callback of the handle, one at a
+//!   time in the order the events happened: `onSuccess`/`onFailure` (and the `5`
+//!   variants) of every request, `connected`, `connectionLost`, `disconnected`,
+//!   `messageArrived`, `deliveryComplete`. The Rust client's own callbacks only queue
+//!   events for it. Messages wait in a bounded queue ([`EVENT_QUEUE_MAX`]); when it is
+//!   full the Rust client stops reading the socket (back-pressure) instead of buffering.
+//!
+//! A slow callback therefore stalls only its own client, and a callback may call any
+//! function of the API, including `MQTTAsync_destroy` and `MQTTAsync_waitForCompletion`
+//! (a request completes on the command thread, not when its callback runs).
+//!
+//! Publishes do not go through the command thread: `MQTTAsync_send` hands the message to
+//! the Rust client at once (or to the handle's offline buffer) and returns.
+//!
+//! # Tokens
+//!
+//! Every request gets a token, a positive number unique among the handle's pending
+//! requests (wrapping within 1..=INT_MAX), not an MQTT packet id. A token is pending until
+//! its request completes; `MQTTAsync_isComplete` and `MQTTAsync_waitForCompletion` answer
+//! "complete" for tokens they do not know, as Paho does.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::ffi::CString;
+use std::os::raw::{c_char, c_int, c_ulong, c_void};
+use std::ptr;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::thread::{JoinHandle, ThreadId};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::async_types::*;
+use super::connect_opts::{
+    known_scheme, opt_str, store_from_c, strip_scheme, tls_from_c, will_from_c, CTls,
+};
+use super::convert::{message_to_c, properties_from_c, properties_to_c, topic_to_c};
+use super::ffi::{bytes_from_c, c_array, copy_versioned, guard, guard_rc, str_from_c};
+use super::handles::{error_code, Registry, SendPtr};
+use super::persistence::SharedStore;
+use super::properties::free_properties;
+use super::types::enums::*;
+use super::types::*;
+use crate::client::{ConnectInfo, ReconnectOptions, ServerUri};
+use crate::error::{Error, Step};
+use crate::persist::Store;
+use crate::proto::{
+    Disconnect, Properties, ProtocolVersion, QoS, RetainHandling, SubscribeFilter, SubscribeOptions,
+};
+use crate::{Client, DeliveryEvent, Message};
+
+/// Requests (connect, subscribe, unsubscribe, disconnect) waiting for the command thread.
+const COMMAND_QUEUE_MAX: usize = 1024;
+/// Incoming messages waiting for the callback thread before the Rust client is made to
+/// wait (and so stops reading the socket).
+const EVENT_QUEUE_MAX: usize = 1024;
+/// How long subscribe and unsubscribe wait for SUBACK / UNSUBACK before `onFailure`.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// First and largest pause before redelivering a message that `messageArrived` refused.
+const REDELIVER_FIRST: Duration = Duration::from_millis(10);
+const REDELIVER_MAX: Duration = Duration::from_secs(1);
+
+static REGISTRY: Registry<AsyncHandle> = Registry::new();
+
+fn lookup(h: MQTTAsync) -> Option<Arc<AsyncHandle>> {
+    REGISTRY.get(h)
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+// ---------------------------------------------------------------------------------------
+// response callbacks
+// ---------------------------------------------------------------------------------------
+
+/// The completion callbacks of one request and their context.
+#[derive(Clone, Copy)]
+struct Resp {
+    ok: MQTTAsync_onSuccess,
+    fail: MQTTAsync_onFailure,
+    ok5: MQTTAsync_onSuccess5,
+    fail5: MQTTAsync_onFailure5,
+    ctx: SendPtr,
+}
+
+impl Resp {
+    const NONE: Resp = Resp {
+        ok: None,
+        fail: None,
+        ok5: None,
+        fail5: None,
+        ctx: SendPtr::NULL,
+    };
+}
+
+/// What a successful request returns to `onSuccess` / `onSuccess5`.
+enum Done {
+    Connect {
+        uri: CString,
+        version: c_int,
+        session_present: bool,
+        props: Properties,
+    },
+    Sub {
+        codes: Vec<u8>,
+        props: Properties,
+    },
+    Unsub {
+        codes: Vec<u8>,
+        props: Properties,
+    },
+    Pub {
+        topic: CString,
+        payload: Bytes,
+        qos: c_int,
+        retained: bool,
+        reason: u8,
+        props: Properties,
+    },
+    Plain,
+}
+
+/// Why a request failed, for `onFailure` / `onFailure5`.
+struct Fail {
+    code: c_int,
+    reason: u8,
+    props: Properties,
+    message: Option<CString>,
+    packet_type: c_int,
+}
+
+impl Fail {
+    fn code(code: c_int, message: &str) -> Fail {
+        Fail {
+            code,
+            reason: 0,
+            props: Properties::new(),
+            message: CString::new(message.replace('\0', " ")).ok(),
+            packet_type: 0,
+        }
+    }
+}
+
+fn eyecatcher(s: &[u8; 4]) -> [c_char; 4] {
+    [
+        s[0] as c_char,
+        s[1] as c_char,
+        s[2] as c_char,
+        s[3] as c_char,
+    ]
+}
+
+/// Calls `onSuccess5` if set, else `onSuccess`, with the data Paho gives for the request.
+/// Runs on the callback thread; everything handed over lives until the call returns.
+fn call_success(resp: &Resp, token: c_int, done: &Done) {
+    if resp.ok5.is_none() && resp.ok.is_none() {
+        return;
+    }
+    let empty = Properties::new();
+    let (reason, props) = match done {
+        Done::Connect { props, .. } => (0, props),
+        Done::Sub { codes, props } | Done::Unsub { codes, props } => {
+            (codes.first().copied().unwrap_or(0), props)
+        }
+        Done::Pub { reason, props, .. } => (*reason, props),
+        Done::Plain => (0, &empty),
+    };
+    let codes: Vec<c_int> = match done {
+        Done::Sub { codes, .. } | Done::Unsub { codes, .. } => {
+            codes.iter().map(|&c| c_int::from(c)).collect()
+        }
+        _ => Vec::new(),
+    };
+    let mut codes = codes;
+    let pub_data = |m: &mut MQTTAsync_successData_pub| {
+        if let Done::Pub {
+            topic,
+            payload,
+            qos,
+            retained,
+            ..
+        } = done
+        {
+            m.message.payloadlen = payload.len() as c_int;
+            m.message.payload = payload.as_ptr() as *mut c_void;
+            m.message.qos = *qos;
+            m.message.retained = c_int::from(*retained);
+            m.destinationName = topic.as_ptr() as *mut c_char;
+        }
+    };
+    let empty_msg = MQTTAsync_message {
+        struct_id: eyecatcher(b"MQTM"),
+        struct_version: 1,
+        payloadlen: 0,
+        payload: ptr::null_mut(),
+        qos: 0,
+        retained: 0,
+        dup: 0,
+        msgid: 0,
+        properties: MQTTProperties::empty(),
+    };
+    let mut pub_alt = MQTTAsync_successData_pub {
+        message: empty_msg,
+        destinationName: ptr::null_mut(),
+    };
+    pub_data(&mut pub_alt);
+    let connect_alt = match done {
+        Done::Connect {
+            uri,
+            version,
+            session_present,
+            ..
+        } => MQTTAsync_successData_connect {
+            serverURI: uri.as_ptr() as *mut c_char,
+            MQTTVersion: *version,
+            sessionPresent: c_int::from(*session_present),
+        },
+        _ => MQTTAsync_successData_connect {
+            serverURI: ptr::null_mut(),
+            MQTTVersion: 0,
+            sessionPresent: 0,
+        },
+    };
+    if let Some(f) = resp.ok5 {
+        let Ok(mut p) = properties_to_c(props) else {
+            return;
+        };
+        let codes_alt = MQTTAsync_successData5_codes {
+            reasonCodeCount: if codes.len() > 1 {
+                codes.len() as c_int
+            } else {
+                0
+            },
+            reasonCodes: if codes.len() > 1 {
+                codes.as_mut_ptr()
+            } else {
+                ptr::null_mut()
+            },
+        };
+        let alt = match done {
+            Done::Connect { .. } => MQTTAsync_successData5_alt {
+                connect: connect_alt,
+            },
+            Done::Sub { .. } => MQTTAsync_successData5_alt { sub: codes_alt },
+            Done::Unsub { .. } => MQTTAsync_successData5_alt { unsub: codes_alt },
+            Done::Pub { .. } => MQTTAsync_successData5_alt { r#pub: pub_alt },
+            Done::Plain => MQTTAsync_successData5_alt {
+                sub: MQTTAsync_successData5_codes {
+                    reasonCodeCount: 0,
+                    reasonCodes: ptr::null_mut(),
+                },
+            },
+        };
+        let mut data = MQTTAsync_successData5 {
+            struct_id: eyecatcher(b"MQSD"),
+            struct_version: 0,
+            token,
+            reasonCode: c_int::from(reason),
+            properties: p,
+            alt,
+        };
+        // SAFETY: the application's callback with its context; the data and everything it
+        // points to (properties, codes, topic, payload) live across the call.
+        unsafe { f(resp.ctx.0, &mut data) };
+        p = data.properties;
+        // SAFETY: built by properties_to_c above and owned here.
+        unsafe { free_properties(&mut p) };
+    } else if let Some(f) = resp.ok {
+        let alt = match done {
+            Done::Connect { .. } => MQTTAsync_successData_alt {
+                connect: connect_alt,
+            },
+            Done::Sub { .. } if codes.len() > 1 => MQTTAsync_successData_alt {
+                qosList: codes.as_mut_ptr(),
+            },
+            Done::Sub { .. } => MQTTAsync_successData_alt {
+                qos: codes.first().copied().unwrap_or(0),
+            },
+            Done::Pub { .. } => MQTTAsync_successData_alt { r#pub: pub_alt },
+            _ => MQTTAsync_successData_alt { qos: 0 },
+        };
+        let mut data = MQTTAsync_successData { token, alt };
+        // SAFETY: as above.
+        unsafe { f(resp.ctx.0, &mut data) };
+    }
+}
+
+/// Calls `onFailure5` if set, else `onFailure`.
+fn call_failure(resp: &Resp, token: c_int, fail: &Fail) {
+    let msg = fail.message.as_ref().map_or(ptr::null(), |m| m.as_ptr());
+    if let Some(f) = resp.fail5 {
+        let Ok(mut p) = properties_to_c(&fail.props) else {
+            return;
+        };
+        let mut data = MQTTAsync_failureData5 {
+            struct_id: eyecatcher(b"MQFD"),
+            struct_version: 0,
+            token,
+            reasonCode: c_int::from(fail.reason),
+            properties: p,
+            code: fail.code,
+            message: msg,
+            packet_type: fail.packet_type,
+        };
+        // SAFETY: the application's callback with its context; the data lives across it.
+        unsafe { f(resp.ctx.0, &mut data) };
+        p = data.properties;
+        // SAFETY: built by properties_to_c above and owned here.
+        unsafe { free_properties(&mut p) };
+    } else if let Some(f) = resp.fail {
+        let mut data = MQTTAsync_failureData {
+            token,
+            code: fail.code,
+            message: msg,
+        };
+        // SAFETY: as above.
+        unsafe { f(resp.ctx.0, &mut data) };
+    }
+}
+
+/// Reads `MQTTAsync_responseOptions` (NULL allowed): the callbacks, and for version 1 the
+/// MQTT 5 properties and subscription options.
+struct RespIn {
+    resp: Resp,
+    props: Properties,
+    sub_opts: Vec<MQTTSubscribe_options>,
+    version: c_int,
+}
+
+unsafe fn resp_from_c(p: *const MQTTAsync_responseOptions) -> Result<RespIn, c_int> {
+    if p.is_null() {
+        return Ok(RespIn {
+            resp: Resp::NONE,
+            props: Properties::new(),
+            sub_opts: Vec::new(),
+            version: -1,
+        });
+    }
+    // SAFETY: non-NULL options of their declared version (C contract).
+    let (o, v) = unsafe { copy_versioned(p)? };
+    let mut r = RespIn {
+        resp: Resp {
+            ok: o.onSuccess,
+            fail: o.onFailure,
+            ok5: None,
+            fail5: None,
+            ctx: SendPtr(o.context),
+        },
+        props: Properties::new(),
+        sub_opts: Vec::new(),
+        version: v,
+    };
+    if v >= 1 {
+        r.resp.ok5 = o.onSuccess5;
+        r.resp.fail5 = o.onFailure5;
+        if o.properties.count > 0 {
+            // SAFETY: a valid property list inside a version 1 structure.
+            r.props = unsafe { properties_from_c(ptr::addr_of!((*p).properties))? };
+        }
+        if o.subscribeOptionsCount > 0 && !o.subscribeOptionsList.is_null() {
+            for i in 0..o.subscribeOptionsCount as usize {
+                // SAFETY: subscribeOptionsCount readable entries (C contract).
+                let (so, _) = unsafe { copy_versioned(o.subscribeOptionsList.add(i))? };
+                r.sub_opts.push(so);
+            }
+        } else {
+            r.sub_opts.push(o.subscribeOptions);
+        }
+    }
+    Ok(r)
+}
+
+/// Writes the token into `response->token` (output field) when a response is given.
+unsafe fn write_token(p: *mut MQTTAsync_responseOptions, token: c_int) {
+    if !p.is_null() {
+        // SAFETY: validated by resp_from_c; `token` exists in every version.
+        unsafe { ptr::addr_of_mut!((*p).token).write(token) };
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// queues
+// ---------------------------------------------------------------------------------------
+
+/// A FIFO with a close flag, woken through a condvar.
+struct Queue<T> {
+    q: Mutex<(VecDeque<T>, bool)>,
+    cv: Condvar,
+}
+
+impl<T> Queue<T> {
+    fn new() -> Self {
+        Queue {
+            q: Mutex::new((VecDeque::new(), false)),
+            cv: Condvar::new(),
+        }
+    }
+
+    /// Appends unless closed or (with `max`) full; returns the item back otherwise.
+    fn push(&self, item: T, max: Option<usize>) -> Result<(), T> {
+        let mut g = lock(&self.q);
+        if g.1 || max.is_some_and(|m| g.0.len() >= m) {
+            return Err(item);
+        }
+        g.0.push_back(item);
+        drop(g);
+        self.cv.notify_all();
+        Ok(())
+    }
+
+    /// Waits until `ready(queue)` says there is room, or the queue closes; false if closed.
+    fn wait_room(&self, room: impl Fn(&VecDeque<T>) -> bool) -> bool {
+        let mut g = lock(&self.q);
+        while !g.1 && !room(&g.0) {
+            g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner());
+        }
+        !g.1
+    }
+
+    /// The next item, waiting; `None` once closed.
+    fn pop(&self) -> Option<T> {
+        let mut g = lock(&self.q);
+        loop {
+            if g.1 {
+                return None;
+            }
+            if let Some(v) = g.0.pop_front() {
+                drop(g);
+                self.cv.notify_all();
+                return Some(v);
+            }
+            g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Closes the queue and returns what was left in it.
+    fn close(&self) -> VecDeque<T> {
+        let mut g = lock(&self.q);
+        g.1 = true;
+        let left = std::mem::take(&mut g.0);
+        drop(g);
+        self.cv.notify_all();
+        left
+    }
+}
+
+/// Something for the callback thread to do.
+enum Event {
+    Call(Box<dyn FnOnce(&AsyncHandle) + Send>),
+    Message(Message, Arc<Conn>),
+}
+
+/// A request for the command thread.
+enum Command {
+    Connect(Box<Params>, c_int),
+    Reconnect,
+    Subscribe {
+        filters: Vec<SubscribeFilter>,
+        props: Properties,
+        resp: Resp,
+        token: c_int,
+    },
+    Unsubscribe {
+        filters: Vec<String>,
+        props: Properties,
+        resp: Resp,
+        token: c_int,
+    },
+    Disconnect {
+        packet: Disconnect,
+        timeout: Duration,
+        resp: Resp,
+        token: c_int,
+    },
+}
+
+// ---------------------------------------------------------------------------------------
+// the handle
+// ---------------------------------------------------------------------------------------
+
+/// The application's callbacks (read when an event is delivered, so they may be changed at
+/// any time except during a connect, as in Paho).
+#[derive(Clone, Copy)]
+struct Callbacks {
+    ctx: SendPtr,
+    lost: MQTTAsync_connectionLost,
+    arrived: MQTTAsync_messageArrived,
+    complete: MQTTAsync_deliveryComplete,
+    conn_ctx: SendPtr,
+    connected: MQTTAsync_connected,
+    disc_ctx: SendPtr,
+    disconnected: MQTTAsync_disconnected,
+    upd_ctx: SendPtr,
+    update: MQTTAsync_updateConnectOptions,
+}
+
+impl Default for Callbacks {
+    fn default() -> Self {
+        Callbacks {
+            ctx: SendPtr::NULL,
+            lost: None,
+            arrived: None,
+            complete: None,
+            conn_ctx: SendPtr::NULL,
+            connected: None,
+            disc_ctx: SendPtr::NULL,
+            disconnected: None,
+            upd_ctx: SendPtr::NULL,
+            update: None,
+        }
+    }
+}
+
+/// What `MQTTAsync_createOptions` said.
+#[derive(Clone, Copy)]
+struct CreateOpts {
+    send_while_disconnected: bool,
+    max_buffered: usize,
+    any_time: bool,
+    delete_oldest: bool,
+}
+
+/// A publish accepted while no client could take it, sent after the next connect.
+struct Buffered {
+    msg: Message,
+    resp: Resp,
+    token: c_int,
+}
+
+/// A QoS 1/2 publish in flight (keyed by the Rust token id).
+struct InFlight {
+    token: c_int,
+    resp: Resp,
+    topic: CString,
+    payload: Bytes,
+    qos: c_int,
+    retained: bool,
+}
+
+/// One connection (one Rust [`Client`]): its publishes in flight and the gate that keeps
+/// its events behind the connect's `onSuccess`.
+struct Conn {
+    inflight: Mutex<HashMap<u64, InFlight>>,
+    ready: Mutex<bool>,
+    ready_cv: Condvar,
+    first_connected: AtomicBool,
+    /// Publishes handed to the Rust client's offline buffer since the connection was lost.
+    offline: AtomicUsize,
+    /// Set by disconnect, destroy and the next connect: ends a redelivery loop.
+    stopped: Mutex<bool>,
+    stop_cv: Condvar,
+}
+
+impl Conn {
+    fn new() -> Arc<Conn> {
+        Arc::new(Conn {
+            inflight: Mutex::new(HashMap::new()),
+            ready: Mutex::new(false),
+            ready_cv: Condvar::new(),
+            first_connected: AtomicBool::new(true),
+            offline: AtomicUsize::new(0),
+            stopped: Mutex::new(false),
+            stop_cv: Condvar::new(),
+        })
+    }
+
+    fn set_ready(&self) {
+        *lock(&self.ready) = true;
+        self.ready_cv.notify_all();
+    }
+
+    /// Holds the Rust client's callbacks until the connect's success has been queued.
+    fn wait_ready(&self) {
+        let mut g = lock(&self.ready);
+        while !*g {
+            g = self.ready_cv.wait(g).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn stop(&self) {
+        *lock(&self.stopped) = true;
+        self.stop_cv.notify_all();
+        self.set_ready();
+    }
+
+    /// Waits `d` or until stopped; true when stopped.
+    fn wait_stop(&self, d: Duration) -> bool {
+        let g = lock(&self.stopped);
+        let (g, _) = self
+            .stop_cv
+            .wait_timeout_while(g, d, |s| !*s)
+            .unwrap_or_else(|e| e.into_inner());
+        *g
+    }
+}
+
+/// Connect parameters, kept for `MQTTAsync_reconnect`.
+#[derive(Clone)]
+struct Params {
+    servers: Vec<String>,
+    keep_alive: Duration,
+    clean: bool,
+    version: c_int,
+    username: Option<String>,
+    password: Option<Vec<u8>>,
+    will: Option<Message>,
+    props: Properties,
+    connect_timeout: Duration,
+    max_inflight: u16,
+    tls: Option<Arc<CTls>>,
+    headers: Vec<(String, String)>,
+    http_proxy: Option<String>,
+    https_proxy: Option<String>,
+    reconnect: Option<(Duration, Duration)>,
+    resp: Resp,
+}
+
+struct State {
+    client: Option<Arc<Client>>,
+    conn: Option<Arc<Conn>>,
+    cbs: Callbacks,
+    connecting: bool,
+    should_be_connected: bool,
+    last: Option<Box<Params>>,
+    offline: VecDeque<Buffered>,
+}
+
+struct AsyncHandle {
+    server_uri: String,
+    client_id: String,
+    v5: bool,
+    create: CreateOpts,
+    store: SharedStore,
+    state: Mutex<State>,
+    commands: Queue<Command>,
+    events: Queue<Event>,
+    /// Messages in `events` (bounded by EVENT_QUEUE_MAX).
+    queued_messages: AtomicUsize,
+    pending: Mutex<HashSet<c_int>>,
+    pending_cv: Condvar,
+    next_token: AtomicI32,
+    destroyed: AtomicBool,
+    threads: Mutex<Vec<(ThreadId, JoinHandle<()>)>>,
+}
+
+impl AsyncHandle {
+    fn st(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+
+    fn cbs(&self) -> Callbacks {
+        self.st().cbs
+    }
+
+    /// A new pending token.
+    fn new_token(&self) -> Result<c_int, c_int> {
+        let mut p = lock(&self.pending);
+        for _ in 0..1000 {
+            let t = self
+                .next_token
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
+                    Some(if t == i32::MAX { 1 } else { t + 1 })
+                })
+                .unwrap_or(1);
+            if !p.contains(&t) {
+                p.insert(t);
+                return Ok(t);
+            }
+        }
+        Err(MQTTASYNC_NO_MORE_MSGIDS)
+    }
+
+    fn complete(&self, token: c_int) {
+        lock(&self.pending).remove(&token);
+        self.pending_cv.notify_all();
+    }
+
+    /// Queues a callback for the callback thread (dropped after destroy).
+    fn post(&self, f: impl FnOnce(&AsyncHandle) + Send + 'static) {
+        let _ = self.events.push(Event::Call(Box::new(f)), None);
+    }
+
+    fn post_success(&self, resp: Resp, token: c_int, done: Done) {
+        self.complete(token);
+        if resp.ok.is_some() || resp.ok5.is_some() {
+            self.post(move |_| call_success(&resp, token, &done));
+        }
+    }
+
+    fn post_failure(&self, resp: Resp, token: c_int, fail: Fail) {
+        self.complete(token);
+        if resp.fail.is_some() || resp.fail5.is_some() {
+            self.post(move |_| call_failure(&resp, token, &fail));
+        }
+    }
+
+    fn connected_client(&self) -> Option<(Arc<Client>, Arc<Conn>)> {
+        let st = self.st();
+        match (&st.client, &st.conn) {
+            (Some(c), Some(k)) if c.is_connected() => Some((c.clone(), k.clone())),
+            _ => None,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// the callback thread
+// ---------------------------------------------------------------------------------------
+
+fn callback_loop(h: Arc<AsyncHandle>) {
+    while let Some(ev) = h.events.pop() {
+        if h.destroyed.load(Ordering::Acquire) {
+            break;
+        }
+        match ev {
+            Event::Call(f) => f(&h),
+            Event::Message(m, conn) => {
+                h.queued_messages.fetch_sub(1, Ordering::AcqRel);
+                h.events.cv.notify_all();
+                message_arrived(&h, m, &conn);
+            }
+        }
+    }
+}
+
+/// Calls `messageArrived` until it returns non-zero, redelivering after a growing pause
+/// when it returns 0 (until disconnect, destroy or the next connect).
+fn message_arrived(h: &AsyncHandle, m: Message, conn: &Conn) {
+    let mut delay = REDELIVER_FIRST;
+    loop {
+        if h.destroyed.load(Ordering::Acquire) {
+            return;
+        }
+        let cbs = h.cbs();
+        let Some(f) = cbs.arrived else {
+            // No callback: the message is dropped (as Paho does), so it is acknowledged.
+            let _ = m.ack();
+            return;
+        };
+        let (topic, len) = match topic_to_c(&m.topic) {
+            Ok(t) => t,
+            Err(_) => {
+                super::trace::trace(
+                    MQTTCLIENT_TRACE_SEVERE,
+                    "mqttsync: out of memory: incoming message dropped",
+                );
+                return;
+            }
+        };
+        let msg = match message_to_c(
+            &m.payload,
+            m.qos as u8,
+            m.retain,
+            m.dup,
+            m.packet_id,
+            &m.properties,
+        ) {
+            Ok(p) => p.cast::<MQTTAsync_message>(),
+            Err(_) => {
+                // SAFETY: malloc'd just above, not handed out.
+                unsafe { libc::free(topic.cast()) };
+                super::trace::trace(
+                    MQTTCLIENT_TRACE_SEVERE,
+                    "mqttsync: out of memory or oversized message: incoming message dropped",
+                );
+                return;
+            }
+        };
+        // SAFETY: the application's callback with its context, a malloc'd topic with its
+        // length (Paho's async client always passes the length, unlike MQTTClient) and
+        // message (MQTTAsync_message has MQTTClient_message's layout) that pass to it when
+        // it returns non-zero.
+        let rc = unsafe { f(cbs.ctx.0, topic, len, msg) };
+        if rc != 0 {
+            // The application has the message: only now is a QoS 1/2 message acknowledged
+            // to the broker (the client connects with manual acknowledgements). A failure
+            // (session ended, client closed) leaves nothing to do: the broker resends.
+            let _ = m.ack();
+            return;
+        }
+        let mut mm = msg.cast::<MQTTClient_message>();
+        // SAFETY: both allocated above; the application returned 0 and keeps neither.
+        unsafe {
+            libc::free(topic.cast());
+            super::misc::MQTTClient_freeMessage(&mut mm);
+        }
+        if conn.wait_stop(delay) {
+            return;
+        }
+        delay = (delay * 2).min(REDELIVER_MAX);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// the command thread
+// ---------------------------------------------------------------------------------------
+
+fn command_loop(h: Arc<AsyncHandle>) {
+    while let Some(cmd) = h.commands.pop() {
+        if h.destroyed.load(Ordering::Acquire) {
+            break;
+        }
+        match cmd {
+            Command::Connect(p, token) => do_connect(&h, *p, token),
+            Command::Reconnect => {
+                let last = h.st().last.clone();
+                if let Some(mut p) = last {
+                    update_credentials(&h, &mut p);
+                    let token = h.new_token().unwrap_or(0);
+                    do_connect(&h, *p, token);
+                }
+            }
+            Command::Subscribe {
+                filters,
+                props,
+                resp,
+                token,
+            } => {
+                let Some((client, _)) = h.connected_client() else {
+                    h.post_failure(
+                        resp,
+                        token,
+                        Fail::code(MQTTASYNC_DISCONNECTED, "not connected"),
+                    );
+                    continue;
+                };
+                let n = filters.len();
+                match client.subscribe_many_timeout(filters, props, REQUEST_TIMEOUT) {
+                    Ok(ack) => {
+                        let first = ack.return_codes.first().copied().unwrap_or(0x80);
+                        if n == 1 && first >= 0x80 {
+                            // One filter refused: onFailure, as Paho does.
+                            let mut f = Fail::code(
+                                if h.v5 {
+                                    MQTTASYNC_FAILURE
+                                } else {
+                                    MQTT_BAD_SUBSCRIBE
+                                },
+                                "subscription refused",
+                            );
+                            f.reason = first;
+                            f.props = ack.properties;
+                            h.post_failure(resp, token, f);
+                        } else {
+                            let done = Done::Sub {
+                                codes: ack.return_codes,
+                                props: ack.properties,
+                            };
+                            h.post_success(resp, token, done);
+                        }
+                    }
+                    Err(e) => h.post_failure(resp, token, error_fail(&e)),
+                }
+            }
+            Command::Unsubscribe {
+                filters,
+                props,
+                resp,
+                token,
+            } => {
+                let Some((client, _)) = h.connected_client() else {
+                    h.post_failure(
+                        resp,
+                        token,
+                        Fail::code(MQTTASYNC_DISCONNECTED, "not connected"),
+                    );
+                    continue;
+                };
+                match client.unsubscribe_many_timeout(filters, props, REQUEST_TIMEOUT) {
+                    Ok(ack) => h.post_success(
+                        resp,
+                        token,
+                        Done::Unsub {
+                            codes: ack.reason_codes,
+                            props: ack.properties,
+                        },
+                    ),
+                    Err(e) => h.post_failure(resp, token, error_fail(&e)),
+                }
+            }
+            Command::Disconnect {
+                packet,
+                timeout,
+                resp,
+                token,
+            } => {
+                let (client, conn) = {
+                    let st = h.st();
+                    (st.client.clone(), st.conn.clone())
+                };
+                if let Some(c) = &conn {
+                    c.stop();
+                }
+                let r = match client {
+                    Some(c) if c.is_connected() => c.disconnect_with(packet, timeout),
+                    _ => Ok(()),
+                };
+                match r {
+                    Ok(()) | Err(Error::Closed) | Err(Error::NotConnected) => {
+                        h.post_success(resp, token, Done::Plain)
+                    }
+                    Err(e) => h.post_failure(resp, token, error_fail(&e)),
+                }
+            }
+        }
+    }
+}
+
+fn error_fail(e: &Error) -> Fail {
+    let code = match e {
+        Error::ConnectionLost(_) | Error::Closed | Error::NotConnected => MQTTASYNC_DISCONNECTED,
+        Error::Rejected { .. } => MQTTASYNC_FAILURE,
+        e => error_code(e),
+    };
+    let mut f = Fail::code(code, &e.to_string());
+    if let Error::Rejected { code, .. } = e {
+        f.reason = *code;
+    }
+    f
+}
+
+/// Calls `updateConnectOptions` (if set) before a reconnect; a non-zero return replaces
+/// the user name and password.
+fn update_credentials(h: &AsyncHandle, p: &mut Params) {
+    let cbs = h.cbs();
+    let Some(f) = cbs.update else {
+        return;
+    };
+    let user = p.username.as_deref().and_then(|u| CString::new(u).ok());
+    let pw = p.password.clone().unwrap_or_default();
+    let mut data = MQTTAsync_connectData {
+        struct_id: eyecatcher(b"MQCD"),
+        struct_version: 0,
+        username: user.as_ref().map_or(ptr::null(), |u| u.as_ptr()),
+        binarypwd: MQTTAsync_connectData_binarypwd {
+            len: pw.len() as c_int,
+            data: if p.password.is_some() {
+                pw.as_ptr().cast()
+            } else {
+                ptr::null()
+            },
+        },
+    };
+    let orig_user = data.username;
+    let orig_pw = data.binarypwd.data;
+    // SAFETY: the application's callback with its context; the data lives across the call.
+    if unsafe { f(cbs.upd_ctx.0, &mut data) } == 0 {
+        return;
+    }
+    // Paho's contract: new values are malloc'd by the application and freed by the library.
+    if data.username != orig_user {
+        p.username = if data.username.is_null() {
+            None
+        } else {
+            // SAFETY: a NUL-terminated string from the application.
+            let s = unsafe { std::ffi::CStr::from_ptr(data.username) }
+                .to_string_lossy()
+                .into_owned();
+            // SAFETY: allocated by the application with malloc for the library to free.
+            unsafe { libc::free(data.username as *mut c_void) };
+            Some(s)
+        };
+    }
+    if data.binarypwd.data != orig_pw {
+        p.password = if data.binarypwd.data.is_null() {
+            None
+        } else {
+            // SAFETY: len readable bytes (C contract).
+            let v = unsafe { bytes_from_c(data.binarypwd.data, data.binarypwd.len) }
+                .map(<[u8]>::to_vec)
+                .unwrap_or_default();
+            // SAFETY: malloc'd by the application for the library to free.
+            unsafe { libc::free(data.binarypwd.data as *mut c_void) };
+            Some(v)
+        };
+    }
+}
+
+fn build_options(
+    h: &Arc<AsyncHandle>,
+    p: &Params,
+    version: ProtocolVersion,
+    conn: &Arc<Conn>,
+) -> crate::ConnectOptions {
+    let mut o = crate::ConnectOptions::new(&p.servers[0]);
+    for s in &p.servers[1..] {
+        o = o.server(s);
+    }
+    o = o
+        .client_id(h.client_id.clone())
+        .version(version)
+        .clean_start(p.clean)
+        .keep_alive(p.keep_alive)
+        .connect_timeout(p.connect_timeout)
+        .max_inflight(p.max_inflight)
+        .proxy_from_env(true)
+        .persistence(Box::new(h.store.clone()));
+    // Messages are acknowledged by message_arrived once the C callback has taken them
+    // (the Rust callback below only queues them for the callback thread).
+    o = o.manual_acks(true);
+    if let Some(u) = &p.username {
+        o = o.credentials(u.clone(), p.password.as_deref());
+    } else if let Some(pw) = &p.password {
+        o = o.credentials(String::new(), Some(pw));
+    }
+    if let Some(w) = &p.will {
+        o = o.will(w.clone());
+    }
+    if !p.props.is_empty() {
+        o = o.properties(p.props.clone());
+    }
+    if let Some(t) = &p.tls {
+        o = o.tls(t.opts.clone());
+    }
+    if !p.headers.is_empty() {
+        o = o.http_headers(p.headers.clone());
+    }
+    if let Some(x) = &p.http_proxy {
+        o = o.http_proxy(x);
+    }
+    if let Some(x) = &p.https_proxy {
+        o = o.https_proxy(x);
+    }
+    if let Some((min, max)) = p.reconnect {
+        o = o.automatic_reconnect(ReconnectOptions {
+            min_delay: min,
+            max_delay: max,
+            max_buffered: if h.create.send_while_disconnected {
+                h.create.max_buffered
+            } else {
+                0
+            },
+        });
+    }
+    let w: Weak<AsyncHandle> = Arc::downgrade(h);
+    let c = conn.clone();
+    o = o.on_message({
+        let w = w.clone();
+        move |m| {
+            c.wait_ready();
+            if let Some(h) = w.upgrade() {
+                // Back-pressure: wait while the callback thread is behind.
+                h.events
+                    .wait_room(|_| h.queued_messages.load(Ordering::Acquire) < EVENT_QUEUE_MAX);
+                h.queued_messages.fetch_add(1, Ordering::AcqRel);
+                if h.events.push(Event::Message(m, c.clone()), None).is_err() {
+                    h.queued_messages.fetch_sub(1, Ordering::AcqRel);
+                }
+            }
+        }
+    });
+    let c = conn.clone();
+    o = o.on_delivered({
+        let w = w.clone();
+        move |ev| {
+            c.wait_ready();
+            if let Some(h) = w.upgrade() {
+                delivered(&h, &c, ev);
+            }
+        }
+    });
+    let c = conn.clone();
+    o = o.on_connection_lost({
+        let w = w.clone();
+        move |e| {
+            c.wait_ready();
+            let Some(h) = w.upgrade() else { return };
+            let cause = CString::new(e.to_string().replace('\0', " ")).unwrap_or_default();
+            h.post(move |h| {
+                let cbs = h.cbs();
+                if let Some(f) = cbs.lost {
+                    // SAFETY: the application's callback; the cause text lives across it.
+                    unsafe { f(cbs.ctx.0, cause.as_ptr() as *mut c_char) };
+                }
+            });
+        }
+    });
+    let c = conn.clone();
+    o = o.on_connected({
+        let w = w.clone();
+        move |_session_present| {
+            c.wait_ready();
+            if c.first_connected.swap(false, Ordering::AcqRel) {
+                return; // the first connect is reported by the command thread
+            }
+            c.offline.store(0, Ordering::Release);
+            let Some(h) = w.upgrade() else { return };
+            h.post(|h| {
+                let cbs = h.cbs();
+                if let Some(f) = cbs.connected {
+                    let cause = c"automatic reconnect";
+                    // SAFETY: the application's callback; the text is static.
+                    unsafe { f(cbs.conn_ctx.0, cause.as_ptr() as *mut c_char) };
+                }
+            });
+        }
+    });
+    let c = conn.clone();
+    o = o.on_server_disconnect(move |d| {
+        c.wait_ready();
+        let Some(h) = w.upgrade() else { return };
+        let d = d.clone();
+        h.post(move |h| {
+            let cbs = h.cbs();
+            if let Some(f) = cbs.disconnected {
+                let Ok(mut p) = properties_to_c(&d.properties) else {
+                    return;
+                };
+                // SAFETY: the application's callback; the properties live across it and
+                // are freed after.
+                unsafe {
+                    f(cbs.disc_ctx.0, &mut p, c_int::from(d.reason));
+                    free_properties(&mut p);
+                }
+            }
+        });
+    });
+    o
+}
+
+/// A QoS 1/2 publish finished: complete its token, then (on the callback thread)
+/// `deliveryComplete` and its `onSuccess` / `onFailure`.
+fn delivered(h: &AsyncHandle, conn: &Conn, ev: &DeliveryEvent) {
+    let Some(info) = lock(&conn.inflight).remove(&ev.token_id) else {
+        return;
+    };
+    h.complete(info.token);
+    match &ev.result {
+        Ok(d) => {
+            let reason = d.reason;
+            let props = d.properties.clone();
+            h.post(move |h| {
+                let cbs = h.cbs();
+                if let Some(f) = cbs.complete {
+                    // SAFETY: the application's callback with its context.
+                    unsafe { f(cbs.ctx.0, info.token) };
+                }
+                let done = Done::Pub {
+                    topic: info.topic,
+                    payload: info.payload,
+                    qos: info.qos,
+                    retained: info.retained,
+                    reason,
+                    props,
+                };
+                call_success(&info.resp, info.token, &done);
+            });
+        }
+        Err(e) => {
+            let mut f = error_fail(e);
+            f.packet_type = c_int::from(ev.packet_type);
+            h.post(move |_| call_failure(&info.resp, info.token, &f));
+        }
+    }
+}
+
+fn do_connect(h: &Arc<AsyncHandle>, p: Params, token: c_int) {
+    // Take the previous connection down first (the store is reused).
+    let (old, old_conn) = {
+        let mut st = h.st();
+        st.connecting = true;
+        st.should_be_connected = true;
+        st.last = Some(Box::new(p.clone()));
+        (st.client.take(), st.conn.take())
+    };
+    if let Some(c) = &old_conn {
+        c.stop();
+    }
+    if let Some(c) = old {
+        if c.is_connected() {
+            let _ = c.disconnect_with(Disconnect::default(), Duration::ZERO);
+        }
+        drop(c);
+    }
+    let finish = |h: &AsyncHandle| h.st().connecting = false;
+    if p.clean {
+        let mut s = h.store.clone();
+        if let Err(e) = s.clear() {
+            finish(h);
+            h.post_failure(
+                p.resp,
+                token,
+                Fail::code(MQTTASYNC_PERSISTENCE_ERROR, &e.to_string()),
+            );
+            return;
+        }
+    }
+    let versions: &[ProtocolVersion] = match p.version {
+        MQTTVERSION_DEFAULT => &[ProtocolVersion::V311, ProtocolVersion::V31],
+        MQTTVERSION_3_1 => &[ProtocolVersion::V31],
+        MQTTVERSION_3_1_1 => &[ProtocolVersion::V311],
+        _ => &[ProtocolVersion::V5],
+    };
+    let conn = Conn::new();
+    let mut fail = Fail::code(MQTTASYNC_FAILURE, "connect failed");
+    for (i, &ver) in versions.iter().enumerate() {
+        let opts = build_options(h, &p, ver, &conn);
+        match Client::connect(opts) {
+            Ok(client) => {
+                let info = client.connect_info().unwrap_or(ConnectInfo {
+                    session_present: false,
+                    server: p.servers[0].clone(),
+                    version: ver,
+                    properties: Properties::new(),
+                });
+                let client = Arc::new(client);
+                let buffered: Vec<Buffered> = {
+                    let mut st = h.st();
+                    st.client = Some(client.clone());
+                    st.conn = Some(conn.clone());
+                    st.connecting = false;
+                    st.offline.drain(..).collect()
+                };
+                let uri = if p.servers.len() == 1 {
+                    strip_scheme(&p.servers[0]).to_owned()
+                } else {
+                    info.server.clone()
+                };
+                let done = Done::Connect {
+                    uri: CString::new(uri).unwrap_or_default(),
+                    version: c_int::from(info.version.level()),
+                    session_present: info.session_present,
+                    props: info.properties,
+                };
+                h.post_success(p.resp, token, done);
+                h.post(|h| {
+                    let cbs = h.cbs();
+                    if let Some(f) = cbs.connected {
+                        let cause = c"connect onSuccess called";
+                        // SAFETY: the application's callback; the text is static.
+                        unsafe { f(cbs.conn_ctx.0, cause.as_ptr() as *mut c_char) };
+                    }
+                });
+                conn.set_ready();
+                for b in buffered {
+                    if let Err(rc) = publish_now(h, &client, &conn, b.msg, b.resp, b.token) {
+                        h.post_failure(b.resp, b.token, Fail::code(rc, "buffered publish failed"));
+                    }
+                }
+                return;
+            }
+            Err(Error::ConnectionRefused {
+                code, properties, ..
+            }) => {
+                fail = Fail::code(c_int::from(code), "connection refused");
+                if ver == ProtocolVersion::V5 {
+                    fail.code = MQTTASYNC_FAILURE;
+                    fail.reason = code;
+                    fail.props = properties;
+                }
+                if !(code == 1 && i + 1 < versions.len()) {
+                    break;
+                }
+            }
+            Err(e) => {
+                let text = format!("mqttsync: connect failed: {e}");
+                super::trace::trace(MQTTCLIENT_TRACE_ERROR, &text);
+                if let (Error::Tls { .. }, Some(cb)) = (&e, p.tls.as_ref().and_then(|t| t.error_cb))
+                {
+                    cb.report(&text);
+                }
+                fail = Fail::code(
+                    match e {
+                        Error::Persistence(_) => MQTTASYNC_PERSISTENCE_ERROR,
+                        _ => MQTTASYNC_FAILURE,
+                    },
+                    &text,
+                );
+                break;
+            }
+        }
+    }
+    finish(h);
+    h.post_failure(p.resp, token, fail);
+}
+
+/// Hands a publish to the Rust client. QoS 0 completes at once (`onSuccess` queued); QoS
+/// 1/2 complete when acknowledged.
+fn publish_now(
+    h: &AsyncHandle,
+    client: &Client,
+    conn: &Conn,
+    m: Message,
+    resp: Resp,
+    token: c_int,
+) -> Result<(), c_int> {
+    let topic = CString::new(m.topic.replace('\0', " ")).unwrap_or_default();
+    let payload = m.payload.clone();
+    let qos = m.qos;
+    let retained = m.retain;
+    // The in-flight table is locked across the publish, so an acknowledgement that races
+    // ahead waits in `delivered` until the entry exists.
+    let mut inflight = lock(&conn.inflight);
+    match client.publish_timeout(m, Duration::ZERO) {
+        Ok(t) => {
+            if qos == QoS::AtMostOnce {
+                drop(inflight);
+                h.post_success(
+                    resp,
+                    token,
+                    Done::Pub {
+                        topic,
+                        payload,
+                        qos: 0,
+                        retained,
+                        reason: 0,
+                        props: Properties::new(),
+                    },
+                );
+            } else {
+                inflight.insert(
+                    t.id(),
+                    InFlight {
+                        token,
+                        resp,
+                        topic,
+                        payload,
+                        qos: qos as c_int,
+                        retained,
+                    },
+                );
+            }
+            Ok(())
+        }
+        Err(e) => {
+            drop(inflight);
+            let rc = match e {
+                Error::Timeout {
+                    step: Step::Queue, ..
+                } => MQTTASYNC_MAX_BUFFERED_MESSAGES,
+                e => error_code(&e),
+            };
+            h.complete(token);
+            Err(rc)
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// create / destroy
+// ---------------------------------------------------------------------------------------
+
+unsafe fn create_impl(
+    handle: *mut MQTTAsync,
+    server_uri: *const c_char,
+    client_id: *const c_char,
+    persistence_type: c_int,
+    context: *mut c_void,
+    options: *const MQTTAsync_createOptions,
+) -> Result<(), c_int> {
+    if handle.is_null() || server_uri.is_null() || client_id.is_null() {
+        return Err(MQTTASYNC_NULL_PARAMETER);
+    }
+    // SAFETY: NUL-terminated strings (C contract).
+    let uri = unsafe { str_from_c(server_uri)? };
+    // SAFETY: as above.
+    let cid = unsafe { str_from_c(client_id)? };
+    if cid.is_empty() && persistence_type == MQTTCLIENT_PERSISTENCE_DEFAULT {
+        return Err(MQTTASYNC_PERSISTENCE_ERROR);
+    }
+    if !known_scheme(uri) {
+        return Err(MQTTASYNC_BAD_PROTOCOL);
+    }
+    let mut create = CreateOpts {
+        send_while_disconnected: false,
+        max_buffered: 100,
+        any_time: false,
+        delete_oldest: false,
+    };
+    let mut version = MQTTVERSION_DEFAULT;
+    let mut restore = true;
+    if !options.is_null() {
+        // SAFETY: create options of their declared version (C contract).
+        let (o, v) = unsafe { copy_versioned(options)? };
+        if o.maxBufferedMessages < 0 {
+            return Err(MQTTASYNC_MAX_BUFFERED);
+        }
+        create.send_while_disconnected = o.sendWhileDisconnected != 0;
+        create.max_buffered = o.maxBufferedMessages as usize;
+        if v >= 1 {
+            version = o.MQTTVersion;
+        }
+        if v >= 2 {
+            create.any_time = o.allowDisconnectedSendAtAnyTime != 0;
+            create.delete_oldest = o.deleteOldestMessages != 0;
+            restore = o.restoreMessages != 0;
+        }
+    }
+    // SAFETY: the context is what the persistence type requires (C contract).
+    let store = unsafe { store_from_c(persistence_type, context)? };
+    let mut shared = SharedStore::new(store, cid, uri);
+    shared
+        .open(cid, uri)
+        .map_err(|_| MQTTASYNC_PERSISTENCE_ERROR)?;
+    if !restore {
+        shared.clear().map_err(|_| MQTTASYNC_PERSISTENCE_ERROR)?;
+    }
+    let h = Arc::new(AsyncHandle {
+        server_uri: uri.to_owned(),
+        client_id: cid.to_owned(),
+        v5: version >= MQTTVERSION_5,
+        create,
+        store: shared,
+        state: Mutex::new(State {
+            client: None,
+            conn: None,
+            cbs: Callbacks::default(),
+            connecting: false,
+            should_be_connected: false,
+            last: None,
+            offline: VecDeque::new(),
+        }),
+        commands: Queue::new(),
+        events: Queue::new(),
+        queued_messages: AtomicUsize::new(0),
+        pending: Mutex::new(HashSet::new()),
+        pending_cv: Condvar::new(),
+        next_token: AtomicI32::new(1),
+        destroyed: AtomicBool::new(false),
+        threads: Mutex::new(Vec::new()),
+    });
+    let spawn = |name: &str, f: fn(Arc<AsyncHandle>)| {
+        let hh = h.clone();
+        std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || f(hh))
+    };
+    let cmd = spawn("mqttasync-cmd", command_loop).map_err(|_| MQTTASYNC_FAILURE)?;
+    let cb = match spawn("mqttasync-cb", callback_loop) {
+        Ok(t) => t,
+        Err(_) => {
+            h.commands.close();
+            let _ = cmd.join();
+            return Err(MQTTASYNC_FAILURE);
+        }
+    };
+    lock(&h.threads).extend([(cmd.thread().id(), cmd), (cb.thread().id(), cb)]);
+    let key = REGISTRY.insert(h);
+    // SAFETY: non-NULL and writable (C contract).
+    unsafe { handle.write(key) };
+    Ok(())
+}
+
+/// Creates a client for `serverURI` (`tcp://`, `mqtt://`, `ssl://`, `mqtts://`, `ws://`,
+/// `wss://`, or `host:port` meaning TCP) with client id `clientId`, and writes the new
+/// handle to `*handle`. Starts the handle's command and callback threads; nothing is
+/// connected yet. Persistence types as `MQTTClient_create` (DEFAULT files in Paho's layout,
+/// NONE memory, USER the application's `MQTTClient_persistence`), opened here and closed by
+/// `MQTTAsync_destroy`.
+///
+/// Returns `MQTTASYNC_SUCCESS`; `MQTTASYNC_NULL_PARAMETER` for a NULL handle, URI or client
+/// id; `MQTTASYNC_BAD_UTF8_STRING`; `MQTTASYNC_PERSISTENCE_ERROR` (empty client id with
+/// DEFAULT persistence, unknown type, incomplete USER table, store cannot be opened);
+/// `MQTTASYNC_BAD_PROTOCOL` for an unknown scheme; `MQTTASYNC_FAILURE` if a thread cannot
+/// be started. `*handle` is written only on success.
+///
+/// Ownership: the strings are copied; free the handle with `MQTTAsync_destroy`. Any
+/// thread.
+///
+/// # Safety
+/// `handle` is NULL or writable; the strings are NULL or NUL-terminated; the persistence
+/// context is what the type requires.
+#[no_mangle]
+pub unsafe extern "C" fn MQTTAsync_create(
+    handle: *mut MQTTAsync,
+    serverURI: *const c_char,
+    clientId: *const c_char,
+    persistence_type: c_int,
+    persistence_context: *mut c_void,
+) -> c_int {
+    guard_rc(|| {
+        // SAFETY: forwarded C contract.
+        unsafe {
+            create_impl(
+                handle,
+                serverURI,
+                clientId,
+                persistence_type,
+                persistence_context,
+                ptr::null(),
+            )
+        }
+    })
+}
+
+/// As `MQTTAsync_create`, with `MQTTAsync_createOptions` (eyecatcher `MQCO`, versions 0-2;
+/// NULL allowed): `sendWhileDisconnected` accepts publishes while disconnected, up to
+/// `maxBufferedMessages` (sent after the next connect; before the first connect only with
+/// `allowDisconnectedSendAtAnyTime`), `deleteOldestMessages` drops the oldest buffered
+/// publish (its `onFailure` gets `MQTTASYNC_MAX_BUFFERED_MESSAGES`) instead of refusing the
+/// new one, `restoreMessages = 0` empties the persistence store, `MQTTVersion =
+/// MQTTVERSION_5` makes an MQTT 5 client. `persistQoS0` has no effect (buffered publishes
+/// are kept in memory). Returns as `MQTTAsync_create`, plus `MQTTASYNC_BAD_STRUCTURE` for
+/// a bad structure and `MQTTASYNC_MAX_BUFFERED` for a negative `maxBufferedMessages`. Any
+/// thread.
+///
+/// # Safety
+/// As `MQTTAsync_create`; `options` is NULL or readable.
+#[no_mangle]
+pub unsafe extern "C" fn MQTTAsync_createWithOptions(
+    handle: *mut MQTTAsync,
+    serverURI: *const c_char,
+    clientId: *const c_char,
+    persistence_type: c_int,
+    persistence_context: *mut c_void,
+    options: *mut MQTTAsync_createOptions,
+) -> c_int {
+    guard_rc(|| {
+        // SAFETY: forwarded C contract.
+        unsafe {
+            create_impl(
+                handle,
+                serverURI,
+                clientId,
+                persistence_type,
+                persistence_context,
+                options,
+            )
+        }
+    })
+}
+
+/// Frees a client: no callback is called after this starts; pending requests are dropped
+/// (their tokens complete); a connected client is closed without waiting (in-flight
+/// messages stay in persistence); the handle's threads are stopped and joined (a thread of
+/// the handle calling this, i.e. a callback, is detached and ends when the callback
+/// returns); the persistence store is closed; `*handle` is set to NULL. NULL, a NULL
+/// handle or a destroyed handle is ignored.
+///
+/// Threads: any thread, including the handle's own callbacks.
+///
+/// # Safety
+/// `handle` is NULL or points to a readable and writable `MQTTAsync`.
+#[no_mangle]
+pub unsafe extern "C" fn MQTTAsync_destroy(handle: *mut MQTTAsync) {
+    guard((), || {
+        if handle.is_null() {
+            return;
+        }
+        // SAFETY: readable (C contract).
+        let hv = unsafe { handle.read() };
+        let Some(h) = REGISTRY.remove(hv) else {
+            return;
+        };
+        // SAFETY: writable (C contract).
+        unsafe { handle.write(ptr::null_mut()) };
+        h.destroyed.store(true, Ordering::Release);
+        h.commands.close();
+        h.events.close();
+        let (client, conn) = {
+            let mut st = h.st();
+            st.offline.clear();
+            (st.client.take(), st.conn.take())
+        };
+        if let Some(c) = &conn {
+            c.stop();
+        }
+        if let Some(c) = client {
+            if c.is_connected() {
+                let _ = c.disconnect_with(Disconnect::default(), Duration::ZERO);
+            }
+            drop(c);
+        }
+        let me = std::thread::current().id();
+        let threads: Vec<(ThreadId, JoinHandle<()>)> = lock(&h.threads).drain(..).collect();
+        for (id, t) in threads {
+            if id != me {
+                let _ = t.join();
+            }
+        }
+        lock(&h.pending).clear();
+        h.pending_cv.notify_all();
+        let mut store = h.store.clone();
+        if let Err(e) = store.close() {
+            super::trace::trace(
+                MQTTCLIENT_TRACE_ERROR,
+                &format!("mqttsync: closing persistence failed: {e}"),
+            );
+        }
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// callbacks and settings
+// ---------------------------------------------------------------------------------------
+
+fn set_cbs(handle: MQTTAsync, f: impl FnOnce(&mut Callbacks)) -> c_int {
+    guard_rc(|| {
+        let h = lookup(handle).ok_or(MQTTASYNC_FAILURE)?;
+        let mut st = h.st();
+        if st.connecting {
+            return Err(MQTTASYNC_FAILURE);
+        }
+        f(&mut st.cbs);
+        Ok(())
+    })
+}
+
+/// Sets the connection-lost, message-arrived (mandatory) and delivery-complete callbacks
+/// with one `context`. All callbacks of a handle run on its own callback thread, one at a
+/// time, in order, and may call any function of this API (including `MQTTAsync_destroy`).
+///
+/// `ma(context, topicName, topicLen, message)`: topic (NUL-terminated; `topicLen` is its
+/// length, always given as Paho's async client does) and message are allocated by the
+/// library; return non-zero when consumed (then free them with `MQTTAsync_free` and
+/// `MQTTAsync_freeMessage`), or 0 to have the same message delivered again after a pause
+/// growing from 10 ms to 1 s (the library frees its copies; later messages wait). `cl`
+/// receives a text saying why the connection was lost (Paho passes NULL). `dc` is called
+/// with the token of each QoS 1/2 publish once acknowledged.
+///
+/// Returns `MQTTASYNC_SUCCESS`, or `MQTTASYNC_FAILURE` for an unknown handle, a NULL `ma`
+/// or while a connect is in progress. Callbacks may be changed while connected; the new
+/// ones apply to the next event. Any thread.
+///
+/// # Safety
+/// The functions are NULL or valid to call with `context` until replaced or destroyed.
+#[no_mangle]
+pub unsafe extern "C" fn MQTTAsync_setCallbacks(
+    handle: MQTTAsync,
+    context: *mut c_void,
+    cl: MQTTAsync_connectionLost,
+    ma: MQTTAsync_messageArrived,
+    dc: MQTTAsync_deliveryComplete,
+) -> c_int {
+    if ma.is_none() {
+        return MQTTASYNC_FAILURE;
+    }
+    set_cbs(handle, |c| {
+        c.ctx = SendPtr(context);
+        c.lost = cl;
+        c.arrived = ma;
+        c.complete = dc;
+    })
+}
+
+/// Sets only the connection-lost callback (and the shared context of
+/// `MQTTAsync_setCallbacks`); NULL removes it. Returns and threads as
+/// `MQTTAsync_setCallbacks`.
+///
+/// # Safety
+/// As `MQTTAsync_setCallbacks`.
+#[no_mangle]
+pub unsafe extern "C" fn MQTTAsync_setConnectionLostCallback(
+    handle: MQTTAsync,
+    context: *mut c_void,
+    cl: MQTTAsync_connectionLost,
+) -> c_int {
+    set_cbs(handle, |c| {
+        c.ctx = SendPtr(context);
+        c.lost = cl;
+    })
+}
+
+/// Sets only the message-arrived callback (and the shared context); NULL removes it, and
+/// incoming messages are then dropped. Returns and threads as `MQTTAsync_setCallbacks`.
+///
+/// # Safety
+/// As `MQTTAsync_setCallbacks`.
+#[no_mangle]
+pub unsafe extern "C" fn MQTTAsync_setMessageArrivedCallback(
+    handle: MQTTAsync,
+    context: *mut c_void,
+    ma: MQTTAsync_messageArrived,
+) -> c_int {
+    set_cbs(handle, |c| {
+        c.ctx = SendPtr(context);
+        c.arrived = ma;
+    })
+}
+
+/// Sets only the delivery-complete callback (and the shared context); NULL removes it.
+/// Returns and threads as `MQTTAsync_setCallbacks`.
+///
+/// # Safety
+/// As `MQTTAsync_setCallbacks`.
+#[no_mangle]
+pub unsafe extern "C" fn MQTTAsync_setDeliveryCompleteCallback(
+    handle: MQTTAsync,
+    context: *mut c_void,
+    dc: MQTTAsync_deliveryComplete,
+) -> c_int {
+    set_cbs(handle, |c| {
+        c.ctx = SendPtr(context);
+        c.complete = dc;
+    })
+}
+
+/// Sets the callback called after each successful connect: with cause "connect onSuccess
+/// called" after the `onSuccess` of `MQTTAsync_connect` / `MQTTAsync_reconnect`, and
+/// "automatic reconnect" after an automatic reconnect. NULL removes it. Returns
+/// `MQTTASYNC_SUCCESS`, or `MQTTASYNC_FAILURE` for an unknown handle or during a connect.
+/// Runs on the handle's callback thread. Any thread.
+///
+/// # Safety
+/// `co` is NULL or valid to call with `context` until replaced or destroyed.
+#[no_mangle]
+pub unsafe extern "C" fn MQTTAsync_setConnected(
+    handle: MQTTAsync,
+    context: *mut c_void,
+    co: MQTTAsync_connected,
+) -> c_int {
+    set_cbs(handle, |c| {
+        c.conn_ctx = SendPtr(context);
+        c.connected = co;
+    })
+}
+
+/// Sets the MQTT 5 callback for a DISCONNECT sent by the server (its properties, owned by
+/// the library and valid during the call, and reason code). `connectionLost` is called
+/// after it as well. NULL removes it. Returns as `MQTTAsync_setConnected`.
+///
+/// # Safety
+/// `co` is NULL or valid to call with `context` until replaced or destroyed.
+#[no_mangle]
+pub unsafe extern "C" fn MQTTAsync_setDisconnected(
+    handle: MQTTAsync,
+    context: *mut c_void,
+    co: MQTTAsync_disconnected,
+) -> c_int {
+    set_cbs(handle, |c| {
+        c.disc_ctx = SendPtr(context);
+        c.disconnected = co;
+    })
+}
+
+/// Sets the callback that may change the user name and password before
+/// `MQTTAsync_reconnect` connects again: it gets an `MQTTAsync_connectData` with the
+/// current values and returns non-zero when it replaced them with `malloc`'d values (which
+/// the library frees). Not called before automatic reconnects (the Rust client reconnects
+/// with the original credentials). NULL removes it. Returns as `MQTTAsync_setConnected`.
+/// Runs on the handle's command thread.
+///
+/// # Safety
+/// `co` is NULL or valid to call with `context` until replaced or destroyed.
+#[no_mangle]
+pub unsafe extern "C" fn MQTTAsync_setUpdateConnectOptions(
+    handle: MQTTAsync,
+    context: *mut c_void,
+    co: MQTTAsync_updateConnectOptions,
+) -> c_int {
+    set_cbs(handle, |c| {
+        c.upd_ctx = SendPtr(context);
+        c.update = co;
+    })
+}
+
+/// Would set a callback that transforms data before it is written to persistence (e.g. to
+/// encrypt it). Not supported: returns `MQTTASYNC_FAILURE` (also for an unknown handle)
+/// rather than accept the callback and write the data untransformed. Any thread.
+#[no_mangle]
+pub extern "C" fn MQTTAsync_setBeforePersistenceWrite(
+    handle: MQTTAsync,
+    context: *mut c_void,
+    co: MQTTPersistence_beforeWrite,
+) -> c_int {
+    let _ = (context, co);
+    guard_rc(|| {
+        lookup(handle).ok_or(MQTTASYNC_FAILURE)?;
+        super::trace::trace(
+            MQTTCLIENT_TRACE_ERROR,
+            "mqttsync: MQTTAsync_setBeforePersistenceWrite is not supported",
+        );
+        Err(MQTTASYNC_FAILURE)
+    })
+}
+
+/// Would set a callback that transforms data read from persistence. Not supported: returns
+/// `MQTTASYNC_FAILURE` (see `MQTTAsync_setBeforePersistenceWrite`). Any thread.
+#[no_mangle]
+pub extern "C" fn MQTTAsync_setAfterPersistenceRead(
+    handle: MQTTAsync,
+    context: *mut c_void,
+    co: MQTTPersistence_afterRead,
+) -> c_int {
+    let _ = (context, co);
+    guard_rc(|| {
+        lookup(handle).ok_or(MQTTASYNC_FAILURE)?;
+        super::trace::trace(
+            MQTTCLIENT_TRACE_ERROR,
+            "mqttsync: MQTTAsync_setAfterPersistenceRead is not supported",
+        );
+        Err(MQTTASYNC_FAILURE)
+    })
+}
+
+/// Returns 1 if the client is connected, 0 otherwise (also for an unknown handle). Any
+/// thread.
+#[no_mangle]
+pub extern "C" fn MQTTAsync_isConnected(handle: MQTTAsync) -> c_int {
+    guard(0, || {
+        lookup(handle)
+            .and_then(|h| h.st().client.clone())
+            .map_or(0, |c| c_int::from(c.is_connected()))
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// connect / reconnect / disconnect
+// ---------------------------------------------------------------------------------------
+
+unsafe fn read_connect_options(
+    h: &AsyncHandle,
+    options: *const MQTTAsync_connectOptions,
+) -> Result<Params, c_int> {
+    // SAFETY: NULL or options of their declared version (C contract).
+    let (o, v) = unsafe { copy_versioned(options)? };
+    let servers: Vec<String> = if v >= 2 && o.serverURIcount > 0 {
+        if o.serverURIs.is_null() {
+            return Err(MQTTASYNC_NULL_PARAMETER);
+        }
+        (0..o.serverURIcount as usize)
+            .map(|i| {
+                // SAFETY: serverURIcount string pointers (C contract), each NUL-terminated.
+                unsafe { str_from_c(*o.serverURIs.add(i)) }.map(str::to_owned)
+            })
+            .collect::<Result<_, _>>()?
+    } else {
+        vec![h.server_uri.clone()]
+    };
+    for s in &servers {
+        if !known_scheme(s) {
+            return Err(MQTTASYNC_BAD_PROTOCOL);
+        }
+    }
+    let will_props = if v >= 6 {
+        o.willProperties
+    } else {
+        ptr::null_mut()
+    };
+    let will = if o.will.is_null() {
+        None
+    } else {
+        // SAFETY: will options (same layout as MQTTClient_willOptions) and property list
+        // valid per the C contract.
+        Some(unsafe { will_from_c(o.will.cast::<MQTTClient_willOptions>(), will_props)? })
+    };
+    let ssl = if v >= 1 { o.ssl } else { ptr::null_mut() };
+    let tls = if ssl.is_null() {
+        None
+    } else {
+        // SAFETY: SSL options (same layout as MQTTClient_SSLOptions), C contract.
+        Some(Arc::new(unsafe {
+            tls_from_c(ssl.cast::<MQTTClient_SSLOptions>())?
+        }))
+    };
+    let needs_tls = servers
+        .iter()
+        .any(|s| ServerUri::parse(s).is_ok_and(|u| u.scheme.is_tls()));
+    if needs_tls && tls.is_none() {
+        return Err(MQTTASYNC_NULL_PARAMETER);
+    }
+    let version = if v >= 3 {
+        o.MQTTVersion
+    } else {
+        MQTTVERSION_DEFAULT
+    };
+    if version != MQTTVERSION_DEFAULT && !(MQTTVERSION_3_1..=MQTTVERSION_5).contains(&version) {
+        return Err(MQTTASYNC_BAD_MQTT_VERSION_ASYNC);
+    }
+    if version >= MQTTVERSION_5 && !h.v5 {
+        return Err(MQTTASYNC_WRONG_MQTT_VERSION);
+    }
+    let username = opt_str(o.username)?;
+    let password_str = opt_str(o.password)?;
+    let cleanstart = v >= 6 && o.cleanstart != 0;
+    if version >= MQTTVERSION_5 {
+        if o.cleansession != 0 {
+            return Err(MQTTASYNC_BAD_MQTT_OPTION);
+        }
+    } else if v >= 6
+        && (cleanstart
+            || o.onSuccess5.is_some()
+            || o.onFailure5.is_some()
+            || !o.connectProperties.is_null()
+            || !o.willProperties.is_null())
+    {
+        return Err(MQTTASYNC_BAD_MQTT_OPTION);
+    }
+    let password = match password_str {
+        Some(p) => Some(p.into_bytes()),
+        None if v >= 5 && !o.binarypwd.data.is_null() => {
+            // SAFETY: binarypwd.len readable bytes (C contract).
+            Some(unsafe { bytes_from_c(o.binarypwd.data, o.binarypwd.len)? }.to_vec())
+        }
+        None => None,
+    };
+    let mut headers = Vec::new();
+    if v >= 7 && !o.httpHeaders.is_null() {
+        let mut i = 0;
+        loop {
+            // SAFETY: the array ends with an entry whose name is NULL (C contract).
+            let nv = unsafe { *o.httpHeaders.add(i) };
+            if nv.name.is_null() {
+                break;
+            }
+            headers.push((
+                opt_str(nv.name)?.unwrap_or_default(),
+                opt_str(nv.value)?.unwrap_or_default(),
+            ));
+            i += 1;
+        }
+    }
+    let (http_proxy, https_proxy) = if v >= 8 {
+        (opt_str(o.httpProxy)?, opt_str(o.httpsProxy)?)
+    } else {
+        (None, None)
+    };
+    let props = if v >= 6 && !o.connectProperties.is_null() {
+        // SAFETY: a valid property list (C contract).
+        unsafe { properties_from_c(o.connectProperties)? }
+    } else {
+        Properties::new()
+    };
+    let reconnect = if v >= 4 && o.automaticReconnect != 0 {
+        let min = Duration::from_secs(o.minRetryInterval.max(1) as u64);
+        let max = Duration::from_secs(o.maxRetryInterval.max(1) as u64).max(min);
+        Some((min, max))
+    } else {
+        None
+    };
+    Ok(Params {
+        servers,
+        keep_alive: Duration::from_secs(o.keepAliveInterval.max(0) as u64),
+        clean: if version >= MQTTVERSION_5 {
+            cleanstart
+        } else {
+            o.cleansession != 0
+        },
+        version,
+        username,
+        password,
+        will,
+        props,
+        connect_timeout: Duration::from_secs(if o.connectTimeout > 0 {
+            o.connectTimeout as u64
+        } else {
+            30
+        }),
+        max_inflight: u16::try_from(o.maxInflight.max(1)).unwrap_or(u16::MAX),
+        tls,
+        headers,
+        http_proxy,
+        https_proxy,
+        reconnect,
+        resp: Resp {
+            ok: o.onSuccess,
+            fail: o.onFailure,
+            ok5: if v >= 6 { o.onSuccess5 } else { None },
+            fail5: if v >= 6 { o.onFailure5 } else { None },
+            ctx: SendPtr(o.context),
+        },
+    })
+}
+
+/// `MQTTASYNC_BAD_MQTT_VERSION` does not exist in MQTTAsync.h; Paho's async connect
+/// reports an unknown `MQTTVersion` as a bad structure.
+const MQTTASYNC_BAD_MQTT_VERSION_ASYNC: c_int = MQTTASYNC_BAD_STRUCTURE;
+
+fn push_command(h: &AsyncHandle, cmd: Command) -> Result<(), c_int> {
+    h.commands
+        .push(cmd, Some(COMMAND_QUEUE_MAX))
+        .map_err(|_| MQTTASYNC_MAX_BUFFERED_MESSAGES)
+}
+
+/// Starts connecting with `options` (eyecatcher `MQTC`, versions 0-8) and returns at once;
+/// the outcome goes to `options->onSuccess` (successData `alt.connect`: serverURI,
+/// MQTTVersion, sessionPresent) or `onFailure` (code: a CONNACK return code 1-5, or
+/// `MQTTASYNC_FAILURE` for network failures and timeouts), or for MQTT 5 `onSuccess5` /
+/// `onFailure5` (CONNACK reason code and properties), all with `options->context`; then
+/// `connected` (see `MQTTAsync_setConnected`). Servers are tried in order (`serverURIs`,
+/// version 2+); `MQTTVERSION_DEFAULT` tries 3.1.1, then 3.1 when refused with code 1.
+/// `automaticReconnect` (version 4+) reconnects after a loss with a delay from
+/// `minRetryInterval` doubling up to `maxRetryInterval` seconds; publishes made meanwhile
+/// are buffered when the client was created with `sendWhileDisconnected`. Connect options,
+/// will, TLS, WebSocket headers and proxies as for `MQTTClient_connect` (TLS verification
+/// and unsupported options as documented there). A connect while connected first
+/// disconnects. Buffered publishes are sent after the connect succeeds.
+///
+/// Returns `MQTTASYNC_SUCCESS` when the request is queued; `MQTTASYNC_FAILURE` for an
+/// unknown handle; `MQTTASYNC_NULL_PARAMETER` (NULL options, will without topic, TLS server
+/// without `ssl`); `MQTTASYNC_BAD_STRUCTURE` (any structure, unknown `MQTTVersion`);
+/// `MQTTASYNC_BAD_QOS` (will); `MQTTASYNC_0_LEN_WILL_TOPIC`; `MQTTASYNC_BAD_UTF8_STRING`;
+/// `MQTTASYNC_BAD_MQTT_OPTION` (MQTT 5 options with MQTT 3 or `cleansession` with MQTT 5);
+/// `MQTTASYNC_WRONG_MQTT_VERSION` (MQTT 5 on a client not created for it);
+/// `MQTTASYNC_BAD_PROTOCOL`; `MQTTASYNC_MAX_BUFFERED_MESSAGES` when the request queue is
+/// full.
+///
+/// Ownership: the options are copied; the callbacks run later on the handle's callback
+/// thread. Any thread, including callbacks.
+///
+/// # Safety
+/// `options` is NULL or points to options of the version it declares, whose pointers are
+/// valid for the call.
+#[no_mangle]
+pub unsafe extern "C" fn MQTTAsync_connect(
+    handle: MQTTAsync,
+    options: *const MQTTAsync_connectOptions,
+) -> c_int {
+    guard_rc(|| {
+        let h = lookup(handle).ok_or(MQTTASYNC_FAILURE)?;
+        // SAFETY: forwarded C contract.
+        let p = unsafe { read_connect_options(&h, options)? };
+        let token = h.new_token()?;
+        h.st().should_be_connected = true;
+        push_command(&h, Command::Connect(Box::new(p), token)).inspect_err(|_| h.complete(token))
+    })
+}
+
+/// Connects again with the options of the last `MQTTAsync_connect` (after calling
+/// `updateConnectOptions`, if set); the outcome goes to that connect's callbacks.
+///
+/// Returns `MQTTASYNC_SUCCESS` when queued; `MQTTASYNC_FAILURE` for an unknown handle or
+/// when `MQTTAsync_connect` was never called; `MQTTASYNC_MAX_BUFFERED_MESSAGES` when the
+/// request queue is full. Any thread.
+#[no_mangle]
+pub extern "C" fn MQTTAsync_reconnect(handle: MQTTAsync) -> c_int {
+    guard_rc(|| {
+        let h = lookup(handle).ok_or(MQTTASYNC_FAILURE)?;
+        if h.st().last.is_none() {
+            return Err(MQTTASYNC_FAILURE);
+        }
+        push_command(&h, Command::Reconnect)
+    })
+}
+
+/// Starts disconnecting: waits up to `options->timeout` ms for in-flight messages, sends
+/// DISCONNECT (MQTT 5: with `reasonCode` and `properties`, version 1) and closes; then
+/// `onSuccess` / `onSuccess5`. Ends automatic reconnection and redelivery of a refused
+/// message; `connectionLost` is not called. Publishes still in flight stay in persistence.
+/// NULL options mean timeout 0 and no callbacks.
+///
+/// Returns `MQTTASYNC_SUCCESS` when queued; `MQTTASYNC_FAILURE` for an unknown handle;
+/// `MQTTASYNC_DISCONNECTED` when not connected; `MQTTASYNC_BAD_STRUCTURE`;
+/// `MQTTASYNC_MAX_BUFFERED_MESSAGES` when the request queue is full. Any thread.
+///
+/// # Safety
+/// `options` is NULL or points to options of the version it declares.
+#[no_mangle]
+pub unsafe extern "C" fn MQTTAsync_disconnect(
+    handle: MQTTAsync,
+    options: *const MQTTAsync_disconnectOptions,
+) -> c_int {
+    guard_rc(|| {
+        let (o, v) = if options.is_null() {
+            (None, 0)
+        } else {
+            // SAFETY: options of their declared version (C contract).
+            let (o, v) = unsafe { copy_versioned(options)? };
+            (Some(o), v)
+        };
+        let h = lookup(handle).ok_or(MQTTASYNC_FAILURE)?;
+        let o = o.map(|mut o| {
+            if v == 0 && h.v5 {
+                // Paho reads the MQTT 5 callbacks whatever the version, and Paho C++ sets
+                // them in a version 0 structure for MQTT 5 clients: honour them there too.
+                // SAFETY: a program using an MQTT 5 client is built against a header whose
+                // structure has these fields (C contract, as for Paho).
+                unsafe {
+                    o.onSuccess5 = ptr::addr_of!((*options).onSuccess5).read_unaligned();
+                    o.onFailure5 = ptr::addr_of!((*options).onFailure5).read_unaligned();
+                }
+            }
+            o
+        });
+        let mut packet = Disconnect::default();
+        let mut resp = Resp::NONE;
+        let mut timeout = Duration::ZERO;
+        if let Some(o) = o {
+            timeout = Duration::from_millis(o.timeout.max(0) as u64);
+            resp.ok = o.onSuccess;
+            resp.fail = o.onFailure;
+            resp.ctx = SendPtr(o.context);
+            resp.ok5 = o.onSuccess5;
+            resp.fail5 = o.onFailure5;
+            if v >= 1 {
+                packet.reason = u8::try_from(o.reasonCode).map_err(|_| MQTTASYNC_FAILURE)?;
+                if o.properties.count > 0 {
+                    // SAFETY: a valid property list inside version 1 options.
+                    packet.properties =
+                        unsafe { properties_from_c(ptr::addr_of!((*options).properties))? };
+                }
+            }
+        }
+        {
+            let mut st = h.st();
+            st.should_be_connected = false;
+            if let Some(c) = &st.conn {
+                c.stop();
+            }
+            if !st.client.as_ref().is_some_and(|c| c.is_connected()) && !st.connecting {
+                return Err(MQTTASYNC_DISCONNECTED);
+            }
+        }
+        // Paho gives disconnect no token (its callbacks see 0).
+        push_command(
+            &h,
+            Command::Disconnect {
+                packet,
+                timeout,
+                resp,
+                token: 0,
+            },
+        )
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// subscribe / unsubscribe
+// ---------------------------------------------------------------------------------------
+
+unsafe fn topics_from_c(count: c_int, topics: *const *mut c_char) -> Result<Vec<String>, c_int> {
+    if count <= 0 {
+        return Err(MQTTASYNC_FAILURE);
+    }
+    if topics.is_null() {
+        return Err(MQTTASYNC_NULL_PARAMETER);
+    }
+    (0..count as usize)
+        .map(|i| {
+            // SAFETY: `count` pointers (C contract), each NULL or NUL-terminated.
+            unsafe { str_from_c(*topics.add(i)) }
+                .map(str::to_owned)
+                .map_err(|_| MQTTASYNC_BAD_UTF8_STRING)
+        })
+        .collect()
+}
+
+unsafe fn subscribe_impl(
+    handle: MQTTAsync,
+    count: c_int,
+    topics: *const *mut c_char,
+    qos: *const c_int,
+    response: *mut MQTTAsync_responseOptions,
+) -> Result<(), c_int> {
+    let h = lookup(handle).ok_or(MQTTASYNC_FAILURE)?;
+    if h.connected_client().is_none() {
+        return Err(MQTTASYNC_DISCONNECTED);
+    }
+    // SAFETY: forwarded C contract.
+    let names = unsafe { topics_from_c(count, topics)? };
+    if qos.is_null() {
+        return Err(MQTTASYNC_NULL_PARAMETER);
+    }
+    // SAFETY: NULL or response options of their version (C contract).
+    let r = unsafe { resp_from_c(response)? };
+    if !h.v5 && r.version >= 1 && (!r.props.is_empty() || r.resp.ok5.is_some()) {
+        return Err(MQTTASYNC_BAD_MQTT_OPTION);
+    }
+    let mut filters = Vec::with_capacity(names.len());
+    for (i, name) in names.into_iter().enumerate() {
+        // SAFETY: `count` QoS values (C contract).
+        let q = unsafe { *qos.add(i) };
+        let q = u8::try_from(q)
+            .ok()
+            .and_then(QoS::from_u8)
+            .ok_or(MQTTASYNC_BAD_QOS)?;
+        if crate::topic::validate_topic_filter(&name).is_err() {
+            return Err(MQTTASYNC_BAD_UTF8_STRING);
+        }
+        let mut o = SubscribeOptions {
+            qos: q,
+            ..Default::default()
+        };
+        if h.v5 {
+            if let Some(so) = r.sub_opts.get(i).or(r.sub_opts.first()) {
+                o.no_local = so.noLocal != 0;
+                o.retain_as_published = so.retainAsPublished != 0;
+                o.retain_handling = match so.retainHandling {
+                    1 => RetainHandling::SendAtSubscribeIfNew,
+                    2 => RetainHandling::DoNotSend,
+                    _ => RetainHandling::SendAtSubscribe,
+                };
+            }
+        }
+        filters.push(SubscribeFilter {
+            filter: name,
+            options: o,
+        });
+    }
+    let token = h.new_token()?;
+    push_command(
+        &h,
+        Command::Subscribe {
+            filters,
+            props: r.props,
+            resp: r.resp,
+            token,
+        },
+    )
+    .inspect_err(|_| h.complete(token))?;
+    // SAFETY: validated above.
+    unsafe { write_token(response, token) };
+    Ok(())
+}
+
+/// Starts subscribing to `topic` (wildcards allowed) at `qos`; returns at once. The
+/// SUBACK goes to `response->onSuccess` (`alt.qos` = granted QoS) or, when refused,
+/// `onFailure` (code `MQTT_BAD_SUBSCRIBE`); MQTT 5: `onSuccess5` / `onFailure5` with the
+/// reason code and properties; subscription options and properties from `response`
+/// (version 1). `response` may be NULL; its `token` is written.
+///
+/// Returns `MQTTASYNC_SUCCESS` when queued; `MQTTASYNC_FAILURE` for an unknown handle;
+/// `MQTTASYNC_DISCONNECTED`; `MQTTASYNC_BAD_UTF8_STRING` (NULL, not UTF-8 or invalid
+/// filter); `MQTTASYNC_BAD_QOS`; `MQTTASYNC_BAD_STRUCTURE` (response);
+/// `MQTTASYNC_BAD_MQTT_OPTION` (MQTT 5 options on an MQTT 3 client);
+/// `MQTTASYNC_MAX_BUFFERED_MESSAGES` when the request queue is full. Any thread.
+///
+/// # Safety
+/// `topic` is NULL or NUL-terminated; `response` is NULL or valid and writable.
+#[no_mangle]
+pub unsafe extern "C" fn MQTTAsync_subscribe(
+    handle: MQTTAsync,
+    topic: *const c_char,
+    qos: c_int,
+    response: *mut MQTTAsync_responseOptions,
+) -> c_int {
+    guard_rc(|| {
+        let topics = [topic as *mut c_char];
+        // SAFETY: one topic and QoS on the stack; response per the C contract.
+        unsafe { subscribe_impl(handle, 1, topics.as_ptr(), &qos, response) }
+    })
+}
+
+/// Starts subscribing to `count` filters; on success `alt.qosList` holds the granted QoS
+/// of each (valid during the callback; MQTT 5: `alt.sub.reasonCodes`). With MQTT 5,
+/// `response->subscribeOptionsList` (`subscribeOptionsCount` entries) gives per-filter
+/// options. Returns as `MQTTAsync_subscribe`; `MQTTASYNC_FAILURE` for `count <= 0`,
+/// `MQTTASYNC_NULL_PARAMETER` for NULL arrays. Any thread.
+///
+/// # Safety
+/// `topic` and `qos` hold `count` entries; `response` is NULL or valid and writable.
+#[no_mangle]
+pub unsafe extern "C" fn MQTTAsync_subscribeMany(
+    handle: MQTTAsync,
+    count: c_int,
+    topic: *const *mut c_char,
+    qos: *const c_int,
+    response: *mut MQTTAsync_responseOptions,
+) -> c_int {
+    // SAFETY: forwarded C contract.
+    guard_rc(|| unsafe { subscribe_impl(handle, count, topic, qos, response) })
+}
+
+unsafe fn unsubscribe_impl(
+    handle: MQTTAsync,
+    count: c_int,
+    topics: *const *mut c_char,
+    response: *mut MQTTAsync_responseOptions,
+) -> Result<(), c_int> {
+    let h = lookup(handle).ok_or(MQTTASYNC_FAILURE)?;
+    if h.connected_client().is_none() {
+        return Err(MQTTASYNC_DISCONNECTED);
+    }
+    // SAFETY: forwarded C contract.
+    let filters = unsafe { topics_from_c(count, topics)? };
+    for f in &filters {
+        if crate::topic::validate_topic_filter(f).is_err() {
+            return Err(MQTTASYNC_BAD_UTF8_STRING);
+        }
+    }
+    // SAFETY: NULL or response options of their version (C contract).
+    let r = unsafe { resp_from_c(response)? };
+    let token = h.new_token()?;
+    push_command(
+        &h,
+        Command::Unsubscribe {
+            filters,
+            props: r.props,
+            resp: r.resp,
+            token,
+        },
+    )
+    .inspect_err(|_| h.complete(token))?;
+    // SAFETY: validated above.
+    unsafe { write_token(response, token) };
+    Ok(())
+}
+
+/// Starts unsubscribing from `topic`; the UNSUBACK goes to `onSuccess` (MQTT 5:
+/// `onSuccess5` with the reason code and properties). Returns as `MQTTAsync_subscribe`
+/// (no QoS check). Any thread.
+///
+/// # Safety
+/// `topic` is NULL or NUL-terminated; `response` is NULL or valid and writable.
+#[no_mangle]
+pub unsafe extern "C" fn MQTTAsync_unsubscribe(
+    handle: MQTTAsync,
+    topic: *const c_char,
+    response: *mut MQTTAsync_responseOptions,
+) -> c_int {
+    guard_rc(|| {
+        let topics = [topic as *mut c_char];
+        // SAFETY: one topic on the stack; response per the C contract.
+        unsafe { unsubscribe_impl(handle, 1, topics.as_ptr(), response) }
+    })
+}
+
+/// Starts unsubscribing from `count` filters (MQTT 5: `alt.unsub.reasonCodes` in
+/// `onSuccess5`). Returns as `MQTTAsync_subscribeMany`. Any thread.
+///
+/// # Safety
+/// `topic` holds `count` entries; `response` is NULL or valid and writable.
+#[no_mangle]
+pub unsafe extern "C" fn MQTTAsync_unsubscribeMany(
+    handle: MQTTAsync,
+    count: c_int,
+    topic: *const *mut c_char,
+    response: *mut MQTTAsync_responseOptions,
+) -> c_int {
+    // SAFETY: forwarded C contract.
+    guard_rc(|| unsafe { unsubscribe_impl(handle, count, topic, response) })
+}
+
+// ---------------------------------------------------------------------------------------
+// publish
+// ---------------------------------------------------------------------------------------
+
+#[allow(clippy::too_many_arguments)]
+unsafe fn send_impl(
+    handle: MQTTAsync,
+    topic: *const c_char,
+    payloadlen: c_int,
+    payload: *const c_void,
+    qos: c_int,
+    retained: bool,
+    props: *const MQTTProperties,
+    response: *mut MQTTAsync_responseOptions,
+) -> Result<(), c_int> {
+    let h = lookup(handle).ok_or(MQTTASYNC_FAILURE)?;
+    // SAFETY: NULL or NUL-terminated (C contract).
+    let name = unsafe { str_from_c(topic) }.map_err(|_| MQTTASYNC_BAD_UTF8_STRING)?;
+    let q = u8::try_from(qos)
+        .ok()
+        .and_then(QoS::from_u8)
+        .ok_or(MQTTASYNC_BAD_QOS)?;
+    // SAFETY: NULL or response options of their version (C contract).
+    let r = unsafe { resp_from_c(response)? };
+    if crate::topic::validate_topic_name(name).is_err() {
+        return Err(MQTTASYNC_BAD_UTF8_STRING);
+    }
+    // SAFETY: payload has payloadlen readable bytes (C contract).
+    let data = unsafe { bytes_from_c(payload, payloadlen)? }.to_vec();
+    let mut m = Message::new(name, Bytes::from(data))
+        .qos(q)
+        .retain(retained);
+    if h.v5 {
+        if !props.is_null() {
+            // SAFETY: a valid property list (C contract).
+            m.properties = unsafe { properties_from_c(props)? };
+        }
+        if m.properties.is_empty() && !r.props.is_empty() {
+            m.properties = r.props.clone();
+        }
+    }
+    let (client, conn, should) = {
+        let st = h.st();
+        (st.client.clone(), st.conn.clone(), st.should_be_connected)
+    };
+    let live = match (&client, &conn) {
+        (Some(c), Some(k))
+            if c.state() != crate::client::State::Disconnected
+                && c.state() != crate::client::State::Closed =>
+        {
+            Some((c.clone(), k.clone()))
+        }
+        _ => None,
+    };
+    let token = h.new_token()?;
+    let result = if let Some((client, conn)) = live {
+        if !client.is_connected() {
+            // Reconnecting: the Rust client's offline buffer takes it, within the limit.
+            if !h.create.send_while_disconnected {
+                h.complete(token);
+                return Err(MQTTASYNC_DISCONNECTED);
+            }
+            if conn.offline.fetch_add(1, Ordering::AcqRel) >= h.create.max_buffered {
+                conn.offline.fetch_sub(1, Ordering::AcqRel);
+                h.complete(token);
+                return Err(MQTTASYNC_MAX_BUFFERED_MESSAGES);
+            }
+        }
+        publish_now(&h, &client, &conn, m, r.resp, token)
+    } else {
+        let c = h.create;
+        if !c.send_while_disconnected || !(should || c.any_time) {
+            h.complete(token);
+            return Err(MQTTASYNC_DISCONNECTED);
+        }
+        let mut st = h.st();
+        if st.offline.len() >= c.max_buffered {
+            if !c.delete_oldest || c.max_buffered == 0 {
+                drop(st);
+                h.complete(token);
+                return Err(MQTTASYNC_MAX_BUFFERED_MESSAGES);
+            }
+            if let Some(old) = st.offline.pop_front() {
+                h.post_failure(
+                    old.resp,
+                    old.token,
+                    Fail::code(
+                        MQTTASYNC_MAX_BUFFERED_MESSAGES,
+                        "dropped from the full buffer",
+                    ),
+                );
+            }
+        }
+        st.offline.push_back(Buffered {
+            msg: m,
+            resp: r.resp,
+            token,
+        });
+        Ok(())
+    };
+    result?;
+    // SAFETY: validated above.
+    unsafe { write_token(response, token) };
+    Ok(())
+}
+
+/// Publishes `payloadlen` bytes at `payload` to `destinationName` with `qos` and the
+/// `retained` flag, and returns at once; the data is copied. The request token is written
+/// to `response->token` (`response` may be NULL); MQTT 5 properties come from
+/// `response->properties` (version 1). QoS 0 completes when queued; QoS 1/2 when
+/// acknowledged, with `deliveryComplete` then `onSuccess` (`alt.pub`: the message and
+/// topic, valid during the call; MQTT 5 `onSuccess5` with the PUBACK/PUBCOMP reason code),
+/// or `onFailure5` when the server refuses it. While disconnected the publish is buffered
+/// if the client was created with `sendWhileDisconnected` (see
+/// `MQTTAsync_createWithOptions`).
+///
+/// Returns `MQTTASYNC_SUCCESS`; `MQTTASYNC_FAILURE` for an unknown handle or a negative
+/// length; `MQTTASYNC_BAD_UTF8_STRING` for a NULL, non-UTF-8, empty or wildcard topic;
+/// `MQTTASYNC_BAD_QOS`; `MQTTASYNC_NULL_PARAMETER` (NULL payload with a length);
+/// `MQTTASYNC_BAD_STRUCTURE` (response); `MQTTASYNC_DISCONNECTED` (not connected and not
+/// buffering); `MQTTASYNC_MAX_BUFFERED_MESSAGES` when the buffer or the client's queue is
+/// full (publishing never blocks). Any thread, including callbacks.
+///
+/// # Safety
+/// `destinationName` is NULL or NUL-terminated; `payload` has `payloadlen` readable bytes;
+/// `response` is NULL or valid and writable.
+#[no_mangle]
+pub unsafe extern "C" fn MQTTAsync_send(
+    handle: MQTTAsync,
+    destinationName: *const c_char,
+    payloadlen: c_int,
+    payload: *const c_void,
+    qos: c_int,
+    retained: c_int,
+    response: *mut MQTTAsync_responseOptions,
+) -> c_int {
+    guard_rc(|| {
+        // SAFETY: forwarded C contract.
+        unsafe {
+            send_impl(
+                handle,
+                destinationName,
+                payloadlen,
+                payload,
+                qos,
+                retained != 0,
+                ptr::null(),
+                response,
+            )
+        }
+    })
+}
+
+/// Publishes an `MQTTAsync_message` (eyecatcher `MQTM`, version 0 or 1; its payload, qos,
+/// retained and, for MQTT 5 clients, properties) to `destinationName`. The caller keeps
+/// ownership of the message. Returns as `MQTTAsync_send`, plus `MQTTASYNC_NULL_PARAMETER`
+/// for a NULL message and `MQTTASYNC_BAD_STRUCTURE` for a bad one. Any thread.
+///
+/// # Safety
+/// As `MQTTAsync_send`; `msg` is NULL or a valid message.
+#[no_mangle]
+pub unsafe extern "C" fn MQTTAsync_sendMessage(
+    handle: MQTTAsync,
+    destinationName: *const c_char,
+    msg: *const MQTTAsync_message,
+    response: *mut MQTTAsync_responseOptions,
+) -> c_int {
+    guard_rc(|| {
+        lookup(handle).ok_or(MQTTASYNC_FAILURE)?;
+        // SAFETY: NULL or a message of its declared version (C contract).
+        let (m, v) = unsafe { copy_versioned(msg)? };
+        let props = if v >= 1 && m.properties.count > 0 {
+            // SAFETY: msg is a valid version 1 message.
+            unsafe { ptr::addr_of!((*msg).properties) }
+        } else {
+            ptr::null()
+        };
+        // SAFETY: forwarded C contract.
+        unsafe {
+            send_impl(
+                handle,
+                destinationName,
+                m.payloadlen,
+                m.payload,
+                m.qos,
+                m.retained != 0,
+                props,
+                response,
+            )
+        }
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// tokens
+// ---------------------------------------------------------------------------------------
+
+/// Writes to `*tokens` a `malloc`'d array of the tokens of requests not yet complete
+/// (ending with -1), or NULL when there are none; free it with `MQTTAsync_free`. Returns
+/// `MQTTASYNC_SUCCESS`, `MQTTASYNC_FAILURE` for an unknown handle,
+/// `MQTTASYNC_NULL_PARAMETER` for a NULL `tokens`. Any thread.
+///
+/// # Safety
+/// `tokens` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn MQTTAsync_getPendingTokens(
+    handle: MQTTAsync,
+    tokens: *mut *mut MQTTAsync_token,
+) -> c_int {
+    guard_rc(|| {
+        let h = lookup(handle).ok_or(MQTTASYNC_FAILURE)?;
+        if tokens.is_null() {
+            return Err(MQTTASYNC_NULL_PARAMETER);
+        }
+        let mut v: Vec<c_int> = lock(&h.pending).iter().copied().collect();
+        v.sort_unstable();
+        let out = if v.is_empty() {
+            ptr::null_mut()
+        } else {
+            v.push(-1);
+            c_array(&v)?
+        };
+        // SAFETY: non-NULL and writable (C contract).
+        unsafe { tokens.write(out) };
+        Ok(())
+    })
+}
+
+/// Returns 1 (`MQTTASYNC_TRUE`) if the request with `token` is complete (or unknown), 0 if
+/// it is pending, `MQTTASYNC_FAILURE` for an unknown handle. Any thread.
+#[no_mangle]
+pub extern "C" fn MQTTAsync_isComplete(handle: MQTTAsync, token: MQTTAsync_token) -> c_int {
+    guard(MQTTASYNC_FAILURE, || match lookup(handle) {
+        None => MQTTASYNC_FAILURE,
+        Some(h) => c_int::from(!lock(&h.pending).contains(&token)),
+    })
+}
+
+/// Waits up to `timeout` ms until the request with `token` completes (blocking on it, no
+/// polling). Returns `MQTTASYNC_SUCCESS` when it completed (whatever its outcome) or is
+/// unknown; `MQTTASYNC_FAILURE` on timeout or for an unknown handle;
+/// `MQTTASYNC_DISCONNECTED` when the client is neither connected nor connecting. Any
+/// thread, including callbacks (requests complete on the command thread, acknowledgements
+/// on the I/O thread).
+#[no_mangle]
+pub extern "C" fn MQTTAsync_waitForCompletion(
+    handle: MQTTAsync,
+    token: MQTTAsync_token,
+    timeout: c_ulong,
+) -> c_int {
+    guard_rc(|| {
+        let h = lookup(handle).ok_or(MQTTASYNC_FAILURE)?;
+        {
+            let st = h.st();
+            let up = st.connecting || st.client.as_ref().is_some_and(|c| c.is_connected());
+            if !up && !lock(&h.pending).contains(&token) {
+                return Ok(());
+            }
+            if !up && !st.should_be_connected {
+                return Err(MQTTASYNC_DISCONNECTED);
+            }
+        }
+        #[allow(clippy::useless_conversion)]
+        let deadline = Instant::now() + Duration::from_millis(u64::from(timeout));
+        let mut p = lock(&h.pending);
+        while p.contains(&token) {
+            let now = Instant::now();
+            if now >= deadline || h.destroyed.load(Ordering::Acquire) {
+                return Err(MQTTASYNC_FAILURE);
+            }
+            p = h
+                .pending_cv
+                .wait_timeout(p, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        Ok(())
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// library functions
+// ---------------------------------------------------------------------------------------
+
+/// Frees a message received in `messageArrived` (payload, properties, structure) and sets
+/// `*msg` to NULL; not the topic (use `MQTTAsync_free`). NULL is ignored. Any thread.
+///
+/// # Safety
+/// `msg` is NULL or points to NULL or to a message allocated by this library.
+#[no_mangle]
+pub unsafe extern "C" fn MQTTAsync_freeMessage(msg: *mut *mut MQTTAsync_message) {
+    // SAFETY: same layout as MQTTClient_message; forwarded contract.
+    unsafe { super::misc::MQTTClient_freeMessage(msg.cast()) }
+}
+
+/// Frees memory the library allocated for the application (topic names, token arrays);
+/// same as `free()`. NULL is ignored. Any thread.
+///
+/// # Safety
+/// `ptr` is NULL or was allocated by this library (or `malloc`) and not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn MQTTAsync_free(ptr: *mut c_void) {
+    // SAFETY: forwarded contract.
+    unsafe { super::misc::MQTTClient_free(ptr) }
+}
+
+/// Allocates memory that `MQTTAsync_free` (or `free`) releases. NULL when out of memory.
+/// Any thread.
+#[no_mangle]
+pub extern "C" fn MQTTAsync_malloc(size: usize) -> *mut c_void {
+    super::misc::MQTTClient_malloc(size)
+}
+
+/// Global initialisation (optional): checks the structure (`MQTG`, version 0) and
+/// otherwise does nothing (OpenSSL initialises itself). Any thread, any time.
+///
+/// # Safety
+/// `inits` is NULL or readable.
+#[no_mangle]
+pub unsafe extern "C" fn MQTTAsync_global_init(inits: *mut MQTTAsync_init_options) {
+    // SAFETY: same layout as MQTTClient_init_options; forwarded contract.
+    unsafe { super::misc::MQTTClient_global_init(inits.cast()) }
+}
+
+/// Sets the process-wide trace level (shared with `MQTTClient_setTraceLevel`). Any thread.
+#[no_mangle]
+pub extern "C" fn MQTTAsync_setTraceLevel(level: MQTTASYNC_TRACE_LEVELS) {
+    super::misc::MQTTClient_setTraceLevel(level)
+}
+
+/// Sets the process-wide trace callback (shared with `MQTTClient_setTraceCallback`; NULL
+/// turns tracing off). It may run on any library thread and must not call the API; the
+/// text is valid during the call. Any thread.
+#[no_mangle]
+pub extern "C" fn MQTTAsync_setTraceCallback(callback: MQTTAsync_traceCallback) {
+    super::misc::MQTTClient_setTraceCallback(callback)
+}
+
+/// Returns a static array of name/value pairs describing the library, ending with a NULL
+/// name. Do not free or modify. Any thread.
+#[no_mangle]
+pub extern "C" fn MQTTAsync_getVersionInfo() -> *mut MQTTAsync_nameValue {
+    super::misc::MQTTClient_getVersionInfo().cast()
+}
+
+macro_rules! cs {
+    ($s:expr) => {
+        concat!($s, "\0").as_ptr().cast::<c_char>()
+    };
+}
+
+/// Returns a text for an `MQTTASYNC_*` code (static; do not free), or NULL for an unknown
+/// code, as the header says. Any thread.
+#[no_mangle]
+pub extern "C" fn MQTTAsync_strerror(code: c_int) -> *const c_char {
+    guard(ptr::null(), || match code {
+        MQTTASYNC_SUCCESS => cs!("Success"),
+        MQTTASYNC_FAILURE => cs!("Failure"),
+        MQTTASYNC_PERSISTENCE_ERROR => cs!("Persistence error"),
+        MQTTASYNC_DISCONNECTED => cs!("Disconnected"),
+        MQTTASYNC_MAX_MESSAGES_INFLIGHT => cs!("Maximum in-flight messages amount reached"),
+        MQTTASYNC_BAD_UTF8_STRING => cs!("Invalid UTF8 string"),
+        MQTTASYNC_NULL_PARAMETER => cs!("Invalid (NULL) parameter"),
+        MQTTASYNC_TOPICNAME_TRUNCATED => cs!("Topic containing NULL characters has been truncated"),
+        MQTTASYNC_BAD_STRUCTURE => cs!("Bad structure"),
+        MQTTASYNC_BAD_QOS => cs!("Invalid QoS value"),
+        MQTTASYNC_NO_MORE_MSGIDS => cs!("Too many pending commands"),
+        MQTTASYNC_OPERATION_INCOMPLETE => cs!("Operation discarded before completion"),
+        MQTTASYNC_MAX_BUFFERED_MESSAGES => cs!("No more messages can be buffered"),
+        MQTTASYNC_SSL_NOT_SUPPORTED => cs!("SSL is not supported"),
+        MQTTASYNC_BAD_PROTOCOL => cs!("Invalid protocol scheme"),
+        MQTTASYNC_BAD_MQTT_OPTION => cs!("Options for wrong MQTT version"),
+        MQTTASYNC_WRONG_MQTT_VERSION => cs!("Client created for another version of MQTT"),
+        MQTTASYNC_0_LEN_WILL_TOPIC => cs!("Zero length will topic on connect"),
+        MQTTASYNC_COMMAND_IGNORED => cs!("Connect or disconnect command ignored"),
+        MQTTASYNC_MAX_BUFFERED => cs!("maxBufferedMessages in the connect options must be >= 0"),
+        _ => ptr::null(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn garbage_handles_give_error_codes() {
+        let bad = 0x1234 as MQTTAsync;
+        assert_eq!(MQTTAsync_isConnected(bad), 0);
+        assert_eq!(MQTTAsync_isComplete(bad, 1), MQTTASYNC_FAILURE);
+        assert_eq!(MQTTAsync_waitForCompletion(bad, 1, 10), MQTTASYNC_FAILURE);
+        assert_eq!(MQTTAsync_reconnect(bad), MQTTASYNC_FAILURE);
+        assert_eq!(
+            unsafe { MQTTAsync_disconnect(bad, ptr::null()) },
+            MQTTASYNC_FAILURE
+        );
+        let mut h = bad;
+        unsafe { MQTTAsync_destroy(&mut h) };
+        assert_eq!(h, bad, "an unknown handle is left alone");
+    }
+
+    #[test]
+    fn strerror_knows_the_async_codes() {
+        let s = |c| {
+            unsafe { std::ffi::CStr::from_ptr(MQTTAsync_strerror(c)) }
+                .to_str()
+                .unwrap()
+        };
+        assert_eq!(
+            s(MQTTASYNC_MAX_BUFFERED_MESSAGES),
+            "No more messages can be buffered"
+        );
+        assert_eq!(s(MQTTASYNC_DISCONNECTED), "Disconnected");
+        assert!(MQTTAsync_strerror(12345).is_null());
+    }
+
+    #[test]
+    fn queue_is_bounded_and_closes() {
+        let q = Queue::new();
+        assert!(q.push(1, Some(2)).is_ok());
+        assert!(q.push(2, Some(2)).is_ok());
+        assert_eq!(q.push(3, Some(2)), Err(3));
+        assert_eq!(q.pop(), Some(1));
+        let left = q.close();
+        assert_eq!(left, [2]);
+        assert_eq!(q.pop(), None);
+        assert_eq!(q.push(4, None), Err(4));
+    }
+}

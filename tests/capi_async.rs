@@ -1,0 +1,324 @@
+//! The MQTTAsync C API and Paho C++ on top of it, against harness mosquitto brokers:
+//! - tests/c/async_client.c built against Eclipse Paho C (`-lpaho-mqtt3as`) and against
+//!   mqttsync prints the same return codes and callback sequence (onSuccess/onFailure data,
+//!   connected causes, granted QoS, reason codes, message arrivals);
+//! - the mqttsync-only part (stale handles, destroy from a callback, a slow callback of one
+//!   client not stalling another) under AddressSanitizer + LeakSanitizer;
+//! - drop-in: the Paho-built binaries (`-lpaho-mqtt3as` and `-lpaho-mqtt3a`) run unchanged
+//!   with `libpaho-mqtt3a(s).so.1` resolving to `libmqttsync.so`;
+//! - Paho C++ (Debian's `libpaho-mqttpp3`, unchanged): `mqtt::client` and
+//!   `mqtt::async_client` programs (tests/cpp/) give the same output on Paho and on
+//!   mqttsync, the async one across a broker restart with automatic reconnect and offline
+//!   buffering.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const MARK: &str = "--- mqttsync only\n";
+const ASAN_OPTIONS: &str = "detect_leaks=1:halt_on_error=1:abort_on_error=0";
+
+fn exe_dir() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().expect("temp dir"))
+        .path()
+}
+
+fn build_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn require_paho() {
+    assert!(
+        Path::new("/usr/include/MQTTAsync.h").exists(),
+        "install libpaho-mqtt-dev (Paho's MQTTAsync.h and libpaho-mqtt3a/3as) for these tests"
+    );
+}
+
+fn require_paho_cpp() {
+    assert!(
+        Path::new("/usr/include/mqtt/async_client.h").exists(),
+        "install libpaho-mqttpp-dev (Paho C++ headers and libpaho-mqttpp3) for these tests"
+    );
+}
+
+/// A directory whose `libpaho-mqtt3a.so.1` and `libpaho-mqtt3as.so.1` are mqttsync.
+fn dropin_dir() -> String {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let d = exe_dir().join("dropin");
+        std::fs::create_dir_all(&d).expect("dropin dir");
+        for name in ["libpaho-mqtt3a.so.1", "libpaho-mqtt3as.so.1"] {
+            std::os::unix::fs::symlink(&release_libs().shared_lib, d.join(name)).expect("link");
+        }
+        d
+    })
+    .display()
+    .to_string()
+}
+
+/// tests/c/async_client.c against mqttsync's static library (with ASan if asked).
+fn build_ours(asan: bool) -> PathBuf {
+    let exe = exe_dir().join(format!(
+        "async_client_ours{}",
+        if asan { "_asan" } else { "" }
+    ));
+    let _g = build_lock();
+    if !exe.exists() {
+        let mut flags = vec!["-D_POSIX_C_SOURCE=200809L"];
+        if asan {
+            flags.extend(["-fsanitize=address", "-fno-omit-frame-pointer"]);
+        }
+        build_c_program("cc", &c_dir().join("async_client.c"), &exe, &flags);
+    }
+    exe
+}
+
+/// tests/c/async_client.c against Paho's header and `-l<lib>`.
+fn build_paho(lib: &str) -> PathBuf {
+    let exe = exe_dir().join(format!("async_client_{lib}"));
+    let _g = build_lock();
+    if !exe.exists() {
+        run(Command::new("cc")
+            .args([
+                "-std=c99",
+                "-D_POSIX_C_SOURCE=200809L",
+                "-g",
+                "-I",
+                "/usr/include",
+            ])
+            .arg(c_dir().join("async_client.c"))
+            .arg("-o")
+            .arg(&exe)
+            .args([&format!("-l{lib}"), "-lpthread"]));
+    }
+    exe
+}
+
+/// tests/cpp/<name>.cpp against Paho C++ (`-lpaho-mqttpp3 -lpaho-mqtt3as`).
+fn build_cpp(name: &str) -> PathBuf {
+    let exe = exe_dir().join(format!("cpp_{name}"));
+    let _g = build_lock();
+    if !exe.exists() {
+        run(Command::new("c++")
+            .args(["-std=c++17", "-g", "-Wall"])
+            .arg(root().join(format!("tests/cpp/{name}.cpp")))
+            .arg("-o")
+            .arg(&exe)
+            .args(["-lpaho-mqttpp3", "-lpaho-mqtt3as", "-lpthread"]));
+    }
+    exe
+}
+
+fn closed_uri() -> String {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    format!("tcp://127.0.0.1:{}", l.local_addr().expect("addr").port())
+}
+
+fn run_async(exe: &Path, envs: &[(&str, &str)]) -> Run {
+    let broker = Broker::start();
+    let r = run_prog(
+        exe,
+        &[&broker.uri(), &closed_uri()],
+        envs,
+        Duration::from_secs(120),
+    );
+    if !r.stdout.ends_with("failures: 0\n") {
+        eprintln!("{}", broker.log());
+    }
+    r
+}
+
+#[test]
+fn async_return_codes_and_callbacks_match_paho() {
+    require_paho();
+    let paho = run_async(&build_paho("paho-mqtt3as"), &[]);
+    paho.assert_clean("async_client against Paho");
+    let ours = run_async(&build_ours(false), &[]);
+    ours.assert_clean("async_client against mqttsync");
+    let diff: Vec<String> = paho
+        .stdout
+        .lines()
+        .zip(ours.stdout.lines())
+        .filter(|(a, b)| a != b)
+        .map(|(a, b)| format!("paho: {a:60} ours: {b}"))
+        .collect();
+    assert!(
+        diff.is_empty() && paho.stdout.lines().count() == ours.stdout.lines().count(),
+        "output differs from Paho's:\n{}\n--- paho\n{}\n--- ours\n{}",
+        diff.join("\n"),
+        paho.stdout,
+        ours.stdout
+    );
+    assert!(paho.stdout.lines().count() > 70, "{}", paho.stdout);
+}
+
+#[test]
+fn async_is_clean_under_address_sanitizer_with_the_fixed_defects() {
+    let r = run_async(
+        &build_ours(true),
+        &[("ASAN_OPTIONS", ASAN_OPTIONS), ("MQTTSYNC_EXTRAS", "1")],
+    );
+    r.assert_clean("async_client (extras) under ASan");
+    let extra = r.stdout.split_once(MARK).expect("extras ran").1;
+    assert!(
+        extra.contains("self-destroy: destroyed from messageArrived: 1"),
+        "{extra}"
+    );
+    assert!(
+        extra.contains("fast client served while the other sleeps: 1"),
+        "{extra}"
+    );
+    assert!(
+        extra.contains("redelivered: refused once") && extra.contains("redelivered: taken: again"),
+        "{extra}"
+    );
+}
+
+/// The binaries built against Paho (`-lpaho-mqtt3as`, and the non-TLS `-lpaho-mqtt3a`)
+/// run unchanged on libmqttsync.so and print what they print on Paho.
+#[test]
+fn async_drop_in_for_libpaho_mqtt3as_and_3a() {
+    require_paho();
+    let ld = dropin_dir();
+    let paho = run_async(&build_paho("paho-mqtt3as"), &[]);
+    paho.assert_clean("async_client against Paho");
+    for lib in ["paho-mqtt3as", "paho-mqtt3a"] {
+        let exe = build_paho(lib);
+        let ldd = run(Command::new("ldd").arg(&exe).env("LD_LIBRARY_PATH", &ld));
+        let ldd = String::from_utf8_lossy(&ldd.stdout).into_owned();
+        assert!(ldd.contains(&format!("{ld}/lib{lib}.so.1")), "{ldd}");
+        let ours = run_async(&exe, &[("LD_LIBRARY_PATH", &ld)]);
+        ours.assert_clean(&format!("{lib} build on libmqttsync.so"));
+        assert!(ours.stderr.contains("product: mqttsync"), "{}", ours.stderr);
+        assert_eq!(paho.stdout, ours.stdout, "{lib} build: output differs");
+    }
+}
+
+/// Paho C++'s `mqtt::client` (Debian's libpaho-mqttpp3, not rebuilt) on mqttsync.
+#[test]
+fn paho_cpp_sync_client_runs_on_mqttsync() {
+    require_paho_cpp();
+    let exe = build_cpp("sync_client");
+    let broker = Broker::start();
+    let paho = run_prog(&exe, &[&broker.uri()], &[], Duration::from_secs(60));
+    paho.assert_clean("C++ mqtt::client on Paho");
+    let ld = dropin_dir();
+    let ours = run_prog(
+        &exe,
+        &[&broker.uri()],
+        &[("LD_LIBRARY_PATH", &ld)],
+        Duration::from_secs(60),
+    );
+    ours.assert_clean("C++ mqtt::client on mqttsync");
+    assert_eq!(paho.stdout, ours.stdout);
+    assert!(ours.stdout.contains("received T/cpp/sync/2 'hello 2'"));
+}
+
+/// Runs the C++ async program, restarting the broker when it asks; returns its output.
+fn cpp_async_run(exe: &Path, envs: &[(&str, &str)]) -> (bool, String) {
+    let mut broker = Broker::builder().persistence(true).start();
+    let mut child = Command::new(exe)
+        .arg(broker.uri())
+        .envs(envs.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn");
+    let out = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(l) => {
+                if l == "restart now" {
+                    broker.restart();
+                }
+                lines.push(l);
+            }
+            Err(_) => break,
+        }
+    }
+    let _ = child.kill();
+    let ok = child.wait().map(|s| s.success()).unwrap_or(false);
+    let text = lines.join("\n");
+    if !ok {
+        eprintln!("{}", broker.log());
+    }
+    (ok && text.ends_with("failures: 0"), text)
+}
+
+/// Paho C++'s `mqtt::async_client`: tokens, wait_for, MQTT 5 options, automatic reconnect
+/// across a broker restart, and a publish buffered while disconnected.
+#[test]
+fn paho_cpp_async_client_reconnects_on_mqttsync() {
+    require_paho_cpp();
+    let exe = build_cpp("async_client");
+    let (ok, paho) = cpp_async_run(&exe, &[]);
+    assert!(ok, "C++ async_client on Paho:\n{paho}");
+    let ld = dropin_dir();
+    let (ok, ours) = cpp_async_run(&exe, &[("LD_LIBRARY_PATH", &ld)]);
+    assert!(ok, "C++ async_client on mqttsync:\n{ours}");
+    assert_eq!(paho, ours);
+    assert!(ours.contains("reconnected automatically") && ours.contains("received two"));
+}
+
+/// examples/cpp: installed with `install-c.sh --paho-cmake`, the CMake project finds Paho
+/// C++ and Paho's C package (which is mqttsync), builds, and runs against a broker.
+#[test]
+fn cpp_example_builds_with_cmake_and_runs() {
+    require_paho_cpp();
+    assert!(have("cmake"), "cmake is required");
+    let tmp = tempfile::tempdir().unwrap();
+    let prefix = tmp.path().join("prefix");
+    release_libs();
+    let mut install = Command::new("sh");
+    install
+        .arg(root().join("scripts/install-c.sh"))
+        .arg("--paho-cmake")
+        .arg(&prefix);
+    if !cfg!(debug_assertions) {
+        if let Some(dir) = release_libs().static_lib.parent().and_then(Path::parent) {
+            install.env("CARGO_TARGET_DIR", dir);
+        }
+    }
+    run(&mut install);
+    let build = tmp.path().join("build");
+    run(Command::new("cmake")
+        .arg("-S")
+        .arg(root().join("examples/cpp"))
+        .arg("-B")
+        .arg(&build)
+        .arg(format!("-DCMAKE_PREFIX_PATH={}", prefix.display())));
+    run(Command::new("cmake").arg("--build").arg(&build));
+    let exe = build.join("cpp_pubsub");
+    let needed = run(Command::new("readelf").arg("-d").arg(&exe));
+    assert!(String::from_utf8_lossy(&needed.stdout).contains("[libmqttsync.so.0]"));
+    let broker = Broker::start();
+    let r = run_prog(
+        &exe,
+        &[&broker.uri()],
+        &[("LD_LIBRARY_PATH", &dropin_dir())],
+        Duration::from_secs(60),
+    );
+    assert!(r.ok, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("demo/cpp/2: hello at QoS 2"),
+        "{}",
+        r.stdout
+    );
+}
