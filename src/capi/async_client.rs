@@ -1759,42 +1759,42 @@ pub unsafe extern "C" fn MQTTAsync_setUpdateConnectOptions(
     })
 }
 
-/// Would set a callback that transforms data before it is written to persistence (e.g. to
-/// encrypt it). Not supported: returns `MQTTASYNC_FAILURE` (also for an unknown handle)
-/// rather than accept the callback and write the data untransformed. Any thread.
+/// Sets a callback that transforms every record before it is written to persistence (e.g.
+/// to encrypt it): `co(context, bufcount, buffers, buflens)` gets malloc'd copies of the
+/// record's parts; it may change them in place, change the lengths, or put other buffers
+/// in the array (those stay the application's, as in Paho); non-zero fails the write.
+/// Called on the client's I/O thread. NULL `co` removes it. Returns `MQTTASYNC_SUCCESS`, or
+/// `MQTTASYNC_FAILURE` for an unknown handle. Any thread; set it before connecting.
 #[no_mangle]
 pub extern "C" fn MQTTAsync_setBeforePersistenceWrite(
     handle: MQTTAsync,
     context: *mut c_void,
     co: MQTTPersistence_beforeWrite,
 ) -> c_int {
-    let _ = (context, co);
     guard_rc(|| {
-        lookup(handle).ok_or(MQTTASYNC_FAILURE)?;
-        super::trace::trace(
-            MQTTCLIENT_TRACE_ERROR,
-            "mqttsync: MQTTAsync_setBeforePersistenceWrite is not supported",
-        );
-        Err(MQTTASYNC_FAILURE)
+        let h = lookup(handle).ok_or(MQTTASYNC_FAILURE)?;
+        h.store.set_before_write(co, context);
+        Ok(())
     })
 }
 
-/// Would set a callback that transforms data read from persistence. Not supported: returns
-/// `MQTTASYNC_FAILURE` (see `MQTTAsync_setBeforePersistenceWrite`). Any thread.
+/// Sets a callback that transforms every record read back from persistence (e.g. to
+/// decrypt it): `co(context, &buffer, &buflen)` gets a malloc'd copy; it may work in place
+/// or replace the buffer with another malloc'd one (the library frees whichever is left,
+/// as in Paho); non-zero makes the record unreadable (reported and skipped). Called on the
+/// connecting thread and the client's I/O thread. NULL `co` removes it. Returns
+/// `MQTTASYNC_SUCCESS`, or `MQTTASYNC_FAILURE` for an unknown handle. Any thread; set it
+/// before connecting.
 #[no_mangle]
 pub extern "C" fn MQTTAsync_setAfterPersistenceRead(
     handle: MQTTAsync,
     context: *mut c_void,
     co: MQTTPersistence_afterRead,
 ) -> c_int {
-    let _ = (context, co);
     guard_rc(|| {
-        lookup(handle).ok_or(MQTTASYNC_FAILURE)?;
-        super::trace::trace(
-            MQTTCLIENT_TRACE_ERROR,
-            "mqttsync: MQTTAsync_setAfterPersistenceRead is not supported",
-        );
-        Err(MQTTASYNC_FAILURE)
+        let h = lookup(handle).ok_or(MQTTASYNC_FAILURE)?;
+        h.store.set_after_read(co, context);
+        Ok(())
     })
 }
 

@@ -257,6 +257,138 @@ struct SharedInner {
     opens: usize,
     client_id: String,
     server_uri: String,
+    transforms: Transforms,
+}
+
+/// Paho's persistence transforms (`MQTTAsync_setBeforePersistenceWrite` /
+/// `MQTTAsync_setAfterPersistenceRead`, e.g. to encrypt what is stored), with their
+/// contexts.
+#[derive(Clone, Copy)]
+pub struct Transforms {
+    /// Called with the record's buffers before it is written.
+    pub before_write: MQTTPersistence_beforeWrite,
+    /// Its context.
+    pub write_context: *mut c_void,
+    /// Called with a record's bytes after they are read.
+    pub after_read: MQTTPersistence_afterRead,
+    /// Its context.
+    pub read_context: *mut c_void,
+}
+
+impl Default for Transforms {
+    fn default() -> Self {
+        Transforms {
+            before_write: None,
+            write_context: ptr::null_mut(),
+            after_read: None,
+            read_context: ptr::null_mut(),
+        }
+    }
+}
+
+// SAFETY: the contexts are the application's pointers, only handed back to its own
+// callbacks (Paho calls them from its library threads too); never dereferenced here.
+unsafe impl Send for Transforms {}
+
+/// Copies `data` into a new malloc block (the transform callbacks may work in place).
+fn malloc_copy(data: &[u8]) -> Result<*mut c_char> {
+    super::ffi::c_bytes_dup(data).map_err(|_| PersistError::User(MQTTCLIENT_PERSISTENCE_ERROR))
+}
+
+/// Runs `before_write` on copies of `parts` and returns what it left (the callback may change
+/// bytes in place, lengths, or put other malloc'd buffers in the array; only the library's
+/// own copies are freed, as in Paho).
+fn transform_write(t: &Transforms, parts: &[&[u8]]) -> Result<Vec<u8>> {
+    let Some(f) = t.before_write else {
+        return Ok(parts.concat());
+    };
+    let mut bufs = Vec::with_capacity(parts.len());
+    for p in parts {
+        match malloc_copy(p) {
+            Ok(b) => bufs.push(b),
+            Err(e) => {
+                for b in bufs {
+                    // SAFETY: allocated just above with malloc.
+                    unsafe { libc::free(b.cast()) };
+                }
+                return Err(e);
+            }
+        }
+    }
+    let ours = bufs.clone();
+    let mut lens: Vec<c_int> = parts
+        .iter()
+        .map(|p| c_int::try_from(p.len()).unwrap_or(c_int::MAX))
+        .collect();
+    // SAFETY: the application's callback with its context; `bufs` and `lens` hold
+    // `parts.len()` valid entries for the call.
+    let rc = unsafe {
+        f(
+            t.write_context,
+            bufs.len() as c_int,
+            bufs.as_mut_ptr(),
+            lens.as_mut_ptr(),
+        )
+    };
+    let mut out = Vec::new();
+    let mut bad = rc != 0;
+    if !bad {
+        for (b, &l) in bufs.iter().zip(&lens) {
+            if l < 0 || (b.is_null() && l > 0) {
+                bad = true;
+                break;
+            }
+            if l > 0 {
+                // SAFETY: the callback left `l` readable bytes at `b` (Paho's contract).
+                out.extend_from_slice(unsafe {
+                    std::slice::from_raw_parts(b.cast::<u8>(), l as usize)
+                });
+            }
+        }
+    }
+    for b in ours {
+        // SAFETY: our own malloc'd copies; a buffer the callback put in their place is the
+        // application's (Paho does not free it either).
+        unsafe { libc::free(b.cast()) };
+    }
+    if bad {
+        return Err(PersistError::User(if rc != 0 {
+            rc
+        } else {
+            MQTTCLIENT_PERSISTENCE_ERROR
+        }));
+    }
+    Ok(out)
+}
+
+/// Runs `after_read` on a malloc'd copy of `data` and returns what it left (the callback
+/// may work in place or replace the buffer; the final buffer is freed, as in Paho).
+fn transform_read(t: &Transforms, data: Vec<u8>) -> Result<Vec<u8>> {
+    let Some(f) = t.after_read else {
+        return Ok(data);
+    };
+    let mut buf = malloc_copy(&data)?;
+    let mut len = c_int::try_from(data.len()).unwrap_or(c_int::MAX);
+    // SAFETY: the application's callback with its context; buffer and length are valid
+    // and writable for the call.
+    let rc = unsafe { f(t.read_context, &mut buf, &mut len) };
+    let out = if rc != 0 || len < 0 || (buf.is_null() && len > 0) {
+        Err(PersistError::User(if rc != 0 {
+            rc
+        } else {
+            MQTTCLIENT_PERSISTENCE_ERROR
+        }))
+    } else if len == 0 {
+        Ok(Vec::new())
+    } else {
+        // SAFETY: the callback left `len` readable bytes at `buf`.
+        Ok(unsafe { std::slice::from_raw_parts(buf.cast::<u8>(), len as usize) }.to_vec())
+    };
+    if !buf.is_null() {
+        // SAFETY: a malloc'd buffer: ours, or the callback's replacement (Paho frees it).
+        unsafe { libc::free(buf.cast()) };
+    }
+    out
 }
 
 /// One store shared by a C handle and every Rust client it creates. `open` and `close`
@@ -283,8 +415,23 @@ impl SharedStore {
                 opens: 0,
                 client_id: client_id.to_owned(),
                 server_uri: server_uri.to_owned(),
+                transforms: Transforms::default(),
             })),
         }
+    }
+
+    /// Sets the write transform (NULL `f` removes it).
+    pub fn set_before_write(&self, f: MQTTPersistence_beforeWrite, context: *mut c_void) {
+        let mut g = self.lock();
+        g.transforms.before_write = f;
+        g.transforms.write_context = context;
+    }
+
+    /// Sets the read transform (NULL `f` removes it).
+    pub fn set_after_read(&self, f: MQTTPersistence_afterRead, context: *mut c_void) {
+        let mut g = self.lock();
+        g.transforms.after_read = f;
+        g.transforms.read_context = context;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, SharedInner> {
@@ -323,11 +470,22 @@ impl Store for SharedStore {
     }
 
     fn put(&mut self, key: &str, parts: &[&[u8]]) -> Result<()> {
-        self.lock().store.put(key, parts)
+        let mut g = self.lock();
+        if g.transforms.before_write.is_none() {
+            return g.store.put(key, parts);
+        }
+        let data = transform_write(&g.transforms, parts)?;
+        g.store.put(key, &[&data])
     }
 
     fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>> {
-        self.lock().store.get(key)
+        let mut g = self.lock();
+        match g.store.get(key)? {
+            Some(data) if g.transforms.after_read.is_some() => {
+                transform_read(&g.transforms, data).map(Some)
+            }
+            other => Ok(other),
+        }
     }
 
     fn remove(&mut self, key: &str) -> Result<()> {
@@ -351,6 +509,77 @@ impl Store for SharedStore {
 mod tests {
     use super::*;
     use crate::persist::MemoryStore;
+
+    unsafe extern "C" fn xor_write(
+        ctx: *mut c_void,
+        n: c_int,
+        bufs: *mut *mut c_char,
+        lens: *mut c_int,
+    ) -> c_int {
+        assert_eq!(ctx as usize, 7);
+        for i in 0..n as usize {
+            // SAFETY: the library passes n valid buffers of the given lengths.
+            unsafe {
+                let b = *bufs.add(i);
+                for j in 0..*lens.add(i) as usize {
+                    *b.add(j) ^= 0x5a;
+                }
+            }
+        }
+        0
+    }
+
+    unsafe extern "C" fn xor_read(
+        ctx: *mut c_void,
+        buf: *mut *mut c_char,
+        len: *mut c_int,
+    ) -> c_int {
+        assert_eq!(ctx as usize, 8);
+        // Replaces the buffer, as an application may: the library frees the new one.
+        // SAFETY: the library passes a valid malloc'd buffer of `*len` bytes.
+        unsafe {
+            let n = *len as usize;
+            let out = libc::malloc(n.max(1)).cast::<c_char>();
+            for j in 0..n {
+                *out.add(j) = *(*buf).add(j) ^ 0x5a;
+            }
+            libc::free((*buf).cast());
+            *buf = out;
+        }
+        0
+    }
+
+    unsafe extern "C" fn refuse(
+        _: *mut c_void,
+        _: c_int,
+        _: *mut *mut c_char,
+        _: *mut c_int,
+    ) -> c_int {
+        -7
+    }
+
+    #[test]
+    fn persistence_transforms_apply_on_write_and_read() {
+        let mut s = SharedStore::new(Box::new(MemoryStore::new()), "c", "tcp://h:1");
+        s.open("c", "tcp://h:1").unwrap();
+        s.set_before_write(Some(xor_write), 7 as *mut c_void);
+        s.put("s-1", &[b"hello ", b"world"]).unwrap();
+        // Stored transformed: without the read transform the bytes differ.
+        let raw = s.get("s-1").unwrap().unwrap();
+        assert_eq!(raw.len(), 11);
+        assert_ne!(raw, b"hello world");
+        s.set_after_read(Some(xor_read), 8 as *mut c_void);
+        assert_eq!(s.get("s-1").unwrap().unwrap(), b"hello world");
+        // A refusing write transform fails the write with its code; nothing is stored.
+        s.set_before_write(Some(refuse), ptr::null_mut());
+        assert!(matches!(s.put("s-2", &[b"x"]), Err(PersistError::User(-7))));
+        assert_eq!(s.get("s-2").unwrap(), None);
+        // Removed: plain again.
+        s.set_before_write(None, ptr::null_mut());
+        s.set_after_read(None, ptr::null_mut());
+        s.put("s-3", &[b"plain"]).unwrap();
+        assert_eq!(s.get("s-3").unwrap().unwrap(), b"plain");
+    }
 
     #[test]
     fn shared_store_counts_opens() {

@@ -539,7 +539,6 @@ fn persister_open_numbers_after_existing_records() {
     mem.open("c", "h:1").unwrap();
     mem.put("s-1", &[&wrap(41, b"x")]).unwrap();
     mem.put("s-2", &[&wrap(7, b"x")]).unwrap();
-    mem.put("s5-3", &[&wrap(1000, b"x")]).unwrap(); // other family: ignored
     mem.put("s-4", &[b"torn"]).unwrap(); // unreadable: ignored
     mem.close().unwrap();
     let mut p = Persister::new(Box::new(mem), ProtocolVersion::V311);
@@ -547,6 +546,24 @@ fn persister_open_numbers_after_existing_records() {
     assert_eq!(p.next_seq, 42);
     assert_eq!(p.seqs.get(&PersistKey::SentPublish(2)), Some(&7));
     assert_eq!(p.seqs.len(), 2);
+}
+
+#[test]
+fn persister_open_refuses_records_of_the_other_protocol_family() {
+    for (key, version) in [
+        ("s5-3", ProtocolVersion::V311),
+        ("sc-3", ProtocolVersion::V5),
+    ] {
+        let mut mem = MemoryStore::new();
+        mem.open("c", "h:1").unwrap();
+        mem.put(key, &[&wrap(1, b"x")]).unwrap();
+        mem.close().unwrap();
+        let mut p = Persister::new(Box::new(mem), version);
+        match p.open("c", "h:1") {
+            Err(PersistError::OtherVersion { key: k, .. }) => assert_eq!(k, key),
+            other => panic!("{key} for {version:?}: {other:?}"),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------
