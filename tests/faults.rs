@@ -131,6 +131,7 @@ fn reconnecting(proxy: &FaultProxy, prefix: &str) -> ConnectOptions {
             min_delay: Duration::from_millis(20),
             max_delay: Duration::from_millis(300),
             max_buffered: 1_000_000,
+            ..Default::default()
         })
 }
 

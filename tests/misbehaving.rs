@@ -747,6 +747,7 @@ fn reconnecting(fake: &FakeBroker, v: ProtocolVersion) -> ConnectOptions {
             min_delay: Duration::from_millis(20),
             max_delay: Duration::from_millis(200),
             max_buffered: 10,
+            ..Default::default()
         });
     if v == V5 {
         o.session_expiry(600)

@@ -18,6 +18,7 @@ fn fast_reconnect() -> ReconnectOptions {
         min_delay: Duration::from_millis(50),
         max_delay: Duration::from_millis(500),
         max_buffered: 100_000,
+        ..Default::default()
     }
 }
 
@@ -165,6 +166,7 @@ fn publishes_while_disconnected_are_buffered_up_to_a_bound_and_drops_are_counted
                 min_delay: Duration::from_millis(100),
                 max_delay: Duration::from_millis(200),
                 max_buffered: 10,
+                ..Default::default()
             }),
     )
     .unwrap();
@@ -207,6 +209,7 @@ fn backoff_spaces_out_reconnect_attempts() {
                 min_delay: Duration::from_millis(100),
                 max_delay: Duration::from_millis(400),
                 max_buffered: 10,
+                ..Default::default()
             })
             .on_connection_lost(move |_| {
                 let _ = lost_tx.send(Instant::now());

@@ -35,6 +35,7 @@ fn options(uri: &str, prefix: &str) -> ConnectOptions {
             min_delay: Duration::from_millis(50),
             max_delay: Duration::from_millis(500),
             max_buffered: 1_000_000,
+            ..Default::default()
         })
 }
 

@@ -997,9 +997,9 @@ fn build_options(
     version: ProtocolVersion,
     conn: &Arc<Conn>,
 ) -> crate::ConnectOptions {
-    let mut o = crate::ConnectOptions::new(&p.servers[0]);
+    let mut o = crate::ConnectOptions::new(&super::connect_opts::paho_server_uri(&p.servers[0]));
     for s in &p.servers[1..] {
-        o = o.server(s);
+        o = o.server(&super::connect_opts::paho_server_uri(s));
     }
     o = o
         .client_id(h.client_id.clone())
@@ -1045,6 +1045,8 @@ fn build_options(
             } else {
                 0
             },
+            // Paho retries only connections that were up.
+            retry_first_connect: false,
         });
     }
     let w: Weak<AsyncHandle> = Arc::downgrade(h);

@@ -959,9 +959,9 @@ fn build_options(
     conn: &Arc<Conn>,
     store: &SharedStore,
 ) -> crate::ConnectOptions {
-    let mut o = crate::ConnectOptions::new(&p.servers[0]);
+    let mut o = crate::ConnectOptions::new(&super::connect_opts::paho_server_uri(&p.servers[0]));
     for s in &p.servers[1..] {
-        o = o.server(s);
+        o = o.server(&super::connect_opts::paho_server_uri(s));
     }
     o = o
         .client_id(p.client_id.clone())

@@ -33,6 +33,22 @@ pub fn strip_scheme(uri: &str) -> &str {
     uri.find("://").map_or(uri, |i| &uri[i + 3..])
 }
 
+/// A server URI as Paho reads it: a path after `host:port` means nothing for TCP and TLS
+/// (Paho ignores it) and is dropped here; the Rust API refuses it as a likely mistake.
+pub fn paho_server_uri(uri: &str) -> String {
+    let (scheme, rest) = match uri.find("://") {
+        Some(i) => (&uri[..i + 3], &uri[i + 3..]),
+        None => ("", uri),
+    };
+    if scheme.to_ascii_lowercase().starts_with("ws") {
+        return uri.to_owned();
+    }
+    match rest.find('/') {
+        Some(i) => format!("{scheme}{}", &rest[..i]),
+        None => uri.to_owned(),
+    }
+}
+
 /// An optional C string from an options structure: NULL gives `None`.
 pub(crate) fn opt_str(p: *const c_char) -> Result<Option<String>, c_int> {
     if p.is_null() {

@@ -184,6 +184,7 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
         acks: Default::default(),
         acks_pending: false.into(),
         manual_acks: opts.manual_acks,
+        messages_to_callback: opts.on_message.is_some(),
         durable_acks: opts.persistence.as_ref().is_some_and(|s| s.is_durable()),
         ack_cv: std::sync::Condvar::new(),
         held: Mutex::new(Vec::new()),
@@ -329,12 +330,22 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
     // back: connect latency); the I/O thread starts once the connection is up. Each step
     // has its deadline inside `establish`.
     if let Err(e) = io.establish() {
-        io.finish();
-        drop(io);
-        if let Some(h) = dispatch_thread {
-            h.join();
+        let retry = io.reconnect.as_ref().is_some_and(|r| r.retry_first_connect)
+            && !matches!(
+                e,
+                Error::ConnectionRefused { .. } | Error::InvalidArgument(_) | Error::Tls { .. }
+            );
+        if !retry {
+            io.finish();
+            drop(io);
+            if let Some(h) = dispatch_thread {
+                h.join();
+            }
+            return Err(e);
         }
-        return Err(e);
+        log::info!("first connect failed ({e}); retrying in the background");
+        *shared.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(e));
+        io.schedule_reconnect(Instant::now());
     }
     // What the handshake allocated goes back now, while the next allocations (the next
     // client's, say) can reuse it: freed later, it would stay resident as holes.

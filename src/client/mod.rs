@@ -138,6 +138,8 @@ pub(crate) struct Shared {
     acks_pending: AtomicBool,
     /// `ConnectOptions::manual_acks`.
     manual_acks: bool,
+    /// Messages go to the `on_message` callback, never to `Messages`.
+    messages_to_callback: bool,
     /// The store outlives the process: a QoS 2 acknowledgement waits for its marker.
     durable_acks: bool,
     /// Signalled when the I/O thread has stored what `acks.completed` counts.
@@ -547,6 +549,16 @@ pub struct Messages {
 }
 
 impl Messages {
+    /// `recv*` on a client whose messages go to `on_message` would wait forever.
+    fn check_mode(&self) -> Result<()> {
+        if self.shared.messages_to_callback {
+            return Err(Error::WouldDeadlock(
+                "this client's messages go to its on_message callback; Messages::recv would wait forever",
+            ));
+        }
+        Ok(())
+    }
+
     fn after_take(&self) {
         if self.shared.read_paused.load(Ordering::Acquire) {
             self.shared.parked.store(true, Ordering::SeqCst);
@@ -567,8 +579,10 @@ impl Messages {
 
     /// Blocks until a message arrives. `Err(ConnectionLost)` once when the connection
     /// drops (messages received before the loss come first), `Err(Closed)` when the client
-    /// has been shut down and every message was taken.
+    /// has been shut down and every message was taken, `Err(WouldDeadlock)` at once when
+    /// the client's messages go to an `on_message` callback.
     pub fn recv(&self) -> Result<Message> {
+        self.check_mode()?;
         self.shared.release_held_by_this_thread();
         loop {
             match self.rx.recv() {
@@ -585,6 +599,7 @@ impl Messages {
 
     /// As [`recv`](Self::recv), giving up after `timeout` with `Err(Timeout)`.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Message> {
+        self.check_mode()?;
         self.shared.release_held_by_this_thread();
         let deadline = Instant::now().checked_add(timeout);
         loop {
@@ -607,6 +622,7 @@ impl Messages {
 
     /// A message if one is waiting; `Ok(None)` if none is.
     pub fn try_recv(&self) -> Result<Option<Message>> {
+        self.check_mode()?;
         self.shared.release_held_by_this_thread();
         loop {
             match self.rx.try_recv() {

@@ -102,6 +102,11 @@ impl ServerUri {
         let path = match scheme {
             Scheme::Ws | Scheme::Wss if path.is_empty() => "/mqtt".to_string(),
             Scheme::Ws | Scheme::Wss => path.to_string(),
+            // A path means nothing on a TCP or TLS connection: most likely a mistake
+            // (a WebSocket URI with the wrong scheme), so it is refused, not ignored.
+            _ if !path.is_empty() && path != "/" => {
+                return Err(bad("a path is only meaningful for ws:// and wss://"))
+            }
             _ => String::new(),
         };
         Ok(ServerUri {
@@ -521,6 +526,14 @@ pub struct ReconnectOptions {
     pub max_delay: Duration,
     /// Publishes accepted while disconnected (beyond this they fail, counted).
     pub max_buffered: usize,
+    /// Also retry the first connect (default `false`): [`Client::connect`] then returns a
+    /// client in [`State::Reconnecting`](crate::State::Reconnecting) when the broker cannot
+    /// be reached yet, and connects in the background with the same backoff (publishes
+    /// are buffered meanwhile; `on_connected` reports the connection). As Paho's async
+    /// client and paho-mqtt do. A refused CONNACK or a bad option still fails at once.
+    ///
+    /// [`Client::connect`]: crate::Client::connect
+    pub retry_first_connect: bool,
 }
 
 impl Default for ReconnectOptions {
@@ -529,6 +542,7 @@ impl Default for ReconnectOptions {
             min_delay: Duration::from_millis(100),
             max_delay: Duration::from_secs(30),
             max_buffered: 10_000,
+            retry_first_connect: false,
         }
     }
 }
