@@ -9,11 +9,9 @@ pub mod client;
 pub mod error;
 pub mod persist;
 pub mod proto;
-pub(crate) mod proxy;
 pub mod topic;
 pub(crate) mod tracehook;
 pub mod transport;
-pub mod ws;
 
 pub use client::{
     Client, ConnectInfo, ConnectOptions, Delivered, DeliveryEvent, DeliveryToken, Message,

@@ -21,10 +21,11 @@ use crate::Message;
 pub fn known_scheme(uri: &str) -> bool {
     match uri.find("://") {
         None => true,
-        Some(i) => matches!(
-            uri[..i].to_ascii_lowercase().as_str(),
-            "tcp" | "mqtt" | "ssl" | "mqtts" | "ws" | "wss"
-        ),
+        // Paho does not know `tls://` (the Rust API accepts it).
+        Some(i) => {
+            crate::client::Scheme::from_name(&uri[..i]).is_some()
+                && !uri[..i].eq_ignore_ascii_case("tls")
+        }
     }
 }
 

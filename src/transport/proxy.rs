@@ -10,7 +10,7 @@ use std::io::{self, Read, Write};
 use std::net::{IpAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use crate::client::options::{HttpOptions, Scheme, ServerUri};
+use super::config::{HttpOptions, Scheme, ServerUri};
 use crate::error::{Error, Result, Step};
 
 /// Port used when a proxy URI names none (Paho C's default).

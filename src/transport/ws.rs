@@ -23,16 +23,12 @@ use tungstenite::http::{header, HeaderName, HeaderValue};
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::{Message, WebSocket};
 
-use crate::client::options::{Scheme, ServerUri};
+use super::config::{Scheme, ServerUri};
 use crate::error::{Error, Result, Step};
 use crate::transport::Stream;
 
 /// Largest frame payload written at once; longer writes take several calls.
 const MAX_OUT_FRAME: usize = 256 * 1024;
-
-/// Largest incoming message or frame accepted: a maximal MQTT packet, with room for
-/// others sharing its frame.
-const MAX_IN: usize = 2 * (crate::proto::codec::MAX_REMAINING_LENGTH + 5);
 
 /// The transport under the WebSocket layer. Until the connection is fully set up (the
 /// upgrade and then CONNACK) every socket call is bounded by the connect deadline, so a
@@ -282,10 +278,14 @@ fn handshake_error(url: &str, e: tungstenite::Error, total: Duration) -> Error {
 
 /// Upgrades `inner` to a WebSocket connection for `uri` (its path; subprotocol `mqtt`;
 /// `headers` added to the request), within `deadline`.
+///
+/// `max_in` is the largest incoming WebSocket message or frame accepted (the caller's
+/// largest packet, with room for others sharing its frame).
 pub(crate) fn handshake(
     inner: Stream,
     uri: &ServerUri,
     headers: &[(String, String)],
+    max_in: usize,
     deadline: Instant,
     total: Duration,
 ) -> Result<WsStream> {
@@ -297,7 +297,7 @@ pub(crate) fn handshake(
     let path = if uri.path.is_empty() { "/" } else { &uri.path };
     let url = format!(
         "{scheme}://{}{path}",
-        crate::proxy::authority(&uri.host, uri.port)
+        crate::transport::proxy::authority(&uri.host, uri.port)
     );
     let mut req = url
         .as_str()
@@ -326,8 +326,8 @@ pub(crate) fn handshake(
         h.append(name, value);
     }
     let config = WebSocketConfig::default()
-        .max_message_size(Some(MAX_IN))
-        .max_frame_size(Some(MAX_IN));
+        .max_message_size(Some(max_in))
+        .max_frame_size(Some(max_in));
     let guarded = Guarded {
         inner,
         deadline: Cell::new(Some(deadline)),
@@ -403,7 +403,7 @@ mod tests {
         });
         let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
         let (deadline, total) = secs(10);
-        let ws = handshake(Stream::Tcp(tcp), &uri(port), &[], deadline, total).unwrap();
+        let ws = handshake(Stream::Tcp(tcp), &uri(port), &[], 1 << 20, deadline, total).unwrap();
         (ws, server)
     }
 
@@ -579,7 +579,15 @@ mod tests {
         let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
         let total = Duration::from_millis(400);
         let t0 = Instant::now();
-        let e = handshake(Stream::Tcp(tcp), &uri(port), &[], t0 + total, total).unwrap_err();
+        let e = handshake(
+            Stream::Tcp(tcp),
+            &uri(port),
+            &[],
+            1 << 20,
+            t0 + total,
+            total,
+        )
+        .unwrap_err();
         let took = t0.elapsed();
         stop_tx.send(()).unwrap();
         server.join().unwrap();

@@ -1,0 +1,256 @@
+//! TCP: DNS with a deadline, happy-eyeballs connect over every address, socket options.
+
+use std::io;
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+use super::*;
+
+pub(super) fn remaining(deadline: Instant, step: Step, total: Duration) -> Result<Duration> {
+    let now = Instant::now();
+    if now >= deadline {
+        return Err(Error::timeout(step, total));
+    }
+    Ok(deadline - now)
+}
+
+/// Resolves `host:port` on a helper thread so that the deadline holds even when the
+/// system resolver hangs. IPv6 and IPv4 addresses are interleaved (IPv6 first).
+pub fn resolve(
+    host: &str,
+    port: u16,
+    deadline: Instant,
+    total: Duration,
+) -> Result<Vec<SocketAddr>> {
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    let left = remaining(deadline, Step::Dns, total)?;
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let h = host.to_string();
+    std::thread::Builder::new()
+        .name("mqttsync-dns".into())
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            let r = (h.as_str(), port)
+                .to_socket_addrs()
+                .map(|a| a.collect::<Vec<_>>());
+            let _ = tx.send(r);
+        })
+        .map_err(Error::Io)?;
+    let addrs = match rx.recv_timeout(left) {
+        Ok(Ok(a)) => a,
+        Ok(Err(e)) => {
+            return Err(Error::Dns {
+                host: host.to_string(),
+                source: e,
+            })
+        }
+        Err(_) => return Err(Error::timeout(Step::Dns, total)),
+    };
+    if addrs.is_empty() {
+        return Err(Error::Dns {
+            host: host.to_string(),
+            source: io::Error::new(io::ErrorKind::NotFound, "no addresses"),
+        });
+    }
+    let (v6, v4): (Vec<_>, Vec<_>) = addrs.into_iter().partition(|a| a.is_ipv6());
+    let mut out = Vec::with_capacity(v6.len() + v4.len());
+    let (mut a, mut b) = (v6.into_iter(), v4.into_iter());
+    loop {
+        match (a.next(), b.next()) {
+            (None, None) => break,
+            (x, y) => {
+                out.extend(x);
+                out.extend(y);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// How long an attempt may run before the next address is tried in parallel
+/// (RFC 8305 "Connection Attempt Delay", the recommended 250 ms).
+pub const CONNECTION_ATTEMPT_DELAY: Duration = Duration::from_millis(250);
+
+/// Connects to one of `addrs` within the deadline, happy-eyeballs style (RFC 8305, without
+/// the DNS part): the first address is tried at once; while an attempt is pending the next
+/// address is started after [`CONNECTION_ATTEMPT_DELAY`], and at once when an attempt fails.
+/// The first connection to succeed wins and the others are closed. Sets TCP_NODELAY and
+/// returns a blocking socket.
+/// The returned socket's read and write timeouts are the time left until `deadline` (the
+/// caller's next blocking step is bounded without another system call).
+pub fn connect_tcp(addrs: &[SocketAddr], deadline: Instant, total: Duration) -> Result<TcpStream> {
+    if let [addr] = addrs {
+        return connect_one(*addr, deadline, total);
+    }
+    connect_tcp_staggered(addrs, deadline, total, CONNECTION_ATTEMPT_DELAY)
+}
+
+/// One address: a blocking connect bounded by the socket's send timeout, which Linux applies
+/// to `connect` (it then fails with EINPROGRESS). Five system calls instead of the dozen of a
+/// non-blocking connect watched by its own poller: connect latency.
+pub(super) fn connect_one(
+    addr: SocketAddr,
+    deadline: Instant,
+    total: Duration,
+) -> Result<TcpStream> {
+    let left = remaining(deadline, Step::TcpConnect, total)?;
+    let failed = |e: io::Error| {
+        log::debug!("TCP connect to {addr} failed: {e}");
+        Error::Tcp {
+            addr: addr.to_string(),
+            source: e,
+        }
+    };
+    crate::tracehook::emit(
+        crate::tracehook::MEDIUM,
+        format_args!("TCP connect to {addr}"),
+    );
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
+        .map_err(Error::Io)?;
+    sock.set_write_timeout(Some(left)).map_err(Error::Io)?;
+    sock.set_read_timeout(Some(left)).map_err(Error::Io)?;
+    match sock.connect(&addr.into()) {
+        Ok(()) => {}
+        Err(e)
+            if e.raw_os_error() == Some(libc::EINPROGRESS)
+                || e.kind() == io::ErrorKind::WouldBlock =>
+        {
+            return Err(Error::timeout(Step::TcpConnect, total))
+        }
+        Err(e) => return Err(failed(e)),
+    }
+    sock.set_nodelay(true).map_err(Error::Io)?;
+    Ok(sock.into())
+}
+
+/// Starts a non-blocking connect; `true` when it completed at once.
+pub(super) fn start_connect(addr: SocketAddr) -> io::Result<(Socket, bool)> {
+    crate::tracehook::emit(
+        crate::tracehook::MEDIUM,
+        format_args!("TCP connect to {addr} (one of several addresses)"),
+    );
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    sock.set_nonblocking(true)?;
+    match sock.connect(&addr.into()) {
+        Ok(()) => Ok((sock, true)),
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok((sock, false)),
+        Err(e) => Err(e),
+    }
+}
+
+pub(super) fn finish_connect(
+    sock: Socket,
+    deadline: Instant,
+    total: Duration,
+) -> Result<TcpStream> {
+    sock.set_nonblocking(false).map_err(Error::Io)?;
+    sock.set_nodelay(true).map_err(Error::Io)?;
+    let left = remaining(deadline, Step::TcpConnect, total)?;
+    sock.set_write_timeout(Some(left)).map_err(Error::Io)?;
+    sock.set_read_timeout(Some(left)).map_err(Error::Io)?;
+    Ok(sock.into())
+}
+
+pub(super) fn connect_tcp_staggered(
+    addrs: &[SocketAddr],
+    deadline: Instant,
+    total: Duration,
+    delay: Duration,
+) -> Result<TcpStream> {
+    use mio::unix::SourceFd;
+    use mio::{Events, Interest, Poll, Token};
+
+    if addrs.is_empty() {
+        return Err(Error::InvalidArgument("no address to connect to".into()));
+    }
+    let mut poll = Poll::new().map_err(Error::Io)?;
+    let mut events = Events::with_capacity(addrs.len());
+    // (index into addrs = mio token, socket) of the attempts under way.
+    let mut pending: Vec<(usize, Socket)> = Vec::with_capacity(addrs.len());
+    let mut next = 0usize;
+    let mut next_start = Instant::now();
+    let mut last: Option<Error> = None;
+    let failed = |i: usize, e: io::Error| {
+        log::debug!("TCP connect to {} failed: {e}", addrs[i]);
+        Error::Tcp {
+            addr: addrs[i].to_string(),
+            source: e,
+        }
+    };
+    loop {
+        // Start attempts: at once while none is pending, else one when the delay is up.
+        while next < addrs.len() && (pending.is_empty() || Instant::now() >= next_start) {
+            let i = next;
+            next += 1;
+            match start_connect(addrs[i]) {
+                Ok((sock, true)) => return finish_connect(sock, deadline, total),
+                Ok((sock, false)) => {
+                    poll.registry()
+                        .register(
+                            &mut SourceFd(&sock.as_raw_fd()),
+                            Token(i),
+                            Interest::WRITABLE,
+                        )
+                        .map_err(Error::Io)?;
+                    pending.push((i, sock));
+                    next_start = Instant::now() + delay;
+                    break;
+                }
+                // Refused or unreachable at once: the next address goes now.
+                Err(e) => last = Some(failed(i, e)),
+            }
+        }
+        if pending.is_empty() {
+            return Err(
+                last.unwrap_or_else(|| Error::InvalidArgument("no address to connect to".into()))
+            );
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(Error::timeout(Step::TcpConnect, total));
+        }
+        let mut wait = deadline - now;
+        if next < addrs.len() {
+            wait = wait.min(next_start.saturating_duration_since(now));
+        }
+        match poll.poll(&mut events, Some(wait)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::Io(e)),
+        }
+        for ev in events.iter() {
+            let i = ev.token().0;
+            let Some(pos) = pending.iter().position(|(t, _)| *t == i) else {
+                continue;
+            };
+            let outcome = match pending[pos].1.take_error() {
+                Ok(None) => match pending[pos].1.peer_addr() {
+                    Ok(_) => Ok(true),
+                    // Woken before the connect finished: keep waiting.
+                    Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
+                    Err(e) => Err(e),
+                },
+                Ok(Some(e)) | Err(e) => Err(e),
+            };
+            match outcome {
+                Ok(false) => {}
+                Ok(true) => {
+                    let (_, sock) = pending.swap_remove(pos);
+                    // The losers are closed when `pending` drops.
+                    return finish_connect(sock, deadline, total);
+                }
+                Err(e) => {
+                    let (_, sock) = pending.swap_remove(pos);
+                    let _ = poll.registry().deregister(&mut SourceFd(&sock.as_raw_fd()));
+                    last = Some(failed(i, e));
+                    next_start = Instant::now();
+                }
+            }
+        }
+    }
+}
