@@ -6,6 +6,7 @@
 //!
 //! [`Session`]: crate::proto::session::Session
 
+mod dispatch;
 mod io;
 pub mod options;
 mod queue;
