@@ -7,6 +7,17 @@
 //! application) and [`Session::poll_timeout`] (when to call `handle_timeout` next). No
 //! sockets, threads or clock inside.
 //!
+//! # Poll order: persistence events before transmission
+//!
+//! After feeding input, running timers or issuing commands, the owner drains
+//! [`Session::poll_event`] (applying every [`Event::Persist`] to its store) *before* it takes
+//! bytes with [`Session::poll_transmit`] / [`Session::poll_packet`]. The session queues a
+//! QoS 1/2 PUBLISH's store record, and the received-QoS 2 marker behind a PUBREC, as events
+//! at the moment it queues the packet; polled in this order, the record is stored before the
+//! packet can reach the server, so a process killed at any point either resends the message
+//! or never sent it. The client's I/O thread keeps this order in one place
+//! (`client::io::transmit`).
+//!
 //! # Policies
 //!
 //! * **Before CONNACK** only CONNECT, AUTH and DISCONNECT go out. Publishes, subscriptions and
@@ -824,7 +835,8 @@ impl Session {
     }
 
     /// Appends every queued outgoing packet, encoded, to `out`; returns true if anything was
-    /// appended. A packet that cannot be encoded is logged and dropped.
+    /// appended. A packet that cannot be encoded is logged and dropped. Drain
+    /// [`poll_event`](Self::poll_event) first (module documentation, "Poll order").
     pub fn poll_transmit(&mut self, now: Instant, out: &mut Vec<u8>) -> bool {
         let mut any = false;
         loop {

@@ -1,7 +1,6 @@
 //! Connection lifecycle on the I/O thread: the handshake (`establish`, also run on the
 //! caller's thread for the first connect), reconnect scheduling, loss and shutdown.
 
-use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,6 +9,7 @@ use mio::unix::SourceFd;
 use mio::Interest;
 
 use super::event_loop::read_into;
+use super::transmit::Mode;
 use super::{Io, SubWaiter, MIN_READ, SOCK, STABLE_CONNECTION};
 use crate::client::options::ServerUri;
 use crate::client::{
@@ -47,10 +47,7 @@ impl Io {
         self.wbuf.clear();
         self.wpos = 0;
         self.session.connect(start, self.connect.clone())?;
-        let mut out = Vec::new();
-        self.session.poll_transmit(Instant::now(), &mut out);
-        stream
-            .write_all(&out)
+        self.transmit(Instant::now(), Mode::Handshake(&mut stream))
             .map_err(|e| map_timeout(e, Step::ConnAck, total))?;
         // A plain TCP stream comes from `connect_tcp` with its timeouts ending at the
         // deadline (give or take the CONNECT write): the first read needs no refresh.
@@ -296,7 +293,7 @@ impl Io {
         if self.stream.is_some() {
             self.session
                 .disconnect(Instant::now(), Disconnect::default());
-            self.flush_best_effort();
+            let _ = self.transmit(Instant::now(), Mode::BeforeClose);
             self.close_stream();
         }
         self.shared.set_state(STATE_CLOSED);

@@ -10,6 +10,7 @@ use bytes::BytesMut;
 use mio::Poll;
 
 use super::connection::ack_now;
+use super::transmit::Mode;
 use super::{Io, IDLE_BUFFER, MAX_READ, MIN_READ, QUIET, READ_BUDGET, SOCK};
 use crate::client::STATE_DISCONNECTED;
 use crate::error::Error;
@@ -78,12 +79,12 @@ impl Io {
         }
         self.handle_publishes(now);
         self.take_acks();
-        self.flush(now);
+        let _ = self.transmit(now, Mode::Turn);
         self.pump_overflow();
         if self.stream.is_some() && self.readable && !self.paused() {
             self.read(now);
         }
-        self.flush(now);
+        let _ = self.transmit(now, Mode::Turn);
         if std::mem::take(&mut self.ack_soon) {
             if let Some(stream) = self.stream.as_ref() {
                 ack_now(stream);
@@ -249,7 +250,7 @@ impl Io {
                     properties: Default::default(),
                 },
             );
-            self.flush_best_effort();
+            let _ = self.transmit(Instant::now(), Mode::BeforeClose);
         }
         let err = match e {
             SessionError::KeepAliveTimeout => {
@@ -280,7 +281,7 @@ impl Io {
             return;
         };
         self.session.disconnect(now, d.packet.clone());
-        self.flush_best_effort();
+        let _ = self.transmit(Instant::now(), Mode::BeforeClose);
         self.close_stream();
         self.session.connection_lost();
         self.fail_waiters("disconnected by the application");
@@ -302,7 +303,7 @@ impl Io {
             if let Err(e) = self.session.handle_timeout(now) {
                 self.protocol_failure(e);
             }
-            self.flush(now);
+            let _ = self.transmit(now, Mode::Turn);
         } else if let Some(at) = self.reconnect_at {
             if now >= at {
                 self.reconnect_at = None;

@@ -2,13 +2,13 @@
 //! disconnect, ...), publishes (from the channel, or on the caller's thread while the I/O
 //! thread sleeps) and acknowledgements of received messages.
 
-use std::io::Write;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
 use crossbeam_channel::TryRecvError;
 
+use super::transmit::Mode;
 use super::{Disconnecting, Io, SubWaiter, UnsubWaiter, WRITE_HIGH_WATER};
 use crate::client::token::Delivered;
 use crate::client::{
@@ -243,36 +243,13 @@ impl Io {
         }
         let now = Instant::now();
         self.publish(now, *req);
-        // Persist before transmit, as in `flush`.
-        self.process_events();
-        self.session.poll_transmit(now, &mut self.wbuf);
-        let mut handed_over = false;
-        if let Some(stream) = self.stream.as_mut() {
-            while self.wpos < self.wbuf.len() {
-                match stream.write(&self.wbuf[self.wpos..]) {
-                    Ok(n) if n > 0 => self.wpos += n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    // Full socket, closed or failed: the I/O thread finishes the write or
-                    // meets the error itself (and handles the loss).
-                    _ => {
-                        handed_over = true;
-                        break;
-                    }
-                }
-            }
-        }
-        if self.wpos == self.wbuf.len() {
-            self.wbuf.clear();
-            self.wpos = 0;
-        }
-        if handed_over {
-            self.shared.wake();
-        }
+        // Anything the socket does not take now is left to the I/O thread.
+        let _ = self.transmit(now, Mode::Caller);
         Ok(())
     }
 
     /// Passes the application's acknowledgements of incoming messages to the session
-    /// (PUBACK / PUBREC go out with the next flush, QoS 2 markers are stored first).
+    /// (PUBACK / PUBREC go out with the next transmit, QoS 2 markers are stored first).
     pub(super) fn take_acks(&mut self) {
         let Some(upto) = self.shared.take_acks(&mut self.ack_scratch) else {
             return;
