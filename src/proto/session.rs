@@ -96,15 +96,6 @@ enum Out {
     Flow(u16),
 }
 
-impl Out {
-    fn copied(&self) -> Option<Out> {
-        match self {
-            Out::Flow(id) => Some(Out::Flow(*id)),
-            Out::Packet(_) => None,
-        }
-    }
-}
-
 /// Static configuration of a session.
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
@@ -839,73 +830,86 @@ impl Session {
     /// [`poll_event`](Self::poll_event) first (module documentation, "Poll order").
     pub fn poll_transmit(&mut self, now: Instant, out: &mut Vec<u8>) -> bool {
         let mut any = false;
-        loop {
-            // Fast path: a stored QoS 1/2 publish is encoded straight from the flow, with
-            // no copy of topic or payload (unless a v5 topic alias must be applied).
-            if let Some(Out::Flow(pkid)) = self.out.front().and_then(Out::copied) {
-                let alias = self.version.is_v5()
-                    && matches!(self.flows.get(&pkid), Some(f) if matches!(&f.stage, Stage::Sent(p) if topic_alias(&p.properties).is_some()));
-                if !alias {
-                    self.out.pop_front();
-                    let Some(flow) = self.flows.get_mut(&pkid) else {
-                        continue;
-                    };
-                    let Stage::Sent(p) = &flow.stage else {
-                        continue;
-                    };
-                    let dup = flow.transmitted;
-                    flow.transmitted = true;
-                    self.last_sent = Some(now);
-                    trace!("send PUBLISH pkid {pkid} dup {dup}");
-                    let start = out.len();
-                    match codec::encode_publish(p, dup, self.version, out) {
-                        Ok(_) => any = true,
-                        Err(e) => {
-                            out.truncate(start);
-                            error!("dropping PUBLISH (pkid {pkid}): cannot encode: {e}");
-                        }
-                    }
-                    continue;
-                }
-            }
-            let Some(packet) = self.poll_packet(now) else {
-                break;
-            };
+        let version = self.version;
+        while let Some(entry) = self.out.pop_front() {
             let start = out.len();
-            match codec::encode(&packet, self.version, out) {
+            // A stored QoS 1/2 publish is encoded straight from its flow, without copying
+            // topic or payload, unless a v5 topic alias may change its topic on the wire.
+            let (name, pkid, encoded) = match entry {
+                Out::Flow(pkid) if !self.flow_has_alias(pkid) => {
+                    let Some((p, dup)) = self.hand_out_flow(now, pkid) else {
+                        continue;
+                    };
+                    let r = codec::encode_publish(p, dup, version, out);
+                    ("PUBLISH", Some(pkid), r)
+                }
+                entry => {
+                    let Some(packet) = self.hand_out(now, entry) else {
+                        continue;
+                    };
+                    let r = codec::encode(&packet, version, out);
+                    (packet.name(), pkid_of(&packet), r)
+                }
+            };
+            match encoded {
                 Ok(n) => {
-                    trace!("frame out: {} {} bytes", packet.name(), n);
+                    trace!("frame out: {name} pkid {pkid:?} {n} bytes");
                     any = true;
                 }
                 Err(e) => {
                     out.truncate(start);
-                    error!(
-                        "dropping {} (pkid {:?}): cannot encode: {e}",
-                        packet.name(),
-                        pkid_of(&packet)
-                    );
+                    error!("dropping {name} (pkid {pkid:?}): cannot encode: {e}");
                 }
             }
         }
         any
     }
 
+    /// Whether the stored publish of this flow carries a v5 topic alias.
+    fn flow_has_alias(&self, pkid: u16) -> bool {
+        self.version.is_v5()
+            && matches!(self.flows.get(&pkid),
+                Some(OutFlow { stage: Stage::Sent(p), .. }) if topic_alias(&p.properties).is_some())
+    }
+
+    /// Hands out the stored publish of a flow (without copying it) and the DUP flag it goes
+    /// with, counting it as sent at `now`. `None` for a flow acknowledged (by a confused
+    /// server) before it went out.
+    fn hand_out_flow(&mut self, now: Instant, pkid: u16) -> Option<(&Publish, bool)> {
+        let flow = self.flows.get_mut(&pkid)?;
+        let Stage::Sent(p) = &flow.stage else {
+            return None;
+        };
+        let dup = flow.transmitted;
+        flow.transmitted = true;
+        self.last_sent = Some(now);
+        Some((p, dup))
+    }
+
     /// Next queued outgoing packet, not encoded (what [`poll_transmit`](Self::poll_transmit)
     /// encodes). Handing a packet out counts as sending it at `now` (keepalive, DUP on resend).
     pub fn poll_packet(&mut self, now: Instant) -> Option<Packet> {
-        let mut packet = loop {
-            match self.out.pop_front()? {
-                Out::Packet(p) => break p,
-                Out::Flow(pkid) => {
-                    // A flow acknowledged (by a confused server) before it went out is skipped.
-                    if let Some(flow) = self.flows.get(&pkid) {
-                        if let Stage::Sent(p) = &flow.stage {
-                            let mut wire = p.clone();
-                            wire.dup = flow.transmitted;
-                            break Packet::Publish(wire);
-                        }
-                    }
-                }
+        loop {
+            let entry = self.out.pop_front()?;
+            if let Some(packet) = self.hand_out(now, entry) {
+                return Some(packet);
+            }
+        }
+    }
+
+    /// One entry of the outgoing queue as a packet, counted as sent at `now`; `None` for a
+    /// flow acknowledged (by a confused server) before it went out.
+    fn hand_out(&mut self, now: Instant, entry: Out) -> Option<Packet> {
+        let mut packet = match entry {
+            Out::Packet(p) => p,
+            Out::Flow(pkid) => {
+                let flow = self.flows.get(&pkid)?;
+                let Stage::Sent(p) = &flow.stage else {
+                    return None;
+                };
+                let mut wire = p.clone();
+                wire.dup = flow.transmitted;
+                Packet::Publish(wire)
             }
         };
         self.last_sent = Some(now);

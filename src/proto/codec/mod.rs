@@ -267,22 +267,11 @@ pub fn encode_publish(
 ) -> Result<usize, EncodeError> {
     let v5 = version.is_v5();
     let dup = dup && publish.qos != crate::proto::QoS::AtMostOnce;
-    let remaining = encode::publish_len(publish, v5).or_else(|e| {
-        // `publish_len` refuses a stored DUP on QoS 0 only; the flag written is `dup`.
-        if publish.dup {
-            let mut p = publish.clone();
-            p.dup = false;
-            encode::publish_len(&p, v5)
-        } else {
-            Err(e)
-        }
-    })?;
+    let remaining = encode::publish_len(publish, dup, v5)?;
     let total = 1 + varint_len(remaining) + remaining;
     out.reserve(total);
     let start = out.len();
-    out.push(3 << 4 | u8::from(dup) << 3 | (publish.qos as u8) << 1 | u8::from(publish.retain));
-    put_varint(remaining, out);
-    encode::write_publish_body(publish, v5, out);
+    encode::write_publish(publish, dup, v5, remaining, out);
     debug_assert_eq!(out.len() - start, total);
     Ok(out.len() - start)
 }
