@@ -38,17 +38,22 @@ fn main() {
     let client = match Client::connect(cli_common::options(&c, "mqttsync-pub")) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("pub: cannot connect to {}:{}: {e}", c.host, c.port);
+            eprintln!(
+                "pub: cannot connect to {}:{}: {}",
+                c.host,
+                c.port,
+                e.report()
+            );
             std::process::exit(1);
         }
     };
     let msg = Message::new(topic, payload).qos(c.qos).retain(retain);
     if let Err(e) = client.publish_wait(msg) {
-        eprintln!("pub: publish failed: {e}");
+        eprintln!("pub: publish failed: {}", e.report());
         std::process::exit(1);
     }
     if let Err(e) = client.close() {
-        eprintln!("pub: disconnect failed: {e}");
+        eprintln!("pub: disconnect failed: {}", e.report());
         std::process::exit(1);
     }
 }

@@ -30,12 +30,17 @@ fn main() {
     let client = match Client::connect(cli_common::options(&c, "mqttsync-sub")) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("sub: cannot connect to {}:{}: {e}", c.host, c.port);
+            eprintln!(
+                "sub: cannot connect to {}:{}: {}",
+                c.host,
+                c.port,
+                e.report()
+            );
             std::process::exit(1);
         }
     };
     if let Err(e) = client.subscribe(&topic, c.qos) {
-        eprintln!("sub: subscribe to {topic} failed: {e}");
+        eprintln!("sub: subscribe to {topic} failed: {}", e.report());
         std::process::exit(1);
     }
     let messages = client.messages();
@@ -65,7 +70,7 @@ fn main() {
                 std::process::exit(27);
             }
             Err(e) => {
-                eprintln!("sub: {e}");
+                eprintln!("sub: {}", e.report());
                 std::process::exit(1);
             }
         }

@@ -18,5 +18,6 @@ pub use client::{
     Client, ConnectInfo, ConnectOptions, Delivered, DeliveryEvent, DeliveryToken, Message,
     Messages, ReconnectOptions, State, Stats, TlsOptions, TlsVersion,
 };
-pub use error::{Error, Result, Step, TlsErrorKind};
+pub use error::{Error, LostCause, Result, Step, TlsErrorKind};
+pub use proto::session::{CommandError, SessionError};
 pub use proto::{ProtocolVersion, QoS};

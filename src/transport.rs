@@ -158,13 +158,13 @@ pub fn resolve(
                 .map(|a| a.collect::<Vec<_>>());
             let _ = tx.send(r);
         })
-        .map_err(Error::Io)?;
+        .map_err(Error::from)?;
     let addrs = match rx.recv_timeout(left) {
         Ok(Ok(a)) => a,
         Ok(Err(e)) => {
             return Err(Error::Dns {
                 host: host.to_string(),
-                source: e,
+                source: e.into(),
             })
         }
         Err(_) => return Err(Error::timeout(Step::Dns, total)),
@@ -172,7 +172,7 @@ pub fn resolve(
     if addrs.is_empty() {
         return Err(Error::Dns {
             host: host.to_string(),
-            source: io::Error::new(io::ErrorKind::NotFound, "no addresses"),
+            source: io::Error::new(io::ErrorKind::NotFound, "no addresses").into(),
         });
     }
     let (v6, v4): (Vec<_>, Vec<_>) = addrs.into_iter().partition(|a| a.is_ipv6());
@@ -217,13 +217,13 @@ fn connect_one(addr: SocketAddr, deadline: Instant, total: Duration) -> Result<T
         log::debug!("TCP connect to {addr} failed: {e}");
         Error::Tcp {
             addr: addr.to_string(),
-            source: e,
+            source: e.into(),
         }
     };
     let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
-        .map_err(Error::Io)?;
-    sock.set_write_timeout(Some(left)).map_err(Error::Io)?;
-    sock.set_read_timeout(Some(left)).map_err(Error::Io)?;
+        .map_err(Error::from)?;
+    sock.set_write_timeout(Some(left)).map_err(Error::from)?;
+    sock.set_read_timeout(Some(left)).map_err(Error::from)?;
     match sock.connect(&addr.into()) {
         Ok(()) => {}
         Err(e)
@@ -234,7 +234,7 @@ fn connect_one(addr: SocketAddr, deadline: Instant, total: Duration) -> Result<T
         }
         Err(e) => return Err(failed(e)),
     }
-    sock.set_nodelay(true).map_err(Error::Io)?;
+    sock.set_nodelay(true).map_err(Error::from)?;
     Ok(sock.into())
 }
 
@@ -250,11 +250,11 @@ fn start_connect(addr: SocketAddr) -> io::Result<(Socket, bool)> {
 }
 
 fn finish_connect(sock: Socket, deadline: Instant, total: Duration) -> Result<TcpStream> {
-    sock.set_nonblocking(false).map_err(Error::Io)?;
-    sock.set_nodelay(true).map_err(Error::Io)?;
+    sock.set_nonblocking(false).map_err(Error::from)?;
+    sock.set_nodelay(true).map_err(Error::from)?;
     let left = remaining(deadline, Step::TcpConnect, total)?;
-    sock.set_write_timeout(Some(left)).map_err(Error::Io)?;
-    sock.set_read_timeout(Some(left)).map_err(Error::Io)?;
+    sock.set_write_timeout(Some(left)).map_err(Error::from)?;
+    sock.set_read_timeout(Some(left)).map_err(Error::from)?;
     Ok(sock.into())
 }
 
@@ -270,7 +270,7 @@ fn connect_tcp_staggered(
     if addrs.is_empty() {
         return Err(Error::InvalidArgument("no address to connect to".into()));
     }
-    let mut poll = Poll::new().map_err(Error::Io)?;
+    let mut poll = Poll::new().map_err(Error::from)?;
     let mut events = Events::with_capacity(addrs.len());
     // (index into addrs = mio token, socket) of the attempts under way.
     let mut pending: Vec<(usize, Socket)> = Vec::with_capacity(addrs.len());
@@ -281,7 +281,7 @@ fn connect_tcp_staggered(
         log::debug!("TCP connect to {} failed: {e}", addrs[i]);
         Error::Tcp {
             addr: addrs[i].to_string(),
-            source: e,
+            source: e.into(),
         }
     };
     loop {
@@ -298,7 +298,7 @@ fn connect_tcp_staggered(
                             Token(i),
                             Interest::WRITABLE,
                         )
-                        .map_err(Error::Io)?;
+                        .map_err(Error::from)?;
                     pending.push((i, sock));
                     next_start = Instant::now() + delay;
                     break;
@@ -323,7 +323,7 @@ fn connect_tcp_staggered(
         match poll.poll(&mut events, Some(wait)) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::Io(e)),
+            Err(e) => return Err(e.into()),
         }
         for ev in events.iter() {
             let i = ev.token().0;
@@ -687,7 +687,7 @@ pub fn io_error(e: io::Error) -> Error {
             message,
         };
     }
-    Error::Io(e)
+    Error::from(e)
 }
 
 /// Opens the transport for `uri` (DNS, TCP, TLS, WebSocket upgrade), all within

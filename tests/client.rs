@@ -431,7 +431,7 @@ fn keepalive_detects_a_dead_peer() {
             .keep_alive(Duration::from_secs(1))
             .on_connection_lost(move |e| {
                 *l2.lock().unwrap() = Some(Instant::now());
-                let _ = tx.send(e.to_string());
+                let _ = tx.send(e.report());
             }),
     )
     .unwrap();

@@ -62,7 +62,21 @@ const REDELIVER_MAX: Duration = Duration::from_secs(1);
 // Error mapping
 // ---------------------------------------------------------------------------------------
 
-/// Maps a Rust error to a Paho return code (the one place where this is decided).
+/// An error and its chain of sources, joined with `": "` (for traces).
+fn report(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut next = e.source();
+    while let Some(e) = next {
+        s.push_str(": ");
+        s.push_str(&e.to_string());
+        next = e.source();
+    }
+    s
+}
+
+/// Maps a Rust error to a Paho return code. Two callers decide differently, as Paho does:
+/// a failed connect is `MQTTCLIENT_FAILURE` unless persistence failed (`connect`), and a
+/// connection lost under a subscribe or unsubscribe is `MQTTCLIENT_FAILURE`.
 ///
 /// - not connected, connection lost, client closed: `MQTTCLIENT_DISCONNECTED` (-3);
 /// - invalid topic (wildcards in a topic name, empty topic, bad filter):
@@ -299,7 +313,7 @@ impl Conn {
         let Some(f) = self.cbs.lost else {
             return;
         };
-        let text = CString::new(e.to_string().replace('\0', " ")).unwrap_or_default();
+        let text = CString::new(e.report().replace('\0', " ")).unwrap_or_default();
         // SAFETY: the application's callback; the cause string is owned by the library and
         // valid during the call.
         unsafe { f(self.cbs.ctx.0, text.as_ptr() as *mut c_char) };
@@ -662,7 +676,7 @@ pub unsafe extern "C" fn MQTTClient_destroy(handle: *mut MQTTClient) {
         if let Err(e) = store.close() {
             super::trace::trace(
                 MQTTCLIENT_TRACE_ERROR,
-                &format!("mqttsync: closing persistence failed: {e}"),
+                &format!("mqttsync: closing persistence failed: {}", report(&e)),
             );
         }
     })
@@ -1282,7 +1296,10 @@ unsafe fn connect_impl(
         if let Err(e) = s.clear() {
             super::trace::trace(
                 MQTTCLIENT_TRACE_ERROR,
-                &format!("mqttsync: clearing persistence for a clean session failed: {e}"),
+                &format!(
+                    "mqttsync: clearing persistence for a clean session failed: {}",
+                    report(&e)
+                ),
             );
             return Err(MQTTCLIENT_PERSISTENCE_ERROR.into());
         }
@@ -1334,7 +1351,7 @@ unsafe fn connect_impl(
                 }
             }
             Err(e) => {
-                let text = format!("mqttsync: connect failed: {e}");
+                let text = format!("mqttsync: connect failed: {}", e.report());
                 super::trace::trace(MQTTCLIENT_TRACE_ERROR, &text);
                 if let (Error::Tls { .. }, Some(cb)) = (&e, ssl_error_cb) {
                     cb.report(&text);
@@ -2420,7 +2437,18 @@ mod tests {
             }),
             MQTTCLIENT_BAD_UTF8_STRING
         );
-        assert_eq!(error_code(&Error::Protocol("x".into())), MQTTCLIENT_FAILURE);
+        assert_eq!(
+            error_code(&Error::Protocol(crate::SessionError::Protocol("x".into()))),
+            MQTTCLIENT_FAILURE
+        );
+        assert_eq!(
+            error_code(&Error::ConnectionLost(crate::LostCause::IoThreadPanicked)),
+            MQTTCLIENT_DISCONNECTED
+        );
+        assert_eq!(
+            error_code(&Error::from(crate::persist::PersistError::Closed)),
+            MQTTCLIENT_PERSISTENCE_ERROR
+        );
     }
 
     fn ssl_options(version: c_int) -> MQTTClient_SSLOptions {

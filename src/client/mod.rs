@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 
 pub use options::{
-    ConnectOptions, LostCause, Message, ReconnectOptions, Scheme, ServerUri, TlsOptions, TlsVersion,
+    ConnectOptions, Message, ReconnectOptions, Scheme, ServerUri, TlsOptions, TlsVersion,
 };
 pub use token::{Delivered, DeliveryToken};
 
@@ -425,74 +425,6 @@ impl Drop for DispatchWaitGuard<'_> {
     }
 }
 
-/// A copy of an error kept behind an `Arc` (errors are not `Clone`: io::Error isn't).
-pub(crate) fn clone_error(e: &Error) -> Error {
-    match e {
-        Error::InvalidArgument(s) => Error::InvalidArgument(s.clone()),
-        Error::InvalidTopic { topic, reason } => Error::InvalidTopic {
-            topic: topic.clone(),
-            reason: reason.clone(),
-        },
-        Error::Dns { host, source } => Error::Dns {
-            host: host.clone(),
-            source: std::io::Error::new(source.kind(), source.to_string()),
-        },
-        Error::Tcp { addr, source } => Error::Tcp {
-            addr: addr.clone(),
-            source: std::io::Error::new(source.kind(), source.to_string()),
-        },
-        Error::Tls { kind, message } => Error::Tls {
-            kind: *kind,
-            message: message.clone(),
-        },
-        Error::Proxy {
-            proxy,
-            status,
-            message,
-        } => Error::Proxy {
-            proxy: proxy.clone(),
-            status: *status,
-            message: message.clone(),
-        },
-        Error::WebSocket {
-            url,
-            status,
-            message,
-        } => Error::WebSocket {
-            url: url.clone(),
-            status: *status,
-            message: message.clone(),
-        },
-        Error::ConnectionRefused {
-            code,
-            reason,
-            properties,
-        } => Error::ConnectionRefused {
-            code: *code,
-            reason,
-            properties: properties.clone(),
-        },
-        Error::Timeout { step, after } => Error::Timeout {
-            step: *step,
-            after: *after,
-        },
-        Error::Protocol(s) => Error::Protocol(s.clone()),
-        Error::Rejected { code, reason } => Error::Rejected {
-            code: *code,
-            reason,
-        },
-        Error::Command(c) => Error::Command(c.clone()),
-        Error::Io(io) => Error::Io(std::io::Error::new(io.kind(), io.to_string())),
-        Error::NotConnected => Error::NotConnected,
-        Error::ConnectionLost(s) => Error::ConnectionLost(s.clone()),
-        Error::Closed => Error::Closed,
-        Error::Persistence(s) => Error::Persistence(s.clone()),
-        Error::WouldDeadlock(s) => Error::WouldDeadlock(s),
-        Error::AlreadyAcknowledged => Error::AlreadyAcknowledged,
-        Error::SessionEnded => Error::SessionEnded,
-    }
-}
-
 /// Where the I/O thread sends the answer to one control request; dropped unanswered, it
 /// tells the waiting caller that the client is gone.
 pub(crate) type Reply<T> = queue::Producer<T>;
@@ -557,7 +489,7 @@ impl Messages {
                 self.shared.hold(&mut m);
                 Some(Ok(m))
             }
-            Incoming::Lost(e) => Some(Err(Error::ConnectionLost(e.to_string()))),
+            Incoming::Lost(e) => Some(Err((*e).clone().into_lost())),
             _ => None,
         }
     }

@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -360,9 +359,6 @@ impl Default for ReconnectOptions {
         }
     }
 }
-
-/// Why the connection went down, as given to the connection-lost callback.
-pub type LostCause = Arc<Error>;
 
 /// Callback types (run on the client's dispatch thread; they may call the client).
 pub(crate) type MessageCallback = Box<dyn FnMut(Message) + Send>;

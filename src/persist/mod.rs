@@ -31,7 +31,7 @@ pub use memory::MemoryStore;
 #[non_exhaustive]
 pub enum PersistError {
     /// A file system operation failed.
-    #[error("persistence I/O error on {}: {source}", path.display())]
+    #[error("persistence I/O error on {}", path.display())]
     Io {
         /// The file or directory the operation was on.
         path: PathBuf,
@@ -54,7 +54,7 @@ pub enum PersistError {
     #[error("invalid persistence key {0:?}")]
     InvalidKey(String),
     /// A packet could not be encoded for storage.
-    #[error("cannot encode packet for persistence: {0}")]
+    #[error("cannot encode packet for persistence")]
     Encode(#[from] EncodeError),
     /// A user-supplied (C API) persistence callback returned this non-zero code.
     #[error("user persistence callback failed with code {0}")]

@@ -188,7 +188,7 @@ pub enum Event {
 #[non_exhaustive]
 pub enum SessionError {
     /// Bytes from the server could not be decoded.
-    #[error("malformed packet from server: {0}")]
+    #[error("malformed packet from server")]
     Decode(#[from] DecodeError),
     /// The server broke a protocol rule.
     #[error("protocol violation by server: {0}")]

@@ -16,7 +16,7 @@ use crate::client::{
     ConnectInfo, Incoming, PubReq, STATE_CLOSED, STATE_CONNECTED, STATE_DISCONNECTED,
     STATE_RECONNECTING,
 };
-use crate::error::{Error, Result, Step};
+use crate::error::{Error, LostCause, Result, Step};
 use crate::proto::session::{Event, SessionError};
 use crate::proto::{reason, Disconnect, Properties, ProtocolVersion, SubscribeFilter};
 use crate::transport::{self, Stream};
@@ -29,7 +29,7 @@ impl Io {
             match self.establish_one(&uri) {
                 Ok(info) => return Ok(info),
                 Err(e) => {
-                    log::info!("connect to {uri} failed: {e}");
+                    log::info!("connect to {uri} failed: {}", e.report());
                     self.session.connection_lost();
                     last = Some(e);
                 }
@@ -65,9 +65,7 @@ impl Io {
             let n = read_into(&mut stream, &mut self.rbuf, MIN_READ)
                 .map_err(|e| map_timeout(e, Step::ConnAck, total))?;
             if n == 0 {
-                return Err(Error::ConnectionLost(
-                    "server closed the connection before CONNACK".into(),
-                ));
+                return Err(Error::ConnectionLost(LostCause::ClosedBeforeConnAck));
             }
             self.session
                 .handle_input(Instant::now(), &mut self.rbuf)
@@ -93,10 +91,9 @@ impl Io {
                         break;
                     }
                     Event::ServerDisconnect(d) => {
-                        found = Some(Err(Error::ConnectionLost(format!(
-                            "server sent DISCONNECT ({:#04x}) before CONNACK",
-                            d.reason
-                        ))));
+                        found = Some(Err(Error::ConnectionLost(
+                            LostCause::DisconnectBeforeConnAck { code: d.reason },
+                        )));
                         break;
                     }
                     // Store changes (from `restore`, or left from the last connection)
@@ -221,11 +218,10 @@ impl Io {
         if self.stream.is_none() {
             return;
         }
-        log::warn!("connection lost: {err}");
+        log::warn!("{}", err.clone().into_lost().report());
         self.close_stream();
         self.session.connection_lost();
-        let text = err.to_string();
-        self.fail_waiters(&text);
+        self.fail_waiters(err.clone().into_lost());
         if let Some(mut d) = self.disconnecting.take() {
             if let Some(r) = d.reply.take() {
                 r.send(Ok(()));
@@ -271,15 +267,16 @@ impl Io {
         self.wpos = 0;
     }
 
-    pub(super) fn fail_waiters(&mut self, why: &str) {
+    /// Answers every waiting subscribe and unsubscribe with `err`.
+    pub(super) fn fail_waiters(&mut self, err: Error) {
         for (_, w) in self.sub_waiters.drain() {
             if let Some(tx) = w.reply {
-                tx.send(Err(Error::ConnectionLost(why.to_string())));
+                tx.send(Err(err.clone()));
             }
         }
         for (_, w) in self.unsub_waiters.drain() {
             if let Some(tx) = w.reply {
-                tx.send(Err(Error::ConnectionLost(why.to_string())));
+                tx.send(Err(err.clone()));
             }
         }
     }
@@ -297,7 +294,7 @@ impl Io {
             self.close_stream();
         }
         self.shared.set_state(STATE_CLOSED);
-        self.fail_waiters("client closed");
+        self.fail_waiters(Error::ConnectionLost(LostCause::ClientClosed));
         let closed = Arc::new(Error::Closed);
         self.fail_offline(Error::Closed);
         while let Ok(req) = self.pub_rx.try_recv() {
@@ -308,7 +305,7 @@ impl Io {
         self.poke_tokens();
         if let Some(st) = self.store.as_mut() {
             if let Err(e) = st.close() {
-                log::warn!("closing persistence failed: {e}");
+                log::warn!("closing persistence failed: {}", crate::error::report(&e));
             }
         }
         // Remaining overflow is handed over so nothing received is dropped.
@@ -367,5 +364,5 @@ pub(super) fn map_timeout(e: std::io::Error, step: Step, total: Duration) -> Err
 }
 
 fn session_error(e: SessionError) -> Error {
-    Error::Protocol(e.to_string())
+    Error::Protocol(e)
 }

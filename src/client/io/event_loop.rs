@@ -13,7 +13,7 @@ use super::connection::ack_now;
 use super::transmit::Mode;
 use super::{Io, IDLE_BUFFER, MAX_READ, MIN_READ, QUIET, READ_BUDGET, SOCK};
 use crate::client::STATE_DISCONNECTED;
-use crate::error::Error;
+use crate::error::{Error, LostCause};
 use crate::proto::session::SessionError;
 use crate::proto::{Disconnect, ProtocolVersion};
 use crate::transport::{self, Stream};
@@ -60,9 +60,7 @@ pub(crate) fn run(io: Arc<Mutex<Io>>, mut poll: Poll) {
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => {
                 log::error!("poll failed: {e}");
-                io.lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .lose(Error::Io(e));
+                io.lock().unwrap_or_else(|e| e.into_inner()).lose(e.into());
             }
         }
     }
@@ -197,9 +195,7 @@ impl Io {
             };
             match read_into(stream, &mut self.rbuf, self.read_chunk) {
                 Ok(0) => {
-                    self.lose(Error::ConnectionLost(
-                        "connection closed by the server".into(),
-                    ));
+                    self.lose(Error::ConnectionLost(LostCause::ClosedByServer));
                     return;
                 }
                 Ok(n) => {
@@ -253,10 +249,8 @@ impl Io {
             let _ = self.transmit(Instant::now(), Mode::BeforeClose);
         }
         let err = match e {
-            SessionError::KeepAliveTimeout => {
-                Error::ConnectionLost("keepalive timeout: no answer from the server".into())
-            }
-            other => Error::Protocol(other.to_string()),
+            SessionError::KeepAliveTimeout => Error::ConnectionLost(LostCause::KeepAliveTimeout),
+            other => Error::Protocol(other),
         };
         self.lose(err);
     }
@@ -284,7 +278,7 @@ impl Io {
         let _ = self.transmit(Instant::now(), Mode::BeforeClose);
         self.close_stream();
         self.session.connection_lost();
-        self.fail_waiters("disconnected by the application");
+        self.fail_waiters(Error::ConnectionLost(LostCause::Disconnected));
         self.shared.set_state(STATE_DISCONNECTED);
         self.poke_tokens();
         if let Some(r) = d.reply.take() {
@@ -312,7 +306,7 @@ impl Io {
                         self.shared.reconnects.fetch_add(1, Ordering::Relaxed);
                     }
                     Err(e) => {
-                        log::info!("reconnect failed: {e}");
+                        log::info!("reconnect failed: {}", e.report());
                         self.schedule_reconnect(Instant::now());
                     }
                 }

@@ -8,7 +8,7 @@ use super::Io;
 use crate::client::options::Message;
 use crate::client::token::Delivered;
 use crate::client::{DeliveryEvent, Incoming};
-use crate::error::Error;
+use crate::error::{Error, LostCause};
 use crate::proto::session::{Event, PersistOp};
 use crate::proto::{reason, Packet, QoS};
 
@@ -103,13 +103,12 @@ impl Io {
                     }
                 }
                 Event::ServerDisconnect(d) => {
-                    let text = format!(
-                        "server sent DISCONNECT: {:#04x} ({})",
-                        d.reason,
-                        reason::reason_name(d.reason).unwrap_or("unknown reason")
-                    );
+                    let cause = LostCause::ServerDisconnect {
+                        code: d.reason,
+                        reason: reason::reason_name(d.reason).unwrap_or("unknown reason"),
+                    };
                     self.deliver(Incoming::ServerDisconnect(d), true);
-                    self.lose(Error::ConnectionLost(text));
+                    self.lose(Error::ConnectionLost(cause));
                     return;
                 }
                 Event::Persist(op) => self.persist(op),
@@ -126,7 +125,7 @@ impl Io {
     pub(super) fn persist(&mut self, op: PersistOp) {
         if let Some(st) = self.store.as_mut() {
             if let Err(e) = st.apply(&op) {
-                log::error!("persistence write failed: {e}");
+                log::error!("persistence write failed: {}", crate::error::report(&e));
             }
         }
     }

@@ -199,8 +199,7 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
         .map(|s| Persister::new(s, opts.version));
     if let Some(st) = store.as_mut() {
         let uri = opts.servers[0].original.clone();
-        st.open(&opts.client_id, &uri)
-            .map_err(|e| Error::Persistence(e.to_string()))?;
+        st.open(&opts.client_id, &uri).map_err(Error::from)?;
         restore(st, &mut session)?;
     }
 
@@ -341,12 +340,19 @@ fn seed() -> u64 {
 fn restore(store: &mut Persister, session: &mut Session) -> Result<()> {
     let (good, bad) = store.load();
     for (key, err) in bad {
-        log::error!("persisted record {key:?} is unreadable and was skipped: {err}");
+        log::error!(
+            "persisted record {key:?} is unreadable and was skipped: {}",
+            crate::error::report(&err)
+        );
     }
     for (key, packet) in good {
-        session
-            .restore(key, packet)
-            .map_err(|e| Error::Persistence(format!("restoring {key:?}: {e}")))?;
+        session.restore(key, packet).map_err(|e| {
+            log::error!("persisted record {key:?} cannot be restored: {e}");
+            Error::from(crate::persist::PersistError::Corrupt {
+                key: format!("{key:?}"),
+                reason: "the session refused the record",
+            })
+        })?;
     }
     Ok(())
 }

@@ -15,7 +15,7 @@ use crate::client::{
     ConnectInfo, Control, PubReq, STATE_CLOSED, STATE_CONNECTED, STATE_CONNECTING,
     STATE_DISCONNECTED, STATE_RECONNECTING,
 };
-use crate::error::Error;
+use crate::error::{Error, LostCause};
 use crate::proto::QoS;
 
 impl Io {
@@ -50,8 +50,7 @@ impl Io {
                         .shared
                         .last_error
                         .lock()
-                        .unwrap_or_else(|p| p.into_inner()) =
-                        Some(Arc::new(crate::client::clone_error(e)));
+                        .unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(e.clone()));
                 }
                 reply.send(r);
             }
@@ -134,7 +133,7 @@ impl Io {
             Control::Abort => {
                 self.user_disconnected = true;
                 if self.stream.is_some() {
-                    self.lose(Error::ConnectionLost("closed by the application".into()));
+                    self.lose(Error::ConnectionLost(LostCause::Aborted));
                 }
             }
             Control::Pending { reply } => {

@@ -13,7 +13,7 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use super::{Io, IDLE_BUFFER, WRITE_HIGH_WATER};
-use crate::error::Error;
+use crate::error::{Error, LostCause};
 use crate::transport::Stream;
 
 /// How [`Io::transmit`] writes.
@@ -89,14 +89,12 @@ impl Io {
                     break;
                 }
                 Ok(_) => {
-                    self.lose(Error::ConnectionLost(
-                        "connection closed while writing".into(),
-                    ));
+                    self.lose(Error::ConnectionLost(LostCause::ClosedWhileWriting));
                     return Ok(());
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) => {
-                    self.lose(Error::Io(e));
+                    self.lose(e.into());
                     return Ok(());
                 }
             }
