@@ -773,7 +773,8 @@ impl Client {
         })
     }
 
-    /// Sleeps until the request channel has room, the client is down, or the deadline.
+    /// Sleeps until the request channel has room (`Ok`), the client is closed
+    /// (`Err(Closed)`), or the deadline (`Err(Timeout)`).
     fn wait_for_room(&self, deadline: Instant, timeout: Duration) -> Result<()> {
         let sh = &self.shared;
         let mut g = sh.room.lock().unwrap_or_else(|e| e.into_inner());
@@ -781,7 +782,10 @@ impl Client {
         // looks at the count, so either it sees us or we see the room.
         sh.room_waiters.fetch_add(1, Ordering::SeqCst);
         let r = loop {
-            if !self.pub_tx.is_full() || sh.state.load(Ordering::Acquire) == STATE_CLOSED {
+            if sh.state.load(Ordering::Acquire) == STATE_CLOSED {
+                break Err(Error::Closed);
+            }
+            if !self.pub_tx.is_full() {
                 break Ok(());
             }
             let now = Instant::now();

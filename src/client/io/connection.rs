@@ -319,6 +319,52 @@ impl Io {
         }
         self.dispatch_tx = None;
     }
+
+    /// The I/O thread panicked: the client is closed and everyone waiting is answered with
+    /// [`LostCause::IoThreadPanicked`], touching as little as possible (no store, no
+    /// goodbye to the server: the state the panic left is not to be trusted).
+    pub(super) fn crashed(&mut self) {
+        let err = Error::ConnectionLost(LostCause::IoThreadPanicked);
+        // First, so that new calls fail at once and waiters that wake see it.
+        self.shared.set_state(STATE_CLOSED);
+        self.shutdown = true;
+        *self
+            .shared
+            .last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(err.clone()));
+        if let Some(s) = self.stream.take() {
+            let fd = s.as_raw_fd();
+            let _ = self.registry.deregister(&mut SourceFd(&fd));
+            s.shutdown();
+        }
+        self.fail_waiters(err.clone());
+        if let Some(mut d) = self.disconnecting.take() {
+            if let Some(r) = d.reply.take() {
+                r.send(Err(err.clone()));
+            }
+        }
+        // Control requests not taken: dropping their reply ends the caller's wait.
+        while self.ctl_rx.try_recv().is_ok() {}
+        let shared_err = Arc::new(err.clone());
+        for (_, (_, token)) in self.tokens.drain() {
+            token.complete(Err(shared_err.clone()));
+        }
+        for req in self.offline.drain(..) {
+            req.token.complete(Err(shared_err.clone()));
+        }
+        while let Ok(req) = self.pub_rx.try_recv() {
+            req.token.complete(Err(shared_err.clone()));
+        }
+        self.shared.notify_room();
+        // Receivers: the loss first (one of them gets it), then the end of the queue.
+        self.msg_tx.send(Incoming::Lost(shared_err.clone()));
+        self.msg_tx.close();
+        if let Some(tx) = self.dispatch_tx.take() {
+            tx.send(Incoming::Lost(shared_err));
+        }
+        self.shared.acks_stored(u64::MAX);
+    }
 }
 
 /// Acknowledges what was read at once instead of after the delayed-ACK timer (up to 40 ms

@@ -34,7 +34,22 @@ enum Next {
 /// The I/O thread. The `Io` is locked for each turn of work and unlocked while the thread
 /// sleeps in poll, so a caller may publish on its own thread meanwhile
 /// ([`Io::publish_direct`]).
-pub(crate) fn run(io: Arc<Mutex<Io>>, mut poll: Poll) {
+///
+/// A panic (a bug in mqttsync, or in a persistence store, whose calls run here) must not
+/// leave a client that looks alive with nobody serving it: the client is closed and every
+/// waiter answered ([`Io::crashed`]).
+pub(crate) fn run(io: Arc<Mutex<Io>>, poll: Poll) {
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| serve(&io, poll)));
+    if r.is_err() {
+        log::error!("the I/O thread of an mqttsync client panicked; the client is closed");
+        let mut g = io.lock().unwrap_or_else(|e| e.into_inner());
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| g.crashed())).is_err() {
+            log::error!("cleaning up after the panic panicked as well");
+        }
+    }
+}
+
+fn serve(io: &Mutex<Io>, mut poll: Poll) {
     let mut events = mio::Events::with_capacity(8);
     let shared = io.lock().unwrap_or_else(|e| e.into_inner()).shared.clone();
     // Events of the last poll, still to be looked at.
