@@ -35,10 +35,10 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use mqttsync::proto::codec::{decode, encode, Framer};
-use mqttsync::proto::properties::{id as prop, Properties, Property};
-use mqttsync::proto::session::{Event, Session, SessionConfig};
-use mqttsync::proto::{
+use mqttsync::internals::proto::codec::{decode, encode, Framer};
+use mqttsync::internals::proto::properties::{id as prop, Properties, Property};
+use mqttsync::internals::proto::session::{Event, Session, SessionConfig};
+use mqttsync::internals::proto::{
     ConnAck, Connect, Disconnect, Packet, ProtocolVersion, PubResp, Publish, QoS, SubAck,
     SubscribeFilter, SubscribeOptions, UnsubAck,
 };

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::{mosquitto_pub, mosquitto_sub_ready, unique_client_id, Broker, DEADLINE};
-use mqttsync::proto::properties::id as prop;
-use mqttsync::proto::{Properties, Property, RetainHandling, SubscribeFilter, SubscribeOptions};
+use mqttsync::properties::id as prop;
 use mqttsync::{Client, ConnectOptions, Error, Message, ProtocolVersion, QoS, State, Step};
+use mqttsync::{Properties, Property, RetainHandling, SubscribeFilter, SubscribeOptions};
 
 const VERSIONS: [ProtocolVersion; 3] = [
     ProtocolVersion::V31,

@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::{unique_client_id, FakeBroker, Script, DEADLINE};
+use mqttsync::internals::proto::{Packet, Publish};
 use mqttsync::persist::{MemoryStore, PersistError, Store};
-use mqttsync::proto::{Packet, Properties, Publish};
+use mqttsync::Properties;
 use mqttsync::{Client, ConnectOptions, Error, LostCause, Message, ProtocolVersion, QoS, State};
 
 /// How long a waiter may take to get its error once the I/O thread has panicked.

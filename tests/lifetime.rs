@@ -218,7 +218,7 @@ fn a_blocked_token_wait_and_subscribe_return_when_the_client_goes_away_under_a_p
         let t = Instant::now();
         (
             c.subscribe_many_timeout(
-                vec![mqttsync::proto::SubscribeFilter {
+                vec![mqttsync::SubscribeFilter {
                     filter: "p/#".into(),
                     options: Default::default(),
                 }],

@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::fake_broker::{connack, pkid, raw};
 use common::{unique_client_id, wait_until, FakeBroker, Flood, Kind, Script, DEADLINE};
-use mqttsync::proto::properties::id as prop;
-use mqttsync::proto::reason::{self, connack_v3_name, reason_name};
-use mqttsync::proto::{ConnAck, Packet, Properties, Property, PubResp, Publish, SubAck};
+use mqttsync::internals::proto::properties::id as prop;
+use mqttsync::internals::proto::reason::{self, connack_v3_name, reason_name};
+use mqttsync::internals::proto::{ConnAck, Packet, Properties, Property, PubResp, Publish, SubAck};
 use mqttsync::{
     Client, ConnectOptions, Error, LostCause, Message, ProtocolVersion, QoS, ReconnectOptions,
     State, Step,

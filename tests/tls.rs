@@ -371,9 +371,9 @@ fn tls12_server(
     (uri, h)
 }
 
-fn open(uri: &str, tls: &TlsOptions) -> mqttsync::Result<mqttsync::transport::Stream> {
-    let uri = mqttsync::client::ServerUri::parse(uri).unwrap();
-    mqttsync::transport::open(
+fn open(uri: &str, tls: &TlsOptions) -> mqttsync::Result<mqttsync::internals::transport::Stream> {
+    let uri = mqttsync::ServerUri::parse(uri).unwrap();
+    mqttsync::internals::transport::open(
         &uri,
         Some(tls),
         std::time::Instant::now() + DEADLINE,

@@ -42,13 +42,12 @@ use super::persistence::{SharedStore, UserStore};
 use super::properties::free_properties;
 use super::types::enums::*;
 use super::types::*;
-use crate::client::{ConnectInfo, ServerUri, TlsOptions, TlsVersion};
-use crate::error::{Error, Step};
 use crate::persist::{FileStore, MemoryStore, Store};
-use crate::proto::{
-    Disconnect, Properties, ProtocolVersion, QoS, RetainHandling, SubscribeFilter, SubscribeOptions,
+use crate::{
+    Client, ConnectInfo, DeliveryEvent, DeliveryToken, Disconnect, Error, Message, Properties,
+    ProtocolVersion, QoS, RetainHandling, ServerUri, Step, SubscribeFilter, SubscribeOptions,
+    TlsOptions, TlsVersion,
 };
-use crate::{Client, DeliveryEvent, DeliveryToken, Message};
 
 /// Default command timeout (SUBACK/UNSUBACK waits, waiting for room to publish): 10 s.
 const DEFAULT_COMMAND_TIMEOUT_MS: u64 = 10_000;
@@ -1622,7 +1621,7 @@ unsafe fn subscribe_impl(
     opts: *const MQTTSubscribe_options,
     props: *const MQTTProperties,
     v5call: bool,
-) -> Result<crate::proto::SubAck, c_int> {
+) -> Result<crate::SubAck, c_int> {
     let (_h, client, _, timeout) = checked_client(handle, v5call, !v5call)?;
     if count <= 0 {
         return Err(MQTTCLIENT_FAILURE);
@@ -1746,7 +1745,7 @@ pub unsafe extern "C" fn MQTTClient_subscribeMany(
     })
 }
 
-fn sub_response(ack: &crate::proto::SubAck, count: usize) -> MQTTResponse {
+fn sub_response(ack: &crate::SubAck, count: usize) -> MQTTResponse {
     let codes: &[u8] = if count > 1 { &ack.return_codes } else { &[] };
     let first = ack.return_codes.first().copied().unwrap_or(0x80);
     response_to_c(first, codes, Some(&ack.properties)).unwrap_or_else(response_error)
@@ -1815,7 +1814,7 @@ unsafe fn unsubscribe_impl(
     topics: *const *const c_char,
     props: *const MQTTProperties,
     v5call: bool,
-) -> Result<crate::proto::UnsubAck, c_int> {
+) -> Result<crate::UnsubAck, c_int> {
     let (_h, client, _, timeout) = checked_client(handle, v5call, false)?;
     if count <= 0 {
         return Err(MQTTCLIENT_FAILURE);
@@ -1874,7 +1873,7 @@ pub unsafe extern "C" fn MQTTClient_unsubscribeMany(
     })
 }
 
-fn unsub_response(ack: &crate::proto::UnsubAck, count: usize) -> MQTTResponse {
+fn unsub_response(ack: &crate::UnsubAck, count: usize) -> MQTTResponse {
     let codes: &[u8] = if count > 1 { &ack.reason_codes } else { &[] };
     let first = ack.reason_codes.first().copied().unwrap_or(0);
     response_to_c(first, codes, Some(&ack.properties)).unwrap_or_else(response_error)
