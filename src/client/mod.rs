@@ -1,8 +1,12 @@
 //! The blocking client: [`Client`], its options, delivery tokens and incoming messages.
 //!
-//! One named I/O thread per client owns the socket and the sans-IO [`Session`]; API calls
-//! post requests to it over crossbeam channels and wake it (no timer ticks). Callbacks, when
-//! used, run on a second per-client dispatch thread, so they may call the client.
+//! One named I/O thread per client owns the socket and the sans-IO [`Session`] (`io/`).
+//! API calls post control requests and publishes to it over crossbeam channels and wake it
+//! (no timer ticks); it answers over our own queue (`queue.rs`), which also carries messages
+//! and callback events to the application. A lone publish made while the I/O thread sleeps
+//! is written on the caller's thread. Acknowledgements of received messages go through the
+//! ack book in [`Shared`]. Callbacks, when used, run on a second per-client dispatch thread
+//! (`dispatch.rs`), so they may call the client.
 //!
 //! [`Session`]: crate::proto::session::Session
 

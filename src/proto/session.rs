@@ -501,8 +501,7 @@ impl Session {
     /// TOPIC_ALIAS property and an empty topic takes the topic the application last used with
     /// that alias on this connection. QoS 0 publishes issued before CONNACK are held until
     /// it (and dropped by [`connection_lost`](Self::connection_lost)).
-    pub fn publish(&mut self, now: Instant, mut publish: Publish) -> Result<u16, CommandError> {
-        let _ = now;
+    pub fn publish(&mut self, mut publish: Publish) -> Result<u16, CommandError> {
         let v5 = self.version.is_v5();
         if !v5 {
             publish.properties = Properties::new();
@@ -595,11 +594,9 @@ impl Session {
     /// Queues a SUBSCRIBE; returns its packet id.
     pub fn subscribe(
         &mut self,
-        now: Instant,
         mut filters: Vec<SubscribeFilter>,
         mut properties: Properties,
     ) -> Result<u16, CommandError> {
-        let _ = now;
         if filters.is_empty() {
             return Err(EncodeError::Invalid("SUBSCRIBE without topic filters").into());
         }
@@ -628,11 +625,9 @@ impl Session {
     /// Queues an UNSUBSCRIBE; returns its packet id.
     pub fn unsubscribe(
         &mut self,
-        now: Instant,
         filters: Vec<String>,
         mut properties: Properties,
     ) -> Result<u16, CommandError> {
-        let _ = now;
         if filters.is_empty() {
             return Err(EncodeError::Invalid("UNSUBSCRIBE without topic filters").into());
         }
@@ -655,8 +650,7 @@ impl Session {
     /// Queues DISCONNECT (for 3.x without reason code or properties). After it nothing more
     /// is sent on this connection; incoming packets are still processed. Does nothing when
     /// there is no connection.
-    pub fn disconnect(&mut self, now: Instant, mut disconnect: Disconnect) {
-        let _ = now;
+    pub fn disconnect(&mut self, mut disconnect: Disconnect) {
         if matches!(self.conn, ConnState::Disconnected | ConnState::Closing) {
             debug!("disconnect without a live connection: nothing to send");
             return;
@@ -670,8 +664,7 @@ impl Session {
     }
 
     /// Queues AUTH (v5 enhanced authentication; allowed before CONNACK).
-    pub fn auth(&mut self, now: Instant, auth: Auth) -> Result<(), CommandError> {
-        let _ = now;
+    pub fn auth(&mut self, auth: Auth) -> Result<(), CommandError> {
         if !self.version.is_v5() {
             return Err(EncodeError::WrongVersion.into());
         }
@@ -1752,10 +1745,9 @@ mod tests {
         let t0 = Instant::now();
         let mut s = Session::new(config(V3));
         s.connect(t0, connect_packet(V3)).unwrap();
-        let id = s.publish(t0, publish("a", QoS::AtLeastOnce)).unwrap();
+        let id = s.publish(publish("a", QoS::AtLeastOnce)).unwrap();
         let sub = s
             .subscribe(
-                t0,
                 vec![SubscribeFilter {
                     filter: "x".into(),
                     options: SubscribeOptions::default(),
@@ -1763,7 +1755,7 @@ mod tests {
                 Properties::new(),
             )
             .unwrap();
-        s.publish(t0, publish("q0", QoS::AtMostOnce)).unwrap();
+        s.publish(publish("q0", QoS::AtMostOnce)).unwrap();
         let out = sent(&mut s, t0);
         assert_eq!(out.len(), 1);
         assert!(matches!(out[0], Packet::Connect(_)));
@@ -1891,7 +1883,7 @@ mod tests {
         let mut s = connected(config(V3), t0);
         let mut p = publish("a", QoS::AtMostOnce);
         p.pkid = 77;
-        assert_eq!(s.publish(t0, p).unwrap(), 0);
+        assert_eq!(s.publish(p).unwrap(), 0);
         let out = sent(&mut s, t0);
         assert!(matches!(&out[..], [Packet::Publish(p)] if p.pkid == 0));
         assert!(events(&mut s).is_empty());
@@ -1902,7 +1894,7 @@ mod tests {
     fn outgoing_qos1() {
         let t0 = Instant::now();
         let mut s = connected(config(V3), t0);
-        let id = s.publish(t0, publish("a", QoS::AtLeastOnce)).unwrap();
+        let id = s.publish(publish("a", QoS::AtLeastOnce)).unwrap();
         assert_eq!(id, 1);
         let out = sent(&mut s, t0);
         assert!(matches!(&out[..], [Packet::Publish(p)] if p.pkid == id && !p.dup));
@@ -1923,7 +1915,7 @@ mod tests {
     fn releasing_idle_memory_keeps_flows_and_state() {
         let t0 = Instant::now();
         let mut s = connected(config(V3), t0);
-        let a = s.publish(t0, publish("a", QoS::AtLeastOnce)).unwrap();
+        let a = s.publish(publish("a", QoS::AtLeastOnce)).unwrap();
         assert_eq!(pub_ids(&sent(&mut s, t0)), vec![(a, false)]);
         // Mid-flow: the pending flow must survive; empty queues are dropped.
         s.release_idle_memory();
@@ -1934,7 +1926,7 @@ mod tests {
         );
         s.release_idle_memory();
         // And the session works as before afterwards.
-        let b = s.publish(t0, publish("b", QoS::ExactlyOnce)).unwrap();
+        let b = s.publish(publish("b", QoS::ExactlyOnce)).unwrap();
         assert_ne!(b, 0);
         assert_eq!(pub_ids(&sent(&mut s, t0)), vec![(b, false)]);
         assert_eq!(s.inflight_len(), 1);
@@ -1944,7 +1936,7 @@ mod tests {
     fn outgoing_qos2() {
         let t0 = Instant::now();
         let mut s = connected(config(V5), t0);
-        let id = s.publish(t0, publish("a", QoS::ExactlyOnce)).unwrap();
+        let id = s.publish(publish("a", QoS::ExactlyOnce)).unwrap();
         sent(&mut s, t0);
         // PUBCOMP before PUBREC and a PUBACK for a QoS 2 flow are ignored.
         s.handle_packet(t0, Packet::PubComp(resp(id))).unwrap();
@@ -1974,7 +1966,7 @@ mod tests {
     fn outgoing_qos2_failed_pubrec_ends_flow_v5() {
         let t0 = Instant::now();
         let mut s = connected(config(V5), t0);
-        let id = s.publish(t0, publish("a", QoS::ExactlyOnce)).unwrap();
+        let id = s.publish(publish("a", QoS::ExactlyOnce)).unwrap();
         sent(&mut s, t0);
         let rec = resp_reason(id, reason::QUOTA_EXCEEDED);
         s.handle_packet(t0, Packet::PubRec(rec.clone())).unwrap();
@@ -2008,7 +2000,7 @@ mod tests {
             ))]
         );
         // QoS 1 flow: a PUBREC does not fit it.
-        let id = s.publish(t0, publish("a", QoS::AtLeastOnce)).unwrap();
+        let id = s.publish(publish("a", QoS::AtLeastOnce)).unwrap();
         sent(&mut s, t0);
         s.handle_packet(t0, Packet::PubRec(resp(id))).unwrap();
         assert!(sent(&mut s, t0).is_empty());
@@ -2233,7 +2225,7 @@ mod tests {
                 } else {
                     QoS::ExactlyOnce
                 };
-                s.publish(t0, publish("a", qos)).unwrap()
+                s.publish(publish("a", qos)).unwrap()
             })
             .collect();
         assert_eq!(ids, vec![1, 2, 3, 4, 5]);
@@ -2241,7 +2233,7 @@ mod tests {
         assert_eq!(s.queued_len(), 3);
         assert_eq!(s.inflight_len(), 2);
         // QoS 0 is not held back by the window.
-        s.publish(t0, publish("z", QoS::AtMostOnce)).unwrap();
+        s.publish(publish("z", QoS::AtMostOnce)).unwrap();
         assert_eq!(pub_ids(&sent(&mut s, t0)), vec![(0, false)]);
 
         s.handle_packet(t0, Packet::PubAck(resp(1))).unwrap();
@@ -2272,7 +2264,7 @@ mod tests {
         assert!(after.is_empty());
         assert_eq!(s.send_window(), 3);
         for _ in 0..5 {
-            s.publish(t0, publish("a", QoS::AtLeastOnce)).unwrap();
+            s.publish(publish("a", QoS::AtLeastOnce)).unwrap();
         }
         assert_eq!(pub_ids(&sent(&mut s, t0)).len(), 3);
         assert_eq!(s.queued_len(), 2);
@@ -2304,14 +2296,14 @@ mod tests {
             ),
         );
         assert!(matches!(
-            s.publish(t0, publish("a", QoS::ExactlyOnce)),
+            s.publish(publish("a", QoS::ExactlyOnce)),
             Err(CommandError::NotAllowed(_))
         ));
         let mut p = publish("a", QoS::AtLeastOnce);
         p.retain = true;
-        assert!(matches!(s.publish(t0, p), Err(CommandError::NotAllowed(_))));
+        assert!(matches!(s.publish(p), Err(CommandError::NotAllowed(_))));
         assert!(s.pending_publishes().is_empty());
-        assert!(s.publish(t0, publish("a", QoS::AtLeastOnce)).is_ok());
+        assert!(s.publish(publish("a", QoS::AtLeastOnce)).is_ok());
     }
 
     #[test]
@@ -2329,11 +2321,11 @@ mod tests {
         let mut big = publish("a", QoS::AtLeastOnce);
         big.payload = Bytes::from(vec![0u8; 200]);
         assert!(matches!(
-            s.publish(t0, big),
+            s.publish(big),
             Err(CommandError::PacketTooLarge { max: 100, .. })
         ));
         assert!(s.pending_publishes().is_empty());
-        assert!(s.publish(t0, publish("a", QoS::AtLeastOnce)).is_ok());
+        assert!(s.publish(publish("a", QoS::AtLeastOnce)).is_ok());
     }
 
     // ----- reconnect -----
@@ -2341,10 +2333,10 @@ mod tests {
     /// Session with QoS 1 id 1 sent, QoS 2 id 2 at PUBREL, QoS 1 id 3 sent, QoS 2 id 4 sent.
     fn session_mid_flows(cfg: SessionConfig, t0: Instant) -> Session {
         let mut s = connected(cfg, t0);
-        s.publish(t0, publish("a", QoS::AtLeastOnce)).unwrap();
-        s.publish(t0, publish("b", QoS::ExactlyOnce)).unwrap();
-        s.publish(t0, publish("c", QoS::AtLeastOnce)).unwrap();
-        s.publish(t0, publish("d", QoS::ExactlyOnce)).unwrap();
+        s.publish(publish("a", QoS::AtLeastOnce)).unwrap();
+        s.publish(publish("b", QoS::ExactlyOnce)).unwrap();
+        s.publish(publish("c", QoS::AtLeastOnce)).unwrap();
+        s.publish(publish("d", QoS::ExactlyOnce)).unwrap();
         assert_eq!(pub_ids(&sent(&mut s, t0)).len(), 4);
         s.handle_packet(t0, Packet::PubRec(resp(2))).unwrap();
         assert_eq!(sent(&mut s, t0), vec![Packet::PubRel(resp(2))]);
@@ -2397,7 +2389,7 @@ mod tests {
                 s.connect(t0, connect_packet(version)).unwrap();
                 let _ = sent(s, t0);
                 s.handle_packet(t0, connack(true)).unwrap();
-                s.publish(t0, publish("fresh", QoS::AtLeastOnce)).unwrap();
+                s.publish(publish("fresh", QoS::AtLeastOnce)).unwrap();
                 if fast {
                     s.poll_transmit(t0, bytes);
                 } else {
@@ -2448,8 +2440,8 @@ mod tests {
         // MQTT-3.3.1-1: DUP is 0 on the first attempt to send a PUBLISH.
         let t0 = Instant::now();
         let mut s = connected(config(V3), t0);
-        s.publish(t0, publish("a", QoS::AtLeastOnce)).unwrap();
-        s.publish(t0, publish("q0", QoS::AtMostOnce)).unwrap();
+        s.publish(publish("a", QoS::AtLeastOnce)).unwrap();
+        s.publish(publish("q0", QoS::AtMostOnce)).unwrap();
         // Lost before anything was written: the QoS 0 publish is dropped.
         s.connection_lost();
         let out = reconnect(&mut s, t0, connack(true));
@@ -2463,10 +2455,10 @@ mod tests {
         cfg.max_inflight = 10;
         let mut s = connected(cfg, t0);
         for _ in 0..4 {
-            s.publish(t0, publish("a", QoS::AtLeastOnce)).unwrap();
+            s.publish(publish("a", QoS::AtLeastOnce)).unwrap();
         }
         sent(&mut s, t0);
-        s.publish(t0, publish("a", QoS::AtLeastOnce)).unwrap(); // id 5, never written
+        s.publish(publish("a", QoS::AtLeastOnce)).unwrap(); // id 5, never written
         s.connection_lost();
         s.connect(t0, connect_packet(V5)).unwrap();
         sent(&mut s, t0);
@@ -2498,7 +2490,6 @@ mod tests {
         let mut s = connected(config(V3), t0);
         let sub = s
             .subscribe(
-                t0,
                 vec![SubscribeFilter {
                     filter: "x".into(),
                     options: SubscribeOptions::default(),
@@ -2544,7 +2535,7 @@ mod tests {
                 },
             },
         ];
-        let sub = s.subscribe(t0, filters.clone(), Properties::new()).unwrap();
+        let sub = s.subscribe(filters.clone(), Properties::new()).unwrap();
         let out = sent(&mut s, t0);
         assert!(
             matches!(&out[..], [Packet::Subscribe(x)] if x.pkid == sub && x.filters == filters)
@@ -2557,9 +2548,7 @@ mod tests {
         s.handle_packet(t0, Packet::SubAck(ack.clone())).unwrap();
         assert_eq!(events(&mut s), vec![Event::SubscribeDone(ack)]);
 
-        let un = s
-            .unsubscribe(t0, vec!["a".into()], Properties::new())
-            .unwrap();
+        let un = s.unsubscribe(vec!["a".into()], Properties::new()).unwrap();
         assert_ne!(un, 0);
         sent(&mut s, t0);
         let ack = UnsubAck {
@@ -2581,7 +2570,7 @@ mod tests {
         )
         .unwrap();
         assert!(events(&mut s).is_empty());
-        assert!(s.subscribe(t0, vec![], Properties::new()).is_err());
+        assert!(s.subscribe(vec![], Properties::new()).is_err());
     }
 
     #[test]
@@ -2590,7 +2579,6 @@ mod tests {
         let mut s = connected(config(V3), t0);
         let sub = s
             .subscribe(
-                t0,
                 vec![SubscribeFilter {
                     filter: "a".into(),
                     options: SubscribeOptions::default(),
@@ -2616,9 +2604,8 @@ mod tests {
         let props = Properties::new().with(Property::UserProperty("k".into(), "v".into()));
         let mut p = publish("a", QoS::AtLeastOnce);
         p.properties = props.clone();
-        s.publish(t0, p).unwrap();
+        s.publish(p).unwrap();
         s.subscribe(
-            t0,
             vec![SubscribeFilter {
                 filter: "a".into(),
                 options: SubscribeOptions {
@@ -2631,13 +2618,10 @@ mod tests {
             props.clone(),
         )
         .unwrap();
-        s.disconnect(
-            t0,
-            Disconnect {
-                reason: 0x04,
-                properties: props,
-            },
-        );
+        s.disconnect(Disconnect {
+            reason: 0x04,
+            properties: props,
+        });
         let out = sent(&mut s, t0);
         assert_eq!(out.len(), 3);
         for p in &out {
@@ -2658,7 +2642,7 @@ mod tests {
             }
         }
         // Nothing more goes out after DISCONNECT.
-        s.publish(t0, publish("a", QoS::AtLeastOnce)).unwrap();
+        s.publish(publish("a", QoS::AtLeastOnce)).unwrap();
         s.handle_packet(t0, incoming("x", QoS::AtLeastOnce, 1))
             .unwrap();
         assert!(sent(&mut s, t0).is_empty());
@@ -2676,7 +2660,7 @@ mod tests {
             properties: Properties::new(),
         };
         s.handle_packet(t0, Packet::Auth(auth.clone())).unwrap();
-        s.auth(t0, auth.clone()).unwrap();
+        s.auth(auth.clone()).unwrap();
         assert_eq!(sent(&mut s, t0), vec![Packet::Auth(auth.clone())]);
         s.handle_packet(t0, connack(false)).unwrap();
         let d = Disconnect {
@@ -2742,7 +2726,7 @@ mod tests {
         let mut s = ka_session(t0);
         for i in 1..=20u64 {
             let now = t0 + secs(4 * i);
-            s.publish(now, publish("a", QoS::AtMostOnce)).unwrap();
+            s.publish(publish("a", QoS::AtMostOnce)).unwrap();
             s.handle_packet(now, incoming("b", QoS::AtMostOnce, 0))
                 .unwrap();
             let deadline = s.poll_timeout().unwrap();
@@ -2761,7 +2745,7 @@ mod tests {
         let mut pinged = None;
         for i in 1..=5u64 {
             let now = t0 + secs(3 * i);
-            s.publish(now, publish("a", QoS::AtMostOnce)).unwrap();
+            s.publish(publish("a", QoS::AtMostOnce)).unwrap();
             s.handle_timeout(now).unwrap();
             if sent(&mut s, now).contains(&Packet::PingReq) && pinged.is_none() {
                 pinged = Some(now);
@@ -2881,16 +2865,16 @@ mod tests {
         let t0 = Instant::now();
         let mut s = alias_session(t0);
         assert!(matches!(
-            s.publish(t0, aliased("t", 6)),
+            s.publish(aliased("t", 6)),
             Err(CommandError::NotAllowed(_))
         ));
         assert!(matches!(
-            s.publish(t0, aliased("", 2)),
+            s.publish(aliased("", 2)),
             Err(CommandError::NotAllowed(_))
         ));
-        s.publish(t0, aliased("t/x", 2)).unwrap();
-        s.publish(t0, aliased("", 2)).unwrap();
-        s.publish(t0, aliased("t/x", 2)).unwrap();
+        s.publish(aliased("t/x", 2)).unwrap();
+        s.publish(aliased("", 2)).unwrap();
+        s.publish(aliased("t/x", 2)).unwrap();
         let topics: Vec<String> = sent(&mut s, t0)
             .into_iter()
             .map(|p| match p {
@@ -2903,7 +2887,7 @@ mod tests {
         // A QoS 1 publish resent on a new connection carries the full topic again.
         let mut p = aliased("", 2);
         p.qos = QoS::AtLeastOnce;
-        let id = s.publish(t0, p).unwrap();
+        let id = s.publish(p).unwrap();
         let out = sent(&mut s, t0);
         assert!(matches!(&out[..], [Packet::Publish(p)] if p.topic.is_empty()));
         s.connection_lost();
@@ -2924,16 +2908,15 @@ mod tests {
         let t0 = Instant::now();
         let mut s = connected(config(V3), t0);
         s.next_pkid = 65534;
-        let a = s.publish(t0, publish("a", QoS::AtLeastOnce)).unwrap();
-        let b = s.publish(t0, publish("a", QoS::AtLeastOnce)).unwrap();
-        let c = s.publish(t0, publish("a", QoS::AtLeastOnce)).unwrap();
+        let a = s.publish(publish("a", QoS::AtLeastOnce)).unwrap();
+        let b = s.publish(publish("a", QoS::AtLeastOnce)).unwrap();
+        let c = s.publish(publish("a", QoS::AtLeastOnce)).unwrap();
         assert_eq!((a, b, c), (65534, 65535, 1));
         // Wrap again: 65534 and 1 are in use, 65535 is free after its PUBACK.
         s.handle_packet(t0, Packet::PubAck(resp(65535))).unwrap();
         s.next_pkid = 65534;
         let d = s
             .subscribe(
-                t0,
                 vec![SubscribeFilter {
                     filter: "x".into(),
                     options: SubscribeOptions::default(),
@@ -2942,7 +2925,7 @@ mod tests {
             )
             .unwrap();
         assert_eq!(d, 65535);
-        let e = s.publish(t0, publish("a", QoS::AtLeastOnce)).unwrap();
+        let e = s.publish(publish("a", QoS::AtLeastOnce)).unwrap();
         assert_eq!(e, 2);
     }
 
@@ -2951,27 +2934,27 @@ mod tests {
         let t0 = Instant::now();
         let mut s = connected(config(V3), t0);
         for _ in 0..65535u32 {
-            s.publish(t0, publish("a", QoS::AtLeastOnce)).unwrap();
+            s.publish(publish("a", QoS::AtLeastOnce)).unwrap();
         }
         assert_eq!(
-            s.publish(t0, publish("a", QoS::AtLeastOnce)),
+            s.publish(publish("a", QoS::AtLeastOnce)),
             Err(CommandError::NoPacketId)
         );
         assert_eq!(
-            s.unsubscribe(t0, vec!["a".into()], Properties::new()),
+            s.unsubscribe(vec!["a".into()], Properties::new()),
             Err(CommandError::NoPacketId)
         );
         // QoS 0 needs no id.
-        assert_eq!(s.publish(t0, publish("a", QoS::AtMostOnce)), Ok(0));
+        assert_eq!(s.publish(publish("a", QoS::AtMostOnce)), Ok(0));
         sent(&mut s, t0);
         // An ack for a queued id is ignored; one for an id in flight frees it.
         s.handle_packet(t0, Packet::PubAck(resp(1000))).unwrap();
         assert_eq!(
-            s.publish(t0, publish("a", QoS::AtLeastOnce)),
+            s.publish(publish("a", QoS::AtLeastOnce)),
             Err(CommandError::NoPacketId)
         );
         s.handle_packet(t0, Packet::PubAck(resp(10))).unwrap();
-        assert_eq!(s.publish(t0, publish("a", QoS::AtLeastOnce)), Ok(10));
+        assert_eq!(s.publish(publish("a", QoS::AtLeastOnce)), Ok(10));
     }
 
     // ----- persistence -----
@@ -2985,7 +2968,7 @@ mod tests {
         use PersistKey::*;
         use PersistOp::*;
 
-        let id = s.publish(t0, publish("a", QoS::ExactlyOnce)).unwrap();
+        let id = s.publish(publish("a", QoS::ExactlyOnce)).unwrap();
         let Some(Event::Persist(Put(SentPublish(k), Packet::Publish(p)))) = s.poll_event() else {
             panic!("no Put before sending")
         };
@@ -3011,7 +2994,7 @@ mod tests {
             ]
         );
 
-        let id = s.publish(t0, publish("a", QoS::AtLeastOnce)).unwrap();
+        let id = s.publish(publish("a", QoS::AtLeastOnce)).unwrap();
         assert!(matches!(
             s.poll_event(),
             Some(Event::Persist(Put(SentPublish(k), _))) if k == id
@@ -3049,7 +3032,7 @@ mod tests {
         );
 
         // QoS 0 leaves no trace.
-        s.publish(t0, publish("a", QoS::AtMostOnce)).unwrap();
+        s.publish(publish("a", QoS::AtMostOnce)).unwrap();
         assert!(events(&mut s).is_empty());
     }
 
@@ -3075,7 +3058,7 @@ mod tests {
             .is_err());
         assert_eq!(s.pending_publishes(), vec![5, 3, 9]);
         s.next_pkid = 3;
-        let new = s.publish(t0, publish("n", QoS::AtLeastOnce)).unwrap();
+        let new = s.publish(publish("n", QoS::AtLeastOnce)).unwrap();
         assert_eq!(new, 4, "ids in use are skipped");
 
         let out = reconnect(&mut s, t0, connack(true));
@@ -3101,8 +3084,8 @@ mod tests {
         let t0 = Instant::now();
         let mut s = Session::new(config(V5));
         s.connect(t0, connect_packet(V5)).unwrap();
-        s.publish(t0, publish("q0", QoS::AtMostOnce)).unwrap();
-        s.disconnect(t0, Disconnect::default());
+        s.publish(publish("q0", QoS::AtMostOnce)).unwrap();
+        s.disconnect(Disconnect::default());
         let out = sent(&mut s, t0);
         assert_eq!(out.len(), 2);
         assert!(matches!(out[0], Packet::Connect(_)));
@@ -3120,7 +3103,7 @@ mod tests {
         assert!(s.handle_packet(t0, connack(false)).is_err());
         assert!(s.poll_timeout().is_none());
         assert!(s.poll_packet(t0).is_none());
-        s.disconnect(t0, Disconnect::default());
+        s.disconnect(Disconnect::default());
         assert!(s.poll_packet(t0).is_none());
     }
 }

@@ -144,16 +144,15 @@ impl Io {
             // this one.
             self.shared.new_ack_generation();
         }
-        let now = Instant::now();
         if self.ever_connected && !connack.session_present {
-            self.resubscribe_all(now);
+            self.resubscribe_all();
         }
         self.ever_connected = true;
         let offline: Vec<PubReq> = self.offline.drain(..).collect();
         for req in offline {
-            self.publish(now, req);
+            self.publish(req);
         }
-        self.deliver(Incoming::Connected(connack.session_present), false);
+        self.deliver(Incoming::Connected(connack.session_present));
         // Events that arrived together with CONNACK.
         self.process_events();
         Ok(info)
@@ -162,7 +161,7 @@ impl Io {
     /// After a reconnect that found no session: subscribe again to everything granted
     /// before (grouped as they were requested is not needed; one SUBSCRIBE per properties
     /// set keeps subscription identifiers right).
-    pub(super) fn resubscribe_all(&mut self, now: Instant) {
+    pub(super) fn resubscribe_all(&mut self) {
         if !self.resubscribe || self.subscriptions.is_empty() {
             return;
         }
@@ -178,10 +177,7 @@ impl Io {
                 "session lost: re-subscribing to {} filter(s)",
                 filters.len()
             );
-            match self
-                .session
-                .subscribe(now, filters.clone(), properties.clone())
-            {
+            match self.session.subscribe(filters.clone(), properties.clone()) {
                 Ok(id) => {
                     self.sub_waiters.insert(
                         id,
@@ -252,7 +248,7 @@ impl Io {
             self.shared.set_state(STATE_DISCONNECTED);
         }
         self.poke_tokens();
-        self.deliver(Incoming::Lost(err), false);
+        self.deliver(Incoming::Lost(err));
     }
 
     pub(super) fn close_stream(&mut self) {
@@ -288,8 +284,7 @@ impl Io {
         self.take_acks();
         self.process_events();
         if self.stream.is_some() {
-            self.session
-                .disconnect(Instant::now(), Disconnect::default());
+            self.session.disconnect(Disconnect::default());
             let _ = self.transmit(Instant::now(), Mode::BeforeClose);
             self.close_stream();
         }

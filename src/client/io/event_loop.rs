@@ -90,7 +90,7 @@ impl Io {
             self.finish();
             return Next::Exit;
         }
-        self.handle_publishes(now);
+        self.handle_publishes();
         self.take_acks();
         let _ = self.transmit(now, Mode::Turn);
         self.pump_overflow();
@@ -254,13 +254,10 @@ impl Io {
         // only the server may send, MQTT 5 table 3.14.2.1).
         if self.version == ProtocolVersion::V5 && e != SessionError::KeepAliveTimeout {
             let code = e.reason_code();
-            self.session.disconnect(
-                Instant::now(),
-                Disconnect {
-                    reason: code,
-                    properties: Default::default(),
-                },
-            );
+            self.session.disconnect(Disconnect {
+                reason: code,
+                properties: Default::default(),
+            });
             let _ = self.transmit(Instant::now(), Mode::BeforeClose);
         }
         let err = match e {
@@ -289,7 +286,7 @@ impl Io {
         let Some(mut d) = self.disconnecting.take() else {
             return;
         };
-        self.session.disconnect(now, d.packet.clone());
+        self.session.disconnect(d.packet.clone());
         let _ = self.transmit(Instant::now(), Mode::BeforeClose);
         self.close_stream();
         self.session.connection_lost();

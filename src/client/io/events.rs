@@ -38,8 +38,7 @@ impl Io {
                         properties: p.properties,
                         receipt,
                     };
-                    let to_dispatch = self.messages_to_dispatch;
-                    self.deliver(Incoming::Message(m), to_dispatch);
+                    self.deliver(Incoming::Message(m));
                 }
                 Event::PublishDone { pkid, ack } => {
                     let Some((id, tok)) = self.tokens.remove(&pkid) else {
@@ -107,7 +106,7 @@ impl Io {
                         code: d.reason,
                         reason: reason::reason_name(d.reason).unwrap_or("unknown reason"),
                     };
-                    self.deliver(Incoming::ServerDisconnect(d), true);
+                    self.deliver(Incoming::ServerDisconnect(d));
                     self.lose(Error::ConnectionLost(cause));
                     return;
                 }
@@ -130,9 +129,12 @@ impl Io {
         }
     }
 
-    /// Hands an item to the application channel, keeping order; beyond the capacity items
-    /// wait in `overflow` and reading stops (back-pressure).
-    pub(super) fn deliver(&mut self, item: Incoming, to_dispatch: bool) {
+    /// Queues an item for the application, keeping order. Messages wait in `overflow` and
+    /// are handed over in batches by `pump_overflow`, up to the incoming capacity (beyond
+    /// it reading stops: back-pressure). Lifecycle notices (connected, lost, server
+    /// DISCONNECT) go to the dispatch thread at once, after the messages before them; a loss
+    /// also reaches the receivers of `Messages`.
+    pub(super) fn deliver(&mut self, item: Incoming) {
         let lifecycle = !matches!(item, Incoming::Message(_));
         if lifecycle {
             // Messages received before it go first.
@@ -157,7 +159,6 @@ impl Io {
             }
             return;
         }
-        let _ = to_dispatch;
         // Handed over in batches by `pump_overflow` (at the end of `process_events`): one
         // lock and at most one wake-up of the consumer per read, not per message.
         self.overflow.push_back(item);

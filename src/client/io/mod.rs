@@ -163,10 +163,9 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
         held_count: 0.into(),
     });
     let (ctl_tx, ctl_rx) = crossbeam_channel::unbounded();
-    // Boxed requests: a bounded channel allocates all its slots up front, and with the
-    // default max_queued of 10 000 unboxed requests (~110 bytes each) cost 1.1 MB per client.
-    // A short request queue: the session queue behind it holds up to `max_queued`, and a
-    // bounded channel allocates all its slots up front (memory per idle client).
+    // A short channel of boxed requests: a bounded channel allocates all its slots up front
+    // (memory per idle client; an unboxed request is about 110 bytes), and the session
+    // queue behind it holds up to `max_queued` anyway.
     let (pub_tx, pub_rx) = crossbeam_channel::bounded(opts.max_queued.min(PUBLISH_CHANNEL));
     let (msg_tx, msg_rx) = super::queue::queue();
 

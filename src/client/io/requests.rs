@@ -63,10 +63,7 @@ impl Io {
                     reply.send(Err(Error::NotConnected));
                     return;
                 }
-                match self
-                    .session
-                    .subscribe(now, filters.clone(), properties.clone())
-                {
+                match self.session.subscribe(filters.clone(), properties.clone()) {
                     Ok(id) => {
                         self.sub_waiters.insert(
                             id,
@@ -91,7 +88,7 @@ impl Io {
                     reply.send(Err(Error::NotConnected));
                     return;
                 }
-                match self.session.unsubscribe(now, filters.clone(), properties) {
+                match self.session.unsubscribe(filters.clone(), properties) {
                     Ok(id) => {
                         self.unsub_waiters.insert(
                             id,
@@ -123,7 +120,7 @@ impl Io {
                     return;
                 }
                 // Everything published before the disconnect goes out first.
-                self.drain_all_publishes(now);
+                self.drain_all_publishes();
                 self.disconnecting = Some(Disconnecting {
                     deadline: now + timeout,
                     packet,
@@ -138,7 +135,7 @@ impl Io {
             }
             Control::Pending { reply } => {
                 // Publishes queued before this request count as pending (and are persisted).
-                self.handle_publishes(now);
+                self.handle_publishes();
                 let mut v: Vec<(u64, u16)> = self
                     .tokens
                     .iter()
@@ -153,10 +150,10 @@ impl Io {
         }
     }
 
-    pub(super) fn handle_publishes(&mut self, now: Instant) {
+    pub(super) fn handle_publishes(&mut self) {
         while self.room_for_publishes() {
             match self.pub_rx.try_recv() {
-                Ok(req) => self.publish(now, *req),
+                Ok(req) => self.publish(*req),
                 Err(_) => break,
             }
         }
@@ -172,14 +169,14 @@ impl Io {
         }
     }
 
-    pub(super) fn drain_all_publishes(&mut self, now: Instant) {
+    pub(super) fn drain_all_publishes(&mut self) {
         while let Ok(req) = self.pub_rx.try_recv() {
-            self.publish(now, *req);
+            self.publish(*req);
         }
         self.room_made();
     }
 
-    pub(super) fn publish(&mut self, now: Instant, req: PubReq) {
+    pub(super) fn publish(&mut self, req: PubReq) {
         match self.shared.state.load(Ordering::Acquire) {
             STATE_CONNECTED if self.stream.is_some() => {}
             STATE_RECONNECTING | STATE_CONNECTING => {
@@ -202,7 +199,7 @@ impl Io {
             }
         }
         let qos = req.publish.qos;
-        match self.session.publish(now, req.publish) {
+        match self.session.publish(req.publish) {
             Ok(pkid) => {
                 self.shared.published.fetch_add(1, Ordering::Relaxed);
                 if qos == QoS::AtMostOnce {
@@ -241,7 +238,7 @@ impl Io {
             return Err(req);
         }
         let now = Instant::now();
-        self.publish(now, *req);
+        self.publish(*req);
         // Anything the socket does not take now is left to the I/O thread.
         let _ = self.transmit(now, Mode::Caller);
         Ok(())
