@@ -11,7 +11,7 @@ fn main() {
         .nth(1)
         .unwrap_or_else(|| "tcp://localhost:1883".into());
     if let Err(e) = run(&uri) {
-        eprintln!("basic: {e}");
+        eprintln!("basic: {}", e.report());
         std::process::exit(1);
     }
 }

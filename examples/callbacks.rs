@@ -14,7 +14,7 @@ fn main() {
         .nth(1)
         .unwrap_or_else(|| "tcp://localhost:1883".into());
     if let Err(e) = run(&uri) {
-        eprintln!("callbacks: {e}");
+        eprintln!("callbacks: {}", e.report());
         std::process::exit(1);
     }
 }
@@ -44,7 +44,7 @@ fn run(uri: &str) -> Result<(), Error> {
                     let reply =
                         Message::new(&replies2, format!("re: {}", m.payload_str().unwrap_or("")));
                     if let Err(e) = client.publish(reply.qos(QoS::AtLeastOnce)) {
-                        eprintln!("reply failed: {e}");
+                        eprintln!("reply failed: {}", e.report());
                     }
                 }
             } else {

@@ -17,7 +17,7 @@ fn main() {
         .nth(1)
         .unwrap_or_else(|| "tcp://localhost:1883".into());
     if let Err(e) = run(&uri) {
-        eprintln!("last_will: {e}");
+        eprintln!("last_will: {}", e.report());
         std::process::exit(1);
     }
 }

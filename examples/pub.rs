@@ -48,11 +48,11 @@ fn main() {
     };
     let msg = Message::new(topic, payload).qos(c.qos).retain(retain);
     if let Err(e) = client.publish_wait(msg) {
-        eprintln!("pub: publish failed: {e}");
+        eprintln!("pub: publish failed: {}", e.report());
         std::process::exit(1);
     }
     if let Err(e) = client.close() {
-        eprintln!("pub: disconnect failed: {e}");
+        eprintln!("pub: disconnect failed: {}", e.report());
         std::process::exit(1);
     }
 }

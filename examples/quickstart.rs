@@ -110,7 +110,7 @@ fn start_mosquitto() -> Option<Broker> {
 fn main() {
     let broker = find_broker();
     if let Err(e) = run(broker.uri()) {
-        eprintln!("quickstart failed: {e}");
+        eprintln!("quickstart failed: {}", e.report());
         std::process::exit(1);
     }
 }

@@ -41,7 +41,7 @@ fn main() {
         Err(e) => cli_common::connect_failed(&e),
     };
     if let Err(e) = client.subscribe(&topic, c.qos) {
-        eprintln!("sub: subscribe to {topic} failed: {e}");
+        eprintln!("sub: subscribe to {topic} failed: {}", e.report());
         std::process::exit(1);
     }
     let messages = client.messages();
@@ -71,7 +71,7 @@ fn main() {
                 std::process::exit(27);
             }
             Err(e) => {
-                eprintln!("sub: {e}");
+                eprintln!("sub: {}", e.report());
                 std::process::exit(1);
             }
         }

@@ -2,8 +2,8 @@
 //! `tests/codec_props.rs` (proptest, stable toolchain).
 
 use bytes::BytesMut;
-use mqttsync::proto::codec::{decode, encode, encoded_len, Framer};
-use mqttsync::proto::ProtocolVersion;
+use mqttsync::internals::proto::codec::{decode, encode, encoded_len, Framer};
+use mqttsync::internals::proto::ProtocolVersion;
 
 /// Frames and decodes `data` as a stream for MQTT 3.1, 3.1.1 and 5.0. Nothing may panic;
 /// every packet that decodes must encode again (with `encoded_len` equal to the bytes

@@ -35,10 +35,10 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use mqttsync::proto::codec::{decode, encode, Framer};
-use mqttsync::proto::properties::{id as prop, Properties, Property};
-use mqttsync::proto::session::{Event, Session, SessionConfig};
-use mqttsync::proto::{
+use mqttsync::internals::proto::codec::{decode, encode, Framer};
+use mqttsync::internals::proto::properties::{id as prop, Properties, Property};
+use mqttsync::internals::proto::session::{Event, Session, SessionConfig};
+use mqttsync::internals::proto::{
     ConnAck, Connect, Disconnect, Packet, ProtocolVersion, PubResp, Publish, QoS, SubAck,
     SubscribeFilter, SubscribeOptions, UnsubAck,
 };
@@ -400,7 +400,7 @@ impl Model {
             payload: Bytes::from(vec![b; len]),
             properties,
         };
-        if let Ok(id) = self.session.publish(self.now, publish) {
+        if let Ok(id) = self.session.publish(publish) {
             if qos != QoS::AtMostOnce {
                 assert_ne!(id, 0);
                 assert!(self.pending.insert(id), "packet id {id} given out twice");
@@ -524,16 +524,14 @@ impl Model {
                         },
                     })
                     .collect();
-                let _ = self.session.subscribe(self.now, filters, Properties::new());
+                let _ = self.session.subscribe(filters, Properties::new());
                 self.check_output();
             }
             3 => {
                 let b = input.byte().unwrap_or(0);
-                let _ = self.session.unsubscribe(
-                    self.now,
-                    vec![TOPICS[usize::from(b) % 4].into()],
-                    Properties::new(),
-                );
+                let _ = self
+                    .session
+                    .unsubscribe(vec![TOPICS[usize::from(b) % 4].into()], Properties::new());
                 self.check_output();
             }
             4 => {
@@ -575,7 +573,7 @@ impl Model {
             }
             8 => self.connect(input),
             _ => {
-                self.session.disconnect(self.now, Disconnect::default());
+                self.session.disconnect(Disconnect::default());
                 self.check_output();
                 self.lost();
             }

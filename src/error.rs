@@ -1,9 +1,18 @@
 //! The one error type of the Rust API.
+//!
+//! [`Error`] is `Clone` (one failure often reaches several waiters) and keeps its causes
+//! typed: an I/O error as `Arc<io::Error>`, a protocol failure as [`SessionError`], a
+//! persistence failure as [`PersistError`], a lost connection as [`LostCause`]. Following
+//! the convention of `std::error::Error`, `Display` describes this error only and
+//! [`source`](std::error::Error::source) gives the cause; [`Error::report`] renders both,
+//! as the client's logs and the C API's connection-lost text do.
 
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::proto::session::CommandError;
+use crate::persist::PersistError;
+use crate::proto::session::{CommandError, SessionError};
 use crate::proto::Properties;
 
 /// Which step of an operation a timeout or failure belongs to.
@@ -91,8 +100,62 @@ fn tls_heading(kind: TlsErrorKind) -> &'static str {
     }
 }
 
+/// Why a connection was lost ([`Error::ConnectionLost`]).
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum LostCause {
+    /// The server closed the connection.
+    #[error("connection closed by the server")]
+    ClosedByServer,
+    /// The server closed the connection before it answered CONNECT.
+    #[error("server closed the connection before CONNACK")]
+    ClosedBeforeConnAck,
+    /// The connection closed while the client was writing.
+    #[error("connection closed while writing")]
+    ClosedWhileWriting,
+    /// The server sent DISCONNECT (MQTT 5).
+    #[error("server sent DISCONNECT: {code:#04x} ({reason})")]
+    ServerDisconnect {
+        /// Its reason code.
+        code: u8,
+        /// The text of the code.
+        reason: &'static str,
+    },
+    /// The server sent DISCONNECT instead of CONNACK.
+    #[error("server sent DISCONNECT ({code:#04x}) before CONNACK")]
+    DisconnectBeforeConnAck {
+        /// Its reason code.
+        code: u8,
+    },
+    /// Nothing came from the server within the keepalive's ping timeout.
+    #[error("keepalive timeout: no answer from the server")]
+    KeepAliveTimeout,
+    /// The server broke the protocol; the client closed the connection.
+    #[error("the server broke the protocol")]
+    Protocol(#[source] SessionError),
+    /// Reading or writing failed.
+    #[error("I/O error on the connection")]
+    Io(#[source] Arc<io::Error>),
+    /// Another failure ended the connection (a TLS error while reading, say).
+    #[error("the connection failed")]
+    Other(#[source] Box<Error>),
+    /// [`Client::abort`](crate::Client::abort).
+    #[error("closed by the application")]
+    Aborted,
+    /// [`Client::disconnect`](crate::Client::disconnect) while this request waited.
+    #[error("disconnected by the application")]
+    Disconnected,
+    /// The client was closed while this request waited.
+    #[error("client closed")]
+    ClientClosed,
+    /// The client's I/O thread panicked (a bug in mqttsync or in a persistence store);
+    /// the client is closed.
+    #[error("the client's I/O thread panicked")]
+    IoThreadPanicked,
+}
+
 /// Every error of the mqttsync Rust API.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// A caller-supplied value is not acceptable (bad URI, QoS, option combination...).
@@ -107,22 +170,22 @@ pub enum Error {
         reason: String,
     },
     /// The host name could not be resolved.
-    #[error("DNS resolution of {host:?} failed: {source}")]
+    #[error("DNS resolution of {host:?} failed")]
     Dns {
         /// Host name.
         host: String,
         /// Resolver error.
         #[source]
-        source: io::Error,
+        source: Arc<io::Error>,
     },
     /// No address of the server accepted a TCP connection.
-    #[error("TCP connect to {addr} failed: {source}")]
+    #[error("TCP connect to {addr} failed")]
     Tcp {
         /// The last address tried.
         addr: String,
         /// Socket error.
         #[source]
-        source: io::Error,
+        source: Arc<io::Error>,
     },
     /// The TLS handshake or TLS configuration failed.
     ///
@@ -180,8 +243,8 @@ pub enum Error {
         after: Duration,
     },
     /// The server broke the protocol (malformed packet, unexpected packet...).
-    #[error("protocol violation: {0}")]
-    Protocol(String),
+    #[error("the server broke the protocol")]
+    Protocol(#[source] SessionError),
     /// The server acknowledged with a failure reason code (v5 PUBACK/PUBREC >= 0x80).
     #[error("rejected by server: reason code {code:#04x} ({reason})")]
     Rejected {
@@ -194,20 +257,20 @@ pub enum Error {
     #[error(transparent)]
     Command(#[from] CommandError),
     /// An I/O error on the connection.
-    #[error("I/O error: {0}")]
-    Io(#[from] io::Error),
+    #[error(transparent)]
+    Io(Arc<io::Error>),
     /// The client is not connected (and not reconnecting).
     #[error("not connected")]
     NotConnected,
     /// The connection was lost while the operation was under way.
-    #[error("connection lost: {0}")]
-    ConnectionLost(String),
+    #[error("connection lost")]
+    ConnectionLost(#[source] LostCause),
     /// The client has been shut down.
     #[error("client is closed")]
     Closed,
     /// Persistence failed.
-    #[error("persistence error: {0}")]
-    Persistence(String),
+    #[error("persistence failed")]
+    Persistence(#[source] Arc<PersistError>),
     /// The call would wait for something only the calling thread can deliver
     /// (e.g. waiting inside a callback for the callback thread).
     #[error("operation would deadlock: {0}")]
@@ -221,15 +284,82 @@ pub enum Error {
     SessionEnded,
 }
 
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        Error::Io(Arc::new(e))
+    }
+}
+
+impl From<PersistError> for Error {
+    fn from(e: PersistError) -> Self {
+        Error::Persistence(Arc::new(e))
+    }
+}
+
+impl From<SessionError> for Error {
+    fn from(e: SessionError) -> Self {
+        Error::Protocol(e)
+    }
+}
+
 impl Error {
     /// True for timeouts.
     pub fn is_timeout(&self) -> bool {
         matches!(self, Error::Timeout { .. })
     }
 
+    /// True when the connection was lost under an operation ([`Error::ConnectionLost`]).
+    pub fn is_connection_lost(&self) -> bool {
+        matches!(self, Error::ConnectionLost(_))
+    }
+
+    /// True when the client is not connected or has been closed ([`Error::NotConnected`],
+    /// [`Error::Closed`]).
+    pub fn is_disconnected(&self) -> bool {
+        matches!(self, Error::NotConnected | Error::Closed)
+    }
+
+    /// The cause of a lost connection.
+    pub fn lost_cause(&self) -> Option<&LostCause> {
+        match self {
+            Error::ConnectionLost(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// This error followed by its chain of sources, joined with `": "`, e.g.
+    /// `connection lost: the server broke the protocol: malformed packet from server:
+    /// ...`. What the client logs, and the text the C API hands to `connectionLost`.
+    pub fn report(&self) -> String {
+        report(self)
+    }
+
+    /// The same failure as seen by an operation that was under way on the connection:
+    /// [`Error::ConnectionLost`] with the cause.
+    pub(crate) fn into_lost(self) -> Error {
+        match self {
+            e @ Error::ConnectionLost(_) => e,
+            Error::Protocol(e) => Error::ConnectionLost(LostCause::Protocol(e)),
+            Error::Io(e) => Error::ConnectionLost(LostCause::Io(e)),
+            other => Error::ConnectionLost(LostCause::Other(Box::new(other))),
+        }
+    }
+
     pub(crate) fn timeout(step: Step, after: Duration) -> Error {
         Error::Timeout { step, after }
     }
+}
+
+/// Any error followed by its chain of sources, joined with `": "` (for logs).
+pub(crate) fn report(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut next = e.source();
+    while let Some(e) = next {
+        s.push_str(": ");
+        s.push_str(&e.to_string());
+        next = e.source();
+    }
+    s
 }
 
 /// `Result` with [`Error`].

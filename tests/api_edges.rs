@@ -57,8 +57,8 @@ fn a_path_on_a_tcp_uri_is_an_error() {
         }
     }
     // A trailing slash is harmless; ws:// keeps its path.
-    assert!(mqttsync::client::ServerUri::parse("tcp://h:1883/").is_ok());
-    let ws = mqttsync::client::ServerUri::parse("ws://h:80/mqtt-ws").unwrap();
+    assert!(mqttsync::ServerUri::parse("tcp://h:1883/").is_ok());
+    let ws = mqttsync::ServerUri::parse("ws://h:80/mqtt-ws").unwrap();
     assert_eq!(ws.path, "/mqtt-ws");
 }
 

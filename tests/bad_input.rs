@@ -9,11 +9,10 @@ mod common;
 use std::time::Duration;
 
 use common::{unique_client_id, Broker, DEADLINE};
-use mqttsync::proto::session::CommandError;
-use mqttsync::proto::{
-    Disconnect, Properties, Property, RetainHandling, SubscribeFilter, SubscribeOptions,
+use mqttsync::{
+    Client, CommandError, ConnectOptions, Disconnect, Error, Message, Properties, Property,
+    ProtocolVersion, QoS, RetainHandling, SubscribeFilter, SubscribeOptions,
 };
-use mqttsync::{Client, ConnectOptions, Error, Message, ProtocolVersion, QoS};
 
 fn connect(uri: &str, v: ProtocolVersion) -> Client {
     Client::connect(

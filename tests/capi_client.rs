@@ -579,9 +579,11 @@ fn messages_to_the_own_subscription_survive_disconnect_destroy_and_create() {
 
 #[test]
 fn create_refuses_a_store_of_the_other_mqtt_version() {
-    use mqttsync::persist::{FileStore, Persister};
-    use mqttsync::proto::session::PersistKey;
-    use mqttsync::proto::{Packet, ProtocolVersion, PubResp};
+    use mqttsync::internals::persist::Persister;
+    use mqttsync::internals::proto::session::PersistKey;
+    use mqttsync::internals::proto::{Packet, PubResp};
+    use mqttsync::persist::FileStore;
+    use mqttsync::ProtocolVersion;
     let dir = tempfile::tempdir().unwrap();
     let uri = "tcp://127.0.0.1:1883";
     let id = "version-check";

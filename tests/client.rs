@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::{mosquitto_pub, mosquitto_sub_ready, unique_client_id, Broker, DEADLINE};
-use mqttsync::proto::properties::id as prop;
-use mqttsync::proto::{Properties, Property, RetainHandling, SubscribeFilter, SubscribeOptions};
+use mqttsync::properties::id as prop;
 use mqttsync::{Client, ConnectOptions, Error, Message, ProtocolVersion, QoS, State, Step};
+use mqttsync::{Properties, Property, RetainHandling, SubscribeFilter, SubscribeOptions};
 
 const VERSIONS: [ProtocolVersion; 3] = [
     ProtocolVersion::V31,
@@ -431,7 +431,7 @@ fn keepalive_detects_a_dead_peer() {
             .keep_alive(Duration::from_secs(1))
             .on_connection_lost(move |e| {
                 *l2.lock().unwrap() = Some(Instant::now());
-                let _ = tx.send(e.to_string());
+                let _ = tx.send(e.report());
             }),
     )
     .unwrap();

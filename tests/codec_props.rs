@@ -5,11 +5,11 @@ use bytes::{Bytes, BytesMut};
 use proptest::collection::vec;
 use proptest::prelude::*;
 
-use mqttsync::proto::codec::{
+use mqttsync::internals::proto::codec::{
     decode, encode, encoded_len, DecodeError, Framer, MAX_REMAINING_LENGTH,
 };
-use mqttsync::proto::properties::{property_type, Properties, Property, PropertyType};
-use mqttsync::proto::*;
+use mqttsync::internals::proto::properties::{property_type, Properties, Property, PropertyType};
+use mqttsync::internals::proto::*;
 
 #[path = "../fuzz/check.rs"]
 mod fuzz_check;
@@ -405,7 +405,7 @@ proptest! {
         max_frac in 0.0f64..1.0,
     ) {
         let mut head = vec![header];
-        mqttsync::proto::codec::write_varint(remaining, &mut head).unwrap();
+        mqttsync::internals::proto::codec::write_varint(remaining, &mut head).unwrap();
         let total = head.len() + remaining;
         let max = ((total as f64) * max_frac) as usize; // strictly below total
         prop_assume!(max < total);

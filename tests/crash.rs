@@ -37,8 +37,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{unique_client_id, Action, Broker, Direction, FakeBroker, FaultProxy, Kind, Script};
-use mqttsync::persist::{record, FileStore, PersistError, Store};
-use mqttsync::proto::{Packet, ProtocolVersion};
+use mqttsync::internals::persist::record;
+use mqttsync::internals::proto::{Packet, ProtocolVersion};
+use mqttsync::persist::{FileStore, PersistError, Store};
 use mqttsync::{Client, ConnectOptions, Message, QoS};
 
 // ---- the publisher program ---------------------------------------------------------------
@@ -458,7 +459,7 @@ fn a_corrupt_record_is_reported_and_skipped_and_the_others_are_resent() {
         >= 4));
     proxy.stall(Direction::Up);
     std::fs::write(&go, b"go").unwrap();
-    let client_dir = root.join(mqttsync::persist::client_dir_name(&id, &uri));
+    let client_dir = root.join(mqttsync::internals::persist::client_dir_name(&id, &uri));
     assert!(
         // Generous: every record is fsynced, and the kill test fsyncs thousands meanwhile.
         common::wait_until(Duration::from_secs(60), || std::fs::read_dir(&client_dir)
@@ -617,7 +618,7 @@ fn a_publish_is_persisted_before_the_server_sees_it() {
 /// completed.)
 #[test]
 fn a_superseded_publish_record_is_removed_at_restore() {
-    use mqttsync::proto::{Packet, PubResp, Publish};
+    use mqttsync::internals::proto::{Packet, PubResp, Publish};
     let broker = Broker::start();
     let uri = broker.uri();
     let dir = tempfile::tempdir().unwrap();

@@ -63,7 +63,7 @@ fn client_through(proxy: &FaultProxy, ka: Duration) -> (Client, mpsc::Receiver<(
             .keep_alive(ka)
             .connect_timeout(DEADLINE)
             .on_connection_lost(move |e| {
-                let _ = tx.send((Instant::now(), e.to_string()));
+                let _ = tx.send((Instant::now(), e.report()));
             }),
     )
     .expect("connect through the proxy");

@@ -15,11 +15,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::fake_broker::{connack, pkid, raw};
 use common::{unique_client_id, wait_until, FakeBroker, Flood, Kind, Script, DEADLINE};
-use mqttsync::proto::properties::id as prop;
-use mqttsync::proto::reason::{self, connack_v3_name, reason_name};
-use mqttsync::proto::{ConnAck, Packet, Properties, Property, PubResp, Publish, SubAck};
+use mqttsync::internals::proto::properties::id as prop;
+use mqttsync::internals::proto::reason::{self, connack_v3_name, reason_name};
+use mqttsync::internals::proto::{ConnAck, Packet, Properties, Property, PubResp, Publish, SubAck};
 use mqttsync::{
-    Client, ConnectOptions, Error, Message, ProtocolVersion, QoS, ReconnectOptions, State, Step,
+    Client, ConnectOptions, Error, LostCause, Message, ProtocolVersion, QoS, ReconnectOptions,
+    State, Step,
 };
 
 const V311: ProtocolVersion = ProtocolVersion::V311;
@@ -160,7 +161,7 @@ fn connection_closed_before_connack_is_a_clear_error() {
         let mut fake = FakeBroker::start(Script::new().expect(Kind::Connect).close());
         let err = Client::connect(opts(&fake, v)).expect_err("closed before CONNACK");
         match &err {
-            Error::ConnectionLost(m) => assert!(m.contains("before CONNACK"), "{m}"),
+            Error::ConnectionLost(LostCause::ClosedBeforeConnAck) => {}
             other => panic!("{v:?}: expected ConnectionLost(.. before CONNACK), got {other:?}"),
         }
         join(&mut fake);
@@ -185,7 +186,7 @@ fn garbage_instead_of_connack_is_a_protocol_error() {
             );
             let err = Client::connect(opts(&fake, v)).expect_err("garbage CONNACK");
             match &err {
-                Error::Protocol(m) => assert!(m.contains(needle), "{m}"),
+                Error::Protocol(_) => assert!(err.report().contains(needle), "{}", err.report()),
                 other => panic!("{v:?} {garbage:02x?}: expected Protocol, got {other:?}"),
             }
             join_and_check_only_connect(fake, v);
@@ -230,7 +231,7 @@ fn packet_other_than_connack_first_is_a_protocol_error() {
     );
     let err = Client::connect(opts(&fake, V311)).expect_err("PUBLISH before CONNACK");
     match &err {
-        Error::Protocol(m) => assert!(m.contains("PUBLISH before CONNACK"), "{m}"),
+        Error::Protocol(m) => assert!(m.to_string().contains("PUBLISH before CONNACK"), "{m}"),
         other => panic!("expected Protocol, got {other:?}"),
     }
     join_and_check_only_connect(fake, V311);
@@ -280,7 +281,7 @@ fn fatal_after_connect(
     let mut fake = FakeBroker::start(script);
     let (lost_tx, lost_rx) = mpsc::channel::<String>();
     let client = Client::connect(tweak(opts(&fake, v)).on_connection_lost(move |e| {
-        let _ = lost_tx.send(format!("{e:?}"));
+        let _ = lost_tx.send(format!("{e:?}: {}", e.report()));
     }))
     .expect("connect");
     let token = client
@@ -297,7 +298,9 @@ fn fatal_after_connect(
         let bad_sent = Instant::now();
         let (r, at) = sub.join().expect("subscribe thread");
         match r {
-            Err(Error::ConnectionLost(m)) => assert!(m.contains(needle), "{m}"),
+            Err(e @ Error::ConnectionLost(_)) => {
+                assert!(e.report().contains(needle), "{}", e.report())
+            }
             other => panic!("pending subscribe: expected ConnectionLost, got {other:?}"),
         }
         assert!(
@@ -319,7 +322,7 @@ fn fatal_after_connect(
         client.state()
     );
     match client.last_error().as_deref() {
-        Some(Error::Protocol(m)) => assert!(m.contains(needle), "{m}"),
+        Some(e @ Error::Protocol(_)) => assert!(e.report().contains(needle), "{}", e.report()),
         other => panic!("last_error: expected Protocol, got {other:?}"),
     }
     let lost = lost_rx
@@ -523,7 +526,7 @@ fn stream_truncated_mid_packet_is_connection_lost() {
             fake.log()
         );
         match client.last_error().as_deref() {
-            Some(Error::ConnectionLost(m)) => assert!(m.contains("closed by the server"), "{m}"),
+            Some(Error::ConnectionLost(LostCause::ClosedByServer)) => {}
             other => panic!("{v:?}: expected ConnectionLost, got {other:?}"),
         }
         drop(client);
@@ -689,7 +692,7 @@ fn server_stops_answering(v: ProtocolVersion) {
         opts(&fake, v)
             .keep_alive(Duration::from_secs(1))
             .on_connection_lost(move |e| {
-                let _ = lost_tx.send((Instant::now(), format!("{e:?}")));
+                let _ = lost_tx.send((Instant::now(), e.report()));
             }),
     )
     .unwrap();
@@ -714,7 +717,7 @@ fn server_stops_answering(v: ProtocolVersion) {
     assert_eq!(client.state(), State::Disconnected);
     assert!(matches!(
         client.last_error().as_deref(),
-        Some(Error::ConnectionLost(m)) if m.contains("keepalive")
+        Some(Error::ConnectionLost(LostCause::KeepAliveTimeout))
     ));
     drop(client);
     join(&mut fake);

@@ -260,9 +260,10 @@ fn callback_messages_are_acknowledged_when_the_callback_returns() {
 
 #[test]
 fn a_store_of_the_other_protocol_version_is_refused() {
-    use mqttsync::persist::{FileStore, PersistError, Persister};
-    use mqttsync::proto::session::PersistKey;
-    use mqttsync::proto::{Packet, Publish};
+    use mqttsync::internals::persist::Persister;
+    use mqttsync::internals::proto::session::PersistKey;
+    use mqttsync::internals::proto::{Packet, Publish};
+    use mqttsync::persist::{FileStore, PersistError};
     // A store an MQTT 5 client left with one message in flight.
     let dir = tempfile::tempdir().unwrap();
     let uri = "tcp://127.0.0.1:1";
@@ -300,7 +301,7 @@ fn a_store_of_the_other_protocol_version_is_refused() {
     )
     .unwrap_err();
     assert!(
-        matches!(&e, Error::Persistence(m) if m.contains("MQTT 5")),
+        matches!(&e, Error::Persistence(p) if matches!(**p, PersistError::OtherVersion { found: "MQTT 5", .. })),
         "{e}"
     );
     // The record is still there for an MQTT 5 client.

@@ -385,9 +385,9 @@ fn tls12_server_with(
     (uri, h)
 }
 
-fn open(uri: &str, tls: &TlsOptions) -> mqttsync::Result<mqttsync::transport::Stream> {
-    let uri = mqttsync::client::ServerUri::parse(uri).unwrap();
-    mqttsync::transport::open(
+fn open(uri: &str, tls: &TlsOptions) -> mqttsync::Result<mqttsync::internals::transport::Stream> {
+    let uri = mqttsync::ServerUri::parse(uri).unwrap();
+    mqttsync::internals::transport::open(
         &uri,
         Some(tls),
         std::time::Instant::now() + DEADLINE,
@@ -832,9 +832,9 @@ fn untrusted_self_signed_server_certificate_is_reported_as_such() {
 // ---------------------------------------------------------------------------------------
 
 /// The cipher suite a stream negotiated.
-fn cipher_of(s: &mqttsync::transport::Stream) -> String {
+fn cipher_of(s: &mqttsync::internals::transport::Stream) -> String {
     match s {
-        mqttsync::transport::Stream::OpenSsl(t) => t
+        mqttsync::internals::transport::Stream::OpenSsl(t) => t
             .ssl()
             .current_cipher()
             .map(|c| c.name().to_string())
@@ -915,7 +915,10 @@ fn tls12_cipher_list_restricts_the_handshake() {
     );
     // An empty list means the defaults (native-tls path).
     let s = open(&good.uri(), &with("")).unwrap();
-    assert!(matches!(s, mqttsync::transport::Stream::Tls(_)), "{s:?}");
+    assert!(
+        matches!(s, mqttsync::internals::transport::Stream::Tls(_)),
+        "{s:?}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------

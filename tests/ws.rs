@@ -788,7 +788,7 @@ fn ws_server_close_frame_is_a_connection_loss() {
     let (tx, rx) = mpsc::channel();
     let c = Client::connect(
         opts(&bridge.uri("ws", ""), "close", ProtocolVersion::V311).on_connection_lost(move |e| {
-            let _ = tx.send(e.to_string());
+            let _ = tx.send(e.report());
         }),
     )
     .unwrap();
@@ -816,7 +816,7 @@ fn ws_keepalive_detects_a_stalled_server() {
             .keep_alive(Duration::from_secs(1))
             .on_connection_lost(move |e| {
                 *l2.lock().unwrap() = Some(Instant::now());
-                let _ = tx.send(e.to_string());
+                let _ = tx.send(e.report());
             }),
     )
     .unwrap();

@@ -28,7 +28,7 @@ pub fn fail(prog: &str, what: &str) -> ! {
 /// Reports a failed connect and exits with mosquitto_pub/sub's status: the CONNACK return
 /// code (MQTT 3) or reason code (MQTT 5) when the broker refused, else 1.
 pub fn connect_failed(e: &Error) -> ! {
-    eprintln!("Connection error: {e}");
+    eprintln!("Connection error: {}", e.report());
     match e {
         Error::ConnectionRefused { code, .. } => std::process::exit(i32::from(*code)),
         _ => std::process::exit(1),

@@ -13,8 +13,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use bytes::BytesMut;
-use mqttsync::proto::codec::{decode, encode, Framer};
-use mqttsync::proto::{ConnAck, Packet, ProtocolVersion, PubResp, Publish, QoS, SubAck, UnsubAck};
+use mqttsync::internals::proto::codec::{decode, encode, Framer};
+use mqttsync::internals::proto::{
+    ConnAck, Packet, ProtocolVersion, PubResp, Publish, QoS, SubAck, UnsubAck,
+};
 
 struct Conn {
     version: ProtocolVersion,

@@ -46,14 +46,11 @@ use super::persistence::SharedStore;
 use super::properties::free_properties;
 use super::types::enums::*;
 use super::types::*;
-use crate::client::{ConnectInfo, ServerUri};
-use crate::error::Error;
 use crate::persist::Store;
-use crate::proto::session::PersistKey;
-use crate::proto::{
-    Disconnect, Properties, ProtocolVersion, QoS, RetainHandling, SubscribeFilter, SubscribeOptions,
+use crate::{
+    Client, ConnectInfo, DeliveryEvent, DeliveryToken, Disconnect, Error, Message, Properties,
+    ProtocolVersion, QoS, RetainHandling, ServerUri, SubscribeFilter, SubscribeOptions,
 };
-use crate::{Client, DeliveryEvent, DeliveryToken, Message};
 
 /// Default command timeout (SUBACK/UNSUBACK waits, waiting for room to publish): 10 s.
 const DEFAULT_COMMAND_TIMEOUT_MS: u64 = 10_000;
@@ -260,7 +257,7 @@ impl Conn {
         let Some(f) = self.cbs.lost else {
             return;
         };
-        let text = CString::new(e.to_string().replace('\0', " ")).unwrap_or_default();
+        let text = CString::new(e.report().replace('\0', " ")).unwrap_or_default();
         // SAFETY: the application's callback; the cause string is owned by the library and
         // valid during the call.
         unsafe { f(self.cbs.ctx.0, text.as_ptr() as *mut c_char) };
@@ -463,12 +460,9 @@ unsafe fn create_impl(
     // Messages left in flight by an earlier run get tokens now, as in Paho: their packet
     // ids. Tokens of new publishes start above them.
     let mut tokens = Tokens::default();
-    let (records, _) = crate::persist::load_all(&mut shared, family);
-    for (key, _) in records {
-        if let PersistKey::SentPublish(id) | PersistKey::SentPubRel(id) = key {
-            tokens.restored.insert(c_int::from(id), None);
-            tokens.issued = tokens.issued.max(u64::from(id));
-        }
+    for id in crate::persist::pending_packet_ids(&mut shared, family) {
+        tokens.restored.insert(c_int::from(id), None);
+        tokens.issued = tokens.issued.max(u64::from(id));
     }
     let h = Arc::new(Handle {
         server_uri: uri.to_owned(),
@@ -621,7 +615,10 @@ pub unsafe extern "C" fn MQTTClient_destroy(handle: *mut MQTTClient) {
         if let Err(e) = store.close() {
             super::trace::trace(
                 MQTTCLIENT_TRACE_ERROR,
-                &format!("mqttsync: closing persistence failed: {e}"),
+                &format!(
+                    "mqttsync: closing persistence failed: {}",
+                    Error::from(e).report()
+                ),
             );
         }
     })
@@ -1076,7 +1073,10 @@ unsafe fn connect_impl(
         if let Err(e) = s.clear() {
             super::trace::trace(
                 MQTTCLIENT_TRACE_ERROR,
-                &format!("mqttsync: clearing persistence for a clean session failed: {e}"),
+                &format!(
+                    "mqttsync: clearing persistence for a clean session failed: {}",
+                    Error::from(e).report()
+                ),
             );
             return Err(MQTTCLIENT_PERSISTENCE_ERROR.into());
         }
@@ -1147,7 +1147,7 @@ unsafe fn connect_impl(
                 }
             }
             Err(e) => {
-                let text = format!("mqttsync: connect failed: {e}");
+                let text = format!("mqttsync: connect failed: {}", e.report());
                 super::trace::trace(MQTTCLIENT_TRACE_ERROR, &text);
                 if let (Error::Tls { .. }, Some(cb)) = (&e, ssl_error_cb) {
                     cb.report(&text);
@@ -1426,7 +1426,7 @@ unsafe fn subscribe_impl(
     opts: *const MQTTSubscribe_options,
     props: *const MQTTProperties,
     v5call: bool,
-) -> Result<crate::proto::SubAck, c_int> {
+) -> Result<crate::SubAck, c_int> {
     let (_h, client, _, timeout) = checked_client(handle, v5call, !v5call)?;
     if count <= 0 {
         return Err(MQTTCLIENT_FAILURE);
@@ -1550,7 +1550,7 @@ pub unsafe extern "C" fn MQTTClient_subscribeMany(
     })
 }
 
-fn sub_response(ack: &crate::proto::SubAck, count: usize) -> MQTTResponse {
+fn sub_response(ack: &crate::SubAck, count: usize) -> MQTTResponse {
     let codes: &[u8] = if count > 1 { &ack.return_codes } else { &[] };
     let first = ack.return_codes.first().copied().unwrap_or(0x80);
     response_to_c(first, codes, Some(&ack.properties)).unwrap_or_else(response_error)
@@ -1619,7 +1619,7 @@ unsafe fn unsubscribe_impl(
     topics: *const *const c_char,
     props: *const MQTTProperties,
     v5call: bool,
-) -> Result<crate::proto::UnsubAck, c_int> {
+) -> Result<crate::UnsubAck, c_int> {
     let (_h, client, _, timeout) = checked_client(handle, v5call, false)?;
     if count <= 0 {
         return Err(MQTTCLIENT_FAILURE);
@@ -1678,7 +1678,7 @@ pub unsafe extern "C" fn MQTTClient_unsubscribeMany(
     })
 }
 
-fn unsub_response(ack: &crate::proto::UnsubAck, count: usize) -> MQTTResponse {
+fn unsub_response(ack: &crate::UnsubAck, count: usize) -> MQTTResponse {
     let codes: &[u8] = if count > 1 { &ack.reason_codes } else { &[] };
     let first = ack.reason_codes.first().copied().unwrap_or(0);
     response_to_c(first, codes, Some(&ack.properties)).unwrap_or_else(response_error)

@@ -18,8 +18,8 @@ use super::ffi::{c_array, c_bytes_dup, c_malloc, copy_versioned};
 use super::properties::{add_property, c_property_type, free_properties, props_slice, VBI_MAX};
 use super::types::enums::*;
 use super::types::*;
-use crate::proto::properties::{property_type, PropertyType};
-use crate::proto::{Properties, Property};
+use crate::properties::{property_type, PropertyType};
+use crate::{Properties, Property};
 
 /// Builds a C property list (array and data allocated with `malloc`) from Rust properties.
 /// The caller owns the result: it goes to C, or is released with `MQTTProperties_free`.
@@ -334,7 +334,7 @@ mod tests {
     use super::super::misc::{MQTTClient_freeMessage, MQTTResponse_free};
     use super::super::properties::*;
     use super::*;
-    use crate::proto::properties::id;
+    use crate::properties::id;
 
     fn all_kinds() -> Properties {
         Properties::new()

@@ -128,19 +128,6 @@ pub unsafe fn copy_versioned<T: PahoStruct>(p: *const T) -> Result<(T, c_int), c
     }
 }
 
-/// Byte offset of a field, computed without `offset_of!` (MSRV 1.75).
-macro_rules! field_offset {
-    ($t:ty, $f:ident) => {{
-        let u = ::std::mem::MaybeUninit::<$t>::uninit();
-        let base = u.as_ptr();
-        // SAFETY: addr_of! on a field of an uninitialised local creates no reference and
-        // reads nothing; both pointers are into the same allocation.
-        #[allow(unused_unsafe)]
-        let f = unsafe { ::std::ptr::addr_of!((*base).$f) };
-        (f as usize) - (base as usize)
-    }};
-}
-
 macro_rules! paho_struct {
     ($t:ty, $id:expr, $versions:expr, [$($v:expr => $first_new_field:ident),* $(,)?]) => {
         // SAFETY: the type is repr(C), begins with struct_id/struct_version and contains
@@ -151,7 +138,7 @@ macro_rules! paho_struct {
             #[allow(unreachable_patterns)]
             fn size_for_version(v: c_int) -> usize {
                 match v {
-                    $($v => field_offset!($t, $first_new_field),)*
+                    $($v => ::std::mem::offset_of!($t, $first_new_field),)*
                     _ => size_of::<$t>(),
                 }
             }

@@ -142,6 +142,17 @@ mod tests {
             }),
             MQTTCLIENT_BAD_UTF8_STRING
         );
-        assert_eq!(error_code(&Error::Protocol("x".into())), MQTTCLIENT_FAILURE);
+        assert_eq!(
+            error_code(&Error::Protocol(crate::SessionError::Protocol("x".into()))),
+            MQTTCLIENT_FAILURE
+        );
+        assert_eq!(
+            error_code(&Error::ConnectionLost(crate::LostCause::IoThreadPanicked)),
+            MQTTCLIENT_DISCONNECTED
+        );
+        assert_eq!(
+            error_code(&Error::from(crate::persist::PersistError::Closed)),
+            MQTTCLIENT_PERSISTENCE_ERROR
+        );
     }
 }

@@ -11,6 +11,17 @@
 //! The C header `include/mqttsync.h` is generated from this module by `build.rs`
 //! (cbindgen, configured by `cbindgen.toml`); `include/MQTTClient.h` and the other Paho
 //! header names include it.
+//!
+//! # The rule: the C layer uses the public Rust API only
+//!
+//! Everything here reaches the library through what a Rust user can reach: the crate root's
+//! re-exports (`crate::Client`, `crate::Error`, ...) and the public modules `crate::persist`,
+//! `crate::properties`, `crate::reason` and `crate::topic`; never the private modules
+//! (`client`, `error`, `proto`, `transport`, `ws`, `proxy`) nor `crate::internals`. So the
+//! Rust API stays sufficient for a Paho-shaped client, the C quirks stay here, and the
+//! internals can change without the C layer noticing. When the C layer needs something the
+//! Rust API lacks, add it to the public API on its own merits. The test
+//! `uses_the_public_rust_api_only` below checks every `crate::` path in this directory.
 
 pub mod async_client;
 pub mod async_types;
@@ -27,3 +38,77 @@ pub mod types;
 
 pub use async_types::*;
 pub use types::*;
+
+#[cfg(test)]
+mod rule {
+    /// Paths of private modules.
+    const PRIVATE: [&str; 8] = [
+        "client",
+        "error",
+        "proto",
+        "transport",
+        "ws",
+        "proxy",
+        "internals",
+        "persist::record",
+    ];
+
+    /// The `crate::` paths in `text` that go through a private module (groups such as
+    /// `crate::{a, b::c}` count name by name, across lines).
+    fn private_paths(text: &str) -> Vec<String> {
+        let mut bad = Vec::new();
+        let mut rest = text;
+        while let Some(i) = rest.find("crate::") {
+            rest = &rest[i + "crate::".len()..];
+            let names: Vec<&str> = match rest.strip_prefix('{') {
+                Some(group) => group[..group.find('}').unwrap_or(group.len())]
+                    .split([',', '{'])
+                    .map(str::trim)
+                    .collect(),
+                None => vec![rest],
+            };
+            for name in names {
+                let private = PRIVATE.iter().any(|p| {
+                    name.strip_prefix(p)
+                        .is_some_and(|after| after.is_empty() || after.starts_with("::"))
+                });
+                if private {
+                    bad.push(name.lines().next().unwrap_or("").to_string());
+                }
+            }
+        }
+        bad
+    }
+
+    #[test]
+    fn the_check_finds_private_paths() {
+        let text = "use crate::proto::X;\nuse crate::{\n    Client,\n    client::Io,\n};\n\
+                    use crate::{persist::record::f, persist::Store};\nlet e = crate::Error::Closed;";
+        assert_eq!(
+            private_paths(text),
+            ["proto::X;", "client::Io", "persist::record::f"]
+        );
+    }
+
+    /// Every `crate::` path in `src/capi/` starts with a public name (see the module
+    /// documentation).
+    #[test]
+    fn uses_the_public_rust_api_only() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/capi");
+        let mut bad = Vec::new();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            // This file names the private modules in its check.
+            let text = text.split("#[cfg(test)]\nmod rule").next().unwrap_or("");
+            for p in private_paths(text) {
+                bad.push(format!("{}: crate::{p}", path.display()));
+            }
+        }
+        assert!(
+            bad.is_empty(),
+            "the C layer uses private paths:\n{}",
+            bad.join("\n")
+        );
+    }
+}

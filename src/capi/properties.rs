@@ -9,7 +9,7 @@ use std::ptr;
 use super::ffi::{c_bytes_dup, guard, MQTTSYNC_MEMORY_ERROR};
 use super::types::enums::*;
 use super::types::*;
-use crate::proto::properties::{property_type, PropertyType};
+use crate::properties::{property_type, PropertyType};
 
 macro_rules! cs {
     ($s:expr) => {

@@ -1,11 +1,16 @@
 //! The blocking client: [`Client`], its options, delivery tokens and incoming messages.
 //!
-//! One named I/O thread per client owns the socket and the sans-IO [`Session`]; API calls
-//! post requests to it over crossbeam channels and wake it (no timer ticks). Callbacks, when
-//! used, run on a second per-client dispatch thread, so they may call the client.
+//! One named I/O thread per client owns the socket and the sans-IO [`Session`] (`io/`).
+//! API calls post control requests and publishes to it over crossbeam channels and wake it
+//! (no timer ticks); it answers over our own queue (`queue.rs`), which also carries messages
+//! and callback events to the application. A lone publish made while the I/O thread sleeps
+//! is written on the caller's thread. Acknowledgements of received messages go through the
+//! ack book in [`Shared`]. Callbacks, when used, run on a second per-client dispatch thread
+//! (`dispatch.rs`), so they may call the client.
 //!
 //! [`Session`]: crate::proto::session::Session
 
+mod dispatch;
 mod io;
 pub mod options;
 mod queue;
@@ -20,8 +25,8 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 
 pub use options::{
-    ConnectOptions, LostCause, Message, Payload, ReconnectOptions, Scheme, ServerUri, TlsOptions,
-    TlsPsk, TlsVersion,
+    ConnectOptions, Message, Payload, ReconnectOptions, Scheme, ServerUri, TlsOptions, TlsPsk,
+    TlsVersion,
 };
 pub use token::{Delivered, DeliveryToken};
 
@@ -427,74 +432,6 @@ impl Drop for DispatchWaitGuard<'_> {
     }
 }
 
-/// A copy of an error kept behind an `Arc` (errors are not `Clone`: io::Error isn't).
-pub(crate) fn clone_error(e: &Error) -> Error {
-    match e {
-        Error::InvalidArgument(s) => Error::InvalidArgument(s.clone()),
-        Error::InvalidTopic { topic, reason } => Error::InvalidTopic {
-            topic: topic.clone(),
-            reason: reason.clone(),
-        },
-        Error::Dns { host, source } => Error::Dns {
-            host: host.clone(),
-            source: std::io::Error::new(source.kind(), source.to_string()),
-        },
-        Error::Tcp { addr, source } => Error::Tcp {
-            addr: addr.clone(),
-            source: std::io::Error::new(source.kind(), source.to_string()),
-        },
-        Error::Tls { kind, message } => Error::Tls {
-            kind: *kind,
-            message: message.clone(),
-        },
-        Error::Proxy {
-            proxy,
-            status,
-            message,
-        } => Error::Proxy {
-            proxy: proxy.clone(),
-            status: *status,
-            message: message.clone(),
-        },
-        Error::WebSocket {
-            url,
-            status,
-            message,
-        } => Error::WebSocket {
-            url: url.clone(),
-            status: *status,
-            message: message.clone(),
-        },
-        Error::ConnectionRefused {
-            code,
-            reason,
-            properties,
-        } => Error::ConnectionRefused {
-            code: *code,
-            reason,
-            properties: properties.clone(),
-        },
-        Error::Timeout { step, after } => Error::Timeout {
-            step: *step,
-            after: *after,
-        },
-        Error::Protocol(s) => Error::Protocol(s.clone()),
-        Error::Rejected { code, reason } => Error::Rejected {
-            code: *code,
-            reason,
-        },
-        Error::Command(c) => Error::Command(c.clone()),
-        Error::Io(io) => Error::Io(std::io::Error::new(io.kind(), io.to_string())),
-        Error::NotConnected => Error::NotConnected,
-        Error::ConnectionLost(s) => Error::ConnectionLost(s.clone()),
-        Error::Closed => Error::Closed,
-        Error::Persistence(s) => Error::Persistence(s.clone()),
-        Error::WouldDeadlock(s) => Error::WouldDeadlock(s),
-        Error::AlreadyAcknowledged => Error::AlreadyAcknowledged,
-        Error::SessionEnded => Error::SessionEnded,
-    }
-}
-
 /// Where the I/O thread sends the answer to one control request; dropped unanswered, it
 /// tells the waiting caller that the client is gone.
 pub(crate) type Reply<T> = queue::Producer<T>;
@@ -572,7 +509,7 @@ impl Messages {
                 self.shared.hold(&mut m);
                 Some(Ok(m))
             }
-            Incoming::Lost(e) => Some(Err(Error::ConnectionLost(e.to_string()))),
+            Incoming::Lost(e) => Some(Err((*e).clone().into_lost())),
             _ => None,
         }
     }
@@ -860,7 +797,8 @@ impl Client {
         })
     }
 
-    /// Sleeps until the request channel has room, the client is down, or the deadline.
+    /// Sleeps until the request channel has room (`Ok`), the client is closed
+    /// (`Err(Closed)`), or the deadline (`Err(Timeout)`).
     fn wait_for_room(&self, deadline: Instant, timeout: Duration) -> Result<()> {
         let sh = &self.shared;
         let mut g = sh.room.lock().unwrap_or_else(|e| e.into_inner());
@@ -868,7 +806,10 @@ impl Client {
         // looks at the count, so either it sees us or we see the room.
         sh.room_waiters.fetch_add(1, Ordering::SeqCst);
         let r = loop {
-            if !self.pub_tx.is_full() || sh.state.load(Ordering::Acquire) == STATE_CLOSED {
+            if sh.state.load(Ordering::Acquire) == STATE_CLOSED {
+                break Err(Error::Closed);
+            }
+            if !self.pub_tx.is_full() {
                 break Ok(());
             }
             let now = Instant::now();

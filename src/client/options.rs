@@ -2,7 +2,6 @@
 //! [`crate::transport::config`] and are re-exported here).
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -220,9 +219,6 @@ impl Default for ReconnectOptions {
     }
 }
 
-/// Why the connection went down, as given to the connection-lost callback.
-pub type LostCause = Arc<Error>;
-
 /// Callback types (run on the client's dispatch thread; they may call the client).
 pub(crate) type MessageCallback = Box<dyn FnMut(Message) + Send>;
 pub(crate) type ConnectedCallback = Box<dyn FnMut(bool) + Send>;
@@ -280,6 +276,44 @@ impl fmt::Debug for ConnectOptions {
 }
 
 impl ConnectOptions {
+    /// Checks what the setters could not check alone (combinations, and the first invalid
+    /// value a setter met); [`Client::connect`](crate::Client::connect) calls it first.
+    pub(crate) fn validate(&mut self) -> Result<()> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        if self.servers.is_empty() {
+            return Err(Error::InvalidArgument("no server URI".into()));
+        }
+        if self.keep_alive.as_secs() > u64::from(u16::MAX) {
+            return Err(Error::InvalidArgument("keepalive above 65535 s".into()));
+        }
+        if self.client_id.is_empty() && !self.clean_start && self.version != ProtocolVersion::V5 {
+            return Err(Error::InvalidArgument(
+                "an empty client id needs a clean session (MQTT-3.1.3-7)".into(),
+            ));
+        }
+        if self.will_delay.is_some() && self.will.is_none() {
+            return Err(Error::InvalidArgument("will_delay without a will".into()));
+        }
+        if let Some(w) = &self.will {
+            crate::topic::validate_topic_name(&w.topic).map_err(|e| Error::InvalidTopic {
+                topic: w.topic.clone(),
+                reason: e.to_string(),
+            })?;
+        }
+        if self.version != ProtocolVersion::V5 && !self.properties.is_empty() {
+            return Err(Error::InvalidArgument("properties need MQTT 5".into()));
+        }
+        if self.password.is_some() && self.username.is_none() && self.version != ProtocolVersion::V5
+        {
+            return Err(Error::InvalidArgument(
+                "a password needs a user name before MQTT 5 (MQTT-3.1.2-22)".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// Options for one broker URI, e.g. `"tcp://localhost:1883"`, MQTT 3.1.1, clean session,
     /// keepalive 60 s, connect timeout 30 s, request timeout 10 s, window 20.
     /// An invalid URI is reported by [`Client::connect`](crate::Client::connect).

@@ -107,6 +107,14 @@ impl<T> Producer<T> {
     pub(crate) fn len(&self) -> usize {
         self.0.len.load(Ordering::Acquire)
     }
+
+    /// Closes the queue now, as dropping the producer would.
+    pub(crate) fn close(&self) {
+        let mut g = self.0.lock();
+        g.closed = true;
+        drop(g);
+        self.0.cv.notify_all();
+    }
 }
 
 impl<T> Drop for Producer<T> {

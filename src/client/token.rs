@@ -77,7 +77,7 @@ pub struct DeliveryToken {
 fn map_done(r: &std::result::Result<Delivered, Arc<Error>>) -> Result<Delivered> {
     match r {
         Ok(d) => Ok(d.clone()),
-        Err(e) => Err(super::clone_error(e)),
+        Err(e) => Err((**e).clone()),
     }
 }
 

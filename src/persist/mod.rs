@@ -5,12 +5,12 @@
 //! [`MemoryStore`] (Paho's `MQTTCLIENT_PERSISTENCE_NONE` in spirit) and [`FileStore`]
 //! (Paho's `MQTTCLIENT_PERSISTENCE_DEFAULT` directory layout, with atomic writes).
 //!
-//! What the session stores — outgoing QoS 1/2 PUBLISH, outgoing PUBREL and incoming QoS 2
-//! PUBLISH, identified by [`PersistKey`] — is framed by [`record`]: Paho's key names
-//! (`s-<id>`, `sc-<id>`, `r-<id>`, v5 `s5-`...) and a checksummed record around the MQTT
-//! encoding of the packet. [`Persister`] ties a store and the record format together for the
-//! client: it assigns the insertion sequence numbers and applies the session's
-//! [`PersistOp`]s; [`load_all`] reads everything back in insertion order.
+//! What the client stores — outgoing QoS 1/2 PUBLISH, outgoing PUBREL and incoming QoS 2
+//! markers — uses Paho's key names (`s-<id>`, `sc-<id>`, `r-<id>`, v5 `s5-`...) and a
+//! checksummed record around the MQTT encoding of the packet; a [`Store`] only sees keys
+//! and bytes. (Inside the crate: `record` is the format, `Persister` ties a store and the
+//! format together and applies the session's persistence operations, `load_all` reads
+//! everything back in insertion order.)
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -19,11 +19,12 @@ use crate::proto::codec::EncodeError;
 use crate::proto::session::{PersistKey, PersistOp};
 use crate::proto::{Packet, ProtocolVersion};
 
-mod file;
+pub(crate) mod file;
 mod memory;
-pub mod record;
+pub(crate) mod record;
 
-pub use file::{client_dir_name, FileStore};
+pub(crate) use file::client_dir_name;
+pub use file::FileStore;
 pub use memory::MemoryStore;
 
 /// Why a persistence operation failed.
@@ -31,7 +32,7 @@ pub use memory::MemoryStore;
 #[non_exhaustive]
 pub enum PersistError {
     /// A file system operation failed.
-    #[error("persistence I/O error on {}: {source}", path.display())]
+    #[error("persistence I/O error on {}", path.display())]
     Io {
         /// The file or directory the operation was on.
         path: PathBuf,
@@ -54,7 +55,7 @@ pub enum PersistError {
     #[error("invalid persistence key {0:?}")]
     InvalidKey(String),
     /// A packet could not be encoded for storage.
-    #[error("cannot encode packet for persistence: {0}")]
+    #[error("cannot encode packet for persistence")]
     Encode(#[from] EncodeError),
     /// A user-supplied (C API) persistence callback returned this non-zero code.
     #[error("user persistence callback failed with code {0}")]
@@ -164,7 +165,7 @@ pub fn validate_key(key: &str) -> Result<()> {
 
 /// What [`load_all`] and [`Persister::load`] return: the good records in insertion order, and
 /// the unreadable ones by key name with their error.
-pub type LoadOutcome = (Vec<(PersistKey, Packet)>, Vec<(String, PersistError)>);
+pub(crate) type LoadOutcome = (Vec<(PersistKey, Packet)>, Vec<(String, PersistError)>);
 
 /// One record read back by [`load_all`] / [`Persister::load`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,9 +182,27 @@ struct Loaded {
 /// not the packet id, which wraps around), and the unreadable ones with their error. Corrupt
 /// records are reported and left in the store: the caller decides whether to remove them.
 /// A failure to list the keys is reported under the key `""`.
-pub fn load_all(store: &mut dyn Store, version: ProtocolVersion) -> LoadOutcome {
+#[cfg(test)]
+pub(crate) fn load_all(store: &mut dyn Store, version: ProtocolVersion) -> LoadOutcome {
     let (good, bad) = load_inner(store, version);
     (good.into_iter().map(|l| (l.key, l.packet)).collect(), bad)
+}
+
+/// Packet ids of the outgoing QoS 1/2 messages `store` (open) holds in flight for a client
+/// speaking `version` (a PUBLISH not yet acknowledged, or a PUBREL not yet completed), in
+/// the order they were first stored; unreadable records are left out. What a restarted
+/// client will resend (Paho lists these as delivery tokens right after create).
+pub fn pending_packet_ids(store: &mut dyn Store, version: ProtocolVersion) -> Vec<u16> {
+    let (good, _) = load_inner(store, version);
+    let mut ids: Vec<u16> = Vec::new();
+    for l in good {
+        if let PersistKey::SentPublish(id) | PersistKey::SentPubRel(id) = l.key {
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+    }
+    ids
 }
 
 fn load_inner(
@@ -237,6 +256,7 @@ fn load_inner(
 /// Each stored record carries a sequence number so that [`Persister::load`] returns records in
 /// the order they were first stored. Replacing a key keeps its sequence number (a re-stored
 /// PUBLISH with DUP set keeps its place); a new key gets the next number.
+#[doc(hidden)]
 pub struct Persister {
     store: Box<dyn Store>,
     version: ProtocolVersion,
@@ -263,11 +283,6 @@ impl Persister {
             next_seq: 1,
             seqs: HashMap::new(),
         }
-    }
-
-    /// The protocol version the records are encoded for.
-    pub fn version(&self) -> ProtocolVersion {
-        self.version
     }
 
     /// Opens the store and scans the existing records' headers so that new records are
@@ -340,24 +355,19 @@ impl Persister {
         }
     }
 
-    /// Removes every key in the store (e.g. on a clean session).
-    pub fn clear(&mut self) -> Result<()> {
-        self.store.clear()?;
-        self.seqs.clear();
-        Ok(())
-    }
-
     /// Closes the store (removing it when empty).
     pub fn close(&mut self) -> Result<()> {
         self.store.close()
     }
 
     /// The underlying store.
+    #[cfg(test)]
     pub fn store_mut(&mut self) -> &mut dyn Store {
         self.store.as_mut()
     }
 
     /// Gives back the underlying store.
+    #[cfg(test)]
     pub fn into_store(self) -> Box<dyn Store> {
         self.store
     }

@@ -615,7 +615,7 @@ fn record_round_trip() {
 #[test]
 fn record_with_trailing_or_malformed_body_is_corrupt() {
     let mut body = Vec::new();
-    crate::proto::encode(&pubrel(3), ProtocolVersion::V311, &mut body).unwrap();
+    crate::proto::codec::encode(&pubrel(3), ProtocolVersion::V311, &mut body).unwrap();
     let mut trailing = body.clone();
     trailing.push(0);
     assert_corrupt(record::decode_record(

@@ -8,9 +8,8 @@ pub mod properties;
 pub mod reason;
 pub mod session;
 
-pub use codec::{decode, encode, encoded_len, DecodeError, EncodeError, Frame, Framer};
 pub use packet::*;
-pub use properties::{Properties, Property, PropertyType};
+pub use properties::{Properties, Property};
 
 /// Hasher for small integer keys (packet ids): one multiplication instead of SipHash.
 /// Packet ids come from our own allocator or are echoed by the server; a hostile server

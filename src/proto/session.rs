@@ -7,6 +7,17 @@
 //! application) and [`Session::poll_timeout`] (when to call `handle_timeout` next). No
 //! sockets, threads or clock inside.
 //!
+//! # Poll order: persistence events before transmission
+//!
+//! After feeding input, running timers or issuing commands, the owner drains
+//! [`Session::poll_event`] (applying every [`Event::Persist`] to its store) *before* it takes
+//! bytes with [`Session::poll_transmit`] / [`Session::poll_packet`]. The session queues a
+//! QoS 1/2 PUBLISH's store record, and the received-QoS 2 marker behind a PUBREC, as events
+//! at the moment it queues the packet; polled in this order, the record is stored before the
+//! packet can reach the server, so a process killed at any point either resends the message
+//! or never sent it. The client's I/O thread keeps this order in one place
+//! (`client::io::transmit`).
+//!
 //! # Policies
 //!
 //! * **Before CONNACK** only CONNECT, AUTH and DISCONNECT go out. Publishes, subscriptions and
@@ -83,15 +94,6 @@ use super::reason;
 enum Out {
     Packet(Packet),
     Flow(u16),
-}
-
-impl Out {
-    fn copied(&self) -> Option<Out> {
-        match self {
-            Out::Flow(id) => Some(Out::Flow(*id)),
-            Out::Packet(_) => None,
-        }
-    }
 }
 
 /// Acknowledged QoS 1 ids whose PUBACK went out, remembered per connection to answer a
@@ -190,7 +192,7 @@ pub enum Event {
 #[non_exhaustive]
 pub enum SessionError {
     /// Bytes from the server could not be decoded.
-    #[error("malformed packet from server: {0}")]
+    #[error("malformed packet from server")]
     Decode(#[from] DecodeError),
     /// The server broke a protocol rule.
     #[error("protocol violation by server: {0}")]
@@ -513,8 +515,7 @@ impl Session {
     /// TOPIC_ALIAS property and an empty topic takes the topic the application last used with
     /// that alias on this connection. QoS 0 publishes issued before CONNACK are held until
     /// it (and dropped by [`connection_lost`](Self::connection_lost)).
-    pub fn publish(&mut self, now: Instant, mut publish: Publish) -> Result<u16, CommandError> {
-        let _ = now;
+    pub fn publish(&mut self, mut publish: Publish) -> Result<u16, CommandError> {
         let v5 = self.version.is_v5();
         if !v5 {
             publish.properties = Properties::new();
@@ -607,11 +608,9 @@ impl Session {
     /// Queues a SUBSCRIBE; returns its packet id.
     pub fn subscribe(
         &mut self,
-        now: Instant,
         mut filters: Vec<SubscribeFilter>,
         mut properties: Properties,
     ) -> Result<u16, CommandError> {
-        let _ = now;
         if filters.is_empty() {
             return Err(EncodeError::Invalid("SUBSCRIBE without topic filters").into());
         }
@@ -640,11 +639,9 @@ impl Session {
     /// Queues an UNSUBSCRIBE; returns its packet id.
     pub fn unsubscribe(
         &mut self,
-        now: Instant,
         filters: Vec<String>,
         mut properties: Properties,
     ) -> Result<u16, CommandError> {
-        let _ = now;
         if filters.is_empty() {
             return Err(EncodeError::Invalid("UNSUBSCRIBE without topic filters").into());
         }
@@ -667,8 +664,7 @@ impl Session {
     /// Queues DISCONNECT (for 3.x without reason code or properties). After it nothing more
     /// is sent on this connection; incoming packets are still processed. Does nothing when
     /// there is no connection.
-    pub fn disconnect(&mut self, now: Instant, mut disconnect: Disconnect) {
-        let _ = now;
+    pub fn disconnect(&mut self, mut disconnect: Disconnect) {
         if matches!(self.conn, ConnState::Disconnected | ConnState::Closing) {
             debug!("disconnect without a live connection: nothing to send");
             return;
@@ -682,8 +678,7 @@ impl Session {
     }
 
     /// Queues AUTH (v5 enhanced authentication; allowed before CONNACK).
-    pub fn auth(&mut self, now: Instant, auth: Auth) -> Result<(), CommandError> {
-        let _ = now;
+    pub fn auth(&mut self, auth: Auth) -> Result<(), CommandError> {
         if !self.version.is_v5() {
             return Err(EncodeError::WrongVersion.into());
         }
@@ -839,77 +834,92 @@ impl Session {
     }
 
     /// Appends every queued outgoing packet, encoded, to `out`; returns true if anything was
-    /// appended. A packet that cannot be encoded is logged and dropped.
+    /// appended. A packet that cannot be encoded is logged and dropped. Drain
+    /// [`poll_event`](Self::poll_event) first (module documentation, "Poll order").
     pub fn poll_transmit(&mut self, now: Instant, out: &mut Vec<u8>) -> bool {
         let mut any = false;
-        loop {
-            // Fast path: a stored QoS 1/2 publish is encoded straight from the flow, with
-            // no copy of topic or payload (unless a v5 topic alias must be applied).
-            if let Some(Out::Flow(pkid)) = self.out.front().and_then(Out::copied) {
-                let alias = self.version.is_v5()
-                    && matches!(self.flows.get(&pkid), Some(f) if matches!(&f.stage, Stage::Sent(p) if topic_alias(&p.properties).is_some()));
-                if !alias {
-                    self.out.pop_front();
-                    let Some(flow) = self.flows.get_mut(&pkid) else {
-                        continue;
-                    };
-                    let Stage::Sent(p) = &flow.stage else {
-                        continue;
-                    };
-                    let dup = flow.transmitted;
-                    flow.transmitted = true;
-                    self.last_sent = Some(now);
-                    trace!("send PUBLISH pkid {pkid} dup {dup}");
-                    crate::tracehook::publish_out(&self.trace_id, self.version, p, dup);
-                    let start = out.len();
-                    match codec::encode_publish(p, dup, self.version, out) {
-                        Ok(_) => any = true,
-                        Err(e) => {
-                            out.truncate(start);
-                            error!("dropping PUBLISH (pkid {pkid}): cannot encode: {e}");
-                        }
-                    }
-                    continue;
-                }
-            }
-            let Some(packet) = self.poll_packet(now) else {
-                break;
-            };
+        let version = self.version;
+        while let Some(entry) = self.out.pop_front() {
             let start = out.len();
-            match codec::encode(&packet, self.version, out) {
+            // A stored QoS 1/2 publish is encoded straight from its flow, without copying
+            // topic or payload, unless a v5 topic alias may change its topic on the wire.
+            let (name, pkid, encoded) = match entry {
+                Out::Flow(pkid) if !self.flow_has_alias(pkid) => {
+                    let Some((p, dup)) = self.hand_out_flow(now, pkid) else {
+                        continue;
+                    };
+                    let r = codec::encode_publish(p, dup, version, out);
+                    ("PUBLISH", Some(pkid), r)
+                }
+                entry => {
+                    let Some(packet) = self.hand_out(now, entry) else {
+                        continue;
+                    };
+                    let r = codec::encode(&packet, version, out);
+                    (packet.name(), pkid_of(&packet), r)
+                }
+            };
+            match encoded {
                 Ok(n) => {
-                    trace!("frame out: {} {} bytes", packet.name(), n);
+                    trace!("frame out: {name} pkid {pkid:?} {n} bytes");
                     any = true;
                 }
                 Err(e) => {
                     out.truncate(start);
-                    error!(
-                        "dropping {} (pkid {:?}): cannot encode: {e}",
-                        packet.name(),
-                        pkid_of(&packet)
-                    );
+                    error!("dropping {name} (pkid {pkid:?}): cannot encode: {e}");
                 }
             }
         }
         any
     }
 
+    /// Whether the stored publish of this flow carries a v5 topic alias.
+    fn flow_has_alias(&self, pkid: u16) -> bool {
+        self.version.is_v5()
+            && matches!(self.flows.get(&pkid),
+                Some(OutFlow { stage: Stage::Sent(p), .. }) if topic_alias(&p.properties).is_some())
+    }
+
+    /// Hands out the stored publish of a flow (without copying it) and the DUP flag it goes
+    /// with, counting it as sent at `now`. `None` for a flow acknowledged (by a confused
+    /// server) before it went out.
+    fn hand_out_flow(&mut self, now: Instant, pkid: u16) -> Option<(&Publish, bool)> {
+        let flow = self.flows.get_mut(&pkid)?;
+        let Stage::Sent(p) = &flow.stage else {
+            return None;
+        };
+        let dup = flow.transmitted;
+        flow.transmitted = true;
+        self.last_sent = Some(now);
+        trace!("send PUBLISH pkid {pkid} dup {dup}");
+        crate::tracehook::publish_out(&self.trace_id, self.version, p, dup);
+        Some((p, dup))
+    }
+
     /// Next queued outgoing packet, not encoded (what [`poll_transmit`](Self::poll_transmit)
     /// encodes). Handing a packet out counts as sending it at `now` (keepalive, DUP on resend).
     pub fn poll_packet(&mut self, now: Instant) -> Option<Packet> {
-        let mut packet = loop {
-            match self.out.pop_front()? {
-                Out::Packet(p) => break p,
-                Out::Flow(pkid) => {
-                    // A flow acknowledged (by a confused server) before it went out is skipped.
-                    if let Some(flow) = self.flows.get(&pkid) {
-                        if let Stage::Sent(p) = &flow.stage {
-                            let mut wire = p.clone();
-                            wire.dup = flow.transmitted;
-                            break Packet::Publish(wire);
-                        }
-                    }
-                }
+        loop {
+            let entry = self.out.pop_front()?;
+            if let Some(packet) = self.hand_out(now, entry) {
+                return Some(packet);
+            }
+        }
+    }
+
+    /// One entry of the outgoing queue as a packet, counted as sent at `now`; `None` for a
+    /// flow acknowledged (by a confused server) before it went out.
+    fn hand_out(&mut self, now: Instant, entry: Out) -> Option<Packet> {
+        let mut packet = match entry {
+            Out::Packet(p) => p,
+            Out::Flow(pkid) => {
+                let flow = self.flows.get(&pkid)?;
+                let Stage::Sent(p) = &flow.stage else {
+                    return None;
+                };
+                let mut wire = p.clone();
+                wire.dup = flow.transmitted;
+                Packet::Publish(wire)
             }
         };
         self.last_sent = Some(now);
@@ -1776,10 +1786,9 @@ mod tests {
         let t0 = Instant::now();
         let mut s = Session::new(config(V3));
         s.connect(t0, connect_packet(V3)).unwrap();
-        let id = s.publish(t0, publish("a", QoS::AtLeastOnce)).unwrap();
+        let id = s.publish(publish("a", QoS::AtLeastOnce)).unwrap();
         let sub = s
             .subscribe(
-                t0,
                 vec![SubscribeFilter {
                     filter: "x".into(),
                     options: SubscribeOptions::default(),
@@ -1787,7 +1796,7 @@ mod tests {
                 Properties::new(),
             )
             .unwrap();
-        s.publish(t0, publish("q0", QoS::AtMostOnce)).unwrap();
+        s.publish(publish("q0", QoS::AtMostOnce)).unwrap();
         let out = sent(&mut s, t0);
         assert_eq!(out.len(), 1);
         assert!(matches!(out[0], Packet::Connect(_)));
@@ -1915,7 +1924,7 @@ mod tests {
         let mut s = connected(config(V3), t0);
         let mut p = publish("a", QoS::AtMostOnce);
         p.pkid = 77;
-        assert_eq!(s.publish(t0, p).unwrap(), 0);
+        assert_eq!(s.publish(p).unwrap(), 0);
         let out = sent(&mut s, t0);
         assert!(matches!(&out[..], [Packet::Publish(p)] if p.pkid == 0));
         assert!(events(&mut s).is_empty());
@@ -1926,7 +1935,7 @@ mod tests {
     fn outgoing_qos1() {
         let t0 = Instant::now();
         let mut s = connected(config(V3), t0);
-        let id = s.publish(t0, publish("a", QoS::AtLeastOnce)).unwrap();
+        let id = s.publish(publish("a", QoS::AtLeastOnce)).unwrap();
         assert_eq!(id, 1);
         let out = sent(&mut s, t0);
         assert!(matches!(&out[..], [Packet::Publish(p)] if p.pkid == id && !p.dup));
@@ -1947,7 +1956,7 @@ mod tests {
     fn releasing_idle_memory_keeps_flows_and_state() {
         let t0 = Instant::now();
         let mut s = connected(config(V3), t0);
-        let a = s.publish(t0, publish("a", QoS::AtLeastOnce)).unwrap();
+        let a = s.publish(publish("a", QoS::AtLeastOnce)).unwrap();
         assert_eq!(pub_ids(&sent(&mut s, t0)), vec![(a, false)]);
         // Mid-flow: the pending flow must survive; empty queues are dropped.
         s.release_idle_memory();
@@ -1958,7 +1967,7 @@ mod tests {
         );
         s.release_idle_memory();
         // And the session works as before afterwards.
-        let b = s.publish(t0, publish("b", QoS::ExactlyOnce)).unwrap();
+        let b = s.publish(publish("b", QoS::ExactlyOnce)).unwrap();
         assert_ne!(b, 0);
         assert_eq!(pub_ids(&sent(&mut s, t0)), vec![(b, false)]);
         assert_eq!(s.inflight_len(), 1);
@@ -1968,7 +1977,7 @@ mod tests {
     fn outgoing_qos2() {
         let t0 = Instant::now();
         let mut s = connected(config(V5), t0);
-        let id = s.publish(t0, publish("a", QoS::ExactlyOnce)).unwrap();
+        let id = s.publish(publish("a", QoS::ExactlyOnce)).unwrap();
         sent(&mut s, t0);
         // PUBCOMP before PUBREC and a PUBACK for a QoS 2 flow are ignored.
         s.handle_packet(t0, Packet::PubComp(resp(id))).unwrap();
@@ -1998,7 +2007,7 @@ mod tests {
     fn outgoing_qos2_failed_pubrec_ends_flow_v5() {
         let t0 = Instant::now();
         let mut s = connected(config(V5), t0);
-        let id = s.publish(t0, publish("a", QoS::ExactlyOnce)).unwrap();
+        let id = s.publish(publish("a", QoS::ExactlyOnce)).unwrap();
         sent(&mut s, t0);
         let rec = resp_reason(id, reason::QUOTA_EXCEEDED);
         s.handle_packet(t0, Packet::PubRec(rec.clone())).unwrap();
@@ -2032,7 +2041,7 @@ mod tests {
             ))]
         );
         // QoS 1 flow: a PUBREC does not fit it.
-        let id = s.publish(t0, publish("a", QoS::AtLeastOnce)).unwrap();
+        let id = s.publish(publish("a", QoS::AtLeastOnce)).unwrap();
         sent(&mut s, t0);
         s.handle_packet(t0, Packet::PubRec(resp(id))).unwrap();
         assert!(sent(&mut s, t0).is_empty());
@@ -2296,7 +2305,7 @@ mod tests {
                 } else {
                     QoS::ExactlyOnce
                 };
-                s.publish(t0, publish("a", qos)).unwrap()
+                s.publish(publish("a", qos)).unwrap()
             })
             .collect();
         assert_eq!(ids, vec![1, 2, 3, 4, 5]);
@@ -2304,7 +2313,7 @@ mod tests {
         assert_eq!(s.queued_len(), 3);
         assert_eq!(s.inflight_len(), 2);
         // QoS 0 is not held back by the window.
-        s.publish(t0, publish("z", QoS::AtMostOnce)).unwrap();
+        s.publish(publish("z", QoS::AtMostOnce)).unwrap();
         assert_eq!(pub_ids(&sent(&mut s, t0)), vec![(0, false)]);
 
         s.handle_packet(t0, Packet::PubAck(resp(1))).unwrap();
@@ -2335,7 +2344,7 @@ mod tests {
         assert!(after.is_empty());
         assert_eq!(s.send_window(), 3);
         for _ in 0..5 {
-            s.publish(t0, publish("a", QoS::AtLeastOnce)).unwrap();
+            s.publish(publish("a", QoS::AtLeastOnce)).unwrap();
         }
         assert_eq!(pub_ids(&sent(&mut s, t0)).len(), 3);
         assert_eq!(s.queued_len(), 2);
@@ -2367,14 +2376,14 @@ mod tests {
             ),
         );
         assert!(matches!(
-            s.publish(t0, publish("a", QoS::ExactlyOnce)),
+            s.publish(publish("a", QoS::ExactlyOnce)),
             Err(CommandError::NotAllowed(_))
         ));
         let mut p = publish("a", QoS::AtLeastOnce);
         p.retain = true;
-        assert!(matches!(s.publish(t0, p), Err(CommandError::NotAllowed(_))));
+        assert!(matches!(s.publish(p), Err(CommandError::NotAllowed(_))));
         assert!(s.pending_publishes().is_empty());
-        assert!(s.publish(t0, publish("a", QoS::AtLeastOnce)).is_ok());
+        assert!(s.publish(publish("a", QoS::AtLeastOnce)).is_ok());
     }
 
     #[test]
@@ -2392,11 +2401,11 @@ mod tests {
         let mut big = publish("a", QoS::AtLeastOnce);
         big.payload = Bytes::from(vec![0u8; 200]);
         assert!(matches!(
-            s.publish(t0, big),
+            s.publish(big),
             Err(CommandError::PacketTooLarge { max: 100, .. })
         ));
         assert!(s.pending_publishes().is_empty());
-        assert!(s.publish(t0, publish("a", QoS::AtLeastOnce)).is_ok());
+        assert!(s.publish(publish("a", QoS::AtLeastOnce)).is_ok());
     }
 
     // ----- reconnect -----
@@ -2404,10 +2413,10 @@ mod tests {
     /// Session with QoS 1 id 1 sent, QoS 2 id 2 at PUBREL, QoS 1 id 3 sent, QoS 2 id 4 sent.
     fn session_mid_flows(cfg: SessionConfig, t0: Instant) -> Session {
         let mut s = connected(cfg, t0);
-        s.publish(t0, publish("a", QoS::AtLeastOnce)).unwrap();
-        s.publish(t0, publish("b", QoS::ExactlyOnce)).unwrap();
-        s.publish(t0, publish("c", QoS::AtLeastOnce)).unwrap();
-        s.publish(t0, publish("d", QoS::ExactlyOnce)).unwrap();
+        s.publish(publish("a", QoS::AtLeastOnce)).unwrap();
+        s.publish(publish("b", QoS::ExactlyOnce)).unwrap();
+        s.publish(publish("c", QoS::AtLeastOnce)).unwrap();
+        s.publish(publish("d", QoS::ExactlyOnce)).unwrap();
         assert_eq!(pub_ids(&sent(&mut s, t0)).len(), 4);
         s.handle_packet(t0, Packet::PubRec(resp(2))).unwrap();
         assert_eq!(sent(&mut s, t0), vec![Packet::PubRel(resp(2))]);
@@ -2460,7 +2469,7 @@ mod tests {
                 s.connect(t0, connect_packet(version)).unwrap();
                 let _ = sent(s, t0);
                 s.handle_packet(t0, connack(true)).unwrap();
-                s.publish(t0, publish("fresh", QoS::AtLeastOnce)).unwrap();
+                s.publish(publish("fresh", QoS::AtLeastOnce)).unwrap();
                 if fast {
                     s.poll_transmit(t0, bytes);
                 } else {
@@ -2511,8 +2520,8 @@ mod tests {
         // MQTT-3.3.1-1: DUP is 0 on the first attempt to send a PUBLISH.
         let t0 = Instant::now();
         let mut s = connected(config(V3), t0);
-        s.publish(t0, publish("a", QoS::AtLeastOnce)).unwrap();
-        s.publish(t0, publish("q0", QoS::AtMostOnce)).unwrap();
+        s.publish(publish("a", QoS::AtLeastOnce)).unwrap();
+        s.publish(publish("q0", QoS::AtMostOnce)).unwrap();
         // Lost before anything was written: the QoS 0 publish is dropped.
         s.connection_lost();
         let out = reconnect(&mut s, t0, connack(true));
@@ -2526,10 +2535,10 @@ mod tests {
         cfg.max_inflight = 10;
         let mut s = connected(cfg, t0);
         for _ in 0..4 {
-            s.publish(t0, publish("a", QoS::AtLeastOnce)).unwrap();
+            s.publish(publish("a", QoS::AtLeastOnce)).unwrap();
         }
         sent(&mut s, t0);
-        s.publish(t0, publish("a", QoS::AtLeastOnce)).unwrap(); // id 5, never written
+        s.publish(publish("a", QoS::AtLeastOnce)).unwrap(); // id 5, never written
         s.connection_lost();
         s.connect(t0, connect_packet(V5)).unwrap();
         sent(&mut s, t0);
@@ -2561,7 +2570,6 @@ mod tests {
         let mut s = connected(config(V3), t0);
         let sub = s
             .subscribe(
-                t0,
                 vec![SubscribeFilter {
                     filter: "x".into(),
                     options: SubscribeOptions::default(),
@@ -2607,7 +2615,7 @@ mod tests {
                 },
             },
         ];
-        let sub = s.subscribe(t0, filters.clone(), Properties::new()).unwrap();
+        let sub = s.subscribe(filters.clone(), Properties::new()).unwrap();
         let out = sent(&mut s, t0);
         assert!(
             matches!(&out[..], [Packet::Subscribe(x)] if x.pkid == sub && x.filters == filters)
@@ -2620,9 +2628,7 @@ mod tests {
         s.handle_packet(t0, Packet::SubAck(ack.clone())).unwrap();
         assert_eq!(events(&mut s), vec![Event::SubscribeDone(ack)]);
 
-        let un = s
-            .unsubscribe(t0, vec!["a".into()], Properties::new())
-            .unwrap();
+        let un = s.unsubscribe(vec!["a".into()], Properties::new()).unwrap();
         assert_ne!(un, 0);
         sent(&mut s, t0);
         let ack = UnsubAck {
@@ -2644,7 +2650,7 @@ mod tests {
         )
         .unwrap();
         assert!(events(&mut s).is_empty());
-        assert!(s.subscribe(t0, vec![], Properties::new()).is_err());
+        assert!(s.subscribe(vec![], Properties::new()).is_err());
     }
 
     #[test]
@@ -2653,7 +2659,6 @@ mod tests {
         let mut s = connected(config(V3), t0);
         let sub = s
             .subscribe(
-                t0,
                 vec![SubscribeFilter {
                     filter: "a".into(),
                     options: SubscribeOptions::default(),
@@ -2679,9 +2684,8 @@ mod tests {
         let props = Properties::new().with(Property::UserProperty("k".into(), "v".into()));
         let mut p = publish("a", QoS::AtLeastOnce);
         p.properties = props.clone();
-        s.publish(t0, p).unwrap();
+        s.publish(p).unwrap();
         s.subscribe(
-            t0,
             vec![SubscribeFilter {
                 filter: "a".into(),
                 options: SubscribeOptions {
@@ -2694,13 +2698,10 @@ mod tests {
             props.clone(),
         )
         .unwrap();
-        s.disconnect(
-            t0,
-            Disconnect {
-                reason: 0x04,
-                properties: props,
-            },
-        );
+        s.disconnect(Disconnect {
+            reason: 0x04,
+            properties: props,
+        });
         let out = sent(&mut s, t0);
         assert_eq!(out.len(), 3);
         for p in &out {
@@ -2721,7 +2722,7 @@ mod tests {
             }
         }
         // Nothing more goes out after DISCONNECT.
-        s.publish(t0, publish("a", QoS::AtLeastOnce)).unwrap();
+        s.publish(publish("a", QoS::AtLeastOnce)).unwrap();
         s.handle_packet(t0, incoming("x", QoS::AtLeastOnce, 1))
             .unwrap();
         assert!(sent(&mut s, t0).is_empty());
@@ -2739,7 +2740,7 @@ mod tests {
             properties: Properties::new(),
         };
         s.handle_packet(t0, Packet::Auth(auth.clone())).unwrap();
-        s.auth(t0, auth.clone()).unwrap();
+        s.auth(auth.clone()).unwrap();
         assert_eq!(sent(&mut s, t0), vec![Packet::Auth(auth.clone())]);
         s.handle_packet(t0, connack(false)).unwrap();
         let d = Disconnect {
@@ -2805,7 +2806,7 @@ mod tests {
         let mut s = ka_session(t0);
         for i in 1..=20u64 {
             let now = t0 + secs(4 * i);
-            s.publish(now, publish("a", QoS::AtMostOnce)).unwrap();
+            s.publish(publish("a", QoS::AtMostOnce)).unwrap();
             s.handle_packet(now, incoming("b", QoS::AtMostOnce, 0))
                 .unwrap();
             let deadline = s.poll_timeout().unwrap();
@@ -2824,7 +2825,7 @@ mod tests {
         let mut pinged = None;
         for i in 1..=5u64 {
             let now = t0 + secs(3 * i);
-            s.publish(now, publish("a", QoS::AtMostOnce)).unwrap();
+            s.publish(publish("a", QoS::AtMostOnce)).unwrap();
             s.handle_timeout(now).unwrap();
             if sent(&mut s, now).contains(&Packet::PingReq) && pinged.is_none() {
                 pinged = Some(now);
@@ -2944,16 +2945,16 @@ mod tests {
         let t0 = Instant::now();
         let mut s = alias_session(t0);
         assert!(matches!(
-            s.publish(t0, aliased("t", 6)),
+            s.publish(aliased("t", 6)),
             Err(CommandError::NotAllowed(_))
         ));
         assert!(matches!(
-            s.publish(t0, aliased("", 2)),
+            s.publish(aliased("", 2)),
             Err(CommandError::NotAllowed(_))
         ));
-        s.publish(t0, aliased("t/x", 2)).unwrap();
-        s.publish(t0, aliased("", 2)).unwrap();
-        s.publish(t0, aliased("t/x", 2)).unwrap();
+        s.publish(aliased("t/x", 2)).unwrap();
+        s.publish(aliased("", 2)).unwrap();
+        s.publish(aliased("t/x", 2)).unwrap();
         let topics: Vec<String> = sent(&mut s, t0)
             .into_iter()
             .map(|p| match p {
@@ -2966,7 +2967,7 @@ mod tests {
         // A QoS 1 publish resent on a new connection carries the full topic again.
         let mut p = aliased("", 2);
         p.qos = QoS::AtLeastOnce;
-        let id = s.publish(t0, p).unwrap();
+        let id = s.publish(p).unwrap();
         let out = sent(&mut s, t0);
         assert!(matches!(&out[..], [Packet::Publish(p)] if p.topic.is_empty()));
         s.connection_lost();
@@ -2987,16 +2988,15 @@ mod tests {
         let t0 = Instant::now();
         let mut s = connected(config(V3), t0);
         s.next_pkid = 65534;
-        let a = s.publish(t0, publish("a", QoS::AtLeastOnce)).unwrap();
-        let b = s.publish(t0, publish("a", QoS::AtLeastOnce)).unwrap();
-        let c = s.publish(t0, publish("a", QoS::AtLeastOnce)).unwrap();
+        let a = s.publish(publish("a", QoS::AtLeastOnce)).unwrap();
+        let b = s.publish(publish("a", QoS::AtLeastOnce)).unwrap();
+        let c = s.publish(publish("a", QoS::AtLeastOnce)).unwrap();
         assert_eq!((a, b, c), (65534, 65535, 1));
         // Wrap again: 65534 and 1 are in use, 65535 is free after its PUBACK.
         s.handle_packet(t0, Packet::PubAck(resp(65535))).unwrap();
         s.next_pkid = 65534;
         let d = s
             .subscribe(
-                t0,
                 vec![SubscribeFilter {
                     filter: "x".into(),
                     options: SubscribeOptions::default(),
@@ -3005,7 +3005,7 @@ mod tests {
             )
             .unwrap();
         assert_eq!(d, 65535);
-        let e = s.publish(t0, publish("a", QoS::AtLeastOnce)).unwrap();
+        let e = s.publish(publish("a", QoS::AtLeastOnce)).unwrap();
         assert_eq!(e, 2);
     }
 
@@ -3014,27 +3014,27 @@ mod tests {
         let t0 = Instant::now();
         let mut s = connected(config(V3), t0);
         for _ in 0..65535u32 {
-            s.publish(t0, publish("a", QoS::AtLeastOnce)).unwrap();
+            s.publish(publish("a", QoS::AtLeastOnce)).unwrap();
         }
         assert_eq!(
-            s.publish(t0, publish("a", QoS::AtLeastOnce)),
+            s.publish(publish("a", QoS::AtLeastOnce)),
             Err(CommandError::NoPacketId)
         );
         assert_eq!(
-            s.unsubscribe(t0, vec!["a".into()], Properties::new()),
+            s.unsubscribe(vec!["a".into()], Properties::new()),
             Err(CommandError::NoPacketId)
         );
         // QoS 0 needs no id.
-        assert_eq!(s.publish(t0, publish("a", QoS::AtMostOnce)), Ok(0));
+        assert_eq!(s.publish(publish("a", QoS::AtMostOnce)), Ok(0));
         sent(&mut s, t0);
         // An ack for a queued id is ignored; one for an id in flight frees it.
         s.handle_packet(t0, Packet::PubAck(resp(1000))).unwrap();
         assert_eq!(
-            s.publish(t0, publish("a", QoS::AtLeastOnce)),
+            s.publish(publish("a", QoS::AtLeastOnce)),
             Err(CommandError::NoPacketId)
         );
         s.handle_packet(t0, Packet::PubAck(resp(10))).unwrap();
-        assert_eq!(s.publish(t0, publish("a", QoS::AtLeastOnce)), Ok(10));
+        assert_eq!(s.publish(publish("a", QoS::AtLeastOnce)), Ok(10));
     }
 
     // ----- persistence -----
@@ -3048,7 +3048,7 @@ mod tests {
         use PersistKey::*;
         use PersistOp::*;
 
-        let id = s.publish(t0, publish("a", QoS::ExactlyOnce)).unwrap();
+        let id = s.publish(publish("a", QoS::ExactlyOnce)).unwrap();
         let Some(Event::Persist(Put(SentPublish(k), Packet::Publish(p)))) = s.poll_event() else {
             panic!("no Put before sending")
         };
@@ -3074,7 +3074,7 @@ mod tests {
             ]
         );
 
-        let id = s.publish(t0, publish("a", QoS::AtLeastOnce)).unwrap();
+        let id = s.publish(publish("a", QoS::AtLeastOnce)).unwrap();
         assert!(matches!(
             s.poll_event(),
             Some(Event::Persist(Put(SentPublish(k), _))) if k == id
@@ -3112,7 +3112,7 @@ mod tests {
         );
 
         // QoS 0 leaves no trace.
-        s.publish(t0, publish("a", QoS::AtMostOnce)).unwrap();
+        s.publish(publish("a", QoS::AtMostOnce)).unwrap();
         assert!(events(&mut s).is_empty());
     }
 
@@ -3138,7 +3138,7 @@ mod tests {
             .is_err());
         assert_eq!(s.pending_publishes(), vec![5, 3, 9]);
         s.next_pkid = 3;
-        let new = s.publish(t0, publish("n", QoS::AtLeastOnce)).unwrap();
+        let new = s.publish(publish("n", QoS::AtLeastOnce)).unwrap();
         assert_eq!(new, 4, "ids in use are skipped");
 
         let out = reconnect(&mut s, t0, connack(true));
@@ -3164,8 +3164,8 @@ mod tests {
         let t0 = Instant::now();
         let mut s = Session::new(config(V5));
         s.connect(t0, connect_packet(V5)).unwrap();
-        s.publish(t0, publish("q0", QoS::AtMostOnce)).unwrap();
-        s.disconnect(t0, Disconnect::default());
+        s.publish(publish("q0", QoS::AtMostOnce)).unwrap();
+        s.disconnect(Disconnect::default());
         let out = sent(&mut s, t0);
         assert_eq!(out.len(), 2);
         assert!(matches!(out[0], Packet::Connect(_)));
@@ -3183,7 +3183,7 @@ mod tests {
         assert!(s.handle_packet(t0, connack(false)).is_err());
         assert!(s.poll_timeout().is_none());
         assert!(s.poll_packet(t0).is_none());
-        s.disconnect(t0, Disconnect::default());
+        s.disconnect(Disconnect::default());
         assert!(s.poll_packet(t0).is_none());
     }
 }

@@ -10,10 +10,10 @@ pub mod ws;
 
 #[allow(unused_imports)]
 use tcp::*;
+#[allow(unused_imports)]
 pub use tcp::{connect_tcp, resolve};
 #[allow(unused_imports)]
 use tls::*;
-pub use tls::{classify_tls_error, tls_connector};
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
@@ -151,7 +151,7 @@ pub fn io_error(e: io::Error) -> Error {
         let reasons = short_reasons(&text);
         return handshake_error("", &reasons, None, &text);
     }
-    Error::Io(e)
+    Error::from(e)
 }
 
 /// Opens the transport for `uri` (DNS, TCP, TLS, WebSocket upgrade), all within

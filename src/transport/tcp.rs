@@ -40,13 +40,13 @@ pub fn resolve(
                 .map(|a| a.collect::<Vec<_>>());
             let _ = tx.send(r);
         })
-        .map_err(Error::Io)?;
+        .map_err(Error::from)?;
     let addrs = match rx.recv_timeout(left) {
         Ok(Ok(a)) => a,
         Ok(Err(e)) => {
             return Err(Error::Dns {
                 host: host.to_string(),
-                source: e,
+                source: e.into(),
             })
         }
         Err(_) => return Err(Error::timeout(Step::Dns, total)),
@@ -54,7 +54,7 @@ pub fn resolve(
     if addrs.is_empty() {
         return Err(Error::Dns {
             host: host.to_string(),
-            source: io::Error::new(io::ErrorKind::NotFound, "no addresses"),
+            source: io::Error::new(io::ErrorKind::NotFound, "no addresses").into(),
         });
     }
     let (v6, v4): (Vec<_>, Vec<_>) = addrs.into_iter().partition(|a| a.is_ipv6());
@@ -103,7 +103,7 @@ pub(super) fn connect_one(
         log::debug!("TCP connect to {addr} failed: {e}");
         Error::Tcp {
             addr: addr.to_string(),
-            source: e,
+            source: e.into(),
         }
     };
     crate::tracehook::emit(
@@ -111,9 +111,9 @@ pub(super) fn connect_one(
         format_args!("TCP connect to {addr}"),
     );
     let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
-        .map_err(Error::Io)?;
-    sock.set_write_timeout(Some(left)).map_err(Error::Io)?;
-    sock.set_read_timeout(Some(left)).map_err(Error::Io)?;
+        .map_err(Error::from)?;
+    sock.set_write_timeout(Some(left)).map_err(Error::from)?;
+    sock.set_read_timeout(Some(left)).map_err(Error::from)?;
     match sock.connect(&addr.into()) {
         Ok(()) => {}
         Err(e)
@@ -124,7 +124,7 @@ pub(super) fn connect_one(
         }
         Err(e) => return Err(failed(e)),
     }
-    sock.set_nodelay(true).map_err(Error::Io)?;
+    sock.set_nodelay(true).map_err(Error::from)?;
     Ok(sock.into())
 }
 
@@ -148,11 +148,11 @@ pub(super) fn finish_connect(
     deadline: Instant,
     total: Duration,
 ) -> Result<TcpStream> {
-    sock.set_nonblocking(false).map_err(Error::Io)?;
-    sock.set_nodelay(true).map_err(Error::Io)?;
+    sock.set_nonblocking(false).map_err(Error::from)?;
+    sock.set_nodelay(true).map_err(Error::from)?;
     let left = remaining(deadline, Step::TcpConnect, total)?;
-    sock.set_write_timeout(Some(left)).map_err(Error::Io)?;
-    sock.set_read_timeout(Some(left)).map_err(Error::Io)?;
+    sock.set_write_timeout(Some(left)).map_err(Error::from)?;
+    sock.set_read_timeout(Some(left)).map_err(Error::from)?;
     Ok(sock.into())
 }
 
@@ -168,7 +168,7 @@ pub(super) fn connect_tcp_staggered(
     if addrs.is_empty() {
         return Err(Error::InvalidArgument("no address to connect to".into()));
     }
-    let mut poll = Poll::new().map_err(Error::Io)?;
+    let mut poll = Poll::new().map_err(Error::from)?;
     let mut events = Events::with_capacity(addrs.len());
     // (index into addrs = mio token, socket) of the attempts under way.
     let mut pending: Vec<(usize, Socket)> = Vec::with_capacity(addrs.len());
@@ -179,7 +179,7 @@ pub(super) fn connect_tcp_staggered(
         log::debug!("TCP connect to {} failed: {e}", addrs[i]);
         Error::Tcp {
             addr: addrs[i].to_string(),
-            source: e,
+            source: e.into(),
         }
     };
     loop {
@@ -196,7 +196,7 @@ pub(super) fn connect_tcp_staggered(
                             Token(i),
                             Interest::WRITABLE,
                         )
-                        .map_err(Error::Io)?;
+                        .map_err(Error::from)?;
                     pending.push((i, sock));
                     next_start = Instant::now() + delay;
                     break;
@@ -221,7 +221,7 @@ pub(super) fn connect_tcp_staggered(
         match poll.poll(&mut events, Some(wait)) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::Io(e)),
+            Err(e) => return Err(e.into()),
         }
         for ev in events.iter() {
             let i = ev.token().0;

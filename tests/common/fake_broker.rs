@@ -30,8 +30,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use mqttsync::proto::codec::{decode, encode, Framer, MAX_REMAINING_LENGTH};
-use mqttsync::proto::{
+use mqttsync::internals::proto::codec::{decode, encode, Framer, MAX_REMAINING_LENGTH};
+use mqttsync::internals::proto::{
     ConnAck, Packet, Properties, ProtocolVersion, PubResp, Publish, QoS, SubAck, UnsubAck,
 };
 

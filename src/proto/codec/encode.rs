@@ -102,7 +102,7 @@ pub(super) fn remaining_len(packet: &Packet, version: ProtocolVersion) -> Result
                 0
             }
         }
-        Packet::Publish(p) => publish_len(p, v5)?,
+        Packet::Publish(p) => publish_len(p, p.dup, v5)?,
         Packet::PubAck(r) | Packet::PubRec(r) | Packet::PubRel(r) | Packet::PubComp(r) => {
             if !v5 || (r.reason == 0 && r.properties.is_empty()) {
                 2
@@ -218,9 +218,11 @@ fn connect_len(c: &Connect) -> Result<usize> {
     Ok(len)
 }
 
-pub(super) fn publish_len(p: &Publish, v5: bool) -> Result<usize> {
+/// Remaining length of a PUBLISH sent with the DUP flag `dup` (which may differ from
+/// `p.dup`: a stored publish is resent without being copied).
+pub(super) fn publish_len(p: &Publish, dup: bool, v5: bool) -> Result<usize> {
     match (p.qos, p.pkid) {
-        (QoS::AtMostOnce, 0) if p.dup => {
+        (QoS::AtMostOnce, 0) if dup => {
             return Err(EncodeError::Invalid(
                 "DUP set on a QoS 0 PUBLISH (MQTT-3.3.1-2)",
             ))
@@ -309,8 +311,10 @@ pub(super) fn write_packet(
     out: &mut Vec<u8>,
 ) {
     let v5 = version.is_v5();
+    if let Packet::Publish(p) = packet {
+        return write_publish(p, p.dup, v5, remaining, out);
+    }
     let flags = match packet {
-        Packet::Publish(p) => u8::from(p.dup) << 3 | (p.qos as u8) << 1 | u8::from(p.retain),
         Packet::PubRel(_) | Packet::Subscribe(_) | Packet::Unsubscribe(_) => 0b0010,
         _ => 0,
     };
@@ -325,7 +329,7 @@ pub(super) fn write_packet(
                 put_props(out, &c.properties);
             }
         }
-        Packet::Publish(p) => write_publish_body(p, v5, out),
+        Packet::Publish(_) => {} // written by `write_publish` above
         Packet::PubAck(r) | Packet::PubRec(r) | Packet::PubRel(r) | Packet::PubComp(r) => {
             put_u16(out, r.pkid);
             if remaining >= 3 {
@@ -388,8 +392,12 @@ pub(super) fn write_packet(
     }
 }
 
-/// Variable header and payload of a PUBLISH (validated by `publish_len`).
-pub(super) fn write_publish_body(p: &Publish, v5: bool, out: &mut Vec<u8>) {
+/// The one PUBLISH writer (every PUBLISH the crate sends goes through it): fixed header
+/// with the DUP flag `dup`, variable header and payload, validated by
+/// [`publish_len`]`(p, dup, v5)`, which gave `remaining`.
+pub(super) fn write_publish(p: &Publish, dup: bool, v5: bool, remaining: usize, out: &mut Vec<u8>) {
+    out.push(3 << 4 | u8::from(dup) << 3 | (p.qos as u8) << 1 | u8::from(p.retain));
+    put_varint(remaining, out);
     put_prefixed(out, p.topic.as_bytes());
     if p.qos != QoS::AtMostOnce {
         put_u16(out, p.pkid);

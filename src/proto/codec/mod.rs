@@ -1,11 +1,11 @@
 //! Framing and encoding/decoding of MQTT 3.1, 3.1.1 and 5.0 packets.
 //!
-//! Framing ([`Framer`]) is separate from parsing ([`decode`]): the framer only reads the
+//! Framing ([`Framer`]) is separate from parsing ([`decode`](fn@decode)): the framer only reads the
 //! fixed header, refuses oversized packets before any body byte is awaited or allocated,
-//! and cuts the body off the input buffer without copying. [`decode`] then validates and
+//! and cuts the body off the input buffer without copying. [`decode`](fn@decode) then validates and
 //! parses the body; PUBLISH payloads and other binary fields are slices of the frame body.
 //!
-//! [`encode`] appends the wire form of a packet in one pass into a buffer reserved once;
+//! [`encode`](fn@encode) appends the wire form of a packet in one pass into a buffer reserved once;
 //! [`encoded_len`] computes the same size without encoding.
 //!
 //! # Version handling
@@ -20,7 +20,7 @@
 //! - MQTT 3.x PUBLISH with QoS 0 and DUP set (forbidden by MQTT-3.3.1-2 in 3.1.1) is
 //!   accepted and DUP is cleared; in MQTT 5 it is rejected as malformed.
 //! - MQTT 3.x CONNECT with the password flag but no user name flag (MQTT-3.1.2-22) is
-//!   accepted; [`encode`] likewise writes whatever the [`Connect`](super::packet::Connect)
+//!   accepted; [`encode`](fn@encode) likewise writes whatever the [`Connect`](super::packet::Connect)
 //!   holds, so a caller that wants strictness must check it itself.
 //! - Variable byte integers that are not in their shortest form (MQTT-1.5.5-1) are accepted.
 //! - A 5.0 CONNACK without a property length (remaining length 2) is read as having no
@@ -267,29 +267,18 @@ pub fn encode_publish(
 ) -> Result<usize, EncodeError> {
     let v5 = version.is_v5();
     let dup = dup && publish.qos != crate::proto::QoS::AtMostOnce;
-    let remaining = encode::publish_len(publish, v5).or_else(|e| {
-        // `publish_len` refuses a stored DUP on QoS 0 only; the flag written is `dup`.
-        if publish.dup {
-            let mut p = publish.clone();
-            p.dup = false;
-            encode::publish_len(&p, v5)
-        } else {
-            Err(e)
-        }
-    })?;
+    let remaining = encode::publish_len(publish, dup, v5)?;
     let total = 1 + varint_len(remaining) + remaining;
     out.reserve(total);
     let start = out.len();
-    out.push(3 << 4 | u8::from(dup) << 3 | (publish.qos as u8) << 1 | u8::from(publish.retain));
-    put_varint(remaining, out);
-    encode::write_publish_body(publish, v5, out);
+    encode::write_publish(publish, dup, v5, remaining, out);
     debug_assert_eq!(out.len() - start, total);
     Ok(out.len() - start)
 }
 
 /// The encoded size of `packet` in bytes, without encoding it.
 ///
-/// Performs the same checks as [`encode`] and fails in the same cases.
+/// Performs the same checks as [`encode`](fn@encode) and fails in the same cases.
 pub fn encoded_len(packet: &Packet, version: ProtocolVersion) -> Result<usize, EncodeError> {
     let remaining = encode::remaining_len(packet, version)?;
     Ok(1 + varint_len(remaining) + remaining)

@@ -1,0 +1,341 @@
+//! The I/O thread's loop: one turn of work (requests, writes, reads, timers), then a sleep
+//! in poll until the socket, a request or a timer needs it.
+
+use std::io::Read;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use mio::Poll;
+
+use super::connection::ack_now;
+use super::transmit::Mode;
+use super::{Io, IDLE_BUFFER, MAX_READ, MIN_READ, QUIET, READ_BUDGET, SOCK};
+use crate::client::STATE_DISCONNECTED;
+use crate::error::{Error, LostCause};
+use crate::proto::session::SessionError;
+use crate::proto::{Disconnect, ProtocolVersion};
+use crate::transport::{self, Stream};
+
+/// What the I/O thread does after a turn of work.
+enum Next {
+    /// Sleep in poll for at most this long; `quiet_check`: a short sleep before a long one.
+    Park {
+        timeout: Option<Duration>,
+        quiet_check: bool,
+    },
+    /// Requests arrived meanwhile: another turn at once.
+    Again,
+    /// Shut down (already finished).
+    Exit,
+}
+
+/// The I/O thread. The `Io` is locked for each turn of work and unlocked while the thread
+/// sleeps in poll, so a caller may publish on its own thread meanwhile
+/// ([`Io::publish_direct`]).
+///
+/// A panic (a bug in mqttsync, or in a persistence store, whose calls run here) must not
+/// leave a client that looks alive with nobody serving it: the client is closed and every
+/// waiter answered ([`Io::crashed`]).
+pub(crate) fn run(io: Arc<Mutex<Io>>, poll: Poll) {
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| serve(&io, poll)));
+    if r.is_err() {
+        log::error!("the I/O thread of an mqttsync client panicked; the client is closed");
+        let mut g = io.lock().unwrap_or_else(|e| e.into_inner());
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| g.crashed())).is_err() {
+            log::error!("cleaning up after the panic panicked as well");
+        }
+    }
+}
+
+fn serve(io: &Mutex<Io>, mut poll: Poll) {
+    let mut events = mio::Events::with_capacity(8);
+    let shared = io.lock().unwrap_or_else(|e| e.into_inner()).shared.clone();
+    // Events of the last poll, still to be looked at.
+    let mut polled: Option<bool> = None;
+    loop {
+        let mut g = io.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(quiet_check) = polled.take() {
+            g.take_events(&events, quiet_check);
+        }
+        let (timeout, quiet_check) = match g.turn() {
+            Next::Exit => return,
+            Next::Again => continue,
+            Next::Park {
+                timeout,
+                quiet_check,
+            } => (timeout, quiet_check),
+        };
+        drop(g);
+        let r = poll.poll(&mut events, timeout);
+        shared.parked.store(false, Ordering::SeqCst);
+        match r {
+            Ok(()) => polled = Some(quiet_check),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                log::error!("poll failed: {e}");
+                io.lock().unwrap_or_else(|e| e.into_inner()).lose(e.into());
+            }
+        }
+    }
+}
+
+impl Io {
+    /// One turn of work: requests, writes, reads, timers; then how to wait.
+    fn turn(&mut self) -> Next {
+        let now = Instant::now();
+        self.handle_controls(now);
+        if self.shutdown {
+            self.finish();
+            return Next::Exit;
+        }
+        self.handle_publishes();
+        self.take_acks();
+        let _ = self.transmit(now, Mode::Turn);
+        self.pump_overflow();
+        if self.stream.is_some() && self.readable && !self.paused() {
+            self.read(now);
+        }
+        let _ = self.transmit(now, Mode::Turn);
+        if std::mem::take(&mut self.ack_soon) {
+            if let Some(stream) = self.stream.as_ref() {
+                ack_now(stream);
+            }
+        }
+        self.check_disconnecting(now);
+        self.run_timers(now);
+        if self.shutdown {
+            self.finish();
+            return Next::Exit;
+        }
+
+        let timeout = self.next_timeout(now);
+        // Before a long sleep, a short one: if nothing happens in it, the connection is
+        // quiet and its buffers go back to the allocator (memory per idle client).
+        // Busy connections never reach the end of the short sleep, so pay nothing.
+        let quiet_check = !self.trimmed && timeout.is_none_or(|t| t > QUIET);
+        let timeout = if quiet_check { Some(QUIET) } else { timeout };
+        self.shared.parked.store(true, Ordering::SeqCst);
+        if timeout != Some(Duration::ZERO) && self.has_requests() {
+            self.shared.parked.store(false, Ordering::SeqCst);
+            return Next::Again;
+        }
+        Next::Park {
+            timeout,
+            quiet_check,
+        }
+    }
+
+    fn take_events(&mut self, events: &mio::Events, quiet_check: bool) {
+        if events.is_empty() {
+            if quiet_check {
+                self.release_idle_memory();
+            }
+        } else {
+            self.trimmed = false;
+        }
+        for ev in events.iter() {
+            if ev.token() == SOCK && (ev.is_readable() || ev.is_read_closed() || ev.is_error()) {
+                self.readable = true;
+            }
+        }
+    }
+
+    /// Frees the read and write buffers and the session's empty queues (see `QUIET`).
+    pub(super) fn release_idle_memory(&mut self) {
+        self.trimmed = true;
+        if self.rbuf.is_empty() {
+            self.rbuf = BytesMut::new();
+            self.read_chunk = MIN_READ;
+        }
+        if self.wpos == self.wbuf.len() {
+            self.wbuf = Vec::new();
+            self.wpos = 0;
+        }
+        self.session.release_idle_memory();
+    }
+
+    pub(super) fn has_requests(&self) -> bool {
+        !self.ctl_rx.is_empty()
+            || self.shared.acks_pending()
+            || (!self.pub_rx.is_empty() && self.room_for_publishes())
+    }
+
+    pub(super) fn next_timeout(&self, now: Instant) -> Option<Duration> {
+        if self.stream.is_some() && self.readable && !self.paused() {
+            return Some(Duration::ZERO);
+        }
+        let mut t: Option<Instant> = None;
+        let mut consider = |i: Option<Instant>| {
+            if let Some(i) = i {
+                t = Some(t.map_or(i, |c| c.min(i)));
+            }
+        };
+        if self.stream.is_some() {
+            consider(self.session.poll_timeout());
+        }
+        consider(self.reconnect_at);
+        consider(self.disconnecting.as_ref().map(|d| d.deadline));
+        if !self.overflow.is_empty() {
+            // Consumers wake us when they take an item; poll now and then regardless.
+            consider(Some(now + Duration::from_millis(50)));
+        }
+        t.map(|t| t.saturating_duration_since(now))
+    }
+
+    /// Reading is paused for back-pressure and bytes from the server wait unread in the
+    /// socket: the server is alive, only the application is slow.
+    pub(super) fn alive_but_unread(&self) -> bool {
+        if !self.paused() {
+            return false;
+        }
+        let Some(stream) = self.stream.as_ref() else {
+            return false;
+        };
+        let mut byte = [0u8; 1];
+        matches!(stream.tcp().peek(&mut byte), Ok(n) if n > 0)
+    }
+
+    pub(super) fn paused(&self) -> bool {
+        !self.overflow.is_empty() && self.shared.dispatch_waiting.load(Ordering::SeqCst) == 0
+    }
+
+    pub(super) fn read(&mut self, now: Instant) {
+        let mut budget = READ_BUDGET;
+        let mut read_any = false;
+        while budget > 0 && !self.paused() {
+            let Some(stream) = self.stream.as_mut() else {
+                return;
+            };
+            match read_into(stream, &mut self.rbuf, self.read_chunk) {
+                Ok(0) => {
+                    self.lose(Error::ConnectionLost(LostCause::ClosedByServer));
+                    return;
+                }
+                Ok(n) => {
+                    read_any = true;
+                    budget = budget.saturating_sub(n);
+                    self.read_chunk = if n == self.read_chunk {
+                        (n * 4).min(MAX_READ)
+                    } else {
+                        n.next_power_of_two().clamp(MIN_READ, MAX_READ)
+                    };
+                    if let Err(e) = self.session.handle_input(now, &mut self.rbuf) {
+                        self.protocol_failure(e);
+                        return;
+                    }
+                    self.process_events();
+                    if self.stream.is_none() {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    self.readable = false;
+                    // An idle connection keeps no large buffer, and a wake-up that found
+                    // nothing to read keeps none at all (memory per idle client).
+                    if self.rbuf.is_empty() && (!read_any || self.rbuf.capacity() > IDLE_BUFFER) {
+                        self.rbuf = BytesMut::new();
+                    }
+                    return;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.lose(transport::io_error(e));
+                    return;
+                }
+            }
+        }
+    }
+
+    pub(super) fn protocol_failure(&mut self, e: SessionError) {
+        log::warn!("closing connection: {e}");
+        // A keepalive timeout means the peer is gone: no goodbye (and 0x8D is a reason code
+        // only the server may send, MQTT 5 table 3.14.2.1).
+        if self.version == ProtocolVersion::V5 && e != SessionError::KeepAliveTimeout {
+            let code = e.reason_code();
+            self.session.disconnect(Disconnect {
+                reason: code,
+                properties: Default::default(),
+            });
+            let _ = self.transmit(Instant::now(), Mode::BeforeClose);
+        }
+        let err = match e {
+            SessionError::KeepAliveTimeout => Error::ConnectionLost(LostCause::KeepAliveTimeout),
+            other => Error::Protocol(other),
+        };
+        self.lose(err);
+    }
+
+    pub(super) fn check_disconnecting(&mut self, now: Instant) {
+        let Some(d) = self.disconnecting.as_ref() else {
+            return;
+        };
+        if self.stream.is_none() {
+            if let Some(mut d) = self.disconnecting.take() {
+                if let Some(r) = d.reply.take() {
+                    r.send(Ok(()));
+                }
+            }
+            return;
+        }
+        let done = self.session.pending_publishes().is_empty() && self.pub_rx.is_empty();
+        if !done && now < d.deadline {
+            return;
+        }
+        let Some(mut d) = self.disconnecting.take() else {
+            return;
+        };
+        self.session.disconnect(d.packet.clone());
+        let _ = self.transmit(Instant::now(), Mode::BeforeClose);
+        self.close_stream();
+        self.session.connection_lost();
+        self.fail_waiters(Error::ConnectionLost(LostCause::Disconnected));
+        self.shared.set_state(STATE_DISCONNECTED);
+        self.poke_tokens();
+        if let Some(r) = d.reply.take() {
+            r.send(Ok(()));
+        }
+    }
+
+    pub(super) fn run_timers(&mut self, now: Instant) {
+        if self.stream.is_some() {
+            if self.alive_but_unread() {
+                // Count the waiting bytes as an answer, so that keepalive does not declare a
+                // live server dead while the application is slow (PINGREQs still go out when
+                // the client has sent nothing for the interval).
+                self.session.server_alive(now);
+            }
+            if let Err(e) = self.session.handle_timeout(now) {
+                self.protocol_failure(e);
+            }
+            let _ = self.transmit(now, Mode::Turn);
+        } else if let Some(at) = self.reconnect_at {
+            if now >= at {
+                self.reconnect_at = None;
+                match self.establish() {
+                    Ok(_) => {
+                        self.shared.reconnects.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        log::info!("reconnect failed: {}", e.report());
+                        self.schedule_reconnect(Instant::now());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Reads at most `chunk` bytes from `stream` onto the end of `buf`.
+pub(super) fn read_into(
+    stream: &mut Stream,
+    buf: &mut BytesMut,
+    chunk: usize,
+) -> std::io::Result<usize> {
+    let len = buf.len();
+    buf.resize(len + chunk, 0);
+    let r = stream.read(&mut buf[len..]);
+    buf.truncate(len + *r.as_ref().unwrap_or(&0));
+    r
+}

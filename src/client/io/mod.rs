@@ -1,0 +1,387 @@
+//! The per-client I/O thread: owns the stream and the session, serves requests.
+//!
+//! One [`Io`] per client, locked by the I/O thread while it works and free while it sleeps
+//! in poll. Its jobs, one file each:
+//!
+//! - [`connection`]: the handshake (`establish`; the first connect runs it on the caller's
+//!   thread), reconnect scheduling, loss of the connection and shutdown;
+//! - [`event_loop`]: `run` and one `turn` of work, reads, timers;
+//! - [`requests`]: control requests, publishes and acknowledgements from the API handles;
+//! - [`events`]: session events to the application (messages, tokens, replies, store);
+//! - [`transmit`]: the one outbound path, session output to the socket.
+//!
+//! The callbacks run on another thread, in [`super::dispatch`].
+
+mod connection;
+mod event_loop;
+mod events;
+mod requests;
+mod transmit;
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use crossbeam_channel::Receiver;
+use mio::{Poll, Token, Waker};
+
+pub(crate) use event_loop::run;
+
+use super::dispatch::{dispatch_loop, Callbacks};
+use super::options::{ConnectOptions, HttpOptions, ReconnectOptions, ServerUri, TlsOptions};
+use super::queue::Producer;
+use super::token::TokenInner;
+use super::{Client, Control, Incoming, Messages, PubReq, Shared, STATE_CONNECTING};
+use crate::error::{Error, Result};
+use crate::persist::Persister;
+use crate::proto::session::{Session, SessionConfig};
+use crate::proto::{
+    Connect, Disconnect, Properties, ProtocolVersion, SubAck, SubscribeFilter, UnsubAck,
+};
+use crate::transport::Stream;
+
+const WAKE: Token = Token(0);
+const SOCK: Token = Token(1);
+/// Bytes read in one go before other work gets a turn.
+const READ_BUDGET: usize = 1 << 20;
+/// Outgoing bytes buffered before requests stop being drained.
+const WRITE_HIGH_WATER: usize = 1 << 20;
+/// Slots of the publish request channel.
+const PUBLISH_CHANNEL: usize = 64;
+/// Smallest and largest single read.
+const MIN_READ: usize = 2 * 1024;
+const MAX_READ: usize = 256 * 1024;
+/// Buffer capacity an idle connection may keep.
+const IDLE_BUFFER: usize = 16 * 1024;
+/// Quiet this long, a connection gives its buffers back.
+const QUIET: Duration = Duration::from_millis(100);
+/// A connection up for this long counts as healthy: the reconnect backoff starts over.
+const STABLE_CONNECTION: Duration = Duration::from_secs(5);
+
+struct SubWaiter {
+    reply: Option<super::Reply<Result<SubAck>>>,
+    filters: Vec<SubscribeFilter>,
+    properties: Properties,
+}
+
+struct UnsubWaiter {
+    reply: Option<super::Reply<Result<UnsubAck>>>,
+    filters: Vec<String>,
+}
+
+struct Disconnecting {
+    deadline: Instant,
+    packet: Disconnect,
+    reply: Option<super::Reply<Result<()>>>,
+}
+
+pub(crate) struct Io {
+    shared: Arc<Shared>,
+    registry: mio::Registry,
+    session: Session,
+    version: ProtocolVersion,
+    servers: Vec<ServerUri>,
+    tls: Option<TlsOptions>,
+    http: HttpOptions,
+    connect: Connect,
+    connect_timeout: Duration,
+    reconnect: Option<ReconnectOptions>,
+    backoff: Duration,
+    reconnect_at: Option<Instant>,
+    user_disconnected: bool,
+    max_queued: usize,
+    incoming_capacity: usize,
+    stream: Option<Stream>,
+    readable: bool,
+    rbuf: BytesMut,
+    /// Size of the next read: small while idle, large once reads fill it.
+    read_chunk: usize,
+    wbuf: Vec<u8>,
+    wpos: usize,
+    ctl_rx: Receiver<Control>,
+    pub_rx: Receiver<Box<PubReq>>,
+    msg_tx: Producer<Incoming>,
+    dispatch_tx: Option<Producer<Incoming>>,
+    messages_to_dispatch: bool,
+    delivered_to_dispatch: bool,
+    overflow: VecDeque<Incoming>,
+    tokens: crate::proto::IdMap<u16, (u64, Arc<TokenInner>)>,
+    sub_waiters: crate::proto::IdMap<u16, SubWaiter>,
+    unsub_waiters: crate::proto::IdMap<u16, UnsubWaiter>,
+    /// Granted subscriptions, re-issued after a reconnect that lost the session.
+    subscriptions: Vec<(SubscribeFilter, Properties)>,
+    resubscribe: bool,
+    ever_connected: bool,
+    offline: VecDeque<PubReq>,
+    disconnecting: Option<Disconnecting>,
+    store: Option<Persister>,
+    shutdown: bool,
+    rng: u64,
+    connected_at: Option<Instant>,
+    /// Buffers released since the last event (`release_idle_memory`).
+    trimmed: bool,
+    /// The session queue filled up; intake waits until it drains (`room_for_publishes`).
+    intake_paused: bool,
+    /// A SUBACK or UNSUBACK was read: acknowledge it at once (`ack_now`).
+    ack_soon: bool,
+    /// Acknowledgements taken from `Shared::acks` (kept for its allocation).
+    ack_scratch: Vec<u16>,
+}
+
+pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
+    opts.validate()?;
+    let keep_alive = opts.keep_alive.as_secs();
+
+    let poll = Poll::new()?;
+    let waker = Waker::new(poll.registry(), WAKE)?;
+    let shared = Arc::new(Shared {
+        state: STATE_CONNECTING.into(),
+        last_error: Mutex::new(None),
+        connect_info: Mutex::new(None),
+        waker,
+        parked: false.into(),
+        read_paused: false.into(),
+        dispatch_waiting: 0.into(),
+        dispatch_thread: OnceLock::new(),
+        room: Mutex::new(()),
+        room_cv: std::sync::Condvar::new(),
+        room_waiters: 0.into(),
+        last_publish: 0.into(),
+        epoch: Instant::now(),
+        next_token: 1.into(),
+        published: 0.into(),
+        received: 0.into(),
+        reconnects: 0.into(),
+        dropped: 0.into(),
+        acks: Default::default(),
+        acks_pending: false.into(),
+        manual_acks: opts.manual_acks,
+        messages_to_callback: opts.on_message.is_some(),
+        durable_acks: opts.persistence.as_ref().is_some_and(|s| s.is_durable()),
+        ack_cv: std::sync::Condvar::new(),
+        held: Mutex::new(Vec::new()),
+        held_count: 0.into(),
+    });
+    let (ctl_tx, ctl_rx) = crossbeam_channel::unbounded();
+    // A short channel of boxed requests: a bounded channel allocates all its slots up front
+    // (memory per idle client; an unboxed request is about 110 bytes), and the session
+    // queue behind it holds up to `max_queued` anyway.
+    let (pub_tx, pub_rx) = crossbeam_channel::bounded(opts.max_queued.min(PUBLISH_CHANNEL));
+    let (msg_tx, msg_rx) = super::queue::queue();
+
+    let callbacks = Callbacks {
+        on_message: opts.on_message.take(),
+        on_connected: opts.on_connected.take(),
+        on_connection_lost: opts.on_connection_lost.take(),
+        on_delivered: opts.on_delivered.take(),
+        on_server_disconnect: opts.on_server_disconnect.take(),
+    };
+    let delivered_to_dispatch = callbacks.on_delivered.is_some();
+    let messages_to_dispatch = callbacks.on_message.is_some();
+    let want_dispatch = messages_to_dispatch
+        || callbacks.on_connected.is_some()
+        || callbacks.on_connection_lost.is_some()
+        || callbacks.on_delivered.is_some()
+        || callbacks.on_server_disconnect.is_some();
+
+    let mut session = Session::new(SessionConfig {
+        version: opts.version,
+        keep_alive: Duration::from_secs(keep_alive),
+        ping_timeout: None,
+        max_inflight: opts.max_inflight,
+        max_incoming_packet_size: opts.max_packet_size,
+        persist_events: opts.persistence.is_some(),
+    });
+    let mut store = opts
+        .persistence
+        .take()
+        .map(|s| Persister::new(s, opts.version));
+    if let Some(st) = store.as_mut() {
+        let uri = opts.servers[0].original.clone();
+        st.open(&opts.client_id, &uri).map_err(Error::from)?;
+        restore(st, &mut session)?;
+    }
+
+    if opts.version == ProtocolVersion::V5
+        && opts
+            .properties
+            .get(crate::proto::properties::id::RECEIVE_MAXIMUM)
+            .is_none()
+    {
+        // Unacknowledged incoming messages wait in the client until the application takes
+        // them: let the broker have no more in flight than the client will hold.
+        let max = u16::try_from(opts.incoming_capacity).unwrap_or(u16::MAX);
+        opts.properties.push(crate::proto::Property::TwoByte(
+            crate::proto::properties::id::RECEIVE_MAXIMUM,
+            max.max(1),
+        ));
+    }
+    let connect = Connect {
+        protocol: opts.version,
+        clean_start: opts.clean_start,
+        keep_alive: keep_alive as u16,
+        client_id: opts.client_id.clone(),
+        will: opts.will.take(),
+        username: opts.username.take(),
+        password: opts.password.take(),
+        properties: std::mem::take(&mut opts.properties),
+    };
+
+    let (dispatch_tx, dispatch_thread) = if want_dispatch {
+        let (tx, rx) = super::queue::queue();
+        let sh = shared.clone();
+        let h = super::threads::spawn(c"mqttsync-dispatch", move || {
+            dispatch_loop(rx, callbacks, sh)
+        })?;
+        (Some(tx), Some(h))
+    } else {
+        (None, None)
+    };
+
+    let io = Io {
+        shared: shared.clone(),
+        registry: poll.registry().try_clone()?,
+        session,
+        version: opts.version,
+        servers: opts.servers,
+        tls: opts.tls.take(),
+        http: std::mem::take(&mut opts.http),
+        connect,
+        connect_timeout: opts.connect_timeout,
+        backoff: opts
+            .reconnect
+            .as_ref()
+            .map(|r| r.min_delay)
+            .unwrap_or_default(),
+        reconnect: opts.reconnect.take(),
+        reconnect_at: None,
+        user_disconnected: false,
+        max_queued: opts.max_queued,
+        incoming_capacity: opts.incoming_capacity,
+        stream: None,
+        readable: false,
+        rbuf: BytesMut::new(),
+        read_chunk: MIN_READ,
+        wbuf: Vec::new(),
+        wpos: 0,
+        ctl_rx,
+        pub_rx,
+        msg_tx,
+        dispatch_tx,
+        messages_to_dispatch,
+        delivered_to_dispatch,
+        overflow: VecDeque::new(),
+        tokens: Default::default(),
+        sub_waiters: Default::default(),
+        unsub_waiters: Default::default(),
+        subscriptions: Vec::new(),
+        resubscribe: opts.resubscribe,
+        ever_connected: false,
+        offline: VecDeque::new(),
+        disconnecting: None,
+        store,
+        shutdown: false,
+        rng: seed(),
+        connected_at: None,
+        trimmed: false,
+        intake_paused: false,
+        ack_soon: false,
+        ack_scratch: Vec::new(),
+    };
+
+    // Messages restored from persistence get delivery tokens, in their original order (the
+    // Paho contract: a restarted program can wait for them).
+    let mut io = io;
+    for pkid in io.session.pending_publishes() {
+        let id = shared.next_token.fetch_add(1, Ordering::Relaxed);
+        io.tokens.insert(pkid, (id, TokenInner::new()));
+    }
+    // The first connect runs on the caller's thread (no hand-off to the I/O thread and
+    // back: connect latency); the I/O thread starts once the connection is up. Each step
+    // has its deadline inside `establish`.
+    if let Err(e) = io.establish() {
+        let retry = io.reconnect.as_ref().is_some_and(|r| r.retry_first_connect)
+            && !matches!(
+                e,
+                Error::ConnectionRefused { .. } | Error::InvalidArgument(_) | Error::Tls { .. }
+            );
+        if !retry {
+            io.finish();
+            drop(io);
+            if let Some(h) = dispatch_thread {
+                h.join();
+            }
+            return Err(e);
+        }
+        log::info!(
+            "first connect failed ({}); retrying in the background",
+            e.report()
+        );
+        *shared.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(e));
+        io.schedule_reconnect(Instant::now());
+    }
+    // What the handshake allocated goes back now, while the next allocations (the next
+    // client's, say) can reuse it: freed later, it would stay resident as holes.
+    io.release_idle_memory();
+    let io = Arc::new(Mutex::new(io));
+    let for_thread = io.clone();
+    let io_thread = super::threads::spawn(c"mqttsync-io", move || run(for_thread, poll))?;
+
+    Ok(Client {
+        io,
+        messages: Messages {
+            rx: msg_rx,
+            shared: shared.clone(),
+        },
+        shared,
+        ctl_tx,
+        pub_tx,
+        io_thread: Mutex::new(Some(io_thread)),
+        dispatch_thread: Mutex::new(dispatch_thread),
+        request_timeout: opts.request_timeout,
+        version: opts.version,
+    })
+}
+
+fn seed() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0x9E37_79B9);
+    // The address of a local tells processes (ASLR) and threads apart without a system call.
+    let here = 0u8;
+    t ^ (std::ptr::addr_of!(here) as u64).rotate_left(32) | 1
+}
+
+/// Loads the persisted in-flight state into the session; corrupt records are reported in
+/// the log and skipped (they stay in the store for inspection).
+fn restore(store: &mut Persister, session: &mut Session) -> Result<()> {
+    let (good, bad) = store.load();
+    for (key, err) in bad {
+        log::error!(
+            "persisted record {key:?} is unreadable and was skipped: {}",
+            crate::error::report(&err)
+        );
+    }
+    for (key, packet) in good {
+        session.restore(key, packet).map_err(|e| {
+            log::error!("persisted record {key:?} cannot be restored: {e}");
+            Error::from(crate::persist::PersistError::Corrupt {
+                key: format!("{key:?}"),
+                reason: "the session refused the record",
+            })
+        })?;
+    }
+    Ok(())
+}
+
+impl std::fmt::Debug for Io {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Io")
+            .field("version", &self.version)
+            .field("connected", &self.stream.is_some())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,320 @@
+//! Requests from the API handles: control requests (connect, subscribe, unsubscribe,
+//! disconnect, ...), publishes (from the channel, or on the caller's thread while the I/O
+//! thread sleeps) and acknowledgements of received messages.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crossbeam_channel::TryRecvError;
+
+use super::transmit::Mode;
+use super::{Disconnecting, Io, SubWaiter, UnsubWaiter, WRITE_HIGH_WATER};
+use crate::client::token::{Delivered, TokenInner};
+use crate::client::{
+    ConnectInfo, Control, PubReq, STATE_CLOSED, STATE_CONNECTED, STATE_CONNECTING,
+    STATE_DISCONNECTED, STATE_RECONNECTING,
+};
+use crate::error::{Error, LostCause};
+use crate::proto::QoS;
+
+impl Io {
+    pub(super) fn handle_controls(&mut self, now: Instant) {
+        loop {
+            match self.ctl_rx.try_recv() {
+                Ok(c) => self.handle_control(now, c),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    self.shutdown = true;
+                    break;
+                }
+            }
+            if self.shutdown {
+                break;
+            }
+        }
+    }
+
+    pub(super) fn handle_control(&mut self, now: Instant, c: Control) {
+        match c {
+            Control::Connect { reply } => {
+                if self.stream.is_some() {
+                    reply.send(Ok(self.current_info()));
+                    return;
+                }
+                self.user_disconnected = false;
+                let r = self.establish();
+                if let Err(e) = &r {
+                    self.shared.set_state(STATE_DISCONNECTED);
+                    *self
+                        .shared
+                        .last_error
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(e.clone()));
+                }
+                reply.send(r);
+            }
+            Control::Subscribe {
+                filters,
+                properties,
+                reply,
+            } => {
+                if self.stream.is_none() {
+                    reply.send(Err(Error::NotConnected));
+                    return;
+                }
+                match self.session.subscribe(filters.clone(), properties.clone()) {
+                    Ok(id) => {
+                        self.sub_waiters.insert(
+                            id,
+                            SubWaiter {
+                                reply: Some(reply),
+                                filters,
+                                properties,
+                            },
+                        );
+                    }
+                    Err(e) => {
+                        reply.send(Err(e.into()));
+                    }
+                }
+            }
+            Control::Unsubscribe {
+                filters,
+                properties,
+                reply,
+            } => {
+                if self.stream.is_none() {
+                    reply.send(Err(Error::NotConnected));
+                    return;
+                }
+                match self.session.unsubscribe(filters.clone(), properties) {
+                    Ok(id) => {
+                        self.unsub_waiters.insert(
+                            id,
+                            UnsubWaiter {
+                                reply: Some(reply),
+                                filters,
+                            },
+                        );
+                    }
+                    Err(e) => {
+                        reply.send(Err(e.into()));
+                    }
+                }
+            }
+            Control::Disconnect {
+                packet,
+                timeout,
+                reply,
+            } => {
+                self.user_disconnected = true;
+                self.reconnect_at = None;
+                if self.stream.is_none() {
+                    if self.shared.state.load(Ordering::Acquire) != STATE_CLOSED {
+                        self.shared.set_state(STATE_DISCONNECTED);
+                    }
+                    self.fail_offline(Error::NotConnected);
+                    self.poke_tokens();
+                    reply.send(Ok(()));
+                    return;
+                }
+                // Everything published before the disconnect goes out first.
+                self.drain_all_publishes();
+                self.disconnecting = Some(Disconnecting {
+                    deadline: now + timeout,
+                    packet,
+                    reply: Some(reply),
+                });
+            }
+            Control::Abort => {
+                self.user_disconnected = true;
+                if self.stream.is_some() {
+                    self.lose(Error::ConnectionLost(LostCause::Aborted));
+                }
+            }
+            Control::Pending { reply } => {
+                // Publishes queued before this request count as pending (and are persisted).
+                self.handle_publishes();
+                let mut v: Vec<(u64, u16)> = self
+                    .tokens
+                    .iter()
+                    .map(|(pkid, (id, _))| (*id, *pkid))
+                    .collect();
+                v.sort_unstable();
+                reply.send(v);
+            }
+            Control::PendingTokens { reply } => {
+                self.handle_publishes();
+                let mut v: Vec<(u64, u16, Arc<TokenInner>)> = self
+                    .tokens
+                    .iter()
+                    .map(|(pkid, (id, t))| (*id, *pkid, t.clone()))
+                    .collect();
+                v.sort_unstable_by_key(|e| e.0);
+                reply.send(v);
+            }
+            Control::Shutdown => {
+                self.shutdown = true;
+            }
+        }
+    }
+
+    pub(super) fn handle_publishes(&mut self) {
+        while self.room_for_publishes() {
+            match self.pub_rx.try_recv() {
+                Ok(req) => self.publish(*req),
+                Err(_) => break,
+            }
+        }
+        self.intake_paused = self.session.queued_len() >= self.max_queued;
+        self.room_made();
+    }
+
+    /// Wakes waiting publishers once the request channel is at most half full.
+    pub(super) fn room_made(&self) {
+        let half = self.pub_rx.capacity().unwrap_or(1) / 2;
+        if self.pub_rx.len() <= half {
+            self.shared.notify_room();
+        }
+    }
+
+    pub(super) fn drain_all_publishes(&mut self) {
+        while let Ok(req) = self.pub_rx.try_recv() {
+            self.publish(*req);
+        }
+        self.room_made();
+    }
+
+    pub(super) fn publish(&mut self, req: PubReq) {
+        match self.shared.state.load(Ordering::Acquire) {
+            STATE_CONNECTED if self.stream.is_some() => {}
+            STATE_RECONNECTING | STATE_CONNECTING => {
+                let max = self.reconnect.as_ref().map_or(0, |r| r.max_buffered);
+                if self.offline.len() < max {
+                    self.offline.push_back(req);
+                } else {
+                    self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+                    log::warn!(
+                        "offline buffer full: publish to {} dropped",
+                        req.publish.topic
+                    );
+                    req.token.complete(Err(Arc::new(Error::NotConnected)));
+                }
+                return;
+            }
+            _ => {
+                req.token.complete(Err(Arc::new(Error::NotConnected)));
+                return;
+            }
+        }
+        let qos = req.publish.qos;
+        match self.session.publish(req.publish) {
+            Ok(pkid) => {
+                self.shared.published.fetch_add(1, Ordering::Relaxed);
+                if qos == QoS::AtMostOnce {
+                    req.token.complete(Ok(Delivered {
+                        packet_id: 0,
+                        reason: 0,
+                        properties: Default::default(),
+                    }));
+                } else {
+                    self.tokens.insert(pkid, (req.id, req.token));
+                }
+                // Persist the new flow now, not at the next read: a crash after this point
+                // must not lose an accepted QoS 1/2 message.
+                self.process_events();
+            }
+            Err(e) => req.token.complete(Err(Arc::new(e.into()))),
+        }
+    }
+
+    /// Publishes on the caller's thread while the I/O thread sleeps: the PUBLISH goes out
+    /// at once, without waking the I/O thread (a lone request's latency). Gives the request
+    /// back when the I/O thread must take it: not connected, a disconnect under way, unsent
+    /// bytes or requests before it (order), no room.
+    pub(crate) fn publish_direct(
+        &mut self,
+        req: Box<PubReq>,
+    ) -> std::result::Result<(), Box<PubReq>> {
+        if self.shutdown
+            || self.stream.is_none()
+            || self.disconnecting.is_some()
+            || self.shared.state.load(Ordering::Acquire) != STATE_CONNECTED
+            || self.wpos != self.wbuf.len()
+            || !self.pub_rx.is_empty()
+            || !self.room_for_publishes()
+        {
+            return Err(req);
+        }
+        let now = Instant::now();
+        self.publish(*req);
+        // Anything the socket does not take now is left to the I/O thread.
+        let _ = self.transmit(now, Mode::Caller);
+        Ok(())
+    }
+
+    /// Passes the application's acknowledgements of incoming messages to the session
+    /// (PUBACK / PUBREC go out with the next transmit, QoS 2 markers are stored first).
+    pub(super) fn take_acks(&mut self) {
+        let Some(upto) = self.shared.take_acks(&mut self.ack_scratch) else {
+            return;
+        };
+        for pkid in self.ack_scratch.drain(..) {
+            if let Err(e) = self.session.ack(pkid) {
+                log::debug!("acknowledgement not sent: {e}");
+            }
+        }
+        // QoS 2 markers go to the store now; then whoever waits for them may go on.
+        self.process_events();
+        self.shared.acks_stored(upto);
+    }
+
+    /// Whether publish requests may move from the channel into the session. Once the
+    /// session queue is full, intake resumes only when a quarter of it has drained: a
+    /// publisher that outruns the window then blocks and wakes once per batch, not once
+    /// per acknowledgement (one context switch per message was most of the cost there).
+    pub(super) fn room_for_publishes(&self) -> bool {
+        match self.shared.state.load(Ordering::Acquire) {
+            STATE_CONNECTED => {
+                let limit = if self.intake_paused {
+                    self.max_queued - self.max_queued / 4
+                } else {
+                    self.max_queued
+                };
+                self.session.queued_len() < limit && self.wbuf.len() - self.wpos < WRITE_HIGH_WATER
+            }
+            _ => true,
+        }
+    }
+
+    pub(super) fn fail_offline(&mut self, e: Error) {
+        let e = Arc::new(e);
+        for req in self.offline.drain(..) {
+            req.token.complete(Err(e.clone()));
+        }
+    }
+
+    pub(super) fn poke_tokens(&self) {
+        for (_, t) in self.tokens.values() {
+            t.poke();
+        }
+        for r in &self.offline {
+            r.token.poke();
+        }
+    }
+
+    pub(super) fn current_info(&self) -> ConnectInfo {
+        self.shared
+            .connect_info
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .unwrap_or(ConnectInfo {
+                session_present: false,
+                server: String::new(),
+                version: self.version,
+                properties: Default::default(),
+            })
+    }
+}
