@@ -55,13 +55,11 @@ use super::persistence::SharedStore;
 use super::properties::free_properties;
 use super::types::enums::*;
 use super::types::*;
-use crate::client::{ConnectInfo, ReconnectOptions, ServerUri};
-use crate::error::{Error, Step};
 use crate::persist::Store;
-use crate::proto::{
-    Disconnect, Properties, ProtocolVersion, QoS, RetainHandling, SubscribeFilter, SubscribeOptions,
+use crate::{
+    Client, ConnectInfo, DeliveryEvent, Disconnect, Error, Message, Properties, ProtocolVersion,
+    QoS, ReconnectOptions, RetainHandling, ServerUri, Step, SubscribeFilter, SubscribeOptions,
 };
-use crate::{Client, DeliveryEvent, Message};
 
 /// Requests (connect, subscribe, unsubscribe, disconnect) waiting for the command thread.
 const COMMAND_QUEUE_MAX: usize = 1024;
@@ -2375,8 +2373,7 @@ unsafe fn send_impl(
     };
     let live = match (&client, &conn) {
         (Some(c), Some(k))
-            if c.state() != crate::client::State::Disconnected
-                && c.state() != crate::client::State::Closed =>
+            if c.state() != crate::State::Disconnected && c.state() != crate::State::Closed =>
         {
             Some((c.clone(), k.clone()))
         }

@@ -11,10 +11,8 @@ use super::ffi::{bytes_from_c, copy_versioned, str_from_c};
 use super::persistence::UserStore;
 use super::types::enums::MQTTCLIENT_TRACE_ERROR;
 use super::types::*;
-use crate::client::{TlsOptions, TlsVersion};
 use crate::persist::{FileStore, MemoryStore, Store};
-use crate::proto::QoS;
-use crate::Message;
+use crate::{Message, QoS, TlsOptions, TlsVersion};
 
 /// True for the URI schemes Paho accepts (`tcp`, `mqtt`, `ssl`, `mqtts`, `ws`, `wss`) and for
 /// a URI without scheme (TCP).
@@ -23,8 +21,7 @@ pub fn known_scheme(uri: &str) -> bool {
         None => true,
         // Paho does not know `tls://` (the Rust API accepts it).
         Some(i) => {
-            crate::client::Scheme::from_name(&uri[..i]).is_some()
-                && !uri[..i].eq_ignore_ascii_case("tls")
+            crate::Scheme::from_name(&uri[..i]).is_some() && !uri[..i].eq_ignore_ascii_case("tls")
         }
     }
 }

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::types::*;
-use crate::error::{Error, Step};
+use crate::{Error, Step};
 
 /// Next handle number, shared by every [`Registry`] (multiplied by 16 and offset, so handles
 /// look like aligned pointers and are never NULL).
