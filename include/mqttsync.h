@@ -1788,7 +1788,8 @@ extern "C" {
  *
  * Returns `MQTTASYNC_SUCCESS`; `MQTTASYNC_NULL_PARAMETER` for a NULL handle, URI or client
  * id; `MQTTASYNC_BAD_UTF8_STRING`; `MQTTASYNC_PERSISTENCE_ERROR` (empty client id with
- * DEFAULT persistence, unknown type, incomplete USER table, store cannot be opened);
+ * DEFAULT persistence, unknown type, incomplete USER table, store cannot be opened or
+ * holds in-flight messages of the other MQTT version);
  * `MQTTASYNC_BAD_PROTOCOL` for an unknown scheme; `MQTTASYNC_FAILURE` if a thread cannot
  * be started. `*handle` is written only on success.
  *

@@ -1410,6 +1410,10 @@ unsafe fn create_impl(
     if !restore {
         shared.clear().map_err(|_| MQTTASYNC_PERSISTENCE_ERROR)?;
     }
+    // In-flight records of the other MQTT version: refused, as MQTTClient_create does.
+    if !shared.version_ok(version >= MQTTVERSION_5) {
+        return Err(MQTTASYNC_PERSISTENCE_ERROR);
+    }
     let h = Arc::new(AsyncHandle {
         server_uri: uri.to_owned(),
         client_id: cid.to_owned(),
@@ -1465,7 +1469,8 @@ unsafe fn create_impl(
 ///
 /// Returns `MQTTASYNC_SUCCESS`; `MQTTASYNC_NULL_PARAMETER` for a NULL handle, URI or client
 /// id; `MQTTASYNC_BAD_UTF8_STRING`; `MQTTASYNC_PERSISTENCE_ERROR` (empty client id with
-/// DEFAULT persistence, unknown type, incomplete USER table, store cannot be opened);
+/// DEFAULT persistence, unknown type, incomplete USER table, store cannot be opened or
+/// holds in-flight messages of the other MQTT version);
 /// `MQTTASYNC_BAD_PROTOCOL` for an unknown scheme; `MQTTASYNC_FAILURE` if a thread cannot
 /// be started. `*handle` is written only on success.
 ///

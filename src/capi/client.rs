@@ -447,16 +447,14 @@ unsafe fn create_impl(
         .map_err(|_| MQTTCLIENT_PERSISTENCE_ERROR)?;
     // In-flight records of the other MQTT version cannot be resent by this client: refused
     // here, as Paho does, instead of being skipped without a word.
+    if !shared.version_ok(version >= MQTTVERSION_5) {
+        return Err(MQTTCLIENT_PERSISTENCE_ERROR);
+    }
     let family = if version >= MQTTVERSION_5 {
         ProtocolVersion::V5
     } else {
         ProtocolVersion::V311
     };
-    if let Err(e) = crate::persist::check_version(&mut shared, family) {
-        super::trace::trace(MQTTCLIENT_TRACE_ERROR, &format!("mqttsync: {e}"));
-        let _ = shared.close();
-        return Err(MQTTCLIENT_PERSISTENCE_ERROR);
-    }
     // Messages left in flight by an earlier run get tokens now, as in Paho: their packet
     // ids. Tokens of new publishes start above them.
     let mut tokens = Tokens::default();

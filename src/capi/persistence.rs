@@ -439,6 +439,31 @@ impl SharedStore {
     }
 }
 
+impl SharedStore {
+    /// Refuses a store holding in-flight records of the other MQTT version than the
+    /// client's (`v5`): they could not be resent, and are not skipped silently (as Paho's
+    /// create fails). True when the store is usable; false after tracing the reason and
+    /// closing the store.
+    pub fn version_ok(&mut self, v5: bool) -> bool {
+        let family = if v5 {
+            crate::ProtocolVersion::V5
+        } else {
+            crate::ProtocolVersion::V311
+        };
+        match crate::persist::check_version(self, family) {
+            Ok(()) => true,
+            Err(e) => {
+                super::trace::trace(
+                    super::types::enums::MQTTCLIENT_TRACE_ERROR,
+                    &format!("mqttsync: {e}"),
+                );
+                let _ = self.close();
+                false
+            }
+        }
+    }
+}
+
 impl Store for SharedStore {
     fn is_durable(&self) -> bool {
         self.lock().store.is_durable()

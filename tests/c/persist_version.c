@@ -2,11 +2,12 @@
  * A store of the other MQTT version (tests/capi_client.rs writes an MQTT 5 record into DIR
  * first):
  *   persist_version URI CLIENTID DIR
- * MQTTClient_create for MQTT 3 fails with MQTTCLIENT_PERSISTENCE_ERROR instead of skipping
- * the record silently; MQTTClient_createWithOptions for MQTT 5 opens the same store.
+ * MQTTClient_create / MQTTAsync_create for MQTT 3 fail with a persistence error instead of
+ * skipping the record silently; createWithOptions for MQTT 5 opens the same store.
  */
 #include <stdio.h>
 #include "MQTTClient.h"
+#include "MQTTAsync.h"
 
 #define CHECK(cond) do { if (!(cond)) { printf("CHECK FAILED line %d: %s\n", __LINE__, #cond); \
     failures++; } } while (0)
@@ -27,6 +28,18 @@ int main(int argc, char** argv)
     CHECK(MQTTClient_createWithOptions(&c, argv[1], argv[2], MQTTCLIENT_PERSISTENCE_DEFAULT,
                                        argv[3], &co) == MQTTCLIENT_SUCCESS);
     MQTTClient_destroy(&c);
+    {
+        /* The same for MQTTAsync. */
+        MQTTAsync a = NULL;
+        MQTTAsync_createOptions ao = MQTTAsync_createOptions_initializer;
+        CHECK(MQTTAsync_create(&a, argv[1], argv[2], MQTTCLIENT_PERSISTENCE_DEFAULT, argv[3])
+              == MQTTASYNC_PERSISTENCE_ERROR);
+        CHECK(a == NULL);
+        ao.MQTTVersion = MQTTVERSION_5;
+        CHECK(MQTTAsync_createWithOptions(&a, argv[1], argv[2], MQTTCLIENT_PERSISTENCE_DEFAULT,
+                                          argv[3], &ao) == MQTTASYNC_SUCCESS);
+        MQTTAsync_destroy(&a);
+    }
     printf("failures: %d\n", failures);
     return failures != 0;
 }
