@@ -200,3 +200,37 @@ fn the_first_connect_can_be_retried_in_the_background() {
     );
     assert!(e.is_err());
 }
+
+#[test]
+fn callbacks_can_be_given_their_client() {
+    let broker = Broker::start();
+    let (tx, rx) = mpsc::channel::<String>();
+    let (lost_tx, lost_rx) = mpsc::channel::<bool>();
+    let c = Client::connect(
+        ConnectOptions::new(&broker.uri())
+            .client_id(unique_client_id("cbc"))
+            .on_message_with_client(move |c, m| {
+                if m.topic == "cbc/ask" {
+                    // Reply from inside the callback through the client it was given.
+                    c.publish(Message::new("cbc/answer", m.payload.clone()).qos(QoS::AtLeastOnce))
+                        .expect("publish from the callback");
+                } else {
+                    let _ = tx.send(m.payload_str().unwrap_or("").to_owned());
+                }
+            })
+            .on_connection_lost_with_client(move |c, _| {
+                let _ = lost_tx.send(c.reconnect().is_ok());
+            }),
+    )
+    .unwrap();
+    c.subscribe("cbc/#", QoS::AtLeastOnce).unwrap();
+    c.publish(Message::new("cbc/ask", "42").qos(QoS::AtLeastOnce))
+        .unwrap();
+    assert_eq!(rx.recv_timeout(DEADLINE).as_deref(), Ok("42"));
+    // The lost callback reconnects with the client it was given.
+    c.abort();
+    assert_eq!(lost_rx.recv_timeout(DEADLINE), Ok(true));
+    assert!(c.is_connected());
+    // The callbacks' handle does not keep the client alive: closing returns.
+    c.close().unwrap();
+}

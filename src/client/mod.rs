@@ -603,6 +603,9 @@ impl Messages {
 /// in-flight messages) and joins its threads.
 #[derive(Debug)]
 pub struct Client {
+    /// False for the view of the client that `*_with_client` callbacks get: dropping it
+    /// leaves the client alone.
+    owner: bool,
     shared: Arc<Shared>,
     ctl_tx: Sender<Control>,
     pub_tx: Sender<Box<PubReq>>,
@@ -1038,8 +1041,55 @@ impl Client {
     }
 }
 
+/// Where `*_with_client` callbacks find their client: filled by `Client::connect` once the
+/// client exists (a callback that runs before that, for a message that came with CONNACK,
+/// waits for it).
+#[derive(Default)]
+pub(crate) struct ClientSlot {
+    client: OnceLock<Client>,
+    ready: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl ClientSlot {
+    fn fill(&self, c: Client) {
+        let _ = self.client.set(c);
+        *self.ready.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.cv.notify_all();
+    }
+
+    /// The client, once `Client::connect` has built it.
+    pub(crate) fn get(&self) -> &Client {
+        let mut g = self.ready.lock().unwrap_or_else(|e| e.into_inner());
+        while !*g {
+            g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner());
+        }
+        drop(g);
+        self.client.get().expect("filled before ready")
+    }
+
+    /// A second handle on `c` that does not own it (its drop does nothing).
+    pub(crate) fn fill_with_view_of(&self, c: &Client) {
+        self.fill(Client {
+            owner: false,
+            shared: c.shared.clone(),
+            ctl_tx: c.ctl_tx.clone(),
+            pub_tx: c.pub_tx.clone(),
+            messages: c.messages.clone(),
+            io: c.io.clone(),
+            io_thread: Mutex::new(None),
+            dispatch_thread: Mutex::new(None),
+            request_timeout: c.request_timeout,
+            version: c.version,
+        });
+    }
+}
+
 impl Drop for Client {
     fn drop(&mut self) {
+        if !self.owner {
+            return;
+        }
         self.shared.release_all_held();
         if self.is_connected() {
             let _ = self.disconnect();

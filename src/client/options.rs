@@ -2,6 +2,7 @@
 //! [`crate::transport::config`] and are re-exported here).
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -252,6 +253,8 @@ pub struct ConnectOptions {
     pub(crate) persistence: Option<Box<dyn Store>>,
     pub(crate) manual_acks: bool,
     pub(crate) on_message: Option<MessageCallback>,
+    /// Filled with the client for `*_with_client` callbacks.
+    pub(crate) client_slot: Option<Arc<crate::client::ClientSlot>>,
     pub(crate) on_connected: Option<ConnectedCallback>,
     pub(crate) on_connection_lost: Option<LostCallback>,
     pub(crate) on_delivered: Option<DeliveredCallback>,
@@ -342,6 +345,7 @@ impl ConnectOptions {
             persistence: None,
             manual_acks: false,
             on_message: None,
+            client_slot: None,
             on_connected: None,
             on_connection_lost: None,
             on_delivered: None,
@@ -640,6 +644,45 @@ impl ConnectOptions {
     pub fn on_message(mut self, f: impl FnMut(Message) + Send + 'static) -> Self {
         self.on_message = Some(Box::new(f));
         self
+    }
+
+    /// As [`on_message`](Self::on_message), with the client itself: the callback can
+    /// publish a reply, subscribe or disconnect without the application handing the client
+    /// in through shared state.
+    ///
+    /// ```no_run
+    /// # use mqttsync::{Client, ConnectOptions, Message, QoS};
+    /// let client = Client::connect(
+    ///     ConnectOptions::new("tcp://localhost:1883").on_message_with_client(|c, m| {
+    ///         let _ = c.publish(Message::new("replies", m.payload.clone()).qos(QoS::AtLeastOnce));
+    ///     }),
+    /// )?;
+    /// # Ok::<(), mqttsync::Error>(())
+    /// ```
+    pub fn on_message_with_client(
+        mut self,
+        mut f: impl FnMut(&crate::Client, Message) + Send + 'static,
+    ) -> Self {
+        let slot = self.client_slot();
+        self.on_message = Some(Box::new(move |m| f(slot.get(), m)));
+        self
+    }
+
+    /// As [`on_connection_lost`](Self::on_connection_lost), with the client itself (to
+    /// reconnect, say).
+    pub fn on_connection_lost_with_client(
+        mut self,
+        mut f: impl FnMut(&crate::Client, &Error) + Send + 'static,
+    ) -> Self {
+        let slot = self.client_slot();
+        self.on_connection_lost = Some(Box::new(move |e| f(slot.get(), e)));
+        self
+    }
+
+    fn client_slot(&mut self) -> Arc<crate::client::ClientSlot> {
+        self.client_slot
+            .get_or_insert_with(Default::default)
+            .clone()
     }
 
     /// Called on the dispatch thread after every successful (re)connect with the

@@ -329,7 +329,8 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
     let for_thread = io.clone();
     let io_thread = super::threads::spawn(c"mqttsync-io", move || run(for_thread, poll))?;
 
-    Ok(Client {
+    let client = Client {
+        owner: true,
         io,
         messages: Messages {
             rx: msg_rx,
@@ -342,7 +343,11 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
         dispatch_thread: Mutex::new(dispatch_thread),
         request_timeout: opts.request_timeout,
         version: opts.version,
-    })
+    };
+    if let Some(slot) = opts.client_slot.take() {
+        slot.fill_with_view_of(&client);
+    }
+    Ok(client)
 }
 
 fn seed() -> u64 {
