@@ -4,7 +4,7 @@
 //!
 //! cargo run --example callbacks -- [tcp://localhost:1883]
 
-use std::sync::{mpsc, Arc, OnceLock};
+use std::sync::mpsc;
 use std::time::Duration;
 
 use mqttsync::{Client, ConnectOptions, Error, Message, QoS};
@@ -23,36 +23,32 @@ fn run(uri: &str) -> Result<(), Error> {
     let pid = std::process::id();
     let requests = format!("mqttsync/cb/{pid}/request");
     let replies = format!("mqttsync/cb/{pid}/reply");
-    let me: Arc<OnceLock<Arc<Client>>> = Arc::new(OnceLock::new());
     let (done_tx, done_rx) = mpsc::channel();
 
-    let me2 = me.clone();
     let replies2 = replies.clone();
     let options = ConnectOptions::new(uri)
         .client_id(format!("mqttsync-callbacks-{pid}"))
         .on_connected(|session_present| println!("connected (session present: {session_present})"))
         .on_connection_lost(|cause| println!("connection lost: {cause}"))
-        .on_message(move |m: Message| {
+        // The message callback gets the client too, to publish a reply.
+        .on_message_with_client(move |client: &Client, m: Message| {
             println!(
                 "message on {}: {}",
                 m.topic,
                 m.payload_str().unwrap_or("<binary>")
             );
             if m.topic.ends_with("/request") {
-                if let Some(client) = me2.get() {
-                    // Calling the client from inside a callback is allowed.
-                    let reply =
-                        Message::new(&replies2, format!("re: {}", m.payload_str().unwrap_or("")));
-                    if let Err(e) = client.publish(reply.qos(QoS::AtLeastOnce)) {
-                        eprintln!("reply failed: {}", e.report());
-                    }
+                // Calling the client from inside a callback is allowed.
+                let reply =
+                    Message::new(&replies2, format!("re: {}", m.payload_str().unwrap_or("")));
+                if let Err(e) = client.publish(reply.qos(QoS::AtLeastOnce)) {
+                    eprintln!("reply failed: {}", e.report());
                 }
             } else {
                 let _ = done_tx.send(());
             }
         });
-    let client = Arc::new(Client::connect(options)?);
-    let _ = me.set(client.clone());
+    let client = Client::connect(options)?;
     client.subscribe(&requests, QoS::AtLeastOnce)?;
     client.subscribe(&replies, QoS::AtLeastOnce)?;
     client.publish_wait(Message::new(&requests, "ping").qos(QoS::AtLeastOnce))?;
