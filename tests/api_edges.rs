@@ -234,3 +234,15 @@ fn callbacks_can_be_given_their_client() {
     // The callbacks' handle does not keep the client alive: closing returns.
     c.close().unwrap();
 }
+
+#[test]
+fn connect_info_names_the_server_with_its_scheme_before_and_after_reconnect() {
+    let broker = Broker::start();
+    let bare = format!("127.0.0.1:{}", broker.port());
+    let c = Client::connect(ConnectOptions::new(&bare).client_id(unique_client_id("ci"))).unwrap();
+    let want = format!("tcp://{bare}");
+    assert_eq!(c.connect_info().unwrap().server, want);
+    c.disconnect().unwrap();
+    assert_eq!(c.reconnect().unwrap().server, want);
+    assert_eq!(c.connect_info().unwrap().server, want);
+}

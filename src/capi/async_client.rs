@@ -1229,7 +1229,13 @@ fn do_connect(h: &Arc<AsyncHandle>, p: Params, token: c_int) {
                 let uri = if p.servers.len() == 1 {
                     strip_scheme(&p.servers[0]).to_owned()
                 } else {
-                    info.server.clone()
+                    // The list entry as the application gave it (Paho's serverURI).
+                    let got = strip_scheme(&info.server);
+                    p.servers
+                        .iter()
+                        .find(|s| strip_scheme(&super::connect_opts::paho_server_uri(s)) == got)
+                        .cloned()
+                        .unwrap_or_else(|| info.server.clone())
                 };
                 let done = Done::Connect {
                     uri: CString::new(uri).unwrap_or_default(),

@@ -82,7 +82,9 @@ pub struct Stats {
 pub struct ConnectInfo {
     /// The broker still had a session for this client.
     pub session_present: bool,
-    /// The server URI that accepted the connection.
+    /// The server URI that accepted the connection, as given, always with its scheme
+    /// (`localhost:1883` is reported as `tcp://localhost:1883`); the same after
+    /// [`Client::reconnect`].
     pub server: String,
     /// Protocol version in use.
     pub version: ProtocolVersion,

@@ -134,7 +134,12 @@ impl Io {
         self.readable = true;
         let info = ConnectInfo {
             session_present: connack.session_present,
-            server: uri.original.clone(),
+            // One form, with the scheme: a URI given without one is TCP.
+            server: if uri.original.contains("://") {
+                uri.original.clone()
+            } else {
+                format!("tcp://{}", uri.original)
+            },
             version: self.version,
             properties: connack.properties.clone(),
         };
