@@ -89,35 +89,30 @@ impl Read for Stream {
     }
 }
 
+/// A TLS write; after a reset, the alert the server sent before it closed says why.
+fn write_tls<S: Read + Write>(s: &mut S, buf: &[u8]) -> io::Result<usize> {
+    match s.write(buf) {
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
+            ) =>
+        {
+            Err(pending_tls_alert(s).unwrap_or(e))
+        }
+        r => r,
+    }
+}
+
 impl Write for Stream {
     // std's TcpStream writes with MSG_NOSIGNAL on Linux, so a vanished peer gives EPIPE,
     // never SIGPIPE, also when the library is loaded into a C program.
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Stream::Tcp(s) => s.write(buf),
-            Stream::Tls(s) => match s.write(buf) {
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
-                    ) =>
-                {
-                    Err(pending_tls_alert(s.as_mut()).unwrap_or(e))
-                }
-                r => r,
-            },
+            Stream::Tls(s) => write_tls(s.as_mut(), buf),
             #[cfg(target_os = "linux")]
-            Stream::OpenSsl(s) => match s.write(buf) {
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
-                    ) =>
-                {
-                    Err(pending_tls_alert(s.as_mut()).unwrap_or(e))
-                }
-                r => r,
-            },
+            Stream::OpenSsl(s) => write_tls(s.as_mut(), buf),
             Stream::Ws(s) => s.write(buf),
         }
     }
