@@ -38,7 +38,11 @@ pub fn paho_server_uri(uri: &str) -> String {
         Some(i) => (&uri[..i + 3], &uri[i + 3..]),
         None => ("", uri),
     };
-    if scheme.to_ascii_lowercase().starts_with("ws") {
+    let websocket = matches!(
+        crate::Scheme::from_name(scheme.trim_end_matches("://")),
+        Some(crate::Scheme::Ws | crate::Scheme::Wss)
+    );
+    if websocket {
         return uri.to_owned();
     }
     match rest.find('/') {
