@@ -265,9 +265,12 @@ impl Io {
                 log::debug!("acknowledgement not sent: {e}");
             }
         }
-        // QoS 2 markers go to the store now; then whoever waits for them may go on.
-        self.process_events();
-        self.shared.acks_stored(upto);
+        // With a durable store, QoS 2 markers go to the store now and whoever waits for them
+        // may go on; otherwise the next transmit applies the events (nobody waits).
+        if self.shared.durable_acks {
+            self.process_events();
+            self.shared.acks_stored(upto);
+        }
     }
 
     /// Whether publish requests may move from the channel into the session. Once the
