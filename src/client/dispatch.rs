@@ -1,12 +1,23 @@
 //! The dispatch thread: runs the application's callbacks, one at a time, off the I/O
 //! thread (so a callback may call the client, and a slow callback delays no socket work).
+//!
+//! The thread is there only while there is work: the first item for the callbacks starts
+//! it (a thread of the pool, `threads`), and it leaves once nothing has come for
+//! [`LINGER`]. An idle client with callbacks therefore has one thread (its I/O thread), not
+//! two. At most one dispatch thread serves a client at a time (the queue's claim), so the
+//! callbacks still run one at a time and in order.
 
+use std::cell::Cell;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use super::options::LostCallback;
-use super::queue::Consumer;
-use super::{Incoming, Shared, STATE_CLOSED};
+use super::queue::{Consumer, Producer, RecvError};
+use super::{Incoming, Shared};
+
+/// How long a dispatch thread waits for more work before it leaves.
+const LINGER: Duration = Duration::from_millis(500);
 
 pub(super) struct Callbacks {
     pub(crate) on_message: Option<super::options::MessageCallback>,
@@ -16,9 +27,137 @@ pub(super) struct Callbacks {
     pub(crate) on_server_disconnect: Option<super::options::ServerDisconnectCallback>,
 }
 
-pub(super) fn dispatch_loop(rx: Consumer<Incoming>, mut cb: Callbacks, shared: Arc<Shared>) {
-    let _ = shared.dispatch_thread.set(std::thread::current().id());
-    while let Ok(mut item) = rx.recv() {
+thread_local! {
+    /// The client (its `Shared`) whose callbacks this thread is running, if any.
+    static DISPATCHING: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Whether the calling thread is running `shared`'s callbacks.
+pub(super) fn on_dispatch_thread(shared: &Shared) -> bool {
+    DISPATCHING.with(|d| d.get() == shared as *const Shared as usize)
+}
+
+/// Marks the thread as running a client's callbacks while alive.
+struct Mark;
+
+impl Mark {
+    fn set(shared: &Shared) -> Mark {
+        DISPATCHING.with(|d| d.set(shared as *const Shared as usize));
+        Mark
+    }
+}
+
+impl Drop for Mark {
+    fn drop(&mut self) {
+        DISPATCHING.with(|d| d.set(0));
+    }
+}
+
+type SharedCallbacks = Arc<Mutex<Option<Callbacks>>>;
+
+fn lock(cb: &SharedCallbacks) -> MutexGuard<'_, Option<Callbacks>> {
+    cb.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The I/O thread's side: hands items to the callbacks, starting a dispatch thread when
+/// none is running. Dropping it ends the queue; the callbacks (and what they hold) are
+/// dropped once the last item has been handled.
+pub(super) struct Dispatcher {
+    tx: Producer<Incoming>,
+    rx: Consumer<Incoming>,
+    callbacks: SharedCallbacks,
+    shared: Arc<Shared>,
+    connected: bool,
+    lost: bool,
+    server_disconnect: bool,
+}
+
+impl Dispatcher {
+    pub(super) fn new(callbacks: Callbacks, shared: Arc<Shared>) -> Dispatcher {
+        let (tx, rx) = super::queue::queue();
+        Dispatcher {
+            tx,
+            rx,
+            connected: callbacks.on_connected.is_some(),
+            lost: callbacks.on_connection_lost.is_some(),
+            server_disconnect: callbacks.on_server_disconnect.is_some(),
+            callbacks: Arc::new(Mutex::new(Some(callbacks))),
+            shared,
+        }
+    }
+
+    /// Hands one item over (an item no callback wants is dropped here).
+    pub(crate) fn send(&self, item: Incoming) {
+        let wanted = match &item {
+            Incoming::Connected(_) => self.connected,
+            Incoming::Lost(_) => self.lost,
+            Incoming::ServerDisconnect(_) => self.server_disconnect,
+            Incoming::Message(_) | Incoming::Delivered(_) => true,
+        };
+        if wanted {
+            self.send_many(std::iter::once(item));
+        }
+    }
+
+    /// Hands items over under one lock.
+    pub(crate) fn send_many(&self, items: impl IntoIterator<Item = Incoming>) {
+        if self.tx.send_claim(items) {
+            self.start();
+        }
+    }
+
+    /// Items not yet handled.
+    pub(crate) fn len(&self) -> usize {
+        self.tx.len()
+    }
+
+    fn start(&self) {
+        let rx = self.rx.clone();
+        let cb = self.callbacks.clone();
+        let sh = self.shared.clone();
+        match super::threads::spawn(c"mqttsync-dispatch", move || dispatch_loop(rx, cb, sh)) {
+            // The previous thread, if any, has released the queue: it is done or leaving.
+            Ok(w) => *self.shared.dispatcher() = Some(w),
+            Err(e) => {
+                // Tried again with the next item.
+                log::error!("starting the callback thread failed: {e}");
+                self.tx.unclaim();
+            }
+        }
+    }
+}
+
+impl Drop for Dispatcher {
+    fn drop(&mut self) {
+        self.tx.close();
+        if self.tx.claim() {
+            // No dispatch thread will come: the callbacks go now (outside the lock: what
+            // they hold may be anything).
+            let cbs = lock(&self.callbacks).take();
+            drop(cbs);
+        }
+    }
+}
+
+fn dispatch_loop(rx: Consumer<Incoming>, callbacks: SharedCallbacks, shared: Arc<Shared>) {
+    let mut guard = lock(&callbacks);
+    let Some(cb) = guard.as_mut() else {
+        // The client is finished; nothing to run.
+        let _ = rx.recv_or_release(Duration::ZERO);
+        return;
+    };
+    let _mark = Mark::set(&shared);
+    loop {
+        let mut item = match rx.recv_or_release(LINGER) {
+            Ok(item) => item,
+            Err(RecvError::Empty) => return,
+            Err(RecvError::Closed) => {
+                let cbs = guard.take();
+                drop(guard);
+                drop(cbs);
+                return;
+            }
+        };
         // Acknowledged once the callback has returned (or panicked): then the application
         // has had the message.
         let mut taken = None;
@@ -63,9 +202,6 @@ pub(super) fn dispatch_loop(rx: Consumer<Incoming>, mut cb: Callbacks, shared: A
         if shared.read_paused.load(Ordering::Acquire) {
             shared.parked.store(true, Ordering::SeqCst);
             shared.wake();
-        }
-        if shared.state.load(Ordering::Acquire) == STATE_CLOSED && rx.is_empty() {
-            break;
         }
     }
 }

@@ -22,8 +22,6 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Sender;
-
 pub use options::{
     ConnectOptions, Message, Payload, ReconnectOptions, Scheme, ServerUri, TlsOptions, TlsPsk,
     TlsVersion,
@@ -121,11 +119,17 @@ pub(crate) struct Shared {
     state: AtomicU8,
     last_error: Mutex<Option<Arc<Error>>>,
     connect_info: Mutex<Option<ConnectInfo>>,
-    waker: mio::Waker,
+    /// Control requests to the I/O thread.
+    ctl: queue::Mailbox<Control>,
+    /// Publish requests to the I/O thread (a short queue).
+    publishes: queue::Mailbox<Box<PubReq>>,
+    /// How to wake the I/O thread (`wake`).
+    sleeper: Arc<io::Sleeper>,
     parked: AtomicBool,
     read_paused: AtomicBool,
     dispatch_waiting: AtomicUsize,
-    dispatch_thread: OnceLock<ThreadId>,
+    /// The thread running the callbacks, while there is one (`dispatch`).
+    dispatcher: Mutex<Option<threads::Worker>>,
     /// Publishers waiting for room in the full request channel, and their wake-up (sent by
     /// the I/O thread once the channel is at most half full: one wake-up per batch).
     room: Mutex<()>,
@@ -387,12 +391,10 @@ impl Shared {
         Error::NotConnected
     }
 
-    /// Wakes the I/O thread if it is parked in poll.
+    /// Wakes the I/O thread if it is parked (in its poll, or on its condition variable).
     pub(crate) fn wake(&self) {
         if self.parked.swap(false, Ordering::SeqCst) {
-            if let Err(e) = self.waker.wake() {
-                log::warn!("waking the I/O thread failed: {e}");
-            }
+            self.sleeper.ring();
         }
     }
 
@@ -405,7 +407,22 @@ impl Shared {
     }
 
     fn on_dispatch_thread(&self) -> bool {
-        self.dispatch_thread.get() == Some(&std::thread::current().id())
+        dispatch::on_dispatch_thread(self)
+    }
+
+    fn dispatcher(&self) -> std::sync::MutexGuard<'_, Option<threads::Worker>> {
+        self.dispatcher.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits until the callbacks' thread, if any, has finished (unless called on it).
+    fn join_dispatcher(&self) {
+        if self.on_dispatch_thread() {
+            return;
+        }
+        let w = self.dispatcher().take();
+        if let Some(w) = w {
+            w.join();
+        }
     }
 }
 
@@ -609,14 +626,11 @@ pub struct Client {
     /// leaves the client alone.
     owner: bool,
     shared: Arc<Shared>,
-    ctl_tx: Sender<Control>,
-    pub_tx: Sender<Box<PubReq>>,
     messages: Messages,
     /// The I/O thread's state, locked by that thread while it works and free while it
     /// sleeps (then a publish may go out on the caller's thread).
     io: Arc<Mutex<io::Io>>,
     io_thread: Mutex<Option<threads::Worker>>,
-    dispatch_thread: Mutex<Option<threads::Worker>>,
     request_timeout: Duration,
     version: ProtocolVersion,
 }
@@ -707,7 +721,10 @@ impl Client {
         // Our queue rather than a crossbeam channel: the caller sleeps at once instead of
         // spinning and calling sched_yield while the I/O thread works on the request.
         let (tx, rx) = queue::queue();
-        self.ctl_tx.send(make(tx)).map_err(|_| Error::Closed)?;
+        self.shared
+            .ctl
+            .try_send(make(tx))
+            .map_err(|_| Error::Closed)?;
         self.shared.wake();
         let _guard = DispatchWaitGuard::new(&self.shared);
         match rx.recv_timeout(Some(timeout)) {
@@ -755,7 +772,7 @@ impl Client {
         let mut req = req;
         if now.saturating_sub(prev) >= DIRECT_GAP.as_nanos() as u64
             && self.shared.parked.load(Ordering::SeqCst)
-            && self.pub_tx.is_empty()
+            && self.shared.publishes.is_empty()
         {
             if let Ok(mut io) = self.io.try_lock() {
                 match io.publish_direct(req) {
@@ -771,9 +788,9 @@ impl Client {
                 }
             }
         }
-        match self.pub_tx.try_send(req) {
+        match self.shared.publishes.try_send(req) {
             Ok(()) => {}
-            Err(crossbeam_channel::TrySendError::Full(mut req)) => {
+            Err(queue::SendError::Full(mut req)) => {
                 // Not the channel's own blocking send: it spins and yields before sleeping,
                 // and would wake for every slot freed. This sleeps until the I/O thread has
                 // emptied half the channel.
@@ -782,16 +799,14 @@ impl Client {
                 loop {
                     self.shared.wake();
                     self.wait_for_room(deadline, timeout)?;
-                    match self.pub_tx.try_send(req) {
+                    match self.shared.publishes.try_send(req) {
                         Ok(()) => break,
-                        Err(crossbeam_channel::TrySendError::Full(r)) => req = r,
-                        Err(crossbeam_channel::TrySendError::Disconnected(_)) => {
-                            return Err(Error::Closed)
-                        }
+                        Err(queue::SendError::Full(r)) => req = r,
+                        Err(queue::SendError::Closed(_)) => return Err(Error::Closed),
                     }
                 }
             }
-            Err(crossbeam_channel::TrySendError::Disconnected(_)) => return Err(Error::Closed),
+            Err(queue::SendError::Closed(_)) => return Err(Error::Closed),
         }
         self.shared.wake();
         Ok(DeliveryToken {
@@ -814,7 +829,7 @@ impl Client {
             if sh.state.load(Ordering::Acquire) == STATE_CLOSED {
                 break Err(Error::Closed);
             }
-            if !self.pub_tx.is_full() {
+            if !self.shared.publishes.is_full() {
                 break Ok(());
             }
             let now = Instant::now();
@@ -978,7 +993,7 @@ impl Client {
     /// Closes the network connection without DISCONNECT, as if the link had failed: the
     /// broker publishes the will. No automatic reconnect follows.
     pub fn abort(&self) {
-        if self.ctl_tx.send(Control::Abort).is_ok() {
+        if self.shared.ctl.try_send(Control::Abort).is_ok() {
             self.shared.wake();
         }
     }
@@ -1075,12 +1090,9 @@ impl ClientSlot {
         self.fill(Client {
             owner: false,
             shared: c.shared.clone(),
-            ctl_tx: c.ctl_tx.clone(),
-            pub_tx: c.pub_tx.clone(),
             messages: c.messages.clone(),
             io: c.io.clone(),
             io_thread: Mutex::new(None),
-            dispatch_thread: Mutex::new(None),
             request_timeout: c.request_timeout,
             version: c.version,
         });
@@ -1096,10 +1108,9 @@ impl Drop for Client {
         if self.is_connected() {
             let _ = self.disconnect();
         }
-        let _ = self.ctl_tx.send(Control::Shutdown);
+        let _ = self.shared.ctl.try_send(Control::Shutdown);
         self.shared.parked.store(true, Ordering::SeqCst);
         self.shared.wake();
-        let on_dispatch = self.shared.on_dispatch_thread();
         if let Some(h) = self
             .io_thread
             .lock()
@@ -1108,15 +1119,8 @@ impl Drop for Client {
         {
             h.join();
         }
-        if let Some(h) = self
-            .dispatch_thread
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-        {
-            if !on_dispatch {
-                h.join();
-            }
-        }
+        // The I/O thread has handed over its last items: their callbacks run before this
+        // returns (unless it is one of them).
+        self.shared.join_dispatcher();
     }
 }

@@ -5,13 +5,10 @@ use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mio::unix::SourceFd;
-use mio::Interest;
-
 use super::event_loop::read_into;
 use super::transmit::Mode;
-use super::{Io, SubWaiter, MIN_READ, SOCK, STABLE_CONNECTION};
-use crate::client::options::ServerUri;
+use super::{Io, SubWaiter, MIN_READ, STABLE_CONNECTION};
+use crate::client::options::{HttpOptions, ServerUri};
 use crate::client::{
     ConnectInfo, Incoming, PubReq, STATE_CLOSED, STATE_CONNECTED, STATE_DISCONNECTED,
     STATE_RECONNECTING,
@@ -20,6 +17,14 @@ use crate::error::{Error, LostCause, Result, Step};
 use crate::proto::session::{Event, SessionError};
 use crate::proto::{reason, Disconnect, Properties, ProtocolVersion, SubscribeFilter};
 use crate::transport::{self, Stream};
+
+/// The HTTP options of a client with none set.
+static NO_HTTP: HttpOptions = HttpOptions {
+    headers: Vec::new(),
+    http_proxy: None,
+    https_proxy: None,
+    proxy_from_env: false,
+};
 
 impl Io {
     pub(super) fn establish(&mut self) -> Result<ConnectInfo> {
@@ -56,7 +61,13 @@ impl Io {
         let total = self.connect_timeout;
         let start = Instant::now();
         let deadline = start + total;
-        let mut stream = transport::open_with(uri, self.tls.as_ref(), &self.http, deadline, total)?;
+        let mut stream = transport::open_with(
+            uri,
+            self.tls.as_deref(),
+            self.http.as_deref().unwrap_or(&NO_HTTP),
+            deadline,
+            total,
+        )?;
         self.rbuf.clear();
         self.wbuf.clear();
         self.wpos = 0;
@@ -125,11 +136,7 @@ impl Io {
         // Non-blocking from here on, so the handshake's timeouts no longer apply.
         stream.set_nonblocking(true)?;
         let fd = stream.as_raw_fd();
-        self.registry.register(
-            &mut SourceFd(&fd),
-            SOCK,
-            Interest::READABLE | Interest::WRITABLE,
-        )?;
+        self.watch_in_own_poll(fd)?;
         self.stream = Some(stream);
         self.readable = true;
         let info = ConnectInfo {
@@ -280,8 +287,7 @@ impl Io {
 
     pub(super) fn close_stream(&mut self) {
         if let Some(s) = self.stream.take() {
-            let fd = s.as_raw_fd();
-            let _ = self.registry.deregister(&mut SourceFd(&fd));
+            self.unwatch(s.as_raw_fd());
             s.shutdown();
         }
         self.readable = false;
@@ -319,9 +325,11 @@ impl Io {
         self.fail_waiters(Error::ConnectionLost(LostCause::ClientClosed));
         let closed = Arc::new(Error::Closed);
         self.fail_offline(Error::Closed);
-        while let Ok(req) = self.pub_rx.try_recv() {
+        for req in self.shared.publishes.close() {
             req.token.complete(Err(closed.clone()));
         }
+        // Control requests not taken: dropping their reply ends the caller's wait.
+        drop(self.shared.ctl.close());
         // Publishers waiting for room see the closed state.
         self.shared.notify_room();
         self.poke_tokens();
@@ -332,12 +340,14 @@ impl Io {
         }
         // Remaining overflow is handed over so nothing received is dropped.
         while let Some(item) = self.overflow.pop_front() {
-            let tx = if self.messages_to_dispatch {
-                self.dispatch_tx.as_ref().unwrap_or(&self.msg_tx)
-            } else {
-                &self.msg_tx
-            };
-            tx.send(item);
+            match self
+                .dispatch_tx
+                .as_ref()
+                .filter(|_| self.messages_to_dispatch)
+            {
+                Some(d) => d.send(item),
+                None => self.msg_tx.send(item),
+            }
         }
         self.dispatch_tx = None;
     }
@@ -356,8 +366,7 @@ impl Io {
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(err.clone()));
         if let Some(s) = self.stream.take() {
-            let fd = s.as_raw_fd();
-            let _ = self.registry.deregister(&mut SourceFd(&fd));
+            self.unwatch(s.as_raw_fd());
             s.shutdown();
         }
         self.fail_waiters(err.clone());
@@ -367,7 +376,7 @@ impl Io {
             }
         }
         // Control requests not taken: dropping their reply ends the caller's wait.
-        while self.ctl_rx.try_recv().is_ok() {}
+        drop(self.shared.ctl.close());
         let shared_err = Arc::new(err.clone());
         for (_, (_, token)) in self.tokens.drain() {
             token.complete(Err(shared_err.clone()));
@@ -375,7 +384,7 @@ impl Io {
         for req in self.offline.drain(..) {
             req.token.complete(Err(shared_err.clone()));
         }
-        while let Ok(req) = self.pub_rx.try_recv() {
+        for req in self.shared.publishes.close() {
             req.token.complete(Err(shared_err.clone()));
         }
         self.shared.notify_room();

@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use mio::Poll;
 
 use super::connection::ack_now;
 use super::transmit::Mode;
@@ -38,8 +37,8 @@ enum Next {
 /// A panic (a bug in mqttsync, or in a persistence store, whose calls run here) must not
 /// leave a client that looks alive with nobody serving it: the client is closed and every
 /// waiter answered ([`Io::crashed`]).
-pub(crate) fn run(io: Arc<Mutex<Io>>, poll: Poll) {
-    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| serve(&io, poll)));
+pub(crate) fn run(io: Arc<Mutex<Io>>) {
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| serve(&io)));
     if r.is_err() {
         log::error!("the I/O thread of an mqttsync client panicked; the client is closed");
         let mut g = io.lock().unwrap_or_else(|e| e.into_inner());
@@ -49,13 +48,15 @@ pub(crate) fn run(io: Arc<Mutex<Io>>, poll: Poll) {
     }
 }
 
-fn serve(io: &Mutex<Io>, mut poll: Poll) {
-    let mut events = mio::Events::with_capacity(8);
-    let shared = io.lock().unwrap_or_else(|e| e.into_inner()).shared.clone();
+fn serve(io: &Mutex<Io>) {
+    // Two sources: the waker and the socket (edge-triggered: more would wait for the next
+    // poll, not be lost).
+    let mut events = mio::Events::with_capacity(2);
+    let mut g = io.lock().unwrap_or_else(|e| e.into_inner());
+    let shared = g.shared.clone();
     // Events of the last poll, still to be looked at.
     let mut polled: Option<bool> = None;
     loop {
-        let mut g = io.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(quiet_check) = polled.take() {
             g.take_events(&events, quiet_check);
         }
@@ -67,15 +68,30 @@ fn serve(io: &Mutex<Io>, mut poll: Poll) {
                 quiet_check,
             } => (timeout, quiet_check),
         };
+        // The poll leaves the `Io` while the thread sleeps in it (nobody else uses it).
+        let poll = g.poll.take();
         drop(g);
-        let r = poll.poll(&mut events, timeout);
+        let slept = match poll {
+            Some(mut p) => {
+                let r = p.poll(&mut events, timeout);
+                Some((p, r))
+            }
+            None => {
+                shared.sleeper.sleep(timeout);
+                None
+            }
+        };
         shared.parked.store(false, Ordering::SeqCst);
-        match r {
-            Ok(()) => polled = Some(quiet_check),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                log::error!("poll failed: {e}");
-                io.lock().unwrap_or_else(|e| e.into_inner()).lose(e.into());
+        g = io.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((p, r)) = slept {
+            g.poll = Some(p);
+            match r {
+                Ok(()) => polled = Some(quiet_check),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    log::error!("poll failed: {e}");
+                    g.lose(e.into());
+                }
             }
         }
     }
@@ -84,6 +100,7 @@ fn serve(io: &Mutex<Io>, mut poll: Poll) {
 impl Io {
     /// One turn of work: requests, writes, reads, timers; then how to wait.
     fn turn(&mut self) -> Next {
+        self.resume();
         let now = Instant::now();
         self.handle_controls(now);
         if self.shutdown {
@@ -110,12 +127,23 @@ impl Io {
             return Next::Exit;
         }
 
-        let timeout = self.next_timeout(now);
+        let mut timeout = self.next_timeout(now);
         // Before a long sleep, a short one: if nothing happens in it, the connection is
         // quiet and its buffers go back to the allocator (memory per idle client).
         // Busy connections never reach the end of the short sleep, so pay nothing.
         let quiet_check = !self.trimmed && timeout.is_none_or(|t| t > QUIET);
-        let timeout = if quiet_check { Some(QUIET) } else { timeout };
+        if quiet_check {
+            timeout = Some(QUIET);
+        } else if let Some(at) = self.shed_at() {
+            // Quiet for longer still: the poll and its waker go back too (descriptors per
+            // idle client), the watcher watches the socket.
+            if now >= at {
+                self.shed();
+            } else {
+                let wait = at - now;
+                timeout = Some(timeout.map_or(wait, |t| t.min(wait)));
+            }
+        }
         self.shared.parked.store(true, Ordering::SeqCst);
         if timeout != Some(Duration::ZERO) && self.has_requests() {
             self.shared.parked.store(false, Ordering::SeqCst);
@@ -145,6 +173,7 @@ impl Io {
     /// Frees the read and write buffers and the session's empty queues (see `QUIET`).
     pub(super) fn release_idle_memory(&mut self) {
         self.trimmed = true;
+        self.quiet_at = Instant::now();
         if self.rbuf.is_empty() {
             self.rbuf = BytesMut::new();
             self.read_chunk = MIN_READ;
@@ -154,12 +183,14 @@ impl Io {
             self.wpos = 0;
         }
         self.session.release_idle_memory();
+        self.shared.publishes.trim();
+        self.shared.ctl.trim();
     }
 
     pub(super) fn has_requests(&self) -> bool {
-        !self.ctl_rx.is_empty()
+        !self.shared.ctl.is_empty()
             || self.shared.acks_pending()
-            || (!self.pub_rx.is_empty() && self.room_for_publishes())
+            || (!self.shared.publishes.is_empty() && self.room_for_publishes())
     }
 
     pub(super) fn next_timeout(&self, now: Instant) -> Option<Duration> {
@@ -279,7 +310,7 @@ impl Io {
             }
             return;
         }
-        let done = self.session.pending_publishes().is_empty() && self.pub_rx.is_empty();
+        let done = self.session.pending_publishes().is_empty() && self.shared.publishes.is_empty();
         if !done && now < d.deadline {
             return;
         }

@@ -165,18 +165,19 @@ impl Io {
     }
 
     pub(super) fn pump_overflow(&mut self) {
-        let tx = if self.messages_to_dispatch {
-            match &self.dispatch_tx {
-                Some(t) => t,
-                None => &self.msg_tx,
-            }
-        } else {
-            &self.msg_tx
-        };
-        let room = self.incoming_capacity.saturating_sub(tx.len());
+        let to_dispatch = self
+            .dispatch_tx
+            .as_ref()
+            .filter(|_| self.messages_to_dispatch);
+        let queued = to_dispatch.map_or_else(|| self.msg_tx.len(), |d| d.len());
+        let room = self.incoming_capacity.saturating_sub(queued);
         let n = room.min(self.overflow.len());
         if n > 0 {
-            tx.send_many(self.overflow.drain(..n));
+            let items = self.overflow.drain(..n);
+            match to_dispatch {
+                Some(d) => d.send_many(items),
+                None => self.msg_tx.send_many(items),
+            }
         }
         let paused = !self.overflow.is_empty();
         self.shared.read_paused.store(paused, Ordering::Release);

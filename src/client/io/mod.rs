@@ -16,24 +16,25 @@ mod connection;
 mod event_loop;
 mod events;
 mod requests;
+mod sleep;
 mod transmit;
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use crossbeam_channel::Receiver;
-use mio::{Poll, Token, Waker};
+use mio::{Poll, Token};
 
 pub(crate) use event_loop::run;
+pub(crate) use sleep::Sleeper;
 
-use super::dispatch::{dispatch_loop, Callbacks};
+use super::dispatch::{Callbacks, Dispatcher};
 use super::options::{ConnectOptions, HttpOptions, ReconnectOptions, ServerUri, TlsOptions};
-use super::queue::Producer;
+use super::queue::{Mailbox, Producer};
 use super::token::TokenInner;
-use super::{Client, Control, Incoming, Messages, PubReq, Shared, STATE_CONNECTING};
+use super::{Client, Incoming, Messages, PubReq, Shared, STATE_CONNECTING};
 use crate::error::{Error, Result};
 use crate::persist::Persister;
 use crate::proto::session::{Session, SessionConfig};
@@ -55,6 +56,9 @@ const MIN_READ: usize = 2 * 1024;
 const MAX_READ: usize = 256 * 1024;
 /// Buffer capacity an idle connection may keep.
 const IDLE_BUFFER: usize = 16 * 1024;
+/// Quiet this long after giving its buffers back, a connection gives back its poll and
+/// waker as well, and the process-wide watcher watches its socket (see `sleep`).
+const SHED_AFTER: Duration = Duration::from_millis(250);
 /// Quiet this long, a connection gives its buffers back.
 const QUIET: Duration = Duration::from_millis(100);
 /// A connection up for this long counts as healthy: the reconnect backoff starts over.
@@ -79,12 +83,20 @@ struct Disconnecting {
 
 pub(crate) struct Io {
     shared: Arc<Shared>,
-    registry: mio::Registry,
+    /// The thread's poll (socket and waker); `None` while it sleeps without one (idle, see
+    /// `sleep`), and while the thread sleeps in it.
+    poll: Option<Poll>,
+    /// The socket, while the process-wide watcher watches it for this sleeping client.
+    watched: Option<sleep::Watched>,
+    /// When the buffers were last released (`release_idle_memory`): quiet since then.
+    quiet_at: Instant,
     session: Session,
     version: ProtocolVersion,
     servers: Vec<ServerUri>,
-    tls: Option<TlsOptions>,
-    http: HttpOptions,
+    /// Boxed: most clients have none, and the options are large (memory per client).
+    tls: Option<Box<TlsOptions>>,
+    /// `None` for the usual case (no headers, no proxy): memory per client.
+    http: Option<Box<HttpOptions>>,
     connect: Connect,
     connect_timeout: Duration,
     reconnect: Option<ReconnectOptions>,
@@ -100,10 +112,8 @@ pub(crate) struct Io {
     read_chunk: usize,
     wbuf: Vec<u8>,
     wpos: usize,
-    ctl_rx: Receiver<Control>,
-    pub_rx: Receiver<Box<PubReq>>,
     msg_tx: Producer<Incoming>,
-    dispatch_tx: Option<Producer<Incoming>>,
+    dispatch_tx: Option<Dispatcher>,
     messages_to_dispatch: bool,
     delivered_to_dispatch: bool,
     overflow: VecDeque<Incoming>,
@@ -134,17 +144,21 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
     opts.validate()?;
     let keep_alive = opts.keep_alive.as_secs();
 
-    let poll = Poll::new()?;
-    let waker = Waker::new(poll.registry(), WAKE)?;
+    let sleeper = Arc::new(Sleeper::default());
+    let poll = sleep::new_poll(&sleeper, None, WAKE, SOCK)?;
     let shared = Arc::new(Shared {
         state: STATE_CONNECTING.into(),
         last_error: Mutex::new(None),
         connect_info: Mutex::new(None),
-        waker,
+        sleeper,
+        ctl: Mailbox::new(usize::MAX),
+        // Boxed requests, a short queue: the session queue behind it holds up to
+        // `max_queued` anyway.
+        publishes: Mailbox::new(opts.max_queued.min(PUBLISH_CHANNEL)),
         parked: false.into(),
         read_paused: false.into(),
         dispatch_waiting: 0.into(),
-        dispatch_thread: OnceLock::new(),
+        dispatcher: Mutex::new(None),
         room: Mutex::new(()),
         room_cv: std::sync::Condvar::new(),
         room_waiters: 0.into(),
@@ -164,11 +178,6 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
         held: Mutex::new(Vec::new()),
         held_count: 0.into(),
     });
-    let (ctl_tx, ctl_rx) = crossbeam_channel::unbounded();
-    // A short channel of boxed requests: a bounded channel allocates all its slots up front
-    // (memory per idle client; an unboxed request is about 110 bytes), and the session
-    // queue behind it holds up to `max_queued` anyway.
-    let (pub_tx, pub_rx) = crossbeam_channel::bounded(opts.max_queued.min(PUBLISH_CHANNEL));
     let (msg_tx, msg_rx) = super::queue::queue();
 
     let callbacks = Callbacks {
@@ -229,25 +238,30 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
         properties: std::mem::take(&mut opts.properties),
     };
 
-    let (dispatch_tx, dispatch_thread) = if want_dispatch {
-        let (tx, rx) = super::queue::queue();
-        let sh = shared.clone();
-        let h = super::threads::spawn(c"mqttsync-dispatch", move || {
-            dispatch_loop(rx, callbacks, sh)
-        })?;
-        (Some(tx), Some(h))
-    } else {
-        (None, None)
-    };
+    // The callbacks' thread starts with their first work (`Dispatcher`).
+    let dispatch_tx = want_dispatch.then(|| Dispatcher::new(callbacks, shared.clone()));
 
     let io = Io {
         shared: shared.clone(),
-        registry: poll.registry().try_clone()?,
+        poll: Some(poll),
+        watched: None,
+        quiet_at: Instant::now(),
         session,
         version: opts.version,
-        servers: opts.servers,
-        tls: opts.tls.take(),
-        http: std::mem::take(&mut opts.http),
+        servers: {
+            let mut s = opts.servers;
+            s.shrink_to_fit();
+            s
+        },
+        tls: opts.tls.take().map(Box::new),
+        http: {
+            let h = std::mem::take(&mut opts.http);
+            let plain = h.headers.is_empty()
+                && h.http_proxy.is_none()
+                && h.https_proxy.is_none()
+                && !h.proxy_from_env;
+            (!plain).then(|| Box::new(h))
+        },
         connect,
         connect_timeout: opts.connect_timeout,
         backoff: opts
@@ -266,8 +280,6 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
         read_chunk: MIN_READ,
         wbuf: Vec::new(),
         wpos: 0,
-        ctl_rx,
-        pub_rx,
         msg_tx,
         dispatch_tx,
         messages_to_dispatch,
@@ -310,9 +322,7 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
         if !retry {
             io.finish();
             drop(io);
-            if let Some(h) = dispatch_thread {
-                h.join();
-            }
+            shared.join_dispatcher();
             return Err(e);
         }
         log::info!(
@@ -327,7 +337,7 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
     io.release_idle_memory();
     let io = Arc::new(Mutex::new(io));
     let for_thread = io.clone();
-    let io_thread = super::threads::spawn(c"mqttsync-io", move || run(for_thread, poll))?;
+    let io_thread = super::threads::spawn(c"mqttsync-io", move || run(for_thread))?;
 
     let client = Client {
         owner: true,
@@ -337,10 +347,7 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
             shared: shared.clone(),
         },
         shared,
-        ctl_tx,
-        pub_tx,
         io_thread: Mutex::new(Some(io_thread)),
-        dispatch_thread: Mutex::new(dispatch_thread),
         request_timeout: opts.request_timeout,
         version: opts.version,
     };

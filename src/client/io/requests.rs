@@ -6,8 +6,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crossbeam_channel::TryRecvError;
-
 use super::transmit::Mode;
 use super::{Disconnecting, Io, SubWaiter, UnsubWaiter, WRITE_HIGH_WATER};
 use crate::client::token::{Delivered, TokenInner};
@@ -21,13 +19,9 @@ use crate::proto::QoS;
 impl Io {
     pub(super) fn handle_controls(&mut self, now: Instant) {
         loop {
-            match self.ctl_rx.try_recv() {
-                Ok(c) => self.handle_control(now, c),
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => {
-                    self.shutdown = true;
-                    break;
-                }
+            match self.shared.ctl.try_recv() {
+                Some(c) => self.handle_control(now, c),
+                None => break,
             }
             if self.shutdown {
                 break;
@@ -162,9 +156,9 @@ impl Io {
 
     pub(super) fn handle_publishes(&mut self) {
         while self.room_for_publishes() {
-            match self.pub_rx.try_recv() {
-                Ok(req) => self.publish(*req),
-                Err(_) => break,
+            match self.shared.publishes.try_recv() {
+                Some(req) => self.publish(*req),
+                None => break,
             }
         }
         self.intake_paused = self.session.queued_len() >= self.max_queued;
@@ -173,14 +167,14 @@ impl Io {
 
     /// Wakes waiting publishers once the request channel is at most half full.
     pub(super) fn room_made(&self) {
-        let half = self.pub_rx.capacity().unwrap_or(1) / 2;
-        if self.pub_rx.len() <= half {
+        let half = self.shared.publishes.capacity() / 2;
+        if self.shared.publishes.len() <= half {
             self.shared.notify_room();
         }
     }
 
     pub(super) fn drain_all_publishes(&mut self) {
-        while let Ok(req) = self.pub_rx.try_recv() {
+        while let Some(req) = self.shared.publishes.try_recv() {
             self.publish(*req);
         }
         self.room_made();
@@ -242,7 +236,7 @@ impl Io {
             || self.disconnecting.is_some()
             || self.shared.state.load(Ordering::Acquire) != STATE_CONNECTED
             || self.wpos != self.wbuf.len()
-            || !self.pub_rx.is_empty()
+            || !self.shared.publishes.is_empty()
             || !self.room_for_publishes()
         {
             return Err(req);
