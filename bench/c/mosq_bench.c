@@ -339,7 +339,7 @@ static int run_idle(long n)
 	proc_status(&rss0, &th0);
 	for (i = 0; i < n; i++)
 		ms[i] = new_client(&cs[i], "idle", (int)i, 10);
-	sleep_ms(500);
+	sleep_ms(1500);
 	proc_status(&rss, &th);
 	printf("RESULT rss0_kb=%ld rss_kb=%ld threads0=%ld threads=%ld\n", rss0, rss, th0, th);
 	fflush(stdout);

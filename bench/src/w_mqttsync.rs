@@ -153,9 +153,12 @@ pub fn run(a: Args) -> Result<(), Fail> {
             let before = proc_status();
             let mut cs = Vec::with_capacity(n);
             for i in 0..n {
-                cs.push(Client::connect(options(&a, "idle", i, 10))?);
+                // With a message callback, as an application that subscribes has.
+                cs.push(Client::connect(
+                    options(&a, "idle", i, 10).on_message(|_m| {}),
+                )?);
             }
-            std::thread::sleep(Duration::from_millis(500));
+            std::thread::sleep(Duration::from_millis(1500));
             print_idle(before, proc_status());
             for c in cs {
                 c.close()?;

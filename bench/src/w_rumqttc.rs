@@ -323,7 +323,7 @@ pub fn run(a: Args) -> Result<(), Fail> {
                 let h = drive(conn, c.clone(), 1);
                 cs.push((client, c, h));
             }
-            std::thread::sleep(Duration::from_millis(500));
+            std::thread::sleep(Duration::from_millis(1500));
             print_idle(before, proc_status());
             for (client, c, h) in cs {
                 close(&client, &c, h)?;
