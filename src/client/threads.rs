@@ -139,9 +139,9 @@ pub(crate) fn spawn(
         slot.cv.notify_one();
         return Ok(Worker { done: flag });
     }
-    let thread_name = name.to_string_lossy().into_owned();
+    // No std name: the thread serves other jobs later, and `set_name` gives the system its
+    // current one (a std name would be one more allocation per thread, and stale).
     std::thread::Builder::new()
-        .name(thread_name)
         .stack_size(STACK)
         .spawn(move || serve(task))?;
     Ok(Worker { done: flag })

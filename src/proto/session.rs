@@ -75,7 +75,7 @@
 //!   connection and sent in full (re-establishing the alias) otherwise, so resends after a
 //!   reconnect stay valid.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use super::{IdMap, IdSet};
 use std::time::{Duration, Instant};
@@ -350,9 +350,9 @@ pub struct Session {
 
     // Topic aliases: server -> client on this connection; client -> server as set by the
     // application's publishes, and as actually established on this connection.
-    in_aliases: HashMap<u16, String>,
-    app_aliases: HashMap<u16, String>,
-    conn_out_aliases: HashMap<u16, String>,
+    in_aliases: IdMap<u16, String>,
+    app_aliases: IdMap<u16, String>,
+    conn_out_aliases: IdMap<u16, String>,
 
     /// Packets ready for the transport.
     out: VecDeque<Out>,
@@ -425,9 +425,9 @@ impl Session {
             unacked: IdMap::default(),
             acked_qos1: IdMap::default(),
             acked_sent: VecDeque::new(),
-            in_aliases: HashMap::new(),
-            app_aliases: HashMap::new(),
-            conn_out_aliases: HashMap::new(),
+            in_aliases: IdMap::default(),
+            app_aliases: IdMap::default(),
+            conn_out_aliases: IdMap::default(),
             out: VecDeque::new(),
             held: VecDeque::new(),
             events: VecDeque::new(),
