@@ -181,6 +181,14 @@ fn async_is_clean_under_address_sanitizer_with_the_fixed_defects() {
         extra.contains("redelivered: refused once") && extra.contains("redelivered: taken: again"),
         "{extra}"
     );
+    assert!(
+        extra.contains("wfc-wait: waited in messageArrived: rc=0 complete=1 quick=1"),
+        "{extra}"
+    );
+    assert!(
+        extra.contains("burst of 20000 QoS 0 publishes, refused: 0"),
+        "{extra}"
+    );
 }
 
 /// The binaries built against Paho (`-lpaho-mqtt3as`, and the non-TLS `-lpaho-mqtt3a`)

@@ -57,8 +57,9 @@ use super::types::enums::*;
 use super::types::*;
 use crate::persist::Store;
 use crate::{
-    Client, ConnectInfo, DeliveryEvent, Disconnect, Error, Message, Properties, ProtocolVersion,
-    QoS, ReconnectOptions, RetainHandling, ServerUri, Step, SubscribeFilter, SubscribeOptions,
+    Client, ConnectInfo, DeliveryEvent, DeliveryToken, Disconnect, Error, Message, Properties,
+    ProtocolVersion, QoS, ReconnectOptions, RetainHandling, ServerUri, Step, SubscribeFilter,
+    SubscribeOptions,
 };
 
 /// Requests (connect, subscribe, unsubscribe, disconnect) waiting for the command thread.
@@ -66,6 +67,10 @@ const COMMAND_QUEUE_MAX: usize = 1024;
 /// Incoming messages waiting for the callback thread before the Rust client is made to
 /// wait (and so stops reading the socket).
 const EVENT_QUEUE_MAX: usize = 1024;
+/// How long a publish waits for room in the Rust client's queue of publishes not yet taken
+/// by its I/O thread (flow control: the I/O thread empties it as fast as the socket takes
+/// data) before `MQTTASYNC_MAX_BUFFERED_MESSAGES`.
+const SEND_ROOM_WAIT: Duration = Duration::from_millis(100);
 /// How long subscribe and unsubscribe wait for SUBACK / UNSUBACK before `onFailure`.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// First and largest pause before redelivering a message that `messageArrived` refused.
@@ -417,17 +422,8 @@ impl<T> Queue<T> {
         }
         g.0.push_back(item);
         drop(g);
-        self.cv.notify_all();
+        self.cv.notify_one();
         Ok(())
-    }
-
-    /// Waits until `ready(queue)` says there is room, or the queue closes; false if closed.
-    fn wait_room(&self, room: impl Fn(&VecDeque<T>) -> bool) -> bool {
-        let mut g = lock(&self.q);
-        while !g.1 && !room(&g.0) {
-            g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner());
-        }
-        !g.1
     }
 
     /// The next item, waiting; `None` once closed.
@@ -438,8 +434,6 @@ impl<T> Queue<T> {
                 return None;
             }
             if let Some(v) = g.0.pop_front() {
-                drop(g);
-                self.cv.notify_all();
                 return Some(v);
             }
             g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner());
@@ -461,6 +455,151 @@ impl<T> Queue<T> {
 enum Event {
     Call(Box<dyn FnOnce(&AsyncHandle) + Send>),
     Message(Message, Arc<Conn>),
+}
+
+struct EventState {
+    q: VecDeque<Event>,
+    closed: bool,
+    /// A thread is running the handle's callbacks (the callback thread with a batch, or a
+    /// Rust client's dispatch thread with one event of its own).
+    running: bool,
+    /// The callback thread waits for `cv`.
+    sleeping: bool,
+}
+
+/// The handle's callbacks, one at a time and in order.
+///
+/// Events of the Rust client (messages, acknowledgements, connection changes) arrive on
+/// the client's dispatch thread; when no callback is running and none is waiting, that
+/// thread runs the application's callback itself ([`Events::run_or_queue`]), saving the
+/// hand-over to the callback thread (one thread wake-up per event in a stream). Everything
+/// else (request outcomes from the command thread, `onSuccess` of QoS 0 publishes made on
+/// the application's threads), and a dispatch event that finds callbacks running or
+/// waiting, goes to the queue, which the callback thread takes in batches. Either way one
+/// callback runs at a time, in the order the events were posted.
+struct Events {
+    m: Mutex<EventState>,
+    /// The callback thread waits here for work.
+    cv: Condvar,
+    /// Dispatch threads wait here for room for a message ([`EVENT_QUEUE_MAX`]).
+    room_cv: Condvar,
+    room_waiters: AtomicUsize,
+}
+
+impl Events {
+    fn new() -> Self {
+        Events {
+            m: Mutex::new(EventState {
+                q: VecDeque::new(),
+                closed: false,
+                running: false,
+                sleeping: false,
+            }),
+            cv: Condvar::new(),
+            room_cv: Condvar::new(),
+            room_waiters: AtomicUsize::new(0),
+        }
+    }
+
+    /// Queues an event for the callback thread (dropped once closed).
+    fn push(&self, ev: Event) {
+        let mut g = lock(&self.m);
+        if g.closed {
+            return;
+        }
+        g.q.push_back(ev);
+        let wake = g.sleeping && !g.running;
+        drop(g);
+        if wake {
+            self.cv.notify_one();
+        }
+    }
+
+    /// On a dispatch thread: `run(item)` here when no callback is running or queued
+    /// (`None`: done, or closed); otherwise the item comes back, to be queued.
+    fn try_run_here<T>(&self, item: T, run: impl FnOnce(T)) -> Option<T> {
+        let mut g = lock(&self.m);
+        if g.closed {
+            return None;
+        }
+        if g.running || !g.q.is_empty() {
+            return Some(item);
+        }
+        g.running = true;
+        drop(g);
+        // Released even if the callback unwinds (the Rust client contains the panic).
+        struct Done<'a>(&'a Events);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                let mut g = lock(&self.0.m);
+                g.running = false;
+                let wake = g.sleeping && !g.q.is_empty();
+                drop(g);
+                if wake {
+                    self.0.cv.notify_one();
+                }
+            }
+        }
+        let _done = Done(self);
+        run(item);
+        None
+    }
+
+    /// The callback thread: the next batch of events, waiting; `None` once closed. The
+    /// caller runs them and then calls [`Events::batch_done`].
+    fn next_batch(&self, spare: &mut VecDeque<Event>) -> bool {
+        let mut g = lock(&self.m);
+        loop {
+            if g.closed {
+                return false;
+            }
+            if !g.running && !g.q.is_empty() {
+                g.running = true;
+                std::mem::swap(&mut g.q, spare);
+                return true;
+            }
+            g.sleeping = true;
+            g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner());
+            g.sleeping = false;
+        }
+    }
+
+    fn batch_done(&self) {
+        lock(&self.m).running = false;
+    }
+
+    /// Waits until `room()` or the queue closes; false if closed.
+    fn wait_room(&self, room: impl Fn() -> bool) -> bool {
+        if room() {
+            return true;
+        }
+        let mut g = lock(&self.m);
+        self.room_waiters.fetch_add(1, Ordering::SeqCst);
+        while !g.closed && !room() {
+            g = self.room_cv.wait(g).unwrap_or_else(|e| e.into_inner());
+        }
+        self.room_waiters.fetch_sub(1, Ordering::SeqCst);
+        !g.closed
+    }
+
+    /// Wakes the threads waiting for room (after the caller made some).
+    fn notify_room(&self) {
+        if self.room_waiters.load(Ordering::SeqCst) > 0 {
+            let _g = lock(&self.m);
+            self.room_cv.notify_all();
+        }
+    }
+
+    fn close(&self) {
+        let mut g = lock(&self.m);
+        g.closed = true;
+        let left = std::mem::take(&mut g.q);
+        drop(g);
+        self.cv.notify_all();
+        self.room_cv.notify_all();
+        // Dropped outside the lock (a message's drop may take the Rust client's locks).
+        drop(left);
+    }
 }
 
 /// A request for the command thread.
@@ -543,6 +682,10 @@ struct Buffered {
 /// A QoS 1/2 publish in flight (keyed by the Rust token id).
 struct InFlight {
     token: c_int,
+    /// Completed by the client's I/O thread, so `MQTTAsync_waitForCompletion` called in a
+    /// callback that runs on the dispatch thread (which reports deliveries) cannot wait on
+    /// itself.
+    rust: DeliveryToken,
     resp: Resp,
     topic: CString,
     payload: Bytes,
@@ -550,10 +693,22 @@ struct InFlight {
     retained: bool,
 }
 
+/// The QoS 1/2 publishes of one connection in flight, by Rust token id.
+#[derive(Default)]
+struct Flights {
+    map: HashMap<u64, InFlight>,
+    /// Publish calls under way (the Rust client has the message, `map` not yet).
+    publishing: usize,
+    /// Deliveries reported while `publishing > 0` for ids not (yet) in `map`: the
+    /// acknowledgement of a publish whose call has not finished. Cleared when no call is
+    /// under way (what is left belongs to publishes that are not ours, e.g. restored ones).
+    early: HashMap<u64, DeliveryEvent>,
+}
+
 /// One connection (one Rust [`Client`]): its publishes in flight and the gate that keeps
 /// its events behind the connect's `onSuccess`.
 struct Conn {
-    inflight: Mutex<HashMap<u64, InFlight>>,
+    inflight: Mutex<Flights>,
     ready: Mutex<bool>,
     ready_cv: Condvar,
     first_connected: AtomicBool,
@@ -567,7 +722,7 @@ struct Conn {
 impl Conn {
     fn new() -> Arc<Conn> {
         Arc::new(Conn {
-            inflight: Mutex::new(HashMap::new()),
+            inflight: Mutex::new(Flights::default()),
             ready: Mutex::new(false),
             ready_cv: Condvar::new(),
             first_connected: AtomicBool::new(true),
@@ -628,6 +783,13 @@ struct Params {
     resp: Resp,
 }
 
+/// The tokens of requests not yet complete, and how many threads wait for one.
+#[derive(Default)]
+struct Pending {
+    set: HashSet<c_int>,
+    waiters: usize,
+}
+
 struct State {
     client: Option<Arc<Client>>,
     conn: Option<Arc<Conn>>,
@@ -646,10 +808,10 @@ struct AsyncHandle {
     store: SharedStore,
     state: Mutex<State>,
     commands: Queue<Command>,
-    events: Queue<Event>,
+    events: Events,
     /// Messages in `events` (bounded by EVENT_QUEUE_MAX).
     queued_messages: AtomicUsize,
-    pending: Mutex<HashSet<c_int>>,
+    pending: Mutex<Pending>,
     pending_cv: Condvar,
     next_token: AtomicI32,
     destroyed: AtomicBool,
@@ -675,8 +837,7 @@ impl AsyncHandle {
                     Some(if t == i32::MAX { 1 } else { t + 1 })
                 })
                 .unwrap_or(1);
-            if !p.contains(&t) {
-                p.insert(t);
+            if p.set.insert(t) {
                 return Ok(t);
             }
         }
@@ -684,13 +845,28 @@ impl AsyncHandle {
     }
 
     fn complete(&self, token: c_int) {
-        lock(&self.pending).remove(&token);
-        self.pending_cv.notify_all();
+        let mut p = lock(&self.pending);
+        p.set.remove(&token);
+        if p.waiters > 0 {
+            drop(p);
+            self.pending_cv.notify_all();
+        }
     }
 
     /// Queues a callback for the callback thread (dropped after destroy).
     fn post(&self, f: impl FnOnce(&AsyncHandle) + Send + 'static) {
-        let _ = self.events.push(Event::Call(Box::new(f)), None);
+        self.events.push(Event::Call(Box::new(f)));
+    }
+
+    /// On a Rust client's dispatch thread: runs the callback there when nothing runs or
+    /// waits before it, else queues it (see [`Events`]).
+    fn post_here(&self, f: impl FnOnce(&AsyncHandle) + Send + 'static) {
+        if self.destroyed.load(Ordering::Acquire) {
+            return;
+        }
+        if let Some(f) = self.events.try_run_here(f, |f| f(self)) {
+            self.post(f);
+        }
     }
 
     fn post_success(&self, resp: Resp, token: c_int, done: Done) {
@@ -721,18 +897,22 @@ impl AsyncHandle {
 // ---------------------------------------------------------------------------------------
 
 fn callback_loop(h: Arc<AsyncHandle>) {
-    while let Some(ev) = h.events.pop() {
-        if h.destroyed.load(Ordering::Acquire) {
-            break;
-        }
-        match ev {
-            Event::Call(f) => f(&h),
-            Event::Message(m, conn) => {
-                h.queued_messages.fetch_sub(1, Ordering::AcqRel);
-                h.events.cv.notify_all();
-                message_arrived(&h, m, &conn);
+    let mut batch = VecDeque::new();
+    while h.events.next_batch(&mut batch) {
+        for ev in batch.drain(..) {
+            if h.destroyed.load(Ordering::Acquire) {
+                return;
+            }
+            match ev {
+                Event::Call(f) => f(&h),
+                Event::Message(m, conn) => {
+                    h.queued_messages.fetch_sub(1, Ordering::AcqRel);
+                    h.events.notify_room();
+                    message_arrived(&h, m, &conn);
+                }
             }
         }
+        h.events.batch_done();
     }
 }
 
@@ -1053,15 +1233,23 @@ fn build_options(
         let w = w.clone();
         move |m| {
             c.wait_ready();
-            if let Some(h) = w.upgrade() {
-                // Back-pressure: wait while the callback thread is behind.
-                h.events
-                    .wait_room(|_| h.queued_messages.load(Ordering::Acquire) < EVENT_QUEUE_MAX);
-                h.queued_messages.fetch_add(1, Ordering::AcqRel);
-                if h.events.push(Event::Message(m, c.clone()), None).is_err() {
-                    h.queued_messages.fetch_sub(1, Ordering::AcqRel);
-                }
+            let Some(h) = w.upgrade() else { return };
+            if h.destroyed.load(Ordering::Acquire) {
+                return;
             }
+            let Some(m) = h.events.try_run_here(m, |m| message_arrived(&h, m, &c)) else {
+                return;
+            };
+            // Callbacks are running or waiting: queue it behind them. Back-pressure:
+            // wait while the callback thread is behind.
+            if !h
+                .events
+                .wait_room(|| h.queued_messages.load(Ordering::Acquire) < EVENT_QUEUE_MAX)
+            {
+                return;
+            }
+            h.queued_messages.fetch_add(1, Ordering::AcqRel);
+            h.events.push(Event::Message(m, c.clone()));
         }
     });
     let c = conn.clone();
@@ -1081,7 +1269,7 @@ fn build_options(
             c.wait_ready();
             let Some(h) = w.upgrade() else { return };
             let cause = CString::new(e.to_string().replace('\0', " ")).unwrap_or_default();
-            h.post(move |h| {
+            h.post_here(move |h| {
                 let cbs = h.cbs();
                 if let Some(f) = cbs.lost {
                     // SAFETY: the application's callback; the cause text lives across it.
@@ -1100,7 +1288,7 @@ fn build_options(
             }
             c.offline.store(0, Ordering::Release);
             let Some(h) = w.upgrade() else { return };
-            h.post(|h| {
+            h.post_here(|h| {
                 let cbs = h.cbs();
                 if let Some(f) = cbs.connected {
                     let cause = c"automatic reconnect";
@@ -1115,7 +1303,7 @@ fn build_options(
         c.wait_ready();
         let Some(h) = w.upgrade() else { return };
         let d = d.clone();
-        h.post(move |h| {
+        h.post_here(move |h| {
             let cbs = h.cbs();
             if let Some(f) = cbs.disconnected {
                 let Ok(mut p) = properties_to_c(&d.properties) else {
@@ -1136,15 +1324,37 @@ fn build_options(
 /// A QoS 1/2 publish finished: complete its token, then (on the callback thread)
 /// `deliveryComplete` and its `onSuccess` / `onFailure`.
 fn delivered(h: &AsyncHandle, conn: &Conn, ev: &DeliveryEvent) {
-    let Some(info) = lock(&conn.inflight).remove(&ev.token_id) else {
-        return;
+    let info = {
+        let mut f = lock(&conn.inflight);
+        match f.map.remove(&ev.token_id) {
+            Some(info) => info,
+            None => {
+                if f.publishing > 0 {
+                    f.early.insert(ev.token_id, ev.clone());
+                }
+                return;
+            }
+        }
+    };
+    finish_delivery(h, info, ev, true);
+}
+
+/// Completes the token of a finished publish and reports it: on this thread when `here`
+/// (a dispatch thread), else through the callback thread.
+fn finish_delivery(h: &AsyncHandle, info: InFlight, ev: &DeliveryEvent, here: bool) {
+    let post = |f: Box<dyn FnOnce(&AsyncHandle) + Send>| {
+        if here {
+            h.post_here(f)
+        } else {
+            h.post(f)
+        }
     };
     h.complete(info.token);
     match &ev.result {
         Ok(d) => {
             let reason = d.reason;
             let props = d.properties.clone();
-            h.post(move |h| {
+            post(Box::new(move |h| {
                 let cbs = h.cbs();
                 if let Some(f) = cbs.complete {
                     // SAFETY: the application's callback with its context.
@@ -1159,12 +1369,12 @@ fn delivered(h: &AsyncHandle, conn: &Conn, ev: &DeliveryEvent) {
                     props,
                 };
                 call_success(&info.resp, info.token, &done);
-            });
+            }));
         }
         Err(e) => {
             let mut f = error_fail(e);
             f.packet_type = c_int::from(ev.packet_type);
-            h.post(move |_| call_failure(&info.resp, info.token, &f));
+            post(Box::new(move |_| call_failure(&info.resp, info.token, &f)));
         }
     }
 }
@@ -1309,13 +1519,21 @@ fn publish_now(
     let payload = m.payload.clone();
     let qos = m.qos;
     let retained = m.retain;
-    // The in-flight table is locked across the publish, so an acknowledgement that races
-    // ahead waits in `delivered` until the entry exists.
-    let mut inflight = lock(&conn.inflight);
-    match client.publish_timeout(m, Duration::ZERO) {
+    lock(&conn.inflight).publishing += 1;
+    let r = client.publish_timeout(m, SEND_ROOM_WAIT);
+    let mut f = lock(&conn.inflight);
+    f.publishing -= 1;
+    let early = match &r {
+        Ok(t) if qos != QoS::AtMostOnce => f.early.remove(&t.id()),
+        _ => None,
+    };
+    if f.publishing == 0 {
+        f.early.clear();
+    }
+    match r {
         Ok(t) => {
             if qos == QoS::AtMostOnce {
-                drop(inflight);
+                drop(f);
                 h.post_success(
                     resp,
                     token,
@@ -1328,23 +1546,32 @@ fn publish_now(
                         props: Properties::new(),
                     },
                 );
-            } else {
-                inflight.insert(
-                    t.id(),
-                    InFlight {
-                        token,
-                        resp,
-                        topic,
-                        payload,
-                        qos: qos as c_int,
-                        retained,
-                    },
-                );
+                return Ok(());
+            }
+            let id = t.id();
+            let info = InFlight {
+                token,
+                rust: t,
+                resp,
+                topic,
+                payload,
+                qos: qos as c_int,
+                retained,
+            };
+            match early {
+                // Acknowledged before this call could record it.
+                Some(ev) => {
+                    drop(f);
+                    finish_delivery(h, info, &ev, false);
+                }
+                None => {
+                    f.map.insert(id, info);
+                }
             }
             Ok(())
         }
         Err(e) => {
-            drop(inflight);
+            drop(f);
             let rc = match e {
                 Error::Timeout {
                     step: Step::Queue, ..
@@ -1436,9 +1663,9 @@ unsafe fn create_impl(
             offline: VecDeque::new(),
         }),
         commands: Queue::new(),
-        events: Queue::new(),
+        events: Events::new(),
         queued_messages: AtomicUsize::new(0),
-        pending: Mutex::new(HashSet::new()),
+        pending: Mutex::new(Pending::default()),
         pending_cv: Condvar::new(),
         next_token: AtomicI32::new(1),
         destroyed: AtomicBool::new(false),
@@ -1594,7 +1821,7 @@ pub unsafe extern "C" fn MQTTAsync_destroy(handle: *mut MQTTAsync) {
                 let _ = t.join();
             }
         }
-        lock(&h.pending).clear();
+        lock(&h.pending).set.clear();
         h.pending_cv.notify_all();
         let mut store = h.store.clone();
         if let Err(e) = store.close() {
@@ -2550,7 +2777,7 @@ pub unsafe extern "C" fn MQTTAsync_getPendingTokens(
         if tokens.is_null() {
             return Err(MQTTASYNC_NULL_PARAMETER);
         }
-        let mut v: Vec<c_int> = lock(&h.pending).iter().copied().collect();
+        let mut v: Vec<c_int> = lock(&h.pending).set.iter().copied().collect();
         v.sort_unstable();
         let out = if v.is_empty() {
             ptr::null_mut()
@@ -2564,13 +2791,27 @@ pub unsafe extern "C" fn MQTTAsync_getPendingTokens(
     })
 }
 
+/// The Rust token of a QoS 1/2 publish still in flight on the current connection.
+fn publish_token(h: &AsyncHandle, token: c_int) -> Option<DeliveryToken> {
+    let conn = h.st().conn.clone()?;
+    let inflight = lock(&conn.inflight);
+    inflight
+        .map
+        .values()
+        .find(|i| i.token == token)
+        .map(|i| i.rust.clone())
+}
+
 /// Returns 1 (`MQTTASYNC_TRUE`) if the request with `token` is complete (or unknown), 0 if
 /// it is pending, `MQTTASYNC_FAILURE` for an unknown handle. Any thread.
 #[no_mangle]
 pub extern "C" fn MQTTAsync_isComplete(handle: MQTTAsync, token: MQTTAsync_token) -> c_int {
     guard(MQTTASYNC_FAILURE, || match lookup(handle) {
         None => MQTTASYNC_FAILURE,
-        Some(h) => c_int::from(!lock(&h.pending).contains(&token)),
+        Some(h) => c_int::from(
+            !lock(&h.pending).set.contains(&token)
+                || publish_token(&h, token).is_some_and(|t| t.is_complete()),
+        ),
     })
 }
 
@@ -2591,7 +2832,7 @@ pub extern "C" fn MQTTAsync_waitForCompletion(
         {
             let st = h.st();
             let up = st.connecting || st.client.as_ref().is_some_and(|c| c.is_connected());
-            if !up && !lock(&h.pending).contains(&token) {
+            if !up && !lock(&h.pending).set.contains(&token) {
                 return Ok(());
             }
             if !up && !st.should_be_connected {
@@ -2599,20 +2840,36 @@ pub extern "C" fn MQTTAsync_waitForCompletion(
             }
         }
         #[allow(clippy::useless_conversion)]
-        let deadline = Instant::now() + Duration::from_millis(u64::from(timeout));
+        let timeout = Duration::from_millis(u64::from(timeout));
+        let deadline = Instant::now() + timeout;
+        if let Some(t) = publish_token(&h, token) {
+            // A publish in flight: its Rust token completes on the I/O thread.
+            match t.wait_timeout(timeout) {
+                Ok(_) => return Ok(()),
+                Err(_) if t.is_complete() => return Ok(()),
+                Err(Error::Timeout { .. }) => return Err(MQTTASYNC_FAILURE),
+                // Not connected: wait for the token below (a reconnect may complete it).
+                Err(_) => {}
+            }
+        }
         let mut p = lock(&h.pending);
-        while p.contains(&token) {
+        p.waiters += 1;
+        let r = loop {
+            if !p.set.contains(&token) {
+                break Ok(());
+            }
             let now = Instant::now();
             if now >= deadline || h.destroyed.load(Ordering::Acquire) {
-                return Err(MQTTASYNC_FAILURE);
+                break Err(MQTTASYNC_FAILURE);
             }
             p = h
                 .pending_cv
                 .wait_timeout(p, deadline - now)
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
-        }
-        Ok(())
+        };
+        p.waiters -= 1;
+        r
     })
 }
 

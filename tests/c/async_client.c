@@ -19,6 +19,13 @@
 static int failures;
 #define CHECK(c) do { if (!(c)) { printf("FAILED %s:%d %s\n", __FILE__, __LINE__, #c); ++failures; } } while (0)
 
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
 /* ---- a log of callback events, waited on with a deadline ---- */
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
@@ -345,6 +352,25 @@ static int slow(void* ctx, char* topic, int len, MQTTAsync_message* m)
     return 1;
 }
 
+/* waitForCompletion of a QoS 1 publish made inside messageArrived: the callback may run on
+ * the thread that reports acknowledgements, which must not make the wait hang */
+static MQTTAsync waiter;
+static int wait_in_callback(void* ctx, char* topic, int len, MQTTAsync_message* m)
+{
+    MQTTAsync_responseOptions r = MQTTAsync_responseOptions_initializer;
+    double t0;
+    int rc;
+    (void)ctx; (void)len;
+    MQTTAsync_freeMessage(&m);
+    MQTTAsync_free(topic);
+    rc = MQTTAsync_send(waiter, "T/async/wfc-out", 1, "w", 1, 0, &r);
+    t0 = now_s();
+    rc = rc ? rc : MQTTAsync_waitForCompletion(waiter, r.token, 5000);
+    event("waited in messageArrived: rc=%d complete=%d quick=%d", rc,
+          MQTTAsync_isComplete(waiter, r.token), now_s() - t0 < 4.0);
+    return 1;
+}
+
 static double now(void)
 {
     struct timespec t;
@@ -403,6 +429,35 @@ static void extras(const char* uri)
     expect(1, "refuse-sub");
     MQTTAsync_send(a, "T/async/refuse", 5, "again", 1, 0, NULL);
     expect(2, "redelivered");
+    MQTTAsync_destroy(&a);
+
+    /* waitForCompletion inside messageArrived */
+    MQTTAsync_create(&waiter, uri, "async-wfc", MQTTCLIENT_PERSISTENCE_NONE, NULL);
+    MQTTAsync_setCallbacks(waiter, NULL, NULL, wait_in_callback, NULL);
+    co.context = (void*)"connect-wfc";
+    MQTTAsync_connect(waiter, &co);
+    expect(1, "wfc");
+    r = resp("subscribe-wfc");
+    MQTTAsync_subscribe(waiter, "T/async/wfc", 1, &r);
+    expect(1, "wfc-sub");
+    MQTTAsync_send(waiter, "T/async/wfc", 1, "x", 1, 0, NULL);
+    expect(1, "wfc-wait");
+    MQTTAsync_destroy(&waiter);
+
+    /* a burst of QoS 0 publishes is taken (flow control), not refused with
+       MQTTASYNC_MAX_BUFFERED_MESSAGES once the client's queue is full */
+    MQTTAsync_create(&a, uri, "async-burst", MQTTCLIENT_PERSISTENCE_NONE, NULL);
+    co.context = (void*)"connect-burst";
+    MQTTAsync_connect(a, &co);
+    expect(1, "burst");
+    {
+        int i, refused = 0;
+        for (i = 0; i < 20000; ++i)
+            if (MQTTAsync_send(a, "T/async/burst", 16, "0123456789abcdef", 0, 0, NULL) != 0)
+                ++refused;
+        printf("burst of 20000 QoS 0 publishes, refused: %d\n", refused);
+        CHECK(refused == 0);
+    }
     MQTTAsync_destroy(&a);
 
     /* one client's slow callback does not stall another client */
