@@ -1926,12 +1926,14 @@ int MQTTAsync_setConnected(MQTTAsync handle, void *context, MQTTAsync_connected*
 int MQTTAsync_setDisconnected(MQTTAsync handle, void *context, MQTTAsync_disconnected* co);
 
 /**
- * Sets the callback that may change the user name and password before
- * `MQTTAsync_reconnect` connects again: it gets an `MQTTAsync_connectData` with the
- * current values and returns non-zero when it replaced them with `malloc`'d values (which
- * the library frees). Not called before automatic reconnects (the Rust client reconnects
- * with the original credentials). NULL removes it. Returns as `MQTTAsync_setConnected`.
- * Runs on the handle's command thread.
+ * Sets the callback that may change the user name and password before each automatic
+ * reconnect attempt (as Paho) and before `MQTTAsync_reconnect` connects again: it gets an
+ * `MQTTAsync_connectData` with the current values and returns non-zero when it replaced
+ * them with `malloc`'d values (which the library frees); the new values are used for that
+ * attempt and every later one. NULL removes it. Returns as `MQTTAsync_setConnected`.
+ * Runs on the handle's callback thread before automatic reconnects (the client's I/O
+ * thread waits for it, up to 30 s), on its command thread before `MQTTAsync_reconnect`;
+ * it may call any function.
  *
  * # Safety
  * `co` is NULL or valid to call with `context` until replaced or destroyed.

@@ -330,3 +330,83 @@ fn cpp_example_builds_with_cmake_and_runs() {
         r.stdout
     );
 }
+
+/// tests/c/async_update.c (updateConnectOptions before automatic reconnects) built against
+/// `-l<lib>` (Paho) or mqttsync's static library, run against its own broker whose
+/// password changes from "old" to "new" while the program runs.
+fn run_update(paho_lib: Option<&str>) -> Run {
+    let exe = match paho_lib {
+        Some(lib) => {
+            let exe = exe_dir().join(format!("async_update_{lib}"));
+            let _g = build_lock();
+            if !exe.exists() {
+                run(Command::new("cc")
+                    .args(["-std=c99", "-D_POSIX_C_SOURCE=200809L", "-g"])
+                    .arg(c_dir().join("async_update.c"))
+                    .arg("-o")
+                    .arg(&exe)
+                    .args([&format!("-l{lib}"), "-lpthread"]));
+            }
+            exe
+        }
+        None => {
+            let exe = exe_dir().join("async_update_ours");
+            let _g = build_lock();
+            if !exe.exists() {
+                build_c_program(
+                    "cc",
+                    &c_dir().join("async_update.c"),
+                    &exe,
+                    &["-D_POSIX_C_SOURCE=200809L"],
+                );
+            }
+            exe
+        }
+    };
+    let broker = Broker::builder().password("u", "old").start();
+    let new = broker.dir().join("passwd.new");
+    run(Command::new("mosquitto_passwd")
+        .arg("-b")
+        .arg("-c")
+        .arg(&new)
+        .args(["u", "new"]));
+    let r = run_prog(
+        &exe,
+        &[
+            &broker.uri(),
+            broker.dir().join("passwd").to_str().expect("utf-8 path"),
+            new.to_str().expect("utf-8 path"),
+            &broker.pid().expect("broker runs").to_string(),
+        ],
+        &[],
+        Duration::from_secs(120),
+    );
+    if !r.stdout.ends_with("failures: 0\n") {
+        eprintln!("{}", broker.log());
+    }
+    r
+}
+
+/// `updateConnectOptions` runs before the automatic reconnect and its new password is the
+/// one the reconnect sends: the same output as on Paho.
+#[test]
+fn update_connect_options_before_automatic_reconnects_as_paho() {
+    require_paho();
+    let paho = run_update(Some("paho-mqtt3as"));
+    paho.assert_clean("async_update against Paho");
+    let ours = run_update(None);
+    ours.assert_clean("async_update against mqttsync");
+    assert_eq!(paho.stdout, ours.stdout, "output differs from Paho's");
+    assert!(
+        ours.stdout
+            .contains("reconnect: update: user=u password=old\n"),
+        "{}",
+        ours.stdout
+    );
+    assert!(
+        ours.stdout
+            .contains("reconnect: a connected: automatic reconnect\n"),
+        "{}",
+        ours.stdout
+    );
+}

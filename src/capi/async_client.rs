@@ -1115,57 +1115,131 @@ fn error_fail(e: &Error) -> Fail {
 /// Calls `updateConnectOptions` (if set) before a reconnect; a non-zero return replaces
 /// the user name and password.
 fn update_credentials(h: &AsyncHandle, p: &mut Params) {
+    if let Some((user, pw)) = call_update(h, p.username.as_deref(), p.password.as_deref()) {
+        p.username = user;
+        p.password = pw;
+    }
+}
+
+/// Calls `updateConnectOptions` (if set) with the current user name and password; the new
+/// values when the callback returned non-zero and replaced either, else `None`.
+fn call_update(
+    h: &AsyncHandle,
+    user: Option<&str>,
+    pw: Option<&[u8]>,
+) -> Option<(Option<String>, Option<Vec<u8>>)> {
     let cbs = h.cbs();
-    let Some(f) = cbs.update else {
-        return;
-    };
-    let user = p.username.as_deref().and_then(|u| CString::new(u).ok());
-    let pw = p.password.clone().unwrap_or_default();
+    let f = cbs.update?;
+    let user_c = user.and_then(|u| CString::new(u).ok());
     let mut data = MQTTAsync_connectData {
         struct_id: eyecatcher(b"MQCD"),
         struct_version: 0,
-        username: user.as_ref().map_or(ptr::null(), |u| u.as_ptr()),
+        username: user_c.as_ref().map_or(ptr::null(), |u| u.as_ptr()),
         binarypwd: MQTTAsync_connectData_binarypwd {
-            len: pw.len() as c_int,
-            data: if p.password.is_some() {
-                pw.as_ptr().cast()
-            } else {
-                ptr::null()
-            },
+            len: pw.map_or(0, |p| p.len() as c_int),
+            data: pw.map_or(ptr::null(), |p| p.as_ptr().cast()),
         },
     };
     let orig_user = data.username;
     let orig_pw = data.binarypwd.data;
     // SAFETY: the application's callback with its context; the data lives across the call.
     if unsafe { f(cbs.upd_ctx.0, &mut data) } == 0 {
-        return;
+        return None;
+    }
+    if data.username == orig_user && data.binarypwd.data == orig_pw {
+        return None;
     }
     // Paho's contract: new values are malloc'd by the application and freed by the library.
-    if data.username != orig_user {
-        p.username = if data.username.is_null() {
-            None
-        } else {
-            // SAFETY: a NUL-terminated string from the application.
-            let s = unsafe { std::ffi::CStr::from_ptr(data.username) }
-                .to_string_lossy()
-                .into_owned();
-            // SAFETY: allocated by the application with malloc for the library to free.
-            unsafe { libc::free(data.username as *mut c_void) };
-            Some(s)
-        };
+    let new_user = if data.username == orig_user {
+        user.map(str::to_owned)
+    } else if data.username.is_null() {
+        None
+    } else {
+        // SAFETY: a NUL-terminated string from the application.
+        let s = unsafe { std::ffi::CStr::from_ptr(data.username) }
+            .to_string_lossy()
+            .into_owned();
+        // SAFETY: allocated by the application with malloc for the library to free.
+        unsafe { libc::free(data.username as *mut c_void) };
+        Some(s)
+    };
+    let new_pw = if data.binarypwd.data == orig_pw {
+        pw.map(<[u8]>::to_vec)
+    } else if data.binarypwd.data.is_null() {
+        None
+    } else {
+        // SAFETY: len readable bytes (C contract).
+        let v = unsafe { bytes_from_c(data.binarypwd.data, data.binarypwd.len) }
+            .map(<[u8]>::to_vec)
+            .unwrap_or_default();
+        // SAFETY: malloc'd by the application for the library to free.
+        unsafe { libc::free(data.binarypwd.data as *mut c_void) };
+        Some(v)
+    };
+    Some((new_user, new_pw))
+}
+
+/// How long the Rust client's I/O thread waits for `updateConnectOptions` before an
+/// automatic reconnect attempt (then it reconnects with the credentials it has).
+const UPDATE_WAIT: Duration = Duration::from_secs(30);
+
+/// A one-time answer from the callback thread; dropped unanswered (destroy) it answers
+/// `None`.
+struct Answer<T> {
+    slot: Arc<(Mutex<Option<Option<T>>>, Condvar)>,
+}
+
+impl<T> Answer<T> {
+    fn give(self, v: T) {
+        *lock(&self.slot.0) = Some(Some(v));
+        self.slot.1.notify_all();
     }
-    if data.binarypwd.data != orig_pw {
-        p.password = if data.binarypwd.data.is_null() {
-            None
-        } else {
-            // SAFETY: len readable bytes (C contract).
-            let v = unsafe { bytes_from_c(data.binarypwd.data, data.binarypwd.len) }
-                .map(<[u8]>::to_vec)
-                .unwrap_or_default();
-            // SAFETY: malloc'd by the application for the library to free.
-            unsafe { libc::free(data.binarypwd.data as *mut c_void) };
-            Some(v)
-        };
+}
+
+impl<T> Drop for Answer<T> {
+    fn drop(&mut self) {
+        let mut g = lock(&self.slot.0);
+        if g.is_none() {
+            *g = Some(None);
+            self.slot.1.notify_all();
+        }
+    }
+}
+
+/// The Rust client's hook before an automatic reconnect attempt (on its I/O thread): has
+/// the callback thread call `updateConnectOptions` (so that it runs in order with the
+/// handle's other callbacks and may call any function, `MQTTAsync_destroy` included), and
+/// takes the new user name and password for this and later attempts (and for
+/// `MQTTAsync_reconnect`). False (skip the attempt) once the handle is destroyed.
+fn before_reconnect(h: &AsyncHandle, cred: &mut crate::ReconnectCredentials) -> bool {
+    if h.destroyed.load(Ordering::Acquire) {
+        return false;
+    }
+    if h.cbs().update.is_none() {
+        return true;
+    }
+    let slot = Arc::new((Mutex::new(None), Condvar::new()));
+    let answer = Answer { slot: slot.clone() };
+    let user = cred.username.clone();
+    let pw = cred.password.as_ref().map(|p| p.to_vec());
+    h.post(move |h| answer.give(call_update(h, user.as_deref(), pw.as_deref())));
+    let g = lock(&slot.0);
+    let (g, _) = slot
+        .1
+        .wait_timeout_while(g, UPDATE_WAIT, |a| a.is_none())
+        .unwrap_or_else(|e| e.into_inner());
+    match &*g {
+        Some(Some(Some((user, pw)))) => {
+            cred.username = user.clone();
+            cred.password = pw.clone().map(Bytes::from);
+            if let Some(last) = h.st().last.as_mut() {
+                last.username = user.clone();
+                last.password = pw.clone();
+            }
+            true
+        }
+        Some(None) => !h.destroyed.load(Ordering::Acquire),
+        _ => true,
     }
 }
 
@@ -1215,6 +1289,8 @@ fn build_options(
         o = o.https_proxy(x);
     }
     if let Some((min, max)) = p.reconnect {
+        let w = Arc::downgrade(h);
+        o = o.before_reconnect(move |cred| w.upgrade().is_some_and(|h| before_reconnect(&h, cred)));
         o = o.automatic_reconnect(ReconnectOptions {
             min_delay: min,
             max_delay: max,
@@ -1976,12 +2052,14 @@ pub unsafe extern "C" fn MQTTAsync_setDisconnected(
     })
 }
 
-/// Sets the callback that may change the user name and password before
-/// `MQTTAsync_reconnect` connects again: it gets an `MQTTAsync_connectData` with the
-/// current values and returns non-zero when it replaced them with `malloc`'d values (which
-/// the library frees). Not called before automatic reconnects (the Rust client reconnects
-/// with the original credentials). NULL removes it. Returns as `MQTTAsync_setConnected`.
-/// Runs on the handle's command thread.
+/// Sets the callback that may change the user name and password before each automatic
+/// reconnect attempt (as Paho) and before `MQTTAsync_reconnect` connects again: it gets an
+/// `MQTTAsync_connectData` with the current values and returns non-zero when it replaced
+/// them with `malloc`'d values (which the library frees); the new values are used for that
+/// attempt and every later one. NULL removes it. Returns as `MQTTAsync_setConnected`.
+/// Runs on the handle's callback thread before automatic reconnects (the client's I/O
+/// thread waits for it, up to 30 s), on its command thread before `MQTTAsync_reconnect`;
+/// it may call any function.
 ///
 /// # Safety
 /// `co` is NULL or valid to call with `context` until replaced or destroyed.

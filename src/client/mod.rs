@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 
 pub use options::{
-    ConnectOptions, Message, Payload, ReconnectOptions, Scheme, ServerUri, TlsOptions, TlsPsk,
-    TlsVersion,
+    ConnectOptions, Message, Payload, ReconnectCredentials, ReconnectOptions, Scheme, ServerUri,
+    TlsOptions, TlsPsk, TlsVersion,
 };
 pub use token::{Delivered, DeliveryToken};
 
