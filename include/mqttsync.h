@@ -2139,7 +2139,11 @@ int MQTTAsync_sendMessage(MQTTAsync handle,
 
 /**
  * Writes to `*tokens` a `malloc`'d array of the tokens of requests not yet complete
- * (ending with -1), or NULL when there are none; free it with `MQTTAsync_free`. Returns
+ * (ending with -1), or NULL when there are none; free it with `MQTTAsync_free`. QoS 1/2
+ * messages an earlier run left in flight in persistence are listed from
+ * `MQTTAsync_create` on, under their packet ids (as in Paho), until the first connect has
+ * resent them (then `deliveryComplete` gets that token; a clean first connect discards
+ * them and their tokens complete). Returns
  * `MQTTASYNC_SUCCESS`, `MQTTASYNC_FAILURE` for an unknown handle,
  * `MQTTASYNC_NULL_PARAMETER` for a NULL `tokens`. Any thread.
  *

@@ -410,3 +410,104 @@ fn update_connect_options_before_automatic_reconnects_as_paho() {
         ours.stdout
     );
 }
+
+/// A publisher with file persistence is SIGKILLed with three QoS 1 messages in flight (the
+/// broker frozen); created again, `MQTTAsync_getPendingTokens` lists them before any
+/// connect, and after the connect each completes under its token (deliveryComplete,
+/// waitForCompletion), under AddressSanitizer.
+#[test]
+fn async_restored_messages_have_tokens_after_create_and_complete_after_connect() {
+    use std::io::Write;
+    let exe = exe_dir().join("async_persist_asan");
+    {
+        let _g = build_lock();
+        if !exe.exists() {
+            build_c_program(
+                "cc",
+                &c_dir().join("async_persist.c"),
+                &exe,
+                &[
+                    "-D_POSIX_C_SOURCE=200809L",
+                    "-fsanitize=address",
+                    "-fno-omit-frame-pointer",
+                ],
+            );
+        }
+    }
+    let envs = [("ASAN_OPTIONS", ASAN_OPTIONS)];
+    let mut broker = Broker::start();
+    let uri = broker.uri();
+    let dir = tempfile::tempdir().unwrap();
+    let dir_s = dir.path().display().to_string();
+    let cid = unique_client_id("apersist");
+
+    let mut a = Command::new(&exe)
+        .args(["publish", &uri, &dir_s, &cid])
+        .envs(envs)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn the publisher");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = a.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(30)).as_deref(),
+        Ok("ready"),
+        "the publisher did not connect"
+    );
+    broker.pause();
+    let mut stdin = a.stdin.take().expect("stdin");
+    stdin.write_all(b"go\n").unwrap();
+    stdin.flush().unwrap();
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(30)).as_deref(),
+        Ok("published 3"),
+        "the publisher did not publish"
+    );
+    // Killed once the three are in its store (written by its I/O thread).
+    let store_dir = dir
+        .path()
+        .join(format!("{cid}-127.0.0.1-{}", broker.port()));
+    let records = || -> usize {
+        std::fs::read_dir(&store_dir)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("s-"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    assert!(
+        wait_until(DEADLINE, || records() == 3),
+        "records in {}: {}",
+        store_dir.display(),
+        records()
+    );
+    a.kill().expect("SIGKILL the publisher");
+    let _ = a.wait();
+
+    // The frozen broker dies with the unacknowledged publishes; a fresh one starts.
+    broker.kill();
+    broker.start_again();
+    let b = run_prog(
+        &exe,
+        &["resend", &uri, &dir_s, &cid],
+        &envs,
+        Duration::from_secs(60),
+    );
+    b.assert_clean("async_persist resend");
+    assert!(
+        b.stdout.contains("pending after create: 3\n")
+            && b.stdout.contains("deliveryComplete calls: 3\n")
+            && b.stdout.contains("pending after the resend: 0\n"),
+        "{}",
+        b.stdout
+    );
+    assert_eq!(records(), 0, "store emptied after the resend");
+}

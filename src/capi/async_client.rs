@@ -714,14 +714,18 @@ struct Conn {
     first_connected: AtomicBool,
     /// Publishes handed to the Rust client's offline buffer since the connection was lost.
     offline: AtomicUsize,
+    /// Rust tokens 1..=restored.len() are the messages restored from persistence by this
+    /// (the handle's first) connection, in this order: their C tokens are these packet ids.
+    restored: Vec<u16>,
     /// Set by disconnect, destroy and the next connect: ends a redelivery loop.
     stopped: Mutex<bool>,
     stop_cv: Condvar,
 }
 
 impl Conn {
-    fn new() -> Arc<Conn> {
+    fn new(restored: Vec<u16>) -> Arc<Conn> {
         Arc::new(Conn {
+            restored,
             inflight: Mutex::new(Flights::default()),
             ready: Mutex::new(false),
             ready_cv: Condvar::new(),
@@ -814,6 +818,9 @@ struct AsyncHandle {
     pending: Mutex<Pending>,
     pending_cv: Condvar,
     next_token: AtomicI32,
+    /// Packet ids of the messages an earlier run left in flight in persistence, found at
+    /// create: their tokens (as in Paho) until the first connect has resent them.
+    restored: Mutex<Vec<u16>>,
     destroyed: AtomicBool,
     threads: Mutex<Vec<(ThreadId, JoinHandle<()>)>>,
 }
@@ -1404,6 +1411,11 @@ fn delivered(h: &AsyncHandle, conn: &Conn, ev: &DeliveryEvent) {
         let mut f = lock(&conn.inflight);
         match f.map.remove(&ev.token_id) {
             Some(info) => info,
+            None if (1..=conn.restored.len() as u64).contains(&ev.token_id) => {
+                drop(f);
+                restored_delivered(h, ev);
+                return;
+            }
             None => {
                 if f.publishing > 0 {
                     f.early.insert(ev.token_id, ev.clone());
@@ -1413,6 +1425,23 @@ fn delivered(h: &AsyncHandle, conn: &Conn, ev: &DeliveryEvent) {
         }
     };
     finish_delivery(h, info, ev, true);
+}
+
+/// A message restored from persistence completed: its token (the packet id) completes and,
+/// when acknowledged, `deliveryComplete` is called with it (it has no `onSuccess`, as in
+/// Paho).
+fn restored_delivered(h: &AsyncHandle, ev: &DeliveryEvent) {
+    let token = c_int::from(ev.packet_id);
+    h.complete(token);
+    if ev.result.is_ok() {
+        h.post_here(move |h| {
+            let cbs = h.cbs();
+            if let Some(f) = cbs.complete {
+                // SAFETY: the application's callback with its context.
+                unsafe { f(cbs.ctx.0, token) };
+            }
+        });
+    }
 }
 
 /// Completes the token of a finished publish and reports it: on this thread when `here`
@@ -1492,7 +1521,18 @@ fn do_connect(h: &Arc<AsyncHandle>, p: Params, token: c_int) {
         MQTTVERSION_3_1_1 => &[ProtocolVersion::V311],
         _ => &[ProtocolVersion::V5],
     };
-    let conn = Conn::new();
+    // Messages restored from persistence keep their tokens through the first connection
+    // (a clean one discards them: their tokens complete).
+    let restored = std::mem::take(&mut *lock(&h.restored));
+    let restored = if p.clean {
+        for &id in &restored {
+            h.complete(c_int::from(id));
+        }
+        Vec::new()
+    } else {
+        restored
+    };
+    let conn = Conn::new(restored.clone());
     let mut fail = Fail::code(MQTTASYNC_FAILURE, "connect failed");
     for (i, &ver) in versions.iter().enumerate() {
         let opts = build_options(h, &p, ver, &conn);
@@ -1578,6 +1618,8 @@ fn do_connect(h: &Arc<AsyncHandle>, p: Params, token: c_int) {
         }
     }
     finish(h);
+    // Not connected: the next connect restores them.
+    *lock(&h.restored) = restored;
     h.post_failure(p.resp, token, fail);
 }
 
@@ -1723,6 +1765,19 @@ unsafe fn create_impl(
     if !shared.version_ok(version >= MQTTVERSION_5) {
         return Err(MQTTASYNC_PERSISTENCE_ERROR);
     }
+    // Messages left in flight by an earlier run get tokens now, as in Paho (and as
+    // MQTTClient_create does): their packet ids. New tokens are issued above them.
+    let family = if version >= MQTTVERSION_5 {
+        ProtocolVersion::V5
+    } else {
+        ProtocolVersion::V311
+    };
+    let restored = crate::persist::pending_packet_ids(&mut shared, family);
+    let mut pending = Pending::default();
+    pending
+        .set
+        .extend(restored.iter().map(|&id| c_int::from(id)));
+    let first_token = restored.iter().copied().max().map_or(1, c_int::from);
     let h = Arc::new(AsyncHandle {
         server_uri: uri.to_owned(),
         client_id: cid.to_owned(),
@@ -1741,9 +1796,10 @@ unsafe fn create_impl(
         commands: Queue::new(),
         events: Events::new(),
         queued_messages: AtomicUsize::new(0),
-        pending: Mutex::new(Pending::default()),
+        pending: Mutex::new(pending),
         pending_cv: Condvar::new(),
-        next_token: AtomicI32::new(1),
+        next_token: AtomicI32::new(first_token),
+        restored: Mutex::new(restored),
         destroyed: AtomicBool::new(false),
         threads: Mutex::new(Vec::new()),
     });
@@ -2839,7 +2895,11 @@ pub unsafe extern "C" fn MQTTAsync_sendMessage(
 // ---------------------------------------------------------------------------------------
 
 /// Writes to `*tokens` a `malloc`'d array of the tokens of requests not yet complete
-/// (ending with -1), or NULL when there are none; free it with `MQTTAsync_free`. Returns
+/// (ending with -1), or NULL when there are none; free it with `MQTTAsync_free`. QoS 1/2
+/// messages an earlier run left in flight in persistence are listed from
+/// `MQTTAsync_create` on, under their packet ids (as in Paho), until the first connect has
+/// resent them (then `deliveryComplete` gets that token; a clean first connect discards
+/// them and their tokens complete). Returns
 /// `MQTTASYNC_SUCCESS`, `MQTTASYNC_FAILURE` for an unknown handle,
 /// `MQTTASYNC_NULL_PARAMETER` for a NULL `tokens`. Any thread.
 ///
