@@ -511,3 +511,65 @@ fn async_restored_messages_have_tokens_after_create_and_complete_after_connect()
     );
     assert_eq!(records(), 0, "store emptied after the resend");
 }
+
+/// tests/c/async_client.c (all of it, the mqttsync-only part included: destroy from a
+/// callback, a callback waiting for its own publish, bursts, two clients) linked with
+/// `libmqttsync.so`, under valgrind's memcheck: no invalid access, no use of uninitialised
+/// memory, no definite leak (as for the MQTTClient program in tests/capi_client.rs).
+#[test]
+fn async_is_clean_under_valgrind() {
+    assert!(
+        have("valgrind"),
+        "valgrind is required for this test (apt-get install valgrind)"
+    );
+    let exe = exe_dir().join("async_client_ours_shared");
+    {
+        let _g = build_lock();
+        if !exe.exists() {
+            let lib_dir = exe_dir().join("lib");
+            std::fs::create_dir_all(&lib_dir).expect("lib dir");
+            let so = lib_dir.join("libmqttsync.so.0");
+            if !so.exists() {
+                std::os::unix::fs::symlink(&release_libs().shared_lib, &so).expect("symlink");
+            }
+            run(Command::new("cc")
+                .args(["-std=c99", "-D_POSIX_C_SOURCE=200809L", "-g", "-I"])
+                .arg(include_dir())
+                .arg(c_dir().join("async_client.c"))
+                .arg("-o")
+                .arg(&exe)
+                .arg(&release_libs().shared_lib)
+                .arg(format!("-Wl,-rpath,{}", lib_dir.display()))
+                .arg("-lpthread"));
+        }
+    }
+    let broker = Broker::start();
+    let exe_s = exe.display().to_string();
+    let start = Instant::now();
+    let r = run_prog(
+        Path::new("valgrind"),
+        &[
+            "--error-exitcode=1",
+            "--leak-check=full",
+            "--errors-for-leak-kinds=definite",
+            "--show-leak-kinds=definite",
+            "--num-callers=30",
+            &exe_s,
+            &broker.uri(),
+            &closed_uri(),
+        ],
+        &[("MQTTSYNC_EXTRAS", "1")],
+        Duration::from_secs(300),
+    );
+    eprintln!("async_client under valgrind: {:?}", start.elapsed());
+    if !r.stdout.ends_with("failures: 0\n") {
+        eprintln!("{}", broker.log());
+    }
+    r.assert_clean("async_client under valgrind");
+    assert!(r.stdout.contains(MARK), "extras ran:\n{}", r.stdout);
+    assert!(
+        r.stderr.contains("ERROR SUMMARY: 0 errors"),
+        "valgrind summary missing:\n{}",
+        r.stderr
+    );
+}
