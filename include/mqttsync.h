@@ -1845,8 +1845,9 @@ void MQTTAsync_destroy(MQTTAsync *handle);
 
 /**
  * Sets the connection-lost, message-arrived (mandatory) and delivery-complete callbacks
- * with one `context`. All callbacks of a handle run on its own callback thread, one at a
- * time, in order, and may call any function of this API (including `MQTTAsync_destroy`).
+ * with one `context`. All callbacks of a handle run one at a time, in order (on the
+ * handle's callback thread, or on its client's dispatch thread when nothing is queued
+ * before them), and may call any function of this API (including `MQTTAsync_destroy`).
  *
  * `ma(context, topicName, topicLen, message)`: topic (NUL-terminated; `topicLen` is its
  * length, always given as Paho's async client does) and message are allocated by the
@@ -1908,7 +1909,8 @@ int MQTTAsync_setDeliveryCompleteCallback(MQTTAsync handle,
  * called" after the `onSuccess` of `MQTTAsync_connect` / `MQTTAsync_reconnect`, and
  * "automatic reconnect" after an automatic reconnect. NULL removes it. Returns
  * `MQTTASYNC_SUCCESS`, or `MQTTASYNC_FAILURE` for an unknown handle or during a connect.
- * Runs on the handle's callback thread. Any thread.
+ * Runs in order with the handle's other callbacks (see `MQTTAsync_setCallbacks`). Any
+ * thread.
  *
  * # Safety
  * `co` is NULL or valid to call with `context` until replaced or destroyed.
@@ -2108,8 +2110,9 @@ int MQTTAsync_unsubscribeMany(MQTTAsync handle,
  * length; `MQTTASYNC_BAD_UTF8_STRING` for a NULL, non-UTF-8, empty or wildcard topic;
  * `MQTTASYNC_BAD_QOS`; `MQTTASYNC_NULL_PARAMETER` (NULL payload with a length);
  * `MQTTASYNC_BAD_STRUCTURE` (response); `MQTTASYNC_DISCONNECTED` (not connected and not
- * buffering); `MQTTASYNC_MAX_BUFFERED_MESSAGES` when the buffer or the client's queue is
- * full (publishing never blocks). Any thread, including callbacks.
+ * buffering); `MQTTASYNC_MAX_BUFFERED_MESSAGES` when the buffer is full, or the client's
+ * queue of publishes not yet taken by its I/O thread stays full for 100 ms (the only wait:
+ * flow control). Any thread, including callbacks.
  *
  * # Safety
  * `destinationName` is NULL or NUL-terminated; `payload` has `payloadlen` readable bytes;

@@ -12,19 +12,24 @@
 //!   subscribe, unsubscribe, disconnect, reconnect. Requests wait in a bounded queue
 //!   ([`COMMAND_QUEUE_MAX`]); a full queue makes the call return
 //!   `MQTTASYNC_MAX_BUFFERED_MESSAGES` instead of growing without limit;
-//! - the **callback thread** calls every application callback of the handle, one at a
-//!   time in the order the events happened: `onSuccess`/`onFailure` (and the `5`
-//!   variants) of every request, `connected`, `connectionLost`, `disconnected`,
-//!   `messageArrived`, `deliveryComplete`. The Rust client's own callbacks only queue
-//!   events for it. Messages wait in a bounded queue ([`EVENT_QUEUE_MAX`]); when it is
-//!   full the Rust client stops reading the socket (back-pressure) instead of buffering.
+//! - the **callback thread** calls the application's callbacks that no other thread
+//!   runs: `onSuccess`/`onFailure` (and the `5` variants) of requests, `connected` after
+//!   `MQTTAsync_connect`, `onSuccess` of QoS 0 publishes, and every event that found
+//!   callbacks running or queued. The Rust client's events (messages, acknowledgements,
+//!   connection changes) arrive on its dispatch thread, which runs the callback itself
+//!   when nothing runs or waits before it ([`Events`]); so one callback runs at a time, in
+//!   the order the events happened, and a stream costs no hand-over per event. Messages
+//!   waiting for the callback thread are bounded ([`EVENT_QUEUE_MAX`]); when full the
+//!   Rust client stops reading the socket (back-pressure) instead of buffering.
 //!
 //! A slow callback therefore stalls only its own client, and a callback may call any
 //! function of the API, including `MQTTAsync_destroy` and `MQTTAsync_waitForCompletion`
-//! (a request completes on the command thread, not when its callback runs).
+//! (a request completes on the command thread or, for a publish, on the client's I/O
+//! thread, not when its callback runs).
 //!
 //! Publishes do not go through the command thread: `MQTTAsync_send` hands the message to
-//! the Rust client at once (or to the handle's offline buffer) and returns.
+//! the Rust client at once (waiting at most [`SEND_ROOM_WAIT`] for room in its queue), or
+//! to the handle's offline buffer, and returns.
 //!
 //! # Tokens
 //!
@@ -545,7 +550,7 @@ impl Events {
         None
     }
 
-    /// The callback thread: the next batch of events, waiting; `None` once closed. The
+    /// The callback thread: the next batch of events, waiting; false once closed. The
     /// caller runs them and then calls [`Events::batch_done`].
     fn next_batch(&self, spare: &mut VecDeque<Event>) -> bool {
         let mut g = lock(&self.m);
@@ -1270,7 +1275,7 @@ fn build_options(
         .proxy_from_env(true)
         .persistence(Box::new(h.store.clone()));
     // Messages are acknowledged by message_arrived once the C callback has taken them
-    // (the Rust callback below only queues them for the callback thread).
+    // (the Rust callback below runs it or queues it for the callback thread).
     o = o.manual_acks(true);
     if let Some(u) = &p.username {
         o = o.credentials(u.clone(), p.password.as_deref());
@@ -1404,7 +1409,7 @@ fn build_options(
     o
 }
 
-/// A QoS 1/2 publish finished: complete its token, then (on the callback thread)
+/// A QoS 1/2 publish finished (on the dispatch thread): complete its token, then
 /// `deliveryComplete` and its `onSuccess` / `onFailure`.
 fn delivered(h: &AsyncHandle, conn: &Conn, ev: &DeliveryEvent) {
     let info = {
@@ -1982,8 +1987,9 @@ fn set_cbs(handle: MQTTAsync, f: impl FnOnce(&mut Callbacks)) -> c_int {
 }
 
 /// Sets the connection-lost, message-arrived (mandatory) and delivery-complete callbacks
-/// with one `context`. All callbacks of a handle run on its own callback thread, one at a
-/// time, in order, and may call any function of this API (including `MQTTAsync_destroy`).
+/// with one `context`. All callbacks of a handle run one at a time, in order (on the
+/// handle's callback thread, or on its client's dispatch thread when nothing is queued
+/// before them), and may call any function of this API (including `MQTTAsync_destroy`).
 ///
 /// `ma(context, topicName, topicLen, message)`: topic (NUL-terminated; `topicLen` is its
 /// length, always given as Paho's async client does) and message are allocated by the
@@ -2074,7 +2080,8 @@ pub unsafe extern "C" fn MQTTAsync_setDeliveryCompleteCallback(
 /// called" after the `onSuccess` of `MQTTAsync_connect` / `MQTTAsync_reconnect`, and
 /// "automatic reconnect" after an automatic reconnect. NULL removes it. Returns
 /// `MQTTASYNC_SUCCESS`, or `MQTTASYNC_FAILURE` for an unknown handle or during a connect.
-/// Runs on the handle's callback thread. Any thread.
+/// Runs in order with the handle's other callbacks (see `MQTTAsync_setCallbacks`). Any
+/// thread.
 ///
 /// # Safety
 /// `co` is NULL or valid to call with `context` until replaced or destroyed.
@@ -2817,8 +2824,9 @@ unsafe fn send_impl(
 /// length; `MQTTASYNC_BAD_UTF8_STRING` for a NULL, non-UTF-8, empty or wildcard topic;
 /// `MQTTASYNC_BAD_QOS`; `MQTTASYNC_NULL_PARAMETER` (NULL payload with a length);
 /// `MQTTASYNC_BAD_STRUCTURE` (response); `MQTTASYNC_DISCONNECTED` (not connected and not
-/// buffering); `MQTTASYNC_MAX_BUFFERED_MESSAGES` when the buffer or the client's queue is
-/// full (publishing never blocks). Any thread, including callbacks.
+/// buffering); `MQTTASYNC_MAX_BUFFERED_MESSAGES` when the buffer is full, or the client's
+/// queue of publishes not yet taken by its I/O thread stays full for 100 ms (the only wait:
+/// flow control). Any thread, including callbacks.
 ///
 /// # Safety
 /// `destinationName` is NULL or NUL-terminated; `payload` has `payloadlen` readable bytes;
