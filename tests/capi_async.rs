@@ -189,6 +189,16 @@ fn async_is_clean_under_address_sanitizer_with_the_fixed_defects() {
         extra.contains("burst of 20000 QoS 0 publishes, refused: 0"),
         "{extra}"
     );
+    // deleteOldestMessages while the client reconnects by itself.
+    for line in [
+        "send while reconnecting: 0 0 0\n",
+        "rbuf-dropped: publish-rb1 onFailure code=-12\n",
+        "rbuf-reconnected: publish-rb2 onSuccess qos=1 payload=rb2",
+        "rbuf-reconnected: publish-rb3 onSuccess qos=1 payload=rb3",
+        "rbuf-reconnected: rb connected: automatic reconnect\n",
+    ] {
+        assert!(extra.contains(line), "{line:?} missing:\n{extra}");
+    }
 }
 
 /// The binaries built against Paho (`-lpaho-mqtt3as`, and the non-TLS `-lpaho-mqtt3a`)

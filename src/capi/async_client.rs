@@ -717,8 +717,6 @@ struct Conn {
     ready: Mutex<bool>,
     ready_cv: Condvar,
     first_connected: AtomicBool,
-    /// Publishes handed to the Rust client's offline buffer since the connection was lost.
-    offline: AtomicUsize,
     /// Rust tokens 1..=restored.len() are the messages restored from persistence by this
     /// (the handle's first) connection, in this order: their C tokens are these packet ids.
     restored: Vec<u16>,
@@ -735,7 +733,6 @@ impl Conn {
             ready: Mutex::new(false),
             ready_cv: Condvar::new(),
             first_connected: AtomicBool::new(true),
-            offline: AtomicUsize::new(0),
             stopped: Mutex::new(false),
             stop_cv: Condvar::new(),
         })
@@ -806,7 +803,13 @@ struct State {
     connecting: bool,
     should_be_connected: bool,
     last: Option<Box<Params>>,
+    /// Publishes waiting for a connection: made before the first connect, while an
+    /// automatic reconnect is under way, or behind such publishes. Bounded by
+    /// `maxBufferedMessages` (`deleteOldestMessages` drops the oldest).
     offline: VecDeque<Buffered>,
+    /// The dispatch thread is handing `offline` to the reconnected client: new publishes
+    /// queue behind.
+    draining: bool,
 }
 
 struct AsyncHandle {
@@ -1374,7 +1377,6 @@ fn build_options(
             if c.first_connected.swap(false, Ordering::AcqRel) {
                 return; // the first connect is reported by the command thread
             }
-            c.offline.store(0, Ordering::Release);
             let Some(h) = w.upgrade() else { return };
             h.post_here(|h| {
                 let cbs = h.cbs();
@@ -1384,6 +1386,7 @@ fn build_options(
                     unsafe { f(cbs.conn_ctx.0, cause.as_ptr() as *mut c_char) };
                 }
             });
+            drain_offline(&h, &c);
         }
     });
     let c = conn.clone();
@@ -1407,6 +1410,67 @@ fn build_options(
         });
     });
     o
+}
+
+/// After an automatic reconnect (on the dispatch thread): hands the publishes buffered
+/// meanwhile to the client, oldest first; publishes made during this queue behind them.
+fn drain_offline(h: &AsyncHandle, conn: &Arc<Conn>) {
+    let client = {
+        let mut st = h.st();
+        match (&st.client, &st.conn) {
+            (Some(c), Some(k)) if Arc::ptr_eq(k, conn) => {
+                let c = c.clone();
+                st.draining = true;
+                c
+            }
+            _ => return,
+        }
+    };
+    loop {
+        let b = {
+            let mut st = h.st();
+            let current = st.conn.as_ref().is_some_and(|k| Arc::ptr_eq(k, conn));
+            match st.offline.pop_front() {
+                Some(b) if current => b,
+                other => {
+                    // Empty, or a new connect took over (it sends what is left).
+                    if let Some(b) = other {
+                        st.offline.push_front(b);
+                    }
+                    st.draining = false;
+                    return;
+                }
+            }
+        };
+        if let Err(rc) = publish_now(h, &client, conn, b.msg, b.resp, b.token) {
+            h.post_failure(b.resp, b.token, Fail::code(rc, "buffered publish failed"));
+        }
+    }
+}
+
+/// Buffers a publish until the next connection (the caller checked that buffering is
+/// allowed); with a full buffer, drops the oldest (`deleteOldestMessages`: its `onFailure`
+/// gets `MQTTASYNC_MAX_BUFFERED_MESSAGES`) or refuses the new one.
+fn buffer_publish(h: &AsyncHandle, st: &mut State, b: Buffered) -> Result<(), c_int> {
+    let c = h.create;
+    if st.offline.len() >= c.max_buffered {
+        if !c.delete_oldest || c.max_buffered == 0 {
+            h.complete(b.token);
+            return Err(MQTTASYNC_MAX_BUFFERED_MESSAGES);
+        }
+        if let Some(old) = st.offline.pop_front() {
+            h.post_failure(
+                old.resp,
+                old.token,
+                Fail::code(
+                    MQTTASYNC_MAX_BUFFERED_MESSAGES,
+                    "dropped from the full buffer",
+                ),
+            );
+        }
+    }
+    st.offline.push_back(b);
+    Ok(())
 }
 
 /// A QoS 1/2 publish finished (on the dispatch thread): complete its token, then
@@ -1797,6 +1861,7 @@ unsafe fn create_impl(
             should_be_connected: false,
             last: None,
             offline: VecDeque::new(),
+            draining: false,
         }),
         commands: Queue::new(),
         events: Events::new(),
@@ -2759,50 +2824,32 @@ unsafe fn send_impl(
         _ => None,
     };
     let token = h.new_token()?;
+    let buffered = Buffered {
+        msg: m,
+        resp: r.resp,
+        token,
+    };
     let result = if let Some((client, conn)) = live {
-        if !client.is_connected() {
-            // Reconnecting: the Rust client's offline buffer takes it, within the limit.
-            if !h.create.send_while_disconnected {
-                h.complete(token);
-                return Err(MQTTASYNC_DISCONNECTED);
-            }
-            if conn.offline.fetch_add(1, Ordering::AcqRel) >= h.create.max_buffered {
-                conn.offline.fetch_sub(1, Ordering::AcqRel);
-                h.complete(token);
-                return Err(MQTTASYNC_MAX_BUFFERED_MESSAGES);
-            }
+        let mut st = h.st();
+        if client.is_connected() && st.offline.is_empty() && !st.draining {
+            drop(st);
+            publish_now(&h, &client, &conn, buffered.msg, r.resp, token)
+        } else if client.is_connected() || h.create.send_while_disconnected {
+            // Reconnecting, or publishes buffered meanwhile are still being handed over:
+            // behind them.
+            buffer_publish(&h, &mut st, buffered)
+        } else {
+            drop(st);
+            h.complete(token);
+            return Err(MQTTASYNC_DISCONNECTED);
         }
-        publish_now(&h, &client, &conn, m, r.resp, token)
     } else {
         let c = h.create;
         if !c.send_while_disconnected || !(should || c.any_time) {
             h.complete(token);
             return Err(MQTTASYNC_DISCONNECTED);
         }
-        let mut st = h.st();
-        if st.offline.len() >= c.max_buffered {
-            if !c.delete_oldest || c.max_buffered == 0 {
-                drop(st);
-                h.complete(token);
-                return Err(MQTTASYNC_MAX_BUFFERED_MESSAGES);
-            }
-            if let Some(old) = st.offline.pop_front() {
-                h.post_failure(
-                    old.resp,
-                    old.token,
-                    Fail::code(
-                        MQTTASYNC_MAX_BUFFERED_MESSAGES,
-                        "dropped from the full buffer",
-                    ),
-                );
-            }
-        }
-        st.offline.push_back(Buffered {
-            msg: m,
-            resp: r.resp,
-            token,
-        });
-        Ok(())
+        buffer_publish(&h, &mut h.st(), buffered)
     };
     result?;
     // SAFETY: validated above.

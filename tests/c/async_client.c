@@ -314,6 +314,55 @@ static void offline(const char* uri)
     MQTTAsync_destroy(&c);
 }
 
+/* Offline buffer while the client reconnects by itself: a second connection with the same
+ * client id takes the session over, the client publishes three QoS 1 messages into a
+ * buffer of two with deleteOldestMessages: the oldest gets onFailure (-12), and after the
+ * automatic reconnect the newest two are delivered. (mqttsync only: Paho drops the
+ * oldest without onFailure, and with both connections of one client id in one process it
+ * loses the client's connection again after the reconnect.) */
+static void reconnect_buffer(const char* uri)
+{
+    MQTTAsync c = NULL, k = NULL;
+    MQTTAsync_createOptions cr = MQTTAsync_createOptions_initializer;
+    MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
+    MQTTAsync_connectOptions ko = MQTTAsync_connectOptions_initializer;
+    MQTTAsync_disconnectOptions dc = MQTTAsync_disconnectOptions_initializer;
+    MQTTAsync_responseOptions r1 = resp("publish-rb1"), r2 = resp("publish-rb2"), r3 = resp("publish-rb3");
+
+    cr.sendWhileDisconnected = 1;
+    cr.maxBufferedMessages = 2;
+    cr.deleteOldestMessages = 1;
+    printf("create rbuf: %d\n", MQTTAsync_createWithOptions(&c, uri, "async-rbuf", MQTTCLIENT_PERSISTENCE_NONE, NULL, &cr));
+    MQTTAsync_setCallbacks(c, (void*)"rb", lost, arrived, NULL);
+    MQTTAsync_setConnected(c, (void*)"rb", connected);
+    co.automaticReconnect = 1;
+    co.minRetryInterval = 1;
+    co.maxRetryInterval = 2;
+    co.onSuccess = on_ok;
+    co.onFailure = on_fail;
+    co.context = (void*)"connect-rb";
+    printf("connect rbuf: %d\n", MQTTAsync_connect(c, &co));
+    expect(2, "rbuf");
+    MQTTAsync_create(&k, uri, "async-rbuf", MQTTCLIENT_PERSISTENCE_NONE, NULL);
+    ko.onSuccess = on_ok;
+    ko.onFailure = on_fail;
+    ko.context = (void*)"connect-takeover";
+    printf("connect takeover: %d\n", MQTTAsync_connect(k, &ko));
+    expect(2, "takeover");
+    printf("isConnected after takeover: %d\n", MQTTAsync_isConnected(c));
+    {
+        int rc1 = MQTTAsync_send(c, "T/async/rbuf", 3, "rb1", 1, 0, &r1);
+        int rc2 = MQTTAsync_send(c, "T/async/rbuf", 3, "rb2", 1, 0, &r2);
+        int rc3 = MQTTAsync_send(c, "T/async/rbuf", 3, "rb3", 1, 0, &r3);
+        printf("send while reconnecting: %d %d %d\n", rc1, rc2, rc3);
+    }
+    expect(1, "rbuf-dropped");
+    expect(3, "rbuf-reconnected");
+    MQTTAsync_destroy(&k);
+    printf("disconnect rbuf: %d\n", MQTTAsync_disconnect(c, &dc));
+    MQTTAsync_destroy(&c);
+}
+
 /* ---------------------------------------------------------------- mqttsync only ---- */
 
 static MQTTAsync self_destroying;
@@ -503,6 +552,7 @@ int main(int argc, char** argv)
     if (getenv("MQTTSYNC_EXTRAS"))
     {
         printf("--- mqttsync only\n");
+        reconnect_buffer(argv[1]);
         extras(argv[1]);
     }
     printf("failures: %d\n", failures);
