@@ -1845,8 +1845,9 @@ void MQTTAsync_destroy(MQTTAsync *handle);
 
 /**
  * Sets the connection-lost, message-arrived (mandatory) and delivery-complete callbacks
- * with one `context`. All callbacks of a handle run on its own callback thread, one at a
- * time, in order, and may call any function of this API (including `MQTTAsync_destroy`).
+ * with one `context`. All callbacks of a handle run one at a time, in order (on the
+ * handle's callback thread, or on its client's dispatch thread when nothing is queued
+ * before them), and may call any function of this API (including `MQTTAsync_destroy`).
  *
  * `ma(context, topicName, topicLen, message)`: topic (NUL-terminated; `topicLen` is its
  * length, always given as Paho's async client does) and message are allocated by the
@@ -1908,7 +1909,8 @@ int MQTTAsync_setDeliveryCompleteCallback(MQTTAsync handle,
  * called" after the `onSuccess` of `MQTTAsync_connect` / `MQTTAsync_reconnect`, and
  * "automatic reconnect" after an automatic reconnect. NULL removes it. Returns
  * `MQTTASYNC_SUCCESS`, or `MQTTASYNC_FAILURE` for an unknown handle or during a connect.
- * Runs on the handle's callback thread. Any thread.
+ * Runs in order with the handle's other callbacks (see `MQTTAsync_setCallbacks`). Any
+ * thread.
  *
  * # Safety
  * `co` is NULL or valid to call with `context` until replaced or destroyed.
@@ -1926,12 +1928,14 @@ int MQTTAsync_setConnected(MQTTAsync handle, void *context, MQTTAsync_connected*
 int MQTTAsync_setDisconnected(MQTTAsync handle, void *context, MQTTAsync_disconnected* co);
 
 /**
- * Sets the callback that may change the user name and password before
- * `MQTTAsync_reconnect` connects again: it gets an `MQTTAsync_connectData` with the
- * current values and returns non-zero when it replaced them with `malloc`'d values (which
- * the library frees). Not called before automatic reconnects (the Rust client reconnects
- * with the original credentials). NULL removes it. Returns as `MQTTAsync_setConnected`.
- * Runs on the handle's command thread.
+ * Sets the callback that may change the user name and password before each automatic
+ * reconnect attempt (as Paho) and before `MQTTAsync_reconnect` connects again: it gets an
+ * `MQTTAsync_connectData` with the current values and returns non-zero when it replaced
+ * them with `malloc`'d values (which the library frees); the new values are used for that
+ * attempt and every later one. NULL removes it. Returns as `MQTTAsync_setConnected`.
+ * Runs on the handle's callback thread before automatic reconnects (the client's I/O
+ * thread waits for it, up to 30 s), on its command thread before `MQTTAsync_reconnect`;
+ * it may call any function.
  *
  * # Safety
  * `co` is NULL or valid to call with `context` until replaced or destroyed.
@@ -2106,8 +2110,9 @@ int MQTTAsync_unsubscribeMany(MQTTAsync handle,
  * length; `MQTTASYNC_BAD_UTF8_STRING` for a NULL, non-UTF-8, empty or wildcard topic;
  * `MQTTASYNC_BAD_QOS`; `MQTTASYNC_NULL_PARAMETER` (NULL payload with a length);
  * `MQTTASYNC_BAD_STRUCTURE` (response); `MQTTASYNC_DISCONNECTED` (not connected and not
- * buffering); `MQTTASYNC_MAX_BUFFERED_MESSAGES` when the buffer or the client's queue is
- * full (publishing never blocks). Any thread, including callbacks.
+ * buffering); `MQTTASYNC_MAX_BUFFERED_MESSAGES` when the buffer is full, or the client's
+ * queue of publishes not yet taken by its I/O thread stays full for 100 ms (the only wait:
+ * flow control). Any thread, including callbacks.
  *
  * # Safety
  * `destinationName` is NULL or NUL-terminated; `payload` has `payloadlen` readable bytes;
@@ -2137,7 +2142,11 @@ int MQTTAsync_sendMessage(MQTTAsync handle,
 
 /**
  * Writes to `*tokens` a `malloc`'d array of the tokens of requests not yet complete
- * (ending with -1), or NULL when there are none; free it with `MQTTAsync_free`. Returns
+ * (ending with -1), or NULL when there are none; free it with `MQTTAsync_free`. QoS 1/2
+ * messages an earlier run left in flight in persistence are listed from
+ * `MQTTAsync_create` on, under their packet ids (as in Paho), until the first connect has
+ * resent them (then `deliveryComplete` gets that token; a clean first connect discards
+ * them and their tokens complete). Returns
  * `MQTTASYNC_SUCCESS`, `MQTTASYNC_FAILURE` for an unknown handle,
  * `MQTTASYNC_NULL_PARAMETER` for a NULL `tokens`. Any thread.
  *

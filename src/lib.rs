@@ -30,8 +30,8 @@ mod transport;
 
 pub use client::{
     Client, ConnectInfo, ConnectOptions, Delivered, DeliveryEvent, DeliveryToken, Message,
-    Messages, Payload, ReconnectOptions, Scheme, ServerUri, State, Stats, TlsOptions, TlsPsk,
-    TlsVersion,
+    Messages, Payload, ReconnectCredentials, ReconnectOptions, Scheme, ServerUri, State, Stats,
+    TlsOptions, TlsPsk, TlsVersion,
 };
 pub use error::{Error, LostCause, Result, Step, TlsErrorKind};
 pub use proto::codec::{DecodeError, EncodeError};

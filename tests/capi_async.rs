@@ -181,6 +181,24 @@ fn async_is_clean_under_address_sanitizer_with_the_fixed_defects() {
         extra.contains("redelivered: refused once") && extra.contains("redelivered: taken: again"),
         "{extra}"
     );
+    assert!(
+        extra.contains("wfc-wait: waited in messageArrived: rc=0 complete=1 quick=1"),
+        "{extra}"
+    );
+    assert!(
+        extra.contains("burst of 20000 QoS 0 publishes, refused: 0"),
+        "{extra}"
+    );
+    // deleteOldestMessages while the client reconnects by itself.
+    for line in [
+        "send while reconnecting: 0 0 0\n",
+        "rbuf-dropped: publish-rb1 onFailure code=-12\n",
+        "rbuf-reconnected: publish-rb2 onSuccess qos=1 payload=rb2",
+        "rbuf-reconnected: publish-rb3 onSuccess qos=1 payload=rb3",
+        "rbuf-reconnected: rb connected: automatic reconnect\n",
+    ] {
+        assert!(extra.contains(line), "{line:?} missing:\n{extra}");
+    }
 }
 
 /// The binaries built against Paho (`-lpaho-mqtt3as`, and the non-TLS `-lpaho-mqtt3a`)
@@ -320,5 +338,248 @@ fn cpp_example_builds_with_cmake_and_runs() {
         r.stdout.contains("demo/cpp/2: hello at QoS 2"),
         "{}",
         r.stdout
+    );
+}
+
+/// tests/c/async_update.c (updateConnectOptions before automatic reconnects) built against
+/// `-l<lib>` (Paho) or mqttsync's static library, run against its own broker whose
+/// password changes from "old" to "new" while the program runs.
+fn run_update(paho_lib: Option<&str>) -> Run {
+    let exe = match paho_lib {
+        Some(lib) => {
+            let exe = exe_dir().join(format!("async_update_{lib}"));
+            let _g = build_lock();
+            if !exe.exists() {
+                run(Command::new("cc")
+                    .args(["-std=c99", "-D_POSIX_C_SOURCE=200809L", "-g"])
+                    .arg(c_dir().join("async_update.c"))
+                    .arg("-o")
+                    .arg(&exe)
+                    .args([&format!("-l{lib}"), "-lpthread"]));
+            }
+            exe
+        }
+        None => {
+            let exe = exe_dir().join("async_update_ours");
+            let _g = build_lock();
+            if !exe.exists() {
+                build_c_program(
+                    "cc",
+                    &c_dir().join("async_update.c"),
+                    &exe,
+                    &["-D_POSIX_C_SOURCE=200809L"],
+                );
+            }
+            exe
+        }
+    };
+    let broker = Broker::builder().password("u", "old").start();
+    let new = broker.dir().join("passwd.new");
+    run(Command::new("mosquitto_passwd")
+        .arg("-b")
+        .arg("-c")
+        .arg(&new)
+        .args(["u", "new"]));
+    let r = run_prog(
+        &exe,
+        &[
+            &broker.uri(),
+            broker.dir().join("passwd").to_str().expect("utf-8 path"),
+            new.to_str().expect("utf-8 path"),
+            &broker.pid().expect("broker runs").to_string(),
+        ],
+        &[],
+        Duration::from_secs(120),
+    );
+    if !r.stdout.ends_with("failures: 0\n") {
+        eprintln!("{}", broker.log());
+    }
+    r
+}
+
+/// `updateConnectOptions` runs before the automatic reconnect and its new password is the
+/// one the reconnect sends: the same output as on Paho.
+#[test]
+fn update_connect_options_before_automatic_reconnects_as_paho() {
+    require_paho();
+    let paho = run_update(Some("paho-mqtt3as"));
+    paho.assert_clean("async_update against Paho");
+    let ours = run_update(None);
+    ours.assert_clean("async_update against mqttsync");
+    assert_eq!(paho.stdout, ours.stdout, "output differs from Paho's");
+    assert!(
+        ours.stdout
+            .contains("reconnect: update: user=u password=old\n"),
+        "{}",
+        ours.stdout
+    );
+    assert!(
+        ours.stdout
+            .contains("reconnect: a connected: automatic reconnect\n"),
+        "{}",
+        ours.stdout
+    );
+}
+
+/// A publisher with file persistence is SIGKILLed with three QoS 1 messages in flight (the
+/// broker frozen); created again, `MQTTAsync_getPendingTokens` lists them before any
+/// connect, and after the connect each completes under its token (deliveryComplete,
+/// waitForCompletion), under AddressSanitizer.
+#[test]
+fn async_restored_messages_have_tokens_after_create_and_complete_after_connect() {
+    use std::io::Write;
+    let exe = exe_dir().join("async_persist_asan");
+    {
+        let _g = build_lock();
+        if !exe.exists() {
+            build_c_program(
+                "cc",
+                &c_dir().join("async_persist.c"),
+                &exe,
+                &[
+                    "-D_POSIX_C_SOURCE=200809L",
+                    "-fsanitize=address",
+                    "-fno-omit-frame-pointer",
+                ],
+            );
+        }
+    }
+    let envs = [("ASAN_OPTIONS", ASAN_OPTIONS)];
+    let mut broker = Broker::start();
+    let uri = broker.uri();
+    let dir = tempfile::tempdir().unwrap();
+    let dir_s = dir.path().display().to_string();
+    let cid = unique_client_id("apersist");
+
+    let mut a = Command::new(&exe)
+        .args(["publish", &uri, &dir_s, &cid])
+        .envs(envs)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn the publisher");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = a.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(30)).as_deref(),
+        Ok("ready"),
+        "the publisher did not connect"
+    );
+    broker.pause();
+    let mut stdin = a.stdin.take().expect("stdin");
+    stdin.write_all(b"go\n").unwrap();
+    stdin.flush().unwrap();
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(30)).as_deref(),
+        Ok("published 3"),
+        "the publisher did not publish"
+    );
+    // Killed once the three are in its store (written by its I/O thread).
+    let store_dir = dir
+        .path()
+        .join(format!("{cid}-127.0.0.1-{}", broker.port()));
+    let records = || -> usize {
+        std::fs::read_dir(&store_dir)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("s-"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    assert!(
+        wait_until(DEADLINE, || records() == 3),
+        "records in {}: {}",
+        store_dir.display(),
+        records()
+    );
+    a.kill().expect("SIGKILL the publisher");
+    let _ = a.wait();
+
+    // The frozen broker dies with the unacknowledged publishes; a fresh one starts.
+    broker.kill();
+    broker.start_again();
+    let b = run_prog(
+        &exe,
+        &["resend", &uri, &dir_s, &cid],
+        &envs,
+        Duration::from_secs(60),
+    );
+    b.assert_clean("async_persist resend");
+    assert!(
+        b.stdout.contains("pending after create: 3\n")
+            && b.stdout.contains("deliveryComplete calls: 3\n")
+            && b.stdout.contains("pending after the resend: 0\n"),
+        "{}",
+        b.stdout
+    );
+    assert_eq!(records(), 0, "store emptied after the resend");
+}
+
+/// tests/c/async_client.c (all of it, the mqttsync-only part included: destroy from a
+/// callback, a callback waiting for its own publish, bursts, two clients) linked with
+/// `libmqttsync.so`, under valgrind's memcheck: no invalid access, no use of uninitialised
+/// memory, no definite leak (as for the MQTTClient program in tests/capi_client.rs).
+#[test]
+fn async_is_clean_under_valgrind() {
+    assert!(
+        have("valgrind"),
+        "valgrind is required for this test (apt-get install valgrind)"
+    );
+    let exe = exe_dir().join("async_client_ours_shared");
+    {
+        let _g = build_lock();
+        if !exe.exists() {
+            let lib_dir = exe_dir().join("lib");
+            std::fs::create_dir_all(&lib_dir).expect("lib dir");
+            let so = lib_dir.join("libmqttsync.so.0");
+            if !so.exists() {
+                std::os::unix::fs::symlink(&release_libs().shared_lib, &so).expect("symlink");
+            }
+            run(Command::new("cc")
+                .args(["-std=c99", "-D_POSIX_C_SOURCE=200809L", "-g", "-I"])
+                .arg(include_dir())
+                .arg(c_dir().join("async_client.c"))
+                .arg("-o")
+                .arg(&exe)
+                .arg(&release_libs().shared_lib)
+                .arg(format!("-Wl,-rpath,{}", lib_dir.display()))
+                .arg("-lpthread"));
+        }
+    }
+    let broker = Broker::start();
+    let exe_s = exe.display().to_string();
+    let start = Instant::now();
+    let r = run_prog(
+        Path::new("valgrind"),
+        &[
+            "--error-exitcode=1",
+            "--leak-check=full",
+            "--errors-for-leak-kinds=definite",
+            "--show-leak-kinds=definite",
+            "--num-callers=30",
+            &exe_s,
+            &broker.uri(),
+            &closed_uri(),
+        ],
+        &[("MQTTSYNC_EXTRAS", "1")],
+        Duration::from_secs(300),
+    );
+    eprintln!("async_client under valgrind: {:?}", start.elapsed());
+    if !r.stdout.ends_with("failures: 0\n") {
+        eprintln!("{}", broker.log());
+    }
+    r.assert_clean("async_client under valgrind");
+    assert!(r.stdout.contains(MARK), "extras ran:\n{}", r.stdout);
+    assert!(
+        r.stderr.contains("ERROR SUMMARY: 0 errors"),
+        "valgrind summary missing:\n{}",
+        r.stderr
     );
 }

@@ -110,6 +110,15 @@ fn clients(work: &Path) -> Result<Vec<Client>, String> {
             .args(["-lpaho-mqtt3c", "-lpthread"]),
         "building bench/c/paho_bench.c against Paho C (libpaho-mqtt-dev)",
     )?;
+    let paho_async = work.join("paho_async_bench");
+    run_cmd(
+        Command::new(cc())
+            .args(["-O2", "-o"])
+            .arg(&paho_async)
+            .arg(c_dir.join("async_bench.c"))
+            .args(["-lpaho-mqtt3as", "-lpthread"]),
+        "building bench/c/async_bench.c against Paho C's MQTTAsync (libpaho-mqtt-dev)",
+    )?;
     let mosq = work.join("mosq_bench");
     run_cmd(
         Command::new(cc())
@@ -154,12 +163,37 @@ fn clients(work: &Path) -> Result<Vec<Client>, String> {
             name: "mqttsync-c",
             cmd: vec![ours.display().to_string()],
         });
+        // The same for the asynchronous API: bench/c/async_bench.c against our
+        // include/MQTTAsync.h is "mqttsync-async" (Paho's libpaho-mqtt3as is "paho-async").
+        if root.join("include/MQTTAsync.h").exists() {
+            let ours = work.join("mqttsync_async_bench");
+            run_cmd(
+                Command::new(cc())
+                    .args(["-O2", "-o"])
+                    .arg(&ours)
+                    .arg("-I")
+                    .arg(root.join("include"))
+                    .arg(c_dir.join("async_bench.c"))
+                    .arg(format!("-L{}", lib_dir.display()))
+                    .arg(format!("-Wl,-rpath,{}", lib_dir.display()))
+                    .args(["-lmqttsync", "-lpthread", "-ldl", "-lm"]),
+                "building bench/c/async_bench.c against mqttsync's include/MQTTAsync.h",
+            )?;
+            v.push(Client {
+                name: "mqttsync-async",
+                cmd: vec![ours.display().to_string()],
+            });
+        }
     }
     // ==========================================================================================
 
     v.push(Client {
         name: "paho-c",
         cmd: vec![paho.display().to_string()],
+    });
+    v.push(Client {
+        name: "paho-async",
+        cmd: vec![paho_async.display().to_string()],
     });
     v.push(Client {
         name: "libmosquitto",

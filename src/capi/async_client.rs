@@ -12,19 +12,24 @@
 //!   subscribe, unsubscribe, disconnect, reconnect. Requests wait in a bounded queue
 //!   ([`COMMAND_QUEUE_MAX`]); a full queue makes the call return
 //!   `MQTTASYNC_MAX_BUFFERED_MESSAGES` instead of growing without limit;
-//! - the **callback thread** calls every application callback of the handle, one at a
-//!   time in the order the events happened: `onSuccess`/`onFailure` (and the `5`
-//!   variants) of every request, `connected`, `connectionLost`, `disconnected`,
-//!   `messageArrived`, `deliveryComplete`. The Rust client's own callbacks only queue
-//!   events for it. Messages wait in a bounded queue ([`EVENT_QUEUE_MAX`]); when it is
-//!   full the Rust client stops reading the socket (back-pressure) instead of buffering.
+//! - the **callback thread** calls the application's callbacks that no other thread
+//!   runs: `onSuccess`/`onFailure` (and the `5` variants) of requests, `connected` after
+//!   `MQTTAsync_connect`, `onSuccess` of QoS 0 publishes, and every event that found
+//!   callbacks running or queued. The Rust client's events (messages, acknowledgements,
+//!   connection changes) arrive on its dispatch thread, which runs the callback itself
+//!   when nothing runs or waits before it ([`Events`]); so one callback runs at a time, in
+//!   the order the events happened, and a stream costs no hand-over per event. Messages
+//!   waiting for the callback thread are bounded ([`EVENT_QUEUE_MAX`]); when full the
+//!   Rust client stops reading the socket (back-pressure) instead of buffering.
 //!
 //! A slow callback therefore stalls only its own client, and a callback may call any
 //! function of the API, including `MQTTAsync_destroy` and `MQTTAsync_waitForCompletion`
-//! (a request completes on the command thread, not when its callback runs).
+//! (a request completes on the command thread or, for a publish, on the client's I/O
+//! thread, not when its callback runs).
 //!
 //! Publishes do not go through the command thread: `MQTTAsync_send` hands the message to
-//! the Rust client at once (or to the handle's offline buffer) and returns.
+//! the Rust client at once (waiting at most [`SEND_ROOM_WAIT`] for room in its queue), or
+//! to the handle's offline buffer, and returns.
 //!
 //! # Tokens
 //!
@@ -57,8 +62,9 @@ use super::types::enums::*;
 use super::types::*;
 use crate::persist::Store;
 use crate::{
-    Client, ConnectInfo, DeliveryEvent, Disconnect, Error, Message, Properties, ProtocolVersion,
-    QoS, ReconnectOptions, RetainHandling, ServerUri, Step, SubscribeFilter, SubscribeOptions,
+    Client, ConnectInfo, DeliveryEvent, DeliveryToken, Disconnect, Error, Message, Properties,
+    ProtocolVersion, QoS, ReconnectOptions, RetainHandling, ServerUri, Step, SubscribeFilter,
+    SubscribeOptions,
 };
 
 /// Requests (connect, subscribe, unsubscribe, disconnect) waiting for the command thread.
@@ -66,6 +72,10 @@ const COMMAND_QUEUE_MAX: usize = 1024;
 /// Incoming messages waiting for the callback thread before the Rust client is made to
 /// wait (and so stops reading the socket).
 const EVENT_QUEUE_MAX: usize = 1024;
+/// How long a publish waits for room in the Rust client's queue of publishes not yet taken
+/// by its I/O thread (flow control: the I/O thread empties it as fast as the socket takes
+/// data) before `MQTTASYNC_MAX_BUFFERED_MESSAGES`.
+const SEND_ROOM_WAIT: Duration = Duration::from_millis(100);
 /// How long subscribe and unsubscribe wait for SUBACK / UNSUBACK before `onFailure`.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// First and largest pause before redelivering a message that `messageArrived` refused.
@@ -417,17 +427,8 @@ impl<T> Queue<T> {
         }
         g.0.push_back(item);
         drop(g);
-        self.cv.notify_all();
+        self.cv.notify_one();
         Ok(())
-    }
-
-    /// Waits until `ready(queue)` says there is room, or the queue closes; false if closed.
-    fn wait_room(&self, room: impl Fn(&VecDeque<T>) -> bool) -> bool {
-        let mut g = lock(&self.q);
-        while !g.1 && !room(&g.0) {
-            g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner());
-        }
-        !g.1
     }
 
     /// The next item, waiting; `None` once closed.
@@ -438,8 +439,6 @@ impl<T> Queue<T> {
                 return None;
             }
             if let Some(v) = g.0.pop_front() {
-                drop(g);
-                self.cv.notify_all();
                 return Some(v);
             }
             g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner());
@@ -461,6 +460,151 @@ impl<T> Queue<T> {
 enum Event {
     Call(Box<dyn FnOnce(&AsyncHandle) + Send>),
     Message(Message, Arc<Conn>),
+}
+
+struct EventState {
+    q: VecDeque<Event>,
+    closed: bool,
+    /// A thread is running the handle's callbacks (the callback thread with a batch, or a
+    /// Rust client's dispatch thread with one event of its own).
+    running: bool,
+    /// The callback thread waits for `cv`.
+    sleeping: bool,
+}
+
+/// The handle's callbacks, one at a time and in order.
+///
+/// Events of the Rust client (messages, acknowledgements, connection changes) arrive on
+/// the client's dispatch thread; when no callback is running and none is waiting, that
+/// thread runs the application's callback itself ([`Events::run_or_queue`]), saving the
+/// hand-over to the callback thread (one thread wake-up per event in a stream). Everything
+/// else (request outcomes from the command thread, `onSuccess` of QoS 0 publishes made on
+/// the application's threads), and a dispatch event that finds callbacks running or
+/// waiting, goes to the queue, which the callback thread takes in batches. Either way one
+/// callback runs at a time, in the order the events were posted.
+struct Events {
+    m: Mutex<EventState>,
+    /// The callback thread waits here for work.
+    cv: Condvar,
+    /// Dispatch threads wait here for room for a message ([`EVENT_QUEUE_MAX`]).
+    room_cv: Condvar,
+    room_waiters: AtomicUsize,
+}
+
+impl Events {
+    fn new() -> Self {
+        Events {
+            m: Mutex::new(EventState {
+                q: VecDeque::new(),
+                closed: false,
+                running: false,
+                sleeping: false,
+            }),
+            cv: Condvar::new(),
+            room_cv: Condvar::new(),
+            room_waiters: AtomicUsize::new(0),
+        }
+    }
+
+    /// Queues an event for the callback thread (dropped once closed).
+    fn push(&self, ev: Event) {
+        let mut g = lock(&self.m);
+        if g.closed {
+            return;
+        }
+        g.q.push_back(ev);
+        let wake = g.sleeping && !g.running;
+        drop(g);
+        if wake {
+            self.cv.notify_one();
+        }
+    }
+
+    /// On a dispatch thread: `run(item)` here when no callback is running or queued
+    /// (`None`: done, or closed); otherwise the item comes back, to be queued.
+    fn try_run_here<T>(&self, item: T, run: impl FnOnce(T)) -> Option<T> {
+        let mut g = lock(&self.m);
+        if g.closed {
+            return None;
+        }
+        if g.running || !g.q.is_empty() {
+            return Some(item);
+        }
+        g.running = true;
+        drop(g);
+        // Released even if the callback unwinds (the Rust client contains the panic).
+        struct Done<'a>(&'a Events);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                let mut g = lock(&self.0.m);
+                g.running = false;
+                let wake = g.sleeping && !g.q.is_empty();
+                drop(g);
+                if wake {
+                    self.0.cv.notify_one();
+                }
+            }
+        }
+        let _done = Done(self);
+        run(item);
+        None
+    }
+
+    /// The callback thread: the next batch of events, waiting; false once closed. The
+    /// caller runs them and then calls [`Events::batch_done`].
+    fn next_batch(&self, spare: &mut VecDeque<Event>) -> bool {
+        let mut g = lock(&self.m);
+        loop {
+            if g.closed {
+                return false;
+            }
+            if !g.running && !g.q.is_empty() {
+                g.running = true;
+                std::mem::swap(&mut g.q, spare);
+                return true;
+            }
+            g.sleeping = true;
+            g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner());
+            g.sleeping = false;
+        }
+    }
+
+    fn batch_done(&self) {
+        lock(&self.m).running = false;
+    }
+
+    /// Waits until `room()` or the queue closes; false if closed.
+    fn wait_room(&self, room: impl Fn() -> bool) -> bool {
+        if room() {
+            return true;
+        }
+        let mut g = lock(&self.m);
+        self.room_waiters.fetch_add(1, Ordering::SeqCst);
+        while !g.closed && !room() {
+            g = self.room_cv.wait(g).unwrap_or_else(|e| e.into_inner());
+        }
+        self.room_waiters.fetch_sub(1, Ordering::SeqCst);
+        !g.closed
+    }
+
+    /// Wakes the threads waiting for room (after the caller made some).
+    fn notify_room(&self) {
+        if self.room_waiters.load(Ordering::SeqCst) > 0 {
+            let _g = lock(&self.m);
+            self.room_cv.notify_all();
+        }
+    }
+
+    fn close(&self) {
+        let mut g = lock(&self.m);
+        g.closed = true;
+        let left = std::mem::take(&mut g.q);
+        drop(g);
+        self.cv.notify_all();
+        self.room_cv.notify_all();
+        // Dropped outside the lock (a message's drop may take the Rust client's locks).
+        drop(left);
+    }
 }
 
 /// A request for the command thread.
@@ -543,6 +687,10 @@ struct Buffered {
 /// A QoS 1/2 publish in flight (keyed by the Rust token id).
 struct InFlight {
     token: c_int,
+    /// Completed by the client's I/O thread, so `MQTTAsync_waitForCompletion` called in a
+    /// callback that runs on the dispatch thread (which reports deliveries) cannot wait on
+    /// itself.
+    rust: DeliveryToken,
     resp: Resp,
     topic: CString,
     payload: Bytes,
@@ -550,28 +698,41 @@ struct InFlight {
     retained: bool,
 }
 
+/// The QoS 1/2 publishes of one connection in flight, by Rust token id.
+#[derive(Default)]
+struct Flights {
+    map: HashMap<u64, InFlight>,
+    /// Publish calls under way (the Rust client has the message, `map` not yet).
+    publishing: usize,
+    /// Deliveries reported while `publishing > 0` for ids not (yet) in `map`: the
+    /// acknowledgement of a publish whose call has not finished. Cleared when no call is
+    /// under way (what is left belongs to publishes that are not ours, e.g. restored ones).
+    early: HashMap<u64, DeliveryEvent>,
+}
+
 /// One connection (one Rust [`Client`]): its publishes in flight and the gate that keeps
 /// its events behind the connect's `onSuccess`.
 struct Conn {
-    inflight: Mutex<HashMap<u64, InFlight>>,
+    inflight: Mutex<Flights>,
     ready: Mutex<bool>,
     ready_cv: Condvar,
     first_connected: AtomicBool,
-    /// Publishes handed to the Rust client's offline buffer since the connection was lost.
-    offline: AtomicUsize,
+    /// Rust tokens 1..=restored.len() are the messages restored from persistence by this
+    /// (the handle's first) connection, in this order: their C tokens are these packet ids.
+    restored: Vec<u16>,
     /// Set by disconnect, destroy and the next connect: ends a redelivery loop.
     stopped: Mutex<bool>,
     stop_cv: Condvar,
 }
 
 impl Conn {
-    fn new() -> Arc<Conn> {
+    fn new(restored: Vec<u16>) -> Arc<Conn> {
         Arc::new(Conn {
-            inflight: Mutex::new(HashMap::new()),
+            restored,
+            inflight: Mutex::new(Flights::default()),
             ready: Mutex::new(false),
             ready_cv: Condvar::new(),
             first_connected: AtomicBool::new(true),
-            offline: AtomicUsize::new(0),
             stopped: Mutex::new(false),
             stop_cv: Condvar::new(),
         })
@@ -628,6 +789,13 @@ struct Params {
     resp: Resp,
 }
 
+/// The tokens of requests not yet complete, and how many threads wait for one.
+#[derive(Default)]
+struct Pending {
+    set: HashSet<c_int>,
+    waiters: usize,
+}
+
 struct State {
     client: Option<Arc<Client>>,
     conn: Option<Arc<Conn>>,
@@ -635,7 +803,13 @@ struct State {
     connecting: bool,
     should_be_connected: bool,
     last: Option<Box<Params>>,
+    /// Publishes waiting for a connection: made before the first connect, while an
+    /// automatic reconnect is under way, or behind such publishes. Bounded by
+    /// `maxBufferedMessages` (`deleteOldestMessages` drops the oldest).
     offline: VecDeque<Buffered>,
+    /// The dispatch thread is handing `offline` to the reconnected client: new publishes
+    /// queue behind.
+    draining: bool,
 }
 
 struct AsyncHandle {
@@ -646,12 +820,15 @@ struct AsyncHandle {
     store: SharedStore,
     state: Mutex<State>,
     commands: Queue<Command>,
-    events: Queue<Event>,
+    events: Events,
     /// Messages in `events` (bounded by EVENT_QUEUE_MAX).
     queued_messages: AtomicUsize,
-    pending: Mutex<HashSet<c_int>>,
+    pending: Mutex<Pending>,
     pending_cv: Condvar,
     next_token: AtomicI32,
+    /// Packet ids of the messages an earlier run left in flight in persistence, found at
+    /// create: their tokens (as in Paho) until the first connect has resent them.
+    restored: Mutex<Vec<u16>>,
     destroyed: AtomicBool,
     threads: Mutex<Vec<(ThreadId, JoinHandle<()>)>>,
 }
@@ -675,8 +852,7 @@ impl AsyncHandle {
                     Some(if t == i32::MAX { 1 } else { t + 1 })
                 })
                 .unwrap_or(1);
-            if !p.contains(&t) {
-                p.insert(t);
+            if p.set.insert(t) {
                 return Ok(t);
             }
         }
@@ -684,13 +860,28 @@ impl AsyncHandle {
     }
 
     fn complete(&self, token: c_int) {
-        lock(&self.pending).remove(&token);
-        self.pending_cv.notify_all();
+        let mut p = lock(&self.pending);
+        p.set.remove(&token);
+        if p.waiters > 0 {
+            drop(p);
+            self.pending_cv.notify_all();
+        }
     }
 
     /// Queues a callback for the callback thread (dropped after destroy).
     fn post(&self, f: impl FnOnce(&AsyncHandle) + Send + 'static) {
-        let _ = self.events.push(Event::Call(Box::new(f)), None);
+        self.events.push(Event::Call(Box::new(f)));
+    }
+
+    /// On a Rust client's dispatch thread: runs the callback there when nothing runs or
+    /// waits before it, else queues it (see [`Events`]).
+    fn post_here(&self, f: impl FnOnce(&AsyncHandle) + Send + 'static) {
+        if self.destroyed.load(Ordering::Acquire) {
+            return;
+        }
+        if let Some(f) = self.events.try_run_here(f, |f| f(self)) {
+            self.post(f);
+        }
     }
 
     fn post_success(&self, resp: Resp, token: c_int, done: Done) {
@@ -721,18 +912,22 @@ impl AsyncHandle {
 // ---------------------------------------------------------------------------------------
 
 fn callback_loop(h: Arc<AsyncHandle>) {
-    while let Some(ev) = h.events.pop() {
-        if h.destroyed.load(Ordering::Acquire) {
-            break;
-        }
-        match ev {
-            Event::Call(f) => f(&h),
-            Event::Message(m, conn) => {
-                h.queued_messages.fetch_sub(1, Ordering::AcqRel);
-                h.events.cv.notify_all();
-                message_arrived(&h, m, &conn);
+    let mut batch = VecDeque::new();
+    while h.events.next_batch(&mut batch) {
+        for ev in batch.drain(..) {
+            if h.destroyed.load(Ordering::Acquire) {
+                return;
+            }
+            match ev {
+                Event::Call(f) => f(&h),
+                Event::Message(m, conn) => {
+                    h.queued_messages.fetch_sub(1, Ordering::AcqRel);
+                    h.events.notify_room();
+                    message_arrived(&h, m, &conn);
+                }
             }
         }
+        h.events.batch_done();
     }
 }
 
@@ -935,57 +1130,131 @@ fn error_fail(e: &Error) -> Fail {
 /// Calls `updateConnectOptions` (if set) before a reconnect; a non-zero return replaces
 /// the user name and password.
 fn update_credentials(h: &AsyncHandle, p: &mut Params) {
+    if let Some((user, pw)) = call_update(h, p.username.as_deref(), p.password.as_deref()) {
+        p.username = user;
+        p.password = pw;
+    }
+}
+
+/// Calls `updateConnectOptions` (if set) with the current user name and password; the new
+/// values when the callback returned non-zero and replaced either, else `None`.
+fn call_update(
+    h: &AsyncHandle,
+    user: Option<&str>,
+    pw: Option<&[u8]>,
+) -> Option<(Option<String>, Option<Vec<u8>>)> {
     let cbs = h.cbs();
-    let Some(f) = cbs.update else {
-        return;
-    };
-    let user = p.username.as_deref().and_then(|u| CString::new(u).ok());
-    let pw = p.password.clone().unwrap_or_default();
+    let f = cbs.update?;
+    let user_c = user.and_then(|u| CString::new(u).ok());
     let mut data = MQTTAsync_connectData {
         struct_id: eyecatcher(b"MQCD"),
         struct_version: 0,
-        username: user.as_ref().map_or(ptr::null(), |u| u.as_ptr()),
+        username: user_c.as_ref().map_or(ptr::null(), |u| u.as_ptr()),
         binarypwd: MQTTAsync_connectData_binarypwd {
-            len: pw.len() as c_int,
-            data: if p.password.is_some() {
-                pw.as_ptr().cast()
-            } else {
-                ptr::null()
-            },
+            len: pw.map_or(0, |p| p.len() as c_int),
+            data: pw.map_or(ptr::null(), |p| p.as_ptr().cast()),
         },
     };
     let orig_user = data.username;
     let orig_pw = data.binarypwd.data;
     // SAFETY: the application's callback with its context; the data lives across the call.
     if unsafe { f(cbs.upd_ctx.0, &mut data) } == 0 {
-        return;
+        return None;
+    }
+    if data.username == orig_user && data.binarypwd.data == orig_pw {
+        return None;
     }
     // Paho's contract: new values are malloc'd by the application and freed by the library.
-    if data.username != orig_user {
-        p.username = if data.username.is_null() {
-            None
-        } else {
-            // SAFETY: a NUL-terminated string from the application.
-            let s = unsafe { std::ffi::CStr::from_ptr(data.username) }
-                .to_string_lossy()
-                .into_owned();
-            // SAFETY: allocated by the application with malloc for the library to free.
-            unsafe { libc::free(data.username as *mut c_void) };
-            Some(s)
-        };
+    let new_user = if data.username == orig_user {
+        user.map(str::to_owned)
+    } else if data.username.is_null() {
+        None
+    } else {
+        // SAFETY: a NUL-terminated string from the application.
+        let s = unsafe { std::ffi::CStr::from_ptr(data.username) }
+            .to_string_lossy()
+            .into_owned();
+        // SAFETY: allocated by the application with malloc for the library to free.
+        unsafe { libc::free(data.username as *mut c_void) };
+        Some(s)
+    };
+    let new_pw = if data.binarypwd.data == orig_pw {
+        pw.map(<[u8]>::to_vec)
+    } else if data.binarypwd.data.is_null() {
+        None
+    } else {
+        // SAFETY: len readable bytes (C contract).
+        let v = unsafe { bytes_from_c(data.binarypwd.data, data.binarypwd.len) }
+            .map(<[u8]>::to_vec)
+            .unwrap_or_default();
+        // SAFETY: malloc'd by the application for the library to free.
+        unsafe { libc::free(data.binarypwd.data as *mut c_void) };
+        Some(v)
+    };
+    Some((new_user, new_pw))
+}
+
+/// How long the Rust client's I/O thread waits for `updateConnectOptions` before an
+/// automatic reconnect attempt (then it reconnects with the credentials it has).
+const UPDATE_WAIT: Duration = Duration::from_secs(30);
+
+/// A one-time answer from the callback thread; dropped unanswered (destroy) it answers
+/// `None`.
+struct Answer<T> {
+    slot: Arc<(Mutex<Option<Option<T>>>, Condvar)>,
+}
+
+impl<T> Answer<T> {
+    fn give(self, v: T) {
+        *lock(&self.slot.0) = Some(Some(v));
+        self.slot.1.notify_all();
     }
-    if data.binarypwd.data != orig_pw {
-        p.password = if data.binarypwd.data.is_null() {
-            None
-        } else {
-            // SAFETY: len readable bytes (C contract).
-            let v = unsafe { bytes_from_c(data.binarypwd.data, data.binarypwd.len) }
-                .map(<[u8]>::to_vec)
-                .unwrap_or_default();
-            // SAFETY: malloc'd by the application for the library to free.
-            unsafe { libc::free(data.binarypwd.data as *mut c_void) };
-            Some(v)
-        };
+}
+
+impl<T> Drop for Answer<T> {
+    fn drop(&mut self) {
+        let mut g = lock(&self.slot.0);
+        if g.is_none() {
+            *g = Some(None);
+            self.slot.1.notify_all();
+        }
+    }
+}
+
+/// The Rust client's hook before an automatic reconnect attempt (on its I/O thread): has
+/// the callback thread call `updateConnectOptions` (so that it runs in order with the
+/// handle's other callbacks and may call any function, `MQTTAsync_destroy` included), and
+/// takes the new user name and password for this and later attempts (and for
+/// `MQTTAsync_reconnect`). False (skip the attempt) once the handle is destroyed.
+fn before_reconnect(h: &AsyncHandle, cred: &mut crate::ReconnectCredentials) -> bool {
+    if h.destroyed.load(Ordering::Acquire) {
+        return false;
+    }
+    if h.cbs().update.is_none() {
+        return true;
+    }
+    let slot = Arc::new((Mutex::new(None), Condvar::new()));
+    let answer = Answer { slot: slot.clone() };
+    let user = cred.username.clone();
+    let pw = cred.password.as_ref().map(|p| p.to_vec());
+    h.post(move |h| answer.give(call_update(h, user.as_deref(), pw.as_deref())));
+    let g = lock(&slot.0);
+    let (g, _) = slot
+        .1
+        .wait_timeout_while(g, UPDATE_WAIT, |a| a.is_none())
+        .unwrap_or_else(|e| e.into_inner());
+    match &*g {
+        Some(Some(Some((user, pw)))) => {
+            cred.username = user.clone();
+            cred.password = pw.clone().map(Bytes::from);
+            if let Some(last) = h.st().last.as_mut() {
+                last.username = user.clone();
+                last.password = pw.clone();
+            }
+            true
+        }
+        Some(None) => !h.destroyed.load(Ordering::Acquire),
+        _ => true,
     }
 }
 
@@ -1009,7 +1278,7 @@ fn build_options(
         .proxy_from_env(true)
         .persistence(Box::new(h.store.clone()));
     // Messages are acknowledged by message_arrived once the C callback has taken them
-    // (the Rust callback below only queues them for the callback thread).
+    // (the Rust callback below runs it or queues it for the callback thread).
     o = o.manual_acks(true);
     if let Some(u) = &p.username {
         o = o.credentials(u.clone(), p.password.as_deref());
@@ -1035,6 +1304,8 @@ fn build_options(
         o = o.https_proxy(x);
     }
     if let Some((min, max)) = p.reconnect {
+        let w = Arc::downgrade(h);
+        o = o.before_reconnect(move |cred| w.upgrade().is_some_and(|h| before_reconnect(&h, cred)));
         o = o.automatic_reconnect(ReconnectOptions {
             min_delay: min,
             max_delay: max,
@@ -1053,15 +1324,23 @@ fn build_options(
         let w = w.clone();
         move |m| {
             c.wait_ready();
-            if let Some(h) = w.upgrade() {
-                // Back-pressure: wait while the callback thread is behind.
-                h.events
-                    .wait_room(|_| h.queued_messages.load(Ordering::Acquire) < EVENT_QUEUE_MAX);
-                h.queued_messages.fetch_add(1, Ordering::AcqRel);
-                if h.events.push(Event::Message(m, c.clone()), None).is_err() {
-                    h.queued_messages.fetch_sub(1, Ordering::AcqRel);
-                }
+            let Some(h) = w.upgrade() else { return };
+            if h.destroyed.load(Ordering::Acquire) {
+                return;
             }
+            let Some(m) = h.events.try_run_here(m, |m| message_arrived(&h, m, &c)) else {
+                return;
+            };
+            // Callbacks are running or waiting: queue it behind them. Back-pressure:
+            // wait while the callback thread is behind.
+            if !h
+                .events
+                .wait_room(|| h.queued_messages.load(Ordering::Acquire) < EVENT_QUEUE_MAX)
+            {
+                return;
+            }
+            h.queued_messages.fetch_add(1, Ordering::AcqRel);
+            h.events.push(Event::Message(m, c.clone()));
         }
     });
     let c = conn.clone();
@@ -1081,7 +1360,7 @@ fn build_options(
             c.wait_ready();
             let Some(h) = w.upgrade() else { return };
             let cause = CString::new(e.to_string().replace('\0', " ")).unwrap_or_default();
-            h.post(move |h| {
+            h.post_here(move |h| {
                 let cbs = h.cbs();
                 if let Some(f) = cbs.lost {
                     // SAFETY: the application's callback; the cause text lives across it.
@@ -1098,9 +1377,8 @@ fn build_options(
             if c.first_connected.swap(false, Ordering::AcqRel) {
                 return; // the first connect is reported by the command thread
             }
-            c.offline.store(0, Ordering::Release);
             let Some(h) = w.upgrade() else { return };
-            h.post(|h| {
+            h.post_here(|h| {
                 let cbs = h.cbs();
                 if let Some(f) = cbs.connected {
                     let cause = c"automatic reconnect";
@@ -1108,6 +1386,7 @@ fn build_options(
                     unsafe { f(cbs.conn_ctx.0, cause.as_ptr() as *mut c_char) };
                 }
             });
+            drain_offline(&h, &c);
         }
     });
     let c = conn.clone();
@@ -1115,7 +1394,7 @@ fn build_options(
         c.wait_ready();
         let Some(h) = w.upgrade() else { return };
         let d = d.clone();
-        h.post(move |h| {
+        h.post_here(move |h| {
             let cbs = h.cbs();
             if let Some(f) = cbs.disconnected {
                 let Ok(mut p) = properties_to_c(&d.properties) else {
@@ -1133,18 +1412,123 @@ fn build_options(
     o
 }
 
-/// A QoS 1/2 publish finished: complete its token, then (on the callback thread)
+/// After an automatic reconnect (on the dispatch thread): hands the publishes buffered
+/// meanwhile to the client, oldest first; publishes made during this queue behind them.
+fn drain_offline(h: &AsyncHandle, conn: &Arc<Conn>) {
+    let client = {
+        let mut st = h.st();
+        match (&st.client, &st.conn) {
+            (Some(c), Some(k)) if Arc::ptr_eq(k, conn) => {
+                let c = c.clone();
+                st.draining = true;
+                c
+            }
+            _ => return,
+        }
+    };
+    loop {
+        let b = {
+            let mut st = h.st();
+            let current = st.conn.as_ref().is_some_and(|k| Arc::ptr_eq(k, conn));
+            match st.offline.pop_front() {
+                Some(b) if current => b,
+                other => {
+                    // Empty, or a new connect took over (it sends what is left).
+                    if let Some(b) = other {
+                        st.offline.push_front(b);
+                    }
+                    st.draining = false;
+                    return;
+                }
+            }
+        };
+        if let Err(rc) = publish_now(h, &client, conn, b.msg, b.resp, b.token) {
+            h.post_failure(b.resp, b.token, Fail::code(rc, "buffered publish failed"));
+        }
+    }
+}
+
+/// Buffers a publish until the next connection (the caller checked that buffering is
+/// allowed); with a full buffer, drops the oldest (`deleteOldestMessages`: its `onFailure`
+/// gets `MQTTASYNC_MAX_BUFFERED_MESSAGES`) or refuses the new one.
+fn buffer_publish(h: &AsyncHandle, st: &mut State, b: Buffered) -> Result<(), c_int> {
+    let c = h.create;
+    if st.offline.len() >= c.max_buffered {
+        if !c.delete_oldest || c.max_buffered == 0 {
+            h.complete(b.token);
+            return Err(MQTTASYNC_MAX_BUFFERED_MESSAGES);
+        }
+        if let Some(old) = st.offline.pop_front() {
+            h.post_failure(
+                old.resp,
+                old.token,
+                Fail::code(
+                    MQTTASYNC_MAX_BUFFERED_MESSAGES,
+                    "dropped from the full buffer",
+                ),
+            );
+        }
+    }
+    st.offline.push_back(b);
+    Ok(())
+}
+
+/// A QoS 1/2 publish finished (on the dispatch thread): complete its token, then
 /// `deliveryComplete` and its `onSuccess` / `onFailure`.
 fn delivered(h: &AsyncHandle, conn: &Conn, ev: &DeliveryEvent) {
-    let Some(info) = lock(&conn.inflight).remove(&ev.token_id) else {
-        return;
+    let info = {
+        let mut f = lock(&conn.inflight);
+        match f.map.remove(&ev.token_id) {
+            Some(info) => info,
+            None if (1..=conn.restored.len() as u64).contains(&ev.token_id) => {
+                drop(f);
+                restored_delivered(h, ev);
+                return;
+            }
+            None => {
+                if f.publishing > 0 {
+                    f.early.insert(ev.token_id, ev.clone());
+                }
+                return;
+            }
+        }
+    };
+    finish_delivery(h, info, ev, true);
+}
+
+/// A message restored from persistence completed: its token (the packet id) completes and,
+/// when acknowledged, `deliveryComplete` is called with it (it has no `onSuccess`, as in
+/// Paho).
+fn restored_delivered(h: &AsyncHandle, ev: &DeliveryEvent) {
+    let token = c_int::from(ev.packet_id);
+    h.complete(token);
+    if ev.result.is_ok() {
+        h.post_here(move |h| {
+            let cbs = h.cbs();
+            if let Some(f) = cbs.complete {
+                // SAFETY: the application's callback with its context.
+                unsafe { f(cbs.ctx.0, token) };
+            }
+        });
+    }
+}
+
+/// Completes the token of a finished publish and reports it: on this thread when `here`
+/// (a dispatch thread), else through the callback thread.
+fn finish_delivery(h: &AsyncHandle, info: InFlight, ev: &DeliveryEvent, here: bool) {
+    let post = |f: Box<dyn FnOnce(&AsyncHandle) + Send>| {
+        if here {
+            h.post_here(f)
+        } else {
+            h.post(f)
+        }
     };
     h.complete(info.token);
     match &ev.result {
         Ok(d) => {
             let reason = d.reason;
             let props = d.properties.clone();
-            h.post(move |h| {
+            post(Box::new(move |h| {
                 let cbs = h.cbs();
                 if let Some(f) = cbs.complete {
                     // SAFETY: the application's callback with its context.
@@ -1159,12 +1543,12 @@ fn delivered(h: &AsyncHandle, conn: &Conn, ev: &DeliveryEvent) {
                     props,
                 };
                 call_success(&info.resp, info.token, &done);
-            });
+            }));
         }
         Err(e) => {
             let mut f = error_fail(e);
             f.packet_type = c_int::from(ev.packet_type);
-            h.post(move |_| call_failure(&info.resp, info.token, &f));
+            post(Box::new(move |_| call_failure(&info.resp, info.token, &f)));
         }
     }
 }
@@ -1206,7 +1590,18 @@ fn do_connect(h: &Arc<AsyncHandle>, p: Params, token: c_int) {
         MQTTVERSION_3_1_1 => &[ProtocolVersion::V311],
         _ => &[ProtocolVersion::V5],
     };
-    let conn = Conn::new();
+    // Messages restored from persistence keep their tokens through the first connection
+    // (a clean one discards them: their tokens complete).
+    let restored = std::mem::take(&mut *lock(&h.restored));
+    let restored = if p.clean {
+        for &id in &restored {
+            h.complete(c_int::from(id));
+        }
+        Vec::new()
+    } else {
+        restored
+    };
+    let conn = Conn::new(restored.clone());
     let mut fail = Fail::code(MQTTASYNC_FAILURE, "connect failed");
     for (i, &ver) in versions.iter().enumerate() {
         let opts = build_options(h, &p, ver, &conn);
@@ -1292,6 +1687,8 @@ fn do_connect(h: &Arc<AsyncHandle>, p: Params, token: c_int) {
         }
     }
     finish(h);
+    // Not connected: the next connect restores them.
+    *lock(&h.restored) = restored;
     h.post_failure(p.resp, token, fail);
 }
 
@@ -1309,13 +1706,21 @@ fn publish_now(
     let payload = m.payload.clone();
     let qos = m.qos;
     let retained = m.retain;
-    // The in-flight table is locked across the publish, so an acknowledgement that races
-    // ahead waits in `delivered` until the entry exists.
-    let mut inflight = lock(&conn.inflight);
-    match client.publish_timeout(m, Duration::ZERO) {
+    lock(&conn.inflight).publishing += 1;
+    let r = client.publish_timeout(m, SEND_ROOM_WAIT);
+    let mut f = lock(&conn.inflight);
+    f.publishing -= 1;
+    let early = match &r {
+        Ok(t) if qos != QoS::AtMostOnce => f.early.remove(&t.id()),
+        _ => None,
+    };
+    if f.publishing == 0 {
+        f.early.clear();
+    }
+    match r {
         Ok(t) => {
             if qos == QoS::AtMostOnce {
-                drop(inflight);
+                drop(f);
                 h.post_success(
                     resp,
                     token,
@@ -1328,23 +1733,32 @@ fn publish_now(
                         props: Properties::new(),
                     },
                 );
-            } else {
-                inflight.insert(
-                    t.id(),
-                    InFlight {
-                        token,
-                        resp,
-                        topic,
-                        payload,
-                        qos: qos as c_int,
-                        retained,
-                    },
-                );
+                return Ok(());
+            }
+            let id = t.id();
+            let info = InFlight {
+                token,
+                rust: t,
+                resp,
+                topic,
+                payload,
+                qos: qos as c_int,
+                retained,
+            };
+            match early {
+                // Acknowledged before this call could record it.
+                Some(ev) => {
+                    drop(f);
+                    finish_delivery(h, info, &ev, false);
+                }
+                None => {
+                    f.map.insert(id, info);
+                }
             }
             Ok(())
         }
         Err(e) => {
-            drop(inflight);
+            drop(f);
             let rc = match e {
                 Error::Timeout {
                     step: Step::Queue, ..
@@ -1420,6 +1834,19 @@ unsafe fn create_impl(
     if !shared.version_ok(version >= MQTTVERSION_5) {
         return Err(MQTTASYNC_PERSISTENCE_ERROR);
     }
+    // Messages left in flight by an earlier run get tokens now, as in Paho (and as
+    // MQTTClient_create does): their packet ids. New tokens are issued above them.
+    let family = if version >= MQTTVERSION_5 {
+        ProtocolVersion::V5
+    } else {
+        ProtocolVersion::V311
+    };
+    let restored = crate::persist::pending_packet_ids(&mut shared, family);
+    let mut pending = Pending::default();
+    pending
+        .set
+        .extend(restored.iter().map(|&id| c_int::from(id)));
+    let first_token = restored.iter().copied().max().map_or(1, c_int::from);
     let h = Arc::new(AsyncHandle {
         server_uri: uri.to_owned(),
         client_id: cid.to_owned(),
@@ -1434,13 +1861,15 @@ unsafe fn create_impl(
             should_be_connected: false,
             last: None,
             offline: VecDeque::new(),
+            draining: false,
         }),
         commands: Queue::new(),
-        events: Queue::new(),
+        events: Events::new(),
         queued_messages: AtomicUsize::new(0),
-        pending: Mutex::new(HashSet::new()),
+        pending: Mutex::new(pending),
         pending_cv: Condvar::new(),
-        next_token: AtomicI32::new(1),
+        next_token: AtomicI32::new(first_token),
+        restored: Mutex::new(restored),
         destroyed: AtomicBool::new(false),
         threads: Mutex::new(Vec::new()),
     });
@@ -1594,7 +2023,7 @@ pub unsafe extern "C" fn MQTTAsync_destroy(handle: *mut MQTTAsync) {
                 let _ = t.join();
             }
         }
-        lock(&h.pending).clear();
+        lock(&h.pending).set.clear();
         h.pending_cv.notify_all();
         let mut store = h.store.clone();
         if let Err(e) = store.close() {
@@ -1623,8 +2052,9 @@ fn set_cbs(handle: MQTTAsync, f: impl FnOnce(&mut Callbacks)) -> c_int {
 }
 
 /// Sets the connection-lost, message-arrived (mandatory) and delivery-complete callbacks
-/// with one `context`. All callbacks of a handle run on its own callback thread, one at a
-/// time, in order, and may call any function of this API (including `MQTTAsync_destroy`).
+/// with one `context`. All callbacks of a handle run one at a time, in order (on the
+/// handle's callback thread, or on its client's dispatch thread when nothing is queued
+/// before them), and may call any function of this API (including `MQTTAsync_destroy`).
 ///
 /// `ma(context, topicName, topicLen, message)`: topic (NUL-terminated; `topicLen` is its
 /// length, always given as Paho's async client does) and message are allocated by the
@@ -1715,7 +2145,8 @@ pub unsafe extern "C" fn MQTTAsync_setDeliveryCompleteCallback(
 /// called" after the `onSuccess` of `MQTTAsync_connect` / `MQTTAsync_reconnect`, and
 /// "automatic reconnect" after an automatic reconnect. NULL removes it. Returns
 /// `MQTTASYNC_SUCCESS`, or `MQTTASYNC_FAILURE` for an unknown handle or during a connect.
-/// Runs on the handle's callback thread. Any thread.
+/// Runs in order with the handle's other callbacks (see `MQTTAsync_setCallbacks`). Any
+/// thread.
 ///
 /// # Safety
 /// `co` is NULL or valid to call with `context` until replaced or destroyed.
@@ -1749,12 +2180,14 @@ pub unsafe extern "C" fn MQTTAsync_setDisconnected(
     })
 }
 
-/// Sets the callback that may change the user name and password before
-/// `MQTTAsync_reconnect` connects again: it gets an `MQTTAsync_connectData` with the
-/// current values and returns non-zero when it replaced them with `malloc`'d values (which
-/// the library frees). Not called before automatic reconnects (the Rust client reconnects
-/// with the original credentials). NULL removes it. Returns as `MQTTAsync_setConnected`.
-/// Runs on the handle's command thread.
+/// Sets the callback that may change the user name and password before each automatic
+/// reconnect attempt (as Paho) and before `MQTTAsync_reconnect` connects again: it gets an
+/// `MQTTAsync_connectData` with the current values and returns non-zero when it replaced
+/// them with `malloc`'d values (which the library frees); the new values are used for that
+/// attempt and every later one. NULL removes it. Returns as `MQTTAsync_setConnected`.
+/// Runs on the handle's callback thread before automatic reconnects (the client's I/O
+/// thread waits for it, up to 30 s), on its command thread before `MQTTAsync_reconnect`;
+/// it may call any function.
 ///
 /// # Safety
 /// `co` is NULL or valid to call with `context` until replaced or destroyed.
@@ -2391,50 +2824,32 @@ unsafe fn send_impl(
         _ => None,
     };
     let token = h.new_token()?;
+    let buffered = Buffered {
+        msg: m,
+        resp: r.resp,
+        token,
+    };
     let result = if let Some((client, conn)) = live {
-        if !client.is_connected() {
-            // Reconnecting: the Rust client's offline buffer takes it, within the limit.
-            if !h.create.send_while_disconnected {
-                h.complete(token);
-                return Err(MQTTASYNC_DISCONNECTED);
-            }
-            if conn.offline.fetch_add(1, Ordering::AcqRel) >= h.create.max_buffered {
-                conn.offline.fetch_sub(1, Ordering::AcqRel);
-                h.complete(token);
-                return Err(MQTTASYNC_MAX_BUFFERED_MESSAGES);
-            }
+        let mut st = h.st();
+        if client.is_connected() && st.offline.is_empty() && !st.draining {
+            drop(st);
+            publish_now(&h, &client, &conn, buffered.msg, r.resp, token)
+        } else if client.is_connected() || h.create.send_while_disconnected {
+            // Reconnecting, or publishes buffered meanwhile are still being handed over:
+            // behind them.
+            buffer_publish(&h, &mut st, buffered)
+        } else {
+            drop(st);
+            h.complete(token);
+            return Err(MQTTASYNC_DISCONNECTED);
         }
-        publish_now(&h, &client, &conn, m, r.resp, token)
     } else {
         let c = h.create;
         if !c.send_while_disconnected || !(should || c.any_time) {
             h.complete(token);
             return Err(MQTTASYNC_DISCONNECTED);
         }
-        let mut st = h.st();
-        if st.offline.len() >= c.max_buffered {
-            if !c.delete_oldest || c.max_buffered == 0 {
-                drop(st);
-                h.complete(token);
-                return Err(MQTTASYNC_MAX_BUFFERED_MESSAGES);
-            }
-            if let Some(old) = st.offline.pop_front() {
-                h.post_failure(
-                    old.resp,
-                    old.token,
-                    Fail::code(
-                        MQTTASYNC_MAX_BUFFERED_MESSAGES,
-                        "dropped from the full buffer",
-                    ),
-                );
-            }
-        }
-        st.offline.push_back(Buffered {
-            msg: m,
-            resp: r.resp,
-            token,
-        });
-        Ok(())
+        buffer_publish(&h, &mut h.st(), buffered)
     };
     result?;
     // SAFETY: validated above.
@@ -2456,8 +2871,9 @@ unsafe fn send_impl(
 /// length; `MQTTASYNC_BAD_UTF8_STRING` for a NULL, non-UTF-8, empty or wildcard topic;
 /// `MQTTASYNC_BAD_QOS`; `MQTTASYNC_NULL_PARAMETER` (NULL payload with a length);
 /// `MQTTASYNC_BAD_STRUCTURE` (response); `MQTTASYNC_DISCONNECTED` (not connected and not
-/// buffering); `MQTTASYNC_MAX_BUFFERED_MESSAGES` when the buffer or the client's queue is
-/// full (publishing never blocks). Any thread, including callbacks.
+/// buffering); `MQTTASYNC_MAX_BUFFERED_MESSAGES` when the buffer is full, or the client's
+/// queue of publishes not yet taken by its I/O thread stays full for 100 ms (the only wait:
+/// flow control). Any thread, including callbacks.
 ///
 /// # Safety
 /// `destinationName` is NULL or NUL-terminated; `payload` has `payloadlen` readable bytes;
@@ -2534,7 +2950,11 @@ pub unsafe extern "C" fn MQTTAsync_sendMessage(
 // ---------------------------------------------------------------------------------------
 
 /// Writes to `*tokens` a `malloc`'d array of the tokens of requests not yet complete
-/// (ending with -1), or NULL when there are none; free it with `MQTTAsync_free`. Returns
+/// (ending with -1), or NULL when there are none; free it with `MQTTAsync_free`. QoS 1/2
+/// messages an earlier run left in flight in persistence are listed from
+/// `MQTTAsync_create` on, under their packet ids (as in Paho), until the first connect has
+/// resent them (then `deliveryComplete` gets that token; a clean first connect discards
+/// them and their tokens complete). Returns
 /// `MQTTASYNC_SUCCESS`, `MQTTASYNC_FAILURE` for an unknown handle,
 /// `MQTTASYNC_NULL_PARAMETER` for a NULL `tokens`. Any thread.
 ///
@@ -2550,7 +2970,7 @@ pub unsafe extern "C" fn MQTTAsync_getPendingTokens(
         if tokens.is_null() {
             return Err(MQTTASYNC_NULL_PARAMETER);
         }
-        let mut v: Vec<c_int> = lock(&h.pending).iter().copied().collect();
+        let mut v: Vec<c_int> = lock(&h.pending).set.iter().copied().collect();
         v.sort_unstable();
         let out = if v.is_empty() {
             ptr::null_mut()
@@ -2564,13 +2984,27 @@ pub unsafe extern "C" fn MQTTAsync_getPendingTokens(
     })
 }
 
+/// The Rust token of a QoS 1/2 publish still in flight on the current connection.
+fn publish_token(h: &AsyncHandle, token: c_int) -> Option<DeliveryToken> {
+    let conn = h.st().conn.clone()?;
+    let inflight = lock(&conn.inflight);
+    inflight
+        .map
+        .values()
+        .find(|i| i.token == token)
+        .map(|i| i.rust.clone())
+}
+
 /// Returns 1 (`MQTTASYNC_TRUE`) if the request with `token` is complete (or unknown), 0 if
 /// it is pending, `MQTTASYNC_FAILURE` for an unknown handle. Any thread.
 #[no_mangle]
 pub extern "C" fn MQTTAsync_isComplete(handle: MQTTAsync, token: MQTTAsync_token) -> c_int {
     guard(MQTTASYNC_FAILURE, || match lookup(handle) {
         None => MQTTASYNC_FAILURE,
-        Some(h) => c_int::from(!lock(&h.pending).contains(&token)),
+        Some(h) => c_int::from(
+            !lock(&h.pending).set.contains(&token)
+                || publish_token(&h, token).is_some_and(|t| t.is_complete()),
+        ),
     })
 }
 
@@ -2591,7 +3025,7 @@ pub extern "C" fn MQTTAsync_waitForCompletion(
         {
             let st = h.st();
             let up = st.connecting || st.client.as_ref().is_some_and(|c| c.is_connected());
-            if !up && !lock(&h.pending).contains(&token) {
+            if !up && !lock(&h.pending).set.contains(&token) {
                 return Ok(());
             }
             if !up && !st.should_be_connected {
@@ -2599,20 +3033,36 @@ pub extern "C" fn MQTTAsync_waitForCompletion(
             }
         }
         #[allow(clippy::useless_conversion)]
-        let deadline = Instant::now() + Duration::from_millis(u64::from(timeout));
+        let timeout = Duration::from_millis(u64::from(timeout));
+        let deadline = Instant::now() + timeout;
+        if let Some(t) = publish_token(&h, token) {
+            // A publish in flight: its Rust token completes on the I/O thread.
+            match t.wait_timeout(timeout) {
+                Ok(_) => return Ok(()),
+                Err(_) if t.is_complete() => return Ok(()),
+                Err(Error::Timeout { .. }) => return Err(MQTTASYNC_FAILURE),
+                // Not connected: wait for the token below (a reconnect may complete it).
+                Err(_) => {}
+            }
+        }
         let mut p = lock(&h.pending);
-        while p.contains(&token) {
+        p.waiters += 1;
+        let r = loop {
+            if !p.set.contains(&token) {
+                break Ok(());
+            }
             let now = Instant::now();
             if now >= deadline || h.destroyed.load(Ordering::Acquire) {
-                return Err(MQTTASYNC_FAILURE);
+                break Err(MQTTASYNC_FAILURE);
             }
             p = h
                 .pending_cv
                 .wait_timeout(p, deadline - now)
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
-        }
-        Ok(())
+        };
+        p.waiters -= 1;
+        r
     })
 }
 

@@ -23,8 +23,8 @@ use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 pub use options::{
-    ConnectOptions, Message, Payload, ReconnectOptions, Scheme, ServerUri, TlsOptions, TlsPsk,
-    TlsVersion,
+    ConnectOptions, Message, Payload, ReconnectCredentials, ReconnectOptions, Scheme, ServerUri,
+    TlsOptions, TlsPsk, TlsVersion,
 };
 pub use token::{Delivered, DeliveryToken};
 

@@ -220,6 +220,22 @@ impl Default for ReconnectOptions {
     }
 }
 
+/// What a [`ConnectOptions::before_reconnect`] hook may change before an automatic
+/// reconnect attempt: the values of the next CONNECT (they stay for later attempts).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReconnectCredentials {
+    /// User name.
+    pub username: Option<String>,
+    /// Password.
+    pub password: Option<Bytes>,
+    /// v5 CONNECT properties.
+    pub properties: Properties,
+}
+
+/// The hook of [`ConnectOptions::before_reconnect`] (run on the I/O thread).
+pub(crate) type BeforeReconnect = Box<dyn FnMut(&mut ReconnectCredentials) -> bool + Send>;
+
 /// Callback types (run on the client's dispatch thread; they may call the client).
 pub(crate) type MessageCallback = Box<dyn FnMut(Message) + Send>;
 pub(crate) type ConnectedCallback = Box<dyn FnMut(bool) + Send>;
@@ -259,6 +275,7 @@ pub struct ConnectOptions {
     pub(crate) on_connection_lost: Option<LostCallback>,
     pub(crate) on_delivered: Option<DeliveredCallback>,
     pub(crate) on_server_disconnect: Option<ServerDisconnectCallback>,
+    pub(crate) before_reconnect: Option<BeforeReconnect>,
     pub(crate) error: Option<Error>,
 }
 
@@ -350,6 +367,7 @@ impl ConnectOptions {
             on_connection_lost: None,
             on_delivered: None,
             on_server_disconnect: None,
+            before_reconnect: None,
             error: None,
         };
         o.add_server(server_uri);
@@ -705,6 +723,24 @@ impl ConnectOptions {
         f: impl FnMut(&crate::client::DeliveryEvent) + Send + 'static,
     ) -> Self {
         self.on_delivered = Some(Box::new(f));
+        self
+    }
+
+    /// Called before each connect attempt made in the background (automatic reconnects,
+    /// and first-connect retries with
+    /// [`retry_first_connect`](ReconnectOptions::retry_first_connect)) with the user name,
+    /// password and v5 CONNECT properties that attempt will send; changes apply to it and
+    /// to later attempts (e.g. a refreshed token as password). Return `false` to skip the
+    /// attempt (the next one follows after the usual backoff).
+    ///
+    /// Runs on the client's I/O thread, which waits for it: keep it short, and do not
+    /// call the client from it (a call that needs the I/O thread would wait for itself).
+    /// Without [`automatic_reconnect`](Self::automatic_reconnect) it is never called.
+    pub fn before_reconnect(
+        mut self,
+        f: impl FnMut(&mut ReconnectCredentials) -> bool + Send + 'static,
+    ) -> Self {
+        self.before_reconnect = Some(Box::new(f));
         self
     }
 

@@ -19,6 +19,13 @@
 static int failures;
 #define CHECK(c) do { if (!(c)) { printf("FAILED %s:%d %s\n", __FILE__, __LINE__, #c); ++failures; } } while (0)
 
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
 /* ---- a log of callback events, waited on with a deadline ---- */
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
@@ -307,6 +314,55 @@ static void offline(const char* uri)
     MQTTAsync_destroy(&c);
 }
 
+/* Offline buffer while the client reconnects by itself: a second connection with the same
+ * client id takes the session over, the client publishes three QoS 1 messages into a
+ * buffer of two with deleteOldestMessages: the oldest gets onFailure (-12), and after the
+ * automatic reconnect the newest two are delivered. (mqttsync only: Paho drops the
+ * oldest without onFailure, and with both connections of one client id in one process it
+ * loses the client's connection again after the reconnect.) */
+static void reconnect_buffer(const char* uri)
+{
+    MQTTAsync c = NULL, k = NULL;
+    MQTTAsync_createOptions cr = MQTTAsync_createOptions_initializer;
+    MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
+    MQTTAsync_connectOptions ko = MQTTAsync_connectOptions_initializer;
+    MQTTAsync_disconnectOptions dc = MQTTAsync_disconnectOptions_initializer;
+    MQTTAsync_responseOptions r1 = resp("publish-rb1"), r2 = resp("publish-rb2"), r3 = resp("publish-rb3");
+
+    cr.sendWhileDisconnected = 1;
+    cr.maxBufferedMessages = 2;
+    cr.deleteOldestMessages = 1;
+    printf("create rbuf: %d\n", MQTTAsync_createWithOptions(&c, uri, "async-rbuf", MQTTCLIENT_PERSISTENCE_NONE, NULL, &cr));
+    MQTTAsync_setCallbacks(c, (void*)"rb", lost, arrived, NULL);
+    MQTTAsync_setConnected(c, (void*)"rb", connected);
+    co.automaticReconnect = 1;
+    co.minRetryInterval = 1;
+    co.maxRetryInterval = 2;
+    co.onSuccess = on_ok;
+    co.onFailure = on_fail;
+    co.context = (void*)"connect-rb";
+    printf("connect rbuf: %d\n", MQTTAsync_connect(c, &co));
+    expect(2, "rbuf");
+    MQTTAsync_create(&k, uri, "async-rbuf", MQTTCLIENT_PERSISTENCE_NONE, NULL);
+    ko.onSuccess = on_ok;
+    ko.onFailure = on_fail;
+    ko.context = (void*)"connect-takeover";
+    printf("connect takeover: %d\n", MQTTAsync_connect(k, &ko));
+    expect(2, "takeover");
+    printf("isConnected after takeover: %d\n", MQTTAsync_isConnected(c));
+    {
+        int rc1 = MQTTAsync_send(c, "T/async/rbuf", 3, "rb1", 1, 0, &r1);
+        int rc2 = MQTTAsync_send(c, "T/async/rbuf", 3, "rb2", 1, 0, &r2);
+        int rc3 = MQTTAsync_send(c, "T/async/rbuf", 3, "rb3", 1, 0, &r3);
+        printf("send while reconnecting: %d %d %d\n", rc1, rc2, rc3);
+    }
+    expect(1, "rbuf-dropped");
+    expect(3, "rbuf-reconnected");
+    MQTTAsync_destroy(&k);
+    printf("disconnect rbuf: %d\n", MQTTAsync_disconnect(c, &dc));
+    MQTTAsync_destroy(&c);
+}
+
 /* ---------------------------------------------------------------- mqttsync only ---- */
 
 static MQTTAsync self_destroying;
@@ -342,6 +398,25 @@ static int slow(void* ctx, char* topic, int len, MQTTAsync_message* m)
     MQTTAsync_freeMessage(&m);
     MQTTAsync_free(topic);
     nanosleep(&t, NULL); /* deliberately slow: must not stall the other client */
+    return 1;
+}
+
+/* waitForCompletion of a QoS 1 publish made inside messageArrived: the callback may run on
+ * the thread that reports acknowledgements, which must not make the wait hang */
+static MQTTAsync waiter;
+static int wait_in_callback(void* ctx, char* topic, int len, MQTTAsync_message* m)
+{
+    MQTTAsync_responseOptions r = MQTTAsync_responseOptions_initializer;
+    double t0;
+    int rc;
+    (void)ctx; (void)len;
+    MQTTAsync_freeMessage(&m);
+    MQTTAsync_free(topic);
+    rc = MQTTAsync_send(waiter, "T/async/wfc-out", 1, "w", 1, 0, &r);
+    t0 = now_s();
+    rc = rc ? rc : MQTTAsync_waitForCompletion(waiter, r.token, 5000);
+    event("waited in messageArrived: rc=%d complete=%d quick=%d", rc,
+          MQTTAsync_isComplete(waiter, r.token), now_s() - t0 < 4.0);
     return 1;
 }
 
@@ -405,6 +480,35 @@ static void extras(const char* uri)
     expect(2, "redelivered");
     MQTTAsync_destroy(&a);
 
+    /* waitForCompletion inside messageArrived */
+    MQTTAsync_create(&waiter, uri, "async-wfc", MQTTCLIENT_PERSISTENCE_NONE, NULL);
+    MQTTAsync_setCallbacks(waiter, NULL, NULL, wait_in_callback, NULL);
+    co.context = (void*)"connect-wfc";
+    MQTTAsync_connect(waiter, &co);
+    expect(1, "wfc");
+    r = resp("subscribe-wfc");
+    MQTTAsync_subscribe(waiter, "T/async/wfc", 1, &r);
+    expect(1, "wfc-sub");
+    MQTTAsync_send(waiter, "T/async/wfc", 1, "x", 1, 0, NULL);
+    expect(1, "wfc-wait");
+    MQTTAsync_destroy(&waiter);
+
+    /* a burst of QoS 0 publishes is taken (flow control), not refused with
+       MQTTASYNC_MAX_BUFFERED_MESSAGES once the client's queue is full */
+    MQTTAsync_create(&a, uri, "async-burst", MQTTCLIENT_PERSISTENCE_NONE, NULL);
+    co.context = (void*)"connect-burst";
+    MQTTAsync_connect(a, &co);
+    expect(1, "burst");
+    {
+        int i, refused = 0;
+        for (i = 0; i < 20000; ++i)
+            if (MQTTAsync_send(a, "T/async/burst", 16, "0123456789abcdef", 0, 0, NULL) != 0)
+                ++refused;
+        printf("burst of 20000 QoS 0 publishes, refused: %d\n", refused);
+        CHECK(refused == 0);
+    }
+    MQTTAsync_destroy(&a);
+
     /* one client's slow callback does not stall another client */
     MQTTAsync_create(&a, uri, "async-slow", MQTTCLIENT_PERSISTENCE_NONE, NULL);
     MQTTAsync_create(&b, uri, "async-fast", MQTTCLIENT_PERSISTENCE_NONE, NULL);
@@ -448,6 +552,7 @@ int main(int argc, char** argv)
     if (getenv("MQTTSYNC_EXTRAS"))
     {
         printf("--- mqttsync only\n");
+        reconnect_buffer(argv[1]);
         extras(argv[1]);
     }
     printf("failures: %d\n", failures);

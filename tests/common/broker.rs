@@ -315,6 +315,24 @@ impl Broker {
         }
     }
 
+    /// Gives `user` the password `password` in the broker's password file (adding the user
+    /// if new); a running broker reads it again after [`Broker::restart`].
+    pub fn set_password(&mut self, user: &str, password: &str) {
+        match self.config.users.iter_mut().find(|(u, _)| u == user) {
+            Some(entry) => entry.1 = password.to_owned(),
+            None => self
+                .config
+                .users
+                .push((user.to_owned(), password.to_owned())),
+        }
+        self.write_password_file();
+    }
+
+    /// Process id of the running broker.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Stops the broker (SIGTERM) if it runs, then starts it again with the same config, on
     /// the same port and with the same persistence directory, and waits until it accepts
     /// connections.

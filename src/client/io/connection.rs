@@ -27,6 +27,24 @@ static NO_HTTP: HttpOptions = HttpOptions {
 };
 
 impl Io {
+    /// Runs the application's `before_reconnect` hook, if any, and takes the credentials
+    /// it leaves; false when it asks to skip this attempt.
+    pub(super) fn before_reconnect_hook(&mut self) -> bool {
+        let Some(f) = self.before_reconnect.as_mut() else {
+            return true;
+        };
+        let mut c = crate::ReconnectCredentials {
+            username: self.connect.username.clone(),
+            password: self.connect.password.clone(),
+            properties: self.connect.properties.clone(),
+        };
+        let go = f(&mut c);
+        self.connect.username = c.username;
+        self.connect.password = c.password;
+        self.connect.properties = c.properties;
+        go
+    }
+
     pub(super) fn establish(&mut self) -> Result<ConnectInfo> {
         let mut last = None;
         for i in 0..self.servers.len() {

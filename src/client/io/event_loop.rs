@@ -344,6 +344,10 @@ impl Io {
         } else if let Some(at) = self.reconnect_at {
             if now >= at {
                 self.reconnect_at = None;
+                if !self.before_reconnect_hook() {
+                    self.schedule_reconnect(Instant::now());
+                    return;
+                }
                 match self.establish() {
                     Ok(_) => {
                         self.shared.reconnects.fetch_add(1, Ordering::Relaxed);

@@ -100,6 +100,7 @@ pub(crate) struct Io {
     connect: Connect,
     connect_timeout: Duration,
     reconnect: Option<ReconnectOptions>,
+    before_reconnect: Option<crate::client::options::BeforeReconnect>,
     backoff: Duration,
     reconnect_at: Option<Instant>,
     user_disconnected: bool,
@@ -270,6 +271,7 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
             .map(|r| r.min_delay)
             .unwrap_or_default(),
         reconnect: opts.reconnect.take(),
+        before_reconnect: opts.before_reconnect.take(),
         reconnect_at: None,
         user_disconnected: false,
         max_queued: opts.max_queued,
