@@ -396,7 +396,11 @@ fn a_thousand_clients_in_one_process() {
          fd limit {limit}",
         t1.elapsed()
     );
-    assert!(threads1 >= n as u64, "one I/O thread per client expected");
+    // At most one thread per client (quiet clients go dormant and give theirs back).
+    assert!(
+        threads1 <= threads0 + n as u64 + 8,
+        "{threads1} threads for {n} clients"
+    );
     assert!(per_client_kib < 512.0, "{per_client_kib} KiB per client");
     assert!(
         common::wait_until(DEADLINE, || proc_status("Threads:") <= threads0 + 4),

@@ -630,7 +630,6 @@ pub struct Client {
     /// The I/O thread's state, locked by that thread while it works and free while it
     /// sleeps (then a publish may go out on the caller's thread).
     io: Arc<Mutex<io::Io>>,
-    io_thread: Mutex<Option<threads::Worker>>,
     request_timeout: Duration,
     version: ProtocolVersion,
 }
@@ -1092,7 +1091,6 @@ impl ClientSlot {
             shared: c.shared.clone(),
             messages: c.messages.clone(),
             io: c.io.clone(),
-            io_thread: Mutex::new(None),
             request_timeout: c.request_timeout,
             version: c.version,
         });
@@ -1111,14 +1109,8 @@ impl Drop for Client {
         let _ = self.shared.ctl.try_send(Control::Shutdown);
         self.shared.parked.store(true, Ordering::SeqCst);
         self.shared.wake();
-        if let Some(h) = self
-            .io_thread
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-        {
-            h.join();
-        }
+        // The I/O work ends (a dormant client is woken for it).
+        self.shared.sleeper.join();
         // The I/O thread has handed over its last items: their callbacks run before this
         // returns (unless it is one of them).
         self.shared.join_dispatcher();

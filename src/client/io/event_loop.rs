@@ -30,30 +30,47 @@ enum Next {
     Exit,
 }
 
-/// The I/O thread. The `Io` is locked for each turn of work and unlocked while the thread
-/// sleeps in poll, so a caller may publish on its own thread meanwhile
-/// ([`Io::publish_direct`]).
+/// A job of the I/O work on a client thread: the first one from `start`, later ones when a
+/// dormant client is woken (see `sleep`). The `Io` is locked for each turn of work and
+/// unlocked while the thread sleeps in poll, so a caller may publish on its own thread
+/// meanwhile ([`Io::publish_direct`]).
 ///
 /// A panic (a bug in mqttsync, or in a persistence store, whose calls run here) must not
 /// leave a client that looks alive with nobody serving it: the client is closed and every
 /// waiter answered ([`Io::crashed`]).
 pub(crate) fn run(io: Arc<Mutex<Io>>) {
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| serve(&io)));
-    if r.is_err() {
-        log::error!("the I/O thread of an mqttsync client panicked; the client is closed");
-        let mut g = io.lock().unwrap_or_else(|e| e.into_inner());
-        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| g.crashed())).is_err() {
-            log::error!("cleaning up after the panic panicked as well");
+    let sleeper = match r {
+        // Dormant: a later job carries on.
+        Ok(Ended::Dormant) => return,
+        Ok(Ended::Finished(sleeper)) => sleeper,
+        Err(_) => {
+            log::error!("the I/O thread of an mqttsync client panicked; the client is closed");
+            let mut g = io.lock().unwrap_or_else(|e| e.into_inner());
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| g.crashed())).is_err() {
+                log::error!("cleaning up after the panic panicked as well");
+            }
+            g.shared.sleeper.clone()
         }
-    }
+    };
+    sleeper.finished();
 }
 
-fn serve(io: &Mutex<Io>) {
+/// How a job ended.
+enum Ended {
+    /// The client went dormant.
+    Dormant,
+    /// The client is finished (its sleeper, to tell the closer).
+    Finished(Arc<super::Sleeper>),
+}
+
+fn serve(io: &Mutex<Io>) -> Ended {
     // Two sources: the waker and the socket (edge-triggered: more would wait for the next
     // poll, not be lost).
     let mut events = mio::Events::with_capacity(2);
     let mut g = io.lock().unwrap_or_else(|e| e.into_inner());
     let shared = g.shared.clone();
+    shared.parked.store(false, Ordering::SeqCst);
     // Events of the last poll, still to be looked at.
     let mut polled: Option<bool> = None;
     loop {
@@ -61,7 +78,7 @@ fn serve(io: &Mutex<Io>) {
             g.take_events(&events, quiet_check);
         }
         let (timeout, quiet_check) = match g.turn() {
-            Next::Exit => return,
+            Next::Exit => return Ended::Finished(shared.sleeper.clone()),
             Next::Again => continue,
             Next::Park {
                 timeout,
@@ -69,29 +86,25 @@ fn serve(io: &Mutex<Io>) {
             } => (timeout, quiet_check),
         };
         // The poll leaves the `Io` while the thread sleeps in it (nobody else uses it).
-        let poll = g.poll.take();
-        drop(g);
-        let slept = match poll {
-            Some(mut p) => {
-                let r = p.poll(&mut events, timeout);
-                Some((p, r))
+        let Some(mut poll) = g.poll.take() else {
+            // Without a poll (`shed`): dormant, unless a ring came meanwhile.
+            if shared.sleeper.go_dormant() {
+                return Ended::Dormant;
             }
-            None => {
-                shared.sleeper.sleep(timeout);
-                None
-            }
+            shared.parked.store(false, Ordering::SeqCst);
+            continue;
         };
+        drop(g);
+        let r = poll.poll(&mut events, timeout);
         shared.parked.store(false, Ordering::SeqCst);
         g = io.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((p, r)) = slept {
-            g.poll = Some(p);
-            match r {
-                Ok(()) => polled = Some(quiet_check),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    log::error!("poll failed: {e}");
-                    g.lose(e.into());
-                }
+        g.poll = Some(poll);
+        match r {
+            Ok(()) => polled = Some(quiet_check),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                log::error!("poll failed: {e}");
+                g.lose(e.into());
             }
         }
     }
@@ -138,7 +151,7 @@ impl Io {
             // Quiet for longer still: the poll and its waker go back too (descriptors per
             // idle client), the watcher watches the socket.
             if now >= at {
-                self.shed();
+                self.shed(now);
             } else {
                 let wait = at - now;
                 timeout = Some(timeout.map_or(wait, |t| t.min(wait)));

@@ -338,8 +338,7 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
     // client's, say) can reuse it: freed later, it would stay resident as holes.
     io.release_idle_memory();
     let io = Arc::new(Mutex::new(io));
-    let for_thread = io.clone();
-    let io_thread = super::threads::spawn(c"mqttsync-io", move || run(for_thread))?;
+    shared.sleeper.first_job(&io)?;
 
     let client = Client {
         owner: true,
@@ -349,7 +348,6 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
             shared: shared.clone(),
         },
         shared,
-        io_thread: Mutex::new(Some(io_thread)),
         request_timeout: opts.request_timeout,
         version: opts.version,
     };

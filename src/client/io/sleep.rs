@@ -1,15 +1,20 @@
-//! How an I/O thread sleeps, and how it is woken.
+//! How a client's I/O work sleeps, and how it is woken.
 //!
-//! A busy connection sleeps in its own `epoll` (`mio::Poll`) with an `eventfd` waker: the
-//! socket and the requests wake it directly. A connection quiet for [`super::SHED_AFTER`]
-//! gives both back and sleeps on a condition variable instead; its socket is watched by one
-//! process-wide watcher thread, which rings the condition variable when the socket has
-//! something to read. An idle client then holds one file descriptor (its socket) instead
-//! of three, so 10 000 idle clients fit in a process limited to 20 000 descriptors, and a
-//! client waiting to reconnect holds none. The first event after such a sleep pays one
-//! hand-over (watcher thread, then the client's thread) and the re-creation of its poll.
+//! A busy connection's I/O thread sleeps in its own `epoll` (`mio::Poll`) with an
+//! `eventfd` waker: the socket and the requests wake it directly. A connection quiet for
+//! [`super::SHED_AFTER`] goes **dormant**: it gives back its poll and waker, its socket and
+//! its next timer (keepalive, reconnect) go to one process-wide watcher thread, and its
+//! thread returns to the pool (`threads`). Whatever would have woken the thread (the socket
+//! turning readable, the timer, a request) then starts a new I/O job on a pool thread, which
+//! makes a poll again and carries on. A dormant client holds one file descriptor (its
+//! socket; none while it waits to reconnect) and no thread; its memory is its state.
+//!
+//! The first event after a dormant spell pays one hand-over (watcher, then a pool thread,
+//! created if none is idle) and four system calls for the new poll; busy connections never
+//! go dormant. At most one I/O job runs per client: `Sleeper` decides under its lock.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
@@ -18,20 +23,40 @@ use std::time::{Duration, Instant};
 use mio::unix::SourceFd;
 use mio::{Interest, Poll, Token, Waker};
 
-/// The wake-up of one I/O thread, shared with everyone who may need to wake it.
+use super::Io;
+use crate::client::threads::{self, Worker};
+
+/// Wakes a client's I/O work, and starts it again when it is dormant.
 #[derive(Debug, Default)]
 pub(crate) struct Sleeper {
     state: Mutex<SleepState>,
+    /// Signalled when a job is started or the I/O work has finished (`join`).
     cv: Condvar,
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct SleepState {
-    /// Set while the thread sleeps in its poll; `None` while it sleeps on the condition
-    /// variable.
+    /// Set while a job sleeps (or may sleep) in its poll.
     waker: Option<Waker>,
-    /// A ring for the condition-variable sleep not yet seen.
+    /// No job is running: a ring starts one.
+    dormant: bool,
+    /// A ring came while a job ran without a poll: it must not go dormant now.
     rung: bool,
+    /// The client's I/O state, for a new job.
+    io: Weak<Mutex<Io>>,
+    /// The job last started (joined by `join`).
+    worker: Option<Worker>,
+    /// The I/O work has ended for good (shut down, or the job panicked).
+    done: bool,
+}
+
+impl std::fmt::Debug for SleepState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SleepState")
+            .field("dormant", &self.dormant)
+            .field("done", &self.done)
+            .finish()
+    }
 }
 
 impl Sleeper {
@@ -39,52 +64,108 @@ impl Sleeper {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Wakes the thread, whichever way it sleeps (or makes its next sleep return at once).
+    /// Wakes the I/O work: through the waker of its poll, by starting a job when it is
+    /// dormant, or (a job runs without a poll) by keeping that job from going dormant.
     pub(crate) fn ring(&self) {
         let mut g = self.lock();
         if let Some(w) = g.waker.as_ref() {
             if let Err(e) = w.wake() {
                 log::warn!("waking the I/O thread failed: {e}");
             }
+        } else if g.dormant {
+            self.start_job(&mut g);
         } else {
             g.rung = true;
-            self.cv.notify_one();
         }
     }
 
-    /// From now on rings go to `waker` (the thread is about to sleep in its poll).
-    pub(super) fn use_waker(&self, waker: Waker) {
-        self.lock().waker = Some(waker);
+    fn start_job(&self, g: &mut SleepState) {
+        let Some(io) = g.io.upgrade() else {
+            return;
+        };
+        match threads::spawn(c"mqttsync-io", move || super::run(io)) {
+            Ok(w) => {
+                g.dormant = false;
+                g.worker = Some(w);
+                self.cv.notify_all();
+            }
+            Err(e) => {
+                // Stays dormant; the next ring (a request, the watcher's timer or socket)
+                // tries again.
+                log::error!("starting the I/O thread failed: {e}");
+            }
+        }
     }
 
-    /// From now on rings go to the condition variable; returns the waker given up.
-    pub(super) fn use_condvar(&self) -> Option<Waker> {
+    /// The first job, started by `start`.
+    pub(super) fn first_job(&self, io: &Arc<Mutex<Io>>) -> std::io::Result<()> {
+        let mut g = self.lock();
+        g.io = Arc::downgrade(io);
+        let io = io.clone();
+        g.worker = Some(threads::spawn(c"mqttsync-io", move || super::run(io))?);
+        Ok(())
+    }
+
+    /// From now on rings go to `waker` (the job is about to sleep in its poll).
+    pub(super) fn use_waker(&self, waker: Waker) {
+        let mut g = self.lock();
+        g.waker = Some(waker);
+        g.rung = false;
+    }
+
+    /// The job gives its poll up; returns the waker.
+    pub(super) fn drop_waker(&self) -> Option<Waker> {
         let mut g = self.lock();
         g.rung = false;
         g.waker.take()
     }
 
-    /// Sleeps on the condition variable until rung or `timeout` has passed.
-    pub(super) fn sleep(&self, timeout: Option<Duration>) {
-        let deadline = timeout.map(|t| Instant::now() + t);
+    /// The job (without a poll, with nothing to do) ends here unless a ring came since it
+    /// gave its poll up: `true` = dormant now, the job must return.
+    pub(super) fn go_dormant(&self) -> bool {
         let mut g = self.lock();
-        while !g.rung {
-            match deadline {
-                None => g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner()),
-                Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        break;
-                    }
-                    g = self
-                        .cv
-                        .wait_timeout(g, d - now)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0;
-                }
-            }
+        if std::mem::take(&mut g.rung) {
+            return false;
         }
-        g.rung = false;
+        g.dormant = true;
+        true
+    }
+
+    /// The I/O work has ended for good.
+    pub(super) fn finished(&self) {
+        self.lock().done = true;
+        self.cv.notify_all();
+    }
+
+    /// Waits until the I/O work has ended for good (the caller asked it to shut down and
+    /// rang). Joins each job in turn.
+    pub(crate) fn join(&self) {
+        let mut g = self.lock();
+        loop {
+            if let Some(w) = g.worker.take() {
+                drop(g);
+                w.join();
+                g = self.lock();
+                continue;
+            }
+            if g.done {
+                return;
+            }
+            if g.dormant {
+                // Cannot happen with the shutdown request queued (the job checks for
+                // requests before it goes dormant); start one to be sure.
+                self.start_job(&mut g);
+                if g.worker.is_none() {
+                    return;
+                }
+                continue;
+            }
+            g = self
+                .cv
+                .wait_timeout(g, Duration::from_millis(100))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
     }
 }
 
@@ -108,13 +189,25 @@ pub(super) fn new_poll(
     Ok(poll)
 }
 
-/// The process-wide watcher of idle sockets.
+/// The process-wide watcher of dormant clients: their sockets and their timers.
 struct Watcher {
     registry: mio::Registry,
-    /// Who to ring for each registration key.
-    owners: Mutex<HashMap<usize, Weak<Sleeper>>>,
+    /// Wakes the watcher when a timer earlier than its current sleep comes.
+    waker: Waker,
+    inner: Mutex<WatchState>,
     next_key: AtomicUsize,
 }
+
+#[derive(Default)]
+struct WatchState {
+    /// Who to ring for each registration key.
+    owners: HashMap<usize, Weak<Sleeper>>,
+    /// Deadlines, earliest first (entries of released keys are skipped).
+    timers: BinaryHeap<Reverse<(Instant, usize)>>,
+}
+
+/// The watcher's own waker token (registration keys start at 1).
+const WATCHER_WAKE: Token = Token(0);
 
 /// The watcher, and the process it was started in (a forked child starts its own: threads
 /// do not survive `fork`).
@@ -131,7 +224,8 @@ fn watcher() -> std::io::Result<Arc<Watcher>> {
     let poll = Poll::new()?;
     let w = Arc::new(Watcher {
         registry: poll.registry().try_clone()?,
-        owners: Mutex::new(HashMap::new()),
+        waker: Waker::new(poll.registry(), WATCHER_WAKE)?,
+        inner: Mutex::new(WatchState::default()),
         next_key: AtomicUsize::new(1),
     });
     let for_thread = w.clone();
@@ -143,37 +237,66 @@ fn watcher() -> std::io::Result<Arc<Watcher>> {
     Ok(w)
 }
 
+impl Watcher {
+    fn lock(&self) -> MutexGuard<'_, WatchState> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 fn watch(mut poll: Poll, w: Arc<Watcher>) {
     let mut events = mio::Events::with_capacity(256);
+    let mut due = Vec::new();
     loop {
-        match poll.poll(&mut events, None) {
+        let timeout = w
+            .lock()
+            .timers
+            .peek()
+            .map(|Reverse((at, _))| at.saturating_duration_since(Instant::now()));
+        match poll.poll(&mut events, timeout) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => {
-                // Without the watcher idle clients would sleep until their next timer:
-                // wake them all; they go back to polling themselves.
-                log::error!("the idle-socket watcher failed: {e}");
-                let owners =
-                    std::mem::take(&mut *w.owners.lock().unwrap_or_else(|e| e.into_inner()));
-                for s in owners.values().filter_map(Weak::upgrade) {
+                // Without the watcher dormant clients would never wake: wake them all, and
+                // stop (they keep their own polls from then on, see `shed`).
+                log::error!("the watcher of idle clients failed: {e}");
+                let st = std::mem::take(&mut *w.lock());
+                for s in st.owners.values().filter_map(Weak::upgrade) {
                     s.ring();
                 }
                 return;
             }
         }
-        let owners = w.owners.lock().unwrap_or_else(|e| e.into_inner());
-        for ev in events.iter() {
-            if let Some(s) = owners.get(&ev.token().0).and_then(Weak::upgrade) {
-                s.ring();
+        let now = Instant::now();
+        {
+            let mut st = w.lock();
+            for ev in events.iter() {
+                if ev.token() != WATCHER_WAKE {
+                    if let Some(s) = st.owners.get(&ev.token().0).and_then(Weak::upgrade) {
+                        due.push(s);
+                    }
+                }
             }
+            while let Some(Reverse((at, key))) = st.timers.peek().copied() {
+                if at > now {
+                    break;
+                }
+                st.timers.pop();
+                if let Some(s) = st.owners.get(&key).and_then(Weak::upgrade) {
+                    due.push(s);
+                }
+            }
+        }
+        // Rung outside the watcher's lock: a ring may start a thread.
+        for s in due.drain(..) {
+            s.ring();
         }
     }
 }
 
-/// A socket handed to the watcher; [`Watched::release`] takes it back.
+/// A dormant client's registration with the watcher; [`Watched::release`] ends it.
 pub(super) struct Watched {
     key: usize,
-    fd: RawFd,
+    fd: Option<RawFd>,
     watcher: Arc<Watcher>,
 }
 
@@ -183,24 +306,33 @@ impl std::fmt::Debug for Watched {
     }
 }
 
-/// Hands `fd` to the watcher: `sleeper` is rung when it becomes readable (or closed). A
-/// socket already readable rings at once.
-pub(super) fn watch_socket(fd: RawFd, sleeper: &Arc<Sleeper>) -> std::io::Result<Watched> {
+/// Hands `fd` (if any) and the deadline (if any) to the watcher: `sleeper` is rung when the
+/// socket becomes readable or closed (at once if it already is), or at the deadline.
+fn watch_dormant(
+    fd: Option<RawFd>,
+    deadline: Option<Instant>,
+    sleeper: &Arc<Sleeper>,
+) -> std::io::Result<Watched> {
     let w = watcher()?;
     let key = w.next_key.fetch_add(1, Ordering::Relaxed);
-    w.owners
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(key, Arc::downgrade(sleeper));
-    if let Err(e) = w
-        .registry
-        .register(&mut SourceFd(&fd), Token(key), Interest::READABLE)
-    {
-        w.owners
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&key);
-        return Err(e);
+    w.lock().owners.insert(key, Arc::downgrade(sleeper));
+    if let Some(fd) = fd {
+        if let Err(e) = w
+            .registry
+            .register(&mut SourceFd(&fd), Token(key), Interest::READABLE)
+        {
+            w.lock().owners.remove(&key);
+            return Err(e);
+        }
+    }
+    if let Some(at) = deadline {
+        let mut st = w.lock();
+        let earliest = st.timers.peek().is_none_or(|Reverse((t, _))| at < *t);
+        st.timers.push(Reverse((at, key)));
+        drop(st);
+        if earliest {
+            w.waker.wake()?;
+        }
     }
     Ok(Watched {
         key,
@@ -213,11 +345,11 @@ impl Watched {
     /// Takes the socket back from the watcher (before it is polled again or closed).
     pub(super) fn release(self) {
         let w = &self.watcher;
-        let _ = w.registry.deregister(&mut SourceFd(&self.fd));
-        w.owners
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.key);
+        if let Some(fd) = self.fd {
+            let _ = w.registry.deregister(&mut SourceFd(&fd));
+        }
+        // A timer entry left behind finds no owner and is skipped.
+        w.lock().owners.remove(&self.key);
     }
 }
 
@@ -268,23 +400,24 @@ impl super::Io {
         quiet.then_some(self.quiet_at + super::SHED_AFTER)
     }
 
-    /// Gives back the poll and its waker; the socket, if any, goes to the watcher.
-    pub(super) fn shed(&mut self) {
-        if let Some(stream) = self.stream.as_ref() {
-            match watch_socket(stream.as_raw_fd(), &self.shared.sleeper) {
-                Ok(w) => self.watched = Some(w),
-                Err(e) => {
-                    log::debug!("idle sleep without a poll refused: {e}");
-                    return;
-                }
+    /// Gives back the poll and its waker; the socket (if any) and the next timer go to the
+    /// watcher. The job then goes dormant unless something comes first (`go_dormant`).
+    pub(super) fn shed(&mut self, now: Instant) {
+        let fd = self.stream.as_ref().map(|s| s.as_raw_fd());
+        let deadline = self.next_timeout(now).map(|t| now + t);
+        match watch_dormant(fd, deadline, &self.shared.sleeper) {
+            Ok(w) => self.watched = Some(w),
+            Err(e) => {
+                log::debug!("going dormant refused: {e}");
+                return;
             }
         }
-        // Rings go to the condition variable before the waker goes.
-        drop(self.shared.sleeper.use_condvar());
+        // Rings start a job (or stop this one from leaving) before the waker goes.
+        drop(self.shared.sleeper.drop_waker());
         self.poll = None;
     }
 
-    /// After a sleep without a poll: a poll again (the wake-up, whatever it was, counts as
+    /// After a dormant spell: a poll again (the wake-up, whatever it was, counts as
     /// activity, so the connection stays with its poll for a while).
     pub(super) fn resume(&mut self) {
         if self.poll.is_some() {
