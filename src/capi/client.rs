@@ -1122,12 +1122,22 @@ unsafe fn connect_impl(
                 });
                 if restored > 0 {
                     if let Ok(pending) = client.pending_tokens() {
+                        let mut live: HashMap<c_int, DeliveryToken> = pending
+                            .into_iter()
+                            .filter(|(_, tok)| tok.id() <= restored)
+                            .map(|(pkid, tok)| (c_int::from(pkid), tok))
+                            .collect();
+                        // A restored message missing from the list was resent and
+                        // acknowledged already (the I/O thread may be that quick): it is
+                        // no longer pending.
                         let mut t = h.tokens();
-                        for (pkid, tok) in pending {
-                            if tok.id() <= restored {
-                                t.restored.insert(c_int::from(pkid), Some(tok));
+                        t.restored.retain(|k, v| match live.remove(k) {
+                            Some(tok) => {
+                                *v = Some(tok);
+                                true
                             }
-                        }
+                            None => false,
+                        });
                     }
                 }
                 let mut st = h.state();
