@@ -488,7 +488,11 @@ fn async_restored_messages_have_tokens_after_create_and_complete_after_connect()
         std::fs::read_dir(&store_dir)
             .map(|d| {
                 d.filter_map(|e| e.ok())
-                    .filter(|e| e.file_name().to_string_lossy().starts_with("s-"))
+                    .filter(|e| {
+                        // Complete records only: a file still being written is `.tmp`.
+                        let n = e.file_name().to_string_lossy().into_owned();
+                        n.starts_with("s-") && !n.ends_with(".tmp")
+                    })
                     .count()
             })
             .unwrap_or(0)
