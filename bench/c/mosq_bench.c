@@ -369,8 +369,8 @@ int main(int argc, char **argv)
 		rc = run_e2e(atoi(argv[4]), atoi(argv[5]), atoi(argv[6]), atof(argv[7]), argv[8]);
 	else if (strcmp(w, "lat") == 0 && argc == 5)
 		rc = run_lat(atol(argv[4]));
-	else if (strcmp(w, "conn") == 0 && argc == 5)
-		rc = run_conn(atof(argv[4]));
+	else if (strcmp(w, "conn") == 0 && (argc == 5 || (argc == 6 && strcmp(argv[5], "cb") == 0)))
+		rc = run_conn(atof(argv[4])); /* callbacks are always set (new_client) */
 	else if (strcmp(w, "idle") == 0 && argc == 5)
 		rc = run_idle(atol(argv[4]));
 	else {

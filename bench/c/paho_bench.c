@@ -11,7 +11,9 @@
  *   background thread reads acks; the window is kept by counting deliveryComplete calls.
  * - e2e recv: MQTTClient_receive works only while no client of the process has callbacks,
  *   so the publisher waits for its oldest token with MQTTClient_waitForCompletion.
- * - lat, conn, idle: no callbacks (receive + waitForCompletion).
+ * - lat, idle: no callbacks (receive + waitForCompletion); conn: without callbacks, or with
+ *   them (`conn SECS cb`: create, setCallbacks, connect, as a Paho program with callbacks
+ *   does; Paho C then starts its background thread in connect).
  *
  * Arguments and output: see bench_common.h.
  */
@@ -381,13 +383,13 @@ static int run_lat(long count)
 	return 0;
 }
 
-static int run_conn(double secs)
+static int run_conn(double secs, int with_cb)
 {
 	double *cv = calloc(2000, sizeof *cv), *dv = calloc(2000, sizeof *dv), start = now_s();
 	long i;
 	for (i = 0; keep_going(i, start, secs); i++) {
 		double t0 = now_s(), t1, t2;
-		MQTTClient c = new_client("conn", (int)i, 10, 0);
+		MQTTClient c = new_client("conn", (int)i, 10, with_cb);
 		t1 = now_s();
 		close_client(c);
 		t2 = now_s();
@@ -435,7 +437,9 @@ int main(int argc, char **argv)
 	if (strcmp(w, "lat") == 0 && argc == 5)
 		return run_lat(atol(argv[4]));
 	if (strcmp(w, "conn") == 0 && argc == 5)
-		return run_conn(atof(argv[4]));
+		return run_conn(atof(argv[4]), 0);
+	if (strcmp(w, "conn") == 0 && argc == 6 && strcmp(argv[5], "cb") == 0)
+		return run_conn(atof(argv[4]), 1);
 	if (strcmp(w, "idle") == 0 && argc == 5)
 		return run_idle(atol(argv[4]));
 	fprintf(stderr, "bad arguments\n");

@@ -26,8 +26,8 @@ pub enum Work {
     },
     /// QoS 1 round trips through the client's own subscription.
     Lat { count: usize },
-    /// Connect + disconnect cycles for `secs`.
-    Conn { secs: f64 },
+    /// Connect + disconnect cycles for `secs`; `cb`: with callbacks set before connect.
+    Conn { secs: f64, cb: bool },
     /// `n` idle connected clients.
     Idle { n: usize },
 }
@@ -73,6 +73,11 @@ impl Args {
             },
             ("conn", 4) => Work::Conn {
                 secs: num(&a[3], "secs")?,
+                cb: false,
+            },
+            ("conn", 5) if a[4] == "cb" => Work::Conn {
+                secs: num(&a[3], "secs")?,
+                cb: true,
             },
             ("idle", 4) => Work::Idle {
                 n: num(&a[3], "clients")?,
