@@ -157,6 +157,9 @@ pub(crate) struct Shared {
     held: Mutex<Vec<(ThreadId, u16, QoS, u64)>>,
     /// `held.len()`, read without the lock.
     held_count: AtomicUsize,
+    /// The I/O state, for work done on a caller's thread while the I/O thread sleeps
+    /// (acknowledgements, reading while waiting); set once the client is built.
+    io: OnceLock<std::sync::Weak<Mutex<io::Io>>>,
 }
 
 /// Incoming QoS 1/2 messages on their way to the application, and their acknowledgements.
@@ -231,11 +234,28 @@ impl Shared {
         let ticket = b.submitted;
         self.acks_pending.store(true, Ordering::SeqCst);
         drop(b);
-        self.wake();
+        self.send_acks();
         if qos == QoS::ExactlyOnce && self.durable_acks {
             self.wait_stored(ticket);
         }
         Ok(())
+    }
+
+    /// Sends the acknowledgements made so far: on this thread while the I/O thread sleeps
+    /// (as a lone publish, `Io::send_acks_direct`: no wake-up of the I/O thread, whose turn
+    /// for one PUBACK cost a context switch per received message), else by waking it. With
+    /// a durable store the I/O thread stores and sends them (`wait_stored`).
+    fn send_acks(&self) {
+        if self.parked.load(Ordering::SeqCst) && !self.durable_acks {
+            if let Some(io) = self.io.get().and_then(std::sync::Weak::upgrade) {
+                if let Ok(mut g) = io.try_lock() {
+                    if g.send_acks_direct() {
+                        return;
+                    }
+                }
+            }
+        }
+        self.wake();
     }
 
     /// Waits until the I/O thread has stored acknowledgement number `ticket` (at most 5 s;
@@ -498,6 +518,19 @@ impl Messages {
         Ok(())
     }
 
+    /// Before waiting for a message: acknowledges what this thread took before, and if
+    /// nothing is waiting while the I/O thread sleeps, reads the socket on this thread until
+    /// something arrives (one wake-up per reply instead of two in series; see
+    /// `client/io/lend.rs`).
+    fn release_and_read(&self, deadline: Option<Instant>) {
+        self.shared.release_held_by_this_thread();
+        if self.rx.is_empty() {
+            if let Some(io) = self.shared.io.get().and_then(std::sync::Weak::upgrade) {
+                io::read_while_waiting(&io, deadline, &|| !self.rx.is_empty());
+            }
+        }
+    }
+
     fn after_take(&self) {
         if self.shared.read_paused.load(Ordering::Acquire) {
             self.shared.parked.store(true, Ordering::SeqCst);
@@ -522,7 +555,7 @@ impl Messages {
     /// the client's messages go to an `on_message` callback.
     pub fn recv(&self) -> Result<Message> {
         self.check_mode()?;
-        self.shared.release_held_by_this_thread();
+        self.release_and_read(None);
         loop {
             match self.rx.recv() {
                 Ok(item) => {
@@ -539,8 +572,8 @@ impl Messages {
     /// As [`recv`](Self::recv), giving up after `timeout` with `Err(Timeout)`.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Message> {
         self.check_mode()?;
-        self.shared.release_held_by_this_thread();
         let deadline = Instant::now().checked_add(timeout);
+        self.release_and_read(deadline);
         loop {
             let left = match deadline {
                 Some(d) => d.saturating_duration_since(Instant::now()),

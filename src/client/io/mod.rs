@@ -15,6 +15,7 @@
 mod connection;
 mod event_loop;
 mod events;
+mod lend;
 mod requests;
 mod transmit;
 
@@ -28,6 +29,7 @@ use crossbeam_channel::Receiver;
 use mio::{Poll, Token, Waker};
 
 pub(crate) use event_loop::run;
+pub(crate) use lend::read_while_waiting;
 
 use super::dispatch::{dispatch_loop, Callbacks};
 use super::options::{ConnectOptions, HttpOptions, ReconnectOptions, ServerUri, TlsOptions};
@@ -128,6 +130,10 @@ pub(crate) struct Io {
     ack_soon: bool,
     /// Acknowledgements taken from `Shared::acks` (kept for its allocation).
     ack_scratch: Vec<u16>,
+    /// A waiting consumer reads the socket (`lend`); the epoll interest is then writes only.
+    lent: bool,
+    /// The socket's epoll interest includes writes (`lend::want_writable`).
+    write_interest: bool,
 }
 
 pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
@@ -163,6 +169,7 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
         ack_cv: std::sync::Condvar::new(),
         held: Mutex::new(Vec::new()),
         held_count: 0.into(),
+        io: OnceLock::new(),
     });
     let (ctl_tx, ctl_rx) = crossbeam_channel::unbounded();
     // A short channel of boxed requests: a bounded channel allocates all its slots up front
@@ -289,6 +296,8 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
         intake_paused: false,
         ack_soon: false,
         ack_scratch: Vec::new(),
+        lent: false,
+        write_interest: true,
     };
 
     // Messages restored from persistence get delivery tokens, in their original order (the
@@ -326,6 +335,7 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
     // client's, say) can reuse it: freed later, it would stay resident as holes.
     io.release_idle_memory();
     let io = Arc::new(Mutex::new(io));
+    let _ = shared.io.set(Arc::downgrade(&io));
     let for_thread = io.clone();
     let io_thread = super::threads::spawn(c"mqttsync-io", move || run(for_thread, poll))?;
 

@@ -254,6 +254,18 @@ impl Io {
         Ok(())
     }
 
+    /// Sends the application's acknowledgements on the caller's thread while the I/O
+    /// thread sleeps (`Shared::send_acks`). False when the I/O thread must do it: not
+    /// connected, shut down, or unsent bytes before them.
+    pub(crate) fn send_acks_direct(&mut self) -> bool {
+        if self.shutdown || self.stream.is_none() || self.wpos != self.wbuf.len() {
+            return false;
+        }
+        self.take_acks();
+        let _ = self.transmit(Instant::now(), Mode::Caller);
+        true
+    }
+
     /// Passes the application's acknowledgements of incoming messages to the session
     /// (PUBACK / PUBREC go out with the next transmit, QoS 2 markers are stored first).
     pub(super) fn take_acks(&mut self) {
