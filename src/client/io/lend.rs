@@ -45,6 +45,10 @@ pub(crate) fn read_while_waiting(
     deadline: Option<Instant>,
     ready: &dyn Fn() -> bool,
 ) -> bool {
+    if deadline.is_some_and(|d| d <= Instant::now()) {
+        // A zero timeout (`MQTTClient_receive(.., 0)`): nothing to wait for.
+        return false;
+    }
     let Ok(mut g) = io.try_lock() else {
         return false;
     };
