@@ -375,7 +375,9 @@ static int run_lat(long count)
 	{
 		double cpu = cpu_us() - c0;
 		double p50 = quantile(v, n, 0.50), p99 = quantile(v, n, 0.99);
-		printf("RESULT p50_us=%.1f p99_us=%.1f cpu_us=%.1f msgs=%ld\n", p50, p99, cpu, n);
+		double p10 = quantile(v, n, 0.10);
+		printf("RESULT p50_us=%.1f p99_us=%.1f cpu_us=%.1f msgs=%ld p10_us=%.1f\n", p50, p99,
+			cpu, n, p10);
 	}
 	close_client(c);
 	free(v);

@@ -219,6 +219,13 @@ impl Shared {
     /// killed later does not get the message again (bounded wait: the I/O thread stores it
     /// at its next turn).
     fn ack(&self, pkid: u16, qos: QoS, generation: u64) -> Result<()> {
+        self.ack_then(pkid, qos, generation, true)
+    }
+
+    /// As [`ack`](Self::ack); `send: false` leaves sending to the caller, which is about to
+    /// read the socket itself (`io::read_while_waiting` sends what the book holds) or calls
+    /// [`send_acks`](Self::send_acks) if it could not.
+    fn ack_then(&self, pkid: u16, qos: QoS, generation: u64, send: bool) -> Result<()> {
         let mut b = self.ack_book();
         if b.generation != generation {
             return Err(Error::SessionEnded);
@@ -234,7 +241,9 @@ impl Shared {
         let ticket = b.submitted;
         self.acks_pending.store(true, Ordering::SeqCst);
         drop(b);
-        self.send_acks();
+        if send || self.durable_acks {
+            self.send_acks();
+        }
         if qos == QoS::ExactlyOnce && self.durable_acks {
             self.wait_stored(ticket);
         }
@@ -344,9 +353,11 @@ impl Shared {
     }
 
     /// The calling thread is back for another message: what it took before is done.
-    fn release_held_by_this_thread(&self) {
+    /// `send: false`: see [`ack_then`](Self::ack_then); returns whether anything was
+    /// acknowledged.
+    fn release_held_by_this_thread(&self, send: bool) -> bool {
         if self.held_count.load(Ordering::SeqCst) == 0 {
-            return;
+            return false;
         }
         let me = std::thread::current().id();
         let mut done = Vec::new();
@@ -360,10 +371,12 @@ impl Shared {
             });
             self.held_count.store(h.len(), Ordering::SeqCst);
         }
+        let any = !done.is_empty();
         for (pkid, qos, generation) in done {
             // Errors: the session ended or the client closed; nothing to send then.
-            let _ = self.ack(pkid, qos, generation);
+            let _ = self.ack_then(pkid, qos, generation, send);
         }
+        any
     }
 
     /// Disconnect or close: every message `recv*` returned counts as taken.
@@ -523,11 +536,19 @@ impl Messages {
     /// something arrives (one wake-up per reply instead of two in series; see
     /// `client/io/lend.rs`).
     fn release_and_read(&self, deadline: Option<Instant>) {
-        self.shared.release_held_by_this_thread();
-        if self.rx.is_empty() {
-            if let Some(io) = self.shared.io.get().and_then(std::sync::Weak::upgrade) {
-                io::read_while_waiting(&io, deadline, &|| !self.rx.is_empty());
-            }
+        if !self.rx.is_empty() {
+            self.shared.release_held_by_this_thread(true);
+            return;
+        }
+        // The acknowledgements go out once this thread has the socket (one step less before
+        // it does: a reply arriving first would wake the I/O thread instead).
+        let acked = self.shared.release_held_by_this_thread(false);
+        let lent = match self.shared.io.get().and_then(std::sync::Weak::upgrade) {
+            Some(io) => io::read_while_waiting(&io, deadline, &|| !self.rx.is_empty()),
+            None => false,
+        };
+        if acked && !lent {
+            self.shared.send_acks();
         }
     }
 
@@ -595,7 +616,7 @@ impl Messages {
     /// A message if one is waiting; `Ok(None)` if none is.
     pub fn try_recv(&self) -> Result<Option<Message>> {
         self.check_mode()?;
-        self.shared.release_held_by_this_thread();
+        self.shared.release_held_by_this_thread(true);
         loop {
             match self.rx.try_recv() {
                 Ok(item) => {

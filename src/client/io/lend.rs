@@ -57,12 +57,15 @@ pub(crate) fn read_while_waiting(
     }
     let start = Instant::now();
     let end = deadline.map_or(start + LEND_MAX, |d| d.min(start + LEND_MAX));
+    // The socket first, then the acknowledgements this thread owes (a reply to the publish
+    // just made may be close behind: it must find the socket lent, or the I/O thread wakes).
+    let lent = g.set_interest(false, false);
+    g.lent = lent;
     g.take_acks();
     let _ = g.transmit(start, Mode::Caller);
-    if !g.can_lend() || !g.set_interest(false, false) {
+    if !lent {
         return true;
     }
-    g.lent = true;
     let fd = g.stream.as_ref().map_or(-1, |s| s.as_raw_fd());
     loop {
         let now = Instant::now();
