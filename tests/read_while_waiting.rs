@@ -125,3 +125,70 @@ fn close_and_loss_end_a_wait() {
     assert!(matches!(r, Err(Error::ConnectionLost(_))), "{r:?}");
     assert!(at.duration_since(t0) < Duration::from_secs(2));
 }
+
+/// A disconnect made while another thread waits for a message (and may be reading the
+/// socket): the in-flight publishes are completed and the disconnect returns promptly, not
+/// at its deadline.
+#[test]
+fn disconnect_while_a_receiver_waits_returns_promptly() {
+    let b = Broker::start();
+    let c = Arc::new(connect(&b, "rwdisc"));
+    c.subscribe("rw/quiet", QoS::AtLeastOnce).unwrap();
+    let msgs = c.messages();
+    let waiter = std::thread::spawn(move || msgs.recv_timeout(Duration::from_secs(30)));
+    let tokens: Vec<_> = (0..50)
+        .map(|i| {
+            c.publish(Message::new("rw/elsewhere", i.to_string()).qos(QoS::AtLeastOnce))
+                .unwrap()
+        })
+        .collect();
+    let t0 = Instant::now();
+    c.disconnect_with(Default::default(), Duration::from_secs(20))
+        .unwrap();
+    let took = t0.elapsed();
+    for t in tokens {
+        t.wait().unwrap();
+    }
+    assert!(took < Duration::from_secs(2), "disconnect took {took:?}");
+    // Dropping the client ends the wait.
+    drop(c);
+    let r = waiter.join().unwrap();
+    assert!(r.is_err(), "{r:?}");
+}
+
+/// A publisher that outruns a small window and queue (so it waits for room) while another
+/// thread waits for a message: the acknowledgements the waiting thread reads must still
+/// make room for the publisher.
+#[test]
+fn a_publisher_waiting_for_room_is_not_stalled_by_a_waiting_receiver() {
+    let b = Broker::start();
+    let c = Arc::new(
+        Client::connect(
+            ConnectOptions::new(&b.uri())
+                .client_id(unique_client_id("rwroom"))
+                .max_inflight(4)
+                .max_queued(8)
+                .keep_alive(Duration::from_secs(60)),
+        )
+        .unwrap(),
+    );
+    c.subscribe("rw/silent", QoS::AtLeastOnce).unwrap();
+    let msgs = c.messages();
+    let waiter = std::thread::spawn(move || msgs.recv_timeout(Duration::from_secs(20)));
+    let t0 = Instant::now();
+    let mut last = None;
+    for i in 0..2000 {
+        last = Some(
+            c.publish(Message::new("rw/elsewhere", i.to_string()).qos(QoS::AtLeastOnce))
+                .unwrap(),
+        );
+    }
+    last.unwrap().wait_timeout(Duration::from_secs(20)).unwrap();
+    let took = t0.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "2000 publishes took {took:?}"
+    );
+    drop(c);
+    assert!(waiter.join().unwrap().is_err());
+}

@@ -86,6 +86,11 @@ pub(crate) fn read_while_waiting(
                 ack_now(stream);
             }
         }
+        if g.waits_on_input() {
+            // What was read may be what the I/O thread waits for (room for queued
+            // publishes, the end of a disconnect): it takes a turn (it does not read).
+            g.shared.wake();
+        }
         if !go_on || ready() {
             break;
         }
@@ -100,6 +105,16 @@ pub(crate) fn read_while_waiting(
 }
 
 impl Io {
+    /// The I/O thread has work that input read by a borrower can unblock: publish requests
+    /// waiting for room, control requests, a disconnect waiting for in-flight messages,
+    /// messages beyond the incoming capacity.
+    fn waits_on_input(&self) -> bool {
+        !self.pub_rx.is_empty()
+            || !self.ctl_rx.is_empty()
+            || self.disconnecting.is_some()
+            || !self.overflow.is_empty()
+    }
+
     fn can_lend(&self) -> bool {
         cfg!(any(target_os = "linux", target_os = "android"))
             && !self.lent
