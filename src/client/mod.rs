@@ -814,7 +814,23 @@ impl Client {
             && self.shared.parked.load(Ordering::SeqCst)
             && self.pub_tx.is_empty()
         {
-            if let Ok(mut io) = self.io.try_lock() {
+            let io = match self.io.try_lock() {
+                Ok(g) => Some(g),
+                // The I/O thread sleeps, so the holder is a thread borrowing the socket or
+                // sending acknowledgements, for a few microseconds: waiting for it beats a
+                // hand-over through the channel that wakes the I/O thread (C publish with
+                // deliveryComplete: the dispatch thread takes the socket again right after
+                // the callback that lets this publish go). Not with a durable store, whose
+                // writes (fsync) run under the same lock.
+                Err(std::sync::TryLockError::WouldBlock)
+                    if req.publish.qos != QoS::AtMostOnce && !self.shared.durable_acks =>
+                {
+                    let g = self.io.lock().unwrap_or_else(|e| e.into_inner());
+                    self.shared.parked.load(Ordering::SeqCst).then_some(g)
+                }
+                Err(_) => None,
+            };
+            if let Some(mut io) = io {
                 let r = if lone || io.window_bound() {
                     io.publish_direct(req)
                 } else {
