@@ -130,7 +130,7 @@ pub(crate) struct Io {
     ack_soon: bool,
     /// Acknowledgements taken from `Shared::acks` (kept for its allocation).
     ack_scratch: Vec<u16>,
-    /// A waiting consumer reads the socket (`lend`); the epoll interest is then writes only.
+    /// A waiting thread reads the socket (`lend`); the I/O thread's epoll reports no reads.
     lent: bool,
     /// The socket's epoll interest includes writes (`lend::want_writable`).
     write_interest: bool,
