@@ -8,7 +8,8 @@
 #                             temporary directory, not bench/results
 #   other options: --reps N, --secs S (publishing time per cell), --out DIR,
 #                  --rows TEXT (only rows whose label contains TEXT, no latency/connect/idle
-#                  sections), --clients a,b (only these clients; the raw ceiling always runs)
+#                  sections), --clients a,b (only these clients; the raw ceiling always runs),
+#                  --sections throughput,latency,idle (only these parts of the run)
 #
 # Needs: mosquitto, libpaho-mqtt-dev, libmosquitto-dev, a C compiler, fonts-dejavu-core (for
 # the chart only).

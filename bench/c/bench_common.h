@@ -12,7 +12,8 @@
  *                                                    recv (blocking receive call) or cb
  *   PROG lat  HOST PORT COUNT                       QoS 1 publish -> own subscription, COUNT
  *                                                    round trips or 3 s (p50 / p99)
- *   PROG conn HOST PORT SECS                        connect + disconnect cycles for SECS
+ *   PROG conn HOST PORT SECS [cb]                   connect + disconnect cycles for SECS;
+ *                                                    cb: with callbacks set before connect
  *   PROG idle HOST PORT NCLIENTS                    N idle connected clients: RSS, threads
  *
  * Publishing stops after SECS or 256 MiB of payload, whichever comes first.

@@ -302,7 +302,9 @@ static int run_lat(long count)
 	{
 		double cpu = cpu_us() - c0;
 		double p50 = quantile(v, n, 0.50), p99 = quantile(v, n, 0.99);
-		printf("RESULT p50_us=%.1f p99_us=%.1f cpu_us=%.1f msgs=%ld\n", p50, p99, cpu, n);
+		double p10 = quantile(v, n, 0.10);
+		printf("RESULT p50_us=%.1f p99_us=%.1f cpu_us=%.1f msgs=%ld p10_us=%.1f\n", p50, p99,
+			cpu, n, p10);
 	}
 	close_client(m);
 	free(v);
@@ -369,8 +371,8 @@ int main(int argc, char **argv)
 		rc = run_e2e(atoi(argv[4]), atoi(argv[5]), atoi(argv[6]), atof(argv[7]), argv[8]);
 	else if (strcmp(w, "lat") == 0 && argc == 5)
 		rc = run_lat(atol(argv[4]));
-	else if (strcmp(w, "conn") == 0 && argc == 5)
-		rc = run_conn(atof(argv[4]));
+	else if (strcmp(w, "conn") == 0 && (argc == 5 || (argc == 6 && strcmp(argv[5], "cb") == 0)))
+		rc = run_conn(atof(argv[4])); /* callbacks are always set (new_client) */
 	else if (strcmp(w, "idle") == 0 && argc == 5)
 		rc = run_idle(atol(argv[4]));
 	else {

@@ -23,6 +23,18 @@ struct Opts {
     rows: Option<String>,
     /// `--clients a,b`: only these clients (the raw ceiling always runs).
     clients: Option<Vec<String>>,
+    /// `--sections throughput,latency,idle`: only these parts of the run (default: all, or
+    /// throughput alone with `--rows`).
+    sections: Option<Vec<String>>,
+}
+
+impl Opts {
+    fn section(&self, name: &str) -> bool {
+        match &self.sections {
+            Some(v) => v.iter().any(|s| s == name),
+            None => name == "throughput" || self.rows.is_none(),
+        }
+    }
 }
 
 fn parse(args: &[String]) -> Result<Opts, String> {
@@ -45,6 +57,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         command: String::new(),
         rows: None,
         clients: None,
+        sections: None,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -60,6 +73,16 @@ fn parse(args: &[String]) -> Result<Opts, String> {
             "--out" => o.out = PathBuf::from(val(a)?),
             "--rows" => o.rows = Some(val(a)?),
             "--clients" => o.clients = Some(val(a)?.split(',').map(String::from).collect()),
+            "--sections" => {
+                let v: Vec<String> = val(a)?.split(',').map(String::from).collect();
+                if let Some(x) = v
+                    .iter()
+                    .find(|x| !["throughput", "latency", "idle"].contains(&x.as_str()))
+                {
+                    return Err(format!("unknown section {x} (throughput, latency, idle)"));
+                }
+                o.sections = Some(v);
+            }
             x => return Err(format!("unknown option {x}")),
         }
     }
@@ -529,10 +552,14 @@ pub fn main(args: &[String]) -> Result<(), String> {
     if let Some(f) = &o.rows {
         rows.retain(|r| r.label.contains(f.as_str()));
     }
-    let sections = o.rows.is_none();
+    if !o.section("throughput") {
+        rows.clear();
+    }
+    let (lat_section, idle_section) = (o.section("latency"), o.section("idle"));
     let mut cells: Vec<Vec<Vec<Cell>>> = vec![vec![Vec::new(); clients.len()]; rows.len()];
     let mut lat: Vec<Vec<(f64, f64, f64)>> = vec![Vec::new(); clients.len()];
-    let mut conn: Vec<Vec<(f64, f64)>> = vec![Vec::new(); clients.len()];
+    // (connect, disconnect, connect with callbacks set), one per repetition.
+    let mut conn: Vec<Vec<(f64, f64, Option<f64>)>> = vec![Vec::new(); clients.len()];
     for rep in 0..o.reps {
         // raw e2e result of this repetition by QoS: the ceiling of both receive modes.
         let mut raw_e2e: HashMap<u8, Fields> = HashMap::new();
@@ -598,7 +625,7 @@ pub fn main(args: &[String]) -> Result<(), String> {
             }
             eprintln!("{line}");
         }
-        for (ci, c) in clients.iter().enumerate().filter(|_| sections) {
+        for (ci, c) in clients.iter().enumerate().filter(|_| lat_section) {
             if let Some(f) = run_one(c, port, "lat", &[o.lat_count.to_string()], timeout)? {
                 lat[ci].push((
                     field(&f, "p50_us")?,
@@ -606,16 +633,39 @@ pub fn main(args: &[String]) -> Result<(), String> {
                     field(&f, "msgs")?,
                 ));
             }
+            let with_cb = [secs.clone(), "cb".to_string()];
+            let cb = match run_one(c, port, "conn", &with_cb, timeout)? {
+                Some(f) => Some(field(&f, "connect_us")?),
+                None => None,
+            };
             if let Some(f) = run_one(c, port, "conn", std::slice::from_ref(&secs), timeout)? {
-                conn[ci].push((field(&f, "connect_us")?, field(&f, "disconnect_us")?));
+                conn[ci].push((field(&f, "connect_us")?, field(&f, "disconnect_us")?, cb));
             }
         }
-        eprintln!("[rep {}/{}] latency and connect done", rep + 1, o.reps);
+        if lat_section {
+            let mut line = format!(
+                "[rep {}/{}] latency p50 / connect / with callbacks:",
+                rep + 1,
+                o.reps
+            );
+            for (ci, c) in clients.iter().enumerate() {
+                let (l, k) = (lat[ci].last(), conn[ci].last());
+                line += &format!(
+                    " {}={:.0}/{:.0}/{}",
+                    c.name,
+                    l.map_or(f64::NAN, |x| x.0),
+                    k.map_or(f64::NAN, |x| x.0),
+                    k.and_then(|x| x.2)
+                        .map_or("—".into(), |x| format!("{x:.0}"))
+                );
+            }
+            eprintln!("{line}");
+        }
     }
     // Idle clients: once (memory and thread counts barely vary between runs).
     // A client that cannot hold N connections is a finding, not a failed run: noted.
     let mut idle: Vec<Vec<Result<Option<Fields>, String>>> = vec![Vec::new(); clients.len()];
-    for (ci, c) in clients.iter().enumerate().filter(|_| sections) {
+    for (ci, c) in clients.iter().enumerate().filter(|_| idle_section) {
         for &n in &o.idle_sizes {
             let r = run_one(c, port, "idle", &[n.to_string()], Duration::from_secs(300));
             if let Err(e) = &r {
@@ -670,7 +720,7 @@ fn report(
     rows: &[Row],
     cells: &[Vec<Vec<Cell>>],
     lat: &[Vec<(f64, f64, f64)>],
-    conn: &[Vec<(f64, f64)>],
+    conn: &[Vec<(f64, f64, Option<f64>)>],
     idle: &[Vec<Result<Option<Fields>, String>>],
     took: Duration,
 ) -> String {
@@ -748,26 +798,54 @@ fn report(
         o.lat_count
     );
     s += "| client | p50 (µs) | p99 (µs) | round trips | connect (µs, median) | \
-          disconnect (µs, median) |\n|---|---:|---:|---:|---:|---:|\n";
+          connect, callbacks set (µs, median) | disconnect (µs, median) |\n\
+          |---|---:|---:|---:|---:|---:|---:|\n";
+    // Ratio to raw within each repetition, then the median (as for throughput).
+    let ratio = |ci: usize, f: &dyn Fn(usize, usize) -> Option<f64>| {
+        let mut v: Vec<f64> = (0..o.reps)
+            .filter_map(|rep| Some(f(ci, rep)? / f(0, rep)?))
+            .collect();
+        median(&mut v)
+    };
     for (ci, c) in clients.iter().enumerate() {
         let p50 = median(&mut lat[ci].iter().map(|x| x.0).collect::<Vec<_>>());
         let p99 = median(&mut lat[ci].iter().map(|x| x.1).collect::<Vec<_>>());
         let nlat = median(&mut lat[ci].iter().map(|x| x.2).collect::<Vec<_>>());
         let cn = median(&mut conn[ci].iter().map(|x| x.0).collect::<Vec<_>>());
         let dc = median(&mut conn[ci].iter().map(|x| x.1).collect::<Vec<_>>());
+        let cb = median(&mut conn[ci].iter().filter_map(|x| x.2).collect::<Vec<_>>());
+        let lat_r = ratio(ci, &|c, r| lat[c].get(r).map(|x| x.0));
+        let cn_r = ratio(ci, &|c, r| conn[c].get(r).map(|x| x.0));
+        // The raw socket has no callbacks: its plain connect is the ceiling of both.
+        let cb_r = ratio(ci, &|c, r| {
+            let x = conn[c].get(r)?;
+            if c == 0 {
+                Some(x.0)
+            } else {
+                x.2
+            }
+        });
         let f = |x: Option<f64>| x.map(|x| format!("{x:.0}")).unwrap_or("—".into());
+        let fr = |x: Option<f64>, r: Option<f64>| match (x, r) {
+            (Some(x), Some(r)) if ci > 0 => format!("{x:.0} ({r:.2}x)"),
+            _ => f(x),
+        };
         s += &format!(
-            "| {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} |\n",
             c.name,
-            f(p50),
+            fr(p50, lat_r),
             f(p99),
             f(nlat),
-            f(cn),
+            fr(cn, cn_r),
+            if ci == 0 { "—".into() } else { fr(cb, cb_r) },
             f(dc)
         );
     }
-    s += "\nConnect = create + TCP + CONNECT/CONNACK; disconnect = DISCONNECT + close + \
-          freeing the client (its threads finished).\n";
+    s += "\nIn parentheses: ratio to raw, computed within each repetition, median. Connect = \
+          create + TCP + CONNECT/CONNACK; with callbacks: message, connection-lost and delivery \
+          callbacks set before connecting (Paho C: `MQTTClient_setCallbacks`; libmosquitto \
+          always has them; the raw socket's plain connect is the ceiling of both); disconnect \
+          = DISCONNECT + close + freeing the client (its threads finished).\n";
 
     s += "\n## Idle connected clients in one process (one run)\n\n\
           Each client with a message callback set (libmosquitto: always; rumqttc has none), \

@@ -134,13 +134,21 @@ pub fn run(a: Args) -> Result<(), Fail> {
             print_latency(&mut v, cpu_us() - c0);
             c.close()?;
         }
-        Work::Conn { secs } => {
+        Work::Conn { secs, cb } => {
             let (mut cv, mut dv) = (Vec::new(), Vec::new());
             let start = Instant::now();
             let mut i = 0;
             while keep_going(i, start, secs) {
                 let t0 = Instant::now();
-                let c = Client::connect(options(&a, "conn", i, 10))?;
+                let mut o = options(&a, "conn", i, 10);
+                if cb {
+                    // As the C driver's `conn cb`: message, lost and delivered callbacks.
+                    o = o
+                        .on_message(|_m| {})
+                        .on_connection_lost(|_e| {})
+                        .on_delivered(|_ev| {});
+                }
+                let c = Client::connect(o)?;
                 let t1 = Instant::now();
                 c.close()?;
                 cv.push((t1 - t0).as_secs_f64() * 1e6);

@@ -291,7 +291,10 @@ pub fn run(a: Args) -> Result<(), Fail> {
                 }
             }
         }
-        Work::Conn { secs } => {
+        Work::Conn { cb: true, .. } => {
+            return Err(Fail::Unsupported("rumqttc has no callbacks"));
+        }
+        Work::Conn { secs, cb: false } => {
             let (mut cv, mut dv) = (Vec::new(), Vec::new());
             let start = Instant::now();
             let mut i = 0;

@@ -148,6 +148,14 @@ fn dispatch_loop(rx: Consumer<Incoming>, callbacks: SharedCallbacks, shared: Arc
     };
     let _mark = Mark::set(&shared);
     loop {
+        if rx.is_empty() {
+            // Nothing queued while the I/O thread sleeps: this thread reads the socket itself
+            // (`io::read_while_waiting`), so an acknowledgement or message reaches its
+            // callback without a hand-over from the I/O thread.
+            if let Some(io) = shared.io.get().and_then(std::sync::Weak::upgrade) {
+                super::io::read_while_waiting(&io, None, &|| !rx.is_empty());
+            }
+        }
         let mut item = match rx.recv_or_release(LINGER) {
             Ok(item) => item,
             Err(RecvError::Empty) => return,

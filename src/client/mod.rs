@@ -161,6 +161,9 @@ pub(crate) struct Shared {
     held: Mutex<Vec<(ThreadId, u16, QoS, u64)>>,
     /// `held.len()`, read without the lock.
     held_count: AtomicUsize,
+    /// The I/O state, for work done on a caller's thread while the I/O thread sleeps
+    /// (acknowledgements, reading while waiting); set once the client is built.
+    io: OnceLock<std::sync::Weak<Mutex<io::Io>>>,
 }
 
 /// Incoming QoS 1/2 messages on their way to the application, and their acknowledgements.
@@ -220,6 +223,13 @@ impl Shared {
     /// killed later does not get the message again (bounded wait: the I/O thread stores it
     /// at its next turn).
     fn ack(&self, pkid: u16, qos: QoS, generation: u64) -> Result<()> {
+        self.ack_then(pkid, qos, generation, true)
+    }
+
+    /// As [`ack`](Self::ack); `send: false` leaves sending to the caller, which is about to
+    /// read the socket itself (`io::read_while_waiting` sends what the book holds) or calls
+    /// [`send_acks`](Self::send_acks) if it could not.
+    fn ack_then(&self, pkid: u16, qos: QoS, generation: u64, send: bool) -> Result<()> {
         let mut b = self.ack_book();
         if b.generation != generation {
             return Err(Error::SessionEnded);
@@ -235,11 +245,30 @@ impl Shared {
         let ticket = b.submitted;
         self.acks_pending.store(true, Ordering::SeqCst);
         drop(b);
-        self.wake();
+        if send || self.durable_acks {
+            self.send_acks();
+        }
         if qos == QoS::ExactlyOnce && self.durable_acks {
             self.wait_stored(ticket);
         }
         Ok(())
+    }
+
+    /// Sends the acknowledgements made so far: on this thread while the I/O thread sleeps
+    /// (as a lone publish, `Io::send_acks_direct`: no wake-up of the I/O thread, whose turn
+    /// for one PUBACK cost a context switch per received message), else by waking it. With
+    /// a durable store the I/O thread stores and sends them (`wait_stored`).
+    fn send_acks(&self) {
+        if self.parked.load(Ordering::SeqCst) && !self.durable_acks {
+            if let Some(io) = self.io.get().and_then(std::sync::Weak::upgrade) {
+                if let Ok(mut g) = io.try_lock() {
+                    if g.send_acks_direct() {
+                        return;
+                    }
+                }
+            }
+        }
+        self.wake();
     }
 
     /// Waits until the I/O thread has stored acknowledgement number `ticket` (at most 5 s;
@@ -328,9 +357,11 @@ impl Shared {
     }
 
     /// The calling thread is back for another message: what it took before is done.
-    fn release_held_by_this_thread(&self) {
+    /// `send: false`: see [`ack_then`](Self::ack_then); returns whether anything was
+    /// acknowledged.
+    fn release_held_by_this_thread(&self, send: bool) -> bool {
         if self.held_count.load(Ordering::SeqCst) == 0 {
-            return;
+            return false;
         }
         let me = std::thread::current().id();
         let mut done = Vec::new();
@@ -344,10 +375,12 @@ impl Shared {
             });
             self.held_count.store(h.len(), Ordering::SeqCst);
         }
+        let any = !done.is_empty();
         for (pkid, qos, generation) in done {
             // Errors: the session ended or the client closed; nothing to send then.
-            let _ = self.ack(pkid, qos, generation);
+            let _ = self.ack_then(pkid, qos, generation, send);
         }
+        any
     }
 
     /// Disconnect or close: every message `recv*` returned counts as taken.
@@ -515,6 +548,27 @@ impl Messages {
         Ok(())
     }
 
+    /// Before waiting for a message: acknowledges what this thread took before, and if
+    /// nothing is waiting while the I/O thread sleeps, reads the socket on this thread until
+    /// something arrives (one wake-up per reply instead of two in series; see
+    /// `client/io/lend.rs`).
+    fn release_and_read(&self, deadline: Option<Instant>) {
+        if !self.rx.is_empty() {
+            self.shared.release_held_by_this_thread(true);
+            return;
+        }
+        // The acknowledgements go out once this thread has the socket (one step less before
+        // it does: a reply arriving first would wake the I/O thread instead).
+        let acked = self.shared.release_held_by_this_thread(false);
+        let lent = match self.shared.io.get().and_then(std::sync::Weak::upgrade) {
+            Some(io) => io::read_while_waiting(&io, deadline, &|| !self.rx.is_empty()),
+            None => false,
+        };
+        if acked && !lent {
+            self.shared.send_acks();
+        }
+    }
+
     fn after_take(&self) {
         if self.shared.read_paused.load(Ordering::Acquire) {
             self.shared.parked.store(true, Ordering::SeqCst);
@@ -539,7 +593,7 @@ impl Messages {
     /// the client's messages go to an `on_message` callback.
     pub fn recv(&self) -> Result<Message> {
         self.check_mode()?;
-        self.shared.release_held_by_this_thread();
+        self.release_and_read(None);
         loop {
             match self.rx.recv() {
                 Ok(item) => {
@@ -556,8 +610,8 @@ impl Messages {
     /// As [`recv`](Self::recv), giving up after `timeout` with `Err(Timeout)`.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Message> {
         self.check_mode()?;
-        self.shared.release_held_by_this_thread();
         let deadline = Instant::now().checked_add(timeout);
+        self.release_and_read(deadline);
         loop {
             let left = match deadline {
                 Some(d) => d.saturating_duration_since(Instant::now()),
@@ -579,7 +633,7 @@ impl Messages {
     /// A message if one is waiting; `Ok(None)` if none is.
     pub fn try_recv(&self) -> Result<Option<Message>> {
         self.check_mode()?;
-        self.shared.release_held_by_this_thread();
+        self.shared.release_held_by_this_thread(true);
         loop {
             match self.rx.try_recv() {
                 Ok(item) => {
@@ -765,16 +819,40 @@ impl Client {
         });
         // A lone publish (none in the last DIRECT_GAP) while the I/O thread sleeps goes out
         // on this thread; publishes in quick succession go through the channel, so the I/O
-        // thread writes them in batches.
+        // thread writes them in batches. So does a QoS 1/2 publish that the in-flight window
+        // leaves nothing to batch with (`Io::window_bound`): a publisher that waits for
+        // each completion (Paho's deliveryComplete pattern) publishes every 10-20 us.
         let now = self.shared.epoch.elapsed().as_nanos() as u64;
         let prev = self.shared.last_publish.swap(now, Ordering::Relaxed);
+        let lone = now.saturating_sub(prev) >= DIRECT_GAP.as_nanos() as u64;
         let mut req = req;
-        if now.saturating_sub(prev) >= DIRECT_GAP.as_nanos() as u64
+        if (lone || req.publish.qos != QoS::AtMostOnce)
             && self.shared.parked.load(Ordering::SeqCst)
             && self.shared.publishes.is_empty()
         {
-            if let Ok(mut io) = self.io.try_lock() {
-                match io.publish_direct(req) {
+            let io = match self.io.try_lock() {
+                Ok(g) => Some(g),
+                // The I/O thread sleeps, so the holder is a thread borrowing the socket or
+                // sending acknowledgements, for a few microseconds: waiting for it beats a
+                // hand-over through the channel that wakes the I/O thread (C publish with
+                // deliveryComplete: the dispatch thread takes the socket again right after
+                // the callback that lets this publish go). Not with a durable store, whose
+                // writes (fsync) run under the same lock.
+                Err(std::sync::TryLockError::WouldBlock)
+                    if req.publish.qos != QoS::AtMostOnce && !self.shared.durable_acks =>
+                {
+                    let g = self.io.lock().unwrap_or_else(|e| e.into_inner());
+                    self.shared.parked.load(Ordering::SeqCst).then_some(g)
+                }
+                Err(_) => None,
+            };
+            if let Some(mut io) = io {
+                let r = if lone || io.window_bound() {
+                    io.publish_direct(req)
+                } else {
+                    Err(req)
+                };
+                match r {
                     Ok(()) => {
                         return Ok(DeliveryToken {
                             id,

@@ -112,6 +112,13 @@ impl DeliveryToken {
     /// next connect); `Err(Timeout)` when the time is up.
     pub fn wait_timeout(&self, timeout: Duration) -> Result<Delivered> {
         let deadline = Instant::now().checked_add(timeout);
+        if !self.is_complete() {
+            // While the I/O thread sleeps, read the acknowledgement on this thread (one
+            // wake-up instead of two in series; `client/io/lend.rs`).
+            if let Some(io) = self.shared.io.get().and_then(std::sync::Weak::upgrade) {
+                super::io::read_while_waiting(&io, deadline, &|| self.is_complete());
+            }
+        }
         let mut g = self.inner.state.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if let TokenState::Done(r) = &*g {

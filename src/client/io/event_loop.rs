@@ -124,7 +124,8 @@ impl Io {
         self.take_acks();
         let _ = self.transmit(now, Mode::Turn);
         self.pump_overflow();
-        if self.stream.is_some() && self.readable && !self.paused() {
+        // While lent, the borrower reads (`lend`); it must see every reply itself.
+        if self.stream.is_some() && self.readable && !self.paused() && !self.lent {
             self.read(now);
         }
         let _ = self.transmit(now, Mode::Turn);
@@ -207,7 +208,7 @@ impl Io {
     }
 
     pub(super) fn next_timeout(&self, now: Instant) -> Option<Duration> {
-        if self.stream.is_some() && self.readable && !self.paused() {
+        if self.stream.is_some() && self.readable && !self.paused() && !self.lent {
             return Some(Duration::ZERO);
         }
         let mut t: Option<Instant> = None;

@@ -15,19 +15,21 @@
 mod connection;
 mod event_loop;
 mod events;
+mod lend;
 mod requests;
 mod sleep;
 mod transmit;
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use mio::{Poll, Token};
 
 pub(crate) use event_loop::run;
+pub(crate) use lend::read_while_waiting;
 pub(crate) use sleep::Sleeper;
 
 use super::dispatch::{Callbacks, Dispatcher};
@@ -139,6 +141,13 @@ pub(crate) struct Io {
     ack_soon: bool,
     /// Acknowledgements taken from `Shared::acks` (kept for its allocation).
     ack_scratch: Vec<u16>,
+    /// A waiting thread reads the socket (`lend`); the I/O thread's epoll reports no reads.
+    lent: bool,
+    /// The socket's epoll interest includes writes (`lend::want_writable`).
+    write_interest: bool,
+    /// The epoll descriptor of `poll` (also while the thread sleeps in it, when `poll` is
+    /// out of the `Io`): a borrower changes the socket's interest there (`lend`).
+    epoll_fd: Option<std::os::fd::RawFd>,
 }
 
 pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
@@ -178,6 +187,7 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
         ack_cv: std::sync::Condvar::new(),
         held: Mutex::new(Vec::new()),
         held_count: 0.into(),
+        io: OnceLock::new(),
     });
     let (msg_tx, msg_rx) = super::queue::queue();
 
@@ -242,6 +252,7 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
     // The callbacks' thread starts with their first work (`Dispatcher`).
     let dispatch_tx = want_dispatch.then(|| Dispatcher::new(callbacks, shared.clone()));
 
+    let poll_fd = std::os::fd::AsRawFd::as_raw_fd(&poll);
     let io = Io {
         shared: shared.clone(),
         poll: Some(poll),
@@ -303,6 +314,9 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
         intake_paused: false,
         ack_soon: false,
         ack_scratch: Vec::new(),
+        lent: false,
+        write_interest: true,
+        epoll_fd: Some(poll_fd),
     };
 
     // Messages restored from persistence get delivery tokens, in their original order (the
@@ -338,6 +352,7 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
     // client's, say) can reuse it: freed later, it would stay resident as holes.
     io.release_idle_memory();
     let io = Arc::new(Mutex::new(io));
+    let _ = shared.io.set(Arc::downgrade(&io));
     shared.sleeper.first_job(&io)?;
 
     let client = Client {

@@ -248,6 +248,25 @@ impl Io {
         Ok(())
     }
 
+    /// The in-flight window has at most one free slot: a QoS 1/2 publish now is the only
+    /// one that can go out before the next acknowledgement, so the I/O thread would have
+    /// nothing to batch it with (or it just waits in the session queue, no write at all).
+    pub(crate) fn window_bound(&self) -> bool {
+        self.session.inflight_len() + 1 >= self.session.send_window()
+    }
+
+    /// Sends the application's acknowledgements on the caller's thread while the I/O
+    /// thread sleeps (`Shared::send_acks`). False when the I/O thread must do it: not
+    /// connected, shut down, or unsent bytes before them.
+    pub(crate) fn send_acks_direct(&mut self) -> bool {
+        if self.shutdown || self.stream.is_none() || self.wpos != self.wbuf.len() {
+            return false;
+        }
+        self.take_acks();
+        let _ = self.transmit(Instant::now(), Mode::Caller);
+        true
+    }
+
     /// Passes the application's acknowledgements of incoming messages to the session
     /// (PUBACK / PUBREC go out with the next transmit, QoS 2 markers are stored first).
     pub(super) fn take_acks(&mut self) {

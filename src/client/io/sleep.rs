@@ -367,12 +367,10 @@ impl super::Io {
                 Interest::READABLE | Interest::WRITABLE,
             ),
             None => {
-                self.poll = Some(new_poll(
-                    &self.shared.sleeper,
-                    Some(fd),
-                    super::WAKE,
-                    super::SOCK,
-                )?);
+                let p = new_poll(&self.shared.sleeper, Some(fd), super::WAKE, super::SOCK)?;
+                self.epoll_fd = Some(p.as_raw_fd());
+                self.poll = Some(p);
+                self.write_interest = true;
                 Ok(())
             }
         }
@@ -396,7 +394,8 @@ impl super::Io {
             && self.wpos == self.wbuf.len()
             && self.overflow.is_empty()
             && self.disconnecting.is_none()
-            && !self.readable;
+            && !self.readable
+            && !self.lent;
         quiet.then_some(self.quiet_at + super::SHED_AFTER)
     }
 
@@ -415,6 +414,7 @@ impl super::Io {
         // Rings start a job (or stop this one from leaving) before the waker goes.
         drop(self.shared.sleeper.drop_waker());
         self.poll = None;
+        self.epoll_fd = None;
     }
 
     /// After a dormant spell: a poll again (the wake-up, whatever it was, counts as
@@ -429,7 +429,9 @@ impl super::Io {
         let fd = self.stream.as_ref().map(|s| s.as_raw_fd());
         match new_poll(&self.shared.sleeper, fd, super::WAKE, super::SOCK) {
             Ok(p) => {
+                self.epoll_fd = Some(p.as_raw_fd());
                 self.poll = Some(p);
+                self.write_interest = true;
                 self.trimmed = false;
                 if fd.is_some() {
                     self.readable = true;

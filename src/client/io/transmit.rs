@@ -113,6 +113,9 @@ impl Io {
         }
         if handed_over {
             self.shared.wake();
+        } else if self.wpos != self.wbuf.len() {
+            // The rest goes when epoll reports the socket writable.
+            self.want_writable();
         }
         Ok(())
     }

@@ -1,0 +1,194 @@
+//! A thread waiting in `Messages::recv*` or `DeliveryToken::wait*` while the I/O thread
+//! sleeps reads the socket itself (`src/client/io/lend.rs`). These tests check that nothing
+//! else stalls meanwhile: publishes, acknowledgements and control requests of other threads,
+//! several waiters on one client, waiters ping-ponging between two clients, a close or a
+//! lost connection under a waiter.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{unique_client_id, Broker, DEADLINE};
+use mqttsync::{Client, ConnectOptions, Error, Message, QoS};
+
+fn connect(b: &Broker, id: &str) -> Client {
+    Client::connect(ConnectOptions::new(&b.uri()).client_id(unique_client_id(id))).unwrap()
+}
+
+/// Receivers wait while other threads of the same client publish and wait for their
+/// tokens, subscribe and unsubscribe: every message arrives, every call returns.
+#[test]
+fn waiting_receivers_leave_other_threads_of_the_client_going() {
+    let b = Broker::start();
+    let c = Arc::new(connect(&b, "rww"));
+    c.subscribe("rww/t", QoS::AtLeastOnce).unwrap();
+    const PER: usize = 150;
+    const PUBLISHERS: usize = 2;
+    let receivers: Vec<_> = (0..2)
+        .map(|_| {
+            let msgs = c.messages();
+            std::thread::spawn(move || {
+                let mut got = 0usize;
+                loop {
+                    match msgs.recv_timeout(Duration::from_secs(2)) {
+                        Ok(_) => got += 1,
+                        Err(e) if e.is_timeout() => return got,
+                        Err(e) => panic!("receive: {e}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    let publishers: Vec<_> = (0..PUBLISHERS)
+        .map(|p| {
+            let c = c.clone();
+            std::thread::spawn(move || {
+                for i in 0..PER {
+                    c.publish_wait(Message::new("rww/t", format!("{p} {i}")).qos(QoS::AtLeastOnce))
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for i in 0..20 {
+        let f = format!("rww/other/{i}");
+        c.subscribe(&f, QoS::AtMostOnce).unwrap();
+        c.unsubscribe(&f).unwrap();
+    }
+    for p in publishers {
+        p.join().unwrap();
+    }
+    let got: usize = receivers.into_iter().map(|h| h.join().unwrap()).sum();
+    assert_eq!(got, PER * PUBLISHERS);
+}
+
+/// Two clients, each with a thread that waits for the other's message and answers it: the
+/// pattern where both waiting threads read their own sockets.
+#[test]
+fn ping_pong_between_two_waiting_clients() {
+    let b = Broker::start();
+    let ping = connect(&b, "rwping");
+    let pong = connect(&b, "rwpong");
+    ping.subscribe("rw/pong", QoS::AtLeastOnce).unwrap();
+    pong.subscribe("rw/ping", QoS::AtLeastOnce).unwrap();
+    const N: usize = 300;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let msgs = pong.messages();
+            for _ in 0..N {
+                let m = msgs.recv_timeout(DEADLINE).unwrap();
+                pong.publish(Message::new("rw/pong", m.payload.clone()).qos(QoS::AtLeastOnce))
+                    .unwrap();
+            }
+        });
+        let msgs = ping.messages();
+        for i in 0..N {
+            let t = ping
+                .publish(Message::new("rw/ping", i.to_string()).qos(QoS::AtLeastOnce))
+                .unwrap();
+            let m = msgs.recv_timeout(DEADLINE).unwrap();
+            assert_eq!(m.payload_str().unwrap(), i.to_string());
+            t.wait().unwrap();
+        }
+    });
+}
+
+/// A receiver blocked without a deadline returns once the client is closed from another
+/// thread, and one waiting when the broker dies hears of the loss, both promptly.
+#[test]
+fn close_and_loss_end_a_wait() {
+    let mut b = Broker::start();
+    let c = connect(&b, "rwclose");
+    c.subscribe("rw/none", QoS::AtLeastOnce).unwrap();
+    let msgs = c.messages();
+    let waiter = std::thread::spawn(move || {
+        let r = msgs.recv();
+        (r.map(|_| ()), Instant::now())
+    });
+    let t0 = Instant::now();
+    c.close().unwrap();
+    let (r, at) = waiter.join().unwrap();
+    assert!(matches!(r, Err(Error::Closed)), "{r:?}");
+    assert!(at.duration_since(t0) < Duration::from_secs(2));
+
+    let c = connect(&b, "rwlost");
+    c.subscribe("rw/none", QoS::AtLeastOnce).unwrap();
+    let msgs = c.messages();
+    let waiter = std::thread::spawn(move || {
+        let r = msgs.recv_timeout(Duration::from_secs(30));
+        (r.map(|_| ()), Instant::now())
+    });
+    let t0 = Instant::now();
+    b.kill();
+    let (r, at) = waiter.join().unwrap();
+    assert!(matches!(r, Err(Error::ConnectionLost(_))), "{r:?}");
+    assert!(at.duration_since(t0) < Duration::from_secs(2));
+}
+
+/// A disconnect made while another thread waits for a message (and may be reading the
+/// socket): the in-flight publishes are completed and the disconnect returns promptly, not
+/// at its deadline.
+#[test]
+fn disconnect_while_a_receiver_waits_returns_promptly() {
+    let b = Broker::start();
+    let c = Arc::new(connect(&b, "rwdisc"));
+    c.subscribe("rw/quiet", QoS::AtLeastOnce).unwrap();
+    let msgs = c.messages();
+    let waiter = std::thread::spawn(move || msgs.recv_timeout(Duration::from_secs(30)));
+    let tokens: Vec<_> = (0..50)
+        .map(|i| {
+            c.publish(Message::new("rw/elsewhere", i.to_string()).qos(QoS::AtLeastOnce))
+                .unwrap()
+        })
+        .collect();
+    let t0 = Instant::now();
+    c.disconnect_with(Default::default(), Duration::from_secs(20))
+        .unwrap();
+    let took = t0.elapsed();
+    for t in tokens {
+        t.wait().unwrap();
+    }
+    assert!(took < Duration::from_secs(2), "disconnect took {took:?}");
+    // Dropping the client ends the wait.
+    drop(c);
+    let r = waiter.join().unwrap();
+    assert!(r.is_err(), "{r:?}");
+}
+
+/// A publisher that outruns a small window and queue (so it waits for room) while another
+/// thread waits for a message: the acknowledgements the waiting thread reads must still
+/// make room for the publisher.
+#[test]
+fn a_publisher_waiting_for_room_is_not_stalled_by_a_waiting_receiver() {
+    let b = Broker::start();
+    let c = Arc::new(
+        Client::connect(
+            ConnectOptions::new(&b.uri())
+                .client_id(unique_client_id("rwroom"))
+                .max_inflight(4)
+                .max_queued(8)
+                .keep_alive(Duration::from_secs(60)),
+        )
+        .unwrap(),
+    );
+    c.subscribe("rw/silent", QoS::AtLeastOnce).unwrap();
+    let msgs = c.messages();
+    let waiter = std::thread::spawn(move || msgs.recv_timeout(Duration::from_secs(20)));
+    let t0 = Instant::now();
+    let mut last = None;
+    for i in 0..2000 {
+        last = Some(
+            c.publish(Message::new("rw/elsewhere", i.to_string()).qos(QoS::AtLeastOnce))
+                .unwrap(),
+        );
+    }
+    last.unwrap().wait_timeout(Duration::from_secs(20)).unwrap();
+    let took = t0.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "2000 publishes took {took:?}"
+    );
+    drop(c);
+    assert!(waiter.join().unwrap().is_err());
+}
