@@ -396,9 +396,10 @@ fn a_thousand_clients_in_one_process() {
          fd limit {limit}",
         t1.elapsed()
     );
-    // At most one thread per client (quiet clients go dormant and give theirs back).
+    // At most one thread per client (quiet clients go dormant and give theirs back); other
+    // tests of this binary run threads of their own meanwhile.
     assert!(
-        threads1 <= threads0 + n as u64 + 8,
+        threads1 <= threads0 + n as u64 + 64,
         "{threads1} threads for {n} clients"
     );
     assert!(per_client_kib < 512.0, "{per_client_kib} KiB per client");
