@@ -1781,7 +1781,8 @@ extern "C" {
 /**
  * Creates a client for `serverURI` (`tcp://`, `mqtt://`, `ssl://`, `mqtts://`, `ws://`,
  * `wss://`, or `host:port` meaning TCP) with client id `clientId`, and writes the new
- * handle to `*handle`. Starts the handle's command and callback threads; nothing is
+ * handle to `*handle`. Starts no thread (the handle's threads start with its first
+ * request or callback); nothing is
  * connected yet. Persistence types as `MQTTClient_create` (DEFAULT files in Paho's layout,
  * NONE memory, USER the application's `MQTTClient_persistence`), opened here and closed by
  * `MQTTAsync_destroy`.
@@ -1790,8 +1791,7 @@ extern "C" {
  * id; `MQTTASYNC_BAD_UTF8_STRING`; `MQTTASYNC_PERSISTENCE_ERROR` (empty client id with
  * DEFAULT persistence, unknown type, incomplete USER table, store cannot be opened or
  * holds in-flight messages of the other MQTT version);
- * `MQTTASYNC_BAD_PROTOCOL` for an unknown scheme; `MQTTASYNC_FAILURE` if a thread cannot
- * be started. `*handle` is written only on success.
+ * `MQTTASYNC_BAD_PROTOCOL` for an unknown scheme. `*handle` is written only on success.
  *
  * Ownership: the strings are copied; free the handle with `MQTTAsync_destroy`. Any
  * thread.
@@ -1831,9 +1831,9 @@ int MQTTAsync_createWithOptions(MQTTAsync *handle,
 /**
  * Frees a client: no callback is called after this starts; pending requests are dropped
  * (their tokens complete); a connected client is closed without waiting (in-flight
- * messages stay in persistence); the handle's threads are stopped and joined (a thread of
- * the handle calling this, i.e. a callback, is detached and ends when the callback
- * returns); the persistence store is closed; `*handle` is set to NULL. NULL, a NULL
+ * messages stay in persistence); the handle's threads are stopped and waited for (a thread
+ * of the handle calling this, i.e. a callback, ends when the callback returns); the
+ * persistence store is closed; `*handle` is set to NULL. NULL, a NULL
  * handle or a destroyed handle is ignored.
  *
  * Threads: any thread, including the handle's own callbacks.
@@ -1997,7 +1997,7 @@ int MQTTAsync_isConnected(MQTTAsync handle);
  * `MQTTASYNC_BAD_MQTT_OPTION` (MQTT 5 options with MQTT 3 or `cleansession` with MQTT 5);
  * `MQTTASYNC_WRONG_MQTT_VERSION` (MQTT 5 on a client not created for it);
  * `MQTTASYNC_BAD_PROTOCOL`; `MQTTASYNC_MAX_BUFFERED_MESSAGES` when the request queue is
- * full.
+ * full (`MQTTASYNC_FAILURE` if no thread can be started to run it).
  *
  * Ownership: the options are copied; the callbacks run later on the handle's callback
  * thread. Any thread, including callbacks.
@@ -2014,7 +2014,8 @@ int MQTTAsync_connect(MQTTAsync handle, const struct MQTTAsync_connectOptions *o
  *
  * Returns `MQTTASYNC_SUCCESS` when queued; `MQTTASYNC_FAILURE` for an unknown handle or
  * when `MQTTAsync_connect` was never called; `MQTTASYNC_MAX_BUFFERED_MESSAGES` when the
- * request queue is full. Any thread.
+ * request queue is full (`MQTTASYNC_FAILURE` if no thread can be started to run it). Any
+ * thread.
  */
 int MQTTAsync_reconnect(MQTTAsync handle);
 
@@ -2027,7 +2028,8 @@ int MQTTAsync_reconnect(MQTTAsync handle);
  *
  * Returns `MQTTASYNC_SUCCESS` when queued; `MQTTASYNC_FAILURE` for an unknown handle;
  * `MQTTASYNC_DISCONNECTED` when not connected; `MQTTASYNC_BAD_STRUCTURE`;
- * `MQTTASYNC_MAX_BUFFERED_MESSAGES` when the request queue is full. Any thread.
+ * `MQTTASYNC_MAX_BUFFERED_MESSAGES` when the request queue is full (`MQTTASYNC_FAILURE` if
+ * no thread can be started to run it). Any thread.
  *
  * # Safety
  * `options` is NULL or points to options of the version it declares.
@@ -2045,7 +2047,8 @@ int MQTTAsync_disconnect(MQTTAsync handle, const struct MQTTAsync_disconnectOpti
  * `MQTTASYNC_DISCONNECTED`; `MQTTASYNC_BAD_UTF8_STRING` (NULL, not UTF-8 or invalid
  * filter); `MQTTASYNC_BAD_QOS`; `MQTTASYNC_BAD_STRUCTURE` (response);
  * `MQTTASYNC_BAD_MQTT_OPTION` (MQTT 5 options on an MQTT 3 client);
- * `MQTTASYNC_MAX_BUFFERED_MESSAGES` when the request queue is full. Any thread.
+ * `MQTTASYNC_MAX_BUFFERED_MESSAGES` when the request queue is full (`MQTTASYNC_FAILURE` if
+ * no thread can be started to run it). Any thread.
  *
  * # Safety
  * `topic` is NULL or NUL-terminated; `response` is NULL or valid and writable.

@@ -199,6 +199,22 @@ fn async_is_clean_under_address_sanitizer_with_the_fixed_defects() {
     ] {
         assert!(extra.contains(line), "{line:?} missing:\n{extra}");
     }
+    // A handle's command and callback threads exist only while they have work; requests
+    // and callbacks after an idle spell run as before, in order; destroy (also from a
+    // callback) ends them.
+    for line in [
+        "handle threads after create: 0\n",
+        "handle threads once idle: 0\n",
+        "subscribes completed in order: 12345\n",
+        "handle threads once idle again: 0\n",
+        "idle-message: a arrived T/async/idle/3 len=14 qos=1 retained=0 payload=wake props=0\n",
+        "idle-self-destroy: destroyed from onSuccess: 1\n",
+        "handle threads after destroy in a callback: 0\n",
+        "handle threads right after destroy: 0\n",
+        "callbacks after destroy: 0\n",
+    ] {
+        assert!(extra.contains(line), "{line:?} missing:\n{extra}");
+    }
 }
 
 /// The binaries built against Paho (`-lpaho-mqtt3as`, and the non-TLS `-lpaho-mqtt3a`)

@@ -414,7 +414,8 @@ static int run_idle(long n)
 	}
 	for (i = 0; i < n; i++)
 		op_wait(&ops[i], "connect");
-	sleep_ms(500);
+	/* as paho_bench.c: past the 0.5 s after which idle library threads leave */
+	sleep_ms(1500);
 	proc_status(&rss, &th);
 	printf("RESULT rss0_kb=%ld rss_kb=%ld threads0=%ld threads=%ld\n", rss0, rss, th0, th);
 	fflush(stdout);

@@ -4,8 +4,8 @@
 //!
 //! An `MQTTAsync` handle is a number in a validity table ([`Registry`]), as for
 //! `MQTTClient`; a destroyed or garbage handle gives an error code, never a crash. Each
-//! handle owns two threads of its own (no thread is shared between clients, unlike Paho's
-//! process-wide send and receive threads):
+//! handle has two threads of its own while they have work (no thread is shared between
+//! clients, unlike Paho's process-wide send and receive threads):
 //!
 //! - the **command thread** runs the requests that block in the Rust API, one at a time in
 //!   order: connect (a fresh [`Client`] on the handle's persistence store each time),
@@ -21,6 +21,13 @@
 //!   the order the events happened, and a stream costs no hand-over per event. Messages
 //!   waiting for the callback thread are bounded ([`EVENT_QUEUE_MAX`]); when full the
 //!   Rust client stops reading the socket (back-pressure) instead of buffering.
+//!
+//! Both threads exist only while they have work: queueing into a queue that no thread
+//! serves starts one (the queue's claim, taken under its lock, so there is never more than
+//! one), and a thread leaves once its queue stayed empty for [`LINGER`] (0.5 s), giving
+//! the claim back under the same lock so nothing queued is left unserved. An idle
+//! connected handle therefore has no thread of its own, only its Rust client's I/O thread.
+//! `MQTTAsync_destroy` closes both queues and waits for the threads ([`Alive`]).
 //!
 //! A slow callback therefore stalls only its own client, and a callback may call any
 //! function of the API, including `MQTTAsync_destroy` and `MQTTAsync_waitForCompletion`
@@ -44,7 +51,6 @@ use std::os::raw::{c_char, c_int, c_ulong, c_void};
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
-use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -405,51 +411,143 @@ unsafe fn write_token(p: *mut MQTTAsync_responseOptions, token: c_int) {
 // queues
 // ---------------------------------------------------------------------------------------
 
-/// A FIFO with a close flag, woken through a condvar.
+/// How long a handle's command or callback thread waits for more work before it leaves
+/// (as the Rust client's dispatch thread does): an idle handle has no thread of its own.
+const LINGER: Duration = Duration::from_millis(500);
+
+/// The thread that works on a queue: at most one at a time (the claim, taken under the
+/// queue's lock by whoever queues into an unclaimed queue, who then starts it) and given
+/// back under the same lock once the queue stayed empty for [`LINGER`], so an item is
+/// never left without a thread to take it. The threads are detached (an exited thread
+/// left unjoined keeps its stack); `MQTTAsync_destroy` waits for them through [`Alive`].
+#[derive(Default)]
+struct Worker {
+    /// A thread is taking items (or being started to).
+    claimed: bool,
+}
+
+impl Worker {
+    /// Claims the queue for a thread made by `start` (called under the queue's lock, so
+    /// the new thread waits for the caller to finish queueing). False if it failed.
+    fn start(&mut self, start: impl FnOnce() -> std::io::Result<()>) -> bool {
+        match start() {
+            Ok(()) => {
+                self.claimed = true;
+                true
+            }
+            Err(e) => {
+                super::trace::trace(
+                    MQTTCLIENT_TRACE_SEVERE,
+                    &format!("mqttsync: starting a thread failed: {e}"),
+                );
+                false
+            }
+        }
+    }
+}
+
+/// Gives the claim back if the thread holding it unwinds (a panic in the library's own
+/// code), so the next item starts a new thread instead of waiting forever.
+struct ReleaseOnPanic<'a, S>(&'a Mutex<S>, fn(&mut S) -> &mut Worker);
+
+impl<S> Drop for ReleaseOnPanic<'_, S> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            (self.1)(&mut lock(self.0)).claimed = false;
+        }
+    }
+}
+
+/// The handle's requests: a bounded FIFO with a close flag, worked on by one thread at a
+/// time, started on demand ([`Worker`]).
 struct Queue<T> {
-    q: Mutex<(VecDeque<T>, bool)>,
+    q: Mutex<QueueState<T>>,
     cv: Condvar,
+}
+
+struct QueueState<T> {
+    items: VecDeque<T>,
+    closed: bool,
+    worker: Worker,
 }
 
 impl<T> Queue<T> {
     fn new() -> Self {
         Queue {
-            q: Mutex::new((VecDeque::new(), false)),
+            q: Mutex::new(QueueState {
+                items: VecDeque::new(),
+                closed: false,
+                worker: Worker::default(),
+            }),
             cv: Condvar::new(),
         }
     }
 
-    /// Appends unless closed or (with `max`) full; returns the item back otherwise.
-    fn push(&self, item: T, max: Option<usize>) -> Result<(), T> {
+    /// Appends unless closed or full (`max`), starting a thread with `start` when none
+    /// works on the queue; returns the item back when refused or the thread could not be
+    /// started.
+    fn push(
+        &self,
+        item: T,
+        max: usize,
+        start: impl FnOnce() -> std::io::Result<()>,
+    ) -> Result<(), T> {
         let mut g = lock(&self.q);
-        if g.1 || max.is_some_and(|m| g.0.len() >= m) {
+        if g.closed || g.items.len() >= max {
             return Err(item);
         }
-        g.0.push_back(item);
+        if !g.worker.claimed {
+            if !g.worker.start(start) {
+                return Err(item);
+            }
+            g.items.push_back(item);
+            return Ok(());
+        }
+        g.items.push_back(item);
         drop(g);
         self.cv.notify_one();
         Ok(())
     }
 
-    /// The next item, waiting; `None` once closed.
+    /// For the queue's thread: the next item, waiting up to [`LINGER`]; `None` (the claim
+    /// given back, the thread must end) once closed or after `LINGER` without an item.
     fn pop(&self) -> Option<T> {
         let mut g = lock(&self.q);
+        let mut deadline = None;
         loop {
-            if g.1 {
+            if g.closed {
+                g.worker.claimed = false;
                 return None;
             }
-            if let Some(v) = g.0.pop_front() {
+            if let Some(v) = g.items.pop_front() {
                 return Some(v);
             }
-            g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner());
+            let now = Instant::now();
+            let end = *deadline.get_or_insert(now + LINGER);
+            if now >= end {
+                g.worker.claimed = false;
+                // An idle handle keeps no buffer from a past burst.
+                g.items = VecDeque::new();
+                return None;
+            }
+            g = self
+                .cv
+                .wait_timeout(g, end - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
 
-    /// Closes the queue and returns what was left in it.
+    /// A guard for the queue's thread (see [`ReleaseOnPanic`]).
+    fn release_on_panic(&self) -> ReleaseOnPanic<'_, QueueState<T>> {
+        ReleaseOnPanic(&self.q, |s| &mut s.worker)
+    }
+
+    /// Closes the queue (its thread ends) and returns what was left in it.
     fn close(&self) -> VecDeque<T> {
         let mut g = lock(&self.q);
-        g.1 = true;
-        let left = std::mem::take(&mut g.0);
+        g.closed = true;
+        let left = std::mem::take(&mut g.items);
         drop(g);
         self.cv.notify_all();
         left
@@ -470,6 +568,8 @@ struct EventState {
     running: bool,
     /// The callback thread waits for `cv`.
     sleeping: bool,
+    /// The callback thread, started when an event is queued and none runs.
+    worker: Worker,
 }
 
 /// The handle's callbacks, one at a time and in order.
@@ -499,6 +599,7 @@ impl Events {
                 closed: false,
                 running: false,
                 sleeping: false,
+                worker: Worker::default(),
             }),
             cv: Condvar::new(),
             room_cv: Condvar::new(),
@@ -506,13 +607,19 @@ impl Events {
         }
     }
 
-    /// Queues an event for the callback thread (dropped once closed).
-    fn push(&self, ev: Event) {
+    /// Queues an event for the callback thread (dropped once closed), starting the thread
+    /// with `start` when none runs. If it cannot be started, the event waits for the next
+    /// one.
+    fn push(&self, ev: Event, start: impl FnOnce() -> std::io::Result<()>) {
         let mut g = lock(&self.m);
         if g.closed {
             return;
         }
         g.q.push_back(ev);
+        if !g.worker.claimed {
+            g.worker.start(start);
+            return;
+        }
         let wake = g.sleeping && !g.running;
         drop(g);
         if wake {
@@ -550,12 +657,15 @@ impl Events {
         None
     }
 
-    /// The callback thread: the next batch of events, waiting; false once closed. The
+    /// The callback thread: the next batch of events, waiting; false (the claim given
+    /// back, the thread must end) once closed or when no event came for [`LINGER`]. The
     /// caller runs them and then calls [`Events::batch_done`].
     fn next_batch(&self, spare: &mut VecDeque<Event>) -> bool {
         let mut g = lock(&self.m);
+        let mut deadline = None;
         loop {
             if g.closed {
+                g.worker.claimed = false;
                 return false;
             }
             if !g.running && !g.q.is_empty() {
@@ -564,9 +674,33 @@ impl Events {
                 return true;
             }
             g.sleeping = true;
-            g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner());
+            if g.q.is_empty() {
+                let now = Instant::now();
+                let end = *deadline.get_or_insert(now + LINGER);
+                if now >= end {
+                    g.sleeping = false;
+                    g.worker.claimed = false;
+                    // An idle handle keeps no buffer from a past burst.
+                    g.q = VecDeque::new();
+                    return false;
+                }
+                g = self
+                    .cv
+                    .wait_timeout(g, end - now)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            } else {
+                // Events wait behind a callback on a dispatch thread, which wakes us.
+                deadline = None;
+                g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner());
+            }
             g.sleeping = false;
         }
+    }
+
+    /// A guard for the callback thread (see [`ReleaseOnPanic`]).
+    fn release_on_panic(&self) -> ReleaseOnPanic<'_, EventState> {
+        ReleaseOnPanic(&self.m, |s| &mut s.worker)
     }
 
     fn batch_done(&self) {
@@ -595,6 +729,7 @@ impl Events {
         }
     }
 
+    /// Closes the queue (the callback thread ends).
     fn close(&self) {
         let mut g = lock(&self.m);
         g.closed = true;
@@ -830,7 +965,51 @@ struct AsyncHandle {
     /// create: their tokens (as in Paho) until the first connect has resent them.
     restored: Mutex<Vec<u16>>,
     destroyed: AtomicBool,
-    threads: Mutex<Vec<(ThreadId, JoinHandle<()>)>>,
+    /// The handle itself, for the threads it starts on demand.
+    me: Weak<AsyncHandle>,
+    /// Its command and callback threads running.
+    alive: Arc<Alive>,
+}
+
+/// How many of a handle's threads are running, for `MQTTAsync_destroy` to wait for.
+#[derive(Default)]
+struct Alive {
+    n: Mutex<usize>,
+    cv: Condvar,
+}
+
+impl Alive {
+    fn add(&self) {
+        *lock(&self.n) += 1;
+    }
+
+    fn done(&self) {
+        *lock(&self.n) -= 1;
+        self.cv.notify_all();
+    }
+
+    /// Waits until at most `n` threads run.
+    fn wait_for(&self, n: usize) {
+        let mut g = lock(&self.n);
+        while *g > n {
+            g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+/// Ends a thread's count in [`Alive`] (also when it unwinds).
+struct Ended(Arc<Alive>);
+
+impl Drop for Ended {
+    fn drop(&mut self) {
+        HANDLE_THREAD.with(|t| t.set(0));
+        self.0.done();
+    }
+}
+
+thread_local! {
+    /// On a handle's command or callback thread: its handle's [`Alive`] (as an address).
+    static HANDLE_THREAD: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 impl AsyncHandle {
@@ -868,9 +1047,43 @@ impl AsyncHandle {
         }
     }
 
+    /// Starts a (detached) thread of this handle running `f` (the command or the callback
+    /// thread), counted in [`Alive`] until its very end.
+    fn start(&self, name: &str, f: fn(Arc<AsyncHandle>)) -> std::io::Result<()> {
+        let h = self
+            .me
+            .upgrade()
+            .ok_or_else(|| std::io::Error::other("the handle is being freed"))?;
+        let alive = self.alive.clone();
+        alive.add();
+        let r = std::thread::Builder::new().name(name.into()).spawn({
+            let alive = alive.clone();
+            move || {
+                // Dropped last, after `f` and its handle: then nothing of the handle runs.
+                let _ended = Ended(alive);
+                HANDLE_THREAD.with(|t| t.set(Arc::as_ptr(&_ended.0) as usize));
+                f(h);
+            }
+        });
+        match r {
+            Ok(_detached) => Ok(()),
+            Err(e) => {
+                alive.done();
+                Err(e)
+            }
+        }
+    }
+
+    /// Queues an event for the callback thread, starting it if none runs (dropped after
+    /// destroy).
+    fn push_event(&self, ev: Event) {
+        self.events
+            .push(ev, || self.start("mqttasync-cb", callback_loop));
+    }
+
     /// Queues a callback for the callback thread (dropped after destroy).
     fn post(&self, f: impl FnOnce(&AsyncHandle) + Send + 'static) {
-        self.events.push(Event::Call(Box::new(f)));
+        self.push_event(Event::Call(Box::new(f)));
     }
 
     /// On a Rust client's dispatch thread: runs the callback there when nothing runs or
@@ -911,12 +1124,15 @@ impl AsyncHandle {
 // the callback thread
 // ---------------------------------------------------------------------------------------
 
+/// The callback thread: runs queued events until none came for [`LINGER`].
 fn callback_loop(h: Arc<AsyncHandle>) {
+    let _release = h.events.release_on_panic();
     let mut batch = VecDeque::new();
     while h.events.next_batch(&mut batch) {
         for ev in batch.drain(..) {
             if h.destroyed.load(Ordering::Acquire) {
-                return;
+                // Dropped unrun; the queue closes right after.
+                continue;
             }
             match ev {
                 Event::Call(f) => f(&h),
@@ -1003,10 +1219,13 @@ fn message_arrived(h: &AsyncHandle, m: Message, conn: &Conn) {
 // the command thread
 // ---------------------------------------------------------------------------------------
 
+/// The command thread: runs queued requests until none came for [`LINGER`].
 fn command_loop(h: Arc<AsyncHandle>) {
+    let _release = h.commands.release_on_panic();
     while let Some(cmd) = h.commands.pop() {
         if h.destroyed.load(Ordering::Acquire) {
-            break;
+            // Dropped unrun; the queue closes right after.
+            continue;
         }
         match cmd {
             Command::Connect(p, token) => do_connect(&h, *p, token),
@@ -1340,7 +1559,7 @@ fn build_options(
                 return;
             }
             h.queued_messages.fetch_add(1, Ordering::AcqRel);
-            h.events.push(Event::Message(m, c.clone()));
+            h.push_event(Event::Message(m, c.clone()));
         }
     });
     let c = conn.clone();
@@ -1847,7 +2066,7 @@ unsafe fn create_impl(
         .set
         .extend(restored.iter().map(|&id| c_int::from(id)));
     let first_token = restored.iter().copied().max().map_or(1, c_int::from);
-    let h = Arc::new(AsyncHandle {
+    let h = Arc::new_cyclic(|me| AsyncHandle {
         server_uri: uri.to_owned(),
         client_id: cid.to_owned(),
         v5: version >= MQTTVERSION_5,
@@ -1871,24 +2090,9 @@ unsafe fn create_impl(
         next_token: AtomicI32::new(first_token),
         restored: Mutex::new(restored),
         destroyed: AtomicBool::new(false),
-        threads: Mutex::new(Vec::new()),
+        me: me.clone(),
+        alive: Arc::default(),
     });
-    let spawn = |name: &str, f: fn(Arc<AsyncHandle>)| {
-        let hh = h.clone();
-        std::thread::Builder::new()
-            .name(name.into())
-            .spawn(move || f(hh))
-    };
-    let cmd = spawn("mqttasync-cmd", command_loop).map_err(|_| MQTTASYNC_FAILURE)?;
-    let cb = match spawn("mqttasync-cb", callback_loop) {
-        Ok(t) => t,
-        Err(_) => {
-            h.commands.close();
-            let _ = cmd.join();
-            return Err(MQTTASYNC_FAILURE);
-        }
-    };
-    lock(&h.threads).extend([(cmd.thread().id(), cmd), (cb.thread().id(), cb)]);
     let key = REGISTRY.insert(h);
     // SAFETY: non-NULL and writable (C contract).
     unsafe { handle.write(key) };
@@ -1897,7 +2101,8 @@ unsafe fn create_impl(
 
 /// Creates a client for `serverURI` (`tcp://`, `mqtt://`, `ssl://`, `mqtts://`, `ws://`,
 /// `wss://`, or `host:port` meaning TCP) with client id `clientId`, and writes the new
-/// handle to `*handle`. Starts the handle's command and callback threads; nothing is
+/// handle to `*handle`. Starts no thread (the handle's threads start with its first
+/// request or callback); nothing is
 /// connected yet. Persistence types as `MQTTClient_create` (DEFAULT files in Paho's layout,
 /// NONE memory, USER the application's `MQTTClient_persistence`), opened here and closed by
 /// `MQTTAsync_destroy`.
@@ -1906,8 +2111,7 @@ unsafe fn create_impl(
 /// id; `MQTTASYNC_BAD_UTF8_STRING`; `MQTTASYNC_PERSISTENCE_ERROR` (empty client id with
 /// DEFAULT persistence, unknown type, incomplete USER table, store cannot be opened or
 /// holds in-flight messages of the other MQTT version);
-/// `MQTTASYNC_BAD_PROTOCOL` for an unknown scheme; `MQTTASYNC_FAILURE` if a thread cannot
-/// be started. `*handle` is written only on success.
+/// `MQTTASYNC_BAD_PROTOCOL` for an unknown scheme. `*handle` is written only on success.
 ///
 /// Ownership: the strings are copied; free the handle with `MQTTAsync_destroy`. Any
 /// thread.
@@ -1977,9 +2181,9 @@ pub unsafe extern "C" fn MQTTAsync_createWithOptions(
 
 /// Frees a client: no callback is called after this starts; pending requests are dropped
 /// (their tokens complete); a connected client is closed without waiting (in-flight
-/// messages stay in persistence); the handle's threads are stopped and joined (a thread of
-/// the handle calling this, i.e. a callback, is detached and ends when the callback
-/// returns); the persistence store is closed; `*handle` is set to NULL. NULL, a NULL
+/// messages stay in persistence); the handle's threads are stopped and waited for (a thread
+/// of the handle calling this, i.e. a callback, ends when the callback returns); the
+/// persistence store is closed; `*handle` is set to NULL. NULL, a NULL
 /// handle or a destroyed handle is ignored.
 ///
 /// Threads: any thread, including the handle's own callbacks.
@@ -2016,13 +2220,10 @@ pub unsafe extern "C" fn MQTTAsync_destroy(handle: *mut MQTTAsync) {
             }
             drop(c);
         }
-        let me = std::thread::current().id();
-        let threads: Vec<(ThreadId, JoinHandle<()>)> = lock(&h.threads).drain(..).collect();
-        for (id, t) in threads {
-            if id != me {
-                let _ = t.join();
-            }
-        }
+        // The handle's threads end now (closed queues); wait for them, except for the one
+        // running this (a callback), which ends when the callback returns.
+        let mine = HANDLE_THREAD.with(|t| t.get()) == Arc::as_ptr(&h.alive) as usize;
+        h.alive.wait_for(usize::from(mine));
         lock(&h.pending).set.clear();
         h.pending_cv.notify_all();
         let mut store = h.store.clone();
@@ -2415,10 +2616,22 @@ unsafe fn read_connect_options(
 /// reports an unknown `MQTTVersion` as a bad structure.
 const MQTTASYNC_BAD_MQTT_VERSION_ASYNC: c_int = MQTTASYNC_BAD_STRUCTURE;
 
+/// Queues a request for the command thread, starting it if none runs.
 fn push_command(h: &AsyncHandle, cmd: Command) -> Result<(), c_int> {
+    let mut started = true;
     h.commands
-        .push(cmd, Some(COMMAND_QUEUE_MAX))
-        .map_err(|_| MQTTASYNC_MAX_BUFFERED_MESSAGES)
+        .push(cmd, COMMAND_QUEUE_MAX, || {
+            let r = h.start("mqttasync-cmd", command_loop);
+            started = r.is_ok();
+            r
+        })
+        .map_err(|_| {
+            if started {
+                MQTTASYNC_MAX_BUFFERED_MESSAGES
+            } else {
+                MQTTASYNC_FAILURE
+            }
+        })
 }
 
 /// Starts connecting with `options` (eyecatcher `MQTC`, versions 0-8) and returns at once;
@@ -2442,7 +2655,7 @@ fn push_command(h: &AsyncHandle, cmd: Command) -> Result<(), c_int> {
 /// `MQTTASYNC_BAD_MQTT_OPTION` (MQTT 5 options with MQTT 3 or `cleansession` with MQTT 5);
 /// `MQTTASYNC_WRONG_MQTT_VERSION` (MQTT 5 on a client not created for it);
 /// `MQTTASYNC_BAD_PROTOCOL`; `MQTTASYNC_MAX_BUFFERED_MESSAGES` when the request queue is
-/// full.
+/// full (`MQTTASYNC_FAILURE` if no thread can be started to run it).
 ///
 /// Ownership: the options are copied; the callbacks run later on the handle's callback
 /// thread. Any thread, including callbacks.
@@ -2470,7 +2683,8 @@ pub unsafe extern "C" fn MQTTAsync_connect(
 ///
 /// Returns `MQTTASYNC_SUCCESS` when queued; `MQTTASYNC_FAILURE` for an unknown handle or
 /// when `MQTTAsync_connect` was never called; `MQTTASYNC_MAX_BUFFERED_MESSAGES` when the
-/// request queue is full. Any thread.
+/// request queue is full (`MQTTASYNC_FAILURE` if no thread can be started to run it). Any
+/// thread.
 #[no_mangle]
 pub extern "C" fn MQTTAsync_reconnect(handle: MQTTAsync) -> c_int {
     guard_rc(|| {
@@ -2490,7 +2704,8 @@ pub extern "C" fn MQTTAsync_reconnect(handle: MQTTAsync) -> c_int {
 ///
 /// Returns `MQTTASYNC_SUCCESS` when queued; `MQTTASYNC_FAILURE` for an unknown handle;
 /// `MQTTASYNC_DISCONNECTED` when not connected; `MQTTASYNC_BAD_STRUCTURE`;
-/// `MQTTASYNC_MAX_BUFFERED_MESSAGES` when the request queue is full. Any thread.
+/// `MQTTASYNC_MAX_BUFFERED_MESSAGES` when the request queue is full (`MQTTASYNC_FAILURE` if
+/// no thread can be started to run it). Any thread.
 ///
 /// # Safety
 /// `options` is NULL or points to options of the version it declares.
@@ -2662,7 +2877,8 @@ unsafe fn subscribe_impl(
 /// `MQTTASYNC_DISCONNECTED`; `MQTTASYNC_BAD_UTF8_STRING` (NULL, not UTF-8 or invalid
 /// filter); `MQTTASYNC_BAD_QOS`; `MQTTASYNC_BAD_STRUCTURE` (response);
 /// `MQTTASYNC_BAD_MQTT_OPTION` (MQTT 5 options on an MQTT 3 client);
-/// `MQTTASYNC_MAX_BUFFERED_MESSAGES` when the request queue is full. Any thread.
+/// `MQTTASYNC_MAX_BUFFERED_MESSAGES` when the request queue is full (`MQTTASYNC_FAILURE` if
+/// no thread can be started to run it). Any thread.
 ///
 /// # Safety
 /// `topic` is NULL or NUL-terminated; `response` is NULL or valid and writable.
@@ -3201,16 +3417,79 @@ mod tests {
         assert!(MQTTAsync_strerror(12345).is_null());
     }
 
+    /// A stand-in for a handle's thread: claims the queue; the test takes the items.
+    fn fake_thread(starts: &AtomicUsize) -> std::io::Result<()> {
+        starts.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
     #[test]
-    fn queue_is_bounded_and_closes() {
+    fn queue_is_bounded_starts_its_thread_on_demand_and_closes() {
         let q = Queue::new();
-        assert!(q.push(1, Some(2)).is_ok());
-        assert!(q.push(2, Some(2)).is_ok());
-        assert_eq!(q.push(3, Some(2)), Err(3));
+        let starts = AtomicUsize::new(0);
+        assert!(q.push(1, 2, || fake_thread(&starts)).is_ok());
+        assert!(q.push(2, 2, || fake_thread(&starts)).is_ok());
+        assert_eq!(q.push(3, 2, || fake_thread(&starts)), Err(3));
+        assert_eq!(starts.load(Ordering::SeqCst), 1, "one thread for the queue");
         assert_eq!(q.pop(), Some(1));
-        let left = q.close();
-        assert_eq!(left, [2]);
+        assert_eq!(q.pop(), Some(2));
+        // Empty for LINGER: the thread gives the queue back and must end.
+        let t0 = Instant::now();
         assert_eq!(q.pop(), None);
-        assert_eq!(q.push(4, None), Err(4));
+        assert!(t0.elapsed() >= LINGER);
+        // The next item starts a thread again.
+        assert!(q.push(4, 2, || fake_thread(&starts)).is_ok());
+        assert_eq!(starts.load(Ordering::SeqCst), 2);
+        assert_eq!(q.close(), [4]);
+        assert_eq!(q.pop(), None);
+        assert_eq!(q.push(5, 2, || fake_thread(&starts)), Err(5));
+        assert_eq!(starts.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn an_item_whose_thread_cannot_start_is_refused_and_the_next_starts_one() {
+        let q = Queue::new();
+        let failed = q.push(1, 2, || Err(std::io::Error::other("no thread")));
+        assert_eq!(failed, Err(1));
+        let starts = AtomicUsize::new(0);
+        assert!(q.push(2, 2, || fake_thread(&starts)).is_ok());
+        assert_eq!(starts.load(Ordering::SeqCst), 1);
+        assert_eq!(q.pop(), Some(2));
+    }
+
+    #[test]
+    fn events_start_the_callback_thread_on_demand_and_it_leaves_when_idle() {
+        let ev = Events::new();
+        let starts = AtomicUsize::new(0);
+        let ran = Arc::new(AtomicUsize::new(0));
+        let call = |ran: &Arc<AtomicUsize>| {
+            let ran = ran.clone();
+            Event::Call(Box::new(move |_| {
+                ran.fetch_add(1, Ordering::SeqCst);
+            }))
+        };
+        // Nothing queued or running: a dispatch thread runs the callback itself.
+        assert!(ev.try_run_here(7, |_| {}).is_none());
+        assert_eq!(starts.load(Ordering::SeqCst), 0);
+        ev.push(call(&ran), || fake_thread(&starts));
+        ev.push(call(&ran), || fake_thread(&starts));
+        assert_eq!(starts.load(Ordering::SeqCst), 1, "one callback thread");
+        // Queued events go first: a dispatch thread's event queues behind them.
+        assert_eq!(ev.try_run_here(8, |_| {}), Some(8));
+        let mut batch = VecDeque::new();
+        assert!(ev.next_batch(&mut batch));
+        assert_eq!(batch.len(), 2);
+        batch.clear();
+        ev.batch_done();
+        let t0 = Instant::now();
+        assert!(
+            !ev.next_batch(&mut batch),
+            "leaves after LINGER without work"
+        );
+        assert!(t0.elapsed() >= LINGER);
+        ev.push(call(&ran), || fake_thread(&starts));
+        assert_eq!(starts.load(Ordering::SeqCst), 2, "started again");
+        ev.close();
+        assert!(!ev.next_batch(&mut batch));
     }
 }

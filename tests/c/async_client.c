@@ -535,6 +535,145 @@ static void extras(const char* uri)
     MQTTAsync_destroy(&b);
 }
 
+/* ---- the handle's own threads exist only while they have work ---- */
+
+/* Threads of this process whose name starts with "mqttasync-" (a handle's command and
+ * callback threads). */
+#include <dirent.h>
+static int handle_threads(void)
+{
+    DIR* d = opendir("/proc/self/task");
+    struct dirent* e;
+    int n = 0;
+    if (!d)
+        return -1;
+    while ((e = readdir(d)) != NULL)
+    {
+        char path[300], name[64] = "";
+        FILE* f;
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        if ((f = fopen(path, "r")) == NULL)
+            continue; /* the thread has just ended */
+        if (fgets(name, sizeof name, f) && strncmp(name, "mqttasync-", 10) == 0)
+            ++n;
+        fclose(f);
+    }
+    closedir(d);
+    return n;
+}
+
+/* Polls until no handle thread is left (they leave after 0.5 s without work; there is no
+ * event to wait on), 10 s at most; the number left. */
+static int wait_no_handle_threads(void)
+{
+    double end = now_s() + 10;
+    struct timespec t = { 0, 10 * 1000 * 1000 };
+    int n;
+    while ((n = handle_threads()) != 0 && now_s() < end)
+        nanosleep(&t, NULL);
+    return n;
+}
+
+/* onSuccess in the order the requests complete */
+static char order[64];
+static void on_ok_order(void* ctx, MQTTAsync_successData* r)
+{
+    (void)r;
+    pthread_mutex_lock(&mu);
+    strncat(order, (const char*)ctx, sizeof order - strlen(order) - 1);
+    pthread_mutex_unlock(&mu);
+    event("%s onSuccess", (const char*)ctx);
+}
+
+static MQTTAsync idle_self;
+static void destroy_in_on_success(void* ctx, MQTTAsync_successData* r)
+{
+    (void)ctx; (void)r;
+    MQTTAsync_destroy(&idle_self);
+    event("destroyed from onSuccess: %d", idle_self == NULL);
+}
+
+static int after_destroy; /* callbacks that ran after MQTTAsync_destroy returned */
+static int destroyed_flag;
+static void count_after_destroy(void* ctx, MQTTAsync_successData* r)
+{
+    (void)ctx; (void)r;
+    pthread_mutex_lock(&mu);
+    after_destroy += destroyed_flag;
+    pthread_mutex_unlock(&mu);
+}
+static void count_after_destroy_f(void* ctx, MQTTAsync_failureData* r)
+{
+    count_after_destroy(ctx, NULL);
+    (void)r;
+}
+
+static void idle_threads(const char* uri)
+{
+    MQTTAsync a = NULL, b = NULL;
+    MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
+    MQTTAsync_responseOptions r;
+    const char* digits[] = { "1", "2", "3", "4", "5" };
+    char topic[32];
+    int i;
+
+    CHECK(MQTTAsync_create(&a, uri, "async-idle-a", MQTTCLIENT_PERSISTENCE_NONE, NULL) == 0);
+    CHECK(MQTTAsync_create(&b, uri, "async-idle-b", MQTTCLIENT_PERSISTENCE_NONE, NULL) == 0);
+    printf("handle threads after create: %d\n", handle_threads());
+    MQTTAsync_setCallbacks(a, (void*)"a", NULL, arrived, NULL);
+    co.onSuccess = on_ok;
+    co.context = (void*)"connect-idle-a";
+    CHECK(MQTTAsync_connect(a, &co) == 0);
+    co.context = (void*)"connect-idle-b";
+    CHECK(MQTTAsync_connect(b, &co) == 0);
+    expect(2, "idle-connect");
+    printf("handle threads once idle: %d\n", wait_no_handle_threads());
+
+    /* requests made while idle start the command thread again; they run in order */
+    order[0] = 0;
+    for (i = 0; i < 5; ++i)
+    {
+        MQTTAsync_responseOptions o = MQTTAsync_responseOptions_initializer;
+        o.onSuccess = on_ok_order;
+        o.context = (void*)digits[i];
+        snprintf(topic, sizeof topic, "T/async/idle/%d", i + 1);
+        CHECK(MQTTAsync_subscribe(a, topic, 1, &o) == 0);
+    }
+    expect(5, "idle-subs");
+    printf("subscribes completed in order: %s\n", order);
+    printf("handle threads once idle again: %d\n", wait_no_handle_threads());
+
+    /* a message for an idle handle: messageArrived runs */
+    CHECK(MQTTAsync_send(b, "T/async/idle/3", 4, "wake", 1, 0, NULL) == 0);
+    expect(1, "idle-message");
+    printf("handle threads once idle again: %d\n", wait_no_handle_threads());
+
+    /* destroy from an onSuccess (on the callback thread, started again) */
+    idle_self = a;
+    r = resp("x");
+    r.onSuccess = destroy_in_on_success;
+    CHECK(MQTTAsync_unsubscribe(a, "T/async/idle/1", &r) == 0);
+    expect(1, "idle-self-destroy");
+    printf("handle threads after destroy in a callback: %d\n", wait_no_handle_threads());
+
+    /* destroy with requests queued: their threads are joined, no callback runs after */
+    for (i = 0; i < 5; ++i)
+    {
+        MQTTAsync_responseOptions o = MQTTAsync_responseOptions_initializer;
+        o.onSuccess = count_after_destroy;
+        o.onFailure = count_after_destroy_f;
+        CHECK(MQTTAsync_subscribe(b, "T/async/idle/b", 1, &o) == 0);
+    }
+    MQTTAsync_destroy(&b);
+    pthread_mutex_lock(&mu);
+    destroyed_flag = 1;
+    pthread_mutex_unlock(&mu);
+    printf("handle threads right after destroy: %d\n", handle_threads());
+    printf("callbacks after destroy: %d\n", after_destroy);
+}
+
 int main(int argc, char** argv)
 {
     MQTTAsync_nameValue* info = MQTTAsync_getVersionInfo();
@@ -554,6 +693,7 @@ int main(int argc, char** argv)
         printf("--- mqttsync only\n");
         reconnect_buffer(argv[1]);
         extras(argv[1]);
+        idle_threads(argv[1]);
     }
     printf("failures: %d\n", failures);
     return failures != 0;
