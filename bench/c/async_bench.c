@@ -16,7 +16,8 @@
  * - e2e: messages arrive in messageArrived; MQTTAsync has no receive call, so the "recv"
  *   mode does not exist (exit 2);
  * - lat: publish -> own subscription, the message "in hand" when messageArrived runs;
- * - conn: create + connect (until onSuccess), then disconnect (until onSuccess) + destroy.
+ * - conn: create + connect (until onSuccess), then disconnect (until onSuccess) + destroy;
+ *   `conn SECS cb` sets the callbacks (setCallbacks) before connecting.
  *
  * Arguments and output: see bench_common.h.
  */
@@ -365,13 +366,13 @@ static int run_lat(long count)
 	return 0;
 }
 
-static int run_conn(double secs)
+static int run_conn(double secs, int with_cb)
 {
 	double *cv = calloc(2000, sizeof *cv), *dv = calloc(2000, sizeof *dv), start = now_s();
 	long i;
 	for (i = 0; keep_going(i, start, secs); i++) {
 		double t0 = now_s(), t1, t2;
-		MQTTAsync c = new_client("conn", (int)i, 10, 0);
+		MQTTAsync c = new_client("conn", (int)i, 10, with_cb);
 		t1 = now_s();
 		close_client(c);
 		t2 = now_s();
@@ -456,7 +457,9 @@ int main(int argc, char **argv)
 	if (strcmp(w, "lat") == 0 && argc == 5)
 		return run_lat(atol(argv[4]));
 	if (strcmp(w, "conn") == 0 && argc == 5)
-		return run_conn(atof(argv[4]));
+		return run_conn(atof(argv[4]), 0);
+	if (strcmp(w, "conn") == 0 && argc == 6 && strcmp(argv[5], "cb") == 0)
+		return run_conn(atof(argv[4]), 1);
 	if (strcmp(w, "idle") == 0 && argc == 5)
 		return run_idle(atol(argv[4]));
 	fprintf(stderr, "bad arguments\n");
