@@ -227,6 +227,8 @@ impl<T> Consumer<T> {
             return Ok(item);
         }
         g.claimed = false;
+        // The consumer leaves: its queue keeps no memory while idle.
+        g.items = VecDeque::new();
         if g.closed {
             Err(RecvError::Closed)
         } else {
