@@ -25,17 +25,6 @@ use common::*;
 const MARK: &str = "--- mqttsync only\n";
 const ASAN_OPTIONS: &str = "detect_leaks=1:halt_on_error=1:abort_on_error=0";
 
-fn exe_dir() -> &'static Path {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| tempfile::tempdir().expect("temp dir"))
-        .path()
-}
-
-fn build_lock() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 fn require_paho() {
     assert!(
         Path::new("/usr/include/MQTTAsync.h").exists(),
@@ -552,27 +541,7 @@ fn async_is_clean_under_valgrind() {
         have("valgrind"),
         "valgrind is required for this test (apt-get install valgrind)"
     );
-    let exe = exe_dir().join("async_client_ours_shared");
-    {
-        let _g = build_lock();
-        if !exe.exists() {
-            let lib_dir = exe_dir().join("lib");
-            std::fs::create_dir_all(&lib_dir).expect("lib dir");
-            let so = lib_dir.join("libmqttsync.so.0");
-            if !so.exists() {
-                std::os::unix::fs::symlink(&release_libs().shared_lib, &so).expect("symlink");
-            }
-            run(Command::new("cc")
-                .args(["-std=c99", "-D_POSIX_C_SOURCE=200809L", "-g", "-I"])
-                .arg(include_dir())
-                .arg(c_dir().join("async_client.c"))
-                .arg("-o")
-                .arg(&exe)
-                .arg(&release_libs().shared_lib)
-                .arg(format!("-Wl,-rpath,{}", lib_dir.display()))
-                .arg("-lpthread"));
-        }
-    }
+    let exe = build_ours_shared("async_client");
     let broker = Broker::start();
     let exe_s = exe.display().to_string();
     let start = Instant::now();

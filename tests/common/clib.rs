@@ -232,3 +232,41 @@ pub fn run_prog(exe: &Path, args: &[&str], envs: &[(&str, &str)], deadline: Dura
         stderr,
     }
 }
+
+/// A directory for the executables of this test binary (kept for the whole run).
+pub fn exe_dir() -> &'static Path {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().expect("temp dir"))
+        .path()
+}
+
+/// Serialises the builds (tests run in parallel and share executables).
+pub fn build_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Builds `tests/c/<name>.c` against mqttsync's shared library (RPATH to a directory with
+/// the `libmqttsync.so.0` soname link).
+pub fn build_ours_shared(name: &str) -> PathBuf {
+    let exe = exe_dir().join(format!("{name}_ours_shared"));
+    let _one_at_a_time = build_lock();
+    if !exe.exists() {
+        let lib_dir = exe_dir().join("lib");
+        std::fs::create_dir_all(&lib_dir).expect("lib dir");
+        let so = lib_dir.join("libmqttsync.so.0");
+        if !so.exists() {
+            std::os::unix::fs::symlink(&release_libs().shared_lib, &so).expect("symlink");
+        }
+        run(Command::new("cc")
+            .args(["-std=c99", "-D_POSIX_C_SOURCE=200809L", "-g", "-I"])
+            .arg(include_dir())
+            .arg(c_dir().join(format!("{name}.c")))
+            .arg("-o")
+            .arg(&exe)
+            .arg(&release_libs().shared_lib)
+            .arg(format!("-Wl,-rpath,{}", lib_dir.display()))
+            .arg("-lpthread"));
+    }
+    exe
+}
