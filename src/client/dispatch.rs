@@ -152,7 +152,7 @@ fn dispatch_loop(rx: Consumer<Incoming>, callbacks: SharedCallbacks, shared: Arc
             // Nothing queued while the I/O thread sleeps: this thread reads the socket itself
             // (`io::read_while_waiting`), so an acknowledgement or message reaches its
             // callback without a hand-over from the I/O thread.
-            if let Some(io) = shared.io.get().and_then(std::sync::Weak::upgrade) {
+            if let Some(io) = shared.sleeper.io() {
                 super::io::read_while_waiting(&io, None, &|| !rx.is_empty());
             }
         }

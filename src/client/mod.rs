@@ -161,9 +161,6 @@ pub(crate) struct Shared {
     held: Mutex<Vec<(ThreadId, u16, QoS, u64)>>,
     /// `held.len()`, read without the lock.
     held_count: AtomicUsize,
-    /// The I/O state, for work done on a caller's thread while the I/O thread sleeps
-    /// (acknowledgements, reading while waiting); set once the client is built.
-    io: OnceLock<std::sync::Weak<Mutex<io::Io>>>,
 }
 
 /// Incoming QoS 1/2 messages on their way to the application, and their acknowledgements.
@@ -260,7 +257,7 @@ impl Shared {
     /// a durable store the I/O thread stores and sends them (`wait_stored`).
     fn send_acks(&self) {
         if self.parked.load(Ordering::SeqCst) && !self.durable_acks {
-            if let Some(io) = self.io.get().and_then(std::sync::Weak::upgrade) {
+            if let Some(io) = self.sleeper.io() {
                 if let Ok(mut g) = io.try_lock() {
                     if g.send_acks_direct() {
                         return;
@@ -560,7 +557,7 @@ impl Messages {
         // The acknowledgements go out once this thread has the socket (one step less before
         // it does: a reply arriving first would wake the I/O thread instead).
         let acked = self.shared.release_held_by_this_thread(false);
-        let lent = match self.shared.io.get().and_then(std::sync::Weak::upgrade) {
+        let lent = match self.shared.sleeper.io() {
             Some(io) => io::read_while_waiting(&io, deadline, &|| !self.rx.is_empty()),
             None => false,
         };

@@ -115,7 +115,7 @@ impl DeliveryToken {
         if !self.is_complete() {
             // While the I/O thread sleeps, read the acknowledgement on this thread (one
             // wake-up instead of two in series; `client/io/lend.rs`).
-            if let Some(io) = self.shared.io.get().and_then(std::sync::Weak::upgrade) {
+            if let Some(io) = self.shared.sleeper.io() {
                 super::io::read_while_waiting(&io, deadline, &|| self.is_complete());
             }
         }

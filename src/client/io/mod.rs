@@ -22,7 +22,7 @@ mod transmit;
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -187,7 +187,6 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
         ack_cv: std::sync::Condvar::new(),
         held: Mutex::new(Vec::new()),
         held_count: 0.into(),
-        io: OnceLock::new(),
     });
     let (msg_tx, msg_rx) = super::queue::queue();
 
@@ -352,7 +351,6 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
     // client's, say) can reuse it: freed later, it would stay resident as holes.
     io.release_idle_memory();
     let io = Arc::new(Mutex::new(io));
-    let _ = shared.io.set(Arc::downgrade(&io));
     shared.sleeper.first_job(&io)?;
 
     let client = Client {

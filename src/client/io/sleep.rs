@@ -17,7 +17,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
@@ -30,6 +30,8 @@ use crate::client::threads::{self, Worker};
 #[derive(Debug, Default)]
 pub(crate) struct Sleeper {
     state: Mutex<SleepState>,
+    /// The client's I/O state, for a new job (and for threads that read while waiting).
+    io: OnceLock<Weak<Mutex<Io>>>,
     /// Signalled when a job is started or the I/O work has finished (`join`).
     cv: Condvar,
 }
@@ -42,8 +44,6 @@ struct SleepState {
     dormant: bool,
     /// A ring came while a job ran without a poll: it must not go dormant now.
     rung: bool,
-    /// The client's I/O state, for a new job.
-    io: Weak<Mutex<Io>>,
     /// The job last started (joined by `join`).
     worker: Option<Worker>,
     /// The I/O work has ended for good (shut down, or the job panicked).
@@ -80,7 +80,7 @@ impl Sleeper {
     }
 
     fn start_job(&self, g: &mut SleepState) {
-        let Some(io) = g.io.upgrade() else {
+        let Some(io) = self.io() else {
             return;
         };
         match threads::spawn(c"mqttsync-io", move || super::run(io)) {
@@ -99,11 +99,16 @@ impl Sleeper {
 
     /// The first job, started by `start`.
     pub(super) fn first_job(&self, io: &Arc<Mutex<Io>>) -> std::io::Result<()> {
+        let _ = self.io.set(Arc::downgrade(io));
         let mut g = self.lock();
-        g.io = Arc::downgrade(io);
         let io = io.clone();
         g.worker = Some(threads::spawn(c"mqttsync-io", move || super::run(io))?);
         Ok(())
+    }
+
+    /// The client's I/O state, while the client exists.
+    pub(crate) fn io(&self) -> Option<Arc<Mutex<Io>>> {
+        self.io.get().and_then(Weak::upgrade)
     }
 
     /// From now on rings go to `waker` (the job is about to sleep in its poll).
