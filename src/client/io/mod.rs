@@ -155,7 +155,6 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
     let keep_alive = opts.keep_alive.as_secs();
 
     let sleeper = Arc::new(Sleeper::default());
-    let poll = sleep::new_poll(&sleeper, None, WAKE, SOCK)?;
     let shared = Arc::new(Shared {
         state: STATE_CONNECTING.into(),
         last_error: Mutex::new(None),
@@ -251,10 +250,9 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
     // The callbacks' thread starts with their first work (`Dispatcher`).
     let dispatch_tx = want_dispatch.then(|| Dispatcher::new(callbacks, shared.clone()));
 
-    let poll_fd = std::os::fd::AsRawFd::as_raw_fd(&poll);
     let io = Io {
         shared: shared.clone(),
-        poll: Some(poll),
+        poll: None,
         watched: None,
         quiet_at: Instant::now(),
         session,
@@ -315,12 +313,14 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
         ack_scratch: Vec::new(),
         lent: false,
         write_interest: true,
-        epoll_fd: Some(poll_fd),
+        epoll_fd: None,
     };
 
     // Messages restored from persistence get delivery tokens, in their original order (the
     // Paho contract: a restarted program can wait for them).
     let mut io = io;
+    // The poll and its waker, before anyone may need to wake the I/O work.
+    io.make_poll(None)?;
     for pkid in io.session.pending_publishes() {
         let id = shared.next_token.fetch_add(1, Ordering::Relaxed);
         io.tokens.insert(pkid, (id, TokenInner::new()));

@@ -175,7 +175,7 @@ impl Sleeper {
 }
 
 /// A new poll with its waker registered, the socket (if any) registered edge-triggered.
-pub(super) fn new_poll(
+fn new_poll(
     sleeper: &Sleeper,
     socket: Option<RawFd>,
     wake: Token,
@@ -371,14 +371,18 @@ impl super::Io {
                 super::SOCK,
                 Interest::READABLE | Interest::WRITABLE,
             ),
-            None => {
-                let p = new_poll(&self.shared.sleeper, Some(fd), super::WAKE, super::SOCK)?;
-                self.epoll_fd = Some(p.as_raw_fd());
-                self.poll = Some(p);
-                self.write_interest = true;
-                Ok(())
-            }
+            None => self.make_poll(Some(fd)),
         }
+    }
+
+    /// Makes the thread's poll (its waker registered, `socket` if any edge-triggered for
+    /// reads and writes) and records its descriptor for borrowers (`lend`).
+    pub(super) fn make_poll(&mut self, socket: Option<RawFd>) -> std::io::Result<()> {
+        let p = new_poll(&self.shared.sleeper, socket, super::WAKE, super::SOCK)?;
+        self.epoll_fd = Some(p.as_raw_fd());
+        self.poll = Some(p);
+        self.write_interest = true;
+        Ok(())
     }
 
     /// Takes a socket about to be closed out of whatever watches it.
@@ -432,11 +436,8 @@ impl super::Io {
             w.release();
         }
         let fd = self.stream.as_ref().map(|s| s.as_raw_fd());
-        match new_poll(&self.shared.sleeper, fd, super::WAKE, super::SOCK) {
-            Ok(p) => {
-                self.epoll_fd = Some(p.as_raw_fd());
-                self.poll = Some(p);
-                self.write_interest = true;
+        match self.make_poll(fd) {
+            Ok(()) => {
                 self.trimmed = false;
                 if fd.is_some() {
                     self.readable = true;
