@@ -261,11 +261,7 @@ impl Io {
                 Ok(n) => {
                     read_any = true;
                     budget = budget.saturating_sub(n);
-                    self.read_chunk = if n == self.read_chunk {
-                        (n * 4).min(MAX_READ)
-                    } else {
-                        n.next_power_of_two().clamp(MIN_READ, MAX_READ)
-                    };
+                    self.read_chunk = next_read_chunk(self.read_chunk, n);
                     if let Err(e) = self.session.handle_input(now, &mut self.rbuf) {
                         self.protocol_failure(e);
                         return;
@@ -373,6 +369,16 @@ impl Io {
                 }
             }
         }
+    }
+}
+
+/// Size of the next read after one of `chunk` bytes returned `n`: four times larger when the
+/// read filled it, else the power of two that holds `n`, within [`MIN_READ`, `MAX_READ`].
+pub(super) fn next_read_chunk(chunk: usize, n: usize) -> usize {
+    if n == chunk {
+        (n * 4).min(MAX_READ)
+    } else {
+        n.next_power_of_two().clamp(MIN_READ, MAX_READ)
     }
 }
 

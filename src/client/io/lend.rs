@@ -23,9 +23,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::connection::ack_now;
-use super::event_loop::read_into;
+use super::event_loop::{next_read_chunk, read_into};
 use super::transmit::Mode;
-use super::{Io, MAX_READ, MIN_READ, SOCK};
+use super::{Io, SOCK};
 use crate::client::STATE_CONNECTED;
 use crate::transport::Stream;
 
@@ -143,11 +143,7 @@ impl Io {
             match read_into(stream, &mut self.rbuf, chunk) {
                 Ok(0) => return false,
                 Ok(n) => {
-                    self.read_chunk = if n == chunk {
-                        (n * 4).min(MAX_READ)
-                    } else {
-                        n.next_power_of_two().clamp(MIN_READ, MAX_READ)
-                    };
+                    self.read_chunk = next_read_chunk(chunk, n);
                     if let Err(e) = self.session.handle_input(now, &mut self.rbuf) {
                         self.protocol_failure(e);
                         return false;
