@@ -13,8 +13,8 @@
 mod dispatch;
 mod io;
 pub mod options;
-mod queue;
-mod threads;
+pub(crate) mod queue;
+pub(crate) mod threads;
 mod token;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};

@@ -17,8 +17,12 @@ pub(super) fn remaining(deadline: Instant, step: Step, total: Duration) -> Resul
     Ok(deadline - now)
 }
 
-/// Resolves `host:port` on a helper thread so that the deadline holds even when the
-/// system resolver hangs. IPv6 and IPv4 addresses are interleaved (IPv6 first).
+/// Resolves `host:port` on a client thread of the pool, so that the deadline holds even when
+/// the system resolver hangs (a hung lookup keeps its thread; the next connect takes another).
+/// A pool thread rather than a new one: spawning a thread per connect cost about as much as
+/// the TCP handshake with a local broker (`strace`: clone3, stack set-up, its exit).
+/// `localhost` names are not looked up (see [`is_localhost`]). IPv6 and IPv4 addresses are
+/// interleaved (IPv6 first).
 pub fn resolve(
     host: &str,
     port: u16,
@@ -28,20 +32,24 @@ pub fn resolve(
     if let Ok(ip) = host.parse::<std::net::IpAddr>() {
         return Ok(vec![SocketAddr::new(ip, port)]);
     }
+    if is_localhost(host) {
+        // IPv4 first: a broker on the loopback listens there at least, IPv6 may be off.
+        return Ok(vec![
+            SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), port),
+            SocketAddr::new(std::net::Ipv6Addr::LOCALHOST.into(), port),
+        ]);
+    }
     let left = remaining(deadline, Step::Dns, total)?;
-    let (tx, rx) = crossbeam_channel::bounded(1);
+    let (tx, rx) = crate::client::queue::queue();
     let h = host.to_string();
-    std::thread::Builder::new()
-        .name("mqttsync-dns".into())
-        .stack_size(64 * 1024)
-        .spawn(move || {
-            let r = (h.as_str(), port)
-                .to_socket_addrs()
-                .map(|a| a.collect::<Vec<_>>());
-            let _ = tx.send(r);
-        })
-        .map_err(Error::from)?;
-    let addrs = match rx.recv_timeout(left) {
+    crate::client::threads::spawn(c"mqttsync-dns", move || {
+        let r = (h.as_str(), port)
+            .to_socket_addrs()
+            .map(|a| a.collect::<Vec<_>>());
+        tx.send(r);
+    })
+    .map_err(Error::from)?;
+    let addrs = match rx.recv_timeout(Some(left)) {
         Ok(Ok(a)) => a,
         Ok(Err(e)) => {
             return Err(Error::Dns {
@@ -70,6 +78,18 @@ pub fn resolve(
         }
     }
     Ok(out)
+}
+
+/// `localhost`, `localhost.` and names under it (`broker.localhost`), in any case: the
+/// loopback addresses without asking the resolver (RFC 6761 6.3, as browsers and Go do).
+/// The resolver would read /etc/nsswitch.conf and /etc/hosts, on another thread (the
+/// deadline), for the name every example and local test uses.
+fn is_localhost(host: &str) -> bool {
+    let h = host.strip_suffix('.').unwrap_or(host).as_bytes();
+    let tail = b"localhost";
+    h.len() >= tail.len()
+        && h[h.len() - tail.len()..].eq_ignore_ascii_case(tail)
+        && (h.len() == tail.len() || h[h.len() - tail.len() - 1] == b'.')
 }
 
 /// How long an attempt may run before the next address is tried in parallel
@@ -143,6 +163,32 @@ pub(super) fn start_connect(addr: SocketAddr) -> io::Result<(Socket, bool)> {
     }
 }
 
+/// A blocking connect that waits at most `limit` (the socket's send timeout, which Linux
+/// applies to `connect`); `false`: still in progress after it, the socket now non-blocking
+/// for a poller to watch the rest.
+fn blocking_attempt(addr: SocketAddr, limit: Duration) -> io::Result<(Socket, bool)> {
+    crate::tracehook::emit(
+        crate::tracehook::MEDIUM,
+        format_args!("TCP connect to {addr} (one of several addresses)"),
+    );
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // A zero timeout would mean none: at least a millisecond.
+    sock.set_write_timeout(Some(limit.max(Duration::from_millis(1))))?;
+    match sock.connect(&addr.into()) {
+        Ok(()) => Ok((sock, true)),
+        Err(e)
+            if e.raw_os_error() == Some(libc::EINPROGRESS)
+                || e.kind() == io::ErrorKind::WouldBlock
+                // A signal: the connect goes on in the background.
+                || e.kind() == io::ErrorKind::Interrupted =>
+        {
+            sock.set_nonblocking(true)?;
+            Ok((sock, false))
+        }
+        Err(e) => Err(e),
+    }
+}
+
 pub(super) fn finish_connect(
     sock: Socket,
     deadline: Instant,
@@ -168,12 +214,6 @@ pub(super) fn connect_tcp_staggered(
     if addrs.is_empty() {
         return Err(Error::InvalidArgument("no address to connect to".into()));
     }
-    let mut poll = Poll::new().map_err(Error::from)?;
-    let mut events = Events::with_capacity(addrs.len());
-    // (index into addrs = mio token, socket) of the attempts under way.
-    let mut pending: Vec<(usize, Socket)> = Vec::with_capacity(addrs.len());
-    let mut next = 0usize;
-    let mut next_start = Instant::now();
     let mut last: Option<Error> = None;
     let failed = |i: usize, e: io::Error| {
         log::debug!("TCP connect to {} failed: {e}", addrs[i]);
@@ -182,6 +222,51 @@ pub(super) fn connect_tcp_staggered(
             source: e.into(),
         }
     };
+    // Until an attempt is left pending, each is a plain blocking connect bounded by the
+    // attempt delay (as `connect_one`): most finish or are refused well within it, and no
+    // poller is needed (an epoll instance and non-blocking mode cost five more system calls
+    // per connect, on the loopback `localhost` gives two addresses). One still in progress
+    // after the delay goes on in the background, watched with the next ones.
+    let mut next = 0usize;
+    let mut first_pending = None;
+    while next < addrs.len() {
+        let i = next;
+        next += 1;
+        let left = remaining(deadline, Step::TcpConnect, total)?;
+        match blocking_attempt(addrs[i], left.min(delay)) {
+            Ok((sock, true)) => {
+                sock.set_nodelay(true).map_err(Error::from)?;
+                let left = remaining(deadline, Step::TcpConnect, total)?;
+                sock.set_write_timeout(Some(left)).map_err(Error::from)?;
+                sock.set_read_timeout(Some(left)).map_err(Error::from)?;
+                return Ok(sock.into());
+            }
+            Ok((sock, false)) => {
+                first_pending = Some((i, sock));
+                break;
+            }
+            Err(e) => last = Some(failed(i, e)),
+        }
+    }
+    let Some((i, sock)) = first_pending else {
+        return Err(
+            last.unwrap_or_else(|| Error::InvalidArgument("no address to connect to".into()))
+        );
+    };
+    let mut poll = Poll::new().map_err(Error::from)?;
+    let mut events = Events::with_capacity(addrs.len());
+    poll.registry()
+        .register(
+            &mut SourceFd(&sock.as_raw_fd()),
+            Token(i),
+            Interest::WRITABLE,
+        )
+        .map_err(Error::from)?;
+    // (index into addrs = mio token, socket) of the attempts under way.
+    let mut pending: Vec<(usize, Socket)> = Vec::with_capacity(addrs.len());
+    pending.push((i, sock));
+    // The pending attempt has had its delay: the next one starts now.
+    let mut next_start = Instant::now();
     loop {
         // Start attempts: at once while none is pending, else one when the delay is up.
         while next < addrs.len() && (pending.is_empty() || Instant::now() >= next_start) {
@@ -252,5 +337,69 @@ pub(super) fn connect_tcp_staggered(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn localhost_names_are_recognised() {
+        for h in [
+            "localhost",
+            "LocalHost",
+            "localhost.",
+            "broker.localhost",
+            "a.b.LOCALHOST.",
+        ] {
+            assert!(is_localhost(h), "{h}");
+        }
+        for h in [
+            "",
+            "localhost.example",
+            "mylocalhost",
+            "localhos",
+            "local",
+            "example.com",
+            "localhost..",
+        ] {
+            assert!(!is_localhost(h), "{h}");
+        }
+    }
+
+    #[test]
+    fn localhost_resolves_to_the_loopback_addresses_ipv4_first() {
+        let total = Duration::from_secs(1);
+        let a = resolve("localhost", 1883, Instant::now() + total, total).unwrap();
+        assert_eq!(
+            a,
+            vec![
+                SocketAddr::from(([127, 0, 0, 1], 1883)),
+                SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 1883)),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_name_is_looked_up_on_a_pool_thread_within_the_deadline() {
+        // A name that must not resolve (RFC 6761 .invalid): the resolver's answer comes back
+        // from the pool thread, or, where it waits on an unreachable DNS server, the deadline
+        // ends the wait.
+        let total = Duration::from_secs(3);
+        let t0 = Instant::now();
+        let r = resolve("no-such-host.invalid", 1883, t0 + total, total);
+        assert!(
+            matches!(
+                r,
+                Err(Error::Dns { .. })
+                    | Err(Error::Timeout {
+                        step: Step::Dns,
+                        ..
+                    })
+            ),
+            "{r:?}"
+        );
+        assert!(t0.elapsed() < total + Duration::from_secs(1));
     }
 }
