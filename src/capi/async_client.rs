@@ -46,7 +46,7 @@
 //! "complete" for tokens they do not know, as Paho does.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::os::raw::{c_char, c_int, c_ulong, c_void};
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
@@ -1003,6 +1003,9 @@ struct Ended(Arc<Alive>);
 impl Drop for Ended {
     fn drop(&mut self) {
         HANDLE_THREAD.with(|t| t.set(0));
+        // The pool thread stops carrying the handle's thread name before the handle can
+        // count it gone (destroy waits for `done`).
+        crate::client::threads::mark_spare();
         self.0.done();
     }
 }
@@ -1047,16 +1050,17 @@ impl AsyncHandle {
         }
     }
 
-    /// Starts a (detached) thread of this handle running `f` (the command or the callback
-    /// thread), counted in [`Alive`] until its very end.
-    fn start(&self, name: &str, f: fn(Arc<AsyncHandle>)) -> std::io::Result<()> {
+    /// Starts a job of this handle running `f` (the command or the callback loop) on a
+    /// client thread of the pool (a thread per start cost a `clone` and a stack for every
+    /// connect, and again for its onSuccess), counted in [`Alive`] until its very end.
+    fn start(&self, name: &'static CStr, f: fn(Arc<AsyncHandle>)) -> std::io::Result<()> {
         let h = self
             .me
             .upgrade()
             .ok_or_else(|| std::io::Error::other("the handle is being freed"))?;
         let alive = self.alive.clone();
         alive.add();
-        let r = std::thread::Builder::new().name(name.into()).spawn({
+        let r = crate::client::threads::spawn(name, {
             let alive = alive.clone();
             move || {
                 // Dropped last, after `f` and its handle: then nothing of the handle runs.
@@ -1066,7 +1070,8 @@ impl AsyncHandle {
             }
         });
         match r {
-            Ok(_detached) => Ok(()),
+            // Nobody joins the job: `Alive` tells when it is over.
+            Ok(_job) => Ok(()),
             Err(e) => {
                 alive.done();
                 Err(e)
@@ -1078,7 +1083,7 @@ impl AsyncHandle {
     /// destroy).
     fn push_event(&self, ev: Event) {
         self.events
-            .push(ev, || self.start("mqttasync-cb", callback_loop));
+            .push(ev, || self.start(c"mqttasync-cb", callback_loop));
     }
 
     /// Queues a callback for the callback thread (dropped after destroy).
@@ -1588,26 +1593,30 @@ fn build_options(
             });
         }
     });
-    let c = conn.clone();
-    o = o.on_connected({
-        let w = w.clone();
-        move |_session_present| {
-            c.wait_ready();
-            if c.first_connected.swap(false, Ordering::AcqRel) {
-                return; // the first connect is reported by the command thread
-            }
-            let Some(h) = w.upgrade() else { return };
-            h.post_here(|h| {
-                let cbs = h.cbs();
-                if let Some(f) = cbs.connected {
-                    let cause = c"automatic reconnect";
-                    // SAFETY: the application's callback; the text is static.
-                    unsafe { f(cbs.conn_ctx.0, cause.as_ptr() as *mut c_char) };
+    // Only automatic reconnects are reported from here (the first connect by the command
+    // thread): without them no Connected work wakes the client's callbacks' thread.
+    if p.reconnect.is_some() {
+        let c = conn.clone();
+        o = o.on_connected({
+            let w = w.clone();
+            move |_session_present| {
+                c.wait_ready();
+                if c.first_connected.swap(false, Ordering::AcqRel) {
+                    return; // the first connect is reported by the command thread
                 }
-            });
-            drain_offline(&h, &c);
-        }
-    });
+                let Some(h) = w.upgrade() else { return };
+                h.post_here(|h| {
+                    let cbs = h.cbs();
+                    if let Some(f) = cbs.connected {
+                        let cause = c"automatic reconnect";
+                        // SAFETY: the application's callback; the text is static.
+                        unsafe { f(cbs.conn_ctx.0, cause.as_ptr() as *mut c_char) };
+                    }
+                });
+                drain_offline(&h, &c);
+            }
+        });
+    }
     let c = conn.clone();
     o = o.on_server_disconnect(move |d| {
         c.wait_ready();
@@ -2621,7 +2630,7 @@ fn push_command(h: &AsyncHandle, cmd: Command) -> Result<(), c_int> {
     let mut started = true;
     h.commands
         .push(cmd, COMMAND_QUEUE_MAX, || {
-            let r = h.start("mqttasync-cmd", command_loop);
+            let r = h.start(c"mqttasync-cmd", command_loop);
             started = r.is_ok();
             r
         })

@@ -998,8 +998,17 @@ fn build_options(
         o = o.on_message(move |m| c.message_arrived(m));
         let c = conn.clone();
         o = o.on_connection_lost(move |e| c.connection_lost(e));
-        let c = conn.clone();
-        o = o.on_connected(move |_| c.connected());
+        // Messages an earlier connection left for this callback go first, from the
+        // callbacks' thread; with none, no Connected work wakes that thread at each connect.
+        if !conn
+            .backlog
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
+        {
+            let c = conn.clone();
+            o = o.on_connected(move |_| c.connected());
+        }
         if conn.cbs.complete.is_some() || conn.cbs.published.is_some() {
             let c = conn.clone();
             o = o.on_delivered(move |ev| c.delivered(ev));

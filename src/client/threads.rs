@@ -157,6 +157,7 @@ fn serve(first: Task) {
         // through its channels, as when a thread dies.
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
         drop(done);
+        mark_spare();
         match next_task() {
             Some(t) => task = t,
             None => return,
@@ -196,6 +197,15 @@ fn next_task() -> Option<Task> {
             .0;
     }
 }
+
+/// Names the calling thread as a spare of the pool ([`SPARE`]): a waiting thread does not
+/// keep the name of its last job (`top -H`, and tests counting a client's threads by name).
+pub(crate) fn mark_spare() {
+    set_name(SPARE);
+}
+
+/// The name of a pool thread between jobs.
+pub(crate) const SPARE: &CStr = c"mqttsync-spare";
 
 #[cfg(target_os = "linux")]
 fn set_name(name: &CStr) {
