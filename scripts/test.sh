@@ -41,6 +41,9 @@ cargo fmt --check
 stage "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
 
+stage "cargo doc --no-deps (rustdoc warnings are errors: broken or private links)"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
+
 stage "cargo test --all-targets"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

@@ -54,44 +54,6 @@ fn dropin_dir() -> String {
     .to_string()
 }
 
-/// tests/c/async_client.c against mqttsync's static library (with ASan if asked).
-fn build_ours(asan: bool) -> PathBuf {
-    let exe = exe_dir().join(format!(
-        "async_client_ours{}",
-        if asan { "_asan" } else { "" }
-    ));
-    let _g = build_lock();
-    if !exe.exists() {
-        let mut flags = vec!["-D_POSIX_C_SOURCE=200809L"];
-        if asan {
-            flags.extend(["-fsanitize=address", "-fno-omit-frame-pointer"]);
-        }
-        build_c_program("cc", &c_dir().join("async_client.c"), &exe, &flags);
-    }
-    exe
-}
-
-/// tests/c/async_client.c against Paho's header and `-l<lib>`.
-fn build_paho(lib: &str) -> PathBuf {
-    let exe = exe_dir().join(format!("async_client_{lib}"));
-    let _g = build_lock();
-    if !exe.exists() {
-        run(Command::new("cc")
-            .args([
-                "-std=c99",
-                "-D_POSIX_C_SOURCE=200809L",
-                "-g",
-                "-I",
-                "/usr/include",
-            ])
-            .arg(c_dir().join("async_client.c"))
-            .arg("-o")
-            .arg(&exe)
-            .args([&format!("-l{lib}"), "-lpthread"]));
-    }
-    exe
-}
-
 /// tests/cpp/<name>.cpp against Paho C++ (`-lpaho-mqttpp3 -lpaho-mqtt3as`).
 fn build_cpp(name: &str) -> PathBuf {
     let exe = exe_dir().join(format!("cpp_{name}"));
@@ -129,9 +91,9 @@ fn run_async(exe: &Path, envs: &[(&str, &str)]) -> Run {
 #[test]
 fn async_return_codes_and_callbacks_match_paho() {
     require_paho();
-    let paho = run_async(&build_paho("paho-mqtt3as"), &[]);
+    let paho = run_async(&build_paho("async_client", "paho-mqtt3as"), &[]);
     paho.assert_clean("async_client against Paho");
-    let ours = run_async(&build_ours(false), &[]);
+    let ours = run_async(&build_ours("async_client", false), &[]);
     ours.assert_clean("async_client against mqttsync");
     let diff: Vec<String> = paho
         .stdout
@@ -153,7 +115,7 @@ fn async_return_codes_and_callbacks_match_paho() {
 #[test]
 fn async_is_clean_under_address_sanitizer_with_the_fixed_defects() {
     let r = run_async(
-        &build_ours(true),
+        &build_ours("async_client", true),
         &[("ASAN_OPTIONS", ASAN_OPTIONS), ("MQTTSYNC_EXTRAS", "1")],
     );
     r.assert_clean("async_client (extras) under ASan");
@@ -212,10 +174,10 @@ fn async_is_clean_under_address_sanitizer_with_the_fixed_defects() {
 fn async_drop_in_for_libpaho_mqtt3as_and_3a() {
     require_paho();
     let ld = dropin_dir();
-    let paho = run_async(&build_paho("paho-mqtt3as"), &[]);
+    let paho = run_async(&build_paho("async_client", "paho-mqtt3as"), &[]);
     paho.assert_clean("async_client against Paho");
     for lib in ["paho-mqtt3as", "paho-mqtt3a"] {
-        let exe = build_paho(lib);
+        let exe = build_paho("async_client", lib);
         let ldd = run(Command::new("ldd").arg(&exe).env("LD_LIBRARY_PATH", &ld));
         let ldd = String::from_utf8_lossy(&ldd.stdout).into_owned();
         assert!(ldd.contains(&format!("{ld}/lib{lib}.so.1")), "{ldd}");

@@ -12,7 +12,7 @@ mod common;
 
 use std::io::Read;
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -29,46 +29,6 @@ fn paho_available() -> bool {
         ]
         .iter()
         .any(|p| Path::new(p).exists())
-}
-
-/// Builds `tests/c/<name>.c` against mqttsync (static library), with ASan if asked.
-fn build_ours(name: &str, asan: bool) -> PathBuf {
-    let exe = exe_dir().join(format!("{name}_ours{}", if asan { "_asan" } else { "" }));
-    let _one_at_a_time = build_lock();
-    if !exe.exists() {
-        let flags: &[&str] = if asan {
-            &[
-                "-fsanitize=address",
-                "-fno-omit-frame-pointer",
-                "-D_POSIX_C_SOURCE=200809L",
-            ]
-        } else {
-            &["-D_POSIX_C_SOURCE=200809L"]
-        };
-        build_c_program("cc", &c_dir().join(format!("{name}.c")), &exe, flags);
-    }
-    exe
-}
-
-/// Builds `tests/c/<name>.c` against Eclipse Paho C's header and `-lpaho-mqtt3c`.
-fn build_paho(name: &str) -> PathBuf {
-    let exe = exe_dir().join(format!("{name}_paho"));
-    let _one_at_a_time = build_lock();
-    if !exe.exists() {
-        run(Command::new("cc")
-            .args([
-                "-std=c99",
-                "-D_POSIX_C_SOURCE=200809L",
-                "-g",
-                "-I",
-                "/usr/include",
-            ])
-            .arg(c_dir().join(format!("{name}.c")))
-            .arg("-o")
-            .arg(&exe)
-            .args(["-lpaho-mqtt3c", "-lpthread"]));
-    }
-    exe
 }
 
 /// A TCP server that accepts connections and never answers (no CONNACK).
@@ -123,7 +83,7 @@ fn error_codes_match_paho_and_defects_are_fixed() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
 
     let paho = run_prog(
-        &build_paho("client_errors"),
+        &build_paho("client_errors", "paho-mqtt3c"),
         &args,
         &[],
         Duration::from_secs(60),
@@ -313,7 +273,7 @@ fn drop_in_replacement_for_libpaho_mqtt3c() {
         paho_available(),
         "install libpaho-mqtt-dev for the drop-in test"
     );
-    let exe = build_paho("client_pubsub");
+    let exe = build_paho("client_pubsub", "paho-mqtt3c");
     let paho = pubsub_run(&exe, &[]);
     paho.assert_clean("client_pubsub against Paho");
     assert!(
@@ -505,7 +465,7 @@ fn receive_guarantee(scenario: &str) {
     let dir = tempfile::tempdir().unwrap();
     let dir_s = dir.path().display().to_string();
     let paho = run_prog(
-        &build_paho("receive_guarantee"),
+        &build_paho("receive_guarantee", "paho-mqtt3c"),
         &[scenario, &uri, &dir_s],
         &[],
         Duration::from_secs(60),

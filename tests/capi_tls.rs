@@ -348,19 +348,7 @@ fn drop_in_replacement_for_libpaho_mqtt3cs() {
         "install libpaho-mqtt-dev for the drop-in test"
     );
     let dir = tempfile::tempdir().unwrap();
-    let exe = dir.path().join("client_tls_paho");
-    run(std::process::Command::new("cc")
-        .args([
-            "-std=c99",
-            "-D_POSIX_C_SOURCE=200809L",
-            "-g",
-            "-I",
-            "/usr/include",
-        ])
-        .arg(c_dir().join("client_tls.c"))
-        .arg("-o")
-        .arg(&exe)
-        .args(["-lpaho-mqtt3cs", "-lpthread"]));
+    let exe = build_paho("client_tls", "paho-mqtt3cs");
     let lib_dir = dir.path().join("lib");
     std::fs::create_dir(&lib_dir).unwrap();
     std::os::unix::fs::symlink(

@@ -10,24 +10,25 @@
 //! - the **command thread** runs the requests that block in the Rust API, one at a time in
 //!   order: connect (a fresh [`Client`] on the handle's persistence store each time),
 //!   subscribe, unsubscribe, disconnect, reconnect. Requests wait in a bounded queue
-//!   ([`COMMAND_QUEUE_MAX`]); a full queue makes the call return
+//!   (`COMMAND_QUEUE_MAX`, 1024); a full queue makes the call return
 //!   `MQTTASYNC_MAX_BUFFERED_MESSAGES` instead of growing without limit;
 //! - the **callback thread** calls the application's callbacks that no other thread
 //!   runs: `onSuccess`/`onFailure` (and the `5` variants) of requests, `connected` after
 //!   `MQTTAsync_connect`, `onSuccess` of QoS 0 publishes, and every event that found
 //!   callbacks running or queued. The Rust client's events (messages, acknowledgements,
 //!   connection changes) arrive on its dispatch thread, which runs the callback itself
-//!   when nothing runs or waits before it ([`Events`]); so one callback runs at a time, in
+//!   when nothing runs or waits before it (`Events`); so one callback runs at a time, in
 //!   the order the events happened, and a stream costs no hand-over per event. Messages
-//!   waiting for the callback thread are bounded ([`EVENT_QUEUE_MAX`]); when full the
+//!   waiting for the callback thread are bounded (`EVENT_QUEUE_MAX`); when full the
 //!   Rust client stops reading the socket (back-pressure) instead of buffering.
 //!
-//! Both threads exist only while they have work: queueing into a queue that no thread
+//! Both threads exist only while they have work (jobs on the library's thread pool, which
+//! the Rust clients' I/O and dispatch jobs use too): queueing into a queue that no thread
 //! serves starts one (the queue's claim, taken under its lock, so there is never more than
-//! one), and a thread leaves once its queue stayed empty for [`LINGER`] (0.5 s), giving
+//! one), and a thread leaves once its queue stayed empty for `LINGER` (0.5 s), giving
 //! the claim back under the same lock so nothing queued is left unserved. An idle
 //! connected handle therefore has no thread of its own, only its Rust client's I/O thread.
-//! `MQTTAsync_destroy` closes both queues and waits for the threads ([`Alive`]).
+//! `MQTTAsync_destroy` closes both queues and waits for the threads (`Alive`).
 //!
 //! A slow callback therefore stalls only its own client, and a callback may call any
 //! function of the API, including `MQTTAsync_destroy` and `MQTTAsync_waitForCompletion`
@@ -35,7 +36,7 @@
 //! thread, not when its callback runs).
 //!
 //! Publishes do not go through the command thread: `MQTTAsync_send` hands the message to
-//! the Rust client at once (waiting at most [`SEND_ROOM_WAIT`] for room in its queue), or
+//! the Rust client at once (waiting at most `SEND_ROOM_WAIT` for room in its queue), or
 //! to the handle's offline buffer, and returns.
 //!
 //! # Tokens

@@ -255,13 +255,16 @@ pub(super) fn connect_tcp_staggered(
     };
     let mut poll = Poll::new().map_err(Error::from)?;
     let mut events = Events::with_capacity(addrs.len());
-    poll.registry()
-        .register(
-            &mut SourceFd(&sock.as_raw_fd()),
-            Token(i),
-            Interest::WRITABLE,
-        )
-        .map_err(Error::from)?;
+    let watch = |poll: &Poll, i: usize, sock: &Socket| {
+        poll.registry()
+            .register(
+                &mut SourceFd(&sock.as_raw_fd()),
+                Token(i),
+                Interest::WRITABLE,
+            )
+            .map_err(Error::from)
+    };
+    watch(&poll, i, &sock)?;
     // (index into addrs = mio token, socket) of the attempts under way.
     let mut pending: Vec<(usize, Socket)> = Vec::with_capacity(addrs.len());
     pending.push((i, sock));
@@ -275,13 +278,7 @@ pub(super) fn connect_tcp_staggered(
             match start_connect(addrs[i]) {
                 Ok((sock, true)) => return finish_connect(sock, deadline, total),
                 Ok((sock, false)) => {
-                    poll.registry()
-                        .register(
-                            &mut SourceFd(&sock.as_raw_fd()),
-                            Token(i),
-                            Interest::WRITABLE,
-                        )
-                        .map_err(Error::from)?;
+                    watch(&poll, i, &sock)?;
                     pending.push((i, sock));
                     next_start = Instant::now() + delay;
                     break;

@@ -270,3 +270,40 @@ pub fn build_ours_shared(name: &str) -> PathBuf {
     }
     exe
 }
+
+/// Builds `tests/c/<name>.c` against mqttsync's static library, with AddressSanitizer if
+/// asked; the executable is `<name>_ours[_asan]`.
+pub fn build_ours(name: &str, asan: bool) -> PathBuf {
+    let exe = exe_dir().join(format!("{name}_ours{}", if asan { "_asan" } else { "" }));
+    let _one_at_a_time = build_lock();
+    if !exe.exists() {
+        let mut flags = vec!["-D_POSIX_C_SOURCE=200809L"];
+        if asan {
+            flags.extend(["-fsanitize=address", "-fno-omit-frame-pointer"]);
+        }
+        build_c_program("cc", &c_dir().join(format!("{name}.c")), &exe, &flags);
+    }
+    exe
+}
+
+/// Builds `tests/c/<name>.c` against Eclipse Paho C's header and `-l<lib>`
+/// (`paho-mqtt3c`, `paho-mqtt3as`, ...); the executable is `<name>_<lib>`.
+pub fn build_paho(name: &str, lib: &str) -> PathBuf {
+    let exe = exe_dir().join(format!("{name}_{lib}"));
+    let _one_at_a_time = build_lock();
+    if !exe.exists() {
+        run(Command::new("cc")
+            .args([
+                "-std=c99",
+                "-D_POSIX_C_SOURCE=200809L",
+                "-g",
+                "-I",
+                "/usr/include",
+            ])
+            .arg(c_dir().join(format!("{name}.c")))
+            .arg("-o")
+            .arg(&exe)
+            .args([&format!("-l{lib}"), "-lpthread"]));
+    }
+    exe
+}
