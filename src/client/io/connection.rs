@@ -149,8 +149,11 @@ impl Io {
                 break f?;
             }
         };
-        // Queued messages of a resumed session may follow the CONNACK at once.
-        ack_now(&stream);
+        // Queued messages of a resumed session may follow the CONNACK at once. Without a
+        // session nothing follows it before the client's next packet, which carries the ACK.
+        if connack.session_present {
+            ack_now(&stream);
+        }
         // Non-blocking from here on, so the handshake's timeouts no longer apply.
         stream.set_nonblocking(true)?;
         let fd = stream.as_raw_fd();

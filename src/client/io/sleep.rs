@@ -106,6 +106,19 @@ impl Sleeper {
         Ok(())
     }
 
+    /// Instead of the first job: the client starts dormant (`Io::start_dormant` gave its
+    /// socket and timer to the watcher). False when a ring came meanwhile: then the caller
+    /// starts the first job.
+    pub(super) fn first_dormant(&self, io: &Arc<Mutex<Io>>) -> bool {
+        let _ = self.io.set(Arc::downgrade(io));
+        let mut g = self.lock();
+        if std::mem::take(&mut g.rung) {
+            return false;
+        }
+        g.dormant = true;
+        true
+    }
+
     /// The client's I/O state, while the client exists.
     pub(crate) fn io(&self) -> Option<Arc<Mutex<Io>>> {
         self.io.get().and_then(Weak::upgrade)
@@ -353,8 +366,15 @@ impl Watched {
         if let Some(fd) = self.fd {
             let _ = w.registry.deregister(&mut SourceFd(&fd));
         }
-        // A timer entry left behind finds no owner and is skipped.
-        w.lock().owners.remove(&self.key);
+        // A timer entry left behind finds no owner and is skipped; when such entries
+        // outnumber the live ones (clients that connect and close in a loop, each leaving a
+        // keepalive deadline), they are dropped in one pass.
+        let mut st = w.lock();
+        let WatchState { owners, timers } = &mut *st;
+        owners.remove(&self.key);
+        if timers.len() > 2 * owners.len() + 64 {
+            timers.retain(|Reverse((_, key))| owners.contains_key(key));
+        }
     }
 }
 
@@ -371,6 +391,8 @@ impl super::Io {
                 super::SOCK,
                 Interest::READABLE | Interest::WRITABLE,
             ),
+            // The first connect: the poll, if one is needed, comes after it (`start`).
+            None if self.first_connect => Ok(()),
             None => self.make_poll(Some(fd)),
         }
     }
@@ -424,6 +446,38 @@ impl super::Io {
         drop(self.shared.sleeper.drop_waker());
         self.poll = None;
         self.epoll_fd = None;
+    }
+
+    /// Right after the first connect (no poll made yet): if the connection has nothing to
+    /// do (plain TCP, nothing read or left to write, no request), hands the socket and the
+    /// next timer to the watcher and returns true: the client starts dormant. Otherwise
+    /// false, and the first job makes its poll (`resume`).
+    pub(super) fn start_dormant(&mut self, now: Instant) -> bool {
+        if self.poll.is_some() || !matches!(self.stream, Some(crate::transport::Stream::Tcp(_))) {
+            return false;
+        }
+        // What the connect left to send (a restored session's messages, offline publishes)
+        // goes now, on this thread; a rest (full socket) needs the job.
+        let _ = self.transmit(now, super::transmit::Mode::Caller);
+        if self.stream.is_none()
+            || !self.rbuf.is_empty()
+            || self.wpos != self.wbuf.len()
+            || !self.overflow.is_empty()
+            || self.disconnecting.is_some()
+            || self.has_requests()
+        {
+            return false;
+        }
+        // Bytes that came after CONNACK make the watcher ring at once (an edge-triggered
+        // registration reports a readable socket).
+        self.readable = false;
+        self.shed(now);
+        if self.watched.is_some() {
+            true
+        } else {
+            self.readable = true;
+            false
+        }
     }
 
     /// After a dormant spell: a poll again (the wake-up, whatever it was, counts as
