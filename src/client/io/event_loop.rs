@@ -113,13 +113,16 @@ fn serve(io: &Mutex<Io>) -> Ended {
 impl Io {
     /// One turn of work: requests, writes, reads, timers; then how to wait.
     fn turn(&mut self) -> Next {
-        self.resume();
         let now = Instant::now();
+        // Requests before the poll: a dormant client woken to shut down, or to disconnect
+        // with nothing in flight, ends its connection without making a poll first.
         self.handle_controls(now);
         if self.shutdown {
             self.finish();
             return Next::Exit;
         }
+        self.check_disconnecting(now);
+        self.resume();
         self.handle_publishes();
         self.take_acks();
         let _ = self.transmit(now, Mode::Turn);
