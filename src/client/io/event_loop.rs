@@ -121,7 +121,11 @@ impl Io {
             self.finish();
             return Next::Exit;
         }
-        self.check_disconnecting(now);
+        if self.disconnecting.is_some() {
+            // The application's acknowledgements made before the disconnect go with it.
+            self.take_acks();
+            self.check_disconnecting(now);
+        }
         self.resume();
         self.handle_publishes();
         self.take_acks();

@@ -435,15 +435,25 @@ impl super::Io {
     pub(super) fn shed(&mut self, now: Instant) {
         let fd = self.stream.as_ref().map(|s| s.as_raw_fd());
         let deadline = self.next_timeout(now).map(|t| now + t);
+        // The waker goes first: from here on a ring (a request, or the watcher as soon as the
+        // socket is registered, at once if bytes are already there) marks the job `rung`,
+        // so it does not go dormant. Dropped after the registration instead, it cleared the
+        // mark of a ring that came in between (or, with a waker, woke a poll about to be
+        // dropped): the watcher's one edge for bytes already there was lost, and the client
+        // slept on them (a resumed session's resent message, seen under load in the tests).
+        let waker = self.shared.sleeper.drop_waker();
         match watch_dormant(fd, deadline, &self.shared.sleeper) {
             Ok(w) => self.watched = Some(w),
             Err(e) => {
                 log::debug!("going dormant refused: {e}");
+                if let Some(w) = waker {
+                    // Requests that rang meanwhile are still queued: the turn sees them.
+                    self.shared.sleeper.use_waker(w);
+                }
                 return;
             }
         }
-        // Rings start a job (or stop this one from leaving) before the waker goes.
-        drop(self.shared.sleeper.drop_waker());
+        drop(waker);
         self.poll = None;
         self.epoll_fd = None;
     }
