@@ -205,7 +205,7 @@ pub(crate) fn mark_spare() {
 }
 
 /// The name of a pool thread between jobs.
-pub(crate) const SPARE: &CStr = c"mqttsync-spare";
+const SPARE: &CStr = c"mqttsync-spare";
 
 #[cfg(target_os = "linux")]
 fn set_name(name: &CStr) {

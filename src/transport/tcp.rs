@@ -195,6 +195,12 @@ pub(super) fn finish_connect(
     total: Duration,
 ) -> Result<TcpStream> {
     sock.set_nonblocking(false).map_err(Error::from)?;
+    ready_for_handshake(sock, deadline, total)
+}
+
+/// A connected blocking socket: TCP_NODELAY, and read and write timeouts ending at the
+/// deadline (the handshake's blocking steps).
+fn ready_for_handshake(sock: Socket, deadline: Instant, total: Duration) -> Result<TcpStream> {
     sock.set_nodelay(true).map_err(Error::from)?;
     let left = remaining(deadline, Step::TcpConnect, total)?;
     sock.set_write_timeout(Some(left)).map_err(Error::from)?;
@@ -234,13 +240,7 @@ pub(super) fn connect_tcp_staggered(
         next += 1;
         let left = remaining(deadline, Step::TcpConnect, total)?;
         match blocking_attempt(addrs[i], left.min(delay)) {
-            Ok((sock, true)) => {
-                sock.set_nodelay(true).map_err(Error::from)?;
-                let left = remaining(deadline, Step::TcpConnect, total)?;
-                sock.set_write_timeout(Some(left)).map_err(Error::from)?;
-                sock.set_read_timeout(Some(left)).map_err(Error::from)?;
-                return Ok(sock.into());
-            }
+            Ok((sock, true)) => return ready_for_handshake(sock, deadline, total),
             Ok((sock, false)) => {
                 first_pending = Some((i, sock));
                 break;

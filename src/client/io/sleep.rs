@@ -496,16 +496,13 @@ impl super::Io {
         if self.poll.is_some() {
             return;
         }
+        if let Some(w) = self.watched.take() {
+            w.release();
+        }
         if self.stream.is_none() && self.reconnect_at.is_none() {
             // Nothing to watch (disconnected for good, or closed just now): the job does
             // what it was woken for and goes dormant again, without a poll.
-            if let Some(w) = self.watched.take() {
-                w.release();
-            }
             return;
-        }
-        if let Some(w) = self.watched.take() {
-            w.release();
         }
         let fd = self.stream.as_ref().map(|s| s.as_raw_fd());
         match self.make_poll(fd) {
