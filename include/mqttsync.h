@@ -2724,8 +2724,9 @@ int MQTTClient_getPendingDeliveryTokens(MQTTClient handle, MQTTClient_deliveryTo
  *
  * Messages that arrived before the connection was lost are still handed out first; only
  * then does a disconnected client get `MQTTCLIENT_DISCONNECTED`. A QoS 1/2 message is
- * acknowledged to the server (PUBACK / PUBREC) only when the thread that received it calls
- * `MQTTClient_receive` again (it has done with the message) or at disconnect, connect or
+ * acknowledged to the server (PUBACK / PUBREC) only once the application has done with
+ * it: when it frees the message (`MQTTClient_freeMessage`) or the thread that received it
+ * calls `MQTTClient_receive` again, whichever comes first, or at disconnect, connect or
  * destroy; until then the server still owns it, so a process killed while it handles a
  * message gets it again in the resumed session (`cleansession = 0`).
  *
@@ -2822,6 +2823,10 @@ void *MQTTClient_malloc(size_t size);
  * Frees a message received from the library (`MQTTClient_receive`, `messageArrived`):
  * its payload, its properties and the structure, then sets `*msg` to NULL. Does not free
  * the topic name (use `MQTTClient_free`). NULL or `*msg == NULL` is ignored. Any thread.
+ *
+ * A QoS 1/2 message from `MQTTClient_receive` that is still unacknowledged is
+ * acknowledged to the server now (PUBACK / PUBREC): the application has done with it.
+ * (Paho acknowledges before `receive` returns; see `MQTTClient_receive`.)
  *
  * # Safety
  * `msg` is NULL or points to NULL or to a message allocated by this library.

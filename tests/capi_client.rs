@@ -447,7 +447,11 @@ fn persistence_is_clean_under_address_sanitizer() {
 /// destroyed and created again; "callbacks": the same subscriber gets a messageArrived
 /// callback before it connects again.
 fn receive_guarantee(scenario: &str) {
-    let broker = Broker::builder().max_queued_messages(100_000).start();
+    let mut b = Broker::builder().max_queued_messages(100_000);
+    if scenario == "freed" {
+        b = b.extra_config("max_inflight_messages 1");
+    }
+    let broker = b.start();
     let uri = broker.uri();
     let dir = tempfile::tempdir().unwrap();
     let dir_s = dir.path().display().to_string();
@@ -496,6 +500,14 @@ fn callbacks_set_after_a_disconnect_get_the_messages_taken_in_before() {
 #[test]
 fn messages_to_the_own_subscription_survive_disconnect_destroy_and_create() {
     receive_guarantee("own");
+}
+
+/// `MQTTClient_freeMessage` acknowledges a message from `MQTTClient_receive` at once (the
+/// broker, allowed one message in flight, sends the next only then), also when another
+/// thread than the receiver frees it.
+#[test]
+fn freeing_a_received_message_acknowledges_it() {
+    receive_guarantee("freed");
 }
 
 #[test]

@@ -335,10 +335,11 @@ struct State {
     returned_uri: Option<CString>,
     /// Messages left unread by an earlier connection, handed out first by `receive`.
     backlog: VecDeque<Message>,
-    /// Messages `receive` handed out and not yet acknowledged, by receiving thread: the
-    /// acknowledgement goes when that thread calls `receive` again (it has done with the
-    /// message) or at disconnect, connect and destroy.
-    taken: Vec<(std::thread::ThreadId, Message)>,
+    /// Messages `receive` handed out and not yet acknowledged, by receiving thread and
+    /// address of the `MQTTClient_message` given: the acknowledgement goes when the
+    /// application frees that message, when that thread calls `receive` again (it has done
+    /// with the message either way), or at disconnect, connect and destroy.
+    taken: Vec<(std::thread::ThreadId, usize, Message)>,
 }
 
 impl State {
@@ -348,16 +349,66 @@ impl State {
             return;
         }
         let me = std::thread::current().id();
-        self.taken.retain(|(t, m)| {
+        self.taken.retain(|(t, addr, m)| {
             if only_this_thread && *t != me {
                 return true;
             }
+            forget_handed(*addr);
             // Fails only when the session or client has ended; the broker then still owns
             // the message.
             let _ = m.ack();
             false
         });
     }
+}
+
+/// Messages `MQTTClient_receive` handed out and not yet acknowledged: the address of the
+/// `MQTTClient_message` -> the handle (`State::taken` has the message). Freeing the
+/// message is the application's word that it has done with it.
+static HANDED: Mutex<Option<HashMap<usize, usize>>> = Mutex::new(None);
+/// `HANDED`'s length, read without the lock (a message that needs no acknowledgement is
+/// freed without taking it).
+static HANDED_COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn handed() -> MutexGuard<'static, Option<HashMap<usize, usize>>> {
+    HANDED.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn forget_handed(addr: usize) {
+    let mut g = handed();
+    if let Some(map) = g.as_mut() {
+        if map.remove(&addr).is_some() {
+            HANDED_COUNT.store(map.len(), Ordering::SeqCst);
+        }
+    }
+}
+
+/// `MQTTClient_freeMessage` is about to free the message at `addr`: if `MQTTClient_receive`
+/// handed it out and it is still unacknowledged, the acknowledgement goes now.
+pub(crate) fn message_freed(addr: usize) {
+    if HANDED_COUNT.load(Ordering::SeqCst) == 0 {
+        return;
+    }
+    let key = {
+        let mut g = handed();
+        let Some(key) = g.as_mut().and_then(|map| map.remove(&addr)) else {
+            return;
+        };
+        HANDED_COUNT.store(g.as_ref().map_or(0, HashMap::len), Ordering::SeqCst);
+        key
+    };
+    let Some(h) = lookup(key as MQTTClient) else {
+        return;
+    };
+    let m = {
+        let mut st = h.state();
+        match st.taken.iter().position(|(_, a, _)| *a == addr) {
+            Some(i) => st.taken.remove(i).2,
+            None => return,
+        }
+    };
+    // As in `release_taken`: fails only when the session or client has ended.
+    let _ = m.ack();
 }
 
 /// Tokens of QoS 1/2 publishes for `waitForCompletion` / `getPendingDeliveryTokens`.
@@ -2152,8 +2203,9 @@ unsafe fn give_message(
 ///
 /// Messages that arrived before the connection was lost are still handed out first; only
 /// then does a disconnected client get `MQTTCLIENT_DISCONNECTED`. A QoS 1/2 message is
-/// acknowledged to the server (PUBACK / PUBREC) only when the thread that received it calls
-/// `MQTTClient_receive` again (it has done with the message) or at disconnect, connect or
+/// acknowledged to the server (PUBACK / PUBREC) only once the application has done with
+/// it: when it frees the message (`MQTTClient_freeMessage`) or the thread that received it
+/// calls `MQTTClient_receive` again, whichever comes first, or at disconnect, connect or
 /// destroy; until then the server still owns it, so a process killed while it handles a
 /// message gets it again in the resumed session (`cleansession = 0`).
 ///
@@ -2198,7 +2250,13 @@ pub unsafe extern "C" fn MQTTClient_receive(
         let give = |m: Message| {
             let r = give(&m);
             if matches!(r, Ok(()) | Err(MQTTCLIENT_TOPICNAME_TRUNCATED)) && m.needs_ack() {
-                h.state().taken.push((std::thread::current().id(), m));
+                // SAFETY: checked non-NULL above; `give_message` has just written it.
+                let addr = unsafe { message.read() } as usize;
+                h.state().taken.push((std::thread::current().id(), addr, m));
+                let mut g = handed();
+                let map = g.get_or_insert_with(HashMap::new);
+                map.insert(addr, handle as usize);
+                HANDED_COUNT.store(map.len(), Ordering::SeqCst);
             }
             r
         };

@@ -174,6 +174,10 @@ pub extern "C" fn MQTTClient_malloc(size: usize) -> *mut c_void {
 /// its payload, its properties and the structure, then sets `*msg` to NULL. Does not free
 /// the topic name (use `MQTTClient_free`). NULL or `*msg == NULL` is ignored. Any thread.
 ///
+/// A QoS 1/2 message from `MQTTClient_receive` that is still unacknowledged is
+/// acknowledged to the server now (PUBACK / PUBREC): the application has done with it.
+/// (Paho acknowledges before `receive` returns; see `MQTTClient_receive`.)
+///
 /// # Safety
 /// `msg` is NULL or points to NULL or to a message allocated by this library.
 #[no_mangle]
@@ -187,6 +191,7 @@ pub unsafe extern "C" fn MQTTClient_freeMessage(msg: *mut *mut MQTTClient_messag
         if m.is_null() {
             return;
         }
+        super::client::message_freed(m as usize);
         // SAFETY: m was allocated by this library (malloc'd struct, malloc'd payload and
         // properties); it is not used after being freed and *msg is reset.
         unsafe {

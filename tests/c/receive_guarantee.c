@@ -13,6 +13,14 @@
  *     its own subscription, disconnects at once (timeout 0) without reading and is
  *     destroyed; created again, getPendingDeliveryTokens lists what was unfinished, and
  *     after connect every message arrives, QoS 2 once, and every listed token completes.
+ *   receive_guarantee freed URI DIR
+ *     the broker lets one QoS 1/2 message be in flight to a client at a time (the harness
+ *     sets max_inflight_messages 1). A subscriber (no persistence) is sent three messages;
+ *     it receives the first and keeps it while a second thread waits in receive: the
+ *     second message can come only once the first is acknowledged, and all the subscriber
+ *     does is free the first (MQTTClient_freeMessage). Then the same with the second
+ *     message, received by that thread and freed by the main thread. Paho acknowledges as
+ *     it reads, so it passes as well.
  * Prints "failures: N" last.
  */
 #include <pthread.h>
@@ -168,6 +176,80 @@ static int own(const char* uri, const char* dir)
     return failures != 0;
 }
 
+struct taker {
+    MQTTClient c;
+    MQTTClient_message* m;
+    char* topic;
+};
+
+static void* take_one(void* arg)
+{
+    struct taker* t = arg;
+    int len = 0;
+    int rc = MQTTClient_receive(t->c, &t->topic, &len, &t->m, 10000);
+    CHECK(rc == MQTTCLIENT_SUCCESS);
+    return NULL;
+}
+
+static int payload_is(const MQTTClient_message* m, const char* want)
+{
+    return m && m->payloadlen == (int)strlen(want) && memcmp(m->payload, want, strlen(want)) == 0;
+}
+
+static int freed(const char* uri)
+{
+    MQTTClient c, p;
+    MQTTClient_connectOptions o = MQTTClient_connectOptions_initializer;
+    char id[64], pid[64];
+    const char* payloads[] = {"1 0", "2 0", "1 1"};
+    char* topic = NULL;
+    int len = 0;
+    MQTTClient_message* first = NULL;
+    struct taker t = {0};
+    pthread_t th;
+    snprintf(id, sizeof id, "rg-freed-%ld", (long)getpid());
+    snprintf(pid, sizeof pid, "rgp-freed-%ld", (long)getpid());
+    CHECK(MQTTClient_create(&c, uri, id, MQTTCLIENT_PERSISTENCE_NONE, NULL) == 0);
+    CHECK(MQTTClient_connect(c, &o) == MQTTCLIENT_SUCCESS);
+    CHECK(MQTTClient_subscribe(c, "rg/#", 2) == MQTTCLIENT_SUCCESS);
+    CHECK(MQTTClient_create(&p, uri, pid, MQTTCLIENT_PERSISTENCE_NONE, NULL) == 0);
+    CHECK(MQTTClient_connect(p, &o) == MQTTCLIENT_SUCCESS);
+    for (int i = 0; i < 3; i++) {
+        MQTTClient_deliveryToken dt = 0;
+        int q = payloads[i][0] - '0';
+        CHECK(MQTTClient_publish(p, q == 1 ? "rg/1" : "rg/2", 3, (void*)payloads[i], q, 0, &dt) == 0);
+        CHECK(MQTTClient_waitForCompletion(p, dt, 5000) == MQTTCLIENT_SUCCESS);
+    }
+    CHECK(MQTTClient_receive(c, &topic, &len, &first, 10000) == MQTTCLIENT_SUCCESS);
+    CHECK(payload_is(first, payloads[0]));
+    /* The second message waits at the broker until the first is acknowledged. */
+    t.c = c;
+    CHECK(pthread_create(&th, NULL, take_one, &t) == 0);
+    MQTTClient_freeMessage(&first);
+    MQTTClient_free(topic);
+    pthread_join(th, NULL);
+    CHECK(payload_is(t.m, payloads[1]));
+    /* Freed by another thread than the one that received it. */
+    first = t.m;
+    topic = t.topic;
+    t.m = NULL;
+    t.topic = NULL;
+    CHECK(pthread_create(&th, NULL, take_one, &t) == 0);
+    MQTTClient_freeMessage(&first);
+    MQTTClient_free(topic);
+    pthread_join(th, NULL);
+    CHECK(payload_is(t.m, payloads[2]));
+    printf("freed: the third message %s\n", t.m ? "came" : "did not come");
+    MQTTClient_freeMessage(&t.m);
+    MQTTClient_free(t.topic);
+    MQTTClient_disconnect(p, 1000);
+    MQTTClient_destroy(&p);
+    MQTTClient_disconnect(c, 1000);
+    MQTTClient_destroy(&c);
+    printf("failures: %d\n", failures);
+    return failures != 0;
+}
+
 int main(int argc, char** argv)
 {
     MQTTClient c;
@@ -176,12 +258,14 @@ int main(int argc, char** argv)
     int qos[] = {1, 2};
     int unread;
     if (argc != 4) {
-        fprintf(stderr, "usage: receive_guarantee unread|callbacks URI DIR\n");
+        fprintf(stderr, "usage: receive_guarantee unread|callbacks|own|freed URI DIR\n");
         return 2;
     }
     unread = strcmp(argv[1], "unread") == 0;
     if (strcmp(argv[1], "own") == 0)
         return own(argv[2], argv[3]);
+    if (strcmp(argv[1], "freed") == 0)
+        return freed(argv[2]);
     snprintf(sub_id, sizeof sub_id, "rg-%c-%ld", argv[1][0], (long)getpid());
     snprintf(pub_id, sizeof pub_id, "rgp-%c-%ld", argv[1][0], (long)getpid());
 
