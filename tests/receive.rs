@@ -309,3 +309,73 @@ fn a_store_of_the_other_protocol_version_is_refused() {
     p5.open(id, uri).unwrap();
     assert_eq!(p5.load().0.len(), 1);
 }
+
+/// A message from `Messages` is acknowledged as soon as the application drops it (its last
+/// clone), or calls `Message::ack`, without another `recv` by the receiving thread: the
+/// broker, allowed one message in flight to the client, sends the next only then. Each next
+/// message is awaited by another thread, whose `recv` acknowledges nothing of this one's.
+#[test]
+fn dropping_a_received_message_acknowledges_it() {
+    let broker = Broker::builder()
+        .extra_config("max_inflight_messages 1")
+        .start();
+    let uri = broker.uri();
+    let c = Client::connect(ConnectOptions::new(&uri).client_id(unique_client_id("drop"))).unwrap();
+    c.subscribe("dr/#", QoS::ExactlyOnce).unwrap();
+    let p =
+        Client::connect(ConnectOptions::new(&uri).client_id(unique_client_id("dropp"))).unwrap();
+    for (i, q) in [
+        QoS::AtLeastOnce,
+        QoS::ExactlyOnce,
+        QoS::AtLeastOnce,
+        QoS::ExactlyOnce,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        p.publish_wait(Message::new(format!("dr/{i}"), format!("m{i}")).qos(q))
+            .unwrap();
+    }
+    let msgs = c.messages();
+    let next_on_another_thread = || {
+        let msgs = msgs.clone();
+        std::thread::spawn(move || msgs.recv_timeout(DEADLINE))
+    };
+    let first = msgs.recv_timeout(DEADLINE).unwrap();
+    assert_eq!(first.payload_str(), Some("m0"));
+
+    // Dropped: acknowledged.
+    let waiter = next_on_another_thread();
+    drop(first);
+    let second = waiter.join().unwrap().expect("m1 after m0 was dropped");
+    assert_eq!(second.payload_str(), Some("m1"));
+
+    // Cloned: acknowledged when the last clone goes.
+    let copy = second.clone();
+    let waiter = next_on_another_thread();
+    drop(second);
+    drop(copy);
+    let third = waiter
+        .join()
+        .unwrap()
+        .expect("m2 after both clones of m1 were dropped");
+    assert_eq!(third.payload_str(), Some("m2"));
+
+    // `ack` while the message is kept: acknowledged then, and not again at the drop.
+    let waiter = next_on_another_thread();
+    third.ack().unwrap();
+    let fourth = waiter
+        .join()
+        .unwrap()
+        .expect("m3 after m2 was acknowledged");
+    assert_eq!(fourth.payload_str(), Some("m3"));
+    drop(third);
+    drop(fourth);
+    // Each acknowledgement went once: the next message still comes.
+    p.publish_wait(Message::new("dr/end", "end").qos(QoS::AtLeastOnce))
+        .unwrap();
+    assert_eq!(
+        msgs.recv_timeout(DEADLINE).unwrap().payload_str(),
+        Some("end")
+    );
+}

@@ -18,7 +18,7 @@ pub(crate) mod threads;
 mod token;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
@@ -155,10 +155,10 @@ pub(crate) struct Shared {
     durable_acks: bool,
     /// Signalled when the I/O thread has stored what `acks.completed` counts.
     ack_cv: Condvar,
-    /// Messages `recv*` returned, not yet acknowledged: (thread, packet id, QoS,
-    /// generation). Acknowledged when that thread asks for the next message, or at
-    /// disconnect/close.
-    held: Mutex<Vec<(ThreadId, u16, QoS, u64)>>,
+    /// Messages `recv*` returned, not yet acknowledged, by receiving thread. Acknowledged
+    /// when the application drops the message, when that thread asks for the next
+    /// message, or at disconnect/close, whichever comes first.
+    held: Mutex<Vec<(ThreadId, Weak<Held>)>>,
     /// `held.len()`, read without the lock.
     held_count: AtomicUsize,
 }
@@ -195,6 +195,43 @@ impl std::fmt::Debug for Receipt {
             .field("pkid", &self.pkid)
             .field("generation", &self.generation)
             .finish()
+    }
+}
+
+/// The acknowledgement of a message `recv*` returned (without `manual_acks`), shared by
+/// the message's clones: it goes when the last clone is dropped, or earlier when the
+/// receiving thread asks for the next message (`Shared::held` has a weak reference), once.
+pub(crate) struct Held {
+    receipt: Receipt,
+    done: AtomicBool,
+}
+
+impl std::fmt::Debug for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Held")
+            .field("pkid", &self.receipt.pkid)
+            .field("done", &self.done)
+            .finish()
+    }
+}
+
+impl Held {
+    /// Acknowledges unless done already (`send`: see [`Shared::ack_then`]); true if this
+    /// call did.
+    pub(crate) fn release(&self, send: bool) -> bool {
+        if self.done.swap(true, Ordering::SeqCst) {
+            return false;
+        }
+        let r = &self.receipt;
+        // Errors: the session ended or the client closed; nothing to send then.
+        let _ = r.shared.ack_then(r.pkid, r.qos, r.generation, send);
+        true
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.release(true);
     }
 }
 
@@ -340,16 +377,24 @@ impl Shared {
     }
 
     /// A message `recv*` is about to return (without `manual_acks`): it is acknowledged
-    /// when this thread comes back for the next one (the application has then done with
-    /// it) or at disconnect/close. The receipt is used up (`Message::ack` is a no-op).
+    /// when the application drops it (its last clone) or this thread comes back for the
+    /// next one (the application has then done with it), or at disconnect/close. The
+    /// receipt moves into the message's [`Held`].
     fn hold(&self, m: &mut Message) {
         if self.manual_acks {
             return;
         }
-        if let Some(r) = m.receipt.take() {
+        if let Some(receipt) = m.receipt.take() {
+            let held = Arc::new(Held {
+                receipt,
+                done: AtomicBool::new(false),
+            });
             let mut h = self.held.lock().unwrap_or_else(|e| e.into_inner());
-            h.push((std::thread::current().id(), r.pkid, r.qos, r.generation));
+            // Entries of messages already dropped (acknowledged then) go here too.
+            h.retain(|(_, w)| w.strong_count() > 0);
+            h.push((std::thread::current().id(), Arc::downgrade(&held)));
             self.held_count.store(h.len(), Ordering::SeqCst);
+            m.held = Some(held);
         }
     }
 
@@ -361,22 +406,22 @@ impl Shared {
             return false;
         }
         let me = std::thread::current().id();
-        let mut done = Vec::new();
+        let mut mine = Vec::new();
         {
             let mut h = self.held.lock().unwrap_or_else(|e| e.into_inner());
-            h.retain(|&(t, pkid, qos, generation)| {
-                if t == me {
-                    done.push((pkid, qos, generation));
+            h.retain(|(t, w)| {
+                if *t == me {
+                    mine.extend(w.upgrade());
                 }
-                t != me
+                *t != me
             });
             self.held_count.store(h.len(), Ordering::SeqCst);
         }
-        let any = !done.is_empty();
-        for (pkid, qos, generation) in done {
-            // Errors: the session ended or the client closed; nothing to send then.
-            let _ = self.ack_then(pkid, qos, generation, send);
+        let mut any = false;
+        for held in &mine {
+            any |= held.release(send);
         }
+        // `mine` is dropped here: `release` has marked each done, so no second ack.
         any
     }
 
@@ -390,8 +435,10 @@ impl Shared {
             self.held_count.store(0, Ordering::SeqCst);
             std::mem::take(&mut *h)
         };
-        for (_, pkid, qos, generation) in all {
-            let _ = self.ack(pkid, qos, generation);
+        for (_, w) in all {
+            if let Some(held) = w.upgrade() {
+                held.release(true);
+            }
         }
     }
 
@@ -524,9 +571,10 @@ pub(crate) struct PubReq {
 /// queue (each message goes to one receiver).
 ///
 /// An incoming QoS 1/2 message is acknowledged to the broker (PUBACK / PUBREC) when the
-/// thread that received it calls `recv`, `recv_timeout`, `try_recv` (or the iterator's
-/// `next`) again, or at disconnect/close: so a process that dies while it handles a message
-/// gets it again from the broker in a resumed session. With
+/// application drops it (all its clones) or the thread that received it calls `recv`,
+/// `recv_timeout`, `try_recv` (or the iterator's `next`) again, whichever comes first, or
+/// at disconnect/close: so a process that dies while it handles a message gets it again
+/// from the broker in a resumed session. With
 /// [`ConnectOptions::manual_acks`] the application calls [`Message::ack`] itself.
 #[derive(Debug, Clone)]
 pub struct Messages {

@@ -79,9 +79,12 @@ impl<const N: usize> From<[u8; N]> for Payload {
 /// An application message, outgoing or incoming.
 ///
 /// An incoming QoS 1/2 message carries a receipt: the broker is told the client has it
-/// (PUBACK / PUBREC) only when the application took it (automatically, see
-/// [`ConnectOptions::manual_acks`]) or when [`Message::ack`] is called. Equality compares
-/// the message's content and flags, not the receipt.
+/// (PUBACK / PUBREC) only once the application has done with it. Without
+/// [`ConnectOptions::manual_acks`] that is when the application drops a message it got
+/// from [`Messages`](crate::Messages) (the last clone of it) or the receiving thread asks
+/// for the next one, whichever comes first, and when an `on_message` callback returns;
+/// with it, when [`Message::ack`] is called. Equality compares the message's content and
+/// flags, not the receipt.
 #[derive(Debug, Clone)]
 pub struct Message {
     /// Topic name.
@@ -101,6 +104,9 @@ pub struct Message {
     pub properties: Properties,
     /// The acknowledgement still owed for an incoming QoS 1/2 message.
     pub(crate) receipt: Option<super::Receipt>,
+    /// The same once `recv*` returned the message (without `manual_acks`): it goes when
+    /// the last clone is dropped, unless the receiving thread's next `recv*` sent it.
+    pub(crate) held: Option<std::sync::Arc<super::Held>>,
 }
 
 impl PartialEq for Message {
@@ -131,6 +137,7 @@ impl Message {
             packet_id: 0,
             properties: Properties::new(),
             receipt: None,
+            held: None,
         }
     }
 
@@ -141,12 +148,19 @@ impl Message {
     /// client acknowledges on its own when the message is handed over. Any thread; never
     /// blocks (the I/O thread sends the acknowledgement).
     ///
+    /// Without `manual_acks`, on a message from [`Messages`](crate::Messages) it sends the
+    /// acknowledgement now instead of when the message is dropped, and returns `Ok(())`.
+    ///
     /// Returns `Ok(())` for messages that need no acknowledgement (QoS 0, messages built by
     /// the application). Errors: [`Error::AlreadyAcknowledged`] for a second call (also
     /// through a clone), [`Error::SessionEnded`] when the server has since started a new
     /// session (the packet id means nothing there; the broker of the old session will not
     /// resend it), [`Error::Closed`] when the client is closed.
     pub fn ack(&self) -> Result<()> {
+        if let Some(held) = &self.held {
+            held.release(true);
+            return Ok(());
+        }
         match &self.receipt {
             Some(r) => r.ack(),
             None => Ok(()),

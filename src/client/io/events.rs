@@ -37,6 +37,7 @@ impl Io {
                         packet_id: p.pkid,
                         properties: p.properties,
                         receipt,
+                        held: None,
                     };
                     self.deliver(Incoming::Message(m));
                 }
