@@ -816,3 +816,38 @@ fn lone_and_burst_publishes_keep_their_order() {
         "no duplicates"
     );
 }
+
+/// A new connection starts dormant, and a disconnect on a dormant client runs its first
+/// turn on the calling thread: with a QoS 1/2 publish just made, that turn finds the
+/// message in flight and must leave the wait for its acknowledgement to an I/O job. The
+/// disconnect returns once the message is complete, and the subscriber has it.
+#[test]
+fn disconnect_right_after_a_publish_waits_for_its_acknowledgement() {
+    let broker = Broker::start();
+    let sub = connect(&broker, "dsub", ProtocolVersion::V311);
+    sub.subscribe("dap/#", QoS::ExactlyOnce).unwrap();
+    let msgs = sub.messages();
+    for (round, qos) in [QoS::AtLeastOnce, QoS::ExactlyOnce, QoS::AtLeastOnce]
+        .into_iter()
+        .enumerate()
+    {
+        for v in VERSIONS {
+            let c = connect(&broker, "dpub", v);
+            let body = format!("{round} {v:?}");
+            let tok = c
+                .publish(Message::new("dap/x", body.clone()).qos(qos))
+                .unwrap();
+            c.disconnect_with(mqttsync::Disconnect::default(), DEADLINE)
+                .unwrap();
+            let done = tok.try_result();
+            assert!(
+                matches!(done, Some(Ok(_))),
+                "{body}: disconnect returned before the message was complete: {done:?}"
+            );
+            assert_eq!(c.state(), State::Disconnected);
+            let got = msgs.recv_timeout(DEADLINE).unwrap();
+            assert_eq!(got.payload_str(), Some(body.as_str()));
+            drop(c);
+        }
+    }
+}

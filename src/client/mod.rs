@@ -475,6 +475,14 @@ impl Shared {
         }
     }
 
+    /// As [`wake`](Self::wake), from a thread that then waits for its request (disconnect,
+    /// shutdown): a dormant client makes its turn on this thread (`Sleeper::ring_here`).
+    pub(crate) fn wake_here(&self) {
+        if self.parked.swap(false, Ordering::SeqCst) {
+            self.sleeper.ring_here();
+        }
+    }
+
     /// Wakes publishers waiting for room in the request channel.
     pub(crate) fn notify_room(&self) {
         if self.room_waiters.load(Ordering::SeqCst) > 0 {
@@ -813,6 +821,18 @@ impl Client {
         step: Step,
         timeout: Duration,
     ) -> Result<T> {
+        self.control_on(make, step, timeout, false)
+    }
+
+    /// `here`: a dormant client handles the request on this thread
+    /// (`Shared::wake_here`).
+    fn control_on<T>(
+        &self,
+        make: impl FnOnce(Reply<T>) -> Control,
+        step: Step,
+        timeout: Duration,
+        here: bool,
+    ) -> Result<T> {
         if self.shared.state() == State::Closed {
             return Err(Error::Closed);
         }
@@ -823,7 +843,11 @@ impl Client {
             .ctl
             .try_send(make(tx))
             .map_err(|_| Error::Closed)?;
-        self.shared.wake();
+        if here {
+            self.shared.wake_here();
+        } else {
+            self.shared.wake();
+        }
         let _guard = DispatchWaitGuard::new(&self.shared);
         match rx.recv_timeout(Some(timeout)) {
             Ok(v) => Ok(v),
@@ -1101,7 +1125,7 @@ impl Client {
         }
         // Messages the application took are acknowledged before the goodbye.
         self.shared.release_all_held();
-        self.control(
+        self.control_on(
             |reply| Control::Disconnect {
                 packet,
                 timeout,
@@ -1109,6 +1133,7 @@ impl Client {
             },
             Step::Disconnect,
             timeout + Duration::from_secs(5),
+            true,
         )?
     }
 
@@ -1231,7 +1256,7 @@ impl Drop for Client {
         }
         let _ = self.shared.ctl.try_send(Control::Shutdown);
         self.shared.parked.store(true, Ordering::SeqCst);
-        self.shared.wake();
+        self.shared.wake_here();
         // The I/O work ends (a dormant client is woken for it).
         self.shared.sleeper.join();
         // The I/O thread has handed over its last items: their callbacks run before this

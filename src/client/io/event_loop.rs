@@ -56,6 +56,46 @@ pub(crate) fn run(io: Arc<Mutex<Io>>) {
     sleeper.finished();
 }
 
+/// A dormant client's first turn, on the thread that rang for it (`Sleeper::ring_here`):
+/// the same turn a pool job would make first. When it leaves nothing to wait for (no
+/// poll: the connection ended, or the client shut down) the work ends here, dormant or
+/// finished; otherwise a pool job carries on (it takes the `Io` once this thread let go).
+/// A panic is handled as in [`run`].
+pub(crate) fn run_here(io: Arc<Mutex<Io>>) {
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut g = io.lock().unwrap_or_else(|e| e.into_inner());
+        let shared = g.shared.clone();
+        shared.parked.store(false, Ordering::SeqCst);
+        match g.turn() {
+            Next::Exit => Some(Ended::Finished(shared.sleeper.clone())),
+            Next::Park { .. } if g.poll.is_none() && shared.sleeper.go_dormant() => {
+                Some(Ended::Dormant)
+            }
+            // Something to wait for (a poll), or requests came meanwhile.
+            _ => {
+                shared.parked.store(false, Ordering::SeqCst);
+                drop(g);
+                shared.sleeper.continue_in_job();
+                None
+            }
+        }
+    }));
+    match r {
+        Ok(Some(Ended::Finished(sleeper))) => sleeper.finished(),
+        Ok(_) => {}
+        Err(_) => {
+            log::error!("an mqttsync client's I/O turn panicked; the client is closed");
+            let mut g = io.lock().unwrap_or_else(|e| e.into_inner());
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| g.crashed())).is_err() {
+                log::error!("cleaning up after the panic panicked as well");
+            }
+            let sleeper = g.shared.sleeper.clone();
+            drop(g);
+            sleeper.finished();
+        }
+    }
+}
+
 /// How a job ended.
 enum Ended {
     /// The client went dormant.

@@ -79,6 +79,38 @@ impl Sleeper {
         }
     }
 
+    /// As [`ring`](Self::ring), from a thread that then waits for the outcome of its
+    /// request (a disconnect, the shutdown): a dormant client's first turn runs on this
+    /// thread instead of a pool thread, and most often ends there (nothing left to wait
+    /// for: the client is dormant again or finished), which saves two hand-overs. A turn
+    /// that leaves something to wait for hands the work to a pool job
+    /// (`event_loop::run_here`).
+    pub(crate) fn ring_here(&self) {
+        let mut g = self.lock();
+        if g.waker.is_some() || !g.dormant {
+            drop(g);
+            self.ring();
+            return;
+        }
+        let Some(io) = self.io() else {
+            return;
+        };
+        // This thread is the job now: rings until it ends set `rung` (see `go_dormant`).
+        g.dormant = false;
+        drop(g);
+        super::event_loop::run_here(io);
+    }
+
+    /// A turn on a ringing thread (`ring_here`) left work for a job.
+    pub(super) fn continue_in_job(&self) {
+        let mut g = self.lock();
+        self.start_job(&mut g);
+        if g.worker.is_none() {
+            // Could not start one: dormant again, the next ring tries (as `start_job`).
+            g.dormant = true;
+        }
+    }
+
     fn start_job(&self, g: &mut SleepState) {
         let Some(io) = self.io() else {
             return;
