@@ -57,6 +57,8 @@ pub struct ProxyStats {
     pub bytes_down: u64,
 }
 
+type Conn = (TcpStream, TcpStream, Arc<AtomicBool>, Arc<AtomicBool>);
+
 #[derive(Debug, Default, Clone, Copy)]
 struct Faults {
     stall_up: bool,
@@ -74,7 +76,8 @@ struct Inner {
     changed: Condvar,
     stop: AtomicBool,
     /// Open connections: (client side, broker side, closed-by-cut flag).
-    conns: Mutex<Vec<(TcpStream, TcpStream, Arc<AtomicBool>)>>,
+    /// Open connections: client side, broker side, closed, client-to-broker pump ended.
+    conns: Mutex<Vec<Conn>>,
     accepted: AtomicU64,
     cuts: AtomicU64,
     cut_connections: AtomicU64,
@@ -147,7 +150,7 @@ impl FaultProxy {
         self.inner.cuts.fetch_add(1, Ordering::Relaxed);
         let conns: Vec<_> =
             std::mem::take(&mut *self.inner.conns.lock().unwrap_or_else(|e| e.into_inner()));
-        for (c, b, flag) in conns {
+        for (c, b, flag, _) in conns {
             if !flag.swap(true, Ordering::SeqCst) {
                 self.inner.cut_connections.fetch_add(1, Ordering::Relaxed);
             }
@@ -187,7 +190,7 @@ impl FaultProxy {
     /// Connections currently open through the proxy.
     pub fn open_connections(&self) -> usize {
         let mut g = self.inner.conns.lock().unwrap_or_else(|e| e.into_inner());
-        g.retain(|(_, _, closed)| !closed.load(Ordering::SeqCst));
+        g.retain(|(_, _, closed, _)| !closed.load(Ordering::SeqCst));
         g.len()
     }
 
@@ -221,6 +224,7 @@ fn accept_loop(listener: TcpListener, inner: Arc<Inner>) {
             Ok((client, _)) => {
                 inner.accepted.fetch_add(1, Ordering::Relaxed);
                 let _ = client.set_nonblocking(false);
+                forward_closed_first(&inner);
                 let Ok(broker) = TcpStream::connect_timeout(&inner.target, Duration::from_secs(2))
                 else {
                     // The broker is down: the client sees its connection closed.
@@ -238,22 +242,71 @@ fn accept_loop(listener: TcpListener, inner: Arc<Inner>) {
                 ) else {
                     continue;
                 };
+                let up_done = Arc::new(AtomicBool::new(false));
                 inner.conns.lock().unwrap_or_else(|e| e.into_inner()).push((
                     c3,
                     b3,
                     closed.clone(),
+                    up_done.clone(),
                 ));
                 let (i1, i2) = (inner.clone(), inner.clone());
                 let (f1, f2) = (closed.clone(), closed);
                 let _ = std::thread::Builder::new()
                     .name("fault-proxy-up".into())
-                    .spawn(move || pump(client, b2, Direction::Up, i1, f1));
+                    .spawn(move || {
+                        let inner = i1.clone();
+                        pump(client, b2, Direction::Up, i1, f1);
+                        let _g = inner.faults.lock().unwrap_or_else(|e| e.into_inner());
+                        up_done.store(true, Ordering::SeqCst);
+                        inner.changed.notify_all();
+                    });
                 let _ = std::thread::Builder::new()
                     .name("fault-proxy-down".into())
                     .spawn(move || pump(broker, c2, Direction::Down, i2, f2));
             }
             Err(e) if e.kind() == ErrorKind::WouldBlock => std::thread::sleep(TICK),
             Err(_) => std::thread::sleep(TICK),
+        }
+    }
+}
+
+/// Before a new connection is forwarded: what clients sent on connections they have
+/// since closed goes to the broker first (at most 2 s), as on a direct connection, where
+/// those bytes are in the broker's socket before the new connection exists. (A client that
+/// disconnects and connects again at once would otherwise race its own DISCONNECT and
+/// acknowledgements, still in a pump thread, with its new CONNECT.)
+fn forward_closed_first(inner: &Inner) {
+    let closing: Vec<Arc<AtomicBool>> = {
+        let g = inner.conns.lock().unwrap_or_else(|e| e.into_inner());
+        g.iter()
+            .filter(|(c, _, closed, done)| {
+                if closed.load(Ordering::SeqCst) || done.load(Ordering::SeqCst) {
+                    return false;
+                }
+                let _ = c.set_nonblocking(true);
+                let mut b = [0u8; 1];
+                // Ok(0): the client closed, its pump has read everything (and is writing
+                // it or ending); Ok(n): unread bytes; WouldBlock: an open connection.
+                let ended = !matches!(c.peek(&mut b), Err(e) if e.kind() == ErrorKind::WouldBlock);
+                let _ = c.set_nonblocking(false);
+                ended
+            })
+            .map(|(_, _, _, done)| done.clone())
+            .collect()
+    };
+    let until = std::time::Instant::now() + Duration::from_secs(2);
+    let mut g = inner.faults.lock().unwrap_or_else(|e| e.into_inner());
+    for done in closing {
+        while !done.load(Ordering::SeqCst) {
+            let now = std::time::Instant::now();
+            if now >= until {
+                return;
+            }
+            g = inner
+                .changed
+                .wait_timeout(g, until - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
 }
