@@ -575,6 +575,18 @@ pub(crate) struct PubReq {
     pub(crate) token: Arc<token::TokenInner>,
 }
 
+/// How a control request reaches the I/O work (`Client::control_on`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Deliver {
+    /// Queued, and the I/O work woken.
+    Wake,
+    /// Queued; a dormant client makes its turn on this thread (`Shared::wake_here`).
+    Here,
+    /// Handled on this thread while the I/O thread sleeps in its poll
+    /// (`Io::control_direct`), the reply read on this thread too; else as `Wake`.
+    Direct,
+}
+
 /// Incoming application messages, as a channel. Cloning gives another handle on the same
 /// queue (each message goes to one receiver).
 ///
@@ -821,17 +833,15 @@ impl Client {
         step: Step,
         timeout: Duration,
     ) -> Result<T> {
-        self.control_on(make, step, timeout, false)
+        self.control_on(make, step, timeout, Deliver::Wake)
     }
 
-    /// `here`: a dormant client handles the request on this thread
-    /// (`Shared::wake_here`).
     fn control_on<T>(
         &self,
         make: impl FnOnce(Reply<T>) -> Control,
         step: Step,
         timeout: Duration,
-        here: bool,
+        how: Deliver,
     ) -> Result<T> {
         if self.shared.state() == State::Closed {
             return Err(Error::Closed);
@@ -839,16 +849,32 @@ impl Client {
         // Our queue rather than a crossbeam channel: the caller sleeps at once instead of
         // spinning and calling sched_yield while the I/O thread works on the request.
         let (tx, rx) = queue::queue();
-        self.shared
-            .ctl
-            .try_send(make(tx))
-            .map_err(|_| Error::Closed)?;
-        if here {
-            self.shared.wake_here();
-        } else {
-            self.shared.wake();
+        let mut req = Some(make(tx));
+        let mut direct = false;
+        if how == Deliver::Direct && self.shared.parked.load(Ordering::SeqCst) {
+            if let Ok(mut g) = self.io.try_lock() {
+                if let Some(c) = req.take() {
+                    match g.control_direct(c) {
+                        Ok(()) => direct = true,
+                        Err(c) => req = Some(c),
+                    }
+                }
+            }
+        }
+        if let Some(c) = req {
+            self.shared.ctl.try_send(c).map_err(|_| Error::Closed)?;
+            if how == Deliver::Here {
+                self.shared.wake_here();
+            } else {
+                self.shared.wake();
+            }
         }
         let _guard = DispatchWaitGuard::new(&self.shared);
+        if direct {
+            // The reply wakes this thread, not the I/O thread and then this one.
+            let deadline = Instant::now().checked_add(timeout);
+            io::read_while_waiting(&self.io, deadline, &|| !rx.is_empty());
+        }
         match rx.recv_timeout(Some(timeout)) {
             Ok(v) => Ok(v),
             Err(queue::RecvError::Empty) => Err(Error::timeout(step, timeout)),
@@ -1053,7 +1079,7 @@ impl Client {
                 ));
             }
         }
-        self.control(
+        self.control_on(
             |reply| Control::Subscribe {
                 filters,
                 properties,
@@ -1061,6 +1087,7 @@ impl Client {
             },
             Step::SubAck,
             timeout,
+            Deliver::Direct,
         )?
     }
 
@@ -1099,7 +1126,7 @@ impl Client {
         for f in &filters {
             validate_filter(f)?;
         }
-        self.control(
+        self.control_on(
             |reply| Control::Unsubscribe {
                 filters,
                 properties,
@@ -1107,6 +1134,7 @@ impl Client {
             },
             Step::UnsubAck,
             timeout,
+            Deliver::Direct,
         )?
     }
 
@@ -1133,7 +1161,7 @@ impl Client {
             },
             Step::Disconnect,
             timeout + Duration::from_secs(5),
-            true,
+            Deliver::Here,
         )?
     }
 

@@ -248,6 +248,30 @@ impl Io {
         Ok(())
     }
 
+    /// Takes a subscribe or unsubscribe request on the caller's thread while the I/O
+    /// thread sleeps in its poll: the packet goes out at once, and the reply comes to
+    /// whoever reads the socket next (the caller itself, reading while it waits: `lend`).
+    /// Gives the request back when the I/O thread must take it: not connected, a
+    /// disconnect under way, unsent bytes or requests before it (order), the socket lent
+    /// to another thread, or dormant (no poll: the watcher has the socket).
+    pub(crate) fn control_direct(&mut self, c: Control) -> std::result::Result<(), Control> {
+        if self.shutdown
+            || self.stream.is_none()
+            || self.disconnecting.is_some()
+            || self.lent
+            || self.epoll_fd.is_none()
+            || self.shared.state.load(Ordering::Acquire) != STATE_CONNECTED
+            || self.wpos != self.wbuf.len()
+            || !self.shared.ctl.is_empty()
+        {
+            return Err(c);
+        }
+        let now = Instant::now();
+        self.handle_control(now, c);
+        let _ = self.transmit(now, Mode::Caller);
+        Ok(())
+    }
+
     /// The in-flight window has at most one free slot: a QoS 1/2 publish now is the only
     /// one that can go out before the next acknowledgement, so the I/O thread would have
     /// nothing to batch it with (or it just waits in the session queue, no write at all).
