@@ -544,6 +544,18 @@ impl<T> Queue<T> {
         ReleaseOnPanic(&self.q, |s| &mut s.worker)
     }
 
+    /// For the queue's thread: gives the claim back if nothing waits (true; the thread
+    /// must not take items any more, and the next push starts a new one).
+    fn release_if_empty(&self) -> bool {
+        let mut g = lock(&self.q);
+        if g.items.is_empty() && !g.closed {
+            g.worker.claimed = false;
+            g.items = VecDeque::new();
+            return true;
+        }
+        false
+    }
+
     /// Closes the queue (its thread ends) and returns what was left in it.
     fn close(&self) -> VecDeque<T> {
         let mut g = lock(&self.q);
@@ -567,6 +579,10 @@ struct EventState {
     /// A thread is running the handle's callbacks (the callback thread with a batch, or a
     /// Rust client's dispatch thread with one event of its own).
     running: bool,
+    /// The command thread holds `running` for the callbacks of the request it works on:
+    /// once the request is done it runs them itself if no other request waits, or hands
+    /// them to the callback thread (see [`Events::push_reserving`]).
+    reserved: bool,
     /// The callback thread waits for `cv`.
     sleeping: bool,
     /// The callback thread, started when an event is queued and none runs.
@@ -599,6 +615,7 @@ impl Events {
                 q: VecDeque::new(),
                 closed: false,
                 running: false,
+                reserved: false,
                 sleeping: false,
                 worker: Worker::default(),
             }),
@@ -622,6 +639,72 @@ impl Events {
             return;
         }
         let wake = g.sleeping && !g.running;
+        drop(g);
+        if wake {
+            self.cv.notify_one();
+        }
+    }
+
+    /// On the command thread: queues an event of the request it works on. When no
+    /// callback is running or queued, the callbacks are reserved for this thread (other
+    /// threads' events queue behind them, the callback thread is not woken); it runs them
+    /// or hands them over once the request is done ([`Events::take_reserved`],
+    /// [`Events::unreserve`]). This saves the hand-over to the callback thread and back
+    /// to whoever waits for `onSuccess` (a Paho C++ token's `wait`, say).
+    fn push_reserving(&self, ev: Event, start: impl FnOnce() -> std::io::Result<()>) {
+        let mut g = lock(&self.m);
+        if g.closed {
+            return;
+        }
+        if g.reserved || (!g.running && g.q.is_empty()) {
+            g.running = true;
+            g.reserved = true;
+            g.q.push_back(ev);
+            return;
+        }
+        drop(g);
+        self.push(ev, start);
+    }
+
+    /// Whether the command thread holds the callbacks (`push_reserving`).
+    fn is_reserved(&self) -> bool {
+        lock(&self.m).reserved
+    }
+
+    /// For the thread holding the reservation, which runs the callbacks itself: the
+    /// events queued so far, in order (while it holds `running`, others queue behind); when
+    /// none is left, the reservation ends and `false` is returned.
+    fn take_reserved(&self, into: &mut VecDeque<Event>) -> bool {
+        let mut g = lock(&self.m);
+        if !g.reserved {
+            return false;
+        }
+        if g.closed || g.q.is_empty() {
+            g.reserved = false;
+            g.running = false;
+            return false;
+        }
+        std::mem::swap(&mut g.q, into);
+        true
+    }
+
+    /// Ends the reservation without running the events: the callback thread takes them
+    /// (started with `start` when none runs, else woken).
+    fn unreserve(&self, start: impl FnOnce() -> std::io::Result<()>) {
+        let mut g = lock(&self.m);
+        if !g.reserved {
+            return;
+        }
+        g.reserved = false;
+        g.running = false;
+        if g.closed || g.q.is_empty() {
+            return;
+        }
+        if !g.worker.claimed {
+            g.worker.start(start);
+            return;
+        }
+        let wake = g.sleeping;
         drop(g);
         if wake {
             self.cv.notify_one();
@@ -1014,6 +1097,31 @@ impl Drop for Ended {
 thread_local! {
     /// On a handle's command or callback thread: its handle's [`Alive`] (as an address).
     static HANDLE_THREAD: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// On a handle's command thread while it works on requests: the handle (as an
+    /// address), whose callbacks it posts reserving them ([`Events::push_reserving`]).
+    static COMMANDING: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Marks the thread as the command thread of a handle while alive; if it unwinds holding
+/// the callbacks' reservation, the callback thread gets them.
+struct Commanding<'a>(&'a AsyncHandle);
+
+impl<'a> Commanding<'a> {
+    fn set(h: &'a AsyncHandle) -> Self {
+        COMMANDING.with(|c| c.set(h as *const AsyncHandle as usize));
+        Commanding(h)
+    }
+}
+
+impl Drop for Commanding<'_> {
+    fn drop(&mut self) {
+        COMMANDING.with(|c| c.set(0));
+        if std::thread::panicking() {
+            let h = self.0;
+            h.events
+                .unreserve(|| h.start(c"mqttasync-cb", callback_loop));
+        }
+    }
 }
 
 impl AsyncHandle {
@@ -1083,8 +1191,12 @@ impl AsyncHandle {
     /// Queues an event for the callback thread, starting it if none runs (dropped after
     /// destroy).
     fn push_event(&self, ev: Event) {
-        self.events
-            .push(ev, || self.start(c"mqttasync-cb", callback_loop));
+        let start = || self.start(c"mqttasync-cb", callback_loop);
+        if COMMANDING.with(|c| c.get()) == self as *const AsyncHandle as usize {
+            self.events.push_reserving(ev, start);
+        } else {
+            self.events.push(ev, start);
+        }
     }
 
     /// Queues a callback for the callback thread (dropped after destroy).
@@ -1136,20 +1248,48 @@ fn callback_loop(h: Arc<AsyncHandle>) {
     let mut batch = VecDeque::new();
     while h.events.next_batch(&mut batch) {
         for ev in batch.drain(..) {
-            if h.destroyed.load(Ordering::Acquire) {
-                // Dropped unrun; the queue closes right after.
-                continue;
-            }
-            match ev {
-                Event::Call(f) => f(&h),
-                Event::Message(m, conn) => {
-                    h.queued_messages.fetch_sub(1, Ordering::AcqRel);
-                    h.events.notify_room();
-                    message_arrived(&h, m, &conn);
-                }
-            }
+            run_event(&h, ev);
         }
         h.events.batch_done();
+    }
+}
+
+/// Runs one event of the callback queue (on whichever thread runs the callbacks now).
+fn run_event(h: &AsyncHandle, ev: Event) {
+    if h.destroyed.load(Ordering::Acquire) {
+        // Dropped unrun; the queue closes right after.
+        return;
+    }
+    match ev {
+        Event::Call(f) => f(h),
+        Event::Message(m, conn) => {
+            h.queued_messages.fetch_sub(1, Ordering::AcqRel);
+            h.events.notify_room();
+            message_arrived(h, m, &conn);
+        }
+    }
+}
+
+/// The command thread gave the command queue up holding the callbacks of its last
+/// request: it runs them, and whatever queued behind them meanwhile, as the callback
+/// thread would. If a callback unwinds, the rest go to the callback thread.
+fn run_reserved(h: &Arc<AsyncHandle>) {
+    struct Unwind<'a>(&'a Arc<AsyncHandle>);
+    impl Drop for Unwind<'_> {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                let h = self.0;
+                h.events
+                    .unreserve(|| h.start(c"mqttasync-cb", callback_loop));
+            }
+        }
+    }
+    let _unwind = Unwind(h);
+    let mut batch = VecDeque::new();
+    while h.events.take_reserved(&mut batch) {
+        for ev in batch.drain(..) {
+            run_event(h, ev);
+        }
     }
 }
 
@@ -1227,113 +1367,136 @@ fn message_arrived(h: &AsyncHandle, m: Message, conn: &Conn) {
 
 /// The command thread: runs queued requests until none came for [`LINGER`].
 fn command_loop(h: Arc<AsyncHandle>) {
+    if serve_commands(&h) {
+        run_reserved(&h);
+    }
+}
+
+/// Runs requests until none came for [`LINGER`] (false), or until a request done with its
+/// callbacks reserved finds no other request waiting (true: the command queue is given up,
+/// the caller runs the callbacks).
+fn serve_commands(h: &Arc<AsyncHandle>) -> bool {
     let _release = h.commands.release_on_panic();
+    let _commanding = Commanding::set(h);
     while let Some(cmd) = h.commands.pop() {
         if h.destroyed.load(Ordering::Acquire) {
             // Dropped unrun; the queue closes right after.
             continue;
         }
-        match cmd {
-            Command::Connect(p, token) => do_connect(&h, *p, token),
-            Command::Reconnect => {
-                let last = h.st().last.clone();
-                if let Some(mut p) = last {
-                    update_credentials(&h, &mut p);
-                    let token = h.new_token().unwrap_or(0);
-                    do_connect(&h, *p, token);
-                }
+        run_command(h, cmd);
+        if h.events.is_reserved() {
+            if h.commands.release_if_empty() {
+                return true;
             }
-            Command::Subscribe {
-                filters,
-                props,
-                resp,
-                token,
-            } => {
-                let Some((client, _)) = h.connected_client() else {
-                    h.post_failure(
-                        resp,
-                        token,
-                        Fail::code(MQTTASYNC_DISCONNECTED, "not connected"),
-                    );
-                    continue;
-                };
-                let n = filters.len();
-                match client.subscribe_many_timeout(filters, props, REQUEST_TIMEOUT) {
-                    Ok(ack) => {
-                        let first = ack.return_codes.first().copied().unwrap_or(0x80);
-                        if n == 1 && first >= 0x80 {
-                            // One filter refused: onFailure, as Paho does.
-                            let mut f = Fail::code(
-                                if h.v5 {
-                                    MQTTASYNC_FAILURE
-                                } else {
-                                    MQTT_BAD_SUBSCRIBE
-                                },
-                                "subscription refused",
-                            );
-                            f.reason = first;
-                            f.props = ack.properties;
-                            h.post_failure(resp, token, f);
-                        } else {
-                            let done = Done::Sub {
-                                codes: ack.return_codes,
-                                props: ack.properties,
-                            };
-                            h.post_success(resp, token, done);
-                        }
-                    }
-                    Err(e) => h.post_failure(resp, token, error_fail(&e)),
-                }
+            h.events
+                .unreserve(|| h.start(c"mqttasync-cb", callback_loop));
+        }
+    }
+    false
+}
+
+/// One request of the command queue.
+fn run_command(h: &Arc<AsyncHandle>, cmd: Command) {
+    match cmd {
+        Command::Connect(p, token) => do_connect(h, *p, token),
+        Command::Reconnect => {
+            let last = h.st().last.clone();
+            if let Some(mut p) = last {
+                update_credentials(h, &mut p);
+                let token = h.new_token().unwrap_or(0);
+                do_connect(h, *p, token);
             }
-            Command::Unsubscribe {
-                filters,
-                props,
-                resp,
-                token,
-            } => {
-                let Some((client, _)) = h.connected_client() else {
-                    h.post_failure(
-                        resp,
-                        token,
-                        Fail::code(MQTTASYNC_DISCONNECTED, "not connected"),
-                    );
-                    continue;
-                };
-                match client.unsubscribe_many_timeout(filters, props, REQUEST_TIMEOUT) {
-                    Ok(ack) => h.post_success(
-                        resp,
-                        token,
-                        Done::Unsub {
-                            codes: ack.reason_codes,
+        }
+        Command::Subscribe {
+            filters,
+            props,
+            resp,
+            token,
+        } => {
+            let Some((client, _)) = h.connected_client() else {
+                h.post_failure(
+                    resp,
+                    token,
+                    Fail::code(MQTTASYNC_DISCONNECTED, "not connected"),
+                );
+                return;
+            };
+            let n = filters.len();
+            match client.subscribe_many_timeout(filters, props, REQUEST_TIMEOUT) {
+                Ok(ack) => {
+                    let first = ack.return_codes.first().copied().unwrap_or(0x80);
+                    if n == 1 && first >= 0x80 {
+                        // One filter refused: onFailure, as Paho does.
+                        let mut f = Fail::code(
+                            if h.v5 {
+                                MQTTASYNC_FAILURE
+                            } else {
+                                MQTT_BAD_SUBSCRIBE
+                            },
+                            "subscription refused",
+                        );
+                        f.reason = first;
+                        f.props = ack.properties;
+                        h.post_failure(resp, token, f);
+                    } else {
+                        let done = Done::Sub {
+                            codes: ack.return_codes,
                             props: ack.properties,
-                        },
-                    ),
-                    Err(e) => h.post_failure(resp, token, error_fail(&e)),
-                }
-            }
-            Command::Disconnect {
-                packet,
-                timeout,
-                resp,
-                token,
-            } => {
-                let (client, conn) = {
-                    let st = h.st();
-                    (st.client.clone(), st.conn.clone())
-                };
-                if let Some(c) = &conn {
-                    c.stop();
-                }
-                let r = match client {
-                    Some(c) if c.is_connected() => c.disconnect_with(packet, timeout),
-                    _ => Ok(()),
-                };
-                match r {
-                    Ok(()) | Err(Error::Closed) | Err(Error::NotConnected) => {
-                        h.post_success(resp, token, Done::Plain)
+                        };
+                        h.post_success(resp, token, done);
                     }
-                    Err(e) => h.post_failure(resp, token, error_fail(&e)),
                 }
+                Err(e) => h.post_failure(resp, token, error_fail(&e)),
+            }
+        }
+        Command::Unsubscribe {
+            filters,
+            props,
+            resp,
+            token,
+        } => {
+            let Some((client, _)) = h.connected_client() else {
+                h.post_failure(
+                    resp,
+                    token,
+                    Fail::code(MQTTASYNC_DISCONNECTED, "not connected"),
+                );
+                return;
+            };
+            match client.unsubscribe_many_timeout(filters, props, REQUEST_TIMEOUT) {
+                Ok(ack) => h.post_success(
+                    resp,
+                    token,
+                    Done::Unsub {
+                        codes: ack.reason_codes,
+                        props: ack.properties,
+                    },
+                ),
+                Err(e) => h.post_failure(resp, token, error_fail(&e)),
+            }
+        }
+        Command::Disconnect {
+            packet,
+            timeout,
+            resp,
+            token,
+        } => {
+            let (client, conn) = {
+                let st = h.st();
+                (st.client.clone(), st.conn.clone())
+            };
+            if let Some(c) = &conn {
+                c.stop();
+            }
+            let r = match client {
+                Some(c) if c.is_connected() => c.disconnect_with(packet, timeout),
+                _ => Ok(()),
+            };
+            match r {
+                Ok(()) | Err(Error::Closed) | Err(Error::NotConnected) => {
+                    h.post_success(resp, token, Done::Plain)
+                }
+                Err(e) => h.post_failure(resp, token, error_fail(&e)),
             }
         }
     }
@@ -1877,6 +2040,12 @@ fn do_connect(h: &Arc<AsyncHandle>, p: Params, token: c_int) {
                     }
                 });
                 conn.set_ready();
+                if !buffered.is_empty() {
+                    // Handing these over may wait for room, which callbacks make: the
+                    // callbacks posted so far go to the callback thread now.
+                    h.events
+                        .unreserve(|| h.start(c"mqttasync-cb", callback_loop));
+                }
                 for b in buffered {
                     if let Err(rc) = publish_now(h, &client, &conn, b.msg, b.resp, b.token) {
                         h.post_failure(b.resp, b.token, Fail::code(rc, "buffered publish failed"));
