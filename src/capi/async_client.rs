@@ -1395,6 +1395,22 @@ fn serve_commands(h: &Arc<AsyncHandle>) -> bool {
     false
 }
 
+/// The connected client (with `resp` back), or `None` once `onFailure` (not connected) is
+/// posted.
+fn client_or_fail(h: &AsyncHandle, resp: Resp, token: c_int) -> Option<(Arc<Client>, Resp)> {
+    match h.connected_client() {
+        Some((client, _)) => Some((client, resp)),
+        None => {
+            h.post_failure(
+                resp,
+                token,
+                Fail::code(MQTTASYNC_DISCONNECTED, "not connected"),
+            );
+            None
+        }
+    }
+}
+
 /// One request of the command queue.
 fn run_command(h: &Arc<AsyncHandle>, cmd: Command) {
     match cmd {
@@ -1413,12 +1429,7 @@ fn run_command(h: &Arc<AsyncHandle>, cmd: Command) {
             resp,
             token,
         } => {
-            let Some((client, _)) = h.connected_client() else {
-                h.post_failure(
-                    resp,
-                    token,
-                    Fail::code(MQTTASYNC_DISCONNECTED, "not connected"),
-                );
+            let Some((client, resp)) = client_or_fail(h, resp, token) else {
                 return;
             };
             let n = filters.len();
@@ -1455,12 +1466,7 @@ fn run_command(h: &Arc<AsyncHandle>, cmd: Command) {
             resp,
             token,
         } => {
-            let Some((client, _)) = h.connected_client() else {
-                h.post_failure(
-                    resp,
-                    token,
-                    Fail::code(MQTTASYNC_DISCONNECTED, "not connected"),
-                );
+            let Some((client, resp)) = client_or_fail(h, resp, token) else {
                 return;
             };
             match client.unsubscribe_many_timeout(filters, props, REQUEST_TIMEOUT) {
