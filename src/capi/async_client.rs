@@ -20,7 +20,11 @@
 //!   when nothing runs or waits before it (`Events`); so one callback runs at a time, in
 //!   the order the events happened, and a stream costs no hand-over per event. Messages
 //!   waiting for the callback thread are bounded (`EVENT_QUEUE_MAX`); when full the
-//!   Rust client stops reading the socket (back-pressure) instead of buffering.
+//!   Rust client stops reading the socket (back-pressure) instead of buffering. A
+//!   request's own callbacks are reserved by the command thread when nothing runs or
+//!   waits (`Events::push_reserving`): once the request is done and no other request is
+//!   queued it gives the command queue up and runs them itself (`run_reserved`), one
+//!   wake-up fewer between the broker's reply and the application.
 //!
 //! Both threads exist only while they have work (jobs on the library's thread pool, which
 //! the Rust clients' I/O and dispatch jobs use too): queueing into a queue that no thread
