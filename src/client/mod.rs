@@ -870,8 +870,9 @@ impl Client {
             }
         }
         let _guard = DispatchWaitGuard::new(&self.shared);
-        if direct {
-            // The reply wakes this thread, not the I/O thread and then this one.
+        if direct && rx.is_empty() {
+            // The reply wakes this thread, not the I/O thread and then this one. (A request
+            // the session refused has its reply already.)
             let deadline = Instant::now().checked_add(timeout);
             io::read_while_waiting(&self.io, deadline, &|| !rx.is_empty());
         }
