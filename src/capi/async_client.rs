@@ -1122,8 +1122,7 @@ impl Drop for Commanding<'_> {
         COMMANDING.with(|c| c.set(0));
         if std::thread::panicking() {
             let h = self.0;
-            h.events
-                .unreserve(|| h.start(c"mqttasync-cb", callback_loop));
+            h.hand_callbacks_over();
         }
     }
 }
@@ -1192,10 +1191,21 @@ impl AsyncHandle {
         }
     }
 
+    /// Starts the callback thread (see [`Events`]).
+    fn start_callback_thread(&self) -> std::io::Result<()> {
+        self.start(c"mqttasync-cb", callback_loop)
+    }
+
+    /// Ends the command thread's reservation of the callbacks: the callback thread runs
+    /// what it queued ([`Events::unreserve`]).
+    fn hand_callbacks_over(&self) {
+        self.events.unreserve(|| self.start_callback_thread());
+    }
+
     /// Queues an event for the callback thread, starting it if none runs (dropped after
     /// destroy).
     fn push_event(&self, ev: Event) {
-        let start = || self.start(c"mqttasync-cb", callback_loop);
+        let start = || self.start_callback_thread();
         if COMMANDING.with(|c| c.get()) == self as *const AsyncHandle as usize {
             self.events.push_reserving(ev, start);
         } else {
@@ -1283,8 +1293,7 @@ fn run_reserved(h: &Arc<AsyncHandle>) {
         fn drop(&mut self) {
             if std::thread::panicking() {
                 let h = self.0;
-                h.events
-                    .unreserve(|| h.start(c"mqttasync-cb", callback_loop));
+                h.hand_callbacks_over();
             }
         }
     }
@@ -1392,8 +1401,7 @@ fn serve_commands(h: &Arc<AsyncHandle>) -> bool {
             if h.commands.release_if_empty() {
                 return true;
             }
-            h.events
-                .unreserve(|| h.start(c"mqttasync-cb", callback_loop));
+            h.hand_callbacks_over();
         }
     }
     false
@@ -2053,8 +2061,7 @@ fn do_connect(h: &Arc<AsyncHandle>, p: Params, token: c_int) {
                 if !buffered.is_empty() {
                     // Handing these over may wait for room, which callbacks make: the
                     // callbacks posted so far go to the callback thread now.
-                    h.events
-                        .unreserve(|| h.start(c"mqttasync-cb", callback_loop));
+                    h.hand_callbacks_over();
                 }
                 for b in buffered {
                     if let Err(rc) = publish_now(h, &client, &conn, b.msg, b.resp, b.token) {

@@ -353,7 +353,7 @@ impl State {
             if only_this_thread && *t != me {
                 return true;
             }
-            forget_handed(*addr);
+            let _ = forget_handed(*addr);
             // Fails only when the session or client has ended; the broker then still owns
             // the message.
             let _ = m.ack();
@@ -374,13 +374,13 @@ fn handed() -> MutexGuard<'static, Option<HashMap<usize, usize>>> {
     HANDED.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn forget_handed(addr: usize) {
+/// Takes the message at `addr` out of `HANDED`; its handle, if it was there.
+fn forget_handed(addr: usize) -> Option<usize> {
     let mut g = handed();
-    if let Some(map) = g.as_mut() {
-        if map.remove(&addr).is_some() {
-            HANDED_COUNT.store(map.len(), Ordering::SeqCst);
-        }
-    }
+    let map = g.as_mut()?;
+    let key = map.remove(&addr)?;
+    HANDED_COUNT.store(map.len(), Ordering::SeqCst);
+    Some(key)
 }
 
 /// `MQTTClient_freeMessage` is about to free the message at `addr`: if `MQTTClient_receive`
@@ -389,13 +389,8 @@ pub(crate) fn message_freed(addr: usize) {
     if HANDED_COUNT.load(Ordering::SeqCst) == 0 {
         return;
     }
-    let key = {
-        let mut g = handed();
-        let Some(key) = g.as_mut().and_then(|map| map.remove(&addr)) else {
-            return;
-        };
-        HANDED_COUNT.store(g.as_ref().map_or(0, HashMap::len), Ordering::SeqCst);
-        key
+    let Some(key) = forget_handed(addr) else {
+        return;
     };
     let Some(h) = lookup(key as MQTTClient) else {
         return;

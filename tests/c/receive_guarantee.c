@@ -196,6 +196,21 @@ static int payload_is(const MQTTClient_message* m, const char* want)
     return m && m->payloadlen == (int)strlen(want) && memcmp(m->payload, want, strlen(want)) == 0;
 }
 
+/* Frees m (and its topic) while another thread waits in receive, and checks that this
+ * thread gets the message with payload want: it comes only once m is acknowledged. */
+static void free_while_next_waits(struct taker* t, MQTTClient_message* m, char* topic,
+                                  const char* want)
+{
+    pthread_t th;
+    t->m = NULL;
+    t->topic = NULL;
+    CHECK(pthread_create(&th, NULL, take_one, t) == 0);
+    MQTTClient_freeMessage(&m);
+    MQTTClient_free(topic);
+    pthread_join(th, NULL);
+    CHECK(payload_is(t->m, want));
+}
+
 static int freed(const char* uri)
 {
     MQTTClient c, p;
@@ -206,7 +221,6 @@ static int freed(const char* uri)
     int len = 0;
     MQTTClient_message* first = NULL;
     struct taker t = {0};
-    pthread_t th;
     snprintf(id, sizeof id, "rg-freed-%ld", (long)getpid());
     snprintf(pid, sizeof pid, "rgp-freed-%ld", (long)getpid());
     CHECK(MQTTClient_create(&c, uri, id, MQTTCLIENT_PERSISTENCE_NONE, NULL) == 0);
@@ -224,21 +238,9 @@ static int freed(const char* uri)
     CHECK(payload_is(first, payloads[0]));
     /* The second message waits at the broker until the first is acknowledged. */
     t.c = c;
-    CHECK(pthread_create(&th, NULL, take_one, &t) == 0);
-    MQTTClient_freeMessage(&first);
-    MQTTClient_free(topic);
-    pthread_join(th, NULL);
-    CHECK(payload_is(t.m, payloads[1]));
+    free_while_next_waits(&t, first, topic, payloads[1]);
     /* Freed by another thread than the one that received it. */
-    first = t.m;
-    topic = t.topic;
-    t.m = NULL;
-    t.topic = NULL;
-    CHECK(pthread_create(&th, NULL, take_one, &t) == 0);
-    MQTTClient_freeMessage(&first);
-    MQTTClient_free(topic);
-    pthread_join(th, NULL);
-    CHECK(payload_is(t.m, payloads[2]));
+    free_while_next_waits(&t, t.m, t.topic, payloads[2]);
     printf("freed: the third message %s\n", t.m ? "came" : "did not come");
     MQTTClient_freeMessage(&t.m);
     MQTTClient_free(t.topic);

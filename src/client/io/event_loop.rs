@@ -44,16 +44,20 @@ pub(crate) fn run(io: Arc<Mutex<Io>>) {
         // Dormant: a later job carries on.
         Ok(Ended::Dormant) => return,
         Ok(Ended::Finished(sleeper)) => sleeper,
-        Err(_) => {
-            log::error!("the I/O thread of an mqttsync client panicked; the client is closed");
-            let mut g = io.lock().unwrap_or_else(|e| e.into_inner());
-            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| g.crashed())).is_err() {
-                log::error!("cleaning up after the panic panicked as well");
-            }
-            g.shared.sleeper.clone()
-        }
+        Err(_) => after_panic(&io),
     };
     sleeper.finished();
+}
+
+/// A turn of the I/O work panicked: the client is closed and every waiter answered
+/// ([`Io::crashed`]); returns its sleeper, to tell the closer the work has ended.
+fn after_panic(io: &Mutex<Io>) -> Arc<super::Sleeper> {
+    log::error!("the I/O work of an mqttsync client panicked; the client is closed");
+    let mut g = io.lock().unwrap_or_else(|e| e.into_inner());
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| g.crashed())).is_err() {
+        log::error!("cleaning up after the panic panicked as well");
+    }
+    g.shared.sleeper.clone()
 }
 
 /// A dormant client's first turn, on the thread that rang for it (`Sleeper::ring_here`):
@@ -83,16 +87,7 @@ pub(crate) fn run_here(io: Arc<Mutex<Io>>) {
     match r {
         Ok(Some(Ended::Finished(sleeper))) => sleeper.finished(),
         Ok(_) => {}
-        Err(_) => {
-            log::error!("an mqttsync client's I/O turn panicked; the client is closed");
-            let mut g = io.lock().unwrap_or_else(|e| e.into_inner());
-            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| g.crashed())).is_err() {
-                log::error!("cleaning up after the panic panicked as well");
-            }
-            let sleeper = g.shared.sleeper.clone();
-            drop(g);
-            sleeper.finished();
-        }
+        Err(_) => after_panic(&io).finished(),
     }
 }
 
