@@ -393,9 +393,9 @@ static int run_idle(long n)
 {
 	MQTTAsync *cs = calloc(n, sizeof *cs);
 	struct op *ops = calloc(n, sizeof *ops);
-	long rss0, th0, rss, th, i;
+	struct proc_mem before = proc_status(), after;
+	long i;
 	int rc;
-	proc_status(&rss0, &th0);
 	for (i = 0; i < n; i++) {
 		MQTTAsync_connectOptions o = MQTTAsync_connectOptions_initializer;
 		char id[64];
@@ -417,9 +417,8 @@ static int run_idle(long n)
 		op_wait(&ops[i], "connect");
 	/* as paho_bench.c: past the 0.5 s after which idle library threads leave */
 	sleep_ms(1500);
-	proc_status(&rss, &th);
-	printf("RESULT rss0_kb=%ld rss_kb=%ld threads0=%ld threads=%ld\n", rss0, rss, th0, th);
-	fflush(stdout);
+	after = proc_status();
+	print_idle(before, after);
 	for (i = 0; i < n; i++) {
 		MQTTAsync_disconnectOptions o = MQTTAsync_disconnectOptions_initializer;
 		ops[i].done = 0;

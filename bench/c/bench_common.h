@@ -50,22 +50,38 @@ static double cpu_us(void)
 		+ ru.ru_stime.tv_usec;
 }
 
-/* VmRSS (KiB) and Threads of this process. */
-static void proc_status(long *rss_kb, long *threads)
+/* VmRSS (KiB), RssAnon (KiB: private memory, code pages excluded) and Threads of this
+ * process. */
+struct proc_mem {
+	long rss_kb, anon_kb, threads;
+};
+
+static struct proc_mem proc_status(void)
 {
 	char line[256];
+	struct proc_mem m = { -1, -1, -1 };
 	FILE *f = fopen("/proc/self/status", "r");
-	*rss_kb = -1;
-	*threads = -1;
 	if (!f)
-		return;
+		return m;
 	while (fgets(line, sizeof line, f)) {
 		if (strncmp(line, "VmRSS:", 6) == 0)
-			*rss_kb = strtol(line + 6, NULL, 10);
+			m.rss_kb = strtol(line + 6, NULL, 10);
+		else if (strncmp(line, "RssAnon:", 8) == 0)
+			m.anon_kb = strtol(line + 8, NULL, 10);
 		else if (strncmp(line, "Threads:", 8) == 0)
-			*threads = strtol(line + 8, NULL, 10);
+			m.threads = strtol(line + 8, NULL, 10);
 	}
 	fclose(f);
+	return m;
+}
+
+/* The idle workload's result line: memory before the first client and with all connected. */
+static void print_idle(struct proc_mem before, struct proc_mem after)
+{
+	printf("RESULT rss0_kb=%ld rss_kb=%ld anon0_kb=%ld anon_kb=%ld threads0=%ld threads=%ld\n",
+		before.rss_kb, after.rss_kb, before.anon_kb, after.anon_kb, before.threads,
+		after.threads);
+	fflush(stdout);
 }
 
 static void sleep_ms(long ms)

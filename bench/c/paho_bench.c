@@ -409,14 +409,13 @@ static int run_conn(double secs, int with_cb)
 static int run_idle(long n)
 {
 	MQTTClient *cs = calloc(n, sizeof *cs);
-	long rss0, th0, rss, th, i;
-	proc_status(&rss0, &th0);
+	struct proc_mem before = proc_status(), after;
+	long i;
 	for (i = 0; i < n; i++)
 		cs[i] = new_client("idle", (int)i, 10, 1);
 	sleep_ms(1500);
-	proc_status(&rss, &th);
-	printf("RESULT rss0_kb=%ld rss_kb=%ld threads0=%ld threads=%ld\n", rss0, rss, th0, th);
-	fflush(stdout);
+	after = proc_status();
+	print_idle(before, after);
 	for (i = 0; i < n; i++)
 		close_client(cs[i]);
 	free(cs);

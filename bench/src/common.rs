@@ -119,8 +119,17 @@ pub fn cpu_us() -> f64 {
     tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
-/// (VmRSS KiB, Threads) of this process.
-pub fn proc_status() -> (i64, i64) {
+/// Memory and threads of this process (`/proc/self/status`).
+#[derive(Clone, Copy)]
+pub struct ProcMem {
+    /// VmRSS, KiB.
+    pub rss_kb: i64,
+    /// RssAnon, KiB: private memory (heap, stacks), code pages excluded.
+    pub anon_kb: i64,
+    pub threads: i64,
+}
+
+pub fn proc_status() -> ProcMem {
     let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let field = |name: &str| {
         s.lines()
@@ -129,7 +138,11 @@ pub fn proc_status() -> (i64, i64) {
             .and_then(|v| v.parse::<i64>().ok())
             .unwrap_or(-1)
     };
-    (field("VmRSS:"), field("Threads:"))
+    ProcMem {
+        rss_kb: field("VmRSS:"),
+        anon_kb: field("RssAnon:"),
+        threads: field("Threads:"),
+    }
 }
 
 /// q-quantile (0..1) of the values (sorted in place), nearest rank.
@@ -180,10 +193,10 @@ pub fn keep_going(i: usize, start: Instant, secs: f64) -> bool {
     i < 5 || (i < 2000 && start.elapsed().as_secs_f64() < secs)
 }
 
-pub fn print_idle(before: (i64, i64), after: (i64, i64)) {
+pub fn print_idle(before: ProcMem, after: ProcMem) {
     println!(
-        "RESULT rss0_kb={} rss_kb={} threads0={} threads={}",
-        before.0, after.0, before.1, after.1
+        "RESULT rss0_kb={} rss_kb={} anon0_kb={} anon_kb={} threads0={} threads={}",
+        before.rss_kb, after.rss_kb, before.anon_kb, after.anon_kb, before.threads, after.threads
     );
 }
 

@@ -887,5 +887,32 @@ fn report(
     for (i, e) in notes.iter().enumerate() {
         s += &format!("\n({}) {e}\n", i + 1);
     }
+    s += "\nPrivate memory per client, KiB: the same runs, RssAnon (heap, stacks and other \
+          anonymous memory) instead of RSS. RSS also counts the library's code pages the first \
+          client touches (shared with every process using the library, and clean), which \
+          dominate the per-client RSS at small N.\n\n| client |";
+    let mut sep = "|---|".to_string();
+    for n in &o.idle_sizes {
+        s += &format!(" {n} |");
+        sep += "---:|";
+    }
+    s += &format!("\n{sep}\n");
+    for (ci, c) in clients.iter().enumerate() {
+        if idle[ci].iter().all(|r| matches!(r, Ok(None))) {
+            continue;
+        }
+        s += &format!("| {} |", c.name);
+        for (k, n) in o.idle_sizes.iter().enumerate() {
+            match idle[ci].get(k).cloned().unwrap_or(Ok(None)) {
+                Ok(Some(f)) => {
+                    let g = |k: &str| f.get(k).copied().unwrap_or(f64::NAN);
+                    s += &format!(" {:.1} |", (g("anon_kb") - g("anon0_kb")) / *n as f64);
+                }
+                Err(_) => s += " fails |",
+                Ok(None) => s += " — |",
+            }
+        }
+        s += "\n";
+    }
     s
 }
