@@ -11,8 +11,11 @@ use super::{client_dir_name, validate_key, PersistError, Result, Store};
 /// key space is dropped on `close`.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
+    /// Closed key spaces that hold records, by name (an empty one is not kept).
     spaces: HashMap<String, HashMap<String, Vec<u8>>>,
-    current: Option<String>,
+    /// The open key space: its name and records, out of `spaces` while open (an idle
+    /// client with nothing in flight keeps no allocation here but the name).
+    current: Option<(String, HashMap<String, Vec<u8>>)>,
 }
 
 impl MemoryStore {
@@ -27,8 +30,10 @@ impl MemoryStore {
     }
 
     fn space(&mut self) -> Result<&mut HashMap<String, Vec<u8>>> {
-        let name = self.current.as_ref().ok_or(PersistError::Closed)?;
-        Ok(self.spaces.entry(name.clone()).or_default())
+        self.current
+            .as_mut()
+            .map(|(_, records)| records)
+            .ok_or(PersistError::Closed)
     }
 }
 
@@ -40,16 +45,16 @@ impl Store for MemoryStore {
     fn open(&mut self, client_id: &str, server_uri: &str) -> Result<()> {
         if self.current.is_none() {
             let name = client_dir_name(client_id, server_uri);
-            self.spaces.entry(name.clone()).or_default();
-            self.current = Some(name);
+            let records = self.spaces.remove(&name).unwrap_or_default();
+            self.current = Some((name, records));
         }
         Ok(())
     }
 
     fn close(&mut self) -> Result<()> {
-        let name = self.current.take().ok_or(PersistError::Closed)?;
-        if self.spaces.get(&name).is_some_and(|s| s.is_empty()) {
-            self.spaces.remove(&name);
+        let (name, records) = self.current.take().ok_or(PersistError::Closed)?;
+        if !records.is_empty() {
+            self.spaces.insert(name, records);
         }
         Ok(())
     }
