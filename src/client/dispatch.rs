@@ -156,7 +156,10 @@ fn dispatch_loop(rx: Consumer<Incoming>, callbacks: SharedCallbacks, shared: Arc
                 super::io::read_while_waiting(&io, None, &|| !rx.is_empty());
             }
         }
-        let mut item = match rx.recv_or_release(LINGER) {
+        let leave = super::threads::Linger::try_take();
+        let next = rx.recv_or_release(super::threads::Linger::wait(&leave, LINGER));
+        drop(leave);
+        let mut item = match next {
             Ok(item) => item,
             Err(RecvError::Empty) => return,
             Err(RecvError::Closed) => {
