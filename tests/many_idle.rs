@@ -9,6 +9,10 @@
 //!
 //! `MQTTSYNC_IDLE_CLIENTS` (default 10 000) and `MQTTSYNC_IDLE_SECS` (default 60) change
 //! the size and the length.
+//!
+//! A second test wakes 1000 dormant clients at once with one message for all of them (a
+//! fan-out): every one gets it exactly once, the process does not run a thread per client
+//! meanwhile, and all go dormant again.
 
 mod common;
 
@@ -41,18 +45,12 @@ fn open_fds() -> u64 {
     std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64)
 }
 
-#[test]
-fn ten_thousand_idle_clients() {
-    let n = env_or("MQTTSYNC_IDLE_CLIENTS", 10_000);
-    let secs = env_or("MQTTSYNC_IDLE_SECS", 60);
-    let broker = Broker::builder()
-        .extra_config("max_keepalive 65535")
-        .start();
+/// Runs `child` (a test of this binary) in a child process with `env`, and returns the
+/// fields of its `tag` line.
+fn run_child(child: &str, env: &[(&str, String)], tag: &str) -> HashMap<String, f64> {
     let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "idle_child", "--ignored", "--nocapture"])
-        .env("MQTTSYNC_IDLE_URI", broker.uri())
-        .env("MQTTSYNC_IDLE_CLIENTS", n.to_string())
-        .env("MQTTSYNC_IDLE_SECS", secs.to_string())
+        .args(["--exact", child, "--ignored", "--nocapture"])
+        .envs(env.iter().map(|(k, v)| (k, v.as_str())))
         .output()
         .expect("run the child");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -64,14 +62,32 @@ fn ten_thousand_idle_clients() {
     );
     let line = stdout
         .lines()
-        .find_map(|l| l.strip_prefix("IDLE "))
-        .unwrap_or_else(|| panic!("no IDLE line:\n{stdout}\n{stderr}"));
-    let got: HashMap<&str, f64> = line
-        .split_whitespace()
+        .find_map(|l| l.strip_prefix(tag))
+        .unwrap_or_else(|| panic!("no {tag} line:\n{stdout}\n{stderr}"));
+    println!("{tag}{line}");
+    line.split_whitespace()
         .filter_map(|kv| kv.split_once('='))
-        .map(|(k, v)| (k, v.parse().unwrap()))
-        .collect();
-    println!("{line}");
+        .map(|(k, v)| (k.to_owned(), v.parse().unwrap()))
+        .collect()
+}
+
+#[test]
+fn ten_thousand_idle_clients() {
+    let n = env_or("MQTTSYNC_IDLE_CLIENTS", 10_000);
+    let secs = env_or("MQTTSYNC_IDLE_SECS", 60);
+    let broker = Broker::builder()
+        .extra_config("max_keepalive 65535")
+        .start();
+    let got = run_child(
+        "idle_child",
+        &[
+            ("MQTTSYNC_IDLE_URI", broker.uri()),
+            ("MQTTSYNC_IDLE_CLIENTS", n.to_string()),
+            ("MQTTSYNC_IDLE_SECS", secs.to_string()),
+        ],
+        "IDLE ",
+    );
+    let line = format!("{got:?}");
     // Every client stayed connected through the minute (keepalive kept them alive), the
     // sample received what was published to it, all closed without error.
     assert_eq!(got["connected"], n as f64, "{line}");
@@ -186,5 +202,118 @@ fn idle_child() {
         (rss1.saturating_sub(rss0)) as f64 / n as f64,
         sample.len(),
         proc_status("Threads:"),
+    );
+}
+
+/// One message to 1000 dormant subscribers at once: each wakes, gets it exactly once, and
+/// sleeps again; meanwhile the process runs far fewer threads than clients (a woken
+/// client's I/O job goes dormant right after its turn while many are awake, instead of
+/// keeping its thread 350 ms: 1000 threads before).
+#[test]
+fn fan_out_to_a_thousand_dormant_clients() {
+    let n = env_or("MQTTSYNC_FAN_CLIENTS", 1000);
+    let broker = Broker::start();
+    let got = run_child(
+        "fan_child",
+        &[
+            ("MQTTSYNC_FAN_URI", broker.uri()),
+            ("MQTTSYNC_FAN_CLIENTS", n.to_string()),
+        ],
+        "FAN ",
+    );
+    let line = format!("{got:?}");
+    assert_eq!(got["received"], n as f64, "{line}");
+    assert_eq!(got["duplicates"], 0.0, "{line}");
+    assert!(got["peak_threads"] < n as f64 / 2.0, "{line}");
+    assert_eq!(got["dormant_again"], 1.0, "{line}");
+}
+
+/// The child side of [`fan_out_to_a_thousand_dormant_clients`]; does nothing when run on
+/// its own.
+#[test]
+#[ignore = "run by fan_out_to_a_thousand_dormant_clients in a child process"]
+fn fan_child() {
+    let Ok(uri) = std::env::var("MQTTSYNC_FAN_URI") else {
+        return;
+    };
+    let n = env_or("MQTTSYNC_FAN_CLIENTS", 1000) as usize;
+    let tag = std::process::id();
+    let topic = format!("fan/{tag:x}/all");
+    let (tx, rx) = std::sync::mpsc::channel::<usize>();
+    let mut clients = Vec::with_capacity(n);
+    for i in 0..n {
+        let tx = tx.clone();
+        let opts = ConnectOptions::new(&uri)
+            .client_id(format!("fan-{tag:x}-{i}"))
+            .on_message(move |_m| {
+                let _ = tx.send(i);
+            });
+        let c = Client::connect(opts).unwrap_or_else(|e| panic!("client {i}: {}", e.report()));
+        c.subscribe(&topic, QoS::AtLeastOnce)
+            .unwrap_or_else(|e| panic!("subscribe {i}: {}", e.report()));
+        clients.push(c);
+    }
+    // All dormant: one descriptor each, a few threads for the process.
+    let settled = |limit: Duration| {
+        let until = Instant::now() + limit;
+        while (open_fds() > n as u64 + 32 || proc_status("Threads:") > 16) && Instant::now() < until
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        open_fds() <= n as u64 + 32 && proc_status("Threads:") <= 16
+    };
+    assert!(
+        settled(Duration::from_secs(30)),
+        "the subscribers never went dormant"
+    );
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = std::thread::spawn({
+        let stop = stop.clone();
+        move || {
+            let mut peak = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(proc_status("Threads:"));
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            peak
+        }
+    });
+    let publisher =
+        Client::connect(ConnectOptions::new(&uri).client_id(format!("fan-{tag:x}-pub")))
+            .expect("publisher");
+    publisher
+        .publish_wait(Message::new(topic.as_str(), "to all").qos(QoS::AtLeastOnce))
+        .unwrap_or_else(|e| panic!("publish: {}", e.report()));
+    let mut seen = vec![0u32; n];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut received = 0;
+    while received < n {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(i) => {
+                seen[i] += 1;
+                if seen[i] == 1 {
+                    received += 1;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    // Any duplicate would have come right behind the first copies.
+    while let Ok(i) = rx.recv_timeout(Duration::from_millis(200)) {
+        seen[i] += 1;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let peak_threads = sampler.join().unwrap();
+    let _ = publisher.close();
+    let dormant_again = settled(Duration::from_secs(30));
+    let duplicates: u32 = seen.iter().map(|&c| c.saturating_sub(1)).sum();
+    for c in clients {
+        c.close().expect("close");
+    }
+    println!(
+        "FAN clients={n} received={received} duplicates={duplicates} \
+         peak_threads={peak_threads} dormant_again={}",
+        u8::from(dormant_again)
     );
 }

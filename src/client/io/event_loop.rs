@@ -39,6 +39,7 @@ enum Next {
 /// leave a client that looks alive with nobody serving it: the client is closed and every
 /// waiter answered ([`Io::crashed`]).
 pub(crate) fn run(io: Arc<Mutex<Io>>) {
+    let _awake = super::sleep::Awake::enter();
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| serve(&io)));
     let sleeper = match r {
         // Dormant: a later job carries on.
@@ -66,6 +67,7 @@ fn after_panic(io: &Mutex<Io>) -> Arc<super::Sleeper> {
 /// finished; otherwise a pool job carries on (it takes the `Io` once this thread let go).
 /// A panic is handled as in [`run`].
 pub(crate) fn run_here(io: Arc<Mutex<Io>>) {
+    let _awake = super::sleep::Awake::enter();
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let mut g = io.lock().unwrap_or_else(|e| e.into_inner());
         let shared = g.shared.clone();
@@ -73,6 +75,7 @@ pub(crate) fn run_here(io: Arc<Mutex<Io>>) {
         match g.turn() {
             Next::Exit => Some(Ended::Finished(shared.sleeper.clone())),
             Next::Park { .. } if g.poll.is_none() && shared.sleeper.go_dormant() => {
+                g.dormant_since = Some(Instant::now());
                 Some(Ended::Dormant)
             }
             // Something to wait for (a poll), or requests came meanwhile.
@@ -124,6 +127,8 @@ fn serve(io: &Mutex<Io>) -> Ended {
         let Some(mut poll) = g.poll.take() else {
             // Without a poll (`shed`): dormant, unless a ring came meanwhile.
             if shared.sleeper.go_dormant() {
+                // Still under the lock: the next job sees it (`resume`).
+                g.dormant_since = Some(Instant::now());
                 return Ended::Dormant;
             }
             shared.parked.store(false, Ordering::SeqCst);
@@ -184,6 +189,10 @@ impl Io {
         }
 
         let mut timeout = self.next_timeout(now);
+        if timeout != Some(Duration::ZERO) {
+            // Without its poll after this (many jobs awake), the job goes dormant below.
+            self.shed_if_crowded(now);
+        }
         // Before a long sleep, a short one: if nothing happens in it, the connection is
         // quiet and its buffers go back to the allocator (memory per idle client).
         // Busy connections never reach the end of the short sleep, so pay nothing.

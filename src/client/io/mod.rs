@@ -151,6 +151,12 @@ pub(crate) struct Io {
     /// The first connect, on the caller's thread: a new socket is not registered with a
     /// poll (none is made), the client may start dormant (`Io::start_dormant`).
     first_connect: bool,
+    /// When a job of this connection last ended dormant (not set when the connection
+    /// started dormant).
+    dormant_since: Option<Instant>,
+    /// This wake-up came within [`QUIET`] of going dormant: the connection is busy, and
+    /// keeps its poll even when many jobs are awake (`shed_if_crowded`).
+    rewoken_fast: bool,
 }
 
 pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
@@ -318,6 +324,8 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
         write_interest: true,
         epoll_fd: None,
         first_connect: true,
+        dormant_since: None,
+        rewoken_fast: false,
     };
 
     // Messages restored from persistence get delivery tokens, in their original order (the
