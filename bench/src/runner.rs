@@ -859,31 +859,22 @@ fn report(
     }
     s += &format!("\n{sep}\n");
     let mut notes = Vec::new();
-    for (ci, c) in clients.iter().enumerate() {
-        if idle[ci].iter().all(|r| matches!(r, Ok(None))) {
-            continue;
+    s += &idle_rows(clients, idle, &o.idle_sizes, |n, r| match r {
+        Err(e) => {
+            notes.push(e);
+            format!(" fails ({}) | — | — |", notes.len())
         }
-        s += &format!("| {} |", c.name);
-        for (k, n) in o.idle_sizes.iter().enumerate() {
-            match idle[ci].get(k).cloned().unwrap_or(Ok(None)) {
-                Err(e) => {
-                    notes.push(e);
-                    s += &format!(" fails ({}) | — | — |", notes.len());
-                }
-                Ok(None) => s += " — | — | — |",
-                Ok(Some(f)) => {
-                    let g = |k: &str| f.get(k).copied().unwrap_or(f64::NAN);
-                    s += &format!(
-                        " {:.0} | {:.1} | {:.0} |",
-                        (g("rss_kb") - g("rss0_kb")) / *n as f64,
-                        g("rss_kb") / 1024.0,
-                        g("threads")
-                    );
-                }
-            }
+        Ok(None) => " — | — | — |".into(),
+        Ok(Some(f)) => {
+            let g = |k: &str| f.get(k).copied().unwrap_or(f64::NAN);
+            format!(
+                " {:.0} | {:.1} | {:.0} |",
+                (g("rss_kb") - g("rss0_kb")) / n as f64,
+                g("rss_kb") / 1024.0,
+                g("threads")
+            )
         }
-        s += "\n";
-    }
+    });
     for (i, e) in notes.iter().enumerate() {
         s += &format!("\n({}) {e}\n", i + 1);
     }
@@ -897,20 +888,33 @@ fn report(
         sep += "---:|";
     }
     s += &format!("\n{sep}\n");
+    s += &idle_rows(clients, idle, &o.idle_sizes, |n, r| match r {
+        Ok(Some(f)) => {
+            let g = |k: &str| f.get(k).copied().unwrap_or(f64::NAN);
+            format!(" {:.1} |", (g("anon_kb") - g("anon0_kb")) / n as f64)
+        }
+        Err(_) => " fails |".into(),
+        Ok(None) => " — |".into(),
+    });
+    s
+}
+
+/// The rows of an idle-clients table: one per client that ran the workload, one cell per
+/// number of clients (`cell` gets the number and that run's result).
+fn idle_rows(
+    clients: &[Client],
+    idle: &[Vec<Result<Option<Fields>, String>>],
+    sizes: &[usize],
+    mut cell: impl FnMut(usize, Result<Option<Fields>, String>) -> String,
+) -> String {
+    let mut s = String::new();
     for (ci, c) in clients.iter().enumerate() {
         if idle[ci].iter().all(|r| matches!(r, Ok(None))) {
             continue;
         }
         s += &format!("| {} |", c.name);
-        for (k, n) in o.idle_sizes.iter().enumerate() {
-            match idle[ci].get(k).cloned().unwrap_or(Ok(None)) {
-                Ok(Some(f)) => {
-                    let g = |k: &str| f.get(k).copied().unwrap_or(f64::NAN);
-                    s += &format!(" {:.1} |", (g("anon_kb") - g("anon0_kb")) / *n as f64);
-                }
-                Err(_) => s += " fails |",
-                Ok(None) => s += " — |",
-            }
+        for (k, &n) in sizes.iter().enumerate() {
+            s += &cell(n, idle[ci].get(k).cloned().unwrap_or(Ok(None)));
         }
         s += "\n";
     }

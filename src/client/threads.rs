@@ -126,6 +126,28 @@ struct Task {
     done: Done,
 }
 
+impl Task {
+    /// A task for `job`, and the handle that waits for its end.
+    fn new(name: &'static CStr, job: impl FnOnce() + Send + 'static) -> (Task, Worker) {
+        let flag = Arc::new(Flag::default());
+        let task = Task {
+            job: Box::new(job),
+            name,
+            done: Done(flag.clone()),
+        };
+        (task, Worker { done: flag })
+    }
+
+    /// Runs the job under its name. A panicking job is contained so the thread can serve
+    /// again; the client notices through its channels, as when a thread dies.
+    fn run(self) {
+        set_name(self.name);
+        let Task { job, done, .. } = self;
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+        drop(done);
+    }
+}
+
 /// Where an idle thread waits for its next task. The spawner puts the task in before it
 /// signals, so the woken thread finds it at once and nobody spins: with crossbeam's
 /// rendezvous channel (and its channel for `join`), strace showed the woken thread calling
@@ -185,12 +207,7 @@ pub(crate) fn spawn(
     name: &'static CStr,
     job: impl FnOnce() + Send + 'static,
 ) -> io::Result<Worker> {
-    let flag = Arc::new(Flag::default());
-    let task = Task {
-        job: Box::new(job),
-        name,
-        done: Done(flag.clone()),
-    };
+    let (task, worker) = Task::new(name, job);
     loop {
         let Some(slot) = idle().pop() else { break };
         let mut st = slot.lock();
@@ -201,14 +218,14 @@ pub(crate) fn spawn(
         st.task = Some(task);
         drop(st);
         slot.cv.notify_one();
-        return Ok(Worker { done: flag });
+        return Ok(worker);
     }
     // No std name: the thread serves other jobs later, and `set_name` gives the system its
     // current one (a std name would be one more allocation per thread, and stale).
     std::thread::Builder::new()
         .stack_size(STACK)
         .spawn(move || serve(task))?;
-    Ok(Worker { done: flag })
+    Ok(worker)
 }
 
 /// Most jobs of [`spawn_limited`] running at once before one more needs [`ESCALATE`] of
@@ -267,12 +284,7 @@ pub(crate) fn spawn_limited(
     name: &'static CStr,
     job: impl FnOnce() + Send + 'static,
 ) -> io::Result<Worker> {
-    let flag = Arc::new(Flag::default());
-    let task = Task {
-        job: Box::new(job),
-        name,
-        done: Done(flag.clone()),
-    };
+    let (task, worker) = Task::new(name, job);
     let mut g = backlog();
     if g.running < RUNNERS {
         g.running += 1;
@@ -281,7 +293,7 @@ pub(crate) fn spawn_limited(
             backlog().running -= 1;
             return Err(e);
         }
-        return Ok(Worker { done: flag });
+        return Ok(worker);
     }
     g.waiting.push_back((Instant::now(), task));
     if !g.watching {
@@ -292,17 +304,14 @@ pub(crate) fn spawn_limited(
             backlog().watching = false;
         }
     }
-    Ok(Worker { done: flag })
+    Ok(worker)
 }
 
 /// A runner of [`spawn_limited`]: its task, then waiting tasks until none is left.
 fn run_limited(first: Task) {
     let mut task = first;
     loop {
-        set_name(task.name);
-        let Task { job, done, .. } = task;
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
-        drop(done);
+        task.run();
         let mut g = backlog();
         match g.waiting.pop_front() {
             Some((_, next)) => task = next,
@@ -352,12 +361,7 @@ fn escalate() {
 fn serve(first: Task) {
     let mut task = first;
     loop {
-        set_name(task.name);
-        let Task { job, done, .. } = task;
-        // A panicking job is contained so the thread can serve again; the client notices
-        // through its channels, as when a thread dies.
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
-        drop(done);
+        task.run();
         mark_spare();
         match next_task() {
             Some(t) => task = t,
