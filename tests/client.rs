@@ -603,10 +603,24 @@ fn invalid_arguments_are_errors() {
 
 #[test]
 fn connect_failures_say_which_step() {
-    // Closed port: TCP refused at once.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = closed.local_addr().unwrap().port();
-    drop(closed);
+    // Closed port: TCP refused at once. The port stays bound (not listening) meanwhile, so
+    // no other process's listener can take it (a freed port once was, and reset the
+    // connection instead of refusing it).
+    let closed = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    closed
+        .bind(
+            &"127.0.0.1:0"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
+        )
+        .unwrap();
+    let port = closed
+        .local_addr()
+        .unwrap()
+        .as_socket()
+        .expect("an IPv4 address")
+        .port();
     let t = Instant::now();
     let e = Client::connect(ConnectOptions::new(&format!("tcp://127.0.0.1:{port}"))).unwrap_err();
     assert!(matches!(e, Error::Tcp { .. }), "{e:?}");
