@@ -16,7 +16,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -26,26 +26,48 @@ use mio::{Interest, Poll, Token, Waker};
 use super::Io;
 use crate::client::threads::{self, Worker};
 
-/// I/O jobs running now, process-wide (see [`Awake`]).
-static AWAKE: AtomicUsize = AtomicUsize::new(0);
+/// I/O jobs running now, process-wide (see [`Awake`]): the count in the low 32 bits, the
+/// process it belongs to in the high 32 (a child after `fork` starts at zero: the parent's
+/// jobs are not in it).
+static AWAKE: AtomicU64 = AtomicU64::new(0);
 
 /// I/O jobs awake at once beyond which a quiet one goes dormant right after its turn
 /// (`Io::shed_if_crowded`).
-pub(super) const CROWDED: usize = 32;
+pub(super) const CROWDED: u32 = 32;
 
 /// Counts a running I/O job in [`AWAKE`] for its lifetime.
 pub(super) struct Awake(());
 
 impl Awake {
     pub(super) fn enter() -> Awake {
-        AWAKE.fetch_add(1, Ordering::Relaxed);
+        let pid = u64::from(std::process::id()) << 32;
+        let _ = AWAKE.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+            Some(if v & !0xffff_ffff == pid {
+                v + 1
+            } else {
+                pid | 1
+            })
+        });
         Awake(())
+    }
+
+    /// I/O jobs of this process running now.
+    pub(super) fn count() -> u32 {
+        let v = AWAKE.load(Ordering::Relaxed);
+        if v >> 32 == u64::from(std::process::id()) {
+            v as u32
+        } else {
+            0
+        }
     }
 }
 
 impl Drop for Awake {
     fn drop(&mut self) {
-        AWAKE.fetch_sub(1, Ordering::Relaxed);
+        let pid = u64::from(std::process::id()) << 32;
+        let _ = AWAKE.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+            (v & !0xffff_ffff == pid && v as u32 > 0).then(|| v - 1)
+        });
     }
 }
 
@@ -499,7 +521,7 @@ impl super::Io {
     /// each stayed 350 ms: 1000 subscribers ran 1000 I/O threads at once (Paho C: one), and
     /// glibc kept their stacks and malloc arenas afterwards (+2.4 MB for good).
     pub(super) fn shed_if_crowded(&mut self, now: Instant) {
-        if AWAKE.load(Ordering::Relaxed) > CROWDED
+        if Awake::count() > CROWDED
             && !self.rewoken_fast
             && self.nothing_in_hand()
             && !self.has_requests()
