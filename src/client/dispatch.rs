@@ -156,7 +156,12 @@ fn dispatch_loop(rx: Consumer<Incoming>, callbacks: SharedCallbacks, shared: Arc
                 super::io::read_while_waiting(&io, None, &|| !rx.is_empty());
             }
         }
-        let leave = super::threads::Linger::try_take();
+        // Leave to linger only when there is nothing to take now (this thread is the
+        // queue's only consumer): a stream of messages does not touch the shared count.
+        let leave = rx
+            .is_empty()
+            .then(super::threads::Linger::try_take)
+            .flatten();
         let next = rx.recv_or_release(super::threads::Linger::wait(&leave, LINGER));
         drop(leave);
         let mut item = match next {

@@ -51,14 +51,10 @@ impl Awake {
         Awake(())
     }
 
-    /// I/O jobs of this process running now.
+    /// I/O jobs of this process running now; for a running job (which has entered, so
+    /// the count is this process's: no `getpid` per turn).
     pub(super) fn count() -> u32 {
-        let v = AWAKE.load(Ordering::Relaxed);
-        if v >> 32 == u64::from(std::process::id()) {
-            v as u32
-        } else {
-            0
-        }
+        AWAKE.load(Ordering::Relaxed) as u32
     }
 }
 
@@ -521,9 +517,9 @@ impl super::Io {
     /// each stayed 350 ms: 1000 subscribers ran 1000 I/O threads at once (Paho C: one), and
     /// glibc kept their stacks and malloc arenas afterwards (+2.4 MB for good).
     pub(super) fn shed_if_crowded(&mut self, now: Instant) {
-        if Awake::count() > CROWDED
-            && !self.rewoken_fast
+        if !self.rewoken_fast
             && self.nothing_in_hand()
+            && Awake::count() > CROWDED
             && !self.has_requests()
         {
             self.release_idle_memory();
