@@ -18,7 +18,6 @@
 use std::collections::VecDeque;
 use std::ffi::CStr;
 use std::io;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -50,22 +49,18 @@ pub(crate) type SpawnFn = fn(&'static CStr, Job) -> io::Result<Worker>;
 #[derive(Debug)]
 pub(crate) struct Linger(());
 
-/// Threads lingering now, and the process they belong to (a child after `fork` starts at
-/// zero: the parent's lingering threads are not in it).
-static LINGERING: Mutex<(u32, usize)> = Mutex::new((0, 0));
+/// Threads lingering now (a child after `fork` starts at zero: the parent's lingering
+/// threads are not in it).
+static LINGERING: Mutex<PerProcess<usize>> = Mutex::new(PerProcess::new(0));
 
 impl Linger {
     /// Leave to linger, if fewer than [`MAX_LINGERING`] threads do; released on drop.
     pub(crate) fn try_take() -> Option<Linger> {
-        let mut g = LINGERING.lock().unwrap_or_else(|e| e.into_inner());
-        let pid = std::process::id();
-        if g.0 != pid {
-            *g = (pid, 0);
-        }
-        if g.1 >= MAX_LINGERING {
+        let mut g = lock_for_process(&LINGERING);
+        if **g >= MAX_LINGERING {
             return None;
         }
-        g.1 += 1;
+        **g += 1;
         Some(Linger(()))
     }
 
@@ -81,11 +76,49 @@ impl Linger {
 
 impl Drop for Linger {
     fn drop(&mut self) {
-        let mut g = LINGERING.lock().unwrap_or_else(|e| e.into_inner());
-        if g.0 == std::process::id() {
-            g.1 = g.1.saturating_sub(1);
-        }
+        let mut g = lock_for_process(&LINGERING);
+        **g = g.saturating_sub(1);
     }
+}
+
+/// Process-wide state about this process's threads, behind a lock. A child after `fork()`
+/// inherits the memory but not the threads it describes, so the first lock in a new
+/// process starts it afresh (`T::default()`).
+struct PerProcess<T> {
+    pid: u32,
+    value: T,
+}
+
+impl<T> PerProcess<T> {
+    const fn new(value: T) -> Self {
+        PerProcess { pid: 0, value }
+    }
+}
+
+impl<T> std::ops::Deref for PerProcess<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+impl<T> std::ops::DerefMut for PerProcess<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.value
+    }
+}
+
+/// Locks `m`, starting its value afresh in a process that has not used it yet.
+fn lock_for_process<T: Default>(
+    m: &'static Mutex<PerProcess<T>>,
+) -> MutexGuard<'static, PerProcess<T>> {
+    let mut g = m.lock().unwrap_or_else(|e| e.into_inner());
+    let pid = std::process::id();
+    if g.pid != pid {
+        g.value = T::default();
+        g.pid = pid;
+    }
+    g
 }
 
 /// A one-way flag with a sleeper: set once, waited for by anyone.
@@ -171,21 +204,13 @@ impl Slot {
     }
 }
 
-/// Threads waiting for a task.
-static IDLE: Mutex<Vec<Arc<Slot>>> = Mutex::new(Vec::new());
-/// The process whose threads `IDLE` lists.
-static IDLE_OWNER: AtomicU32 = AtomicU32::new(0);
+/// Threads waiting for a task. After fork() the child inherits the list but not the
+/// threads: a task handed to one of them would never run (a client created in the child
+/// hung), so a new process starts with an empty list.
+static IDLE: Mutex<PerProcess<Vec<Arc<Slot>>>> = Mutex::new(PerProcess::new(Vec::new()));
 
-fn idle() -> MutexGuard<'static, Vec<Arc<Slot>>> {
-    let mut g = IDLE.lock().unwrap_or_else(|e| e.into_inner());
-    let pid = std::process::id();
-    if IDLE_OWNER.load(Ordering::Relaxed) != pid {
-        // After fork() the child inherits the list but not the threads: a task handed to
-        // one of them would never run (a client created in the child hung). Start empty.
-        g.clear();
-        IDLE_OWNER.store(pid, Ordering::Relaxed);
-    }
-    g
+fn idle() -> MutexGuard<'static, PerProcess<Vec<Arc<Slot>>>> {
+    lock_for_process(&IDLE)
 }
 
 /// A job running on a client thread; `join` waits for it to end (the thread itself may
@@ -236,10 +261,11 @@ pub(crate) const RUNNERS: usize = 8;
 /// unreachable host, a callback that waits) delays the others by at most this much each.
 pub(crate) const ESCALATE: Duration = Duration::from_millis(10);
 
-/// Jobs of [`spawn_limited`]: how many run, and the ones waiting for a runner.
+/// Jobs of [`spawn_limited`]: how many run, and the ones waiting for a runner (a child
+/// after `fork` starts empty: the parent's runners are not in it, and its waiting jobs
+/// cannot run there).
+#[derive(Default)]
 struct Backlog {
-    /// The process these counts belong to (a child after `fork` starts empty).
-    pid: u32,
     running: usize,
     waiting: VecDeque<(Instant, Task)>,
     /// A thread watches the oldest waiting job (`escalate`).
@@ -249,26 +275,15 @@ struct Backlog {
     escalated: Option<Instant>,
 }
 
-static BACKLOG: Mutex<Backlog> = Mutex::new(Backlog {
-    pid: 0,
+static BACKLOG: Mutex<PerProcess<Backlog>> = Mutex::new(PerProcess::new(Backlog {
     running: 0,
     waiting: VecDeque::new(),
     watching: false,
     escalated: None,
-});
+}));
 
-fn backlog() -> MutexGuard<'static, Backlog> {
-    let mut g = BACKLOG.lock().unwrap_or_else(|e| e.into_inner());
-    let pid = std::process::id();
-    if g.pid != pid {
-        // The parent's runners are not in this process; its waiting jobs cannot run here.
-        g.waiting.clear();
-        g.running = 0;
-        g.watching = false;
-        g.escalated = None;
-        g.pid = pid;
-    }
-    g
+fn backlog() -> MutexGuard<'static, PerProcess<Backlog>> {
+    lock_for_process(&BACKLOG)
 }
 
 /// Runs `job` on a client thread like [`spawn`], but with at most [`RUNNERS`] such jobs
@@ -463,32 +478,22 @@ mod tests {
     fn limited_jobs_wait_for_a_runner_or_escalate_one_at_a_time() {
         let (gate_tx, gate_rx) = crossbeam_channel::unbounded::<()>();
         let (started_tx, started_rx) = crossbeam_channel::unbounded::<Instant>();
-        let mut workers = Vec::new();
-        for _ in 0..RUNNERS {
+        // A job that tells when it started, then blocks until the gate closes.
+        let blocked = || {
             let (gate, started) = (gate_rx.clone(), started_tx.clone());
-            workers.push(
-                spawn_limited(c"mqttsync-test", move || {
-                    let _ = started.send(Instant::now());
-                    let _ = gate.recv();
-                })
-                .unwrap(),
-            );
-        }
+            spawn_limited(c"mqttsync-test", move || {
+                let _ = started.send(Instant::now());
+                let _ = gate.recv();
+            })
+            .unwrap()
+        };
+        let mut workers: Vec<Worker> = (0..RUNNERS).map(|_| blocked()).collect();
         for _ in 0..RUNNERS {
             started_rx.recv_timeout(Duration::from_secs(10)).unwrap();
         }
         // Every runner is blocked: the next jobs wait, then get a thread one per ESCALATE.
         let queued = Instant::now();
-        for _ in 0..2 {
-            let (gate, started) = (gate_rx.clone(), started_tx.clone());
-            workers.push(
-                spawn_limited(c"mqttsync-test", move || {
-                    let _ = started.send(Instant::now());
-                    let _ = gate.recv();
-                })
-                .unwrap(),
-            );
-        }
+        workers.extend((0..2).map(|_| blocked()));
         let first = started_rx.recv_timeout(Duration::from_secs(10)).unwrap();
         let second = started_rx.recv_timeout(Duration::from_secs(10)).unwrap();
         assert!(
