@@ -4,8 +4,9 @@
 //!
 //! An `MQTTAsync` handle is a number in a validity table ([`Registry`]), as for
 //! `MQTTClient`; a destroyed or garbage handle gives an error code, never a crash. Each
-//! handle has two threads of its own while they have work (no thread is shared between
-//! clients, unlike Paho's process-wide send and receive threads):
+//! handle has two jobs of its own while they have work, on the library's pool threads
+//! (unlike Paho's process-wide send and receive threads, one handle's blocked request or
+//! slow callback does not stop the others; command jobs share a few runners, see below):
 //!
 //! - the **command thread** runs the requests that block in the Rust API, one at a time in
 //!   order: connect (a fresh [`Client`] on the handle's persistence store each time),
