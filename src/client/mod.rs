@@ -849,38 +849,27 @@ impl Client {
         // Our queue rather than a crossbeam channel: the caller sleeps at once instead of
         // spinning and calling sched_yield while the I/O thread works on the request.
         let (tx, rx) = queue::queue();
-        let mut req = Some(make(tx));
-        let mut direct = false;
-        if how == Deliver::Direct && self.shared.parked.load(Ordering::SeqCst) {
-            if let Ok(mut g) = self.io.try_lock() {
-                if let Some(c) = req.take() {
-                    match g.control_direct(c) {
-                        Ok(()) => direct = true,
-                        Err(c) => req = Some(c),
-                    }
-                }
-            }
-        }
-        if let Some(c) = req {
-            self.shared.ctl.try_send(c).map_err(|_| Error::Closed)?;
-            if how == Deliver::Here {
-                self.shared.wake_here();
-            } else {
-                self.shared.wake();
-            }
-        }
+        let mut req = make(tx);
         let _guard = DispatchWaitGuard::new(&self.shared);
-        if direct && rx.is_empty() {
-            // The reply wakes this thread, not the I/O thread and then this one. (A request
-            // the session refused has its reply already.)
+        if how == Deliver::Direct && self.shared.parked.load(Ordering::SeqCst) {
+            // Written here and the reply read here: it wakes this thread, not the I/O
+            // thread and then this one. (A request the session refused has its reply
+            // already: `rx` is not empty, nothing is read.)
             let deadline = Instant::now().checked_add(timeout);
-            io::read_while_waiting(&self.io, deadline, &|| !rx.is_empty());
+            match io::send_and_read(&self.io, deadline, &|| !rx.is_empty(), req, |g, c| {
+                g.control_direct(c)
+            }) {
+                Ok(()) => return recv_reply(&rx, step, timeout),
+                Err(c) => req = c,
+            }
         }
-        match rx.recv_timeout(Some(timeout)) {
-            Ok(v) => Ok(v),
-            Err(queue::RecvError::Empty) => Err(Error::timeout(step, timeout)),
-            Err(queue::RecvError::Closed) => Err(Error::Closed),
+        self.shared.ctl.try_send(req).map_err(|_| Error::Closed)?;
+        if how == Deliver::Here {
+            self.shared.wake_here();
+        } else {
+            self.shared.wake();
         }
+        recv_reply(&rx, step, timeout)
     }
 
     /// Queues a publish and returns its token at once (blocking only while the client's
@@ -1291,5 +1280,14 @@ impl Drop for Client {
         // The I/O thread has handed over its last items: their callbacks run before this
         // returns (unless it is one of them).
         self.shared.join_dispatcher();
+    }
+}
+
+/// Waits for the reply to a control request.
+fn recv_reply<T>(rx: &queue::Consumer<T>, step: Step, timeout: Duration) -> Result<T> {
+    match rx.recv_timeout(Some(timeout)) {
+        Ok(v) => Ok(v),
+        Err(queue::RecvError::Empty) => Err(Error::timeout(step, timeout)),
+        Err(queue::RecvError::Closed) => Err(Error::Closed),
     }
 }

@@ -19,7 +19,7 @@
 
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::Ordering;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::connection::ack_now;
@@ -55,21 +55,75 @@ pub(crate) fn read_while_waiting(
     if !g.shared.parked.load(Ordering::SeqCst) || !g.can_lend() {
         return false;
     }
-    let start = Instant::now();
-    let end = deadline.map_or(start + LEND_MAX, |d| d.min(start + LEND_MAX));
     // The socket first, then the acknowledgements this thread owes (a reply to the publish
     // just made may be close behind: it must find the socket lent, or the I/O thread wakes).
     let lent = g.set_interest(false, false);
+    read_lent_until(io, g, lent, deadline, ready);
+    true
+}
+
+/// Sends a request on the calling thread while the I/O thread sleeps and reads its reply
+/// there, as [`read_while_waiting`] does, with the socket taken from the I/O thread's poll
+/// before the request goes out: a reply that comes back before this thread is in its own
+/// `poll` must not wake the I/O thread instead. `send` writes `item` (or gives it back
+/// without writing: `Err`, returned as it is, the socket given back); `ready()` says when
+/// the reply is in. `Err(item)` untouched when the I/O work must take the request (the
+/// I/O thread is awake or busy, another thread has the socket). When the socket cannot be
+/// lent (not plain TCP, the deadline passed), `item` is sent without reading.
+pub(crate) fn send_and_read<R>(
+    io: &Mutex<Io>,
+    deadline: Option<Instant>,
+    ready: &dyn Fn() -> bool,
+    item: R,
+    send: impl FnOnce(&mut Io, R) -> Result<(), R>,
+) -> Result<(), R> {
+    let Ok(mut g) = io.try_lock() else {
+        return Err(item);
+    };
+    if !g.shared.parked.load(Ordering::SeqCst) {
+        return Err(item);
+    }
+    if deadline.is_some_and(|d| d <= Instant::now()) || !g.can_lend() {
+        return send(&mut g, item);
+    }
+    let lent = g.set_interest(false, false);
+    let sent = send(&mut g, item);
+    if sent.is_err() || g.write_interest {
+        // Not sent, or not all of it (the socket's buffer is full): the I/O thread has
+        // the socket back, and writes the rest.
+        let pending_write = g.wpos != g.wbuf.len();
+        if lent && !g.set_interest(true, pending_write) {
+            g.shared.wake();
+        }
+        return sent;
+    }
+    read_lent_until(io, g, lent, deadline, ready);
+    Ok(())
+}
+
+/// The lending loop: `g` holds the `Io`, whose read interest was taken away if `lent`.
+/// Sends the acknowledgements this thread owes, then reads until `ready()`, `deadline` or
+/// [`LEND_MAX`], and gives the socket back.
+fn read_lent_until<'a>(
+    io: &'a Mutex<Io>,
+    mut g: MutexGuard<'a, Io>,
+    lent: bool,
+    deadline: Option<Instant>,
+    ready: &dyn Fn() -> bool,
+) {
+    let start = Instant::now();
+    let end = deadline.map_or(start + LEND_MAX, |d| d.min(start + LEND_MAX));
     g.lent = lent;
     g.take_acks();
     let _ = g.transmit(start, Mode::Caller);
     if !lent {
-        return true;
+        return;
     }
     let fd = g.stream.as_ref().map_or(-1, |s| s.as_raw_fd());
     loop {
         let now = Instant::now();
-        if now >= end {
+        // Ready before the first read: a request the session refused has its reply.
+        if now >= end || ready() {
             break;
         }
         drop(g);
@@ -91,7 +145,7 @@ pub(crate) fn read_while_waiting(
             // publishes, the end of a disconnect): it takes a turn (it does not read).
             g.shared.wake();
         }
-        if !go_on || ready() {
+        if !go_on {
             break;
         }
     }
@@ -101,7 +155,6 @@ pub(crate) fn read_while_waiting(
         // Lost while lent: the I/O thread has a reconnect to schedule or a loss to handle.
         g.shared.wake();
     }
-    true
 }
 
 impl Io {

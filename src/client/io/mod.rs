@@ -29,7 +29,7 @@ use bytes::BytesMut;
 use mio::{Poll, Token};
 
 pub(crate) use event_loop::run;
-pub(crate) use lend::read_while_waiting;
+pub(crate) use lend::{read_while_waiting, send_and_read};
 pub(crate) use sleep::Sleeper;
 
 use super::dispatch::{Callbacks, Dispatcher};
