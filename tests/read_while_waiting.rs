@@ -192,3 +192,70 @@ fn a_publisher_waiting_for_room_is_not_stalled_by_a_waiting_receiver() {
     drop(c);
     assert!(waiter.join().unwrap().is_err());
 }
+
+/// Waiters that poll the socket before they sleep (`ConnectOptions::spin_wait`), with the
+/// largest budget and with none: replies that come within the budget (subscribe, the
+/// acknowledgements, the other side's answers), waits it does not cover (a receive that
+/// times out, a message published only after a pause) and a publisher's token all end as
+/// without polling: every message once and in order, the timeout as a timeout.
+#[test]
+fn waiters_that_poll_before_they_sleep_get_every_reply_and_keep_their_deadlines() {
+    let b = Broker::start();
+    for budget in [Duration::from_secs(1), Duration::ZERO] {
+        let opts = |id: &str| {
+            ConnectOptions::new(&b.uri())
+                .client_id(unique_client_id(id))
+                .spin_wait(budget)
+        };
+        let ping = Client::connect(opts("rwspin-ping")).unwrap();
+        let pong = Client::connect(opts("rwspin-pong")).unwrap();
+        assert_eq!(
+            ping.subscribe("rwspin/pong", QoS::AtLeastOnce).unwrap(),
+            QoS::AtLeastOnce
+        );
+        assert_eq!(
+            pong.subscribe("rwspin/ping", QoS::AtLeastOnce).unwrap(),
+            QoS::AtLeastOnce
+        );
+        let quiet = ping.messages().recv_timeout(Duration::from_millis(30));
+        assert!(
+            matches!(quiet, Err(ref e) if e.is_timeout()),
+            "{budget:?}: {quiet:?}"
+        );
+        const N: usize = 200;
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let msgs = pong.messages();
+                for i in 0..N {
+                    let m = msgs.recv_timeout(DEADLINE).unwrap();
+                    assert_eq!(m.payload_str().unwrap(), i.to_string(), "{budget:?}");
+                    if i == N / 2 {
+                        // A pause longer than any budget before the answer.
+                        std::thread::sleep(Duration::from_millis(80));
+                    }
+                    pong.publish(
+                        Message::new("rwspin/pong", m.payload.clone()).qos(QoS::AtLeastOnce),
+                    )
+                    .unwrap()
+                    .wait_timeout(DEADLINE)
+                    .unwrap();
+                }
+            });
+            let msgs = ping.messages();
+            for i in 0..N {
+                ping.publish(Message::new("rwspin/ping", i.to_string()).qos(QoS::AtLeastOnce))
+                    .unwrap()
+                    .wait_timeout(DEADLINE)
+                    .unwrap();
+                let m = msgs.recv_timeout(DEADLINE).unwrap();
+                assert_eq!(m.payload_str().unwrap(), i.to_string(), "{budget:?}");
+            }
+        });
+        ping.unsubscribe("rwspin/pong").unwrap();
+        let after = ping.messages().recv_timeout(Duration::from_millis(20));
+        assert!(
+            matches!(after, Err(ref e) if e.is_timeout()),
+            "{budget:?}: {after:?}"
+        );
+    }
+}

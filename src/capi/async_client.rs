@@ -1693,6 +1693,9 @@ fn build_options(
     // Messages are acknowledged by message_arrived once the C callback has taken them
     // (the Rust callback below runs it or queues it for the callback thread).
     o = o.manual_acks(true);
+    if let Some(d) = super::connect_opts::spin_wait() {
+        o = o.spin_wait(d);
+    }
     if let Some(u) = &p.username {
         o = o.credentials(u.clone(), p.password.as_deref());
     } else if let Some(pw) = &p.password {

@@ -1015,6 +1015,9 @@ fn build_options(
         .proxy_from_env(true)
         .manual_acks(true)
         .persistence(Box::new(store.clone()));
+    if let Some(d) = super::connect_opts::spin_wait() {
+        o = o.spin_wait(d);
+    }
     if let Some(u) = &p.username {
         o = o.credentials(u.clone(), p.password.as_deref());
     } else if let Some(pw) = &p.password {

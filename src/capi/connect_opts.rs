@@ -31,6 +31,21 @@ pub fn strip_scheme(uri: &str) -> &str {
     uri.find("://").map_or(uri, |i| &uri[i + 3..])
 }
 
+/// The poll-before-sleep budget of a waiting caller
+/// ([`ConnectOptions::spin_wait`](crate::ConnectOptions::spin_wait)) from
+/// `MQTTSYNC_SPIN_US` (microseconds, 0 turns it off), if that is set to a number; `None`
+/// leaves the Rust API's default. Paho's structs have no field for it; read once per
+/// process.
+pub(crate) fn spin_wait() -> Option<std::time::Duration> {
+    static V: std::sync::OnceLock<Option<std::time::Duration>> = std::sync::OnceLock::new();
+    *V.get_or_init(|| {
+        std::env::var("MQTTSYNC_SPIN_US")
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(std::time::Duration::from_micros)
+    })
+}
+
 /// A server URI as Paho reads it: a path after `host:port` means nothing for TCP and TLS
 /// (Paho ignores it) and is dropped here; the Rust API refuses it as a likely mistake.
 pub fn paho_server_uri(uri: &str) -> String {

@@ -153,7 +153,12 @@ fn dispatch_loop(rx: Consumer<Incoming>, callbacks: SharedCallbacks, shared: Arc
             // (`io::read_while_waiting`), so an acknowledgement or message reaches its
             // callback without a hand-over from the I/O thread.
             if let Some(io) = shared.sleeper.io() {
-                super::io::read_while_waiting(&io, None, &|| !rx.is_empty());
+                super::io::read_while_waiting(
+                    &io,
+                    None,
+                    &|| !rx.is_empty(),
+                    super::io::Wait::Stream,
+                );
             }
         }
         // Leave to linger only when there is nothing to take now (this thread is the

@@ -626,7 +626,9 @@ impl Messages {
         // it does: a reply arriving first would wake the I/O thread instead).
         let acked = self.shared.release_held_by_this_thread(false);
         let lent = match self.shared.sleeper.io() {
-            Some(io) => io::read_while_waiting(&io, deadline, &|| !self.rx.is_empty()),
+            Some(io) => {
+                io::read_while_waiting(&io, deadline, &|| !self.rx.is_empty(), io::Wait::Reply)
+            }
             None => false,
         };
         if acked && !lent {

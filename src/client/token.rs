@@ -116,7 +116,12 @@ impl DeliveryToken {
             // While the I/O thread sleeps, read the acknowledgement on this thread (one
             // wake-up instead of two in series; `client/io/lend.rs`).
             if let Some(io) = self.shared.sleeper.io() {
-                super::io::read_while_waiting(&io, deadline, &|| self.is_complete());
+                super::io::read_while_waiting(
+                    &io,
+                    deadline,
+                    &|| self.is_complete(),
+                    super::io::Wait::Reply,
+                );
             }
         }
         let mut g = self.inner.state.lock().unwrap_or_else(|e| e.into_inner());

@@ -11,6 +11,13 @@
 //! queue has an item, the deadline passes or at most [`LEND_MAX`]: then the read interest
 //! is restored, and the I/O thread is woken by that only if bytes are waiting.
 //!
+//! A caller waiting for a reply (not the dispatch thread) checks the socket without
+//! sleeping for up to its connection's budget before it sleeps in `poll`
+//! ([`ConnectOptions::spin_wait`](crate::ConnectOptions::spin_wait)): on an idle CPU the
+//! wake-up alone can take longer than a broker on the same host takes to answer (a
+//! virtual machine halts an idle CPU, and waking it goes through the hypervisor). A wait
+//! the poll did not answer makes the connection's next 15 waits sleep at once ([`Spin`]).
+//!
 //! The I/O thread keeps its other jobs meanwhile (requests, timers, writes): the `Io` lock
 //! is held only while bytes are processed, never while the borrower sleeps. A closed or
 //! failed connection is left to the I/O thread (the borrower stops reading and gives the
@@ -35,6 +42,70 @@ use crate::transport::Stream;
 /// nothing: a closed stream wakes its `poll`) is late by at most this.
 const LEND_MAX: Duration = Duration::from_millis(50);
 
+/// Who waits on a lent socket, and so whether it polls before it sleeps
+/// ([`ConnectOptions::spin_wait`](crate::ConnectOptions::spin_wait)).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Wait {
+    /// A caller waiting for a reply or a message (subscribe, a token, a receive): polls
+    /// for the connection's budget first.
+    Reply,
+    /// The dispatch thread between callbacks: sleeps at once (it waits for a stream of
+    /// messages, not a reply, and polling would take CPU from the callbacks' producers).
+    Stream,
+}
+
+/// After a wait that its poll did not answer, how many waits sleep at once before one
+/// polls again (the share of the budget a slow link costs: 1 in this many).
+const SPIN_PROBE_EVERY: u8 = 16;
+
+/// A connection's poll-before-sleep budget and how the last polls went.
+#[derive(Debug)]
+pub(crate) struct Spin {
+    /// Microseconds; zero: never (or one CPU only).
+    budget_us: u16,
+    /// A poll found nothing within the budget: waits sleep at once, but every
+    /// [`SPIN_PROBE_EVERY`]th.
+    missed: bool,
+    /// Waits that slept at once since the last miss.
+    skipped: u8,
+}
+
+impl Spin {
+    pub(crate) fn new(budget: Duration) -> Spin {
+        let one_cpu = || {
+            static ONE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+            *ONE.get_or_init(|| std::thread::available_parallelism().map_or(true, |n| n.get() < 2))
+        };
+        let us = u16::try_from(budget.as_micros()).unwrap_or(u16::MAX);
+        Spin {
+            budget_us: if us == 0 || one_cpu() { 0 } else { us },
+            missed: false,
+            skipped: 0,
+        }
+    }
+
+    /// The budget for this wait, if it polls.
+    fn turn(&mut self) -> Option<Duration> {
+        if self.budget_us == 0 {
+            return None;
+        }
+        if self.missed {
+            self.skipped += 1;
+            if self.skipped < SPIN_PROBE_EVERY {
+                return None;
+            }
+            self.skipped = 0;
+        }
+        Some(Duration::from_micros(u64::from(self.budget_us)))
+    }
+
+    /// Whether the poll saw bytes within the budget.
+    fn record(&mut self, hit: bool) {
+        self.missed = !hit;
+        self.skipped = 0;
+    }
+}
+
 /// Reads the socket on the calling thread until `ready()` (checked after each read),
 /// `deadline`, or [`LEND_MAX`]. Returns false, doing nothing, when the socket cannot be
 /// lent now (the I/O thread is awake or busy, another thread has it, not connected, a
@@ -44,6 +115,7 @@ pub(crate) fn read_while_waiting(
     io: &Mutex<Io>,
     deadline: Option<Instant>,
     ready: &dyn Fn() -> bool,
+    wait: Wait,
 ) -> bool {
     if deadline.is_some_and(|d| d <= Instant::now()) {
         // A zero timeout (`MQTTClient_receive(.., 0)`): nothing to wait for.
@@ -58,7 +130,7 @@ pub(crate) fn read_while_waiting(
     // The socket first, then the acknowledgements this thread owes (a reply to the publish
     // just made may be close behind: it must find the socket lent, or the I/O thread wakes).
     let lent = g.set_interest(false, false);
-    read_lent_until(io, g, lent, deadline, ready);
+    read_lent_until(io, g, lent, deadline, ready, wait);
     true
 }
 
@@ -97,7 +169,7 @@ pub(crate) fn send_and_read<R>(
         }
         return sent;
     }
-    read_lent_until(io, g, lent, deadline, ready);
+    read_lent_until(io, g, lent, deadline, ready, Wait::Reply);
     Ok(())
 }
 
@@ -110,6 +182,7 @@ fn read_lent_until<'a>(
     lent: bool,
     deadline: Option<Instant>,
     ready: &dyn Fn() -> bool,
+    wait: Wait,
 ) {
     let start = Instant::now();
     let end = deadline.map_or(start + LEND_MAX, |d| d.min(start + LEND_MAX));
@@ -126,9 +199,18 @@ fn read_lent_until<'a>(
         if now >= end || ready() {
             break;
         }
+        let spin_until = match wait {
+            Wait::Reply => g.spin.turn().map(|budget| (now + budget).min(end)),
+            Wait::Stream => None,
+        };
         drop(g);
-        let polled = poll_readable(fd, end - now);
+        let hit = spin_until.map(|until| spin_readable(fd, until));
+        let polled =
+            hit == Some(true) || poll_readable(fd, end.saturating_duration_since(Instant::now()));
         g = io.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(hit) = hit {
+            g.spin.record(hit);
+        }
         if !polled || g.stream.as_ref().map(|s| s.as_raw_fd()) != Some(fd) {
             break;
         }
@@ -285,4 +367,72 @@ fn poll_readable(fd: RawFd, timeout: Duration) -> bool {
     // caller sees the changed stream under the lock).
     let r = unsafe { libc::poll(std::ptr::addr_of_mut!(p), 1, ms) };
     r >= 0 || std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
+}
+
+/// Checks `fd` for input without sleeping until it has some (true) or `until` (false).
+fn spin_readable(fd: RawFd, until: Instant) -> bool {
+    loop {
+        let mut p = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one pollfd, a live local; a zero timeout never sleeps. `fd` may have
+        // been closed meanwhile: poll then reports it (or whatever has the number now), and
+        // the caller sees the changed stream under the lock.
+        if unsafe { libc::poll(std::ptr::addr_of_mut!(p), 1, 0) } != 0 {
+            // Readable, closed, or poll failed: the read under the lock tells which.
+            return true;
+        }
+        if Instant::now() >= until {
+            return false;
+        }
+        std::hint::spin_loop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spin(us: u64) -> Spin {
+        // `Spin::new` turns polling off on a one-CPU machine; the state machine is the same.
+        Spin {
+            budget_us: us as u16,
+            missed: false,
+            skipped: 0,
+        }
+    }
+
+    #[test]
+    fn a_missed_poll_leaves_fifteen_waits_in_sixteen_to_sleep_at_once() {
+        let mut s = spin(50);
+        assert_eq!(s.turn(), Some(Duration::from_micros(50)));
+        s.record(true);
+        assert_eq!(
+            s.turn(),
+            Some(Duration::from_micros(50)),
+            "answered: polls again"
+        );
+        s.record(false);
+        let polls: Vec<bool> = (0..32).map(|_| s.turn().is_some()).collect();
+        // Only the 16th and 32nd waits poll (nothing recorded in between: they slept).
+        let expected: Vec<bool> = (1..=32).map(|i| i % 16 == 0).collect();
+        assert_eq!(polls, expected);
+        s.record(true);
+        assert!(
+            s.turn().is_some(),
+            "a probe that was answered ends the back-off"
+        );
+    }
+
+    #[test]
+    fn a_zero_budget_never_polls() {
+        let mut s = spin(0);
+        assert!((0..40).all(|_| s.turn().is_none()));
+        assert_eq!(Spin::new(Duration::ZERO).budget_us, 0);
+        // Budgets beyond u16 microseconds are capped, not wrapped to a short one.
+        let big = Spin::new(Duration::from_secs(1)).budget_us;
+        assert!(big == u16::MAX || big == 0, "{big}");
+    }
 }

@@ -29,7 +29,7 @@ use bytes::BytesMut;
 use mio::{Poll, Token};
 
 pub(crate) use event_loop::run;
-pub(crate) use lend::{read_while_waiting, send_and_read};
+pub(crate) use lend::{read_while_waiting, send_and_read, Wait};
 pub(crate) use sleep::Sleeper;
 
 use super::dispatch::{Callbacks, Dispatcher};
@@ -157,6 +157,8 @@ pub(crate) struct Io {
     /// This wake-up came within [`QUIET`] of going dormant: the connection is busy, and
     /// keeps its poll even when many jobs are awake (`shed_if_crowded`).
     rewoken_fast: bool,
+    /// Whether a thread waiting for a reply polls before it sleeps (`lend`).
+    spin: lend::Spin,
 }
 
 pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
@@ -326,6 +328,7 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
         first_connect: true,
         dormant_since: None,
         rewoken_fast: false,
+        spin: lend::Spin::new(opts.spin_wait),
     };
 
     // Messages restored from persistence get delivery tokens, in their original order (the
