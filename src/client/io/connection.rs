@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::event_loop::read_into;
+use super::lend::spin_readable;
 use super::transmit::Mode;
 use super::{Io, SubWaiter, MIN_READ, STABLE_CONNECTION};
 use crate::client::options::{HttpOptions, ServerUri};
@@ -105,6 +106,14 @@ impl Io {
                 stream.tcp().set_read_timeout(Some(left))?;
             }
             fresh = false;
+            // A local broker answers sooner than this thread, asleep in `read`, can be
+            // woken: poll for the connection's budget first (`lend::Spin`).
+            if let Stream::Tcp(tcp) = &stream {
+                if let Some(budget) = self.spin.turn() {
+                    let hit = spin_readable(tcp.as_raw_fd(), (now + budget).min(deadline));
+                    self.spin.record(hit);
+                }
+            }
             let n = read_into(&mut stream, &mut self.rbuf, MIN_READ)
                 .map_err(|e| map_timeout(e, Step::ConnAck, total))?;
             if n == 0 {

@@ -85,7 +85,7 @@ impl Spin {
     }
 
     /// The budget for this wait, if it polls.
-    fn turn(&mut self) -> Option<Duration> {
+    pub(super) fn turn(&mut self) -> Option<Duration> {
         if self.budget_us == 0 {
             return None;
         }
@@ -100,7 +100,7 @@ impl Spin {
     }
 
     /// Whether the poll saw bytes within the budget.
-    fn record(&mut self, hit: bool) {
+    pub(super) fn record(&mut self, hit: bool) {
         self.missed = !hit;
         self.skipped = 0;
     }
@@ -370,7 +370,7 @@ fn poll_readable(fd: RawFd, timeout: Duration) -> bool {
 }
 
 /// Checks `fd` for input without sleeping until it has some (true) or `until` (false).
-fn spin_readable(fd: RawFd, until: Instant) -> bool {
+pub(super) fn spin_readable(fd: RawFd, until: Instant) -> bool {
     loop {
         let mut p = libc::pollfd {
             fd,
