@@ -531,9 +531,11 @@ impl ConnectOptions {
     /// wake-up it saves. A wait in which nothing came within the budget (a distant broker,
     /// a quiet subscription) costs it in full: after one, 15 waits in 16 sleep at once
     /// until a poll is answered again, so a slow link pays at most a sixteenth of the
-    /// budget per wait. Never in a process that may run on one CPU only (the poll would
-    /// take the CPU from the thread or broker it waits for), and never on the thread that
-    /// runs this client's callbacks, which waits between messages rather than for a reply.
+    /// budget per wait. At most one thread fewer than the CPUs the process may use polls
+    /// at once, across all clients (the others sleep at once): a poll must never take the
+    /// CPU from the thread or broker it waits for; so never with one CPU. Never on the
+    /// thread that runs this client's callbacks, which waits between messages rather than
+    /// for a reply.
     pub fn spin_wait(mut self, d: Duration) -> Self {
         self.spin_wait = d;
         self

@@ -108,6 +108,50 @@ impl<T> std::ops::DerefMut for PerProcess<T> {
     }
 }
 
+/// A count of what this process's threads are doing now (I/O jobs awake, threads polling
+/// a socket), lock-free: the count in the low 32 bits, the process it belongs to in the
+/// high 32, so a child after `fork` starts at zero instead of counting its parent's
+/// threads, which it does not have.
+pub(crate) struct ProcessCount(std::sync::atomic::AtomicU64);
+
+impl ProcessCount {
+    pub(crate) const fn new() -> Self {
+        ProcessCount(std::sync::atomic::AtomicU64::new(0))
+    }
+
+    /// Counts one more while fewer than `max` are counted; the guard counts it down.
+    pub(crate) fn enter_below(&'static self, max: u32) -> Option<Counted> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let pid = u64::from(std::process::id()) << 32;
+        self.0
+            .fetch_update(Relaxed, Relaxed, |v| {
+                let n = if v & !0xffff_ffff == pid { v as u32 } else { 0 };
+                (n < max).then_some(pid | u64::from(n + 1))
+            })
+            .ok()
+            .map(|_| Counted(self))
+    }
+
+    /// How many are counted, as last written: this process's count for a thread that is
+    /// counted itself (no `getpid` needed).
+    pub(crate) fn count(&self) -> u32 {
+        self.0.load(std::sync::atomic::Ordering::Relaxed) as u32
+    }
+}
+
+/// One entry in a [`ProcessCount`], for the guard's lifetime.
+pub(crate) struct Counted(&'static ProcessCount);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let pid = u64::from(std::process::id()) << 32;
+        let _ = self.0 .0.fetch_update(Relaxed, Relaxed, |v| {
+            (v & !0xffff_ffff == pid && v as u32 > 0).then(|| v - 1)
+        });
+    }
+}
+
 /// Locks `m`, starting its value afresh in a process that has not used it yet.
 fn lock_for_process<T: Default>(
     m: &'static Mutex<PerProcess<T>>,
@@ -444,6 +488,31 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
+
+    #[test]
+    fn a_process_count_admits_up_to_its_limit_and_counts_down_on_drop() {
+        static C: ProcessCount = ProcessCount::new();
+        let a = C.enter_below(2).expect("first");
+        let b = C.enter_below(2).expect("second");
+        assert_eq!(C.count(), 2);
+        assert!(C.enter_below(2).is_none(), "a third is refused");
+        drop(a);
+        assert_eq!(C.count(), 1);
+        let c = C.enter_below(2).expect("room again");
+        drop((b, c));
+        assert_eq!(C.count(), 0);
+        // A count written by another process (as after fork) is not ours: we start at zero.
+        C.0.store(
+            u64::from(std::process::id().wrapping_add(1)) << 32 | 5,
+            Ordering::Relaxed,
+        );
+        let d = C
+            .enter_below(1)
+            .expect("the other process's count does not apply");
+        assert_eq!(C.count(), 1);
+        drop(d);
+        assert_eq!(C.count(), 0);
+    }
 
     #[test]
     fn join_waits_for_the_job_and_threads_are_reused() {

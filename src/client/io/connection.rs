@@ -109,8 +109,8 @@ impl Io {
             // A local broker answers sooner than this thread, asleep in `read`, can be
             // woken: poll for the connection's budget first (`lend::Spin`).
             if let Stream::Tcp(tcp) = &stream {
-                if let Some(budget) = self.spin.turn() {
-                    let hit = spin_readable(tcp.as_raw_fd(), (now + budget).min(deadline));
+                let until = self.spin.turn().map(|budget| (now + budget).min(deadline));
+                if let Some(hit) = until.and_then(|u| spin_readable(tcp.as_raw_fd(), u)) {
                     self.spin.record(hit);
                 }
             }

@@ -39,7 +39,7 @@ enum Next {
 /// leave a client that looks alive with nobody serving it: the client is closed and every
 /// waiter answered ([`Io::crashed`]).
 pub(crate) fn run(io: Arc<Mutex<Io>>) {
-    let _awake = super::sleep::Awake::enter();
+    let _awake = super::sleep::AWAKE.enter_below(u32::MAX);
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| serve(&io)));
     let sleeper = match r {
         // Dormant: a later job carries on.
@@ -67,7 +67,7 @@ fn after_panic(io: &Mutex<Io>) -> Arc<super::Sleeper> {
 /// finished; otherwise a pool job carries on (it takes the `Io` once this thread let go).
 /// A panic is handled as in [`run`].
 pub(crate) fn run_here(io: Arc<Mutex<Io>>) {
-    let _awake = super::sleep::Awake::enter();
+    let _awake = super::sleep::AWAKE.enter_below(u32::MAX);
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let mut g = io.lock().unwrap_or_else(|e| e.into_inner());
         let shared = g.shared.clone();

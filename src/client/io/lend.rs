@@ -33,6 +33,7 @@ use super::connection::ack_now;
 use super::event_loop::{next_read_chunk, read_into};
 use super::transmit::Mode;
 use super::{Io, SOCK};
+use crate::client::threads::ProcessCount;
 use crate::client::STATE_CONNECTED;
 use crate::transport::Stream;
 
@@ -72,13 +73,9 @@ pub(crate) struct Spin {
 
 impl Spin {
     pub(crate) fn new(budget: Duration) -> Spin {
-        let one_cpu = || {
-            static ONE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-            *ONE.get_or_init(|| std::thread::available_parallelism().map_or(true, |n| n.get() < 2))
-        };
         let us = u16::try_from(budget.as_micros()).unwrap_or(u16::MAX);
         Spin {
-            budget_us: if us == 0 || one_cpu() { 0 } else { us },
+            budget_us: if max_spinning() == 0 { 0 } else { us },
             missed: false,
             skipped: 0,
         }
@@ -204,7 +201,7 @@ fn read_lent_until<'a>(
             Wait::Stream => None,
         };
         drop(g);
-        let hit = spin_until.map(|until| spin_readable(fd, until));
+        let hit = spin_until.and_then(|until| spin_readable(fd, until));
         let polled =
             hit == Some(true) || poll_readable(fd, end.saturating_duration_since(Instant::now()));
         g = io.lock().unwrap_or_else(|e| e.into_inner());
@@ -369,8 +366,29 @@ fn poll_readable(fd: RawFd, timeout: Duration) -> bool {
     r >= 0 || std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
 }
 
-/// Checks `fd` for input without sleeping until it has some (true) or `until` (false).
-pub(super) fn spin_readable(fd: RawFd, until: Instant) -> bool {
+/// Threads of this process polling a socket now (`spin_readable`).
+static SPINNING: ProcessCount = ProcessCount::new();
+
+/// How many threads may poll at once: one CPU fewer than the process may use, so that
+/// the threads and the broker they wait for always have one (none on one CPU).
+fn max_spinning() -> u32 {
+    static MAX: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *MAX.get_or_init(|| {
+        std::thread::available_parallelism().map_or(0, |n| {
+            u32::try_from(n.get()).unwrap_or(u32::MAX).saturating_sub(1)
+        })
+    })
+}
+
+/// Checks `fd` for input without sleeping until it has some (`Some(true)`) or `until`
+/// (`Some(false)`); `None`, at once, when as many threads as [`max_spinning`] allows poll
+/// already (this one then sleeps as without a budget).
+pub(super) fn spin_readable(fd: RawFd, until: Instant) -> Option<bool> {
+    let _counted = SPINNING.enter_below(max_spinning())?;
+    Some(poll_without_sleeping(fd, until))
+}
+
+fn poll_without_sleeping(fd: RawFd, until: Instant) -> bool {
     loop {
         let mut p = libc::pollfd {
             fd,

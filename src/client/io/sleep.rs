@@ -16,7 +16,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -26,46 +26,13 @@ use mio::{Interest, Poll, Token, Waker};
 use super::Io;
 use crate::client::threads::{self, Worker};
 
-/// I/O jobs running now, process-wide (see [`Awake`]): the count in the low 32 bits, the
-/// process it belongs to in the high 32 (a child after `fork` starts at zero: the parent's
-/// jobs are not in it).
-static AWAKE: AtomicU64 = AtomicU64::new(0);
+/// I/O jobs running now, process-wide: each job is counted while it runs (`run`,
+/// `run_here`); a running job reads the count without `getpid`.
+pub(super) static AWAKE: threads::ProcessCount = threads::ProcessCount::new();
 
 /// I/O jobs awake at once beyond which a quiet one goes dormant right after its turn
 /// (`Io::shed_if_crowded`).
 pub(super) const CROWDED: u32 = 32;
-
-/// Counts a running I/O job in [`AWAKE`] for its lifetime.
-pub(super) struct Awake(());
-
-impl Awake {
-    pub(super) fn enter() -> Awake {
-        let pid = u64::from(std::process::id()) << 32;
-        let _ = AWAKE.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
-            Some(if v & !0xffff_ffff == pid {
-                v + 1
-            } else {
-                pid | 1
-            })
-        });
-        Awake(())
-    }
-
-    /// I/O jobs of this process running now; for a running job (which has entered, so
-    /// the count is this process's: no `getpid` per turn).
-    pub(super) fn count() -> u32 {
-        AWAKE.load(Ordering::Relaxed) as u32
-    }
-}
-
-impl Drop for Awake {
-    fn drop(&mut self) {
-        let pid = u64::from(std::process::id()) << 32;
-        let _ = AWAKE.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
-            (v & !0xffff_ffff == pid && v as u32 > 0).then(|| v - 1)
-        });
-    }
-}
 
 /// Wakes a client's I/O work, and starts it again when it is dormant.
 #[derive(Debug, Default)]
@@ -519,7 +486,7 @@ impl super::Io {
     pub(super) fn shed_if_crowded(&mut self, now: Instant) {
         if !self.rewoken_fast
             && self.nothing_in_hand()
-            && Awake::count() > CROWDED
+            && AWAKE.count() > CROWDED
             && !self.has_requests()
         {
             self.release_idle_memory();
