@@ -152,6 +152,86 @@ impl Drop for Counted {
     }
 }
 
+/// After a wait that its poll did not answer, how many waits sleep at once before one
+/// polls again (the share of the budget a slow link costs: 1 in this many).
+const SPIN_PROBE_EVERY: u8 = 16;
+
+/// A poll-before-sleep budget (a connection's, the MQTTAsync runners') and how the last
+/// polls went.
+#[derive(Debug)]
+pub(crate) struct Spin {
+    /// Microseconds; zero: never (or one CPU only).
+    budget_us: u16,
+    /// A poll found nothing within the budget: waits sleep at once, but every
+    /// [`SPIN_PROBE_EVERY`]th.
+    missed: bool,
+    /// Waits that slept at once since the last miss.
+    skipped: u8,
+}
+
+impl Spin {
+    pub(crate) fn new(budget: Duration) -> Spin {
+        let us = u16::try_from(budget.as_micros()).unwrap_or(u16::MAX);
+        Spin {
+            budget_us: if max_polling() == 0 { 0 } else { us },
+            missed: false,
+            skipped: 0,
+        }
+    }
+
+    /// The budget for this wait, if it polls.
+    pub(crate) fn turn(&mut self) -> Option<Duration> {
+        if self.budget_us == 0 {
+            return None;
+        }
+        if self.missed {
+            self.skipped += 1;
+            if self.skipped < SPIN_PROBE_EVERY {
+                return None;
+            }
+            self.skipped = 0;
+        }
+        Some(Duration::from_micros(u64::from(self.budget_us)))
+    }
+
+    /// Whether the poll saw bytes within the budget.
+    pub(crate) fn record(&mut self, hit: bool) {
+        self.missed = !hit;
+        self.skipped = 0;
+    }
+}
+
+/// Threads of this process polling now ([`poll_until`]).
+static POLLING: ProcessCount = ProcessCount::new();
+
+/// How many threads may poll at once: one CPU fewer than the process may use, so that
+/// the threads and the broker they wait for always have one (none on one CPU).
+fn max_polling() -> u32 {
+    static MAX: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *MAX.get_or_init(|| {
+        std::thread::available_parallelism().map_or(0, |n| {
+            u32::try_from(n.get()).unwrap_or(u32::MAX).saturating_sub(1)
+        })
+    })
+}
+
+/// Checks `ready()` without sleeping until it holds (`Some(true)`) or `until`
+/// (`Some(false)`): for a reply that should come sooner than a sleeping thread could be
+/// woken (`ConnectOptions::spin_wait`). `None`, at once, when [`max_polling`] threads of
+/// the process poll already: the caller then sleeps as without a budget.
+pub(crate) fn poll_until(until: Instant, mut ready: impl FnMut() -> bool) -> Option<bool> {
+    let _counted = POLLING.enter_below(max_polling())?;
+    loop {
+        if ready() {
+            return Some(true);
+        }
+        if Instant::now() >= until {
+            return Some(false);
+        }
+        std::hint::spin_loop();
+    }
+}
+
 /// Locks `m`, starting its value afresh in a process that has not used it yet.
 fn lock_for_process<T: Default>(
     m: &'static Mutex<PerProcess<T>>,
@@ -488,6 +568,47 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
+
+    fn spin(us: u64) -> Spin {
+        // `Spin::new` turns polling off on a one-CPU machine; the state machine is the same.
+        Spin {
+            budget_us: us as u16,
+            missed: false,
+            skipped: 0,
+        }
+    }
+
+    #[test]
+    fn a_missed_poll_leaves_fifteen_waits_in_sixteen_to_sleep_at_once() {
+        let mut s = spin(50);
+        assert_eq!(s.turn(), Some(Duration::from_micros(50)));
+        s.record(true);
+        assert_eq!(
+            s.turn(),
+            Some(Duration::from_micros(50)),
+            "answered: polls again"
+        );
+        s.record(false);
+        let polls: Vec<bool> = (0..32).map(|_| s.turn().is_some()).collect();
+        // Only the 16th and 32nd waits poll (nothing recorded in between: they slept).
+        let expected: Vec<bool> = (1..=32).map(|i| i % 16 == 0).collect();
+        assert_eq!(polls, expected);
+        s.record(true);
+        assert!(
+            s.turn().is_some(),
+            "a probe that was answered ends the back-off"
+        );
+    }
+
+    #[test]
+    fn a_zero_budget_never_polls() {
+        let mut s = spin(0);
+        assert!((0..40).all(|_| s.turn().is_none()));
+        assert_eq!(Spin::new(Duration::ZERO).budget_us, 0);
+        // Budgets beyond u16 microseconds are capped, not wrapped to a short one.
+        let big = Spin::new(Duration::from_secs(1)).budget_us;
+        assert!(big == u16::MAX || big == 0, "{big}");
+    }
 
     #[test]
     fn a_process_count_admits_up_to_its_limit_and_counts_down_on_drop() {

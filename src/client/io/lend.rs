@@ -16,7 +16,7 @@
 //! ([`ConnectOptions::spin_wait`](crate::ConnectOptions::spin_wait)): on an idle CPU the
 //! wake-up alone can take longer than a broker on the same host takes to answer (a
 //! virtual machine halts an idle CPU, and waking it goes through the hypervisor). A wait
-//! the poll did not answer makes the connection's next 15 waits sleep at once ([`Spin`]).
+//! the poll did not answer makes the connection's next 15 waits sleep at once ([`Spin`](threads::Spin)).
 //!
 //! The I/O thread keeps its other jobs meanwhile (requests, timers, writes): the `Io` lock
 //! is held only while bytes are processed, never while the borrower sleeps. A closed or
@@ -33,7 +33,7 @@ use super::connection::ack_now;
 use super::event_loop::{next_read_chunk, read_into};
 use super::transmit::Mode;
 use super::{Io, SOCK};
-use crate::client::threads::ProcessCount;
+use crate::client::threads;
 use crate::client::STATE_CONNECTED;
 use crate::transport::Stream;
 
@@ -53,54 +53,6 @@ pub(crate) enum Wait {
     /// The dispatch thread between callbacks: sleeps at once (it waits for a stream of
     /// messages, not a reply, and polling would take CPU from the callbacks' producers).
     Stream,
-}
-
-/// After a wait that its poll did not answer, how many waits sleep at once before one
-/// polls again (the share of the budget a slow link costs: 1 in this many).
-const SPIN_PROBE_EVERY: u8 = 16;
-
-/// A connection's poll-before-sleep budget and how the last polls went.
-#[derive(Debug)]
-pub(crate) struct Spin {
-    /// Microseconds; zero: never (or one CPU only).
-    budget_us: u16,
-    /// A poll found nothing within the budget: waits sleep at once, but every
-    /// [`SPIN_PROBE_EVERY`]th.
-    missed: bool,
-    /// Waits that slept at once since the last miss.
-    skipped: u8,
-}
-
-impl Spin {
-    pub(crate) fn new(budget: Duration) -> Spin {
-        let us = u16::try_from(budget.as_micros()).unwrap_or(u16::MAX);
-        Spin {
-            budget_us: if max_spinning() == 0 { 0 } else { us },
-            missed: false,
-            skipped: 0,
-        }
-    }
-
-    /// The budget for this wait, if it polls.
-    pub(super) fn turn(&mut self) -> Option<Duration> {
-        if self.budget_us == 0 {
-            return None;
-        }
-        if self.missed {
-            self.skipped += 1;
-            if self.skipped < SPIN_PROBE_EVERY {
-                return None;
-            }
-            self.skipped = 0;
-        }
-        Some(Duration::from_micros(u64::from(self.budget_us)))
-    }
-
-    /// Whether the poll saw bytes within the budget.
-    pub(super) fn record(&mut self, hit: bool) {
-        self.missed = !hit;
-        self.skipped = 0;
-    }
 }
 
 /// Reads the socket on the calling thread until `ready()` (checked after each read),
@@ -366,91 +318,23 @@ fn poll_readable(fd: RawFd, timeout: Duration) -> bool {
     r >= 0 || std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
 }
 
-/// Threads of this process polling a socket now (`spin_readable`).
-static SPINNING: ProcessCount = ProcessCount::new();
-
-/// How many threads may poll at once: one CPU fewer than the process may use, so that
-/// the threads and the broker they wait for always have one (none on one CPU).
-fn max_spinning() -> u32 {
-    static MAX: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
-    *MAX.get_or_init(|| {
-        std::thread::available_parallelism().map_or(0, |n| {
-            u32::try_from(n.get()).unwrap_or(u32::MAX).saturating_sub(1)
-        })
-    })
-}
-
 /// Checks `fd` for input without sleeping until it has some (`Some(true)`) or `until`
-/// (`Some(false)`); `None`, at once, when as many threads as [`max_spinning`] allows poll
-/// already (this one then sleeps as without a budget).
+/// (`Some(false)`); `None`, at once, when enough threads poll already
+/// ([`threads::poll_until`]).
 pub(super) fn spin_readable(fd: RawFd, until: Instant) -> Option<bool> {
-    let _counted = SPINNING.enter_below(max_spinning())?;
-    Some(poll_without_sleeping(fd, until))
+    threads::poll_until(until, || readable_now(fd))
 }
 
-fn poll_without_sleeping(fd: RawFd, until: Instant) -> bool {
-    loop {
-        let mut p = libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one pollfd, a live local; a zero timeout never sleeps. `fd` may have
-        // been closed meanwhile: poll then reports it (or whatever has the number now), and
-        // the caller sees the changed stream under the lock.
-        if unsafe { libc::poll(std::ptr::addr_of_mut!(p), 1, 0) } != 0 {
-            // Readable, closed, or poll failed: the read under the lock tells which.
-            return true;
-        }
-        if Instant::now() >= until {
-            return false;
-        }
-        std::hint::spin_loop();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn spin(us: u64) -> Spin {
-        // `Spin::new` turns polling off on a one-CPU machine; the state machine is the same.
-        Spin {
-            budget_us: us as u16,
-            missed: false,
-            skipped: 0,
-        }
-    }
-
-    #[test]
-    fn a_missed_poll_leaves_fifteen_waits_in_sixteen_to_sleep_at_once() {
-        let mut s = spin(50);
-        assert_eq!(s.turn(), Some(Duration::from_micros(50)));
-        s.record(true);
-        assert_eq!(
-            s.turn(),
-            Some(Duration::from_micros(50)),
-            "answered: polls again"
-        );
-        s.record(false);
-        let polls: Vec<bool> = (0..32).map(|_| s.turn().is_some()).collect();
-        // Only the 16th and 32nd waits poll (nothing recorded in between: they slept).
-        let expected: Vec<bool> = (1..=32).map(|i| i % 16 == 0).collect();
-        assert_eq!(polls, expected);
-        s.record(true);
-        assert!(
-            s.turn().is_some(),
-            "a probe that was answered ends the back-off"
-        );
-    }
-
-    #[test]
-    fn a_zero_budget_never_polls() {
-        let mut s = spin(0);
-        assert!((0..40).all(|_| s.turn().is_none()));
-        assert_eq!(Spin::new(Duration::ZERO).budget_us, 0);
-        // Budgets beyond u16 microseconds are capped, not wrapped to a short one.
-        let big = Spin::new(Duration::from_secs(1)).budget_us;
-        assert!(big == u16::MAX || big == 0, "{big}");
-    }
+/// Whether `fd` has input (or is closed, or `poll` failed: the read under the lock tells
+/// which), without sleeping.
+fn readable_now(fd: RawFd) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one pollfd, a live local; a zero timeout never sleeps. `fd` may have been
+    // closed meanwhile: poll then reports it (or whatever has the number now), and the
+    // caller sees the changed stream under the lock.
+    unsafe { libc::poll(std::ptr::addr_of_mut!(p), 1, 0) != 0 }
 }

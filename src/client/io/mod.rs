@@ -158,7 +158,7 @@ pub(crate) struct Io {
     /// keeps its poll even when many jobs are awake (`shed_if_crowded`).
     rewoken_fast: bool,
     /// Whether a thread waiting for a reply polls before it sleeps (`lend`).
-    spin: lend::Spin,
+    spin: crate::client::threads::Spin,
 }
 
 pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
@@ -328,7 +328,7 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
         first_connect: true,
         dormant_since: None,
         rewoken_fast: false,
-        spin: lend::Spin::new(opts.spin_wait),
+        spin: crate::client::threads::Spin::new(opts.spin_wait),
     };
 
     // Messages restored from persistence get delivery tokens, in their original order (the
