@@ -35,14 +35,19 @@ pub fn strip_scheme(uri: &str) -> &str {
 /// ([`ConnectOptions::spin_wait`](crate::ConnectOptions::spin_wait)) from
 /// `MQTTSYNC_SPIN_US` (microseconds, 0 turns it off), if that is set to a number; `None`
 /// leaves the Rust API's default. Paho's structs have no field for it; read once per
-/// process.
+/// process, when it also becomes the MQTTAsync command runners' budget for polling for
+/// the next request.
 pub(crate) fn spin_wait() -> Option<std::time::Duration> {
     static V: std::sync::OnceLock<Option<std::time::Duration>> = std::sync::OnceLock::new();
     *V.get_or_init(|| {
-        std::env::var("MQTTSYNC_SPIN_US")
+        let d = std::env::var("MQTTSYNC_SPIN_US")
             .ok()
             .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(std::time::Duration::from_micros)
+            .map(std::time::Duration::from_micros);
+        if let Some(d) = d {
+            crate::client::threads::set_runner_poll(d);
+        }
+        d
     })
 }
 

@@ -397,6 +397,12 @@ struct Backlog {
     /// When a runner was last added beyond [`RUNNERS`]: at most one per [`ESCALATE`], so a
     /// backlog of slow jobs grows the runners gradually, not to one per job.
     escalated: Option<Instant>,
+    /// Runners that finished their job and poll for the next one before they leave
+    /// ([`run_limited`]): a new job goes into `waiting` for them instead of to a thread.
+    polling: usize,
+    /// The runners' poll budget and how their last polls went (`None`: not set up yet in
+    /// this process).
+    poll: Option<Spin>,
 }
 
 static BACKLOG: Mutex<PerProcess<Backlog>> = Mutex::new(PerProcess::new(Backlog {
@@ -404,7 +410,27 @@ static BACKLOG: Mutex<PerProcess<Backlog>> = Mutex::new(PerProcess::new(Backlog 
     waiting: VecDeque::new(),
     watching: false,
     escalated: None,
+    polling: 0,
+    poll: None,
 }));
+
+/// The runners' poll budget in microseconds ([`set_runner_poll`]).
+static RUNNER_POLL_US: std::sync::atomic::AtomicU64 =
+    std::sync::atomic::AtomicU64::new(DEFAULT_RUNNER_POLL.as_micros() as u64);
+
+/// How long a runner of [`spawn_limited`] polls for the next job before it leaves: the
+/// default of `ConnectOptions::spin_wait`, for the same reason (a program that waits for
+/// one request's `onSuccess` and then makes the next one makes it sooner than a sleeping
+/// thread can be woken).
+const DEFAULT_RUNNER_POLL: Duration = crate::client::options::DEFAULT_SPIN_WAIT;
+
+/// Sets how long a runner of [`spawn_limited`] polls for the next job after finishing one
+/// (zero: never), for the whole process; the C layer's `MQTTSYNC_SPIN_US`.
+pub(crate) fn set_runner_poll(budget: Duration) {
+    let us = u64::try_from(budget.as_micros()).unwrap_or(u64::MAX);
+    RUNNER_POLL_US.store(us, std::sync::atomic::Ordering::Relaxed);
+    backlog().poll = None;
+}
 
 fn backlog() -> MutexGuard<'static, PerProcess<Backlog>> {
     lock_for_process(&BACKLOG)
@@ -425,6 +451,11 @@ pub(crate) fn spawn_limited(
 ) -> io::Result<Worker> {
     let (task, worker) = Task::new(name, job);
     let mut g = backlog();
+    if g.polling > g.waiting.len() {
+        // A runner polls for work: it takes this job within microseconds.
+        g.waiting.push_back((Instant::now(), task));
+        return Ok(worker);
+    }
     if g.running < RUNNERS {
         g.running += 1;
         drop(g);
@@ -446,19 +477,42 @@ pub(crate) fn spawn_limited(
     Ok(worker)
 }
 
-/// A runner of [`spawn_limited`]: its task, then waiting tasks until none is left.
+/// A runner of [`spawn_limited`]: its task, then waiting tasks until none is left, then
+/// (within its budget, [`Spin`]) the tasks that come while it polls for them.
 fn run_limited(first: Task) {
     let mut task = first;
     loop {
         task.run();
         let mut g = backlog();
-        match g.waiting.pop_front() {
-            Some((_, next)) => task = next,
-            None => {
-                g.running = g.running.saturating_sub(1);
-                return;
+        if let Some((_, next)) = g.waiting.pop_front() {
+            task = next;
+            continue;
+        }
+        let budget = g
+            .poll
+            .get_or_insert_with(|| {
+                Spin::new(Duration::from_micros(
+                    RUNNER_POLL_US.load(std::sync::atomic::Ordering::Relaxed),
+                ))
+            })
+            .turn();
+        if let Some(budget) = budget {
+            g.polling += 1;
+            drop(g);
+            let polled = poll_until(Instant::now() + budget, || !backlog().waiting.is_empty());
+            g = backlog();
+            g.polling -= 1;
+            if let (Some(hit), Some(poll)) = (polled, g.poll.as_mut()) {
+                poll.record(hit);
+            }
+            // Also when the poll ended just before a job came: it was queued for us.
+            if let Some((_, next)) = g.waiting.pop_front() {
+                task = next;
+                continue;
             }
         }
+        g.running = g.running.saturating_sub(1);
+        return;
     }
 }
 
@@ -608,6 +662,59 @@ mod tests {
         // Budgets beyond u16 microseconds are capped, not wrapped to a short one.
         let big = Spin::new(Duration::from_secs(1)).budget_us;
         assert!(big == u16::MAX || big == 0, "{big}");
+    }
+
+    /// Jobs that come while a runner polls for the next one (right after a job ended, as
+    /// an MQTTAsync program's next request does) go to that runner; jobs that come a
+    /// moment after its poll ended get a thread. Either way each runs exactly once, and
+    /// no runner is left counted.
+    #[test]
+    fn jobs_arriving_while_runners_poll_each_run_once() {
+        const N: usize = 600;
+        let ran: Arc<Vec<AtomicUsize>> = Arc::new((0..N).map(|_| AtomicUsize::new(0)).collect());
+        let mut workers = Vec::new();
+        for i in 0..N {
+            let r = ran.clone();
+            workers.push(
+                spawn_limited(c"test-poll", move || {
+                    r[i].fetch_add(1, Ordering::SeqCst);
+                })
+                .unwrap(),
+            );
+            // Gaps from none to past the poll budget (0-90 us), so arrivals hit polling
+            // runners, runners at the end of their poll, and runners gone.
+            let gap = Duration::from_micros((i as u64 * 37) % 91);
+            let until = Instant::now() + gap;
+            while Instant::now() < until {
+                std::hint::spin_loop();
+            }
+            if i % 50 == 0 {
+                // Now and then, one at a time: the next job comes after this one ended.
+                workers.pop().unwrap().join();
+            }
+        }
+        for w in workers {
+            w.join();
+        }
+        let counts: Vec<usize> = ran.iter().map(|c| c.load(Ordering::SeqCst)).collect();
+        assert!(counts.iter().all(|&c| c == 1), "{counts:?}");
+        // Runners leave after their poll: none stays counted (another test of this
+        // process may use runners meanwhile, so: a moment with none, within 10 s).
+        let idle = || {
+            let g = backlog();
+            (g.running, g.polling, g.waiting.len()) == (0, 0, 0)
+        };
+        let start = Instant::now();
+        let seen_idle = loop {
+            if idle() {
+                break true;
+            }
+            if start.elapsed() > Duration::from_secs(10) {
+                break false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        assert!(seen_idle, "a runner stayed counted");
     }
 
     #[test]
