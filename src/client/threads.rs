@@ -667,8 +667,8 @@ mod tests {
     /// Jobs that come while a runner polls for the next one (right after a job ended, as
     /// an MQTTAsync program's next request does) go to that runner; jobs that come a
     /// moment after its poll ended get a thread. Either way each runs exactly once, and
-    /// no runner is left counted.
-    #[test]
+    /// no runner is left counted. Run by the one test that uses `spawn_limited` (its counts
+    /// are process-wide).
     fn jobs_arriving_while_runners_poll_each_run_once() {
         const N: usize = 600;
         let ran: Arc<Vec<AtomicUsize>> = Arc::new((0..N).map(|_| AtomicUsize::new(0)).collect());
@@ -698,23 +698,16 @@ mod tests {
         }
         let counts: Vec<usize> = ran.iter().map(|c| c.load(Ordering::SeqCst)).collect();
         assert!(counts.iter().all(|&c| c == 1), "{counts:?}");
-        // Runners leave after their poll: none stays counted (another test of this
-        // process may use runners meanwhile, so: a moment with none, within 10 s).
+        // Runners leave after their poll: none stays counted.
         let idle = || {
             let g = backlog();
             (g.running, g.polling, g.waiting.len()) == (0, 0, 0)
         };
         let start = Instant::now();
-        let seen_idle = loop {
-            if idle() {
-                break true;
-            }
-            if start.elapsed() > Duration::from_secs(10) {
-                break false;
-            }
+        while !idle() && start.elapsed() < Duration::from_secs(10) {
             std::thread::sleep(Duration::from_millis(1));
-        };
-        assert!(seen_idle, "a runner stayed counted");
+        }
+        assert!(idle(), "a runner stayed counted");
     }
 
     #[test]
@@ -770,9 +763,15 @@ mod tests {
         );
     }
 
-    /// The only test of this binary that uses `spawn_limited` (its counts are process-wide).
+    /// The only test of this binary that uses `spawn_limited` (its counts are process-wide):
+    /// the escalation, then polling runners.
     #[test]
     fn limited_jobs_wait_for_a_runner_or_escalate_one_at_a_time() {
+        limited_jobs_escalate_one_at_a_time();
+        jobs_arriving_while_runners_poll_each_run_once();
+    }
+
+    fn limited_jobs_escalate_one_at_a_time() {
         let (gate_tx, gate_rx) = crossbeam_channel::unbounded::<()>();
         let (started_tx, started_rx) = crossbeam_channel::unbounded::<Instant>();
         // A job that tells when it started, then blocks until the gate closes.
