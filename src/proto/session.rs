@@ -1014,6 +1014,11 @@ impl Session {
         self.queue.len()
     }
 
+    /// A PINGREQ was sent (or handed to the transport) and no packet has come since.
+    pub fn awaiting_pingresp(&self) -> bool {
+        self.ping_sent_at.is_some()
+    }
+
     /// Number of outgoing QoS 1/2 publishes counted against the window (sent, not completed).
     pub fn inflight_len(&self) -> usize {
         self.inflight

@@ -75,7 +75,7 @@ pub(crate) fn run_here(io: Arc<Mutex<Io>>) {
         match g.turn() {
             Next::Exit => Some(Ended::Finished(shared.sleeper.clone())),
             Next::Park { .. } if g.poll.is_none() && shared.sleeper.go_dormant() => {
-                g.dormant_since = Some(Instant::now());
+                g.mark_dormant();
                 Some(Ended::Dormant)
             }
             // Something to wait for (a poll), or requests came meanwhile.
@@ -128,7 +128,7 @@ fn serve(io: &Mutex<Io>) -> Ended {
             // Without a poll (`shed`): dormant, unless a ring came meanwhile.
             if shared.sleeper.go_dormant() {
                 // Still under the lock: the next job sees it (`resume`).
-                g.dormant_since = Some(Instant::now());
+                g.mark_dormant();
                 return Ended::Dormant;
             }
             shared.parked.store(false, Ordering::SeqCst);
