@@ -107,7 +107,7 @@ impl Io {
             }
             fresh = false;
             // A local broker answers sooner than this thread, asleep in `read`, can be
-            // woken: poll for the connection's budget first (`lend::Spin`).
+            // woken: poll for the connection's budget first (`threads::Spin`).
             if let Stream::Tcp(tcp) = &stream {
                 let until = self.spin.turn().map(|budget| (now + budget).min(deadline));
                 if let Some(hit) = until.and_then(|u| spin_readable(tcp.as_raw_fd(), u)) {

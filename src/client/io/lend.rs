@@ -112,9 +112,8 @@ pub(crate) fn send_and_read<R>(
     if sent.is_err() || g.write_interest {
         // Not sent, or not all of it (the socket's buffer is full): the I/O thread has
         // the socket back, and writes the rest.
-        let pending_write = g.wpos != g.wbuf.len();
-        if lent && !g.set_interest(true, pending_write) {
-            g.shared.wake();
+        if lent {
+            g.give_socket_back();
         }
         return sent;
     }
@@ -180,15 +179,21 @@ fn read_lent_until<'a>(
             break;
         }
     }
-    g.lent = false;
-    let pending_write = g.wpos != g.wbuf.len();
-    if g.stream.is_none() || !g.set_interest(true, pending_write) {
-        // Lost while lent: the I/O thread has a reconnect to schedule or a loss to handle.
-        g.shared.wake();
-    }
+    g.give_socket_back();
 }
 
 impl Io {
+    /// Ends a lend: the I/O thread's epoll reports reads again (and writes, if bytes
+    /// wait). A connection lost meanwhile wakes the I/O thread instead: it has a reconnect
+    /// to schedule or a loss to handle.
+    fn give_socket_back(&mut self) {
+        self.lent = false;
+        let pending_write = self.wpos != self.wbuf.len();
+        if self.stream.is_none() || !self.set_interest(true, pending_write) {
+            self.shared.wake();
+        }
+    }
+
     /// The I/O thread has work that input read by a borrower can unblock: publish requests
     /// waiting for room, control requests, a disconnect waiting for in-flight messages,
     /// messages beyond the incoming capacity.
