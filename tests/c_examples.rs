@@ -29,7 +29,6 @@ const RUN_DEADLINE: Duration = Duration::from_secs(60);
 
 /// The installed prefix and the two CMake build directories.
 struct Examples {
-    _tmp: tempfile::TempDir,
     static_dir: PathBuf,
     shared_dir: PathBuf,
     prefix: PathBuf,
@@ -71,16 +70,15 @@ fn examples() -> &'static Examples {
             assert!(have(tool), "{tool} is required to build the C/C++ examples");
         }
         let start = Instant::now();
-        let tmp = tempfile::tempdir().expect("temp dir");
-        let prefix = tmp.path().join("prefix");
+        let tmp = run_subdir("examples");
+        let prefix = tmp.join("prefix");
         install_c(&prefix);
-        let static_dir = tmp.path().join("build-static");
-        let shared_dir = tmp.path().join("build-shared");
+        let static_dir = tmp.join("build-static");
+        let shared_dir = tmp.join("build-shared");
         cmake_build(&prefix, &static_dir, true);
         cmake_build(&prefix, &shared_dir, false);
         eprintln!("install + two CMake builds: {:?}", start.elapsed());
         Examples {
-            _tmp: tmp,
             static_dir,
             shared_dir,
             prefix,

@@ -22,19 +22,17 @@ use common::*;
 
 /// tests/c/client_tls.c built against the static library, once per test binary.
 fn exe() -> &'static Path {
-    static EXE: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    &EXE.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let exe = dir.path().join("client_tls");
+    static EXE: OnceLock<PathBuf> = OnceLock::new();
+    EXE.get_or_init(|| {
+        let exe = run_subdir("client_tls").join("client_tls");
         build_c_program(
             "cc",
             &c_dir().join("client_tls.c"),
             &exe,
             &["-D_POSIX_C_SOURCE=200809L"],
         );
-        (dir, exe)
+        exe
     })
-    .1
 }
 
 fn path(p: &Path) -> String {

@@ -127,19 +127,17 @@ fn spawn_rust(uri: &str, id: &str, mode: &str, out: &Path, store: &Path) -> Chil
 // ---- the C subscriber --------------------------------------------------------------------
 
 fn c_subscriber() -> &'static Path {
-    static EXE: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    let (_, exe) = EXE.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let exe = dir.path().join("sub_kill");
+    static EXE: OnceLock<PathBuf> = OnceLock::new();
+    EXE.get_or_init(|| {
+        let exe = common::run_subdir("sub_kill").join("sub_kill");
         common::build_c_program(
             "cc",
             &common::c_dir().join("sub_kill.c"),
             &exe,
             &["-D_POSIX_C_SOURCE=200809L"],
         );
-        (dir, exe)
-    });
-    exe
+        exe
+    })
 }
 
 fn spawn_c(uri: &str, id: &str, mode: &str, out: &Path, store: &Path) -> Child {

@@ -235,9 +235,8 @@ pub fn run_prog(exe: &Path, args: &[&str], envs: &[(&str, &str)], deadline: Dura
 
 /// A directory for the executables of this test binary (kept for the whole run).
 pub fn exe_dir() -> &'static Path {
-    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
-    DIR.get_or_init(|| tempfile::tempdir().expect("temp dir"))
-        .path()
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| super::run_subdir("exe"))
 }
 
 /// Serialises the builds (tests run in parallel and share executables).

@@ -18,6 +18,7 @@ pub mod fake_broker;
 pub mod fault_proxy;
 #[cfg(target_os = "linux")]
 pub mod pki;
+pub mod run_dir;
 
 #[allow(unused_imports)] // each test binary uses a different part
 pub use broker::{find_in_path, find_mosquitto, Broker, BrokerBuilder, TlsFiles};
@@ -27,6 +28,8 @@ pub use clib::*;
 pub use fake_broker::{Action, FakeBroker, Flood, FloodStats, Kind, Script};
 #[allow(unused_imports)]
 pub use fault_proxy::{Direction, FaultProxy, ProxyStats};
+#[allow(unused_imports)]
+pub use run_dir::{run_dir, run_subdir};
 
 use std::io::Read;
 use std::process::{Child, Command, ExitStatus, Stdio};

@@ -20,7 +20,6 @@ use openssl::x509::extension::{
     SubjectKeyIdentifier,
 };
 use openssl::x509::{X509Builder, X509NameBuilder, X509};
-use tempfile::TempDir;
 
 use super::broker::{Broker, TlsFiles};
 
@@ -138,7 +137,6 @@ fn issue(
 
 /// Every file the tests use, written once per test binary.
 pub struct Pki {
-    _dir: TempDir,
     pub ca: PathBuf,
     /// The CA certificate itself (for the CA-dir tests).
     pub ca_cert: X509,
@@ -179,11 +177,7 @@ pub fn pki() -> &'static Pki {
 }
 
 fn make_pki() -> Pki {
-    let dir = tempfile::Builder::new()
-        .prefix("mqttsync-pki-")
-        .tempdir()
-        .unwrap();
-    let d = dir.path().to_path_buf();
+    let d = super::run_subdir("pki");
     let write = |name: &str, parts: &[&[u8]]| -> PathBuf {
         let p = d.join(name);
         std::fs::write(&p, parts.concat()).unwrap();
@@ -321,7 +315,6 @@ fn make_pki() -> Pki {
     );
 
     Pki {
-        _dir: dir,
         ca,
         ca_cert,
         other_ca,
@@ -379,13 +372,12 @@ pub const PSK_HINT: &str = "mqttsync-test-hint";
 /// a `psk_file` holding [`PSK_IDENTITY`] and [`PSK_KEY`]. Its URI is `ssl://127.0.0.1:PORT`
 /// (the harness's `uri()` says `tcp://`, as it has no certificate files).
 pub fn psk_broker(extra: &[&str]) -> Broker {
-    static FILE: OnceLock<(TempDir, PathBuf)> = OnceLock::new();
-    let (_, file) = FILE.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("psk.txt");
+    static FILE: OnceLock<PathBuf> = OnceLock::new();
+    let file = FILE.get_or_init(|| {
+        let file = super::run_subdir("psk").join("psk.txt");
         let hex: String = PSK_KEY.iter().map(|b| format!("{b:02x}")).collect();
         std::fs::write(&file, format!("{PSK_IDENTITY}:{hex}\n")).unwrap();
-        (dir, file)
+        file
     });
     let mut b = Broker::builder()
         .extra_config(&format!("psk_hint {PSK_HINT}"))
