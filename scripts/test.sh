@@ -46,14 +46,15 @@ RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
 
 stage "cargo test --all-targets"
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+quick_out=$(mktemp -d)
+trap 'rm -rf "$log" "$quick_out"' EXIT
 cargo test --all-targets 2>&1 | tee "$log"
 
 stage "cargo test --doc"
 cargo test --doc 2>&1 | tee -a "$log"
 
 stage "benchmark smoke run: ./bench/run.sh --quick (builds and runs every client once)"
-./bench/run.sh --quick >/dev/null
+./bench/run.sh --quick --out "$quick_out" >/dev/null
 
 # ==== MORE STAGES GO HERE ====================================================================
 # The C side already runs inside `cargo test` (so it counts in the totals below):
