@@ -42,3 +42,61 @@ pub(crate) type IdMap<K, V> =
     std::collections::HashMap<K, V, std::hash::BuildHasherDefault<IdHasher>>;
 /// A set of packet ids with [`IdHasher`].
 pub(crate) type IdSet<K> = std::collections::HashSet<K, std::hash::BuildHasherDefault<IdHasher>>;
+
+/// State that is empty while a connection is idle, kept out of line: one pointer while it
+/// is not there, a box made on the first mutable use. Reads of an absent value see
+/// [`Quiet::EMPTY`]; [`Lazy::release`] frees the box once it is empty again (memory per
+/// idle client: the maps and queues a busy connection needs cost 32 bytes each even when
+/// empty).
+#[derive(Debug)]
+pub(crate) struct Lazy<T: Quiet>(Option<Box<T>>);
+
+/// A type with a shared empty value, for [`Lazy`].
+pub(crate) trait Quiet: Sized + 'static {
+    /// The empty value that reads of an absent [`Lazy`] see.
+    fn empty() -> &'static Self;
+    /// A new empty value.
+    fn new_empty() -> Self;
+    /// Whether this value holds nothing (its box may go).
+    fn is_quiet(&self) -> bool;
+}
+
+impl<T: Quiet> Lazy<T> {
+    /// Absent: no allocation.
+    pub(crate) const fn new() -> Self {
+        Lazy(None)
+    }
+
+    /// The value, if it has been made (mutable use without making it).
+    pub(crate) fn existing_mut(&mut self) -> Option<&mut T> {
+        self.0.as_deref_mut()
+    }
+
+    /// Frees the box if the value is empty; `false` if it is kept.
+    pub(crate) fn release(&mut self) -> bool {
+        if self.0.as_deref().is_some_and(|t| !t.is_quiet()) {
+            return false;
+        }
+        self.0 = None;
+        true
+    }
+}
+
+impl<T: Quiet> Default for Lazy<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T: Quiet> std::ops::Deref for Lazy<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.0.as_deref().unwrap_or(T::empty())
+    }
+}
+
+impl<T: Quiet> std::ops::DerefMut for Lazy<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.0.get_or_insert_with(|| Box::new(T::new_empty()))
+    }
+}

@@ -77,7 +77,7 @@
 
 use std::collections::VecDeque;
 
-use super::{IdMap, IdSet};
+use super::{IdMap, IdSet, Lazy, Quiet};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -330,11 +330,22 @@ pub struct Session {
     // Outgoing publish flows and requests.
     next_pkid: u16,
     next_seq: u64,
+    inflight: usize,
+
+    /// Client identifier of the last CONNECT: names this client in trace-hook lines.
+    trace_id: String,
+    /// The maps and queues of traffic in progress: absent while the connection is idle
+    /// ([`Session::release_idle_memory`]).
+    t: Lazy<Traffic>,
+}
+
+/// The part of a [`Session`] that holds traffic in progress, empty while the connection is
+/// idle (out of line in [`Lazy`]: about 400 bytes less per idle client).
+#[derive(Debug, Default)]
+struct Traffic {
     flows: IdMap<u16, OutFlow>,
     queue: VecDeque<u16>,
-    inflight: usize,
     requests: IdMap<u16, Request>,
-
     // Incoming QoS 2 identifiers acknowledged with PUBREC, waiting for PUBREL.
     incoming_qos2: IdSet<u16>,
     // Incoming QoS 1/2 messages handed to the owner and not yet acknowledged (`ack`).
@@ -347,20 +358,43 @@ pub struct Session {
     acked_qos1: IdMap<u16, bool>,
     // Ids of `acked_qos1` whose PUBACK went out, oldest first.
     acked_sent: VecDeque<u16>,
-
     // Topic aliases: server -> client on this connection; client -> server as set by the
     // application's publishes, and as actually established on this connection.
     in_aliases: IdMap<u16, String>,
     app_aliases: IdMap<u16, String>,
     conn_out_aliases: IdMap<u16, String>,
-
     /// Packets ready for the transport.
     out: VecDeque<Out>,
     /// Commands issued before CONNACK, sent after it.
     held: VecDeque<Packet>,
     events: VecDeque<Event>,
-    /// Client identifier of the last CONNECT: names this client in trace-hook lines.
-    trace_id: String,
+}
+
+impl Quiet for Traffic {
+    fn empty() -> &'static Self {
+        static EMPTY: std::sync::OnceLock<Traffic> = std::sync::OnceLock::new();
+        EMPTY.get_or_init(Traffic::default)
+    }
+
+    fn new_empty() -> Self {
+        Traffic::default()
+    }
+
+    fn is_quiet(&self) -> bool {
+        self.flows.is_empty()
+            && self.queue.is_empty()
+            && self.requests.is_empty()
+            && self.incoming_qos2.is_empty()
+            && self.unacked.is_empty()
+            && self.acked_qos1.is_empty()
+            && self.acked_sent.is_empty()
+            && self.in_aliases.is_empty()
+            && self.app_aliases.is_empty()
+            && self.conn_out_aliases.is_empty()
+            && self.out.is_empty()
+            && self.held.is_empty()
+            && self.events.is_empty()
+    }
 }
 
 /// Packet id of a packet, for logs.
@@ -417,21 +451,9 @@ impl Session {
             client_topic_alias_max: 0,
             next_pkid: 1,
             next_seq: 0,
-            flows: IdMap::default(),
-            queue: VecDeque::new(),
             inflight: 0,
-            requests: IdMap::default(),
-            incoming_qos2: IdSet::default(),
-            unacked: IdMap::default(),
-            acked_qos1: IdMap::default(),
-            acked_sent: VecDeque::new(),
-            in_aliases: IdMap::default(),
-            app_aliases: IdMap::default(),
-            conn_out_aliases: IdMap::default(),
-            out: VecDeque::new(),
-            held: VecDeque::new(),
-            events: VecDeque::new(),
             trace_id: String::new(),
+            t: Lazy::new(),
             config,
         }
     }
@@ -481,8 +503,8 @@ impl Session {
         self.last_sent = Some(now);
         self.last_received = Some(now);
         self.ping_sent_at = None;
-        self.out.clear();
-        self.out.push_back(Out::Packet(Packet::Connect(connect)));
+        self.t.out.clear();
+        self.t.out.push_back(Out::Packet(Packet::Connect(connect)));
         Ok(())
     }
 
@@ -501,8 +523,8 @@ impl Session {
     pub fn connection_lost(&mut self) {
         debug!(
             "connection lost: {} outgoing flows kept, {} requests forgotten",
-            self.flows.len(),
-            self.requests.len()
+            self.t.flows.len(),
+            self.t.requests.len()
         );
         self.reset_connection();
     }
@@ -537,7 +559,7 @@ impl Session {
                 ));
             }
             if publish.topic.is_empty() {
-                match self.app_aliases.get(&a16) {
+                match self.t.app_aliases.get(&a16) {
                     Some(topic) => publish.topic = topic.clone(),
                     None => return Err(CommandError::NotAllowed("unknown topic alias")),
                 }
@@ -566,7 +588,7 @@ impl Session {
             publish.pkid = 0;
             self.check_size(&publish)?;
             if let Some(a) = new_alias {
-                self.app_aliases.insert(a, publish.topic.clone());
+                self.t.app_aliases.insert(a, publish.topic.clone());
             }
             trace!(
                 "publish QoS 0 accepted: topic {} bytes, payload {} bytes",
@@ -580,7 +602,7 @@ impl Session {
         publish.pkid = pkid;
         self.check_size(&publish)?;
         if let Some(a) = new_alias {
-            self.app_aliases.insert(a, publish.topic.clone());
+            self.t.app_aliases.insert(a, publish.topic.clone());
         }
         trace!(
             "publish QoS {} accepted: pkid {pkid}, payload {} bytes",
@@ -592,7 +614,7 @@ impl Session {
             Packet::Publish(publish.clone()),
         ));
         let seq = self.take_seq();
-        self.flows.insert(
+        self.t.flows.insert(
             pkid,
             OutFlow {
                 seq,
@@ -600,7 +622,7 @@ impl Session {
                 stage: Stage::Queued(publish),
             },
         );
-        self.queue.push_back(pkid);
+        self.t.queue.push_back(pkid);
         self.drain_queue();
         Ok(pkid)
     }
@@ -631,7 +653,7 @@ impl Session {
             properties,
         });
         self.check_packet_size(&packet)?;
-        self.requests.insert(pkid, Request::Subscribe(count));
+        self.t.requests.insert(pkid, Request::Subscribe(count));
         self.command(packet);
         Ok(pkid)
     }
@@ -656,7 +678,7 @@ impl Session {
             properties,
         });
         self.check_packet_size(&packet)?;
-        self.requests.insert(pkid, Request::Unsubscribe(count));
+        self.t.requests.insert(pkid, Request::Unsubscribe(count));
         self.command(packet);
         Ok(pkid)
     }
@@ -672,7 +694,8 @@ impl Session {
         if !self.version.is_v5() {
             disconnect = Disconnect::default();
         }
-        self.out
+        self.t
+            .out
             .push_back(Out::Packet(Packet::Disconnect(disconnect)));
         self.conn = ConnState::Closing;
     }
@@ -685,7 +708,7 @@ impl Session {
         if !matches!(self.conn, ConnState::Connecting | ConnState::Connected) {
             return Err(CommandError::NotAllowed("AUTH needs a live connection"));
         }
-        self.out.push_back(Out::Packet(Packet::Auth(auth)));
+        self.t.out.push_back(Out::Packet(Packet::Auth(auth)));
         Ok(())
     }
 
@@ -697,12 +720,12 @@ impl Session {
     /// ([`PersistOp::Put`] of [`PersistKey::ReceivedQos2`]) and then PUBREC is queued, so
     /// the marker reaches the store before the PUBREC can reach the server.
     pub fn ack(&mut self, pkid: u16) -> Result<(), AckError> {
-        let Some(qos) = self.unacked.remove(&pkid) else {
+        let Some(qos) = self.t.unacked.remove(&pkid) else {
             return Err(AckError::Unknown(pkid));
         };
         match qos {
             QoS::ExactlyOnce => {
-                self.incoming_qos2.insert(pkid);
+                self.t.incoming_qos2.insert(pkid);
                 self.persist(PersistOp::Put(
                     PersistKey::ReceivedQos2(pkid),
                     Packet::PubRec(PubResp::new(pkid)),
@@ -710,7 +733,7 @@ impl Session {
                 self.respond(Packet::PubRec(PubResp::new(pkid)));
             }
             _ => {
-                self.acked_qos1.insert(pkid, false);
+                self.t.acked_qos1.insert(pkid, false);
                 self.respond(Packet::PubAck(PubResp::new(pkid)));
             }
         }
@@ -719,7 +742,7 @@ impl Session {
 
     /// Number of incoming QoS 1/2 messages delivered and not yet acknowledged.
     pub fn unacked_len(&self) -> usize {
-        self.unacked.len()
+        self.t.unacked.len()
     }
 
     /// Feeds bytes read from the transport; complete frames are taken off `buf`.
@@ -826,7 +849,7 @@ impl Session {
         if let Some(deadline) = self.ping_due() {
             if now >= deadline {
                 trace!("keepalive: queueing PINGREQ");
-                self.out.push_back(Out::Packet(Packet::PingReq));
+                self.t.out.push_back(Out::Packet(Packet::PingReq));
                 self.ping_sent_at = Some(now);
             }
         }
@@ -839,7 +862,7 @@ impl Session {
     pub fn poll_transmit(&mut self, now: Instant, out: &mut Vec<u8>) -> bool {
         let mut any = false;
         let version = self.version;
-        while let Some(entry) = self.out.pop_front() {
+        while let Some(entry) = self.t.existing_mut().and_then(|t| t.out.pop_front()) {
             let start = out.len();
             // A stored QoS 1/2 publish is encoded straight from its flow, without copying
             // topic or payload, unless a v5 topic alias may change its topic on the wire.
@@ -876,7 +899,7 @@ impl Session {
     /// Whether the stored publish of this flow carries a v5 topic alias.
     fn flow_has_alias(&self, pkid: u16) -> bool {
         self.version.is_v5()
-            && matches!(self.flows.get(&pkid),
+            && matches!(self.t.flows.get(&pkid),
                 Some(OutFlow { stage: Stage::Sent(p), .. }) if topic_alias(&p.properties).is_some())
     }
 
@@ -884,7 +907,7 @@ impl Session {
     /// with, counting it as sent at `now`. `None` for a flow acknowledged (by a confused
     /// server) before it went out.
     fn hand_out_flow(&mut self, now: Instant, pkid: u16) -> Option<(&Publish, bool)> {
-        let flow = self.flows.get_mut(&pkid)?;
+        let flow = self.t.flows.get_mut(&pkid)?;
         let Stage::Sent(p) = &flow.stage else {
             return None;
         };
@@ -900,7 +923,7 @@ impl Session {
     /// encodes). Handing a packet out counts as sending it at `now` (keepalive, DUP on resend).
     pub fn poll_packet(&mut self, now: Instant) -> Option<Packet> {
         loop {
-            let entry = self.out.pop_front()?;
+            let entry = self.t.existing_mut()?.out.pop_front()?;
             if let Some(packet) = self.hand_out(now, entry) {
                 return Some(packet);
             }
@@ -913,7 +936,7 @@ impl Session {
         let mut packet = match entry {
             Out::Packet(p) => p,
             Out::Flow(pkid) => {
-                let flow = self.flows.get(&pkid)?;
+                let flow = self.t.flows.get(&pkid)?;
                 let Stage::Sent(p) = &flow.stage else {
                     return None;
                 };
@@ -926,13 +949,13 @@ impl Session {
         match &mut packet {
             Packet::PingReq => self.ping_sent_at = Some(now),
             Packet::PubAck(r) => {
-                if let Some(sent) = self.acked_qos1.get_mut(&r.pkid) {
+                if let Some(sent) = self.t.acked_qos1.get_mut(&r.pkid) {
                     if !*sent {
                         *sent = true;
-                        self.acked_sent.push_back(r.pkid);
-                        if self.acked_sent.len() > ACKED_MEMORY {
-                            if let Some(old) = self.acked_sent.pop_front() {
-                                self.acked_qos1.remove(&old);
+                        self.t.acked_sent.push_back(r.pkid);
+                        if self.t.acked_sent.len() > ACKED_MEMORY {
+                            if let Some(old) = self.t.acked_sent.pop_front() {
+                                self.t.acked_qos1.remove(&old);
                             }
                         }
                     }
@@ -940,7 +963,7 @@ impl Session {
             }
             Packet::Publish(p) => {
                 if p.qos != QoS::AtMostOnce {
-                    if let Some(flow) = self.flows.get_mut(&p.pkid) {
+                    if let Some(flow) = self.t.flows.get_mut(&p.pkid) {
                         flow.transmitted = true;
                     }
                 }
@@ -957,7 +980,7 @@ impl Session {
 
     /// Next event for the owner.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        self.t.existing_mut()?.events.pop_front()
     }
 
     /// When `handle_timeout` must be called next, if at all.
@@ -974,7 +997,7 @@ impl Session {
     /// Packet ids of outgoing QoS 1/2 publishes not yet completed (sent or queued), in the
     /// order they were accepted.
     pub fn pending_publishes(&self) -> Vec<u16> {
-        let mut ids: Vec<(u64, u16)> = self.flows.iter().map(|(id, f)| (f.seq, *id)).collect();
+        let mut ids: Vec<(u64, u16)> = self.t.flows.iter().map(|(id, f)| (f.seq, *id)).collect();
         ids.sort_unstable();
         ids.into_iter().map(|(_, id)| id).collect()
     }
@@ -982,36 +1005,42 @@ impl Session {
     /// Gives back the memory of empty internal queues and tables (a quiet connection keeps
     /// nothing it does not need; the next use allocates again).
     pub fn release_idle_memory(&mut self) {
-        if self.out.is_empty() {
-            self.out = VecDeque::new();
+        if self.t.release() {
+            return;
         }
-        if self.events.is_empty() {
-            self.events = VecDeque::new();
+        let Some(t) = self.t.existing_mut() else {
+            return;
+        };
+        if t.out.is_empty() {
+            t.out = VecDeque::new();
         }
-        if self.queue.is_empty() {
-            self.queue = VecDeque::new();
+        if t.events.is_empty() {
+            t.events = VecDeque::new();
         }
-        if self.flows.is_empty() {
-            self.flows = IdMap::default();
+        if t.queue.is_empty() {
+            t.queue = VecDeque::new();
         }
-        if self.requests.is_empty() {
-            self.requests = IdMap::default();
+        if t.flows.is_empty() {
+            t.flows = IdMap::default();
         }
-        if self.incoming_qos2.is_empty() {
-            self.incoming_qos2 = IdSet::default();
+        if t.requests.is_empty() {
+            t.requests = IdMap::default();
         }
-        if self.unacked.is_empty() {
-            self.unacked = IdMap::default();
+        if t.incoming_qos2.is_empty() {
+            t.incoming_qos2 = IdSet::default();
         }
-        if self.acked_qos1.is_empty() {
-            self.acked_qos1 = IdMap::default();
-            self.acked_sent = VecDeque::new();
+        if t.unacked.is_empty() {
+            t.unacked = IdMap::default();
+        }
+        if t.acked_qos1.is_empty() {
+            t.acked_qos1 = IdMap::default();
+            t.acked_sent = VecDeque::new();
         }
     }
 
     /// Number of outgoing publishes waiting for the window to open.
     pub fn queued_len(&self) -> usize {
-        self.queue.len()
+        self.t.queue.len()
     }
 
     /// A PINGREQ was sent (or handed to the transport) and no packet has come since.
@@ -1075,7 +1104,7 @@ impl Session {
                 if id == 0 || p.qos == QoS::AtMostOnce || p.topic.is_empty() {
                     return invalid("restored PUBLISH needs QoS 1/2, a packet id and a topic");
                 }
-                if let Some(flow) = self.flows.get(&id) {
+                if let Some(flow) = self.t.flows.get(&id) {
                     if matches!(flow.stage, Stage::Released(_)) {
                         debug!("restore: PUBLISH {id} superseded by its PUBREL");
                         // Drop the stale record too: only the PUBREL's is removed when the
@@ -1085,13 +1114,13 @@ impl Session {
                         return Ok(());
                     }
                 }
-                if self.requests.contains_key(&id) {
+                if self.t.requests.contains_key(&id) {
                     return Err(CommandError::NoPacketId);
                 }
                 p.pkid = id;
                 p.dup = false;
                 let seq = self.take_seq();
-                self.flows.insert(
+                self.t.flows.insert(
                     id,
                     OutFlow {
                         seq,
@@ -1106,16 +1135,19 @@ impl Session {
                 if id == 0 {
                     return invalid("restored PUBREL needs a packet id");
                 }
-                if self.requests.contains_key(&id) {
+                if self.t.requests.contains_key(&id) {
                     return Err(CommandError::NoPacketId);
                 }
                 r.pkid = id;
-                if matches!(self.flows.get(&id).map(|f| &f.stage), Some(Stage::Sent(_))) {
+                if matches!(
+                    self.t.flows.get(&id).map(|f| &f.stage),
+                    Some(Stage::Sent(_))
+                ) {
                     debug!("restore: PUBREL {id} supersedes its PUBLISH");
                     self.persist(PersistOp::Remove(PersistKey::SentPublish(id)));
                 }
                 let seq = self.take_seq();
-                self.flows.insert(
+                self.t.flows.insert(
                     id,
                     OutFlow {
                         seq,
@@ -1130,7 +1162,7 @@ impl Session {
                 if id == 0 {
                     return invalid("restored QoS 2 state needs a packet id");
                 }
-                self.incoming_qos2.insert(id);
+                self.t.incoming_qos2.insert(id);
                 Ok(())
             }
             _ => invalid("packet does not match its persistence key"),
@@ -1151,17 +1183,19 @@ impl Session {
         // PUBACKs that went out on this connection may or may not have arrived: on the next
         // one a resend is delivered again (QoS 1 allows it) rather than risk answering a new
         // message that reuses the id. PUBACKs not yet sent still answer the resend.
-        for id in self.acked_sent.drain(..) {
-            self.acked_qos1.remove(&id);
-        }
         self.conn = ConnState::Disconnected;
         self.connack = None;
-        self.out.clear();
-        self.held.clear();
-        self.requests.clear();
-        self.in_aliases.clear();
-        self.app_aliases.clear();
-        self.conn_out_aliases.clear();
+        if let Some(t) = self.t.existing_mut() {
+            for id in t.acked_sent.drain(..) {
+                t.acked_qos1.remove(&id);
+            }
+            t.out.clear();
+            t.held.clear();
+            t.requests.clear();
+            t.in_aliases.clear();
+            t.app_aliases.clear();
+            t.conn_out_aliases.clear();
+        }
         self.ping_sent_at = None;
         self.last_sent = None;
         self.last_received = None;
@@ -1190,12 +1224,12 @@ impl Session {
     }
 
     fn pkid_in_use(&self, id: u16) -> bool {
-        self.flows.contains_key(&id) || self.requests.contains_key(&id)
+        self.t.flows.contains_key(&id) || self.t.requests.contains_key(&id)
     }
 
     /// Next free packet id (not yet marked used: the caller inserts it).
     fn alloc_pkid(&mut self) -> Result<u16, CommandError> {
-        if self.flows.len() + self.requests.len() >= usize::from(u16::MAX) {
+        if self.t.flows.len() + self.t.requests.len() >= usize::from(u16::MAX) {
             return Err(CommandError::NoPacketId);
         }
         loop {
@@ -1226,30 +1260,31 @@ impl Session {
 
     fn persist(&mut self, op: PersistOp) {
         if self.config.persist_events {
-            self.events.push_back(Event::Persist(op));
+            self.t.events.push_back(Event::Persist(op));
         }
     }
 
     /// A command packet: out now when connected, else held until CONNACK.
     fn command(&mut self, packet: Packet) {
         if self.conn == ConnState::Connected {
-            self.out.push_back(Out::Packet(packet));
+            self.t.out.push_back(Out::Packet(packet));
         } else {
-            self.held.push_back(packet);
+            self.t.held.push_back(packet);
         }
     }
 
     /// A response to a server packet: dropped once DISCONNECT is queued.
     fn respond(&mut self, packet: Packet) {
         if self.conn == ConnState::Connected {
-            self.out.push_back(Out::Packet(packet));
+            self.t.out.push_back(Out::Packet(packet));
         } else {
             trace!("not sending {}: connection closing", packet.name());
         }
     }
 
     fn count_inflight(&self) -> usize {
-        self.flows
+        self.t
+            .flows
             .values()
             .filter(|f| !matches!(f.stage, Stage::Queued(_)))
             .count()
@@ -1262,10 +1297,10 @@ impl Session {
         }
         let window = self.send_window();
         while self.inflight < window {
-            let Some(pkid) = self.queue.pop_front() else {
+            let Some(pkid) = self.t.existing_mut().and_then(|t| t.queue.pop_front()) else {
                 break;
             };
-            let Some(flow) = self.flows.get_mut(&pkid) else {
+            let Some(flow) = self.t.flows.get_mut(&pkid) else {
                 continue;
             };
             let stage = std::mem::replace(&mut flow.stage, Stage::Released(PubResp::new(pkid)));
@@ -1273,7 +1308,7 @@ impl Session {
                 Stage::Queued(p) => {
                     flow.stage = Stage::Sent(p);
                     self.inflight += 1;
-                    self.out.push_back(Out::Flow(pkid));
+                    self.t.out.push_back(Out::Flow(pkid));
                 }
                 other => flow.stage = other,
             }
@@ -1296,10 +1331,10 @@ impl Session {
         if p.topic.is_empty() {
             return;
         }
-        if self.conn_out_aliases.get(&a) == Some(&p.topic) {
+        if self.t.conn_out_aliases.get(&a) == Some(&p.topic) {
             p.topic = String::new();
         } else {
-            self.conn_out_aliases.insert(a, p.topic.clone());
+            self.t.conn_out_aliases.insert(a, p.topic.clone());
         }
     }
 
@@ -1307,7 +1342,7 @@ impl Session {
         if ack.code != 0 {
             debug!("connection refused: code {:#x}", ack.code);
             self.reset_connection();
-            self.events.push_back(Event::ConnectionRefused(ack));
+            self.t.events.push_back(Event::ConnectionRefused(ack));
             return Ok(());
         }
         if self.clean_start && ack.session_present {
@@ -1377,10 +1412,10 @@ impl Session {
         self.last_received = Some(now);
         self.ping_sent_at = None;
         let session_present = ack.session_present;
-        self.events.push_back(Event::Connected(ack));
+        self.t.events.push_back(Event::Connected(ack));
         self.resend(session_present);
-        while let Some(p) = self.held.pop_front() {
-            self.out.push_back(Out::Packet(p));
+        while let Some(p) = self.t.existing_mut().and_then(|t| t.held.pop_front()) {
+            self.t.out.push_back(Out::Packet(p));
         }
         self.drain_queue();
         Ok(())
@@ -1389,6 +1424,7 @@ impl Session {
     /// Regenerates the outgoing flows after CONNACK (see the module policy).
     fn resend(&mut self, session_present: bool) {
         let mut sent: Vec<(u64, u16)> = self
+            .t
             .flows
             .iter()
             .filter(|(_, f)| !matches!(f.stage, Stage::Queued(_)))
@@ -1398,56 +1434,58 @@ impl Session {
         if !session_present {
             sent.retain(|&(_, id)| {
                 let released = matches!(
-                    self.flows.get(&id).map(|f| &f.stage),
+                    self.t.flows.get(&id).map(|f| &f.stage),
                     Some(Stage::Released(_))
                 );
                 if released {
                     debug!("session not present: completing QoS 2 flow {id} locally");
-                    self.flows.remove(&id);
+                    self.t.flows.remove(&id);
                     if self.config.persist_events {
-                        self.events.push_back(Event::Persist(PersistOp::Remove(
+                        self.t.events.push_back(Event::Persist(PersistOp::Remove(
                             PersistKey::SentPubRel(id),
                         )));
                     }
-                    self.events.push_back(Event::PublishDone {
+                    self.t.events.push_back(Event::PublishDone {
                         pkid: id,
                         ack: Packet::PubComp(PubResp::new(id)),
                     });
                 }
                 !released
             });
-            let mut received: Vec<u16> = self.incoming_qos2.drain().collect();
+            let mut received: Vec<u16> = self.t.incoming_qos2.drain().collect();
             received.sort_unstable();
             for id in received {
                 self.persist(PersistOp::Remove(PersistKey::ReceivedQos2(id)));
             }
             // Acknowledgements owed to the old session must not reach the new one, where
             // the same ids may name other messages.
-            self.unacked.clear();
-            self.acked_qos1.clear();
-            self.acked_sent.clear();
+            self.t.unacked.clear();
+            self.t.acked_qos1.clear();
+            self.t.acked_sent.clear();
         }
         let window = self.send_window();
         let mut inflight = self
+            .t
             .flows
             .values()
             .filter(|f| matches!(f.stage, Stage::Released(_)))
             .count();
         let mut deferred = Vec::new();
+        let t = &mut *self.t;
         for (_, id) in sent {
-            let Some(flow) = self.flows.get_mut(&id) else {
+            let Some(flow) = t.flows.get_mut(&id) else {
                 continue;
             };
             let stage = std::mem::replace(&mut flow.stage, Stage::Released(PubResp::new(id)));
             match stage {
                 Stage::Released(r) => {
-                    self.out.push_back(Out::Packet(Packet::PubRel(r.clone())));
+                    t.out.push_back(Out::Packet(Packet::PubRel(r.clone())));
                     flow.stage = Stage::Released(r);
                 }
                 Stage::Sent(p) if inflight < window => {
                     flow.stage = Stage::Sent(p);
                     inflight += 1;
-                    self.out.push_back(Out::Flow(id));
+                    t.out.push_back(Out::Flow(id));
                 }
                 Stage::Sent(p) | Stage::Queued(p) => {
                     flow.stage = Stage::Queued(p);
@@ -1456,7 +1494,7 @@ impl Session {
             }
         }
         for id in deferred.into_iter().rev() {
-            self.queue.push_front(id);
+            t.queue.push_front(id);
         }
         self.inflight = inflight;
     }
@@ -1465,7 +1503,7 @@ impl Session {
         if !self.version.is_v5() {
             return Err(protocol("AUTH in MQTT 3"));
         }
-        self.events.push_back(Event::Auth(auth));
+        self.t.events.push_back(Event::Auth(auth));
         Ok(())
     }
 
@@ -1475,7 +1513,7 @@ impl Session {
         }
         debug!("server DISCONNECT, reason {:#x}", d.reason);
         self.reset_connection();
-        self.events.push_back(Event::ServerDisconnect(d));
+        self.t.events.push_back(Event::ServerDisconnect(d));
         Ok(())
     }
 
@@ -1487,12 +1525,12 @@ impl Session {
                     _ => return Err(SessionError::TopicAliasInvalid(a)),
                 };
                 if p.topic.is_empty() {
-                    match self.in_aliases.get(&a16) {
+                    match self.t.in_aliases.get(&a16) {
                         Some(t) => p.topic = t.clone(),
                         None => return Err(SessionError::TopicAliasInvalid(a)),
                     }
                 } else {
-                    self.in_aliases.insert(a16, p.topic.clone());
+                    self.t.in_aliases.insert(a16, p.topic.clone());
                 }
             }
         }
@@ -1512,27 +1550,29 @@ impl Session {
             p.payload.len()
         );
         match p.qos {
-            QoS::AtMostOnce => self.events.push_back(Event::Message(p)),
+            QoS::AtMostOnce => self.t.events.push_back(Event::Message(p)),
             QoS::AtLeastOnce | QoS::ExactlyOnce => {
                 let pkid = p.pkid;
-                if self.unacked.contains_key(&pkid) {
+                if self.t.unacked.contains_key(&pkid) {
                     // MQTT-4.3.2/4.3.3: the same id before our acknowledgement is the same
                     // message, resent; the first copy is still with the application.
                     debug!("PUBLISH {pkid} again while the first copy is unacknowledged: not delivered twice");
-                } else if p.qos == QoS::ExactlyOnce && self.incoming_qos2.contains(&pkid) {
+                } else if p.qos == QoS::ExactlyOnce && self.t.incoming_qos2.contains(&pkid) {
                     debug!("QoS 2 PUBLISH {pkid} again before PUBREL: not delivered twice");
                     self.respond(Packet::PubRec(PubResp::new(pkid)));
-                } else if p.qos == QoS::AtLeastOnce && p.dup && self.acked_qos1.contains_key(&pkid)
+                } else if p.qos == QoS::AtLeastOnce
+                    && p.dup
+                    && self.t.acked_qos1.contains_key(&pkid)
                 {
                     debug!("QoS 1 PUBLISH {pkid} resent, already acknowledged: PUBACK");
                     self.respond(Packet::PubAck(PubResp::new(pkid)));
                 } else {
-                    if p.qos == QoS::AtLeastOnce && self.acked_qos1.remove(&pkid).is_some() {
+                    if p.qos == QoS::AtLeastOnce && self.t.acked_qos1.remove(&pkid).is_some() {
                         // DUP 0: a new message; the broker had our PUBACK and reused the id.
-                        self.acked_sent.retain(|&id| id != pkid);
+                        self.t.acked_sent.retain(|&id| id != pkid);
                     }
-                    self.unacked.insert(pkid, p.qos);
-                    self.events.push_back(Event::Message(p));
+                    self.t.unacked.insert(pkid, p.qos);
+                    self.t.events.push_back(Event::Message(p));
                 }
             }
         }
@@ -1541,16 +1581,16 @@ impl Session {
 
     /// Ends an outgoing flow: frees its id, opens the window.
     fn finish_flow(&mut self, pkid: u16, key: PersistKey, ack: Packet) {
-        self.flows.remove(&pkid);
+        self.t.flows.remove(&pkid);
         self.inflight = self.inflight.saturating_sub(1);
         self.persist(PersistOp::Remove(key));
-        self.events.push_back(Event::PublishDone { pkid, ack });
+        self.t.events.push_back(Event::PublishDone { pkid, ack });
         self.drain_queue();
     }
 
     fn handle_puback(&mut self, r: PubResp) {
         let pkid = r.pkid;
-        match self.flows.get(&pkid).map(|f| &f.stage) {
+        match self.t.flows.get(&pkid).map(|f| &f.stage) {
             Some(Stage::Sent(p)) if p.qos == QoS::AtLeastOnce => {
                 self.finish_flow(pkid, PersistKey::SentPublish(pkid), Packet::PubAck(r));
             }
@@ -1562,7 +1602,7 @@ impl Session {
     fn handle_pubrec(&mut self, r: PubResp) {
         let pkid = r.pkid;
         let v5 = self.version.is_v5();
-        match self.flows.get(&pkid).map(|f| &f.stage) {
+        match self.t.flows.get(&pkid).map(|f| &f.stage) {
             Some(Stage::Sent(p)) if p.qos == QoS::ExactlyOnce => {
                 if v5 && r.reason >= 0x80 {
                     debug!("PUBREC {pkid} failed with reason {:#x}", r.reason);
@@ -1571,7 +1611,7 @@ impl Session {
                 }
                 let rel = PubResp::new(pkid);
                 let seq = self.take_seq();
-                if let Some(flow) = self.flows.get_mut(&pkid) {
+                if let Some(flow) = self.t.flows.get_mut(&pkid) {
                     flow.stage = Stage::Released(rel.clone());
                     flow.seq = seq;
                 }
@@ -1602,7 +1642,7 @@ impl Session {
 
     fn handle_pubcomp(&mut self, r: PubResp) {
         let pkid = r.pkid;
-        match self.flows.get(&pkid).map(|f| &f.stage) {
+        match self.t.flows.get(&pkid).map(|f| &f.stage) {
             Some(Stage::Released(_)) => {
                 self.finish_flow(pkid, PersistKey::SentPubRel(pkid), Packet::PubComp(r));
             }
@@ -1614,7 +1654,7 @@ impl Session {
     fn handle_pubrel(&mut self, r: PubResp) {
         let pkid = r.pkid;
         let mut comp = PubResp::new(pkid);
-        if self.incoming_qos2.remove(&pkid) {
+        if self.t.incoming_qos2.remove(&pkid) {
             self.persist(PersistOp::Remove(PersistKey::ReceivedQos2(pkid)));
         } else if self.version.is_v5() {
             debug!("PUBREL for unknown packet id {pkid}: PUBCOMP 0x92");
@@ -1626,7 +1666,7 @@ impl Session {
     }
 
     fn handle_suback(&mut self, ack: SubAck) -> Result<(), SessionError> {
-        match self.requests.get(&ack.pkid) {
+        match self.t.requests.get(&ack.pkid) {
             Some(Request::Subscribe(n)) => {
                 if ack.return_codes.len() != *n {
                     return Err(protocol(format!(
@@ -1636,8 +1676,8 @@ impl Session {
                         n
                     )));
                 }
-                self.requests.remove(&ack.pkid);
-                self.events.push_back(Event::SubscribeDone(ack));
+                self.t.requests.remove(&ack.pkid);
+                self.t.events.push_back(Event::SubscribeDone(ack));
             }
             _ => debug!("SUBACK for unknown packet id {}: ignored", ack.pkid),
         }
@@ -1645,7 +1685,7 @@ impl Session {
     }
 
     fn handle_unsuback(&mut self, ack: UnsubAck) -> Result<(), SessionError> {
-        match self.requests.get(&ack.pkid) {
+        match self.t.requests.get(&ack.pkid) {
             Some(Request::Unsubscribe(n)) => {
                 if self.version.is_v5() && ack.reason_codes.len() != *n {
                     return Err(protocol(format!(
@@ -1655,8 +1695,8 @@ impl Session {
                         n
                     )));
                 }
-                self.requests.remove(&ack.pkid);
-                self.events.push_back(Event::UnsubscribeDone(ack));
+                self.t.requests.remove(&ack.pkid);
+                self.t.events.push_back(Event::UnsubscribeDone(ack));
             }
             _ => debug!("UNSUBACK for unknown packet id {}: ignored", ack.pkid),
         }

@@ -212,7 +212,10 @@ impl Io {
             self.resubscribe_all();
         }
         self.ever_connected = true;
-        let offline: Vec<PubReq> = self.offline.drain(..).collect();
+        let offline: Vec<PubReq> = match self.t.existing_mut() {
+            Some(p) => p.offline.drain(..).collect(),
+            None => Vec::new(),
+        };
         for req in offline {
             self.publish(req);
         }
@@ -243,7 +246,7 @@ impl Io {
             );
             match self.session.subscribe(filters.clone(), properties.clone()) {
                 Ok(id) => {
-                    self.sub_waiters.insert(
+                    self.t.sub_waiters.insert(
                         id,
                         SubWaiter {
                             reply: None,
@@ -282,7 +285,7 @@ impl Io {
         self.close_stream();
         self.session.connection_lost();
         self.fail_waiters(err.clone().into_lost());
-        if let Some(mut d) = self.disconnecting.take() {
+        if let Some(mut d) = self.t.existing_mut().and_then(|p| p.disconnecting.take()) {
             if let Some(r) = d.reply.take() {
                 r.send(Ok(()));
             }
@@ -328,12 +331,15 @@ impl Io {
 
     /// Answers every waiting subscribe and unsubscribe with `err`.
     pub(super) fn fail_waiters(&mut self, err: Error) {
-        for (_, w) in self.sub_waiters.drain() {
+        let Some(p) = self.t.existing_mut() else {
+            return;
+        };
+        for (_, w) in p.sub_waiters.drain() {
             if let Some(tx) = w.reply {
                 tx.send(Err(err.clone()));
             }
         }
-        for (_, w) in self.unsub_waiters.drain() {
+        for (_, w) in p.unsub_waiters.drain() {
             if let Some(tx) = w.reply {
                 tx.send(Err(err.clone()));
             }
@@ -369,7 +375,7 @@ impl Io {
             }
         }
         // Remaining overflow is handed over so nothing received is dropped.
-        while let Some(item) = self.overflow.pop_front() {
+        while let Some(item) = self.t.overflow.pop_front() {
             match self
                 .dispatch_tx
                 .as_ref()
@@ -400,7 +406,7 @@ impl Io {
             s.shutdown();
         }
         self.fail_waiters(err.clone());
-        if let Some(mut d) = self.disconnecting.take() {
+        if let Some(mut d) = self.t.disconnecting.take() {
             if let Some(r) = d.reply.take() {
                 r.send(Err(err.clone()));
             }
@@ -408,10 +414,10 @@ impl Io {
         // Control requests not taken: dropping their reply ends the caller's wait.
         drop(self.shared.ctl.close());
         let shared_err = Arc::new(err.clone());
-        for (_, (_, token)) in self.tokens.drain() {
+        for (_, (_, token)) in self.t.tokens.drain() {
             token.complete(Err(shared_err.clone()));
         }
-        for req in self.offline.drain(..) {
+        for req in self.t.offline.drain(..) {
             req.token.complete(Err(shared_err.clone()));
         }
         for req in self.shared.publishes.close() {

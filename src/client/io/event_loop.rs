@@ -161,7 +161,7 @@ impl Io {
             self.finish();
             return Next::Exit;
         }
-        if self.disconnecting.is_some() {
+        if self.t.disconnecting.is_some() {
             // The application's acknowledgements made before the disconnect go with it.
             self.take_acks();
             self.check_disconnecting(now);
@@ -248,6 +248,7 @@ impl Io {
             self.wpos = 0;
         }
         self.session.release_idle_memory();
+        self.t.release();
         self.shared.publishes.trim();
         self.shared.ctl.trim();
     }
@@ -272,8 +273,8 @@ impl Io {
             consider(self.session.poll_timeout());
         }
         consider(self.reconnect_at);
-        consider(self.disconnecting.as_ref().map(|d| d.deadline));
-        if !self.overflow.is_empty() {
+        consider(self.t.disconnecting.as_ref().map(|d| d.deadline));
+        if !self.t.overflow.is_empty() {
             // Consumers wake us when they take an item; poll now and then regardless.
             consider(Some(now + Duration::from_millis(50)));
         }
@@ -294,7 +295,7 @@ impl Io {
     }
 
     pub(super) fn paused(&self) -> bool {
-        !self.overflow.is_empty() && self.shared.dispatch_waiting.load(Ordering::SeqCst) == 0
+        !self.t.overflow.is_empty() && self.shared.dispatch_waiting.load(Ordering::SeqCst) == 0
     }
 
     pub(super) fn read(&mut self, now: Instant) {
@@ -360,11 +361,11 @@ impl Io {
     }
 
     pub(super) fn check_disconnecting(&mut self, now: Instant) {
-        let Some(d) = self.disconnecting.as_ref() else {
+        let Some(d) = self.t.disconnecting.as_ref() else {
             return;
         };
         if self.stream.is_none() {
-            if let Some(mut d) = self.disconnecting.take() {
+            if let Some(mut d) = self.t.disconnecting.take() {
                 if let Some(r) = d.reply.take() {
                     r.send(Ok(()));
                 }
@@ -375,7 +376,7 @@ impl Io {
         if !done && now < d.deadline {
             return;
         }
-        let Some(mut d) = self.disconnecting.take() else {
+        let Some(mut d) = self.t.disconnecting.take() else {
             return;
         };
         self.session.disconnect(d.packet.clone());

@@ -42,7 +42,7 @@ impl Io {
                     self.deliver(Incoming::Message(m));
                 }
                 Event::PublishDone { pkid, ack } => {
-                    let Some((id, tok)) = self.tokens.remove(&pkid) else {
+                    let Some((id, tok)) = self.t.tokens.remove(&pkid) else {
                         continue;
                     };
                     let packet_type = ack.packet_type();
@@ -80,7 +80,7 @@ impl Io {
                 }
                 Event::SubscribeDone(ack) => {
                     self.ack_soon = true;
-                    if let Some(w) = self.sub_waiters.remove(&ack.pkid) {
+                    if let Some(w) = self.t.sub_waiters.remove(&ack.pkid) {
                         for (f, code) in w.filters.into_iter().zip(ack.return_codes.iter()) {
                             if *code < 0x80 {
                                 self.subscriptions.retain(|(s, _)| s.filter != f.filter);
@@ -94,7 +94,7 @@ impl Io {
                 }
                 Event::UnsubscribeDone(ack) => {
                     self.ack_soon = true;
-                    if let Some(w) = self.unsub_waiters.remove(&ack.pkid) {
+                    if let Some(w) = self.t.unsub_waiters.remove(&ack.pkid) {
                         self.subscriptions
                             .retain(|(s, _)| !w.filters.contains(&s.filter));
                         if let Some(tx) = w.reply {
@@ -155,14 +155,14 @@ impl Io {
                 }
             }
             if matches!(item, Incoming::Lost(_)) && !self.messages_to_dispatch {
-                self.overflow.push_back(item);
+                self.t.overflow.push_back(item);
                 self.pump_overflow();
             }
             return;
         }
         // Handed over in batches by `pump_overflow` (at the end of `process_events`): one
         // lock and at most one wake-up of the consumer per read, not per message.
-        self.overflow.push_back(item);
+        self.t.overflow.push_back(item);
     }
 
     pub(super) fn pump_overflow(&mut self) {
@@ -172,15 +172,15 @@ impl Io {
             .filter(|_| self.messages_to_dispatch);
         let queued = to_dispatch.map_or_else(|| self.msg_tx.len(), |d| d.len());
         let room = self.incoming_capacity.saturating_sub(queued);
-        let n = room.min(self.overflow.len());
+        let n = room.min(self.t.overflow.len());
         if n > 0 {
-            let items = self.overflow.drain(..n);
+            let items = self.t.overflow.drain(..n);
             match to_dispatch {
                 Some(d) => d.send_many(items),
                 None => self.msg_tx.send_many(items),
             }
         }
-        let paused = !self.overflow.is_empty();
+        let paused = !self.t.overflow.is_empty();
         self.shared.read_paused.store(paused, Ordering::Release);
     }
 }

@@ -200,8 +200,8 @@ impl Io {
     fn waits_on_input(&self) -> bool {
         !self.shared.publishes.is_empty()
             || !self.shared.ctl.is_empty()
-            || self.disconnecting.is_some()
-            || !self.overflow.is_empty()
+            || self.t.disconnecting.is_some()
+            || !self.t.overflow.is_empty()
     }
 
     fn can_lend(&self) -> bool {
@@ -212,7 +212,7 @@ impl Io {
             // goes through the watcher.
             && self.epoll_fd.is_some()
             && matches!(self.stream, Some(Stream::Tcp(_)))
-            && self.disconnecting.is_none()
+            && self.t.disconnecting.is_none()
             && self.shared.state.load(Ordering::Acquire) == STATE_CONNECTED
             && self.wpos == self.wbuf.len()
             && !self.paused()

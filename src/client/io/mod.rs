@@ -41,7 +41,8 @@ use crate::error::{Error, Result};
 use crate::persist::Persister;
 use crate::proto::session::{Session, SessionConfig};
 use crate::proto::{
-    Connect, Disconnect, Properties, ProtocolVersion, SubAck, SubscribeFilter, UnsubAck,
+    Connect, Disconnect, IdMap, Lazy, Properties, ProtocolVersion, Quiet, SubAck, SubscribeFilter,
+    UnsubAck,
 };
 use crate::transport::Stream;
 
@@ -119,16 +120,10 @@ pub(crate) struct Io {
     dispatch_tx: Option<Dispatcher>,
     messages_to_dispatch: bool,
     delivered_to_dispatch: bool,
-    overflow: VecDeque<Incoming>,
-    tokens: crate::proto::IdMap<u16, (u64, Arc<TokenInner>)>,
-    sub_waiters: crate::proto::IdMap<u16, SubWaiter>,
-    unsub_waiters: crate::proto::IdMap<u16, UnsubWaiter>,
     /// Granted subscriptions, re-issued after a reconnect that lost the session.
     subscriptions: Vec<(SubscribeFilter, Properties)>,
     resubscribe: bool,
     ever_connected: bool,
-    offline: VecDeque<PubReq>,
-    disconnecting: Option<Disconnecting>,
     store: Option<Persister>,
     shutdown: bool,
     rng: u64,
@@ -139,8 +134,6 @@ pub(crate) struct Io {
     intake_paused: bool,
     /// A SUBACK or UNSUBACK was read: acknowledge it at once (`ack_now`).
     ack_soon: bool,
-    /// Acknowledgements taken from `Shared::acks` (kept for its allocation).
-    ack_scratch: Vec<u16>,
     /// A waiting thread reads the socket (`lend`); the I/O thread's epoll reports no reads.
     lent: bool,
     /// The socket's epoll interest includes writes (`lend::want_writable`).
@@ -159,6 +152,44 @@ pub(crate) struct Io {
     rewoken_fast: bool,
     /// Whether a thread waiting for a reply polls before it sleeps (`lend`).
     spin: crate::client::threads::Spin,
+    /// Requests and deliveries in progress: absent while the client is idle
+    /// (`release_idle_memory`).
+    t: Lazy<Pending>,
+}
+
+/// The part of an [`Io`] that holds requests and deliveries in progress, empty while the
+/// client is idle (out of line in [`Lazy`]: memory per idle client).
+#[derive(Default)]
+struct Pending {
+    overflow: VecDeque<Incoming>,
+    tokens: IdMap<u16, (u64, Arc<TokenInner>)>,
+    sub_waiters: IdMap<u16, SubWaiter>,
+    unsub_waiters: IdMap<u16, UnsubWaiter>,
+    offline: VecDeque<PubReq>,
+    disconnecting: Option<Disconnecting>,
+    /// Acknowledgements taken from `Shared::acks` (kept for its allocation).
+    ack_scratch: Vec<u16>,
+}
+
+impl Quiet for Pending {
+    fn empty() -> &'static Self {
+        static EMPTY: std::sync::OnceLock<Pending> = std::sync::OnceLock::new();
+        EMPTY.get_or_init(Pending::default)
+    }
+
+    fn new_empty() -> Self {
+        Pending::default()
+    }
+
+    fn is_quiet(&self) -> bool {
+        self.overflow.is_empty()
+            && self.offline.is_empty()
+            && self.tokens.is_empty()
+            && self.sub_waiters.is_empty()
+            && self.unsub_waiters.is_empty()
+            && self.ack_scratch.is_empty()
+            && self.disconnecting.is_none()
+    }
 }
 
 pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
@@ -305,15 +336,9 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
         dispatch_tx,
         messages_to_dispatch,
         delivered_to_dispatch,
-        overflow: VecDeque::new(),
-        tokens: Default::default(),
-        sub_waiters: Default::default(),
-        unsub_waiters: Default::default(),
         subscriptions: Vec::new(),
         resubscribe: opts.resubscribe,
         ever_connected: false,
-        offline: VecDeque::new(),
-        disconnecting: None,
         store,
         shutdown: false,
         rng: seed(),
@@ -321,13 +346,13 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
         trimmed: false,
         intake_paused: false,
         ack_soon: false,
-        ack_scratch: Vec::new(),
         lent: false,
         write_interest: true,
         epoll_fd: None,
         first_connect: true,
         dormant_since: None,
         rewoken_fast: false,
+        t: Lazy::new(),
         spin: crate::client::threads::Spin::new(opts.spin_wait),
     };
 
@@ -336,7 +361,7 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
     let mut io = io;
     for pkid in io.session.pending_publishes() {
         let id = shared.next_token.fetch_add(1, Ordering::Relaxed);
-        io.tokens.insert(pkid, (id, TokenInner::new()));
+        io.t.tokens.insert(pkid, (id, TokenInner::new()));
     }
     // The first connect runs on the caller's thread (no hand-off to the I/O thread and
     // back: connect latency); the I/O work starts once the connection is up. Each step

@@ -59,7 +59,7 @@ impl Io {
                 }
                 match self.session.subscribe(filters.clone(), properties.clone()) {
                     Ok(id) => {
-                        self.sub_waiters.insert(
+                        self.t.sub_waiters.insert(
                             id,
                             SubWaiter {
                                 reply: Some(reply),
@@ -84,7 +84,7 @@ impl Io {
                 }
                 match self.session.unsubscribe(filters.clone(), properties) {
                     Ok(id) => {
-                        self.unsub_waiters.insert(
+                        self.t.unsub_waiters.insert(
                             id,
                             UnsubWaiter {
                                 reply: Some(reply),
@@ -115,7 +115,7 @@ impl Io {
                 }
                 // Everything published before the disconnect goes out first.
                 self.drain_all_publishes();
-                self.disconnecting = Some(Disconnecting {
+                self.t.disconnecting = Some(Disconnecting {
                     deadline: now + timeout,
                     packet,
                     reply: Some(reply),
@@ -131,6 +131,7 @@ impl Io {
                 // Publishes queued before this request count as pending (and are persisted).
                 self.handle_publishes();
                 let mut v: Vec<(u64, u16)> = self
+                    .t
                     .tokens
                     .iter()
                     .map(|(pkid, (id, _))| (*id, *pkid))
@@ -141,6 +142,7 @@ impl Io {
             Control::PendingTokens { reply } => {
                 self.handle_publishes();
                 let mut v: Vec<(u64, u16, Arc<TokenInner>)> = self
+                    .t
                     .tokens
                     .iter()
                     .map(|(pkid, (id, t))| (*id, *pkid, t.clone()))
@@ -185,8 +187,8 @@ impl Io {
             STATE_CONNECTED if self.stream.is_some() => {}
             STATE_RECONNECTING | STATE_CONNECTING => {
                 let max = self.reconnect.as_ref().map_or(0, |r| r.max_buffered);
-                if self.offline.len() < max {
-                    self.offline.push_back(req);
+                if self.t.offline.len() < max {
+                    self.t.offline.push_back(req);
                 } else {
                     self.shared.dropped.fetch_add(1, Ordering::Relaxed);
                     log::warn!(
@@ -213,7 +215,7 @@ impl Io {
                         properties: Default::default(),
                     }));
                 } else {
-                    self.tokens.insert(pkid, (req.id, req.token));
+                    self.t.tokens.insert(pkid, (req.id, req.token));
                 }
                 // Persist the new flow now, not at the next read: a crash after this point
                 // must not lose an accepted QoS 1/2 message.
@@ -233,7 +235,7 @@ impl Io {
     ) -> std::result::Result<(), Box<PubReq>> {
         if self.shutdown
             || self.stream.is_none()
-            || self.disconnecting.is_some()
+            || self.t.disconnecting.is_some()
             || self.shared.state.load(Ordering::Acquire) != STATE_CONNECTED
             || self.wpos != self.wbuf.len()
             || !self.shared.publishes.is_empty()
@@ -257,7 +259,7 @@ impl Io {
     pub(crate) fn control_direct(&mut self, c: Control) -> std::result::Result<(), Control> {
         if self.shutdown
             || self.stream.is_none()
-            || self.disconnecting.is_some()
+            || self.t.disconnecting.is_some()
             || self.lent
             || self.epoll_fd.is_none()
             || self.shared.state.load(Ordering::Acquire) != STATE_CONNECTED
@@ -294,10 +296,13 @@ impl Io {
     /// Passes the application's acknowledgements of incoming messages to the session
     /// (PUBACK / PUBREC go out with the next transmit, QoS 2 markers are stored first).
     pub(super) fn take_acks(&mut self) {
-        let Some(upto) = self.shared.take_acks(&mut self.ack_scratch) else {
+        if !self.shared.acks_pending() {
+            return;
+        }
+        let Some(upto) = self.shared.take_acks(&mut self.t.ack_scratch) else {
             return;
         };
-        for pkid in self.ack_scratch.drain(..) {
+        for pkid in self.t.ack_scratch.drain(..) {
             if let Err(e) = self.session.ack(pkid) {
                 log::debug!("acknowledgement not sent: {e}");
             }
@@ -330,16 +335,16 @@ impl Io {
 
     pub(super) fn fail_offline(&mut self, e: Error) {
         let e = Arc::new(e);
-        for req in self.offline.drain(..) {
+        for req in self.t.offline.drain(..) {
             req.token.complete(Err(e.clone()));
         }
     }
 
     pub(super) fn poke_tokens(&self) {
-        for (_, t) in self.tokens.values() {
+        for (_, t) in self.t.tokens.values() {
             t.poke();
         }
-        for r in &self.offline {
+        for r in &self.t.offline {
             r.token.poke();
         }
     }

@@ -468,8 +468,8 @@ impl super::Io {
     fn nothing_in_hand(&self) -> bool {
         self.poll.is_some()
             && self.wpos == self.wbuf.len()
-            && self.overflow.is_empty()
-            && self.disconnecting.is_none()
+            && self.t.overflow.is_empty()
+            && self.t.disconnecting.is_none()
             && !self.readable
             && !self.lent
     }
@@ -536,8 +536,8 @@ impl super::Io {
         if self.stream.is_none()
             || !self.rbuf.is_empty()
             || self.wpos != self.wbuf.len()
-            || !self.overflow.is_empty()
-            || self.disconnecting.is_some()
+            || !self.t.overflow.is_empty()
+            || self.t.disconnecting.is_some()
             || self.has_requests()
         {
             return false;
