@@ -1036,8 +1036,9 @@ struct State {
 }
 
 struct AsyncHandle {
-    server_uri: String,
-    client_id: String,
+    /// The create arguments (shared with `store`).
+    server_uri: Arc<str>,
+    client_id: Arc<str>,
     v5: bool,
     create: CreateOpts,
     store: SharedStore,
@@ -1686,7 +1687,7 @@ fn build_options(
         o = o.server(&super::connect_opts::paho_server_uri(s));
     }
     o = o
-        .client_id(h.client_id.clone())
+        .client_id(h.client_id.to_string())
         .version(version)
         .clean_start(p.clean)
         .keep_alive(p.keep_alive)
@@ -2255,7 +2256,8 @@ unsafe fn create_impl(
     }
     // SAFETY: the context is what the persistence type requires (C contract).
     let store = unsafe { store_from_c(persistence_type, context)? };
-    let mut shared = SharedStore::new(store, cid, uri);
+    let (cid_shared, uri_shared): (Arc<str>, Arc<str>) = (cid.into(), uri.into());
+    let mut shared = SharedStore::new(store, cid_shared.clone(), uri_shared.clone());
     shared
         .open(cid, uri)
         .map_err(|_| MQTTASYNC_PERSISTENCE_ERROR)?;
@@ -2280,8 +2282,8 @@ unsafe fn create_impl(
         .extend(restored.iter().map(|&id| c_int::from(id)));
     let first_token = restored.iter().copied().max().map_or(1, c_int::from);
     let h = Arc::new_cyclic(|me| AsyncHandle {
-        server_uri: uri.to_owned(),
-        client_id: cid.to_owned(),
+        server_uri: uri_shared,
+        client_id: cid_shared,
         v5: version >= MQTTVERSION_5,
         create,
         store: shared,
@@ -2688,7 +2690,7 @@ unsafe fn read_connect_options(
             })
             .collect::<Result<_, _>>()?
     } else {
-        vec![h.server_uri.clone()]
+        vec![h.server_uri.to_string()]
     };
     for s in &servers {
         if !known_scheme(s) {

@@ -409,7 +409,7 @@ pub(crate) fn message_freed(addr: usize) {
 /// Tokens of QoS 1/2 publishes for `waitForCompletion` / `getPendingDeliveryTokens`.
 #[derive(Default)]
 struct Tokens {
-    map: HashMap<c_int, (u64, DeliveryToken)>,
+    map: BTreeMap<c_int, (u64, DeliveryToken)>,
     /// Largest publish sequence number issued (the token base of the next connection).
     issued: u64,
     /// Messages restored from persistence at create, by token (their packet id, as in
@@ -418,8 +418,9 @@ struct Tokens {
 }
 
 struct Handle {
-    server_uri: String,
-    client_id: String,
+    /// The create arguments (shared with `store`).
+    server_uri: Arc<str>,
+    client_id: Arc<str>,
     v5: bool,
     /// DEFAULT or USER persistence: a QoS 1/2 publish must be on record when it returns.
     durable: bool,
@@ -486,7 +487,8 @@ unsafe fn create_impl(
     };
     // SAFETY: the context is what the persistence type requires (C contract).
     let store = unsafe { store_from_c(persistence_type, context)? };
-    let mut shared = SharedStore::new(store, cid, uri);
+    let (cid_shared, uri_shared): (Arc<str>, Arc<str>) = (cid.into(), uri.into());
+    let mut shared = SharedStore::new(store, cid_shared.clone(), uri_shared.clone());
     // Opened for the handle's life (as Paho opens at create and closes at destroy).
     shared
         .open(cid, uri)
@@ -509,8 +511,8 @@ unsafe fn create_impl(
         tokens.issued = tokens.issued.max(u64::from(id));
     }
     let h = Arc::new(Handle {
-        server_uri: uri.to_owned(),
-        client_id: cid.to_owned(),
+        server_uri: uri_shared,
+        client_id: cid_shared,
         v5: version >= MQTTVERSION_5,
         durable: persistence_type != MQTTCLIENT_PERSISTENCE_NONE,
         store: shared,
@@ -879,7 +881,7 @@ unsafe fn read_connect_options(
             })
             .collect::<Result<_, _>>()?
     } else {
-        vec![h.server_uri.clone()]
+        vec![h.server_uri.to_string()]
     };
     for s in &servers {
         if !known_scheme(s) {
@@ -1094,7 +1096,7 @@ unsafe fn connect_impl(
     let (o, v) = unsafe { copy_versioned(options.cast_const())? };
     // SAFETY: the pointers inside the options are valid per the C contract.
     let mut params = unsafe { read_connect_options(&h, &o, v, conn_props, will_props)? };
-    params.client_id = h.client_id.clone();
+    params.client_id = h.client_id.to_string();
     let ssl_error_cb = params.tls.as_ref().and_then(|t| t.error_cb);
 
     // Take the previous connection down (outside the lock) before the store is reused.

@@ -255,8 +255,9 @@ impl Store for UserStore {
 struct SharedInner {
     store: Box<dyn Store>,
     opens: usize,
-    client_id: String,
-    server_uri: String,
+    /// The create arguments, shared with the handle (memory per handle).
+    client_id: Arc<str>,
+    server_uri: Arc<str>,
     transforms: Transforms,
 }
 
@@ -408,13 +409,13 @@ impl std::fmt::Debug for SharedStore {
 
 impl SharedStore {
     /// Wraps `store` for the client `client_id` of `server_uri` (the create arguments).
-    pub fn new(store: Box<dyn Store>, client_id: &str, server_uri: &str) -> Self {
+    pub fn new(store: Box<dyn Store>, client_id: Arc<str>, server_uri: Arc<str>) -> Self {
         SharedStore {
             inner: Arc::new(Mutex::new(SharedInner {
                 store,
                 opens: 0,
-                client_id: client_id.to_owned(),
-                server_uri: server_uri.to_owned(),
+                client_id,
+                server_uri,
                 transforms: Transforms::default(),
             })),
         }
@@ -585,7 +586,7 @@ mod tests {
 
     #[test]
     fn persistence_transforms_apply_on_write_and_read() {
-        let mut s = SharedStore::new(Box::new(MemoryStore::new()), "c", "tcp://h:1");
+        let mut s = SharedStore::new(Box::new(MemoryStore::new()), "c".into(), "tcp://h:1".into());
         s.open("c", "tcp://h:1").unwrap();
         s.set_before_write(Some(xor_write), 7 as *mut c_void);
         s.put("s-1", &[b"hello ", b"world"]).unwrap();
@@ -608,7 +609,7 @@ mod tests {
 
     #[test]
     fn shared_store_counts_opens() {
-        let mut a = SharedStore::new(Box::new(MemoryStore::new()), "c", "tcp://h:1");
+        let mut a = SharedStore::new(Box::new(MemoryStore::new()), "c".into(), "tcp://h:1".into());
         let mut b = a.clone();
         a.open("ignored", "ignored").unwrap();
         b.open("x", "y").unwrap();

@@ -1,6 +1,6 @@
 //! In-memory [`Store`].
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use super::{client_dir_name, validate_key, PersistError, Result, Store};
 
@@ -12,10 +12,10 @@ use super::{client_dir_name, validate_key, PersistError, Result, Store};
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     /// Closed key spaces that hold records, by name (an empty one is not kept).
-    spaces: HashMap<String, HashMap<String, Vec<u8>>>,
+    spaces: BTreeMap<String, BTreeMap<String, Vec<u8>>>,
     /// The open key space: its name and records, out of `spaces` while open (an idle
     /// client with nothing in flight keeps no allocation here but the name).
-    current: Option<(String, HashMap<String, Vec<u8>>)>,
+    current: Option<(String, BTreeMap<String, Vec<u8>>)>,
 }
 
 impl MemoryStore {
@@ -29,7 +29,7 @@ impl MemoryStore {
         self.current.is_some()
     }
 
-    fn space(&mut self) -> Result<&mut HashMap<String, Vec<u8>>> {
+    fn space(&mut self) -> Result<&mut BTreeMap<String, Vec<u8>>> {
         self.current
             .as_mut()
             .map(|(_, records)| records)
