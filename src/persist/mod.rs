@@ -12,7 +12,7 @@
 //! format together and applies the session's persistence operations, `load_all` reads
 //! everything back in insertion order.)
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::proto::codec::EncodeError;
@@ -261,7 +261,7 @@ pub struct Persister {
     store: Box<dyn Store>,
     version: ProtocolVersion,
     next_seq: u64,
-    seqs: HashMap<PersistKey, u64>,
+    seqs: BTreeMap<PersistKey, u64>,
 }
 
 impl std::fmt::Debug for Persister {
@@ -281,7 +281,7 @@ impl Persister {
             store,
             version,
             next_seq: 1,
-            seqs: HashMap::new(),
+            seqs: BTreeMap::new(),
         }
     }
 

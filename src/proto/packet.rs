@@ -94,8 +94,9 @@ pub struct Connect {
     pub keep_alive: u16,
     /// Client identifier (may be empty with clean session).
     pub client_id: String,
-    /// Optional will.
-    pub will: Option<LastWill>,
+    /// Optional will (boxed: most clients have none, and a client keeps its CONNECT for
+    /// reconnects).
+    pub will: Option<Box<LastWill>>,
     /// Optional user name.
     pub username: Option<String>,
     /// Optional binary password.

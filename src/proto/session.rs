@@ -138,7 +138,7 @@ impl Default for SessionConfig {
 }
 
 /// What a persistence event refers to (maps onto Paho's `s-`, `sc-` and `r-` keys).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum PersistKey {
     /// An outgoing QoS 1/2 PUBLISH not yet acknowledged (Paho `s-<id>`).
     SentPublish(u16),

@@ -102,7 +102,8 @@ pub(crate) struct Io {
     http: Option<Box<HttpOptions>>,
     connect: Connect,
     connect_timeout: Duration,
-    reconnect: Option<ReconnectOptions>,
+    /// Boxed: most clients have none (memory per client).
+    reconnect: Option<Box<ReconnectOptions>>,
     before_reconnect: Option<crate::client::options::BeforeReconnect>,
     backoff: Duration,
     reconnect_at: Option<Instant>,
@@ -283,7 +284,7 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
         clean_start: opts.clean_start,
         keep_alive: keep_alive as u16,
         client_id: opts.client_id.clone(),
-        will: opts.will.take(),
+        will: opts.will.take().map(Box::new),
         username: opts.username.take(),
         password: opts.password.take(),
         properties: std::mem::take(&mut opts.properties),
@@ -320,7 +321,7 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
             .as_ref()
             .map(|r| r.min_delay)
             .unwrap_or_default(),
-        reconnect: opts.reconnect.take(),
+        reconnect: opts.reconnect.take().map(Box::new),
         before_reconnect: opts.before_reconnect.take(),
         reconnect_at: None,
         user_disconnected: false,

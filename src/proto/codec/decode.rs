@@ -286,13 +286,13 @@ fn connect(body: &Bytes) -> Result<Connect> {
         };
         let topic = r.string(field!("will topic"))?;
         let payload = r.binary(field!("will payload"))?;
-        Some(LastWill {
+        Some(Box::new(LastWill {
             topic,
             payload,
             qos: will_qos,
             retain: will_retain,
             properties,
-        })
+        }))
     } else {
         None
     };

@@ -305,13 +305,13 @@ fn example_connect(protocol: ProtocolVersion) -> Connect {
         clean_start: true,
         keep_alive: 10,
         client_id: "c1".into(),
-        will: Some(LastWill {
+        will: Some(Box::new(LastWill {
             topic: "w".into(),
             payload: Bytes::from_static(b"x"),
             qos: QoS::AtLeastOnce,
             retain: false,
             properties: Properties::new(),
-        }),
+        })),
         username: Some("u".into()),
         password: Some(Bytes::from_static(b"p")),
         properties: Properties::new(),
