@@ -62,7 +62,7 @@
 //! its request completes; `MQTTAsync_isComplete` and `MQTTAsync_waitForCompletion` answer
 //! "complete" for tokens they do not know, as Paho does.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::ffi::{CStr, CString};
 use std::os::raw::{c_char, c_int, c_ulong, c_void};
 use std::ptr;
@@ -924,13 +924,13 @@ struct InFlight {
 /// The QoS 1/2 publishes of one connection in flight, by Rust token id.
 #[derive(Default)]
 struct Flights {
-    map: HashMap<u64, InFlight>,
+    map: BTreeMap<u64, InFlight>,
     /// Publish calls under way (the Rust client has the message, `map` not yet).
     publishing: usize,
     /// Deliveries reported while `publishing > 0` for ids not (yet) in `map`: the
     /// acknowledgement of a publish whose call has not finished. Cleared when no call is
     /// under way (what is left belongs to publishes that are not ours, e.g. restored ones).
-    early: HashMap<u64, DeliveryEvent>,
+    early: BTreeMap<u64, DeliveryEvent>,
 }
 
 /// One connection (one Rust [`Client`]): its publishes in flight and the gate that keeps
@@ -1000,7 +1000,8 @@ struct Params {
     version: c_int,
     username: Option<String>,
     password: Option<Vec<u8>>,
-    will: Option<Message>,
+    /// Boxed: most connects have none (kept per handle).
+    will: Option<Box<Message>>,
     props: Properties,
     connect_timeout: Duration,
     max_inflight: u16,
@@ -1015,7 +1016,7 @@ struct Params {
 /// The tokens of requests not yet complete, and how many threads wait for one.
 #[derive(Default)]
 struct Pending {
-    set: HashSet<c_int>,
+    set: BTreeSet<c_int>,
     waiters: usize,
 }
 
@@ -1707,7 +1708,7 @@ fn build_options(
         o = o.credentials(String::new(), Some(pw));
     }
     if let Some(w) = &p.will {
-        o = o.will(w.clone());
+        o = o.will(Message::clone(w));
     }
     if !p.props.is_empty() {
         o = o.properties(p.props.clone());
@@ -2707,7 +2708,9 @@ unsafe fn read_connect_options(
     } else {
         // SAFETY: will options (same layout as MQTTClient_willOptions) and property list
         // valid per the C contract.
-        Some(unsafe { will_from_c(o.will.cast::<MQTTClient_willOptions>(), will_props)? })
+        Some(Box::new(unsafe {
+            will_from_c(o.will.cast::<MQTTClient_willOptions>(), will_props)?
+        }))
     };
     let ssl = if v >= 1 { o.ssl } else { ptr::null_mut() };
     let tls = if ssl.is_null() {
