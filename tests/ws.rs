@@ -1161,4 +1161,18 @@ fn c_api_over_ws_with_headers_and_through_a_proxy() {
     let targets: Vec<String> = proxy.seen().into_iter().map(|s| s.target).collect();
     assert_eq!(targets, [format!("127.0.0.1:{}", bridge.port)]);
     assert_eq!(bridge.upgrades().len(), 2);
+
+    // No proxy option and no headers: the proxy comes from `http_proxy` in the
+    // environment, read at connect as Paho does (the client keeps no HTTP options then).
+    let env_proxy = Proxy::start(ProxyConfig::default());
+    let r = run_prog(
+        &exe,
+        &[&uri, "env"],
+        &[("http_proxy", &env_proxy.uri(""))],
+        Duration::from_secs(60),
+    );
+    r.assert_clean("client_ws through the environment's proxy");
+    let targets: Vec<String> = env_proxy.seen().into_iter().map(|s| s.target).collect();
+    assert_eq!(targets, [format!("127.0.0.1:{}", bridge.port)]);
+    assert_eq!(bridge.upgrades().len(), 3);
 }

@@ -27,14 +27,18 @@ int main(int argc, char *argv[])
     int rc, qos;
 
     if (argc < 2) {
-        printf("usage: client_ws URI [PROXY]\nfailures: 1\n");
+        printf("usage: client_ws URI [PROXY | env]\nfailures: 1\n");
         return 1;
     }
     rc = MQTTClient_create(&c, argv[1], "c-ws-client", MQTTCLIENT_PERSISTENCE_NONE, NULL);
     CHECK(rc == MQTTCLIENT_SUCCESS, "create %d", rc);
-    opts.httpHeaders = headers;
-    if (argc > 2)
-        opts.httpProxy = argv[2];
+    if (argc > 2 && strcmp(argv[2], "env") == 0) {
+        /* No headers and no proxy option: a proxy only from the environment. */
+    } else {
+        opts.httpHeaders = headers;
+        if (argc > 2)
+            opts.httpProxy = argv[2];
+    }
     opts.connectTimeout = 10;
     rc = MQTTClient_connect(c, &opts);
     CHECK(rc == MQTTCLIENT_SUCCESS, "connect %d", rc);

@@ -26,6 +26,13 @@ static NO_HTTP: HttpOptions = HttpOptions {
     https_proxy: None,
     proxy_from_env: false,
 };
+/// The HTTP options of a client with only `proxy_from_env` set.
+static ENV_HTTP: HttpOptions = HttpOptions {
+    headers: Vec::new(),
+    http_proxy: None,
+    https_proxy: None,
+    proxy_from_env: true,
+};
 
 impl Io {
     /// Runs the application's `before_reconnect` hook, if any, and takes the credentials
@@ -83,7 +90,11 @@ impl Io {
         let mut stream = transport::open_with(
             uri,
             self.tls.as_deref(),
-            self.http.as_deref().unwrap_or(&NO_HTTP),
+            self.http.as_deref().unwrap_or(if self.proxy_from_env {
+                &ENV_HTTP
+            } else {
+                &NO_HTTP
+            }),
             deadline,
             total,
         )?;

@@ -98,8 +98,11 @@ pub(crate) struct Io {
     servers: Vec<ServerUri>,
     /// Boxed: most clients have none, and the options are large (memory per client).
     tls: Option<Box<TlsOptions>>,
-    /// `None` for the usual case (no headers, no proxy): memory per client.
+    /// `None` for the usual case (no headers, no explicit proxy): memory per client.
     http: Option<Box<HttpOptions>>,
+    /// With `http` `None`: whether the proxy comes from the environment (read at each
+    /// connect).
+    proxy_from_env: bool,
     connect: Connect,
     connect_timeout: Duration,
     /// Boxed: most clients have none (memory per client).
@@ -293,6 +296,12 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
     // The callbacks' thread starts with their first work (`Dispatcher`).
     let dispatch_tx = want_dispatch.then(|| Dispatcher::new(callbacks, shared.clone()));
 
+    let http = std::mem::take(&mut opts.http);
+    // Only the proxy-from-environment switch (as the C API sets): the shared `ENV_HTTP`
+    // stands for it.
+    let proxy_from_env = http.proxy_from_env;
+    let plain_http =
+        http.headers.is_empty() && http.http_proxy.is_none() && http.https_proxy.is_none();
     let io = Io {
         shared: shared.clone(),
         poll: None,
@@ -306,14 +315,8 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
             s
         },
         tls: opts.tls.take().map(Box::new),
-        http: {
-            let h = std::mem::take(&mut opts.http);
-            let plain = h.headers.is_empty()
-                && h.http_proxy.is_none()
-                && h.https_proxy.is_none()
-                && !h.proxy_from_env;
-            (!plain).then(|| Box::new(h))
-        },
+        http: (!plain_http).then(|| Box::new(http)),
+        proxy_from_env,
         connect,
         connect_timeout: opts.connect_timeout,
         backoff: opts
