@@ -103,7 +103,7 @@ fn ten_thousand_idle_clients() {
     // test loops running beside it (1300-1700 on a quiet machine when each PINGRESP counted
     // as traffic and kept its client awake 350 ms).
     assert!(got["peak_threads"] < n as f64 / 10.0, "{line}");
-    // Memory per idle client: the figure is in the README (about 3.3 KiB); this bound only
+    // Memory per idle client: the figure is in the README (about 2.2 KiB); this bound only
     // catches a regression by a wide margin.
     assert!(got["kib_per_client"] < 12.0, "{line}");
     // After close, the clients' threads are gone or waiting briefly in the pool.
