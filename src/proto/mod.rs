@@ -52,11 +52,9 @@ pub(crate) type IdSet<K> = std::collections::HashSet<K, std::hash::BuildHasherDe
 pub(crate) struct Lazy<T: Quiet>(Option<Box<T>>);
 
 /// A type with a shared empty value, for [`Lazy`].
-pub(crate) trait Quiet: Sized + 'static {
+pub(crate) trait Quiet: Default + 'static {
     /// The empty value that reads of an absent [`Lazy`] see.
     fn empty() -> &'static Self;
-    /// A new empty value.
-    fn new_empty() -> Self;
     /// Whether this value holds nothing (its box may go).
     fn is_quiet(&self) -> bool;
 }
@@ -97,6 +95,6 @@ impl<T: Quiet> std::ops::Deref for Lazy<T> {
 
 impl<T: Quiet> std::ops::DerefMut for Lazy<T> {
     fn deref_mut(&mut self) -> &mut T {
-        self.0.get_or_insert_with(|| Box::new(T::new_empty()))
+        self.0.get_or_insert_with(Box::default)
     }
 }

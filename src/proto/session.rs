@@ -376,10 +376,6 @@ impl Quiet for Traffic {
         EMPTY.get_or_init(Traffic::default)
     }
 
-    fn new_empty() -> Self {
-        Traffic::default()
-    }
-
     fn is_quiet(&self) -> bool {
         self.flows.is_empty()
             && self.queue.is_empty()

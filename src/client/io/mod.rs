@@ -181,10 +181,6 @@ impl Quiet for Pending {
         EMPTY.get_or_init(Pending::default)
     }
 
-    fn new_empty() -> Self {
-        Pending::default()
-    }
-
     fn is_quiet(&self) -> bool {
         self.overflow.is_empty()
             && self.offline.is_empty()
