@@ -34,6 +34,13 @@ done
 
 stage() { echo; echo "==== test.sh: $* ===="; }
 
+# Disk: a full build and test run needs about 4-5 GB (target/ and the C programs it builds).
+# Say so up front; a full disk otherwise shows up as a linker error deep in the run.
+free_kb=$(df -Pk . | awk 'NR == 2 { print $4 }')
+if [[ -n "$free_kb" && "$free_kb" -lt $((5 * 1024 * 1024)) ]]; then
+  echo "test.sh: warning: only $((free_kb / 1024)) MB free here; the run needs about 5 GB" >&2
+fi
+
 # ---- stages ------------------------------------------------------------------------------
 stage "cargo fmt --check"
 cargo fmt --check
