@@ -591,7 +591,7 @@ struct EventState {
 ///
 /// Events of the Rust client (messages, acknowledgements, connection changes) arrive on
 /// the client's dispatch thread; when no callback is running and none is waiting, that
-/// thread runs the application's callback itself ([`Events::run_or_queue`]), saving the
+/// thread runs the application's callback itself ([`AsyncHandle::post_here`]), saving the
 /// hand-over to the callback thread (one thread wake-up per event in a stream). Everything
 /// else (request outcomes from the command thread, `onSuccess` of QoS 0 publishes made on
 /// the application's threads), and a dispatch event that finds callbacks running or

@@ -163,11 +163,11 @@ pub fn validate_key(key: &str) -> Result<()> {
     Ok(())
 }
 
-/// What [`load_all`] and [`Persister::load`] return: the good records in insertion order, and
-/// the unreadable ones by key name with their error.
+/// What [`Persister::load`] (and the tests' `load_all`) return: the good records in
+/// insertion order, and the unreadable ones by key name with their error.
 pub(crate) type LoadOutcome = (Vec<(PersistKey, Packet)>, Vec<(String, PersistError)>);
 
-/// One record read back by [`load_all`] / [`Persister::load`].
+/// One record read back by [`Persister::load`] (or the tests' `load_all`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Loaded {
     key: PersistKey,

@@ -45,7 +45,7 @@ pub(crate) type IdSet<K> = std::collections::HashSet<K, std::hash::BuildHasherDe
 
 /// State that is empty while a connection is idle, kept out of line: one pointer while it
 /// is not there, a box made on the first mutable use. Reads of an absent value see
-/// [`Quiet::EMPTY`]; [`Lazy::release`] frees the box once it is empty again (memory per
+/// [`Quiet::empty`]; [`Lazy::release`] frees the box once it is empty again (memory per
 /// idle client: the maps and queues a busy connection needs cost 32 bytes each even when
 /// empty).
 #[derive(Debug)]

@@ -307,7 +307,7 @@ impl Default for TlsOptions {
 }
 
 /// HTTP-level transport settings: extra headers of the WebSocket upgrade request and
-/// HTTP CONNECT proxies. Set through [`ConnectOptions`].
+/// HTTP CONNECT proxies. Set through [`ConnectOptions`](crate::ConnectOptions).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct HttpOptions {
     /// Extra headers of the WebSocket upgrade request, in order.
