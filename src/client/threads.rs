@@ -436,6 +436,18 @@ fn backlog() -> MutexGuard<'static, PerProcess<Backlog>> {
     lock_for_process(&BACKLOG)
 }
 
+/// Whether a job waits in the backlog: the check a polling runner repeats for up to its
+/// budget, so without [`backlog`]'s `getpid` under the lock each time. After a `fork` the
+/// parent's stale list can only end a child's poll early; the runner then locks with
+/// [`backlog`], which starts the list afresh, and finds nothing to take.
+fn job_waiting() -> bool {
+    !BACKLOG
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .waiting
+        .is_empty()
+}
+
 /// Runs `job` on a client thread like [`spawn`], but with at most [`RUNNERS`] such jobs
 /// running at once: the others wait (first come, first served) for a runner to finish,
 /// or [`ESCALATE`] at most, then get a thread anyway.
@@ -499,7 +511,7 @@ fn run_limited(first: Task) {
         if let Some(budget) = budget {
             g.polling += 1;
             drop(g);
-            let polled = poll_until(Instant::now() + budget, || !backlog().waiting.is_empty());
+            let polled = poll_until(Instant::now() + budget, job_waiting);
             g = backlog();
             g.polling -= 1;
             if let (Some(hit), Some(poll)) = (polled, g.poll.as_mut()) {

@@ -296,6 +296,8 @@ impl Io {
     /// Passes the application's acknowledgements of incoming messages to the session
     /// (PUBACK / PUBREC go out with the next transmit, QoS 2 markers are stored first).
     pub(super) fn take_acks(&mut self) {
+        // `Shared::take_acks` checks this too, but only after `ack_scratch` was borrowed,
+        // which makes the `Pending` box: a quiet client calls this every turn.
         if !self.shared.acks_pending() {
             return;
         }
