@@ -44,4 +44,20 @@ fn main() {
     if os == "linux" || os == "freebsd" || os == "netbsd" || os == "openbsd" {
         println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,{SONAME}");
     }
+    hot_code(&manifest, &os);
+}
+
+/// Has the linker put the code that creating, connecting and idling clients run together
+/// at the start of the shared library (`link/hot-code.ld`, made by
+/// `scripts/hot_code.py`): the kernel maps code in 64 KiB windows around each page run, so
+/// spread out, those few hundred functions made a program map most of the library's code
+/// for its first idle client. `MQTTSYNC_NO_HOT_CODE=1` leaves the default layout (for a
+/// linker without `INSERT` in linker scripts, such as mold or gold).
+fn hot_code(manifest: &std::path::Path, os: &str) {
+    let script = manifest.join("link/hot-code.ld");
+    println!("cargo:rerun-if-changed={}", script.display());
+    println!("cargo:rerun-if-env-changed=MQTTSYNC_NO_HOT_CODE");
+    if os == "linux" && script.exists() && env::var_os("MQTTSYNC_NO_HOT_CODE").is_none() {
+        println!("cargo:rustc-cdylib-link-arg=-Wl,-T,{}", script.display());
+    }
 }

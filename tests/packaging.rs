@@ -265,3 +265,52 @@ fn paho_named_cmake_package_switches_by_prefix() {
         );
     }
 }
+
+/// The shared library keeps the code that creating, connecting and idling clients run in
+/// one group at the start of its code (build.rs, `link/hot-code.ld`), so that a program's
+/// idle clients map a few 64 KiB windows of it instead of nearly all of it: the group
+/// exists, holds the C entry points of that path, and is a small part of the code.
+#[test]
+fn shared_library_groups_the_connect_and_idle_code() {
+    assert!(have("readelf") && have("nm"), "readelf and nm are required");
+    let lib = &release_libs().shared_lib;
+    let sections =
+        String::from_utf8_lossy(&run(Command::new("readelf").arg("-SW").arg(lib)).stdout)
+            .into_owned();
+    let size_of = |name: &str| -> Option<(u64, u64)> {
+        sections.lines().find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let i = f.iter().position(|w| *w == name)?;
+            let addr = u64::from_str_radix(f.get(i + 2)?, 16).ok()?;
+            let size = u64::from_str_radix(f.get(i + 4)?, 16).ok()?;
+            Some((addr, size))
+        })
+    };
+    let (hot, hot_size) = size_of(".text.mqttsync_hot").expect("no .text.mqttsync_hot section");
+    let (_, rest) = size_of(".text").expect("no .text section");
+    assert!(
+        hot_size > 64 * 1024 && hot_size * 2 < rest,
+        "hot group {hot_size} B against {rest} B of other code"
+    );
+    let syms =
+        String::from_utf8_lossy(&run(Command::new("nm").arg("-D").arg(lib)).stdout).into_owned();
+    for f in [
+        "MQTTClient_create",
+        "MQTTClient_setCallbacks",
+        "MQTTClient_connect",
+        "MQTTAsync_create",
+        "MQTTAsync_connect",
+    ] {
+        let addr = syms
+            .lines()
+            .find_map(|l| {
+                let w: Vec<&str> = l.split_whitespace().collect();
+                (w.len() == 3 && w[2] == f).then(|| u64::from_str_radix(w[0], 16).unwrap())
+            })
+            .unwrap_or_else(|| panic!("{f} not exported"));
+        assert!(
+            (hot..hot + hot_size).contains(&addr),
+            "{f} at {addr:#x} is outside the hot group"
+        );
+    }
+}

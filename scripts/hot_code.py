@@ -1,0 +1,278 @@
+#!/usr/bin/env python3
+"""Regenerates link/hot-code.ld: the functions a C program's clients run to create,
+connect and stay idle, which build.rs has the linker place together at the start of the
+shared library's code.
+
+Why: a process maps a shared library's code in 64 KiB windows around each page it runs
+(the kernel's fault-around). Spread over the whole 1.5 MB of code, the few hundred
+functions of connect and keepalive made a program touch almost all of it: about 1.3 MB of
+RSS for the first idle client, 13 KiB per client at 100 clients. Grouped, they fit in a
+few windows.
+
+How: the bench drivers (bench/c, built against include/) run `idle` under callgrind and
+then natively under `perf record -e page-faults -d` against a private mosquitto. callgrind
+names every function executed; the page faults name the first function each code window
+was entered for, which catches what runs only outside valgrind (other timings). Each pass
+links the library with the list so far and adds what still faulted outside the group,
+until nothing new turns up.
+
+Patterns, not symbols: a name's hash (`17h...E`, a v0 crate disambiguator, an
+`.llvm.NNN` suffix) becomes `*`, so the list survives code changes and toolchain updates,
+except where the pattern would take in every instance of a generic function (they differ
+only in the hash): those keep their hash. A pattern that matches nothing is ignored by the
+linker; rerun this script when `tests/packaging.rs`'s layout check or the idle benchmark's
+RSS per client says the group has gone stale.
+
+Usage (from the repository root; needs valgrind, perf, mosquitto, cc):
+    python3 scripts/hot_code.py
+"""
+
+import bisect
+import fnmatch
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = os.path.join(ROOT, "link", "hot-code.ld")
+LIB = os.path.join(ROOT, "target", "release", "libmqttsync.so")
+CLIENTS = "20"
+PASSES = 6
+RUNS = 3
+
+
+def pattern(sym):
+    """A linker glob for a symbol: its hashes replaced by `*`."""
+    sym = re.sub(r"\.llvm\.\d+$", "*", sym)
+    sym = re.sub(r"17h[0-9a-f]{16}E", "17h*", sym)
+    sym = re.sub(r"Cs[0-9A-Za-z]+_", "Cs*_", sym)
+    return sym.replace("**", "*")
+
+
+def specific(pat, sym, lib_names):
+    """`pat`, unless it matches more than one function (instances of one generic function
+    differ only in their hash): then the symbol itself, hash included, so that the group
+    does not take in every instance."""
+    prefix = pat.split("*", 1)[0]
+    rx = re.compile(fnmatch.translate(pat))
+    i = bisect.bisect_left(lib_names, prefix)
+    hits = 0
+    while i < len(lib_names) and lib_names[i].startswith(prefix):
+        if rx.match(lib_names[i]):
+            hits += 1
+            if hits > 1:
+                return re.sub(r"\.llvm\.\d+$", "*", sym)
+        i += 1
+    return pat
+
+
+def callgrind_functions(path, obj):
+    """Functions of object `obj` that ran, from a callgrind output file."""
+    names_ob, names_fn = {}, {}
+    cur_ob, found = None, []
+
+    def name(table, rest):
+        m = re.match(r"\((\d+)\)(?: (.*))?", rest)
+        if not m:
+            return rest
+        if m.group(2) is not None:
+            table[m.group(1)] = m.group(2)
+        return table.get(m.group(1), "")
+
+    with open(path, errors="replace") as f:
+        for line in f:
+            if line.startswith("ob="):
+                cur_ob = name(names_ob, line[3:].strip())
+            elif line.startswith("cob="):
+                name(names_ob, line[4:].strip())
+            elif line.startswith("cfn="):
+                name(names_fn, line[4:].strip())
+            elif line.startswith("fn="):
+                fn = name(names_fn, line[3:].strip())
+                if cur_ob and obj in cur_ob and not fn.startswith("0x"):
+                    found.append(fn)
+    return found
+
+
+def symbols(lib):
+    """(address, size, name) of the library's functions, by address."""
+    out = subprocess.run(
+        ["nm", "-S", "--defined-only", lib], capture_output=True, text=True, check=True
+    ).stdout
+    rows = []
+    for line in out.splitlines():
+        p = line.split()
+        if len(p) == 4 and p[2] in "tTwW":
+            rows.append((int(p[0], 16), int(p[1], 16), p[3]))
+    rows.sort()
+    return rows
+
+
+def hot_range(lib):
+    out = subprocess.run(["readelf", "-SW", lib], capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        if ".text.mqttsync_hot" in line:
+            p = line.split()
+            i = p.index(".text.mqttsync_hot")
+            addr, size = int(p[i + 2], 16), int(p[i + 4], 16)
+            return addr, addr + size
+    return 0, 0
+
+
+def faulted_functions(perf_data, lib):
+    """Library functions whose code page faulted (the first entry into a 64 KiB window)
+    outside the hot group."""
+    out = subprocess.run(
+        ["perf", "script", "-i", perf_data, "--show-mmap-events", "-F", "addr"],
+        capture_output=True,
+        text=True,
+    ).stdout
+    base = None
+    addrs = []
+    for line in out.splitlines():
+        if "PERF_RECORD_MMAP" in line:
+            # The mapping of file offset 0 starts at the load base (first segment at 0).
+            m = re.search(r"\[0x([0-9a-f]+)\(0x[0-9a-f]+\) @ 0 .*libmqttsync", line)
+            if m and base is None:
+                base = int(m.group(1), 16)
+            continue
+        p = line.split()
+        if len(p) == 1:
+            try:
+                addrs.append(int(p[0], 16))
+            except ValueError:
+                pass
+    if base is None:
+        return []
+    rows = symbols(lib)
+    starts = [r[0] for r in rows]
+    lo, hi = hot_range(lib)
+    found = []
+    for a in addrs:
+        v = a - base
+        if lo <= v < hi:
+            continue
+        i = bisect.bisect_right(starts, v) - 1
+        if i >= 0 and rows[i][0] <= v < rows[i][0] + max(rows[i][1], 1):
+            # Every name at that address: merged functions are aliases of one body, whose
+            # section carries only one of the names.
+            a = rows[i][0]
+            while i > 0 and rows[i - 1][0] == a:
+                i -= 1
+            while i < len(rows) and rows[i][0] == a:
+                found.append(rows[i][2])
+                i += 1
+    return found
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def main():
+    for tool in ("valgrind", "perf", "mosquitto", "cc", "nm", "readelf"):
+        if not shutil.which(tool):
+            sys.exit(f"hot_code.py: {tool} is needed")
+    tmp = tempfile.mkdtemp(prefix="mqttsync-hot-")
+    broker = None
+    try:
+        port = free_port()
+        conf = os.path.join(tmp, "m.conf")
+        with open(conf, "w") as f:
+            f.write(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+        broker = subprocess.Popen(
+            ["mosquitto", "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        time.sleep(0.3)
+        drivers = []
+        for src in ("paho_bench", "async_bench"):
+            exe = os.path.join(tmp, src)
+            subprocess.run(
+                ["cc", "-O2", "-o", exe, "-I", "include", "-I", "bench/c", f"bench/c/{src}.c",
+                 "-Ltarget/release", "-lmqttsync", "-lpthread", "-ldl", "-lm"],
+                cwd=ROOT, check=True,
+            )
+            drivers.append(exe)
+        libdir = os.path.join(tmp, "lib")
+        os.makedirs(libdir)
+        env = dict(os.environ, LD_LIBRARY_PATH=libdir)
+
+        def build(pats):
+            write(pats)
+            subprocess.run(["cargo", "build", "--release", "--lib"], cwd=ROOT, check=True)
+            shutil.copy(LIB, os.path.join(libdir, "libmqttsync.so.0"))
+
+        pats = []
+        seen = set()
+
+        def add(names):
+            new = 0
+            lib_names = sorted(r[2] for r in symbols(LIB))
+            for n in names:
+                p = specific(pattern(n), n, lib_names)
+                if p not in seen:
+                    seen.add(p)
+                    pats.append(p)
+                    new += 1
+            return new
+
+        build(pats)
+        for exe in drivers:
+            out = os.path.join(tmp, "cg.out")
+            subprocess.run(
+                ["valgrind", "--tool=callgrind", "--demangle=no", f"--callgrind-out-file={out}",
+                 exe, "idle", "127.0.0.1", str(port), CLIENTS],
+                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True,
+            )
+            print(f"callgrind {os.path.basename(exe)}: +{add(callgrind_functions(out, 'libmqttsync'))}")
+        for i in range(PASSES):
+            build(pats)
+            new = 0
+            # Each driver a few times: which function first enters a window depends on
+            # timing (and on where the library was loaded).
+            for exe in drivers * RUNS:
+                data = os.path.join(tmp, "pf.data")
+                subprocess.run(
+                    ["perf", "record", "-q", "-e", "page-faults", "-c", "1", "-d", "-o", data,
+                     exe, "idle", "127.0.0.1", str(port), "100"],
+                    env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True,
+                )
+                new += add(faulted_functions(data, LIB))
+            print(f"pass {i + 1}: +{new}")
+            if new == 0:
+                break
+        build(pats)
+        print(f"{len(pats)} patterns in {os.path.relpath(OUT, ROOT)}")
+    finally:
+        if broker:
+            broker.send_signal(signal.SIGTERM)
+            broker.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write(pats):
+    os.makedirs(os.path.dirname(OUT), exist_ok=True)
+    with open(OUT, "w") as f:
+        f.write(
+            "/* Generated by scripts/hot_code.py: the functions a C program's clients run to\n"
+            " * create, connect and stay idle, placed together before the rest of the code\n"
+            " * (build.rs passes this to the linker for the shared library). */\n"
+            "SECTIONS\n{\n  .text.mqttsync_hot :\n  {\n"
+        )
+        for p in pats:
+            f.write(f"    *(.text.{p} .text.unlikely.{p})\n")
+        f.write("  }\n}\nINSERT BEFORE .text;\n")
+
+
+if __name__ == "__main__":
+    main()
