@@ -48,11 +48,12 @@ fn main() {
 }
 
 /// Has the linker put the code that creating, connecting and idling clients run together
-/// at the start of the shared library (`link/hot-code.ld`, made by
-/// `scripts/hot_code.py`): the kernel maps code in 64 KiB windows around each page run, so
-/// spread out, those few hundred functions made a program map most of the library's code
-/// for its first idle client. `MQTTSYNC_NO_HOT_CODE=1` leaves the default layout (for a
-/// linker without `INSERT` in linker scripts, such as mold or gold).
+/// at the start of the shared library, and the constants before the exception tables
+/// (`link/hot-code.ld`, made by `scripts/hot_code.py`): the kernel maps a library's pages
+/// into a process in pieces of 64 KiB or more around each page used, so spread out, those
+/// few hundred functions made a program map most of the library for its first idle client.
+/// `MQTTSYNC_NO_HOT_CODE=1` leaves the default layout (for a linker without `INSERT` in
+/// linker scripts, such as mold or gold; checked with rust-lld, the default, and GNU ld).
 fn hot_code(manifest: &std::path::Path, os: &str) {
     let script = manifest.join("link/hot-code.ld");
     println!("cargo:rerun-if-changed={}", script.display());

@@ -268,8 +268,9 @@ fn paho_named_cmake_package_switches_by_prefix() {
 
 /// The shared library keeps the code that creating, connecting and idling clients run in
 /// one group at the start of its code (build.rs, `link/hot-code.ld`), so that a program's
-/// idle clients map a few 64 KiB windows of it instead of nearly all of it: the group
-/// exists, holds the C entry points of that path, and is a small part of the code.
+/// idle clients map a few 64 KiB pieces of it instead of nearly all of it: the group
+/// exists, holds the C entry points of that path, and is a small part of the code; the
+/// constants come first among the read-only data.
 #[test]
 fn shared_library_groups_the_connect_and_idle_code() {
     assert!(have("readelf") && have("nm"), "readelf and nm are required");
@@ -288,6 +289,13 @@ fn shared_library_groups_the_connect_and_idle_code() {
     };
     let (hot, hot_size) = size_of(".text.mqttsync_hot").expect("no .text.mqttsync_hot section");
     let (_, rest) = size_of(".text").expect("no .text section");
+    // The constants sit before the exception tables, next to what the loader reads.
+    let (rodata, _) = size_of(".rodata").expect("no .rodata section");
+    let (except, _) = size_of(".gcc_except_table").expect("no .gcc_except_table section");
+    assert!(
+        rodata < except,
+        ".rodata at {rodata:#x} after .gcc_except_table at {except:#x}"
+    );
     assert!(
         hot_size > 64 * 1024 && hot_size * 2 < rest,
         "hot group {hot_size} B against {rest} B of other code"
