@@ -60,34 +60,42 @@ fn lock(cb: &SharedCallbacks) -> MutexGuard<'_, Option<Callbacks>> {
 }
 
 /// The I/O thread's side: hands items to the callbacks, starting a dispatch thread when
-/// none is running. Dropping it ends the queue; the callbacks (and what they hold) are
-/// dropped once the last item has been handled.
+/// none is running. The queue is made with the first item: a client that never has one
+/// for its callbacks (an idle client) holds them and nothing more. Dropping it ends the
+/// queue; the callbacks (and what they hold) are dropped once the last item has been
+/// handled.
 pub(super) struct Dispatcher {
-    tx: Producer<Incoming>,
-    rx: Consumer<Incoming>,
-    callbacks: SharedCallbacks,
+    /// The queue and the callbacks, from the first item on.
+    live: Option<Live>,
+    /// The callbacks until then.
+    waiting: Option<Callbacks>,
     shared: Arc<Shared>,
     connected: bool,
     lost: bool,
     server_disconnect: bool,
 }
 
+/// A [`Dispatcher`]'s queue, shared with its dispatch thread.
+struct Live {
+    tx: Producer<Incoming>,
+    rx: Consumer<Incoming>,
+    callbacks: SharedCallbacks,
+}
+
 impl Dispatcher {
     pub(super) fn new(callbacks: Callbacks, shared: Arc<Shared>) -> Dispatcher {
-        let (tx, rx) = super::queue::queue();
         Dispatcher {
-            tx,
-            rx,
+            live: None,
             connected: callbacks.on_connected.is_some(),
             lost: callbacks.on_connection_lost.is_some(),
             server_disconnect: callbacks.on_server_disconnect.is_some(),
-            callbacks: Arc::new(Mutex::new(Some(callbacks))),
+            waiting: Some(callbacks),
             shared,
         }
     }
 
     /// Hands one item over (an item no callback wants is dropped here).
-    pub(crate) fn send(&self, item: Incoming) {
+    pub(crate) fn send(&mut self, item: Incoming) {
         let wanted = match &item {
             Incoming::Connected(_) => self.connected,
             Incoming::Lost(_) => self.lost,
@@ -100,28 +108,36 @@ impl Dispatcher {
     }
 
     /// Hands items over under one lock.
-    pub(crate) fn send_many(&self, items: impl IntoIterator<Item = Incoming>) {
-        if self.tx.send_claim(items) {
-            self.start();
+    pub(crate) fn send_many(&mut self, items: impl IntoIterator<Item = Incoming>) {
+        let live = self.live.get_or_insert_with(|| {
+            let (tx, rx) = super::queue::queue();
+            Live {
+                tx,
+                rx,
+                callbacks: Arc::new(Mutex::new(self.waiting.take())),
+            }
+        });
+        if live.tx.send_claim(items) {
+            Self::start(live, &self.shared);
         }
     }
 
     /// Items not yet handled.
     pub(crate) fn len(&self) -> usize {
-        self.tx.len()
+        self.live.as_ref().map_or(0, |l| l.tx.len())
     }
 
-    fn start(&self) {
-        let rx = self.rx.clone();
-        let cb = self.callbacks.clone();
-        let sh = self.shared.clone();
+    fn start(live: &Live, shared: &Arc<Shared>) {
+        let rx = live.rx.clone();
+        let cb = live.callbacks.clone();
+        let sh = shared.clone();
         match super::threads::spawn(c"mqttsync-dispatch", move || dispatch_loop(rx, cb, sh)) {
             // The previous thread, if any, has released the queue: it is done or leaving.
-            Ok(w) => *self.shared.dispatcher() = Some(w),
+            Ok(w) => *shared.dispatcher() = Some(w),
             Err(e) => {
                 // Tried again with the next item.
                 log::error!("starting the callback thread failed: {e}");
-                self.tx.unclaim();
+                live.tx.unclaim();
             }
         }
     }
@@ -129,11 +145,15 @@ impl Dispatcher {
 
 impl Drop for Dispatcher {
     fn drop(&mut self) {
-        self.tx.close();
-        if self.tx.claim() {
+        let Some(live) = &self.live else {
+            // Never used: the callbacks go with it.
+            return;
+        };
+        live.tx.close();
+        if live.tx.claim() {
             // No dispatch thread will come: the callbacks go now (outside the lock: what
             // they hold may be anything).
-            let cbs = lock(&self.callbacks).take();
+            let cbs = lock(&live.callbacks).take();
             drop(cbs);
         }
     }

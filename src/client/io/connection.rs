@@ -389,7 +389,7 @@ impl Io {
         while let Some(item) = self.t.overflow.pop_front() {
             match self
                 .dispatch_tx
-                .as_ref()
+                .as_mut()
                 .filter(|_| self.messages_to_dispatch)
             {
                 Some(d) => d.send(item),
@@ -438,7 +438,7 @@ impl Io {
         // Receivers: the loss first (one of them gets it), then the end of the queue.
         self.msg_tx.send(Incoming::Lost(shared_err.clone()));
         self.msg_tx.close();
-        if let Some(tx) = self.dispatch_tx.take() {
+        if let Some(mut tx) = self.dispatch_tx.take() {
             tx.send(Incoming::Lost(shared_err));
         }
         self.shared.acks_stored(u64::MAX);

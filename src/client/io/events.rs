@@ -67,7 +67,7 @@ impl Io {
                     if self.delivered_to_dispatch {
                         // Messages received before the acknowledgement go first.
                         self.pump_overflow();
-                        if let Some(tx) = &self.dispatch_tx {
+                        if let Some(tx) = &mut self.dispatch_tx {
                             tx.send(Incoming::Delivered(DeliveryEvent {
                                 token_id: id,
                                 packet_id: pkid,
@@ -141,7 +141,7 @@ impl Io {
             // Messages received before it go first.
             self.pump_overflow();
             // Lifecycle notices go to both consumers, never wait behind the capacity.
-            if let Some(tx) = &self.dispatch_tx {
+            if let Some(tx) = &mut self.dispatch_tx {
                 let copy = match &item {
                     Incoming::Connected(sp) => Some(Incoming::Connected(*sp)),
                     Incoming::Lost(e) => Some(Incoming::Lost(e.clone())),
@@ -168,9 +168,11 @@ impl Io {
     pub(super) fn pump_overflow(&mut self) {
         let to_dispatch = self
             .dispatch_tx
-            .as_ref()
+            .as_mut()
             .filter(|_| self.messages_to_dispatch);
-        let queued = to_dispatch.map_or_else(|| self.msg_tx.len(), |d| d.len());
+        let queued = to_dispatch
+            .as_ref()
+            .map_or_else(|| self.msg_tx.len(), |d| d.len());
         let room = self.incoming_capacity.saturating_sub(queued);
         let n = room.min(self.t.overflow.len());
         if n > 0 {
