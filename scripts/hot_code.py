@@ -49,9 +49,14 @@ RUNS = 10
 GROUPS = ["MQTTClient (and what MQTTAsync shares with it)", "MQTTAsync only"]
 
 
+def without_llvm_suffix(sym):
+    """`sym` with the `.llvm.NNN` suffix of a promoted local symbol as `*`."""
+    return re.sub(r"\.llvm\.\d+$", "*", sym)
+
+
 def pattern(sym):
     """A linker glob for a symbol: its hashes replaced by `*`."""
-    sym = re.sub(r"\.llvm\.\d+$", "*", sym)
+    sym = without_llvm_suffix(sym)
     sym = re.sub(r"17h[0-9a-f]{16}E", "17h*", sym)
     sym = re.sub(r"Cs[0-9A-Za-z]+_", "Cs*_", sym)
     return sym.replace("**", "*")
@@ -69,7 +74,7 @@ def specific(pat, sym, lib_names):
         if rx.match(lib_names[i]):
             hits += 1
             if hits > 1:
-                return re.sub(r"\.llvm\.\d+$", "*", sym)
+                return without_llvm_suffix(sym)
         i += 1
     return pat
 
@@ -117,6 +122,7 @@ def symbols(lib):
 
 
 def hot_range(lib):
+    """Start and end address of the hot group in the library (0, 0 without one)."""
     out = subprocess.run(["readelf", "-SW", lib], capture_output=True, text=True).stdout
     for line in out.splitlines():
         if ".text.mqttsync_hot" in line:
@@ -127,9 +133,10 @@ def hot_range(lib):
     return 0, 0
 
 
-def faulted_functions(perf_data, lib, lo, hi):
-    """Library functions whose code page faulted (the first entry into a 64 KiB window)
-    outside [lo, hi): the part of the hot code the driver is meant to run."""
+def faulted_functions(perf_data, rows, lo, hi):
+    """Library functions (`rows`, from `symbols`) whose code page faulted (the first entry
+    into a 64 KiB window) outside [lo, hi): the part of the hot code the driver is meant to
+    run."""
     out = subprocess.run(
         ["perf", "script", "-i", perf_data, "--show-mmap-events", "-F", "addr"],
         capture_output=True,
@@ -152,21 +159,20 @@ def faulted_functions(perf_data, lib, lo, hi):
                 pass
     if base is None:
         return []
-    rows = symbols(lib)
     starts = [r[0] for r in rows]
     found = []
-    for a in addrs:
-        v = a - base
+    for addr in addrs:
+        v = addr - base
         if lo <= v < hi:
             continue
         i = bisect.bisect_right(starts, v) - 1
         if i >= 0 and rows[i][0] <= v < rows[i][0] + max(rows[i][1], 1):
             # Every name at that address: merged functions are aliases of one body, whose
             # section carries only one of the names.
-            a = rows[i][0]
-            while i > 0 and rows[i - 1][0] == a:
+            start = rows[i][0]
+            while i > 0 and rows[i - 1][0] == start:
                 i -= 1
-            while i < len(rows) and rows[i][0] == a:
+            while i < len(rows) and rows[i][0] == start:
                 found.append(rows[i][2])
                 i += 1
     return found
@@ -178,6 +184,20 @@ def free_port():
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+def wait_listening(port, broker):
+    """Waits until the broker accepts connections on `port` (10 s at most)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if broker.poll() is not None:
+            sys.exit("hot_code.py: mosquitto exited")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    sys.exit(f"hot_code.py: mosquitto is not listening on port {port}")
 
 
 def main():
@@ -194,7 +214,7 @@ def main():
         broker = subprocess.Popen(
             ["mosquitto", "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        time.sleep(0.3)
+        wait_listening(port, broker)
         drivers = []
         for src in ("paho_bench", "async_bench"):
             exe = os.path.join(tmp, src)
@@ -223,14 +243,21 @@ def main():
                         seen[p] = g
                         groups[g].append(p)
 
+        # The library as last built: its functions (`symbols`), their names sorted, where
+        # its hot group lies. The library changes only in `build`.
+        built = {}
+
         def build():
             write(groups)
             subprocess.run(["cargo", "build", "--release", "--lib"], cwd=ROOT, check=True)
             shutil.copy(LIB, os.path.join(libdir, "libmqttsync.so.0"))
+            built["rows"] = symbols(LIB)
+            built["names"] = sorted(r[2] for r in built["rows"])
+            built["hot"] = hot_range(LIB)
 
         def add(group, names):
             new = 0
-            lib_names = sorted(r[2] for r in symbols(LIB))
+            lib_names = built["names"]
             for n in names:
                 p = specific(pattern(n), n, lib_names)
                 if seen.get(p, len(groups)) > group:
@@ -244,11 +271,10 @@ def main():
 
         def group_range(g):
             """Where groups 0..=g lie in the library just built."""
-            lo, hi = hot_range(LIB)
-            by_name = {n: a for a, _, n in symbols(LIB)}
+            lo, hi = built["hot"]
             for p in (groups[g + 1] if g + 1 < len(groups) else [])[:1]:
                 rx = re.compile(fnmatch.translate(p))
-                starts = [a for n, a in by_name.items() if rx.match(n)]
+                starts = [a for a, _, n in built["rows"] if rx.match(n)]
                 if starts:
                     hi = min(starts)
             return lo, hi
@@ -278,7 +304,7 @@ def main():
                         check=True,
                     )
                     lo, hi = group_range(g)
-                    new += add(g, faulted_functions(data, LIB, lo, hi))
+                    new += add(g, faulted_functions(data, built["rows"], lo, hi))
             print(f"pass {i + 1}: +{new}")
             if new == 0:
                 break
