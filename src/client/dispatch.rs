@@ -118,7 +118,7 @@ impl Dispatcher {
             }
         });
         if live.tx.send_claim(items) {
-            Self::start(live, &self.shared);
+            live.start(&self.shared);
         }
     }
 
@@ -126,10 +126,13 @@ impl Dispatcher {
     pub(crate) fn len(&self) -> usize {
         self.live.as_ref().map_or(0, |l| l.tx.len())
     }
+}
 
-    fn start(live: &Live, shared: &Arc<Shared>) {
-        let rx = live.rx.clone();
-        let cb = live.callbacks.clone();
+impl Live {
+    /// Starts a dispatch thread on the queue (its claim taken by the caller).
+    fn start(&self, shared: &Arc<Shared>) {
+        let rx = self.rx.clone();
+        let cb = self.callbacks.clone();
         let sh = shared.clone();
         match super::threads::spawn(c"mqttsync-dispatch", move || dispatch_loop(rx, cb, sh)) {
             // The previous thread, if any, has released the queue: it is done or leaving.
@@ -137,7 +140,7 @@ impl Dispatcher {
             Err(e) => {
                 // Tried again with the next item.
                 log::error!("starting the callback thread failed: {e}");
-                live.tx.unclaim();
+                self.tx.unclaim();
             }
         }
     }
