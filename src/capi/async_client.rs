@@ -512,6 +512,12 @@ impl<T> Queue<T> {
         if g.closed || g.items.len() >= max {
             return Err(item);
         }
+        if g.items.capacity() == 0 {
+            // Room for one, not the four a first push makes: the buffer is made on the
+            // application's thread and freed by the queue's when it runs dry, and a program
+            // that connects many handles in a row leaves each one a hole in its own heap.
+            g.items.reserve_exact(1);
+        }
         if !g.worker.claimed {
             if !g.worker.start(start) {
                 return Err(item);
@@ -832,7 +838,9 @@ impl Events {
 
 /// A request for the command thread.
 enum Command {
-    Connect(Box<Params>, c_int),
+    /// The parameters are shared with `State::last` (made on the application's thread and
+    /// kept there: no copy on the command thread).
+    Connect(Arc<Params>, c_int),
     Reconnect,
     Subscribe {
         filters: Vec<SubscribeFilter>,
@@ -1026,7 +1034,7 @@ struct State {
     cbs: Callbacks,
     connecting: bool,
     should_be_connected: bool,
-    last: Option<Box<Params>>,
+    last: Option<Arc<Params>>,
     /// Publishes waiting for a connection: made before the first connect, while an
     /// automatic reconnect is under way, or behind such publishes. Bounded by
     /// `maxBufferedMessages` (`deleteOldestMessages` drops the oldest).
@@ -1158,6 +1166,10 @@ impl AsyncHandle {
     fn complete(&self, token: c_int) {
         let mut p = lock(&self.pending);
         p.set.remove(&token);
+        if p.set.is_empty() {
+            // An emptied `BTreeSet` keeps its node: an idle handle keeps none.
+            p.set = BTreeSet::new();
+        }
         if p.waiters > 0 {
             drop(p);
             self.pending_cv.notify_all();
@@ -1439,13 +1451,13 @@ fn client_or_fail(h: &AsyncHandle, resp: Resp, token: c_int) -> Option<(Arc<Clie
 /// One request of the command queue.
 fn run_command(h: &Arc<AsyncHandle>, cmd: Command) {
     match cmd {
-        Command::Connect(p, token) => do_connect(h, *p, token),
+        Command::Connect(p, token) => do_connect(h, p, token),
         Command::Reconnect => {
             let last = h.st().last.clone();
             if let Some(mut p) = last {
                 update_credentials(h, &mut p);
                 let token = h.new_token().unwrap_or(0);
-                do_connect(h, *p, token);
+                do_connect(h, p, token);
             }
         }
         Command::Subscribe {
@@ -1548,8 +1560,9 @@ fn error_fail(e: &Error) -> Fail {
 
 /// Calls `updateConnectOptions` (if set) before a reconnect; a non-zero return replaces
 /// the user name and password.
-fn update_credentials(h: &AsyncHandle, p: &mut Params) {
+fn update_credentials(h: &AsyncHandle, p: &mut Arc<Params>) {
     if let Some((user, pw)) = call_update(h, p.username.as_deref(), p.password.as_deref()) {
+        let p = Arc::make_mut(p);
         p.username = user;
         p.password = pw;
     }
@@ -1667,6 +1680,7 @@ fn before_reconnect(h: &AsyncHandle, cred: &mut crate::ReconnectCredentials) -> 
             cred.username = user.clone();
             cred.password = pw.clone().map(Bytes::from);
             if let Some(last) = h.st().last.as_mut() {
+                let last = Arc::make_mut(last);
                 last.username = user.clone();
                 last.password = pw.clone();
             }
@@ -1979,13 +1993,13 @@ fn finish_delivery(h: &AsyncHandle, info: InFlight, ev: &DeliveryEvent, here: bo
     }
 }
 
-fn do_connect(h: &Arc<AsyncHandle>, p: Params, token: c_int) {
+fn do_connect(h: &Arc<AsyncHandle>, p: Arc<Params>, token: c_int) {
     // Take the previous connection down first (the store is reused).
     let (old, old_conn) = {
         let mut st = h.st();
         st.connecting = true;
         st.should_be_connected = true;
-        st.last = Some(Box::new(p.clone()));
+        st.last = Some(p.clone());
         (st.client.take(), st.conn.take())
     };
     if let Some(c) = &old_conn {
@@ -2896,7 +2910,7 @@ pub unsafe extern "C" fn MQTTAsync_connect(
         let p = unsafe { read_connect_options(&h, options)? };
         let token = h.new_token()?;
         h.st().should_be_connected = true;
-        push_command(&h, Command::Connect(Box::new(p), token)).inspect_err(|_| h.complete(token))
+        push_command(&h, Command::Connect(Arc::new(p), token)).inspect_err(|_| h.complete(token))
     })
 }
 
