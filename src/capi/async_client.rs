@@ -40,10 +40,11 @@
 //! a job waiting longer than 10 ms gets a thread anyway, one more per 10 ms): a program
 //! that connects 1000 handles in a loop had a thread per connect in flight (~160 at once
 //! on a local broker), and their stacks and malloc arenas stayed in the process. A runner
-//! that finished a job polls for the next one for up to 50 µs before it leaves (adaptive,
-//! at most one poller per spare CPU; `MQTTSYNC_SPIN_US`): a program that waits for one
-//! request's `onSuccess` and then makes the next makes it sooner than a sleeping thread can
-//! be woken (connect 232 -> 212 µs, disconnect 117 -> 84 µs in the benchmark's cycle).
+//! that finished a job polls for the next one for up to 150 µs before it leaves (adaptive,
+//! at most one poller per spare CPU; three times `MQTTSYNC_SPIN_US`): a program that waits
+//! for one request's `onSuccess` and then makes the next makes it sooner than a sleeping
+//! thread can be woken (connect 232 -> 212 µs, disconnect 117 -> 84 µs in the benchmark's
+//! cycle with a 50 µs poll; connect 210-226 -> 165-194 µs from 50 to 150 µs).
 //! `MQTTAsync_destroy` closes both queues and waits for the threads (`Alive`).
 //!
 //! A slow callback therefore stalls only its own client, and a callback may call any

@@ -519,6 +519,9 @@ impl ConnectOptions {
     /// unsubscribe, [`DeliveryToken::wait`](crate::DeliveryToken::wait),
     /// [`Messages::recv`](crate::Messages::recv) and its kin, while they read the socket
     /// themselves (the I/O thread sleeps). Default 50 µs; `Duration::ZERO` never polls.
+    /// The CONNACK wait polls four times as long: a broker takes longer over a CONNECT
+    /// than over a PUBACK (with 50 µs a local mosquitto's CONNACK came after the poll on
+    /// every connect of the benchmarks' VM), and a connect is rare.
     ///
     /// Waking a thread that sleeps on an idle CPU takes tens of microseconds on many
     /// machines (deep idle states; in a virtual machine, an interrupt through the

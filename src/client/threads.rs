@@ -418,16 +418,28 @@ static BACKLOG: Mutex<PerProcess<Backlog>> = Mutex::new(PerProcess::new(Backlog 
 static RUNNER_POLL_US: std::sync::atomic::AtomicU64 =
     std::sync::atomic::AtomicU64::new(DEFAULT_RUNNER_POLL.as_micros() as u64);
 
-/// How long a runner of [`spawn_limited`] polls for the next job before it leaves: the
-/// default of `ConnectOptions::spin_wait`, for the same reason (a program that waits for
-/// one request's `onSuccess` and then makes the next one makes it sooner than a sleeping
-/// thread can be woken).
-const DEFAULT_RUNNER_POLL: Duration = crate::client::options::DEFAULT_SPIN_WAIT;
+/// How long a runner of [`spawn_limited`] polls for the next job before it leaves, as a
+/// multiple of `ConnectOptions::spin_wait`'s budget, for the same reason: a program that
+/// waits for one request's `onSuccess` and then makes the next one makes it sooner than a
+/// sleeping thread can be woken. Longer than a reply's poll because that request comes
+/// back through the application: its own wake-up from `onSuccess` (tens of microseconds
+/// on the benchmarks' VM, as any wake-up) and what it does before the next call. With the
+/// reply's budget the runner had always left when an MQTTAsync connect followed the last
+/// request's `onSuccess`: 2000 connect/disconnect cycles woke a runner for every connect.
+const RUNNER_POLL_FACTOR: u32 = 3;
+
+/// [`RUNNER_POLL_FACTOR`] times the default reply budget.
+const DEFAULT_RUNNER_POLL: Duration = Duration::from_micros(
+    crate::client::options::DEFAULT_SPIN_WAIT.as_micros() as u64 * RUNNER_POLL_FACTOR as u64,
+);
 
 /// Sets how long a runner of [`spawn_limited`] polls for the next job after finishing one
-/// (zero: never), for the whole process; the C layer's `MQTTSYNC_SPIN_US`.
+/// to [`RUNNER_POLL_FACTOR`] times a reply's poll `budget` (zero: never), for the whole
+/// process; the C layer's `MQTTSYNC_SPIN_US`.
 pub(crate) fn set_runner_poll(budget: Duration) {
-    let us = u64::try_from(budget.as_micros()).unwrap_or(u64::MAX);
+    let us = u64::try_from(budget.as_micros())
+        .unwrap_or(u64::MAX)
+        .saturating_mul(u64::from(RUNNER_POLL_FACTOR));
     RUNNER_POLL_US.store(us, std::sync::atomic::Ordering::Relaxed);
     backlog().poll = None;
 }

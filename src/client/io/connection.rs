@@ -19,6 +19,14 @@ use crate::proto::session::{Event, SessionError};
 use crate::proto::{reason, Disconnect, Properties, ProtocolVersion, SubscribeFilter};
 use crate::transport::{self, Stream};
 
+/// How many times its connection's poll budget a thread waiting for the CONNACK polls
+/// before it sleeps. A broker takes longer over a CONNECT than over a PUBACK (it accepts
+/// the connection, looks the session up, may authenticate): with the reply budget the poll
+/// missed the CONNACK of a local mosquitto on every connect and the thread slept and was
+/// woken after all. A connect is rare, so the longer poll costs little even where it
+/// misses (a distant broker).
+const CONNACK_SPIN_FACTOR: u32 = 4;
+
 /// The HTTP options of a client with none set.
 static NO_HTTP: HttpOptions = HttpOptions {
     headers: Vec::new(),
@@ -118,9 +126,13 @@ impl Io {
             }
             fresh = false;
             // A local broker answers sooner than this thread, asleep in `read`, can be
-            // woken: poll for the connection's budget first (`threads::Spin`).
+            // woken: poll for the connection's budget first (`threads::Spin`), here
+            // [`CONNACK_SPIN_FACTOR`] times as long.
             if let Stream::Tcp(tcp) = &stream {
-                let until = self.spin.turn().map(|budget| (now + budget).min(deadline));
+                let until = self
+                    .spin
+                    .turn()
+                    .map(|budget| (now + budget * CONNACK_SPIN_FACTOR).min(deadline));
                 if let Some(hit) = until.and_then(|u| spin_readable(tcp.as_raw_fd(), u)) {
                     self.spin.record(hit);
                 }
