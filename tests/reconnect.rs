@@ -246,6 +246,76 @@ fn backoff_spaces_out_reconnect_attempts() {
     assert_eq!(c.state(), State::Disconnected);
 }
 
+/// Two servers that share nothing; the subscriber has a persistent session on each. The
+/// second queues three messages while the subscriber is on the first, whose three messages
+/// the application has not taken when the subscriber fails over. The second server's
+/// packet ids (1, 2, 3) are those of the first server's messages: they name other
+/// messages there, and all six must reach the application.
+fn failover_to_a_server_with_its_own_session_delivers_both(qos: QoS) {
+    let mut a = Broker::start();
+    let b = Broker::start();
+    let sid = unique_client_id("fo2sub");
+    let pre = Client::connect(persistent(&b.uri(), &sid)).unwrap();
+    pre.subscribe("fo/#", qos).unwrap();
+    pre.disconnect().unwrap();
+    drop(pre);
+    let sub = Client::connect(persistent(&a.uri(), &sid).server(&b.uri())).unwrap();
+    sub.subscribe("fo/#", qos).unwrap();
+
+    let to_a =
+        Client::connect(ConnectOptions::new(&a.uri()).client_id(unique_client_id("fo2a"))).unwrap();
+    for i in 0..3 {
+        to_a.publish_wait(Message::new("fo/x", format!("a{i}")).qos(qos))
+            .unwrap();
+    }
+    // In the subscriber's queue, not taken (so not acknowledged to the first server).
+    assert!(wait_until(DEADLINE, || sub.messages().len() == 3));
+    let to_b =
+        Client::connect(ConnectOptions::new(&b.uri()).client_id(unique_client_id("fo2b"))).unwrap();
+    for i in 0..3 {
+        to_b.publish_wait(Message::new("fo/x", format!("b{i}")).qos(qos))
+            .unwrap();
+    }
+
+    a.kill();
+    assert!(
+        wait_until(DEADLINE, || sub.is_connected()
+            && sub
+                .connect_info()
+                .is_some_and(|i| i.server.contains(&b.port().to_string()))),
+        "failed over to the second server"
+    );
+    let got = collect_distinct(&sub, 6, DEADLINE);
+    let mut names: Vec<&str> = got.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        ["a0", "a1", "a2", "b0", "b1", "b2"],
+        "{qos:?}: every message of both servers reaches the application"
+    );
+    // The second server's three were acknowledged there (taken and dropped above).
+    let acked = if qos == QoS::AtLeastOnce {
+        format!("Received PUBACK from {sid}")
+    } else {
+        format!("Received PUBREC from {sid}")
+    };
+    assert!(
+        b.wait_for_log_count(&acked, 3, DEADLINE),
+        "{qos:?}: the second server's messages acknowledged there"
+    );
+    sub.disconnect().unwrap();
+}
+
+#[test]
+fn failover_to_a_server_with_its_own_session_delivers_both_qos1() {
+    failover_to_a_server_with_its_own_session_delivers_both(QoS::AtLeastOnce);
+}
+
+#[test]
+fn failover_to_a_server_with_its_own_session_delivers_both_qos2() {
+    failover_to_a_server_with_its_own_session_delivers_both(QoS::ExactlyOnce);
+}
+
 #[test]
 fn failover_between_two_bridged_brokers_keeps_every_qos1_message() {
     // Node B, and node A bridged to it in both directions.

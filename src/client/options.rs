@@ -406,6 +406,15 @@ impl ConnectOptions {
     }
 
     /// Adds a further broker URI, tried in order after the ones before it.
+    ///
+    /// Failing over to another URI of the list, the client takes that server's session
+    /// (session present or not) as its own, not the one it had: the packet ids of messages
+    /// received from the previous server and not yet acknowledged name other messages
+    /// there, so those acknowledgements are not sent (the previous server keeps the
+    /// messages and sends them again if the client comes back), and everything the new
+    /// server sends is delivered. Servers that share sessions (a cluster) may therefore
+    /// deliver such a message twice, QoS 2 included; none is lost. Unacknowledged
+    /// publishes are resent to the new server.
     pub fn server(mut self, uri: &str) -> Self {
         self.add_server(uri);
         self

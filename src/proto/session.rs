@@ -309,6 +309,9 @@ pub struct Session {
     conn: ConnState,
     connack: Option<ConnAck>,
     clean_start: bool,
+    /// The connection being made goes to another server than the one whose session the
+    /// incoming state belongs to ([`Session::set_server_changed`]).
+    server_changed: bool,
 
     // Timers.
     keep_alive: Duration,
@@ -434,6 +437,7 @@ impl Session {
             conn: ConnState::Disconnected,
             connack: None,
             clean_start: false,
+            server_changed: false,
             last_sent: None,
             last_received: None,
             ping_sent_at: None,
@@ -452,6 +456,19 @@ impl Session {
             t: Lazy::new(),
             config,
         }
+    }
+
+    /// Says whether the next connection goes to another server than the one whose session
+    /// the incoming state belongs to (a failover within a list of servers). A CONNACK with
+    /// session present from there resumes that server's own session, in which the packet
+    /// ids of the messages received before name other messages: the incoming state is then
+    /// cleared as for a session not present (those messages stay delivered; their
+    /// acknowledgements are not sent, and a PUBLISH there with one of their ids is a new
+    /// message). The outgoing flows are resent as the CONNACK says: to a server that shares
+    /// the session they are the same flows, and to one that does not, a resent PUBLISH is a
+    /// new message and a PUBREL is answered with PUBCOMP. Holds until the next CONNACK.
+    pub fn set_server_changed(&mut self, changed: bool) {
+        self.server_changed = changed;
     }
 
     /// Starts a connection: queues CONNECT. Call after the transport is up.
@@ -1419,6 +1436,7 @@ impl Session {
 
     /// Regenerates the outgoing flows after CONNACK (see the module policy).
     fn resend(&mut self, session_present: bool) {
+        let forget_incoming = !session_present || std::mem::take(&mut self.server_changed);
         let mut sent: Vec<(u64, u16)> = self
             .t
             .flows
@@ -1448,16 +1466,9 @@ impl Session {
                 }
                 !released
             });
-            let mut received: Vec<u16> = self.t.incoming_qos2.drain().collect();
-            received.sort_unstable();
-            for id in received {
-                self.persist(PersistOp::Remove(PersistKey::ReceivedQos2(id)));
-            }
-            // Acknowledgements owed to the old session must not reach the new one, where
-            // the same ids may name other messages.
-            self.t.unacked.clear();
-            self.t.acked_qos1.clear();
-            self.t.acked_sent.clear();
+        }
+        if forget_incoming {
+            self.forget_incoming();
         }
         let window = self.send_window();
         let mut inflight = self
@@ -1493,6 +1504,21 @@ impl Session {
             t.queue.push_front(id);
         }
         self.inflight = inflight;
+    }
+
+    /// The incoming side starts afresh: the server's session is not the one the ids of
+    /// the messages received so far belong to (a new session, or another server's).
+    /// Acknowledgements owed there must not reach it, where the same ids may name other
+    /// messages, nor may a new message there be taken for a resend of one of them.
+    fn forget_incoming(&mut self) {
+        let mut received: Vec<u16> = self.t.incoming_qos2.drain().collect();
+        received.sort_unstable();
+        for id in received {
+            self.persist(PersistOp::Remove(PersistKey::ReceivedQos2(id)));
+        }
+        self.t.unacked.clear();
+        self.t.acked_qos1.clear();
+        self.t.acked_sent.clear();
     }
 
     fn handle_auth(&mut self, auth: Auth) -> Result<(), SessionError> {
@@ -2169,6 +2195,49 @@ mod tests {
                 Packet::PubRec(resp(4))
             };
             assert_eq!(sent(&mut s, t0), vec![ack]);
+        }
+    }
+
+    #[test]
+    fn another_servers_session_does_not_share_the_ids_received_before() {
+        // Failover within a server list: the second server resumes a session of its own,
+        // whose message 4 is not the first server's message 4 still with the application.
+        for qos in [QoS::AtLeastOnce, QoS::ExactlyOnce] {
+            let t0 = Instant::now();
+            let mut s = connected(config(V3), t0);
+            s.handle_packet(t0, incoming("a", qos, 4)).unwrap();
+            assert_eq!(events(&mut s).len(), 1);
+            s.connection_lost();
+            s.set_server_changed(true);
+            let after = reconnect(&mut s, t0, connack(true));
+            assert!(
+                after.is_empty(),
+                "{qos:?}: nothing owed goes to the new server"
+            );
+            events(&mut s);
+            s.handle_packet(t0, incoming("b", qos, 4)).unwrap();
+            assert!(
+                matches!(events(&mut s).as_slice(), [Event::Message(m)] if m.topic == "b"),
+                "{qos:?}: the new server's message is delivered"
+            );
+            // One acknowledgement, the new message's; the first one's is not owed here.
+            s.ack(4).unwrap();
+            let ack = if qos == QoS::AtLeastOnce {
+                Packet::PubAck(resp(4))
+            } else {
+                Packet::PubRec(resp(4))
+            };
+            assert_eq!(sent(&mut s, t0), vec![ack]);
+            assert!(s.ack(4).is_err(), "{qos:?}");
+            // The change holds for one CONNACK: back with the same server, a resend of an
+            // unacknowledged message is recognised again.
+            s.handle_packet(t0, incoming("c", qos, 5)).unwrap();
+            events(&mut s);
+            s.connection_lost();
+            reconnect(&mut s, t0, connack(true));
+            events(&mut s);
+            s.handle_packet(t0, resent("c", qos, 5)).unwrap();
+            assert!(events(&mut s).is_empty(), "{qos:?}: not delivered twice");
         }
     }
 

@@ -65,7 +65,7 @@ impl Io {
         let mut last = None;
         for i in 0..self.servers.len() {
             let uri = self.servers[i].clone();
-            match self.establish_one(&uri) {
+            match self.establish_one(i, &uri) {
                 Ok(info) => return Ok(info),
                 Err(e) => {
                     log::info!("connect to {uri} failed: {}", e.report());
@@ -81,7 +81,8 @@ impl Io {
         Err(last.unwrap_or(Error::NotConnected))
     }
 
-    pub(super) fn establish_one(&mut self, uri: &ServerUri) -> Result<ConnectInfo> {
+    /// Connects to `uri`, which is `self.servers[index]`.
+    pub(super) fn establish_one(&mut self, index: usize, uri: &ServerUri) -> Result<ConnectInfo> {
         crate::tracehook::emit(
             crate::tracehook::MINIMUM,
             format_args!(
@@ -109,6 +110,11 @@ impl Io {
         self.rbuf.clear();
         self.wbuf.clear();
         self.wpos = 0;
+        // Failing over to another server of the list: its session is its own (see
+        // `Session::set_server_changed`).
+        let index = u32::try_from(index).unwrap_or(u32::MAX);
+        let server_changed = self.session_server.is_some_and(|s| s != index);
+        self.session.set_server_changed(server_changed);
         self.session.connect(start, self.connect.clone())?;
         self.transmit(Instant::now(), Mode::Handshake(&mut stream))
             .map_err(|e| map_timeout(e, Step::ConnAck, total))?;
@@ -218,9 +224,10 @@ impl Io {
             "connected to {uri} (session present: {})",
             connack.session_present
         );
-        if !connack.session_present {
-            // Receipts of messages from an earlier session must not acknowledge ids of
-            // this one.
+        self.session_server = Some(index);
+        if !connack.session_present || server_changed {
+            // Receipts of messages from an earlier session (or another server's) must not
+            // acknowledge ids of this one.
             self.shared.new_ack_generation();
         }
         crate::tracehook::emit(

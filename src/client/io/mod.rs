@@ -151,6 +151,9 @@ pub(crate) struct Io {
     /// When a job of this connection last ended dormant (not set when the connection
     /// started dormant).
     dormant_since: Option<Instant>,
+    /// The index in `servers` of the server whose session the incoming state belongs to
+    /// (the last CONNACK's); `None` before the first.
+    session_server: Option<u32>,
     /// This wake-up came within [`QUIET`] of going dormant: the connection is busy, and
     /// keeps its poll even when many jobs are awake (`shed_if_crowded`).
     rewoken_fast: bool,
@@ -351,6 +354,7 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
         epoll_fd: None,
         first_connect: true,
         dormant_since: None,
+        session_server: None,
         rewoken_fast: false,
         t: Lazy::new(),
         spin: crate::client::threads::Spin::new(opts.spin_wait),
