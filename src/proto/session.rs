@@ -2189,12 +2189,7 @@ mod tests {
             // The application takes the first copy: the acknowledgement goes out on the
             // new connection.
             s.ack(4).unwrap();
-            let ack = if qos == QoS::AtLeastOnce {
-                Packet::PubAck(resp(4))
-            } else {
-                Packet::PubRec(resp(4))
-            };
-            assert_eq!(sent(&mut s, t0), vec![ack]);
+            assert_eq!(sent(&mut s, t0), vec![receipt_ack(qos, 4)]);
         }
     }
 
@@ -2222,12 +2217,7 @@ mod tests {
             );
             // One acknowledgement, the new message's; the first one's is not owed here.
             s.ack(4).unwrap();
-            let ack = if qos == QoS::AtLeastOnce {
-                Packet::PubAck(resp(4))
-            } else {
-                Packet::PubRec(resp(4))
-            };
-            assert_eq!(sent(&mut s, t0), vec![ack]);
+            assert_eq!(sent(&mut s, t0), vec![receipt_ack(qos, 4)]);
             assert!(s.ack(4).is_err(), "{qos:?}");
             // The change holds for one CONNACK: back with the same server, a resend of an
             // unacknowledged message is recognised again.
@@ -2258,17 +2248,21 @@ mod tests {
             );
             s.handle_packet(t0, resent("a", qos, 9)).unwrap();
             assert!(events(&mut s).is_empty(), "{qos:?}: not delivered again");
-            let ack = if qos == QoS::AtLeastOnce {
-                Packet::PubAck(resp(9))
-            } else {
-                Packet::PubRec(resp(9))
-            };
-            assert_eq!(sent(&mut s, t0), vec![ack]);
+            assert_eq!(sent(&mut s, t0), vec![receipt_ack(qos, 9)]);
             if qos == QoS::AtLeastOnce {
                 // Once the PUBACK went out the id is free: a new message (DUP 0) may use it.
                 s.handle_packet(t0, incoming("b", qos, 9)).unwrap();
                 assert!(matches!(events(&mut s).as_slice(), [Event::Message(m)] if m.topic == "b"));
             }
+        }
+    }
+
+    /// What acknowledges receipt of an incoming message of this QoS (1 or 2).
+    fn receipt_ack(qos: QoS, pkid: u16) -> Packet {
+        if qos == QoS::AtLeastOnce {
+            Packet::PubAck(resp(pkid))
+        } else {
+            Packet::PubRec(resp(pkid))
         }
     }
 
