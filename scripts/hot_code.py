@@ -62,21 +62,25 @@ def pattern(sym):
     return sym.replace("**", "*")
 
 
-def specific(pat, sym, lib_names):
-    """`pat`, unless it matches more than one function (instances of one generic function
-    differ only in their hash): then the symbol itself, hash included, so that the group
-    does not take in every instance."""
+def matching(pat, lib_names, most):
+    """How many functions of the library (`lib_names`, sorted) `pat` matches, counting up
+    to `most`."""
     prefix = pat.split("*", 1)[0]
     rx = re.compile(fnmatch.translate(pat))
     i = bisect.bisect_left(lib_names, prefix)
     hits = 0
-    while i < len(lib_names) and lib_names[i].startswith(prefix):
+    while i < len(lib_names) and lib_names[i].startswith(prefix) and hits < most:
         if rx.match(lib_names[i]):
             hits += 1
-            if hits > 1:
-                return without_llvm_suffix(sym)
         i += 1
-    return pat
+    return hits
+
+
+def specific(pat, sym, lib_names):
+    """`pat`, unless it matches more than one function (instances of one generic function
+    differ only in their hash): then the symbol itself, hash included, so that the group
+    does not take in every instance."""
+    return without_llvm_suffix(sym) if matching(pat, lib_names, 2) > 1 else pat
 
 
 def callgrind_functions(path, obj):
@@ -101,7 +105,8 @@ def callgrind_functions(path, obj):
             elif line.startswith("cfn="):
                 name(names_fn, line[4:].strip())
             elif line.startswith("fn="):
-                fn = name(names_fn, line[3:].strip())
+                # `'N`: callgrind's mark for the Nth level of a recursion.
+                fn = re.sub(r"'\d+$", "", name(names_fn, line[3:].strip()))
                 if cur_ob and obj in cur_ob and not fn.startswith("0x"):
                     found.append(fn)
     return found
@@ -309,7 +314,16 @@ def main():
             if new == 0:
                 break
         build()
-        print(f"{sum(map(len, groups))} patterns in {os.path.relpath(OUT, ROOT)}")
+        # What no function of this build matches any more (renamed, inlined, a generic
+        # instance whose hash changed; what still runs was found again above) goes.
+        stale = 0
+        for pats in groups:
+            keep = [p for p in pats if matching(p, built["names"], 1)]
+            stale += len(pats) - len(keep)
+            pats[:] = keep
+        write(groups)
+        print(f"{sum(map(len, groups))} patterns in {os.path.relpath(OUT, ROOT)}"
+              f" ({stale} that matched nothing dropped)")
     finally:
         if broker:
             broker.send_signal(signal.SIGTERM)
