@@ -466,7 +466,8 @@ impl Session {
     /// acknowledgements are not sent, and a PUBLISH there with one of their ids is a new
     /// message). The outgoing flows are resent as the CONNACK says: to a server that shares
     /// the session they are the same flows, and to one that does not, a resent PUBLISH is a
-    /// new message and a PUBREL is answered with PUBCOMP. Holds until the next CONNACK.
+    /// new message and a PUBREL is answered with PUBCOMP. Holds until the next accepted
+    /// CONNACK.
     pub fn set_server_changed(&mut self, changed: bool) {
         self.server_changed = changed;
     }
@@ -1436,7 +1437,9 @@ impl Session {
 
     /// Regenerates the outgoing flows after CONNACK (see the module policy).
     fn resend(&mut self, session_present: bool) {
-        let forget_incoming = !session_present || std::mem::take(&mut self.server_changed);
+        // Taken whatever the CONNACK says: it holds for this connection only.
+        let server_changed = std::mem::take(&mut self.server_changed);
+        let forget_incoming = !session_present || server_changed;
         let mut sent: Vec<(u64, u16)> = self
             .t
             .flows
@@ -2228,6 +2231,23 @@ mod tests {
             events(&mut s);
             s.handle_packet(t0, resent("c", qos, 5)).unwrap();
             assert!(events(&mut s).is_empty(), "{qos:?}: not delivered twice");
+            // Also when that CONNACK said session not present.
+            s.ack(5).unwrap();
+            sent(&mut s, t0);
+            s.connection_lost();
+            s.set_server_changed(true);
+            reconnect(&mut s, t0, connack(false));
+            events(&mut s);
+            s.handle_packet(t0, incoming("d", qos, 6)).unwrap();
+            events(&mut s);
+            s.connection_lost();
+            reconnect(&mut s, t0, connack(true));
+            events(&mut s);
+            s.handle_packet(t0, resent("d", qos, 6)).unwrap();
+            assert!(
+                events(&mut s).is_empty(),
+                "{qos:?}: the change did not outlast its CONNACK"
+            );
         }
     }
 
