@@ -9,7 +9,7 @@ use super::event_loop::read_into;
 use super::lend::spin_readable;
 use super::transmit::Mode;
 use super::{Io, SubWaiter, MIN_READ, STABLE_CONNECTION};
-use crate::client::options::{HttpOptions, ServerUri};
+use crate::client::options::HttpOptions;
 use crate::client::{
     ConnectInfo, Incoming, PubReq, STATE_CLOSED, STATE_CONNECTED, STATE_DISCONNECTED,
     STATE_RECONNECTING,
@@ -64,10 +64,10 @@ impl Io {
     pub(super) fn establish(&mut self) -> Result<ConnectInfo> {
         let mut last = None;
         for i in 0..self.servers.len() {
-            let uri = self.servers[i].clone();
-            match self.establish_one(i, &uri) {
+            match self.establish_one(i) {
                 Ok(info) => return Ok(info),
                 Err(e) => {
+                    let uri = &self.servers[i];
                     log::info!("connect to {uri} failed: {}", e.report());
                     crate::tracehook::emit(
                         crate::tracehook::MINIMUM,
@@ -81,8 +81,10 @@ impl Io {
         Err(last.unwrap_or(Error::NotConnected))
     }
 
-    /// Connects to `uri`, which is `self.servers[index]`.
-    pub(super) fn establish_one(&mut self, index: usize, uri: &ServerUri) -> Result<ConnectInfo> {
+    /// Connects to `self.servers[index]`.
+    pub(super) fn establish_one(&mut self, index: usize) -> Result<ConnectInfo> {
+        // Cloned: the connect below needs `self` mutably.
+        let uri = &self.servers[index].clone();
         crate::tracehook::emit(
             crate::tracehook::MINIMUM,
             format_args!(
