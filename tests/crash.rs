@@ -667,3 +667,98 @@ fn a_superseded_publish_record_is_removed_at_restore() {
     );
     client.close().unwrap();
 }
+
+/// A received QoS 2 message the application took (PUBREC sent, the marker `r-<id>` stored)
+/// and the server had not released when the client stopped: the server, which never saw
+/// the PUBREC, sends it again to the next client over the same store. That client must
+/// know the message (the marker is read back), answer PUBREC without delivering it a second
+/// time, and complete the flow on PUBREL, leaving nothing in the store once closed.
+#[test]
+fn a_received_qos2_marker_survives_a_restart() {
+    use mqttsync::internals::proto::{ConnAck, Properties, PubResp, Publish};
+    let dir = tempfile::tempdir().unwrap();
+    let publish = |dup| {
+        Packet::Publish(Publish {
+            dup,
+            qos: QoS::ExactlyOnce,
+            retain: false,
+            topic: "marker/x".into(),
+            pkid: 7,
+            payload: "once".into(),
+            properties: Default::default(),
+        })
+    };
+    let connack = |session_present| {
+        Packet::ConnAck(ConnAck {
+            session_present,
+            code: 0,
+            properties: Properties::new(),
+        })
+    };
+    let mut fake = FakeBroker::start(
+        Script::new()
+            .expect(Kind::Connect)
+            .send(connack(false))
+            .send(publish(false))
+            .expect(Kind::PubRec)
+            .close()
+            .accept()
+            .expect(Kind::Connect)
+            .send(connack(true))
+            .send(publish(true))
+            .expect(Kind::PubRec)
+            .send(Packet::PubRel(PubResp::new(7)))
+            .expect(Kind::PubComp)
+            .signal("completed")
+            .drain(),
+    );
+    let opts = || {
+        ConnectOptions::new(&fake.uri())
+            .client_id("marker-restart")
+            .clean_start(false)
+            .persistence(Box::new(FileStore::new(dir.path())))
+    };
+    let first = Client::connect(opts()).unwrap();
+    let m = first.messages().recv_timeout(common::DEADLINE).unwrap();
+    assert_eq!(m.payload_str(), Some("once"));
+    drop(m); // the application is done with it: marker, then PUBREC
+    assert!(common::wait_until(common::DEADLINE, || !first.is_connected()));
+    drop(first);
+
+    let second = Client::connect(opts()).unwrap();
+    assert!(
+        fake.wait_signal("completed", common::DEADLINE),
+        "{}",
+        fake.log()
+    );
+    // The resend came before the PUBREL, so it was handled when PUBCOMP went out.
+    assert!(
+        second.messages().try_recv().unwrap().is_none(),
+        "the message was delivered a second time"
+    );
+    let marker = |p: &PathBuf| p.file_name().is_some_and(|n| n == "r-7.msg");
+    assert!(
+        common::wait_until(common::DEADLINE, || !walk_files(dir.path())
+            .iter()
+            .any(marker)),
+        "the marker is removed when the flow completes"
+    );
+    drop(second);
+    fake.join().unwrap();
+    // The record naming the server went with the last marker, at close.
+    assert_eq!(walk_files(dir.path()), Vec::<PathBuf>::new());
+}
+
+/// Every file under `dir`.
+fn walk_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk_files(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

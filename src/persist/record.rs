@@ -155,11 +155,13 @@ pub fn decode_record_seq(bytes: &[u8], version: ProtocolVersion) -> Result<(u64,
 }
 
 /// Checks that a decoded packet is what its key says: a PUBLISH with that packet id for
-/// `s-`/`r-`, a PUBREL with that id for `sc-`.
+/// `s-`, a PUBREL with that id for `sc-`, and for `r-` the PUBREC the client stores as the
+/// marker of a received QoS 2 message (or the PUBLISH itself, as Paho stores it).
 pub fn check_matches_key(key: PersistKey, packet: &Packet) -> Result<()> {
     let ok = match (key, packet) {
         (PersistKey::SentPublish(id), Packet::Publish(p))
         | (PersistKey::ReceivedQos2(id), Packet::Publish(p)) => p.pkid == id,
+        (PersistKey::ReceivedQos2(id), Packet::PubRec(r)) => r.pkid == id,
         (PersistKey::SentPubRel(id), Packet::PubRel(r)) => r.pkid == id,
         _ => false,
     };

@@ -437,6 +437,16 @@ fn record_must_match_its_key() {
     });
     record::check_matches_key(PersistKey::SentPublish(5), &publish).unwrap();
     record::check_matches_key(PersistKey::ReceivedQos2(5), &publish).unwrap();
+    let pubrec = Packet::PubRec(PubResp::new(5));
+    record::check_matches_key(PersistKey::ReceivedQos2(5), &pubrec).unwrap();
+    assert_corrupt(record::check_matches_key(
+        PersistKey::ReceivedQos2(6),
+        &pubrec,
+    ));
+    assert_corrupt(record::check_matches_key(
+        PersistKey::SentPubRel(5),
+        &pubrec,
+    ));
     record::check_matches_key(PersistKey::SentPubRel(5), &pubrel).unwrap();
     assert_corrupt(record::check_matches_key(
         PersistKey::SentPublish(6),
@@ -712,6 +722,41 @@ fn load_all_orders_by_insertion_not_packet_id() {
     // v5 family sees none of it.
     let (good, bad) = load_all(p2.store_mut(), ProtocolVersion::V5);
     assert!(good.is_empty() && bad.is_empty());
+}
+
+/// The marker of a received QoS 2 message exactly as the session stores it on
+/// acknowledgement (a PUBREC), through a file store and a new persister.
+#[test]
+fn received_qos2_marker_as_the_session_stores_it_loads_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut p = Persister::new(Box::new(FileStore::new(tmp.path())), ProtocolVersion::V311);
+    p.open("c", "tcp://h:1883").unwrap();
+    // What `Session::ack` emits for a QoS 2 message.
+    p.apply(&PersistOp::Put(
+        PersistKey::ReceivedQos2(9),
+        Packet::PubRec(PubResp::new(9)),
+    ))
+    .unwrap();
+    p.close().unwrap();
+    let mut p2 = Persister::new(Box::new(FileStore::new(tmp.path())), ProtocolVersion::V311);
+    p2.open("c", "tcp://h:1883").unwrap();
+    let (good, bad) = p2.load();
+    assert!(bad.is_empty(), "{bad:?}");
+    assert_eq!(
+        good,
+        [(PersistKey::ReceivedQos2(9), Packet::PubRec(PubResp::new(9)))]
+    );
+    // And the session takes it back.
+    let mut fresh = crate::proto::session::Session::new(crate::proto::session::SessionConfig {
+        version: ProtocolVersion::V311,
+        keep_alive: std::time::Duration::from_secs(60),
+        ping_timeout: None,
+        max_inflight: 10,
+        max_incoming_packet_size: 1 << 20,
+        persist_events: true,
+    });
+    let (key, packet) = good.into_iter().next().unwrap();
+    fresh.restore(key, packet).unwrap();
 }
 
 #[test]
