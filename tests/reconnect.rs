@@ -9,6 +9,7 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use common::{unique_client_id, wait_until, Broker, DEADLINE};
+use mqttsync::persist::FileStore;
 use mqttsync::{
     Client, ConnectOptions, DeliveryToken, Message, ProtocolVersion, QoS, ReconnectOptions, State,
 };
@@ -314,6 +315,109 @@ fn failover_to_a_server_with_its_own_session_delivers_both_qos1() {
 #[test]
 fn failover_to_a_server_with_its_own_session_delivers_both_qos2() {
     failover_to_a_server_with_its_own_session_delivers_both(QoS::ExactlyOnce);
+}
+
+/// Files named `name` anywhere under `dir`.
+fn files_named(dir: &std::path::Path, name: &str) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| {
+            let p = e.path();
+            if p.is_dir() {
+                files_named(&p, name)
+            } else {
+                usize::from(p.file_name().is_some_and(|n| n == name))
+            }
+        })
+        .sum()
+}
+
+/// A subscriber with two servers and file persistence is on the second when it stops with
+/// three QoS 2 messages of that server half done (taken and acknowledged with PUBREC, no
+/// PUBREL yet: their markers `r-1`..`r-3` stay in the store). Started again, it connects to
+/// the first server, whose own session has queued three messages under the same packet
+/// ids: the markers must not be taken for theirs (each would be dropped as a resend).
+#[test]
+fn restarted_client_tells_its_qos2_markers_from_another_servers_messages() {
+    let mut a = Broker::builder().persistence(true).start();
+    let mut b = Broker::start();
+    let sid = unique_client_id("fo3sub");
+    let root = common::run_subdir("fo3");
+    let opts = |servers: &[&str]| {
+        let mut o = persistent(servers[0], &sid).persistence(Box::new(FileStore::new(&root)));
+        for s in &servers[1..] {
+            o = o.server(s);
+        }
+        o
+    };
+    let (a_uri, b_uri) = (a.uri(), b.uri());
+    let both = [a_uri.as_str(), b_uri.as_str()];
+
+    // The subscriber's session on the first server, which queues three messages for it.
+    let pre = Client::connect(opts(&both[..1])).unwrap();
+    pre.subscribe("m/#", QoS::ExactlyOnce).unwrap();
+    pre.disconnect().unwrap();
+    drop(pre);
+    let to_a =
+        Client::connect(ConnectOptions::new(&a.uri()).client_id(unique_client_id("fo3a"))).unwrap();
+    for i in 0..3 {
+        to_a.publish_wait(Message::new("m/x", format!("a{i}")).qos(QoS::ExactlyOnce))
+            .unwrap();
+    }
+    drop(to_a);
+    a.stop(); // its session and queue are saved
+
+    // With the first server down the subscriber is on the second, and takes its three
+    // messages while that server is frozen: no PUBREL can complete them.
+    let sub = Client::connect(opts(&both)).unwrap();
+    assert!(sub
+        .connect_info()
+        .unwrap()
+        .server
+        .contains(&b.port().to_string()));
+    sub.subscribe("m/#", QoS::ExactlyOnce).unwrap();
+    let to_b =
+        Client::connect(ConnectOptions::new(&b.uri()).client_id(unique_client_id("fo3b"))).unwrap();
+    for i in 0..3 {
+        to_b.publish_wait(Message::new("m/x", format!("b{i}")).qos(QoS::ExactlyOnce))
+            .unwrap();
+    }
+    assert!(wait_until(DEADLINE, || sub.messages().len() == 3));
+    b.pause();
+    for i in 0..3 {
+        // Acknowledged when dropped: the marker is stored, then PUBREC goes out.
+        let m = sub.messages().recv_timeout(DEADLINE).unwrap();
+        assert_eq!(m.payload_str().unwrap(), format!("b{i}"));
+    }
+    assert!(
+        wait_until(DEADLINE, || ["r-1.msg", "r-2.msg", "r-3.msg"]
+            .iter()
+            .all(|f| files_named(&root, f) == 1)),
+        "the three markers are stored"
+    );
+    b.kill();
+    drop(sub);
+
+    // Started again with the first server back: its three messages reach the application.
+    a.start_again();
+    let sub = Client::connect(opts(&both)).unwrap();
+    assert!(sub
+        .connect_info()
+        .unwrap()
+        .server
+        .contains(&a.port().to_string()));
+    let got = collect_distinct(&sub, 3, DEADLINE);
+    let mut names: Vec<&str> = got.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        ["a0", "a1", "a2"],
+        "the first server's messages are not taken for resends"
+    );
+    sub.disconnect().unwrap();
 }
 
 #[test]

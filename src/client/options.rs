@@ -414,7 +414,9 @@ impl ConnectOptions {
     /// messages and sends them again if the client comes back), and everything the new
     /// server sends is delivered. Servers that share sessions (a cluster) may therefore
     /// deliver such a message twice, QoS 2 included; none is lost. Unacknowledged
-    /// publishes are resent to the new server.
+    /// publishes are resent to the new server. With [`persistence`](Self::persistence),
+    /// the store records which server the received-QoS 2 markers belong to, so a client
+    /// started again over it (or a C client connecting again) knows that too.
     pub fn server(mut self, uri: &str) -> Self {
         self.add_server(uri);
         self

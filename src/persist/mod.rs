@@ -7,8 +7,9 @@
 //!
 //! What the client stores — outgoing QoS 1/2 PUBLISH, outgoing PUBREL and incoming QoS 2
 //! markers — uses Paho's key names (`s-<id>`, `sc-<id>`, `r-<id>`, v5 `s5-`...) and a
-//! checksummed record around the MQTT encoding of the packet; a [`Store`] only sees keys
-//! and bytes. (Inside the crate: `record` is the format, `Persister` ties a store and the
+//! checksummed record around the MQTT encoding of the packet, plus one record of our own
+//! (`server`) naming the server whose session the markers belong to; a [`Store`] only
+//! sees keys and bytes. (Inside the crate: `record` is the format, `Persister` ties a store and the
 //! format together and applies the session's persistence operations, `load_all` reads
 //! everything back in insertion order.)
 
@@ -262,7 +263,20 @@ pub struct Persister {
     version: ProtocolVersion,
     next_seq: u64,
     seqs: BTreeMap<PersistKey, u64>,
+    /// What the [`SERVER_KEY`] record holds: the server whose session the stored
+    /// received-QoS 2 markers belong to.
+    server: Option<String>,
 }
+
+/// The key of the record naming the server (its URI as the client was given it) whose
+/// session the stored received-QoS 2 markers (`r-<id>`) belong to. Paho has no such
+/// record: a client with several servers that restarts, or connects again, after a
+/// failover would take the last server's markers for the first one's, and drop that
+/// server's messages under the same packet ids as resends. Written before the first marker
+/// after each change of server, removed on close when no marker is left. (Paho's own
+/// restore drops a record it cannot read as a packet: a store handed back to Paho loses
+/// only this record.)
+pub(crate) const SERVER_KEY: &str = "server";
 
 impl std::fmt::Debug for Persister {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -282,6 +296,7 @@ impl Persister {
             version,
             next_seq: 1,
             seqs: BTreeMap::new(),
+            server: None,
         }
     }
 
@@ -295,6 +310,19 @@ impl Persister {
         check_version(self.store.as_mut(), self.version)?;
         self.seqs.clear();
         self.next_seq = 1;
+        self.server = match self.store.get(SERVER_KEY) {
+            Ok(Some(bytes)) => match record::unwrap(&bytes)
+                .map(|(_, body)| String::from_utf8(body.to_vec()))
+            {
+                Ok(Ok(uri)) => Some(uri),
+                _ => {
+                    // Unknown server: the markers are taken to be the first connect's.
+                    log::error!("persisted record {SERVER_KEY:?} is unreadable and was skipped");
+                    None
+                }
+            },
+            _ => None,
+        };
         let v5 = self.version.is_v5();
         for name in self.store.keys()? {
             let Some((key, kv5)) = record::parse_key(&name) else {
@@ -347,6 +375,29 @@ impl Persister {
         Ok(())
     }
 
+    /// The server (its URI as the client was given it) whose session the stored
+    /// received-QoS 2 markers belong to, as recorded when the store was opened or since;
+    /// `None` when no record says (a store written by an earlier version, or by Paho).
+    pub fn server(&self) -> Option<&str> {
+        self.server.as_deref()
+    }
+
+    /// Applies one change reported by the session; a received-QoS 2 marker is preceded
+    /// by a record of `server` (the URI of the server whose session it belongs to) when
+    /// the store names another one. The order matters after a crash: the markers of the
+    /// previous server were removed (by the session, before any marker of the new one)
+    /// when the record changes.
+    pub fn apply_from(&mut self, op: &PersistOp, server: Option<&str>) -> Result<()> {
+        if let (PersistOp::Put(PersistKey::ReceivedQos2(_), _), Some(uri)) = (op, server) {
+            if self.server.as_deref() != Some(uri) {
+                self.store
+                    .put(SERVER_KEY, &[&record::wrap(0, uri.as_bytes())])?;
+                self.server = Some(uri.to_owned());
+            }
+        }
+        self.apply(op)
+    }
+
     /// Applies one change reported by the session.
     pub fn apply(&mut self, op: &PersistOp) -> Result<()> {
         match op {
@@ -355,9 +406,20 @@ impl Persister {
         }
     }
 
-    /// Closes the store (removing it when empty).
+    /// Closes the store (removing it when empty). The server record goes first when no
+    /// received-QoS 2 marker is left for it to speak for.
     pub fn close(&mut self) -> Result<()> {
-        self.store.close()
+        let markers = self
+            .seqs
+            .keys()
+            .any(|k| matches!(k, PersistKey::ReceivedQos2(_)));
+        let removed = if self.server.is_some() && !markers {
+            self.server = None;
+            self.store.remove(SERVER_KEY)
+        } else {
+            Ok(())
+        };
+        self.store.close().and(removed)
     }
 
     /// The underlying store.

@@ -759,6 +759,77 @@ fn received_qos2_marker_as_the_session_stores_it_loads_back() {
     fresh.restore(key, packet).unwrap();
 }
 
+/// The server record: written before the first marker of each server, read back on open,
+/// removed on close when no marker is left; markers of a store without it have no server.
+#[test]
+fn server_record_goes_with_the_received_qos2_markers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = || Box::new(FileStore::new(tmp.path()));
+    let marker = |id| {
+        PersistOp::Put(
+            PersistKey::ReceivedQos2(id),
+            Packet::PubRec(PubResp::new(id)),
+        )
+    };
+    let mut p = Persister::new(store(), ProtocolVersion::V311);
+    p.open("c", "tcp://a:1883").unwrap();
+    assert_eq!(p.server(), None);
+    // Sent messages do not need it.
+    p.apply_from(
+        &PersistOp::Put(
+            PersistKey::SentPublish(1),
+            publish(1, QoS::AtLeastOnce, "t", b"x"),
+        ),
+        Some("tcp://b:1883"),
+    )
+    .unwrap();
+    assert_eq!(p.server(), None);
+    assert!(!p.store_mut().contains_key(SERVER_KEY).unwrap());
+    p.apply_from(&marker(4), Some("tcp://b:1883")).unwrap();
+    p.apply_from(&marker(5), Some("tcp://b:1883")).unwrap();
+    assert_eq!(p.server(), Some("tcp://b:1883"));
+    p.close().unwrap();
+
+    let mut p = Persister::new(store(), ProtocolVersion::V311);
+    p.open("c", "tcp://a:1883").unwrap();
+    assert_eq!(p.server(), Some("tcp://b:1883"), "read back on open");
+    // Another server: the record changes with its first marker.
+    p.apply(&PersistOp::Remove(PersistKey::ReceivedQos2(4)))
+        .unwrap();
+    p.apply(&PersistOp::Remove(PersistKey::ReceivedQos2(5)))
+        .unwrap();
+    p.apply_from(&marker(1), Some("tcp://a:1883")).unwrap();
+    assert_eq!(p.server(), Some("tcp://a:1883"));
+    p.close().unwrap();
+    let mut p = Persister::new(store(), ProtocolVersion::V311);
+    p.open("c", "tcp://a:1883").unwrap();
+    assert_eq!(p.server(), Some("tcp://a:1883"));
+    // No marker left at close: the record goes, and the store with it.
+    p.apply(&PersistOp::Remove(PersistKey::ReceivedQos2(1)))
+        .unwrap();
+    p.apply(&PersistOp::Remove(PersistKey::SentPublish(1)))
+        .unwrap();
+    p.close().unwrap();
+    assert_eq!(
+        fs::read_dir(tmp.path()).unwrap().count(),
+        0,
+        "empty store removed"
+    );
+
+    // An unreadable record names no server.
+    let mut p = Persister::new(store(), ProtocolVersion::V311);
+    p.open("c", "tcp://a:1883").unwrap();
+    p.apply_from(&marker(2), Some("tcp://a:1883")).unwrap();
+    p.store_mut().put(SERVER_KEY, &[b"torn"]).unwrap();
+    p.close().unwrap();
+    let mut p = Persister::new(store(), ProtocolVersion::V311);
+    p.open("c", "tcp://a:1883").unwrap();
+    assert_eq!(p.server(), None);
+    let (good, bad) = p.load();
+    assert!(bad.is_empty(), "{bad:?}");
+    assert_eq!(good.len(), 1, "the marker itself is fine");
+}
+
 #[test]
 fn file_store_records_survive_reopen() {
     let tmp = tempfile::tempdir().unwrap();

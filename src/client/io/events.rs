@@ -124,7 +124,11 @@ impl Io {
 
     pub(super) fn persist(&mut self, op: PersistOp) {
         if let Some(st) = self.store.as_mut() {
-            if let Err(e) = st.apply(&op) {
+            let server = self
+                .session_server
+                .and_then(|i| self.servers.get(i as usize))
+                .map(|s| s.original.as_str());
+            if let Err(e) = st.apply_from(&op, server) {
                 log::error!("persistence write failed: {}", crate::error::report(&e));
             }
         }

@@ -152,7 +152,8 @@ pub(crate) struct Io {
     /// started dormant).
     dormant_since: Option<Instant>,
     /// The index in `servers` of the server whose session the incoming state belongs to
-    /// (the last CONNACK's); `None` before the first.
+    /// (the last CONNACK's, or the one the store names); `None` before the first when the
+    /// store does not say (`u32::MAX`: a server not in the list).
     session_server: Option<u32>,
     /// This wake-up came within [`QUIET`] of going dormant: the connection is busy, and
     /// keeps its poll even when many jobs are awake (`shed_if_crowded`).
@@ -266,6 +267,15 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
         st.open(&opts.client_id, &uri).map_err(Error::from)?;
         restore(st, &mut session)?;
     }
+    // The server whose session the restored incoming state belongs to, when the store
+    // says (one not in this list: another server than any of these).
+    let session_server = store.as_ref().and_then(Persister::server).map(|uri| {
+        opts.servers
+            .iter()
+            .position(|s| s.original == uri)
+            .and_then(|i| u32::try_from(i).ok())
+            .unwrap_or(u32::MAX)
+    });
 
     if opts.version == ProtocolVersion::V5
         && opts
@@ -354,7 +364,7 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
         epoll_fd: None,
         first_connect: true,
         dormant_since: None,
-        session_server: None,
+        session_server,
         rewoken_fast: false,
         t: Lazy::new(),
         spin: crate::client::threads::Spin::new(opts.spin_wait),
