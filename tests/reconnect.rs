@@ -422,8 +422,10 @@ fn restarted_client_tells_its_qos2_markers_from_another_servers_messages() {
 
 #[test]
 fn failover_between_two_bridged_brokers_keeps_every_qos1_message() {
-    // Node B, and node A bridged to it in both directions.
-    let b = Broker::start();
+    // Node B, and node A bridged to it in both directions. B queues without limit for the
+    // subscriber while it is on A: the bridge's copies and the publisher's messages come to
+    // more than mosquitto's default 1000, and B would drop the newest.
+    let b = Broker::builder().max_queued_messages(0).start();
     let mut a = Broker::builder()
         .extra_config("connection a-to-b")
         .extra_config(&format!("address 127.0.0.1:{}", b.port()))
@@ -449,11 +451,20 @@ fn failover_between_two_bridged_brokers_keeps_every_qos1_message() {
         .server
         .contains(&a.port().to_string()));
 
-    // Publisher with both URIs, first A too.
+    // Publisher with both URIs, first A too. It tells when it has lost A: by then it has
+    // read everything A sent (a loss is noticed at the end of the stream).
+    let (lost_tx, lost_rx) = mpsc::channel();
     let publ = Client::connect(
         persistent(&a.uri(), &unique_client_id("fpub"))
             .server(&b.uri())
-            .max_inflight(20),
+            .max_inflight(20)
+            .automatic_reconnect(ReconnectOptions {
+                min_delay: Duration::from_millis(500),
+                ..fast_reconnect()
+            })
+            .on_connection_lost(move |_| {
+                let _ = lost_tx.send(());
+            }),
     )
     .unwrap();
     // Wait until the bridge carries traffic A -> B -> (queue for sid).
@@ -466,24 +477,19 @@ fn failover_between_two_bridged_brokers_keeps_every_qos1_message() {
                 .unwrap(),
         );
         if i == n / 2 {
-            // Freeze A so it acknowledges nothing more, let the publisher take in the
-            // acknowledgements already on the wire, then note what A acknowledged.
+            // Freeze A so it acknowledges nothing more, kill it, and note what A
+            // acknowledged once the publisher has noticed the loss (it has then read all
+            // that A sent; its first reconnect comes half a second later).
             a.pause();
-            let settled = |t: &[DeliveryToken]| t.iter().filter(|t| t.is_complete()).count();
-            let mut last = settled(&tokens);
-            assert!(wait_until(DEADLINE, || {
-                std::thread::sleep(Duration::from_millis(50));
-                let now = settled(&tokens);
-                let stable = now == last;
-                last = now;
-                stable
-            }));
+            a.kill();
+            lost_rx
+                .recv_timeout(DEADLINE)
+                .expect("publisher noticed A's death");
             snapshot = Some(
                 (0..tokens.len())
                     .filter(|i| tokens[*i].is_complete())
                     .collect(),
             );
-            a.kill();
         }
     }
     for (i, t) in tokens.iter().enumerate() {
@@ -509,7 +515,10 @@ fn failover_between_two_bridged_brokers_keeps_every_qos1_message() {
                 got.insert(m.payload_str().unwrap().parse().unwrap());
             }
             Err(mqttsync::Error::ConnectionLost(_)) => {}
-            Err(e) => panic!("missing {} messages: {e}", must.difference(&got).count()),
+            Err(e) => {
+                let missing: Vec<_> = must.difference(&got).collect();
+                panic!("missing {} messages: {e}: {missing:?}", missing.len())
+            }
         }
     }
     // Give stragglers from B's queue a moment to arrive for the report.
