@@ -262,21 +262,12 @@ fn spawn_child_with(
 /// Every `.msg` file under `root` is a whole record (no torn write survives a kill).
 fn assert_no_torn_records(root: &Path) -> usize {
     let mut n = 0;
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "msg") {
-                let b = std::fs::read(&p).unwrap();
-                record::decode_record(&b, ProtocolVersion::V311)
-                    .unwrap_or_else(|e| panic!("torn record {}: {e}", p.display()));
-                n += 1;
-            }
+    for p in common::files_under(root) {
+        if p.extension().is_some_and(|x| x == "msg") {
+            let b = std::fs::read(&p).unwrap();
+            record::decode_record(&b, ProtocolVersion::V311)
+                .unwrap_or_else(|e| panic!("torn record {}: {e}", p.display()));
+            n += 1;
         }
     }
     n
@@ -738,7 +729,7 @@ fn a_received_qos2_marker_survives_a_restart() {
     );
     let marker = |p: &PathBuf| p.file_name().is_some_and(|n| n == "r-7.msg");
     assert!(
-        common::wait_until(common::DEADLINE, || !walk_files(dir.path())
+        common::wait_until(common::DEADLINE, || !common::files_under(dir.path())
             .iter()
             .any(marker)),
         "the marker is removed when the flow completes"
@@ -746,19 +737,5 @@ fn a_received_qos2_marker_survives_a_restart() {
     drop(second);
     fake.join().unwrap();
     // The record naming the server went with the last marker, at close.
-    assert_eq!(walk_files(dir.path()), Vec::<PathBuf>::new());
-}
-
-/// Every file under `dir`.
-fn walk_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk_files(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
+    assert_eq!(common::files_under(dir.path()), Vec::<PathBuf>::new());
 }

@@ -317,24 +317,6 @@ fn failover_to_a_server_with_its_own_session_delivers_both_qos2() {
     failover_to_a_server_with_its_own_session_delivers_both(QoS::ExactlyOnce);
 }
 
-/// Files named `name` anywhere under `dir`.
-fn files_named(dir: &std::path::Path, name: &str) -> usize {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| {
-            let p = e.path();
-            if p.is_dir() {
-                files_named(&p, name)
-            } else {
-                usize::from(p.file_name().is_some_and(|n| n == name))
-            }
-        })
-        .sum()
-}
-
 /// A subscriber with two servers and file persistence is on the second when it stops with
 /// three QoS 2 messages of that server half done (taken and acknowledged with PUBREC, no
 /// PUBREL yet: their markers `r-1`..`r-3` stay in the store). Started again, it connects to
@@ -395,7 +377,7 @@ fn restarted_client_tells_its_qos2_markers_from_another_servers_messages() {
     assert!(
         wait_until(DEADLINE, || ["r-1.msg", "r-2.msg", "r-3.msg"]
             .iter()
-            .all(|f| files_named(&root, f) == 1)),
+            .all(|f| common::files_under(&root).iter().any(|p| p.ends_with(f)))),
         "the three markers are stored"
     );
     b.kill();

@@ -29,7 +29,7 @@ pub use fake_broker::{Action, FakeBroker, Flood, FloodStats, Kind, Script};
 #[allow(unused_imports)]
 pub use fault_proxy::{Direction, FaultProxy, ProxyStats};
 #[allow(unused_imports)]
-pub use run_dir::{run_dir, run_subdir};
+pub use run_dir::{files_under, run_dir, run_subdir};
 
 use std::io::Read;
 use std::process::{Child, Command, ExitStatus, Stdio};
