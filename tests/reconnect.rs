@@ -198,6 +198,86 @@ fn publishes_while_disconnected_are_buffered_up_to_a_bound_and_drops_are_counted
     assert!(c.is_connected());
 }
 
+/// With a store, QoS 1/2 publishes made while the client reconnects are persisted at once
+/// (up to the same bound): the client closed before the server came back leaves them in
+/// its store (as a kill would), and the next client over the store sends them.
+#[test]
+fn publishes_while_reconnecting_are_persisted_and_sent_by_the_next_client() {
+    let mut broker = Broker::start();
+    let root = common::run_subdir("offline");
+    let id = unique_client_id("offpub");
+    let opts = |b: &Broker| {
+        ConnectOptions::new(&b.uri())
+            .client_id(&id)
+            .clean_start(false)
+            .persistence(Box::new(FileStore::new(&root)))
+            .automatic_reconnect(ReconnectOptions {
+                min_delay: Duration::from_millis(100),
+                max_delay: Duration::from_millis(200),
+                max_buffered: 10,
+                ..Default::default()
+            })
+    };
+    let c = Client::connect(opts(&broker)).unwrap();
+    broker.stop();
+    assert!(wait_until(DEADLINE, || c.state() == State::Reconnecting));
+    let qos = |i: usize| {
+        if i % 2 == 0 {
+            QoS::AtLeastOnce
+        } else {
+            QoS::ExactlyOnce
+        }
+    };
+    let tokens: Vec<_> = (0..15)
+        .map(|i| {
+            c.publish(Message::new("off/x", format!("{i}")).qos(qos(i)))
+                .unwrap()
+        })
+        .collect();
+    for t in &tokens[10..] {
+        assert!(matches!(
+            t.wait_timeout(DEADLINE),
+            Err(mqttsync::Error::NotConnected)
+        ));
+    }
+    let records = || {
+        common::files_under(&root)
+            .iter()
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("s-"))
+            })
+            .count()
+    };
+    assert!(
+        wait_until(DEADLINE, || records() == 10),
+        "the ten accepted publishes are in the store ({} records)",
+        records()
+    );
+    drop(tokens);
+    drop(c);
+    assert_eq!(records(), 10, "closing keeps them");
+
+    broker.start_again();
+    let sub =
+        Client::connect(ConnectOptions::new(&broker.uri()).client_id(unique_client_id("offsub")))
+            .unwrap();
+    sub.subscribe("off/#", QoS::ExactlyOnce).unwrap();
+    let next = Client::connect(opts(&broker)).unwrap();
+    let got = collect_distinct(&sub, 10, DEADLINE);
+    let mut names: Vec<usize> = got.keys().map(|k| k.parse().unwrap()).collect();
+    names.sort_unstable();
+    assert_eq!(names, (0..10).collect::<Vec<_>>());
+    for (k, n) in &got {
+        let i: usize = k.parse().unwrap();
+        if qos(i) == QoS::ExactlyOnce {
+            assert_eq!(*n, 1, "QoS 2 message {i} exactly once");
+        }
+    }
+    assert!(wait_until(DEADLINE, || records() == 0), "all completed");
+    next.disconnect().unwrap();
+}
+
 #[test]
 fn backoff_spaces_out_reconnect_attempts() {
     let mut broker = Broker::start();

@@ -211,7 +211,11 @@ pub struct ReconnectOptions {
     pub min_delay: Duration,
     /// Largest delay (the cap of the exponential backoff).
     pub max_delay: Duration,
-    /// Publishes accepted while disconnected (beyond this they fail, counted).
+    /// Publishes accepted while disconnected (beyond this they fail, counted). With
+    /// [`persistence`](crate::ConnectOptions::persistence), QoS 1/2 publishes are stored
+    /// as they are accepted, as when connected (a kill or a close before the next
+    /// connection leaves them to the next client over the store); QoS 0 ones wait in
+    /// memory.
     pub max_buffered: usize,
     /// Also retry the first connect (default `false`): [`Client::connect`] then returns a
     /// client in [`State::Reconnecting`](crate::State::Reconnecting) when the broker cannot

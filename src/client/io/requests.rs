@@ -187,8 +187,17 @@ impl Io {
             STATE_CONNECTED if self.stream.is_some() => {}
             STATE_RECONNECTING | STATE_CONNECTING => {
                 let max = self.reconnect.as_ref().map_or(0, |r| r.max_buffered);
-                if self.t.offline.len() < max {
+                // With a store, a QoS 1/2 publish goes into the session now, persisted as
+                // one made while connected: it survives a kill or a close before the
+                // server is back (the offline buffer is memory only), and the next
+                // connection sends it with the session's other queued messages.
+                let durable = self.store.is_some() && req.publish.qos != QoS::AtMostOnce;
+                let buffered = self.t.offline.len();
+                if durable && buffered + self.session.queued_len() < max {
+                    // Below, as when connected.
+                } else if !durable && buffered < max {
                     self.t.offline.push_back(req);
+                    return;
                 } else {
                     self.shared.dropped.fetch_add(1, Ordering::Relaxed);
                     log::warn!(
@@ -196,8 +205,8 @@ impl Io {
                         req.publish.topic
                     );
                     req.token.complete(Err(Arc::new(Error::NotConnected)));
+                    return;
                 }
-                return;
             }
             _ => {
                 req.token.complete(Err(Arc::new(Error::NotConnected)));
