@@ -392,25 +392,43 @@ fn update_connect_options_before_automatic_reconnects_as_paho() {
 /// broker frozen); created again, `MQTTAsync_getPendingTokens` lists them before any
 /// connect, and after the connect each completes under its token (deliveryComplete,
 /// waitForCompletion), under AddressSanitizer.
+/// tests/c/async_persist.c, built once per run (under AddressSanitizer).
+fn async_persist_exe() -> PathBuf {
+    let exe = exe_dir().join("async_persist_asan");
+    let _g = build_lock();
+    if !exe.exists() {
+        build_c_program(
+            "cc",
+            &c_dir().join("async_persist.c"),
+            &exe,
+            &[
+                "-D_POSIX_C_SOURCE=200809L",
+                "-fsanitize=address",
+                "-fno-omit-frame-pointer",
+            ],
+        );
+    }
+    exe
+}
+
+/// Files of `dir` whose names start with `prefix` (complete records: not `.tmp`).
+fn records_in(dir: &Path, prefix: &str) -> usize {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| {
+                    let n = e.file_name().to_string_lossy().into_owned();
+                    n.starts_with(prefix) && !n.ends_with(".tmp")
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
 #[test]
 fn async_restored_messages_have_tokens_after_create_and_complete_after_connect() {
     use std::io::Write;
-    let exe = exe_dir().join("async_persist_asan");
-    {
-        let _g = build_lock();
-        if !exe.exists() {
-            build_c_program(
-                "cc",
-                &c_dir().join("async_persist.c"),
-                &exe,
-                &[
-                    "-D_POSIX_C_SOURCE=200809L",
-                    "-fsanitize=address",
-                    "-fno-omit-frame-pointer",
-                ],
-            );
-        }
-    }
+    let exe = async_persist_exe();
     let envs = [("ASAN_OPTIONS", ASAN_OPTIONS)];
     let mut broker = Broker::start();
     let uri = broker.uri();
@@ -451,19 +469,7 @@ fn async_restored_messages_have_tokens_after_create_and_complete_after_connect()
     let store_dir = dir
         .path()
         .join(format!("{cid}-127.0.0.1-{}", broker.port()));
-    let records = || -> usize {
-        std::fs::read_dir(&store_dir)
-            .map(|d| {
-                d.filter_map(|e| e.ok())
-                    .filter(|e| {
-                        // Complete records only: a file still being written is `.tmp`.
-                        let n = e.file_name().to_string_lossy().into_owned();
-                        n.starts_with("s-") && !n.ends_with(".tmp")
-                    })
-                    .count()
-            })
-            .unwrap_or(0)
-    };
+    let records = || records_in(&store_dir, "s-");
     assert!(
         wait_until(DEADLINE, || records() == 3),
         "records in {}: {}",
@@ -491,6 +497,97 @@ fn async_restored_messages_have_tokens_after_create_and_complete_after_connect()
         b.stdout
     );
     assert_eq!(records(), 0, "store emptied after the resend");
+}
+
+/// Publishes buffered by a handle that never connected (`sendWhileDisconnected`, file
+/// persistence) survive a SIGKILL: they are in the store when `MQTTAsync_send` returns, the
+/// next handle over it lists their tokens after create, sends them at its connect (each
+/// completes under its token) and leaves nothing behind; a subscriber gets each once.
+#[test]
+fn async_buffered_publishes_survive_a_kill_before_any_connect() {
+    let exe = async_persist_exe();
+    let envs = [("ASAN_OPTIONS", ASAN_OPTIONS)];
+    let broker = Broker::start();
+    let uri = broker.uri();
+    let dir = tempfile::tempdir().unwrap();
+    let dir_s = dir.path().display().to_string();
+    let cid = unique_client_id("aoffline");
+    let store_dir = dir
+        .path()
+        .join(format!("{cid}-127.0.0.1-{}", broker.port()));
+
+    /// Killed however the test ends (it waits in `pause()` otherwise).
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut a = Killed(
+        Command::new(&exe)
+            .args(["offline", &uri, &dir_s, &cid])
+            .envs(envs)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn the buffering publisher"),
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = a.0.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(30)).as_deref(),
+        Ok("buffered 3"),
+        "the publisher did not buffer"
+    );
+    assert_eq!(
+        records_in(&store_dir, "o-"),
+        3,
+        "stored before MQTTAsync_send returned"
+    );
+    drop(a); // SIGKILL
+
+    let sub = mqttsync::Client::connect(
+        mqttsync::ConnectOptions::new(&uri).client_id(unique_client_id("aoffsub")),
+    )
+    .unwrap();
+    sub.subscribe("T/apersist", mqttsync::QoS::ExactlyOnce)
+        .unwrap();
+    let b = run_prog(
+        &exe,
+        &["resend", &uri, &dir_s, &cid],
+        &envs,
+        Duration::from_secs(60),
+    );
+    b.assert_clean("async_persist resend after offline");
+    assert!(
+        b.stdout.contains("pending after create: 3\n")
+            && b.stdout.contains("deliveryComplete calls: 3\n")
+            && b.stdout.contains("pending after the resend: 0\n"),
+        "{}",
+        b.stdout
+    );
+    assert_eq!(common::files_under(&store_dir), Vec::<PathBuf>::new());
+    let mut got = Vec::new();
+    while got.len() < 3 {
+        let m = sub
+            .messages()
+            .recv_timeout(DEADLINE)
+            .expect("the three buffered messages");
+        got.push(m.payload_str().unwrap().to_owned());
+    }
+    // Sent in order; the broker forwards a QoS 2 message at PUBREL, so b2 may come last.
+    got.sort();
+    assert_eq!(got, ["b1", "b2", "b3"]);
+    assert!(sub
+        .messages()
+        .recv_timeout(Duration::from_millis(300))
+        .is_err());
 }
 
 /// tests/c/async_client.c (all of it, the mqttsync-only part included: destroy from a

@@ -914,6 +914,8 @@ struct Buffered {
     msg: Message,
     resp: Resp,
     token: c_int,
+    /// Its store record while it waits (`o-<n>`, [`persist_buffered`]).
+    key: Option<Box<str>>,
 }
 
 /// A QoS 1/2 publish in flight (keyed by the Rust token id).
@@ -1040,6 +1042,8 @@ struct State {
     /// automatic reconnect is under way, or behind such publishes. Bounded by
     /// `maxBufferedMessages` (`deleteOldestMessages` drops the oldest).
     offline: VecDeque<Buffered>,
+    /// The number of the next buffered publish's store record (`o-<n>`).
+    next_offline: u64,
     /// The dispatch thread is handing `offline` to the reconnected client: new publishes
     /// queue behind.
     draining: bool,
@@ -1883,7 +1887,7 @@ fn drain_offline(h: &AsyncHandle, conn: &Arc<Conn>) {
                 }
             }
         };
-        if let Err(rc) = publish_now(h, &client, conn, b.msg, b.resp, b.token) {
+        if let Err(rc) = publish_now(h, &client, conn, b.msg, b.resp, b.token, b.key) {
             h.post_failure(b.resp, b.token, Fail::code(rc, "buffered publish failed"));
         }
     }
@@ -1892,7 +1896,7 @@ fn drain_offline(h: &AsyncHandle, conn: &Arc<Conn>) {
 /// Buffers a publish until the next connection (the caller checked that buffering is
 /// allowed); with a full buffer, drops the oldest (`deleteOldestMessages`: its `onFailure`
 /// gets `MQTTASYNC_MAX_BUFFERED_MESSAGES`) or refuses the new one.
-fn buffer_publish(h: &AsyncHandle, st: &mut State, b: Buffered) -> Result<(), c_int> {
+fn buffer_publish(h: &AsyncHandle, st: &mut State, mut b: Buffered) -> Result<(), c_int> {
     let c = h.create;
     if st.offline.len() >= c.max_buffered {
         if !c.delete_oldest || c.max_buffered == 0 {
@@ -1900,6 +1904,7 @@ fn buffer_publish(h: &AsyncHandle, st: &mut State, b: Buffered) -> Result<(), c_
             return Err(MQTTASYNC_MAX_BUFFERED_MESSAGES);
         }
         if let Some(old) = st.offline.pop_front() {
+            remove_record(h, old.key.as_deref());
             h.post_failure(
                 old.resp,
                 old.token,
@@ -1910,8 +1915,157 @@ fn buffer_publish(h: &AsyncHandle, st: &mut State, b: Buffered) -> Result<(), c_
             );
         }
     }
+    match persist_buffered(h, st, &b.msg) {
+        Ok(key) => b.key = key,
+        Err(rc) => {
+            h.complete(b.token);
+            return Err(rc);
+        }
+    }
     st.offline.push_back(b);
     Ok(())
+}
+
+/// Our prefix for the store records of buffered publishes. Not Paho's `c-` (its command
+/// records have another format, which Paho's async client would try to read); Paho's
+/// restore drops a record it cannot read as a packet.
+const OFFLINE_KEY: &str = "o-";
+
+/// With a durable store, a buffered QoS 1/2 publish is written to it (`o-<n>`, the
+/// record format of the client's own records) before the call returns: a kill or
+/// `MQTTAsync_destroy` before a connection takes it leaves it to the next handle over the
+/// store. The Rust client removes the record once its own record of the message is
+/// written ([`Client::publish_replacing`]). QoS 0 is kept in memory (`persistQoS0` has
+/// no effect).
+fn persist_buffered(
+    h: &AsyncHandle,
+    st: &mut State,
+    m: &Message,
+) -> Result<Option<Box<str>>, c_int> {
+    if m.qos == QoS::AtMostOnce || !h.store.is_durable() {
+        return Ok(None);
+    }
+    let seq = st.next_offline;
+    st.next_offline += 1;
+    let packet = crate::proto::Packet::Publish(crate::proto::Publish {
+        dup: false,
+        qos: m.qos,
+        retain: m.retain,
+        topic: m.topic.clone(),
+        // Not the id it will have: the session gives it one when it takes the message.
+        pkid: 1,
+        payload: m.payload.clone(),
+        properties: m.properties.clone(),
+    });
+    let version = if h.v5 {
+        ProtocolVersion::V5
+    } else {
+        ProtocolVersion::V311
+    };
+    let key = format!("{OFFLINE_KEY}{seq}");
+    crate::persist::record::encode_record_seq(&packet, version, seq)
+        .and_then(|bytes| h.store.clone().put(&key, &[&bytes]))
+        .map_err(|e| {
+            super::trace::trace(
+                MQTTCLIENT_TRACE_ERROR,
+                &format!("mqttsync: a buffered publish could not be stored: {e}"),
+            );
+            MQTTASYNC_PERSISTENCE_ERROR
+        })?;
+    Ok(Some(key.into()))
+}
+
+/// At a connect: buffers the stored publishes that create could not read (written through
+/// a persistence transform that the application set after create), oldest first.
+fn pick_up_buffered(h: &AsyncHandle, st: &mut State) {
+    if !h.store.is_durable() {
+        return;
+    }
+    let (found, next) = {
+        let offline = &st.offline;
+        let known = |k: &str| offline.iter().any(|b| b.key.as_deref() == Some(k));
+        restore_buffered(&mut h.store.clone(), h.v5, &known)
+    };
+    st.next_offline = st.next_offline.max(next);
+    for (key, msg) in found.into_iter().rev() {
+        let Ok(token) = h.new_token() else {
+            return;
+        };
+        st.offline.push_front(Buffered {
+            msg,
+            resp: Resp::NONE,
+            token,
+            key: Some(key),
+        });
+    }
+}
+
+/// Removes the store record of a buffered publish that will not be sent.
+fn remove_record(h: &AsyncHandle, key: Option<&str>) {
+    if let Some(k) = key {
+        if let Err(e) = h.store.clone().remove(k) {
+            super::trace::trace(
+                MQTTCLIENT_TRACE_ERROR,
+                &format!("mqttsync: removing {k:?} failed: {e}"),
+            );
+        }
+    }
+}
+
+/// The publishes an earlier handle over this store buffered and no connection took
+/// ([`persist_buffered`]), oldest first, with their keys, and the number after the
+/// highest; records `known(key)` are not read, unreadable ones are traced and left in the
+/// store.
+fn restore_buffered(
+    store: &mut SharedStore,
+    v5: bool,
+    known: &dyn Fn(&str) -> bool,
+) -> (Vec<(Box<str>, Message)>, u64) {
+    let version = if v5 {
+        ProtocolVersion::V5
+    } else {
+        ProtocolVersion::V311
+    };
+    let mut found: Vec<(u64, String)> = store
+        .keys()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|k| {
+            let n = k.strip_prefix(OFFLINE_KEY)?.parse::<u64>().ok()?;
+            Some((n, k))
+        })
+        .collect();
+    found.sort_unstable();
+    let next = found.last().map_or(1, |(n, _)| n + 1);
+    let mut out = Vec::new();
+    for (_, key) in found.into_iter().filter(|(_, k)| !known(k)) {
+        let read = store
+            .get(&key)
+            .and_then(|b| {
+                b.ok_or(crate::persist::PersistError::Corrupt {
+                    key: key.clone(),
+                    reason: "removed while read",
+                })
+            })
+            .and_then(|b| crate::persist::record::decode_record(&b, version));
+        match read {
+            Ok(crate::proto::Packet::Publish(p)) if p.qos != QoS::AtMostOnce => {
+                let mut m = Message::new(p.topic, p.payload).qos(p.qos).retain(p.retain);
+                m.properties = p.properties;
+                out.push((key.into_boxed_str(), m));
+            }
+            other => {
+                super::trace::trace(
+                    MQTTCLIENT_TRACE_ERROR,
+                    &format!(
+                    "mqttsync: stored buffered publish {key:?} is unreadable and was skipped: {}",
+                    other.err().map_or("not a QoS 1/2 PUBLISH".to_owned(), |e| e.to_string())
+                ),
+                )
+            }
+        }
+    }
+    (out, next)
 }
 
 /// A QoS 1/2 publish finished (on the dispatch thread): complete its token, then
@@ -2060,6 +2214,7 @@ fn do_connect(h: &Arc<AsyncHandle>, p: Arc<Params>, token: c_int) {
                     st.client = Some(client.clone());
                     st.conn = Some(conn.clone());
                     st.connecting = false;
+                    pick_up_buffered(h, &mut st);
                     st.offline.drain(..).collect()
                 };
                 let uri = if p.servers.len() == 1 {
@@ -2095,7 +2250,7 @@ fn do_connect(h: &Arc<AsyncHandle>, p: Arc<Params>, token: c_int) {
                     h.hand_callbacks_over();
                 }
                 for b in buffered {
-                    if let Err(rc) = publish_now(h, &client, &conn, b.msg, b.resp, b.token) {
+                    if let Err(rc) = publish_now(h, &client, &conn, b.msg, b.resp, b.token, b.key) {
                         h.post_failure(b.resp, b.token, Fail::code(rc, "buffered publish failed"));
                     }
                 }
@@ -2140,6 +2295,7 @@ fn do_connect(h: &Arc<AsyncHandle>, p: Arc<Params>, token: c_int) {
 
 /// Hands a publish to the Rust client. QoS 0 completes at once (`onSuccess` queued); QoS
 /// 1/2 complete when acknowledged.
+#[allow(clippy::too_many_arguments)]
 fn publish_now(
     h: &AsyncHandle,
     client: &Client,
@@ -2147,13 +2303,14 @@ fn publish_now(
     m: Message,
     resp: Resp,
     token: c_int,
+    key: Option<Box<str>>,
 ) -> Result<(), c_int> {
     let topic = CString::new(m.topic.replace('\0', " ")).unwrap_or_default();
     let payload = m.payload.clone();
     let qos = m.qos;
     let retained = m.retain;
     lock(&conn.inflight).publishing += 1;
-    let r = client.publish_timeout(m, SEND_ROOM_WAIT);
+    let r = client.publish_replacing(m, SEND_ROOM_WAIT, key.clone());
     let mut f = lock(&conn.inflight);
     f.publishing -= 1;
     let early = match &r {
@@ -2211,6 +2368,8 @@ fn publish_now(
                 } => MQTTASYNC_MAX_BUFFERED_MESSAGES,
                 e => error_code(&e),
             };
+            // Not taken: it fails now (the caller reports it), and is not sent later.
+            remove_record(h, key.as_deref());
             h.complete(token);
             Err(rc)
         }
@@ -2292,6 +2451,10 @@ unsafe fn create_impl(
         ProtocolVersion::V311
     };
     let restored = crate::persist::pending_packet_ids(&mut shared, family);
+    // Publishes an earlier handle buffered and never sent: buffered again, with tokens
+    // after the restored messages'.
+    let (restored_buffered, next_offline) =
+        restore_buffered(&mut shared, version >= MQTTVERSION_5, &|_| false);
     let mut pending = Pending::default();
     pending
         .set
@@ -2311,6 +2474,7 @@ unsafe fn create_impl(
             should_be_connected: false,
             last: None,
             offline: VecDeque::new(),
+            next_offline,
             draining: false,
         }),
         commands: Queue::new(),
@@ -2324,6 +2488,15 @@ unsafe fn create_impl(
         me: me.clone(),
         alive: Arc::default(),
     });
+    for (key, msg) in restored_buffered {
+        let token = h.new_token()?;
+        h.st().offline.push_back(Buffered {
+            msg,
+            resp: Resp::NONE,
+            token,
+            key: Some(key),
+        });
+    }
     let key = REGISTRY.insert(h);
     // SAFETY: non-NULL and writable (C contract).
     unsafe { handle.write(key) };
@@ -2379,8 +2552,11 @@ pub unsafe extern "C" fn MQTTAsync_create(
 /// `allowDisconnectedSendAtAnyTime`), `deleteOldestMessages` drops the oldest buffered
 /// publish (its `onFailure` gets `MQTTASYNC_MAX_BUFFERED_MESSAGES`) instead of refusing the
 /// new one, `restoreMessages = 0` empties the persistence store, `MQTTVersion =
-/// MQTTVERSION_5` makes an MQTT 5 client. `persistQoS0` has no effect (buffered publishes
-/// are kept in memory). Returns as `MQTTAsync_create`, plus `MQTTASYNC_BAD_STRUCTURE` for
+/// MQTTVERSION_5` makes an MQTT 5 client. With file or user persistence a buffered QoS 1/2
+/// publish is in the store when the call that buffered it returns, and a handle created
+/// over the store later buffers it again (a token after create, sent at its connect);
+/// QoS 0 ones are kept in memory (`persistQoS0` has no effect). Returns as
+/// `MQTTAsync_create`, plus `MQTTASYNC_BAD_STRUCTURE` for
 /// a bad structure and `MQTTASYNC_MAX_BUFFERED` for a negative `maxBufferedMessages`. Any
 /// thread.
 ///
@@ -3281,12 +3457,13 @@ unsafe fn send_impl(
         msg: m,
         resp: r.resp,
         token,
+        key: None,
     };
     let result = if let Some((client, conn)) = live {
         let mut st = h.st();
         if client.is_connected() && st.offline.is_empty() && !st.draining {
             drop(st);
-            publish_now(&h, &client, &conn, buffered.msg, r.resp, token)
+            publish_now(&h, &client, &conn, buffered.msg, r.resp, token, None)
         } else if client.is_connected() || h.create.send_while_disconnected {
             // Reconnecting, or publishes buffered meanwhile are still being handed over:
             // behind them.

@@ -573,6 +573,10 @@ pub(crate) struct PubReq {
     pub(crate) publish: Publish,
     pub(crate) id: u64,
     pub(crate) token: Arc<token::TokenInner>,
+    /// A store record that holds this message until now (MQTTAsync's offline buffer):
+    /// removed once the session's own record of the message is written, or when the
+    /// message is refused for good.
+    pub(crate) replaces: Option<Box<str>>,
 }
 
 /// How a control request reaches the I/O work (`Client::control_on`).
@@ -883,6 +887,18 @@ impl Client {
 
     /// As [`publish`](Self::publish) with an explicit deadline for queue room.
     pub fn publish_timeout(&self, message: Message, timeout: Duration) -> Result<DeliveryToken> {
+        self.publish_replacing(message, timeout, None)
+    }
+
+    /// As [`publish_timeout`](Self::publish_timeout); the store record `replaces` (which
+    /// held the message until now) is removed once the client's own record of it is
+    /// written, or when it is refused for good. Left in place when this returns an error.
+    pub(crate) fn publish_replacing(
+        &self,
+        message: Message,
+        timeout: Duration,
+        replaces: Option<Box<str>>,
+    ) -> Result<DeliveryToken> {
         validate_topic(&message.topic)?;
         match self.shared.state() {
             State::Connected | State::Reconnecting | State::Connecting => {}
@@ -903,6 +919,7 @@ impl Client {
             },
             id,
             token: inner.clone(),
+            replaces,
         });
         // A lone publish (none in the last DIRECT_GAP) while the I/O thread sleeps goes out
         // on this thread; publishes in quick succession go through the channel, so the I/O

@@ -398,6 +398,11 @@ impl Persister {
         self.apply(op)
     }
 
+    /// Removes a record that is not one of the session's (`key` as stored).
+    pub fn remove_other(&mut self, key: &str) -> Result<()> {
+        self.store.remove(key)
+    }
+
     /// Applies one change reported by the session.
     pub fn apply(&mut self, op: &PersistOp) -> Result<()> {
         match op {

@@ -6,6 +6,10 @@
  *                                      line on stdin (the harness freezes the broker
  *                                      meanwhile), publishes 3 QoS 1 messages, prints
  *                                      "published 3" and waits to be killed (SIGKILL)
+ *   async_persist offline URI DIR ID   creates the client with sendWhileDisconnected (at any
+ *                                      time) and,
+ *                                      never connecting, sends 3 messages (QoS 1, 2, 1),
+ *                                      prints "buffered 3" and waits to be killed
  *   async_persist resend URI DIR ID    creates the client again: MQTTAsync_getPendingTokens
  *                                      lists the 3 messages before any connect; after the
  *                                      connect each completes under its token
@@ -105,12 +109,34 @@ int main(int argc, char** argv)
 
     if (argc < 5)
     {
-        fprintf(stderr, "usage: %s publish|resend URI DIR ID\n", argv[0]);
+        fprintf(stderr, "usage: %s publish|offline|resend URI DIR ID\n", argv[0]);
         return 2;
     }
     mode = argv[1]; uri = argv[2]; dir = argv[3]; id = argv[4];
     setvbuf(stdout, NULL, _IOLBF, 0);
 
+    if (strcmp(mode, "offline") == 0)
+    {
+        MQTTAsync_createOptions o = MQTTAsync_createOptions_initializer;
+        MQTTAsync_token tokens[4];
+        o.sendWhileDisconnected = 1;
+        o.allowDisconnectedSendAtAnyTime = 1; /* before the first connect too */
+        o.maxBufferedMessages = 10;
+        CHECK(MQTTAsync_createWithOptions(&c, uri, id, MQTTCLIENT_PERSISTENCE_DEFAULT,
+            (void*)dir, &o) == 0);
+        for (i = 0; i < 3; i++)
+        {
+            MQTTAsync_responseOptions r = MQTTAsync_responseOptions_initializer;
+            char payload[8];
+            snprintf(payload, sizeof payload, "b%d", i + 1);
+            CHECK(MQTTAsync_send(c, "T/apersist", 2, payload, i == 1 ? 2 : 1, 0, &r) == 0);
+            CHECK(r.token > 0);
+        }
+        n = count_tokens(c, tokens, 4);
+        printf("buffered %d\nfailures: %d\n", n, failures);
+        for (;;)
+            pause(); /* killed here by the harness (SIGKILL), never connected */
+    }
     CHECK(MQTTAsync_create(&c, uri, id, MQTTCLIENT_PERSISTENCE_DEFAULT, (void*)dir) == 0);
     CHECK(MQTTAsync_setCallbacks(c, NULL, NULL, arrived, delivered) == 0);
     if (strcmp(mode, "resend") == 0)

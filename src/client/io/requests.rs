@@ -204,6 +204,7 @@ impl Io {
                         "offline buffer full: publish to {} dropped",
                         req.publish.topic
                     );
+                    self.remove_replaced(req.replaces);
                     req.token.complete(Err(Arc::new(Error::NotConnected)));
                     return;
                 }
@@ -214,6 +215,7 @@ impl Io {
             }
         }
         let qos = req.publish.qos;
+        let replaces = req.replaces;
         match self.session.publish(req.publish) {
             Ok(pkid) => {
                 self.shared.published.fetch_add(1, Ordering::Relaxed);
@@ -229,8 +231,23 @@ impl Io {
                 // Persist the new flow now, not at the next read: a crash after this point
                 // must not lose an accepted QoS 1/2 message.
                 self.process_events();
+                self.remove_replaced(replaces);
             }
-            Err(e) => req.token.complete(Err(Arc::new(e.into()))),
+            Err(e) => {
+                self.remove_replaced(replaces);
+                req.token.complete(Err(Arc::new(e.into())))
+            }
+        }
+    }
+
+    /// Removes the store record that held a publish before the client had it
+    /// ([`PubReq::replaces`]): the session's record (written first) or the refusal takes
+    /// its place. A kill between the two writes leaves both: the message is sent twice.
+    fn remove_replaced(&mut self, key: Option<Box<str>>) {
+        if let (Some(key), Some(st)) = (key, self.store.as_mut()) {
+            if let Err(e) = st.remove_other(&key) {
+                log::error!("persistence remove failed: {}", crate::error::report(&e));
+            }
         }
     }
 
