@@ -1947,23 +1947,13 @@ fn persist_buffered(
     }
     let seq = st.next_offline;
     st.next_offline += 1;
-    let packet = crate::proto::Packet::Publish(crate::proto::Publish {
-        dup: false,
-        qos: m.qos,
-        retain: m.retain,
-        topic: m.topic.clone(),
-        // Not the id it will have: the session gives it one when it takes the message.
-        pkid: 1,
-        payload: m.payload.clone(),
-        properties: m.properties.clone(),
-    });
     let version = if h.v5 {
         ProtocolVersion::V5
     } else {
         ProtocolVersion::V311
     };
     let key = format!("{OFFLINE_KEY}{seq}");
-    crate::persist::record::encode_record_seq(&packet, version, seq)
+    crate::persist::encode_message_record(m, version, seq)
         .and_then(|bytes| h.store.clone().put(&key, &[&bytes]))
         .map_err(|e| {
             super::trace::trace(
@@ -2047,22 +2037,15 @@ fn restore_buffered(
                     reason: "removed while read",
                 })
             })
-            .and_then(|b| crate::persist::record::decode_record(&b, version));
+            .and_then(|b| crate::persist::decode_message_record(&b, version));
         match read {
-            Ok(crate::proto::Packet::Publish(p)) if p.qos != QoS::AtMostOnce => {
-                let mut m = Message::new(p.topic, p.payload).qos(p.qos).retain(p.retain);
-                m.properties = p.properties;
-                out.push((key.into_boxed_str(), m));
-            }
-            other => {
-                super::trace::trace(
-                    MQTTCLIENT_TRACE_ERROR,
-                    &format!(
-                    "mqttsync: stored buffered publish {key:?} is unreadable and was skipped: {}",
-                    other.err().map_or("not a QoS 1/2 PUBLISH".to_owned(), |e| e.to_string())
+            Ok(m) => out.push((key.into_boxed_str(), m)),
+            Err(e) => super::trace::trace(
+                MQTTCLIENT_TRACE_ERROR,
+                &format!(
+                    "mqttsync: stored buffered publish {key:?} is unreadable and was skipped: {e}"
                 ),
-                )
-            }
+            ),
         }
     }
     (out, next)

@@ -890,10 +890,14 @@ impl Client {
         self.publish_replacing(message, timeout, None)
     }
 
-    /// As [`publish_timeout`](Self::publish_timeout); the store record `replaces` (which
-    /// held the message until now) is removed once the client's own record of it is
-    /// written, or when it is refused for good. Left in place when this returns an error.
-    pub(crate) fn publish_replacing(
+    /// As [`publish_timeout`](Self::publish_timeout); the record `replaces` of the
+    /// client's store (which held the message until now, e.g. written with
+    /// [`persist::encode_message_record`](crate::persist::encode_message_record)) is
+    /// removed once the client's own record of the message is written, or when the
+    /// message is refused for good, so the message is never absent from the store. Left in
+    /// place when this returns an error.
+    #[doc(hidden)]
+    pub fn publish_replacing(
         &self,
         message: Message,
         timeout: Duration,

@@ -251,6 +251,53 @@ fn load_inner(
     (good, bad)
 }
 
+/// A message in the client's record format, for a record an application keeps in the
+/// client's store until the client takes the message (MQTTAsync's buffer of publishes made
+/// while disconnected: [`Client::publish_replacing`](crate::Client::publish_replacing)
+/// removes such a record once the client's own is written). `seq` orders such records.
+/// Fails with [`PersistError::Encode`] for a message that cannot be encoded, or one
+/// without QoS 1/2.
+#[doc(hidden)]
+pub fn encode_message_record(
+    m: &crate::Message,
+    version: ProtocolVersion,
+    seq: u64,
+) -> Result<Vec<u8>> {
+    if m.qos == crate::QoS::AtMostOnce {
+        return Err(EncodeError::Invalid("a stored message has QoS 1 or 2").into());
+    }
+    let packet = Packet::Publish(crate::proto::Publish {
+        dup: false,
+        qos: m.qos,
+        retain: m.retain,
+        topic: m.topic.clone(),
+        // Not the id it will have: the session gives it one when it takes the message.
+        pkid: 1,
+        payload: m.payload.clone(),
+        properties: m.properties.clone(),
+    });
+    record::encode_record_seq(&packet, version, seq)
+}
+
+/// Reads back what [`encode_message_record`] wrote; [`PersistError::Corrupt`] for anything
+/// else.
+#[doc(hidden)]
+pub fn decode_message_record(bytes: &[u8], version: ProtocolVersion) -> Result<crate::Message> {
+    match record::decode_record(bytes, version)? {
+        Packet::Publish(p) if p.qos != crate::QoS::AtMostOnce => {
+            let mut m = crate::Message::new(p.topic, p.payload)
+                .qos(p.qos)
+                .retain(p.retain);
+            m.properties = p.properties;
+            Ok(m)
+        }
+        _ => Err(PersistError::Corrupt {
+            key: String::new(),
+            reason: "not a QoS 1/2 PUBLISH",
+        }),
+    }
+}
+
 /// A [`Store`] plus the record format: what the client uses to persist the session's
 /// in-flight state.
 ///
