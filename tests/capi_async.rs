@@ -425,6 +425,66 @@ fn records_in(dir: &Path, prefix: &str) -> usize {
         .unwrap_or(0)
 }
 
+/// An async_persist process (the mode and its arguments), killed (SIGKILL) when dropped
+/// however the test ends, and its stdout line by line.
+struct PersistProc {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl PersistProc {
+    fn spawn(exe: &Path, args: &[&str], envs: &[(&str, &str)]) -> PersistProc {
+        let mut child = Command::new(exe)
+            .args(args)
+            .envs(envs.iter().copied())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn async_persist");
+        let (tx, lines) = std::sync::mpsc::channel();
+        let out = child.stdout.take().expect("stdout");
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        PersistProc { child, lines }
+    }
+
+    /// The next line, or `None` after 30 s.
+    fn line(&self) -> Option<String> {
+        self.lines.recv_timeout(Duration::from_secs(30)).ok()
+    }
+}
+
+impl Drop for PersistProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// async_persist in `resend` mode over the store a killed run left with three messages:
+/// it lists their tokens after create, each completes at its connect, none is left.
+fn resend_completes_three(exe: &Path, args: [&str; 3], envs: &[(&str, &str)], what: &str) {
+    let [uri, dir, cid] = args;
+    let b = run_prog(
+        exe,
+        &["resend", uri, dir, cid],
+        envs,
+        Duration::from_secs(60),
+    );
+    b.assert_clean(what);
+    assert!(
+        b.stdout.contains("pending after create: 3\n")
+            && b.stdout.contains("deliveryComplete calls: 3\n")
+            && b.stdout.contains("pending after the resend: 0\n"),
+        "{what}: {}",
+        b.stdout
+    );
+}
+
 #[test]
 fn async_restored_messages_have_tokens_after_create_and_complete_after_connect() {
     use std::io::Write;
@@ -436,33 +496,19 @@ fn async_restored_messages_have_tokens_after_create_and_complete_after_connect()
     let dir_s = dir.path().display().to_string();
     let cid = unique_client_id("apersist");
 
-    let mut a = Command::new(&exe)
-        .args(["publish", &uri, &dir_s, &cid])
-        .envs(envs)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn the publisher");
-    let (tx, rx) = std::sync::mpsc::channel();
-    let out = a.stdout.take().expect("stdout");
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let mut a = PersistProc::spawn(&exe, &["publish", &uri, &dir_s, &cid], &envs);
     assert_eq!(
-        rx.recv_timeout(Duration::from_secs(30)).as_deref(),
-        Ok("ready"),
+        a.line().as_deref(),
+        Some("ready"),
         "the publisher did not connect"
     );
     broker.pause();
-    let mut stdin = a.stdin.take().expect("stdin");
+    let mut stdin = a.child.stdin.take().expect("stdin");
     stdin.write_all(b"go\n").unwrap();
     stdin.flush().unwrap();
     assert_eq!(
-        rx.recv_timeout(Duration::from_secs(30)).as_deref(),
-        Ok("published 3"),
+        a.line().as_deref(),
+        Some("published 3"),
         "the publisher did not publish"
     );
     // Killed once the three are in its store (written by its I/O thread).
@@ -476,26 +522,12 @@ fn async_restored_messages_have_tokens_after_create_and_complete_after_connect()
         store_dir.display(),
         records()
     );
-    a.kill().expect("SIGKILL the publisher");
-    let _ = a.wait();
+    drop(a); // SIGKILL
 
     // The frozen broker dies with the unacknowledged publishes; a fresh one starts.
     broker.kill();
     broker.start_again();
-    let b = run_prog(
-        &exe,
-        &["resend", &uri, &dir_s, &cid],
-        &envs,
-        Duration::from_secs(60),
-    );
-    b.assert_clean("async_persist resend");
-    assert!(
-        b.stdout.contains("pending after create: 3\n")
-            && b.stdout.contains("deliveryComplete calls: 3\n")
-            && b.stdout.contains("pending after the resend: 0\n"),
-        "{}",
-        b.stdout
-    );
+    resend_completes_three(&exe, [&uri, &dir_s, &cid], &envs, "async_persist resend");
     assert_eq!(records(), 0, "store emptied after the resend");
 }
 
@@ -516,33 +548,10 @@ fn async_buffered_publishes_survive_a_kill_before_any_connect() {
         .path()
         .join(format!("{cid}-127.0.0.1-{}", broker.port()));
 
-    /// Killed however the test ends (it waits in `pause()` otherwise).
-    struct Killed(std::process::Child);
-    impl Drop for Killed {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let mut a = Killed(
-        Command::new(&exe)
-            .args(["offline", &uri, &dir_s, &cid])
-            .envs(envs)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn the buffering publisher"),
-    );
-    let (tx, rx) = std::sync::mpsc::channel();
-    let out = a.0.stdout.take().expect("stdout");
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let a = PersistProc::spawn(&exe, &["offline", &uri, &dir_s, &cid], &envs);
     assert_eq!(
-        rx.recv_timeout(Duration::from_secs(30)).as_deref(),
-        Ok("buffered 3"),
+        a.line().as_deref(),
+        Some("buffered 3"),
         "the publisher did not buffer"
     );
     assert_eq!(
@@ -558,19 +567,11 @@ fn async_buffered_publishes_survive_a_kill_before_any_connect() {
     .unwrap();
     sub.subscribe("T/apersist", mqttsync::QoS::ExactlyOnce)
         .unwrap();
-    let b = run_prog(
+    resend_completes_three(
         &exe,
-        &["resend", &uri, &dir_s, &cid],
+        [&uri, &dir_s, &cid],
         &envs,
-        Duration::from_secs(60),
-    );
-    b.assert_clean("async_persist resend after offline");
-    assert!(
-        b.stdout.contains("pending after create: 3\n")
-            && b.stdout.contains("deliveryComplete calls: 3\n")
-            && b.stdout.contains("pending after the resend: 0\n"),
-        "{}",
-        b.stdout
+        "async_persist resend after offline",
     );
     assert_eq!(common::files_under(&store_dir), Vec::<PathBuf>::new());
     let mut got = Vec::new();

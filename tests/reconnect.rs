@@ -155,6 +155,34 @@ fn resubscribes_when_the_broker_lost_the_session() {
     assert_eq!(sub.stats().reconnects, 1);
 }
 
+/// Automatic reconnect every 100-200 ms, at most ten publishes buffered meanwhile.
+fn ten_buffered() -> ReconnectOptions {
+    ReconnectOptions {
+        min_delay: Duration::from_millis(100),
+        max_delay: Duration::from_millis(200),
+        max_buffered: 10,
+        ..Default::default()
+    }
+}
+
+/// Fifteen publishes to `topic` (payloads "0".."14", QoS `qos(i)`) by a client that
+/// reconnects with [`ten_buffered`]: the 11th..15th are refused at once.
+fn publish_fifteen(c: &Client, topic: &str, qos: impl Fn(usize) -> QoS) -> Vec<DeliveryToken> {
+    let tokens: Vec<_> = (0..15)
+        .map(|i| {
+            c.publish(Message::new(topic, format!("{i}")).qos(qos(i)))
+                .unwrap()
+        })
+        .collect();
+    for t in &tokens[10..] {
+        assert!(matches!(
+            t.wait_timeout(DEADLINE),
+            Err(mqttsync::Error::NotConnected)
+        ));
+    }
+    tokens
+}
+
 #[test]
 fn publishes_while_disconnected_are_buffered_up_to_a_bound_and_drops_are_counted() {
     let mut broker = Broker::start();
@@ -163,29 +191,13 @@ fn publishes_while_disconnected_are_buffered_up_to_a_bound_and_drops_are_counted
     let c = Client::connect(
         ConnectOptions::new(&uri)
             .client_id(unique_client_id("buf"))
-            .automatic_reconnect(ReconnectOptions {
-                min_delay: Duration::from_millis(100),
-                max_delay: Duration::from_millis(200),
-                max_buffered: 10,
-                ..Default::default()
-            }),
+            .automatic_reconnect(ten_buffered()),
     )
     .unwrap();
     broker.stop();
     assert!(wait_until(DEADLINE, || c.state() == State::Reconnecting));
-    let tokens: Vec<_> = (0..15)
-        .map(|i| {
-            c.publish(Message::new("buf", format!("{i}")).qos(QoS::AtLeastOnce))
-                .unwrap()
-        })
-        .collect();
-    // The 11th..15th are refused at once and counted.
-    for t in &tokens[10..] {
-        assert!(matches!(
-            t.wait_timeout(DEADLINE),
-            Err(mqttsync::Error::NotConnected)
-        ));
-    }
+    let tokens = publish_fifteen(&c, "buf", |_| QoS::AtLeastOnce);
+    // The five refused are counted.
     assert_eq!(c.stats().dropped, 5);
     broker.start_again();
     let w = Client::connect(watcher_opts(&broker)).unwrap();
@@ -211,12 +223,7 @@ fn publishes_while_reconnecting_are_persisted_and_sent_by_the_next_client() {
             .client_id(&id)
             .clean_start(false)
             .persistence(Box::new(FileStore::new(&root)))
-            .automatic_reconnect(ReconnectOptions {
-                min_delay: Duration::from_millis(100),
-                max_delay: Duration::from_millis(200),
-                max_buffered: 10,
-                ..Default::default()
-            })
+            .automatic_reconnect(ten_buffered())
     };
     let c = Client::connect(opts(&broker)).unwrap();
     broker.stop();
@@ -228,18 +235,7 @@ fn publishes_while_reconnecting_are_persisted_and_sent_by_the_next_client() {
             QoS::ExactlyOnce
         }
     };
-    let tokens: Vec<_> = (0..15)
-        .map(|i| {
-            c.publish(Message::new("off/x", format!("{i}")).qos(qos(i)))
-                .unwrap()
-        })
-        .collect();
-    for t in &tokens[10..] {
-        assert!(matches!(
-            t.wait_timeout(DEADLINE),
-            Err(mqttsync::Error::NotConnected)
-        ));
-    }
+    let tokens = publish_fifteen(&c, "off/x", qos);
     let records = || {
         common::files_under(&root)
             .iter()

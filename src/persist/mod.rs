@@ -9,9 +9,9 @@
 //! markers — uses Paho's key names (`s-<id>`, `sc-<id>`, `r-<id>`, v5 `s5-`...) and a
 //! checksummed record around the MQTT encoding of the packet, plus one record of our own
 //! (`server`) naming the server whose session the markers belong to; a [`Store`] only
-//! sees keys and bytes. (Inside the crate: `record` is the format, `Persister` ties a store and the
-//! format together and applies the session's persistence operations, `load_all` reads
-//! everything back in insertion order.)
+//! sees keys and bytes. (Inside the crate: `record` is the format, `Persister` ties a
+//! store and the format together and applies the session's persistence operations,
+//! `load_all` reads everything back in insertion order.)
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
