@@ -1851,6 +1851,60 @@ mod tests {
 
     // ----- connect -----
 
+    /// Every record the session asks to store reads back through the persistence layer
+    /// and restores into a fresh session: outgoing PUBLISH, outgoing PUBREL and the
+    /// received-QoS 2 marker (the marker was refused by the loader for a while, a PUBREC
+    /// where it expected a PUBLISH).
+    #[test]
+    fn every_record_the_session_stores_restores() {
+        use crate::persist::{MemoryStore, Persister};
+        for v in [V3, V5] {
+            let t0 = Instant::now();
+            let cfg = SessionConfig {
+                persist_events: true,
+                ..config(v)
+            };
+            let mut s = connected(cfg.clone(), t0);
+            let q1 = s.publish(publish("a", QoS::AtLeastOnce)).unwrap();
+            let q2 = s.publish(publish("b", QoS::ExactlyOnce)).unwrap();
+            s.handle_packet(t0, Packet::PubRec(PubResp::new(q2)))
+                .unwrap();
+            s.handle_packet(
+                t0,
+                Packet::Publish(Publish {
+                    pkid: 9,
+                    ..publish("in", QoS::ExactlyOnce)
+                }),
+            )
+            .unwrap();
+            s.ack(9).unwrap();
+            let mut p = Persister::new(Box::new(MemoryStore::new()), v);
+            p.open("c", "tcp://h:1883").unwrap();
+            for e in events(&mut s) {
+                if let Event::Persist(op) = e {
+                    p.apply(&op).unwrap();
+                }
+            }
+            let (good, bad) = p.load();
+            assert!(bad.is_empty(), "{v:?}: {bad:?}");
+            let mut keys: Vec<PersistKey> = good.iter().map(|(k, _)| *k).collect();
+            keys.sort_unstable();
+            assert_eq!(
+                keys,
+                [
+                    PersistKey::SentPublish(q1),
+                    PersistKey::SentPubRel(q2),
+                    PersistKey::ReceivedQos2(9)
+                ],
+                "{v:?}"
+            );
+            let mut fresh = Session::new(cfg);
+            for (k, packet) in good {
+                fresh.restore(k, packet).unwrap();
+            }
+        }
+    }
+
     #[test]
     fn nothing_but_connect_before_connack() {
         let t0 = Instant::now();
