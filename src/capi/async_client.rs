@@ -80,7 +80,7 @@ use super::connect_opts::{
 use super::convert::{message_to_c, properties_from_c, properties_to_c, topic_to_c};
 use super::ffi::{bytes_from_c, c_array, copy_versioned, guard, guard_rc, str_from_c};
 use super::handles::{error_code, Registry, SendPtr};
-use super::persistence::SharedStore;
+use super::persistence::{family, SharedStore};
 use super::properties::free_properties;
 use super::types::enums::*;
 use super::types::*;
@@ -1947,13 +1947,8 @@ fn persist_buffered(
     }
     let seq = st.next_offline;
     st.next_offline += 1;
-    let version = if h.v5 {
-        ProtocolVersion::V5
-    } else {
-        ProtocolVersion::V311
-    };
     let key = format!("{OFFLINE_KEY}{seq}");
-    crate::persist::encode_message_record(m, version, seq)
+    crate::persist::encode_message_record(m, family(h.v5), seq)
         .and_then(|bytes| h.store.clone().put(&key, &[&bytes]))
         .map_err(|e| {
             super::trace::trace(
@@ -1965,11 +1960,13 @@ fn persist_buffered(
     Ok(Some(key.into()))
 }
 
-/// At a connect: buffers the stored publishes that create could not read (written through
-/// a persistence transform that the application set after create), oldest first.
-fn pick_up_buffered(h: &AsyncHandle, st: &mut State) {
+/// Buffers the stored publishes ([`persist_buffered`]) the buffer does not hold yet,
+/// oldest first, in front of the others: at create an earlier handle's, at a connect
+/// those create could not read (written through a persistence transform that the
+/// application set after create). Fails only when no token is left.
+fn pick_up_buffered(h: &AsyncHandle, st: &mut State) -> Result<(), c_int> {
     if !h.store.is_durable() {
-        return;
+        return Ok(());
     }
     let (found, next) = {
         let offline = &st.offline;
@@ -1978,16 +1975,14 @@ fn pick_up_buffered(h: &AsyncHandle, st: &mut State) {
     };
     st.next_offline = st.next_offline.max(next);
     for (key, msg) in found.into_iter().rev() {
-        let Ok(token) = h.new_token() else {
-            return;
-        };
         st.offline.push_front(Buffered {
             msg,
             resp: Resp::NONE,
-            token,
+            token: h.new_token()?,
             key: Some(key),
         });
     }
+    Ok(())
 }
 
 /// Removes the store record of a buffered publish that will not be sent.
@@ -2011,11 +2006,6 @@ fn restore_buffered(
     v5: bool,
     known: &dyn Fn(&str) -> bool,
 ) -> (Vec<(Box<str>, Message)>, u64) {
-    let version = if v5 {
-        ProtocolVersion::V5
-    } else {
-        ProtocolVersion::V311
-    };
     let mut found: Vec<(u64, String)> = store
         .keys()
         .unwrap_or_default()
@@ -2032,12 +2022,12 @@ fn restore_buffered(
         let read = store
             .get(&key)
             .and_then(|b| {
-                b.ok_or(crate::persist::PersistError::Corrupt {
+                b.ok_or_else(|| crate::persist::PersistError::Corrupt {
                     key: key.clone(),
                     reason: "removed while read",
                 })
             })
-            .and_then(|b| crate::persist::decode_message_record(&b, version));
+            .and_then(|b| crate::persist::decode_message_record(&b, family(v5)));
         match read {
             Ok(m) => out.push((key.into_boxed_str(), m)),
             Err(e) => super::trace::trace(
@@ -2197,7 +2187,8 @@ fn do_connect(h: &Arc<AsyncHandle>, p: Arc<Params>, token: c_int) {
                     st.client = Some(client.clone());
                     st.conn = Some(conn.clone());
                     st.connecting = false;
-                    pick_up_buffered(h, &mut st);
+                    // No token left for one: it stays in the store for a later connect.
+                    let _ = pick_up_buffered(h, &mut st);
                     st.offline.drain(..).collect()
                 };
                 let uri = if p.servers.len() == 1 {
@@ -2428,16 +2419,8 @@ unsafe fn create_impl(
     }
     // Messages left in flight by an earlier run get tokens now, as in Paho (and as
     // MQTTClient_create does): their packet ids. New tokens are issued above them.
-    let family = if version >= MQTTVERSION_5 {
-        ProtocolVersion::V5
-    } else {
-        ProtocolVersion::V311
-    };
-    let restored = crate::persist::pending_packet_ids(&mut shared, family);
-    // Publishes an earlier handle buffered and never sent: buffered again, with tokens
-    // after the restored messages'.
-    let (restored_buffered, next_offline) =
-        restore_buffered(&mut shared, version >= MQTTVERSION_5, &|_| false);
+    let restored =
+        crate::persist::pending_packet_ids(&mut shared, family(version >= MQTTVERSION_5));
     let mut pending = Pending::default();
     pending
         .set
@@ -2457,7 +2440,7 @@ unsafe fn create_impl(
             should_be_connected: false,
             last: None,
             offline: VecDeque::new(),
-            next_offline,
+            next_offline: 1,
             draining: false,
         }),
         commands: Queue::new(),
@@ -2471,15 +2454,9 @@ unsafe fn create_impl(
         me: me.clone(),
         alive: Arc::default(),
     });
-    for (key, msg) in restored_buffered {
-        let token = h.new_token()?;
-        h.st().offline.push_back(Buffered {
-            msg,
-            resp: Resp::NONE,
-            token,
-            key: Some(key),
-        });
-    }
+    // Publishes an earlier handle buffered and never sent: buffered again, with tokens
+    // after the restored messages'.
+    pick_up_buffered(&h, &mut h.st())?;
     let key = REGISTRY.insert(h);
     // SAFETY: non-NULL and writable (C contract).
     unsafe { handle.write(key) };

@@ -498,14 +498,10 @@ unsafe fn create_impl(
     if !shared.version_ok(version >= MQTTVERSION_5) {
         return Err(MQTTCLIENT_PERSISTENCE_ERROR);
     }
-    let family = if version >= MQTTVERSION_5 {
-        ProtocolVersion::V5
-    } else {
-        ProtocolVersion::V311
-    };
     // Messages left in flight by an earlier run get tokens now, as in Paho: their packet
     // ids. Tokens of new publishes start above them.
     let mut tokens = Tokens::default();
+    let family = super::persistence::family(version >= MQTTVERSION_5);
     for id in crate::persist::pending_packet_ids(&mut shared, family) {
         tokens.restored.insert(c_int::from(id), None);
         tokens.issued = tokens.issued.max(u64::from(id));

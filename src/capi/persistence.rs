@@ -440,18 +440,22 @@ impl SharedStore {
     }
 }
 
+/// The protocol family of the records a client of MQTT 5 (`v5`) or 3.x reads and writes.
+pub fn family(v5: bool) -> crate::ProtocolVersion {
+    if v5 {
+        crate::ProtocolVersion::V5
+    } else {
+        crate::ProtocolVersion::V311
+    }
+}
+
 impl SharedStore {
     /// Refuses a store holding in-flight records of the other MQTT version than the
     /// client's (`v5`): they could not be resent, and are not skipped silently (as Paho's
     /// create fails). True when the store is usable; false after tracing the reason and
     /// closing the store.
     pub fn version_ok(&mut self, v5: bool) -> bool {
-        let family = if v5 {
-            crate::ProtocolVersion::V5
-        } else {
-            crate::ProtocolVersion::V311
-        };
-        match crate::persist::check_version(self, family) {
+        match crate::persist::check_version(self, family(v5)) {
             Ok(()) => true,
             Err(e) => {
                 super::trace::trace(

@@ -191,11 +191,11 @@ impl Io {
                 // one made while connected: it survives a kill or a close before the
                 // server is back (the offline buffer is memory only), and the next
                 // connection sends it with the session's other queued messages.
-                let durable = self.store.is_some() && req.publish.qos != QoS::AtMostOnce;
+                let stored = self.store.is_some() && req.publish.qos != QoS::AtMostOnce;
                 let buffered = self.t.offline.len();
-                if durable && buffered + self.session.queued_len() < max {
+                if stored && buffered + self.session.queued_len() < max {
                     // Below, as when connected.
-                } else if !durable && buffered < max {
+                } else if !stored && buffered < max {
                     self.t.offline.push_back(req);
                     return;
                 } else {
