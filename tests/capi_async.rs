@@ -574,6 +574,12 @@ fn async_buffered_publishes_survive_a_kill_before_any_connect() {
         "async_persist resend after offline",
     );
     assert_eq!(common::files_under(&store_dir), Vec::<PathBuf>::new());
+    assert_buffered_three_arrive_once(&sub);
+}
+
+/// `sub` gets the three messages async_persist buffers (b1, b2, b3), each once.
+#[track_caller]
+fn assert_buffered_three_arrive_once(sub: &mqttsync::Client) {
     let mut got = Vec::new();
     while got.len() < 3 {
         let m = sub
@@ -585,10 +591,54 @@ fn async_buffered_publishes_survive_a_kill_before_any_connect() {
     // Sent in order; the broker forwards a QoS 2 message at PUBREL, so b2 may come last.
     got.sort();
     assert_eq!(got, ["b1", "b2", "b3"]);
-    assert!(sub
-        .messages()
-        .recv_timeout(Duration::from_millis(300))
-        .is_err());
+    let more = sub.messages().recv_timeout(Duration::from_millis(300));
+    assert!(more.is_err(), "a message came twice: {more:?}");
+}
+
+/// A process that ends in the instant between the client's record of a buffered publish
+/// and the removal of the buffered record (its user persistence's remove callback exits)
+/// leaves both; the next handle over the store sees the client's record name the buffered
+/// one, drops that one, and the message goes out once.
+#[test]
+fn async_buffered_publish_taken_at_a_kill_during_the_handover_is_sent_once() {
+    let exe = async_persist_exe();
+    let envs = [("ASAN_OPTIONS", ASAN_OPTIONS), ("AP_USER_STORE", "1")];
+    let broker = Broker::start();
+    let uri = broker.uri();
+    let dir = tempfile::tempdir().unwrap();
+    let dir_s = dir.path().display().to_string();
+    let cid = unique_client_id("ahandover");
+    let store_dir = dir.path().join(&cid);
+    let sub = mqttsync::Client::connect(
+        mqttsync::ConnectOptions::new(&uri).client_id(unique_client_id("ahandsub")),
+    )
+    .unwrap();
+    sub.subscribe("T/apersist", mqttsync::QoS::ExactlyOnce)
+        .unwrap();
+
+    let a = run_prog(
+        &exe,
+        &["handover", &uri, &dir_s, &cid],
+        &envs,
+        Duration::from_secs(60),
+    );
+    assert!(
+        a.stdout.contains("buffered 3\n") && a.stdout.contains("exit at the removal of o-1\n"),
+        "{}\n{}",
+        a.stdout,
+        a.stderr
+    );
+    assert_eq!(records_in(&store_dir, "o-"), 3, "all three still buffered");
+    assert_eq!(records_in(&store_dir, "s-"), 1, "the client's record of b1");
+
+    resend_completes_three(
+        &exe,
+        [&uri, &dir_s, &cid],
+        &envs,
+        "async_persist resend after the hand-over",
+    );
+    assert_eq!(common::files_under(&store_dir), Vec::<PathBuf>::new());
+    assert_buffered_three_arrive_once(&sub);
 }
 
 /// tests/c/async_client.c (all of it, the mqttsync-only part included: destroy from a

@@ -1934,9 +1934,9 @@ const OFFLINE_KEY: &str = "o-";
 /// With a durable store, a buffered QoS 1/2 publish is written to it (`o-<n>`, the
 /// record format of the client's own records) before the call returns: a kill or
 /// `MQTTAsync_destroy` before a connection takes it leaves it to the next handle over the
-/// store. The Rust client removes the record once its own record of the message is
-/// written ([`Client::publish_replacing`]). QoS 0 is kept in memory (`persistQoS0` has
-/// no effect).
+/// store. The Rust client removes the record once its own record of the message, which
+/// names this one, is written ([`Client::publish_replacing`]; a kill between the two:
+/// [`restore_buffered`]). QoS 0 is kept in memory (`persistQoS0` has no effect).
 fn persist_buffered(
     h: &AsyncHandle,
     st: &mut State,
@@ -1988,19 +1988,24 @@ fn pick_up_buffered(h: &AsyncHandle, st: &mut State) -> Result<(), c_int> {
 /// Removes the store record of a buffered publish that will not be sent.
 fn remove_record(h: &AsyncHandle, key: Option<&str>) {
     if let Some(k) = key {
-        if let Err(e) = h.store.clone().remove(k) {
-            super::trace::trace(
-                MQTTCLIENT_TRACE_ERROR,
-                &format!("mqttsync: removing {k:?} failed: {e}"),
-            );
-        }
+        remove_stored(&mut h.store.clone(), k);
+    }
+}
+
+fn remove_stored(store: &mut SharedStore, key: &str) {
+    if let Err(e) = store.remove(key) {
+        super::trace::trace(
+            MQTTCLIENT_TRACE_ERROR,
+            &format!("mqttsync: removing {key:?} failed: {e}"),
+        );
     }
 }
 
 /// The publishes an earlier handle over this store buffered and no connection took
 /// ([`persist_buffered`]), oldest first, with their keys, and the number after the
-/// highest; records `known(key)` are not read, unreadable ones are traced and left in the
-/// store.
+/// highest (of these and of the keys the client's records name); records `known(key)` are
+/// not read, unreadable ones are traced and left in the store, and those the client's
+/// own records say it took (a kill between its write and their removal) are removed.
 fn restore_buffered(
     store: &mut SharedStore,
     v5: bool,
@@ -2016,9 +2021,26 @@ fn restore_buffered(
         })
         .collect();
     found.sort_unstable();
-    let next = found.last().map_or(1, |(n, _)| n + 1);
+    // Records the client took (its own record names them) but a kill kept from removing.
+    let taken = crate::persist::replaced_keys(store).unwrap_or_default();
+    // Past every key an in-flight record names as well: a new record under such a key
+    // would be taken for the old one at the next restart.
+    let next = found
+        .iter()
+        .map(|(n, _)| *n)
+        .chain(
+            taken
+                .iter()
+                .filter_map(|k| k.strip_prefix(OFFLINE_KEY)?.parse::<u64>().ok()),
+        )
+        .max()
+        .map_or(1, |n| n + 1);
     let mut out = Vec::new();
     for (_, key) in found.into_iter().filter(|(_, k)| !known(k)) {
+        if taken.contains(&key) {
+            remove_stored(store, &key);
+            continue;
+        }
         let read = store
             .get(&key)
             .and_then(|b| {

@@ -574,8 +574,8 @@ pub(crate) struct PubReq {
     pub(crate) id: u64,
     pub(crate) token: Arc<token::TokenInner>,
     /// A store record that holds this message until now (MQTTAsync's offline buffer):
-    /// removed once the session's own record of the message is written, or when the
-    /// message is refused for good.
+    /// removed once the session's own record of the message (which names it) is written,
+    /// or when the message is refused for good.
     pub(crate) replaces: Option<Box<str>>,
 }
 
@@ -894,8 +894,10 @@ impl Client {
     /// client's store (which held the message until now, e.g. written with
     /// [`persist::encode_message_record`](crate::persist::encode_message_record)) is
     /// removed once the client's own record of the message is written, or when the
-    /// message is refused for good, so the message is never absent from the store. Left in
-    /// place when this returns an error.
+    /// message is refused for good, so the message is never absent from the store. The
+    /// client's record names `replaces`: after a kill between the two writes,
+    /// [`persist::replaced_keys`](crate::persist::replaced_keys) tells that the message was
+    /// taken. Left in place when this returns an error.
     #[doc(hidden)]
     pub fn publish_replacing(
         &self,

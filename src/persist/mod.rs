@@ -13,7 +13,7 @@
 //! store and the format together and applies the session's persistence operations,
 //! `load_all` reads everything back in insertion order.)
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use crate::proto::codec::EncodeError;
@@ -279,6 +279,29 @@ pub fn encode_message_record(
     record::encode_record_seq(&packet, version, seq)
 }
 
+/// The keys named by the outgoing PUBLISH records of `store` (either protocol family) as
+/// the records they took the place of ([`Persister::put_replacing`]): a record still in
+/// the store under such a key holds a message the client has already taken (a kill came
+/// between the two writes), and must not be sent again. Unreadable records are skipped.
+#[doc(hidden)]
+pub fn replaced_keys(store: &mut dyn Store) -> Result<BTreeSet<String>> {
+    let mut out = BTreeSet::new();
+    for name in store.keys()? {
+        if !matches!(
+            record::parse_key(&name),
+            Some((PersistKey::SentPublish(_), _))
+        ) {
+            continue;
+        }
+        if let Ok(Some(bytes)) = store.get(&name) {
+            if let Some(k) = record::replaced_key(&bytes) {
+                out.insert(k.to_owned());
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Reads back what [`encode_message_record`] wrote; [`PersistError::Corrupt`] for anything
 /// else.
 #[doc(hidden)]
@@ -401,11 +424,27 @@ impl Persister {
 
     /// Stores `packet` under `key` (replacing any previous record for that key).
     pub fn put(&mut self, key: PersistKey, packet: &Packet) -> Result<()> {
+        self.put_replacing(key, packet, None)
+    }
+
+    /// As [`put`](Self::put); with `replaced`, the record names the record (not one of the
+    /// session's) that held the message before the client took it, which the caller
+    /// removes next: a restart that finds both knows the message was taken
+    /// ([`replaced_keys`]).
+    pub fn put_replacing(
+        &mut self,
+        key: PersistKey,
+        packet: &Packet,
+        replaced: Option<&str>,
+    ) -> Result<()> {
         let seq = match self.seqs.get(&key) {
             Some(&s) => s,
             None => self.next_seq,
         };
-        let bytes = record::encode_record_seq(packet, self.version, seq)?;
+        let bytes = match replaced {
+            Some(r) => record::encode_record_replacing(packet, self.version, seq, r)?,
+            None => record::encode_record_seq(packet, self.version, seq)?,
+        };
         self.store
             .put(&record::key_name(key, self.version.is_v5()), &[&bytes])?;
         if self.seqs.insert(key, seq).is_none() {

@@ -15,6 +15,18 @@
 //! 17      ..    the packet, MQTT-encoded for the store's protocol version
 //! ```
 //!
+//! Format version 2 is the record of an outgoing PUBLISH that took the place of another
+//! record holding the same message (MQTTAsync's buffer of publishes made while
+//! disconnected, `o-<n>`): between the sequence number and the packet it names that record,
+//! so that a restart after a kill between the write of this record and the removal of the
+//! other can tell the message was already taken (see [`replaced_key`]):
+//!
+//! ```text
+//! 17      2     length L of the replaced record's key (big endian)
+//! 19      L     the key, UTF-8
+//! 19+L    ..    the packet
+//! ```
+//!
 //! A torn or damaged record fails the magic, version or CRC check and is reported as
 //! [`PersistError::Corrupt`]; nothing in here panics on any input.
 
@@ -29,6 +41,8 @@ use crate::proto::{Packet, ProtocolVersion};
 pub const MAGIC: [u8; 4] = *b"MQSP";
 /// Record format version written by this code.
 pub const FORMAT_VERSION: u8 = 1;
+/// Record format version of a record that names the record it replaced.
+pub const FORMAT_REPLACING: u8 = 2;
 /// Size of the header before the packet bytes.
 pub const HEADER_LEN: usize = 4 + 1 + 4 + 8;
 
@@ -84,11 +98,30 @@ fn corrupt(reason: &'static str) -> PersistError {
 
 /// Puts the record header (magic, format version, CRC, `seq`) in front of `body`.
 pub fn wrap(seq: u64, body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HEADER_LEN + body.len());
+    wrap_inner(seq, None, body)
+}
+
+/// As [`wrap`], for a record that takes the place of the record `replaced` (format
+/// version 2). A key longer than 65535 bytes is not named (version 1).
+pub fn wrap_replacing(seq: u64, replaced: &str, body: &[u8]) -> Vec<u8> {
+    wrap_inner(seq, Some(replaced).filter(|k| k.len() <= 0xffff), body)
+}
+
+fn wrap_inner(seq: u64, replaced: Option<&str>, body: &[u8]) -> Vec<u8> {
+    let extra = replaced.map_or(0, |k| 2 + k.len());
+    let mut out = Vec::with_capacity(HEADER_LEN + extra + body.len());
     out.extend_from_slice(&MAGIC);
-    out.push(FORMAT_VERSION);
+    out.push(if replaced.is_some() {
+        FORMAT_REPLACING
+    } else {
+        FORMAT_VERSION
+    });
     out.extend_from_slice(&[0; 4]);
     out.extend_from_slice(&seq.to_be_bytes());
+    if let Some(k) = replaced {
+        out.extend_from_slice(&(k.len() as u16).to_be_bytes());
+        out.extend_from_slice(k.as_bytes());
+    }
     out.extend_from_slice(body);
     let crc = crc32(&out[9..]);
     out[5..9].copy_from_slice(&crc.to_be_bytes());
@@ -98,6 +131,11 @@ pub fn wrap(seq: u64, body: &[u8]) -> Vec<u8> {
 /// Checks the record header of `bytes`; returns the sequence number and the body.
 /// Any mismatch (short, wrong magic, unknown format version, CRC) is `Corrupt` (key empty).
 pub fn unwrap(bytes: &[u8]) -> Result<(u64, &[u8])> {
+    unwrap_full(bytes).map(|(seq, _, body)| (seq, body))
+}
+
+/// As [`unwrap`], with the key of the record this one replaced (format version 2).
+fn unwrap_full(bytes: &[u8]) -> Result<(u64, Option<&str>, &[u8])> {
     if bytes.len() < HEADER_LEN {
         return Err(corrupt("record shorter than its header"));
     }
@@ -105,7 +143,8 @@ pub fn unwrap(bytes: &[u8]) -> Result<(u64, &[u8])> {
     if magic != MAGIC {
         return Err(corrupt("bad magic"));
     }
-    if rest[0] != FORMAT_VERSION {
+    let version = rest[0];
+    if version != FORMAT_VERSION && version != FORMAT_REPLACING {
         return Err(corrupt("unknown record format version"));
     }
     let mut crc = [0u8; 4];
@@ -116,7 +155,27 @@ pub fn unwrap(bytes: &[u8]) -> Result<(u64, &[u8])> {
     }
     let mut seq = [0u8; 8];
     seq.copy_from_slice(&covered[..8]);
-    Ok((u64::from_be_bytes(seq), &covered[8..]))
+    let seq = u64::from_be_bytes(seq);
+    let body = &covered[8..];
+    if version == FORMAT_VERSION {
+        return Ok((seq, None, body));
+    }
+    let (len, rest) = body
+        .split_first_chunk::<2>()
+        .ok_or_else(|| corrupt("record shorter than its header"))?;
+    let len = usize::from(u16::from_be_bytes(*len));
+    if rest.len() < len {
+        return Err(corrupt("record shorter than its header"));
+    }
+    let (key, body) = rest.split_at(len);
+    let key = std::str::from_utf8(key).map_err(|_| corrupt("replaced key is not UTF-8"))?;
+    Ok((seq, Some(key), body))
+}
+
+/// The key of the record that `bytes` (a record) took the place of, when it names one
+/// ([`wrap_replacing`]); `None` for any other record or anything unreadable.
+pub fn replaced_key(bytes: &[u8]) -> Option<&str> {
+    unwrap_full(bytes).ok().and_then(|(_, k, _)| k)
 }
 
 /// Encodes `packet` as a record with sequence number 0. See [`encode_record_seq`].
@@ -129,6 +188,19 @@ pub fn encode_record_seq(packet: &Packet, version: ProtocolVersion, seq: u64) ->
     let mut body = Vec::new();
     encode(packet, version, &mut body)?;
     Ok(wrap(seq, &body))
+}
+
+/// As [`encode_record_seq`], naming the record this one takes the place of
+/// ([`wrap_replacing`]).
+pub fn encode_record_replacing(
+    packet: &Packet,
+    version: ProtocolVersion,
+    seq: u64,
+    replaced: &str,
+) -> Result<Vec<u8>> {
+    let mut body = Vec::new();
+    encode(packet, version, &mut body)?;
+    Ok(wrap_replacing(seq, replaced, &body))
 }
 
 /// Decodes a record made by [`encode_record`] / [`encode_record_seq`].

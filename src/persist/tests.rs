@@ -410,7 +410,7 @@ fn every_single_bit_flip_is_detected() {
 #[test]
 fn unknown_format_version_is_corrupt() {
     let mut rec = wrap(1, b"x");
-    rec[4] = 2;
+    rec[4] = 3;
     match unwrap(&rec) {
         Err(PersistError::Corrupt { reason, .. }) => {
             assert_eq!(reason, "unknown record format version")
@@ -891,4 +891,73 @@ fn message_record_round_trips() {
     );
     let pubrel = record::encode_record_seq(&pubrel(3), ProtocolVersion::V311, 1).unwrap();
     assert_corrupt(decode_message_record(&pubrel, ProtocolVersion::V311).map(|_| ()));
+}
+
+/// A record that names the record it replaced (format version 2): read back as any other
+/// by the loader (same packet, same order), its name found by `replaced_keys` in either
+/// protocol family, and every cut or flipped byte of it refused, never a panic.
+#[test]
+fn a_record_names_the_record_it_replaced() {
+    let packet = publish(7, QoS::ExactlyOnce, "t/x", b"payload");
+    let bytes = record::encode_record_replacing(&packet, ProtocolVersion::V311, 3, "o-12").unwrap();
+    assert_eq!(bytes[4], record::FORMAT_REPLACING);
+    assert_eq!(record::replaced_key(&bytes), Some("o-12"));
+    assert_eq!(
+        record::decode_record_seq(&bytes, ProtocolVersion::V311).unwrap(),
+        (3, packet.clone())
+    );
+    let plain = record::encode_record_seq(&packet, ProtocolVersion::V311, 3).unwrap();
+    assert_eq!(record::replaced_key(&plain), None);
+    for cut in 0..bytes.len() {
+        assert!(record::decode_record_seq(&bytes[..cut], ProtocolVersion::V311).is_err());
+        assert_eq!(record::replaced_key(&bytes[..cut]), None);
+    }
+    for i in 0..bytes.len() {
+        let mut b = bytes.clone();
+        b[i] ^= 0x40;
+        assert!(record::decode_record_seq(&b, ProtocolVersion::V311).is_err());
+    }
+
+    for version in [ProtocolVersion::V311, ProtocolVersion::V5] {
+        let mut p = Persister::new(Box::new(MemoryStore::new()), version);
+        p.open("c", "tcp://h:1883").unwrap();
+        p.put(
+            PersistKey::SentPublish(1),
+            &publish(1, QoS::AtLeastOnce, "a", b"1"),
+        )
+        .unwrap();
+        p.put_replacing(
+            PersistKey::SentPublish(2),
+            &packet_with_id(&packet, 2),
+            Some("o-5"),
+        )
+        .unwrap();
+        p.put(PersistKey::SentPubRel(3), &pubrel(3)).unwrap();
+        p.store_mut().put("o-5", &[b"the buffered record"]).unwrap();
+        assert_eq!(
+            replaced_keys(p.store_mut())
+                .unwrap()
+                .into_iter()
+                .collect::<Vec<_>>(),
+            ["o-5"]
+        );
+        let (good, bad) = p.load();
+        assert!(bad.is_empty(), "{bad:?}");
+        assert_eq!(
+            good.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
+            [
+                PersistKey::SentPublish(1),
+                PersistKey::SentPublish(2),
+                PersistKey::SentPubRel(3)
+            ]
+        );
+        assert_eq!(good[1].1, packet_with_id(&packet, 2));
+    }
+}
+
+fn packet_with_id(p: &Packet, pkid: u16) -> Packet {
+    let Packet::Publish(p) = p else {
+        unreachable!()
+    };
+    Packet::Publish(Publish { pkid, ..p.clone() })
 }

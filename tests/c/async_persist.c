@@ -15,15 +15,169 @@
  *                                      connect each completes under its token
  *                                      (deliveryComplete, MQTTAsync_waitForCompletion) and
  *                                      none is pending any more
+ *   async_persist handover URI DIR ID  as offline, through the user persistence below, then
+ *                                      connects: the store's remove callback ends the process
+ *                                      (_exit) when the library removes the first buffered
+ *                                      publish's record, after the client's own record of it
+ *                                      was written (the instant a kill could come between)
+ *
+ * With AP_USER_STORE set in the environment, every mode uses a user persistence
+ * (MQTTCLIENT_PERSISTENCE_USER) that keeps each record in a file DIR/ID/KEY.
  */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "MQTTAsync.h"
+
+/* ---- a user persistence: one file per record in DIR/ID ---------------------------- */
+
+static int exit_on_offline_remove; /* handover mode */
+
+static char* path_of(void* handle, const char* key)
+{
+    size_t n = strlen(handle) + strlen(key) + 2;
+    char* p = malloc(n);
+    snprintf(p, n, "%s/%s", (char*)handle, key);
+    return p;
+}
+
+static int up_open(void** handle, const char* client_id, const char* server_uri, void* context)
+{
+    size_t n = strlen(context) + strlen(client_id) + 2;
+    char* d = malloc(n);
+    (void)server_uri;
+    snprintf(d, n, "%s/%s", (char*)context, client_id);
+    if (mkdir(d, 0700) != 0 && errno != EEXIST)
+    {
+        free(d);
+        return MQTTCLIENT_PERSISTENCE_ERROR;
+    }
+    *handle = d;
+    return 0;
+}
+
+static int up_close(void* handle)
+{
+    free(handle);
+    return 0;
+}
+
+static int up_put(void* handle, char* key, int count, char** bufs, int* lens)
+{
+    char* p = path_of(handle, key);
+    FILE* f = fopen(p, "wb");
+    int i, ok = f != NULL;
+    for (i = 0; ok && i < count; i++)
+        ok = fwrite(bufs[i], 1, (size_t)lens[i], f) == (size_t)lens[i];
+    if (f)
+        ok = (fflush(f) == 0 && fsync(fileno(f)) == 0 && fclose(f) == 0) && ok;
+    free(p);
+    return ok ? 0 : MQTTCLIENT_PERSISTENCE_ERROR;
+}
+
+static int up_get(void* handle, char* key, char** buffer, int* len)
+{
+    char* p = path_of(handle, key);
+    FILE* f = fopen(p, "rb");
+    long n;
+    free(p);
+    if (!f)
+        return MQTTCLIENT_PERSISTENCE_ERROR;
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    rewind(f);
+    *buffer = malloc(n > 0 ? (size_t)n : 1);
+    *len = (int)fread(*buffer, 1, (size_t)n, f);
+    fclose(f);
+    return 0;
+}
+
+static int up_remove(void* handle, char* key)
+{
+    char* p;
+    if (exit_on_offline_remove && strncmp(key, "o-", 2) == 0)
+    {
+        printf("exit at the removal of %s\n", key);
+        fflush(stdout);
+        _exit(9);
+    }
+    p = path_of(handle, key);
+    unlink(p);
+    free(p);
+    return 0;
+}
+
+static int up_keys(void* handle, char*** keys, int* nkeys)
+{
+    DIR* d = opendir(handle);
+    struct dirent* e;
+    int n = 0, cap = 16;
+    char** out = malloc(cap * sizeof *out);
+    while (d && (e = readdir(d)) != NULL)
+    {
+        if (e->d_name[0] == '.')
+            continue;
+        if (n == cap)
+            out = realloc(out, (cap *= 2) * sizeof *out);
+        out[n++] = strdup(e->d_name);
+    }
+    if (d)
+        closedir(d);
+    *keys = out;
+    *nkeys = n;
+    return 0;
+}
+
+static int up_clear(void* handle)
+{
+    char** keys;
+    int i, n;
+    up_keys(handle, &keys, &n);
+    for (i = 0; i < n; i++)
+    {
+        char* p = path_of(handle, keys[i]);
+        unlink(p);
+        free(p);
+        free(keys[i]);
+    }
+    free(keys);
+    return 0;
+}
+
+static int up_containskey(void* handle, char* key)
+{
+    char* p = path_of(handle, key);
+    int r = access(p, F_OK) == 0 ? 0 : MQTTCLIENT_PERSISTENCE_ERROR;
+    free(p);
+    return r;
+}
+
+static MQTTClient_persistence user_store = {
+    NULL, up_open, up_close, up_put, up_get, up_remove, up_keys, up_clear, up_containskey
+};
+
+/* MQTTAsync_create's persistence arguments: file persistence in DIR, or the user
+ * persistence above with AP_USER_STORE. */
+static int store_type(void)
+{
+    return getenv("AP_USER_STORE") ? MQTTCLIENT_PERSISTENCE_USER : MQTTCLIENT_PERSISTENCE_DEFAULT;
+}
+
+static void* store_context(const char* dir)
+{
+    if (!getenv("AP_USER_STORE"))
+        return (void*)dir;
+    user_store.context = (void*)dir;
+    return &user_store;
+}
 
 static int failures;
 #define CHECK(c) do { if (!(c)) { printf("FAILED %s:%d %s\n", __FILE__, __LINE__, #c); ++failures; } } while (0)
@@ -109,21 +263,21 @@ int main(int argc, char** argv)
 
     if (argc < 5)
     {
-        fprintf(stderr, "usage: %s publish|offline|resend URI DIR ID\n", argv[0]);
+        fprintf(stderr, "usage: %s publish|offline|handover|resend URI DIR ID\n", argv[0]);
         return 2;
     }
     mode = argv[1]; uri = argv[2]; dir = argv[3]; id = argv[4];
     setvbuf(stdout, NULL, _IOLBF, 0);
 
-    if (strcmp(mode, "offline") == 0)
+    if (strcmp(mode, "offline") == 0 || strcmp(mode, "handover") == 0)
     {
         MQTTAsync_createOptions o = MQTTAsync_createOptions_initializer;
         MQTTAsync_token tokens[4];
         o.sendWhileDisconnected = 1;
         o.allowDisconnectedSendAtAnyTime = 1; /* before the first connect too */
         o.maxBufferedMessages = 10;
-        CHECK(MQTTAsync_createWithOptions(&c, uri, id, MQTTCLIENT_PERSISTENCE_DEFAULT,
-            (void*)dir, &o) == 0);
+        CHECK(MQTTAsync_createWithOptions(&c, uri, id, store_type(), store_context(dir),
+            &o) == 0);
         for (i = 0; i < 3; i++)
         {
             MQTTAsync_responseOptions r = MQTTAsync_responseOptions_initializer;
@@ -134,10 +288,19 @@ int main(int argc, char** argv)
         }
         n = count_tokens(c, tokens, 4);
         printf("buffered %d\nfailures: %d\n", n, failures);
+        if (strcmp(mode, "handover") == 0)
+        {
+            exit_on_offline_remove = 1;
+            co.cleansession = 0;
+            CHECK(MQTTAsync_connect(c, &co) == 0);
+            sleep(30); /* ends in up_remove */
+            printf("no record was removed\n");
+            return 1;
+        }
         for (;;)
             pause(); /* killed here by the harness (SIGKILL), never connected */
     }
-    CHECK(MQTTAsync_create(&c, uri, id, MQTTCLIENT_PERSISTENCE_DEFAULT, (void*)dir) == 0);
+    CHECK(MQTTAsync_create(&c, uri, id, store_type(), store_context(dir)) == 0);
     CHECK(MQTTAsync_setCallbacks(c, NULL, NULL, arrived, delivered) == 0);
     if (strcmp(mode, "resend") == 0)
     {

@@ -9,7 +9,7 @@ use crate::client::options::Message;
 use crate::client::token::Delivered;
 use crate::client::{DeliveryEvent, Incoming};
 use crate::error::{Error, LostCause};
-use crate::proto::session::{Event, PersistOp};
+use crate::proto::session::{Event, PersistKey, PersistOp};
 use crate::proto::{reason, Packet, QoS};
 
 impl Io {
@@ -128,7 +128,14 @@ impl Io {
                 .session_server
                 .and_then(|i| self.servers.get(i as usize))
                 .map(|s| s.original.as_str());
-            if let Err(e) = st.apply_from(&op, server) {
+            let r = match (&op, &self.t.replacing) {
+                (
+                    PersistOp::Put(key @ PersistKey::SentPublish(id), packet),
+                    Some((r, replaced)),
+                ) if id == r => st.put_replacing(*key, packet, Some(replaced)),
+                _ => st.apply_from(&op, server),
+            };
+            if let Err(e) = r {
                 log::error!("persistence write failed: {}", crate::error::report(&e));
             }
         }

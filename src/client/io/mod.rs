@@ -177,6 +177,10 @@ struct Pending {
     disconnecting: Option<Disconnecting>,
     /// Acknowledgements taken from `Shared::acks` (kept for its allocation).
     ack_scratch: Vec<u16>,
+    /// The packet id of a publish being taken from another store record and that
+    /// record's key ([`PubReq::replaces`]), from the session's publish until its record is
+    /// written: that record names the one it replaces (`Persister::put_replacing`).
+    replacing: Option<(u16, Box<str>)>,
 }
 
 impl Quiet for Pending {
@@ -193,6 +197,7 @@ impl Quiet for Pending {
             && self.unsub_waiters.is_empty()
             && self.ack_scratch.is_empty()
             && self.disconnecting.is_none()
+            && self.replacing.is_none()
     }
 }
 

@@ -228,9 +228,16 @@ impl Io {
                 } else {
                     self.t.tokens.insert(pkid, (req.id, req.token));
                 }
+                // The session's record of it names the record it replaces, which goes
+                // next: a kill between the two leaves both, and the next handle over the
+                // store must know the message was taken.
+                if let Some(key) = replaces {
+                    self.t.replacing = Some((pkid, key));
+                }
                 // Persist the new flow now, not at the next read: a crash after this point
                 // must not lose an accepted QoS 1/2 message.
                 self.process_events();
+                let replaces = self.t.replacing.take().map(|(_, key)| key);
                 self.remove_replaced(replaces);
             }
             Err(e) => {
@@ -241,8 +248,9 @@ impl Io {
     }
 
     /// Removes the store record that held a publish before the client had it
-    /// ([`PubReq::replaces`]): the session's record (written first) or the refusal takes
-    /// its place. A kill between the two writes leaves both: the message is sent twice.
+    /// ([`PubReq::replaces`]): the session's record (written first, naming it) or the
+    /// refusal takes its place. A kill between the two writes leaves both; the session's
+    /// record tells the next handle over the store (`persist::replaced_keys`).
     fn remove_replaced(&mut self, key: Option<Box<str>>) {
         if let (Some(key), Some(st)) = (key, self.store.as_mut()) {
             if let Err(e) = st.remove_other(&key) {
