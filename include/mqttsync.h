@@ -1813,10 +1813,10 @@ int MQTTAsync_create(MQTTAsync *handle,
  * `allowDisconnectedSendAtAnyTime`), `deleteOldestMessages` drops the oldest buffered
  * publish (its `onFailure` gets `MQTTASYNC_MAX_BUFFERED_MESSAGES`) instead of refusing the
  * new one, `restoreMessages = 0` empties the persistence store, `MQTTVersion =
- * MQTTVERSION_5` makes an MQTT 5 client. With file or user persistence a buffered QoS 1/2
- * publish is in the store when the call that buffered it returns, and a handle created
- * over the store later buffers it again (a token after create, sent at its connect);
- * QoS 0 ones are kept in memory (`persistQoS0` has no effect). Returns as
+ * MQTTVERSION_5` makes an MQTT 5 client. With file or user persistence a buffered
+ * publish (QoS 0 only with `persistQoS0`, read from version 2 on as Paho does, default 1)
+ * is in the store when the call that buffered it returns, and a handle created over the
+ * store later buffers it again (a token after create, sent at its connect). Returns as
  * `MQTTAsync_create`, plus `MQTTASYNC_BAD_STRUCTURE` for
  * a bad structure and `MQTTASYNC_MAX_BUFFERED` for a negative `maxBufferedMessages`. Any
  * thread.

@@ -577,6 +577,62 @@ fn async_buffered_publishes_survive_a_kill_before_any_connect() {
     assert_buffered_three_arrive_once(&sub);
 }
 
+/// A buffered QoS 0 publish is stored too (`persistQoS0`, 1 by default, as in Paho) and
+/// sent once by the next handle after a kill; with `persistQoS0 = 0` it is memory only.
+#[test]
+fn async_buffered_qos0_publish_is_stored_unless_persist_qos0_is_off() {
+    let exe = async_persist_exe();
+    let broker = Broker::start();
+    let uri = broker.uri();
+    let dir = tempfile::tempdir().unwrap();
+    let dir_s = dir.path().display().to_string();
+    for persist in ["1", "0"] {
+        let envs = [
+            ("ASAN_OPTIONS", ASAN_OPTIONS),
+            ("AP_QOS0", "1"),
+            ("AP_PERSIST_QOS0", persist),
+        ];
+        let cid = unique_client_id("aqos0");
+        let store_dir = dir
+            .path()
+            .join(format!("{cid}-127.0.0.1-{}", broker.port()));
+        let a = PersistProc::spawn(&exe, &["offline", &uri, &dir_s, &cid], &envs);
+        assert_eq!(a.line().as_deref(), Some("buffered 3"));
+        let stored = if persist == "1" { 3 } else { 2 };
+        assert_eq!(
+            records_in(&store_dir, "o-"),
+            stored,
+            "persistQoS0={persist}"
+        );
+        drop(a); // SIGKILL
+        if persist == "0" {
+            break;
+        }
+        let sub = mqttsync::Client::connect(
+            mqttsync::ConnectOptions::new(&uri).client_id(unique_client_id("aqos0sub")),
+        )
+        .unwrap();
+        sub.subscribe("T/apersist", mqttsync::QoS::ExactlyOnce)
+            .unwrap();
+        let b = run_prog(
+            &exe,
+            &["resend", &uri, &dir_s, &cid],
+            &envs,
+            Duration::from_secs(60),
+        );
+        b.assert_clean("async_persist resend with a QoS 0 message");
+        assert!(
+            b.stdout.contains("pending after create: 3\n")
+                && b.stdout.contains("deliveryComplete calls: 2\n")
+                && b.stdout.contains("pending after the resend: 0\n"),
+            "{}",
+            b.stdout
+        );
+        assert_eq!(common::files_under(&store_dir), Vec::<PathBuf>::new());
+        assert_buffered_three_arrive_once(&sub);
+    }
+}
+
 /// `sub` gets the three messages async_persist buffers (b1, b2, b3), each once.
 #[track_caller]
 fn assert_buffered_three_arrive_once(sub: &mqttsync::Client) {

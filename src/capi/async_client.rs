@@ -907,6 +907,8 @@ struct CreateOpts {
     max_buffered: usize,
     any_time: bool,
     delete_oldest: bool,
+    /// `persistQoS0`: buffered QoS 0 publishes are stored too (Paho's default).
+    persist_qos0: bool,
 }
 
 /// A publish accepted while no client could take it, sent after the next connect.
@@ -1931,18 +1933,20 @@ fn buffer_publish(h: &AsyncHandle, st: &mut State, mut b: Buffered) -> Result<()
 /// restore drops a record it cannot read as a packet.
 const OFFLINE_KEY: &str = "o-";
 
-/// With a durable store, a buffered QoS 1/2 publish is written to it (`o-<n>`, the
+/// With a durable store, a buffered publish is written to it (`o-<n>`, the
 /// record format of the client's own records) before the call returns: a kill or
 /// `MQTTAsync_destroy` before a connection takes it leaves it to the next handle over the
 /// store. The Rust client removes the record once its own record of the message, which
 /// names this one, is written ([`Client::publish_replacing`]; a kill between the two:
-/// [`restore_buffered`]). QoS 0 is kept in memory (`persistQoS0` has no effect).
+/// [`restore_buffered`]). A QoS 0 publish is stored as well unless `persistQoS0` is 0; its
+/// record goes when the client has queued it for the socket (a kill after that can lose
+/// it, never send it twice).
 fn persist_buffered(
     h: &AsyncHandle,
     st: &mut State,
     m: &Message,
 ) -> Result<Option<Box<str>>, c_int> {
-    if m.qos == QoS::AtMostOnce || !h.store.is_durable() {
+    if (m.qos == QoS::AtMostOnce && !h.create.persist_qos0) || !h.store.is_durable() {
         return Ok(None);
     }
     let seq = st.next_offline;
@@ -2405,6 +2409,7 @@ unsafe fn create_impl(
         max_buffered: 100,
         any_time: false,
         delete_oldest: false,
+        persist_qos0: true,
     };
     let mut version = MQTTVERSION_DEFAULT;
     let mut restore = true;
@@ -2423,6 +2428,8 @@ unsafe fn create_impl(
             create.any_time = o.allowDisconnectedSendAtAnyTime != 0;
             create.delete_oldest = o.deleteOldestMessages != 0;
             restore = o.restoreMessages != 0;
+            // Read from version 2 on, as Paho does (its header says 3).
+            create.persist_qos0 = o.persistQoS0 != 0;
         }
     }
     // SAFETY: the context is what the persistence type requires (C contract).
@@ -2534,10 +2541,10 @@ pub unsafe extern "C" fn MQTTAsync_create(
 /// `allowDisconnectedSendAtAnyTime`), `deleteOldestMessages` drops the oldest buffered
 /// publish (its `onFailure` gets `MQTTASYNC_MAX_BUFFERED_MESSAGES`) instead of refusing the
 /// new one, `restoreMessages = 0` empties the persistence store, `MQTTVersion =
-/// MQTTVERSION_5` makes an MQTT 5 client. With file or user persistence a buffered QoS 1/2
-/// publish is in the store when the call that buffered it returns, and a handle created
-/// over the store later buffers it again (a token after create, sent at its connect);
-/// QoS 0 ones are kept in memory (`persistQoS0` has no effect). Returns as
+/// MQTTVERSION_5` makes an MQTT 5 client. With file or user persistence a buffered
+/// publish (QoS 0 only with `persistQoS0`, read from version 2 on as Paho does, default 1)
+/// is in the store when the call that buffered it returns, and a handle created over the
+/// store later buffers it again (a token after create, sent at its connect). Returns as
 /// `MQTTAsync_create`, plus `MQTTASYNC_BAD_STRUCTURE` for
 /// a bad structure and `MQTTASYNC_MAX_BUFFERED` for a negative `maxBufferedMessages`. Any
 /// thread.

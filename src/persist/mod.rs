@@ -254,25 +254,23 @@ fn load_inner(
 /// A message in the client's record format, for a record an application keeps in the
 /// client's store until the client takes the message (MQTTAsync's buffer of publishes made
 /// while disconnected: [`Client::publish_replacing`](crate::Client::publish_replacing)
-/// removes such a record once the client's own is written). `seq` orders such records.
-/// Fails with [`PersistError::Encode`] for a message that cannot be encoded, or one
-/// without QoS 1/2.
+/// removes such a record once the client's own is written, or for QoS 0 once the message
+/// is queued for the socket). `seq` orders such records. Fails with
+/// [`PersistError::Encode`] for a message that cannot be encoded.
 #[doc(hidden)]
 pub fn encode_message_record(
     m: &crate::Message,
     version: ProtocolVersion,
     seq: u64,
 ) -> Result<Vec<u8>> {
-    if m.qos == crate::QoS::AtMostOnce {
-        return Err(EncodeError::Invalid("a stored message has QoS 1 or 2").into());
-    }
     let packet = Packet::Publish(crate::proto::Publish {
         dup: false,
         qos: m.qos,
         retain: m.retain,
         topic: m.topic.clone(),
-        // Not the id it will have: the session gives it one when it takes the message.
-        pkid: 1,
+        // Not the id it will have: the session gives it one when it takes the message
+        // (QoS 0 has none).
+        pkid: u16::from(m.qos != crate::QoS::AtMostOnce),
         payload: m.payload.clone(),
         properties: m.properties.clone(),
     });
@@ -307,7 +305,7 @@ pub fn replaced_keys(store: &mut dyn Store) -> Result<BTreeSet<String>> {
 #[doc(hidden)]
 pub fn decode_message_record(bytes: &[u8], version: ProtocolVersion) -> Result<crate::Message> {
     match record::decode_record(bytes, version)? {
-        Packet::Publish(p) if p.qos != crate::QoS::AtMostOnce => {
+        Packet::Publish(p) => {
             let mut m = crate::Message::new(p.topic, p.payload)
                 .qos(p.qos)
                 .retain(p.retain);
@@ -316,7 +314,7 @@ pub fn decode_message_record(bytes: &[u8], version: ProtocolVersion) -> Result<c
         }
         _ => Err(PersistError::Corrupt {
             key: String::new(),
-            reason: "not a QoS 1/2 PUBLISH",
+            reason: "not a PUBLISH",
         }),
     }
 }
