@@ -2025,8 +2025,34 @@ fn restore_buffered(
         })
         .collect();
     found.sort_unstable();
-    // Records the client took (its own record names them) but a kill kept from removing.
+    let mut out: Vec<(Box<str>, Message)> = Vec::new();
+    for (_, key) in found.iter().filter(|(_, k)| !known(k)) {
+        let read = match store.get(key) {
+            // Removed since listed: a client took it.
+            Ok(None) => continue,
+            Ok(Some(b)) => crate::persist::decode_message_record(&b, family(v5)),
+            Err(e) => Err(e),
+        };
+        match read {
+            Ok(m) => out.push((key.as_str().into(), m)),
+            Err(e) => super::trace::trace(
+                MQTTCLIENT_TRACE_ERROR,
+                &format!(
+                    "mqttsync: stored buffered publish {key:?} is unreadable and was skipped: {e}"
+                ),
+            ),
+        }
+    }
+    // Records a client took (its own record names them) but a kill kept from removing;
+    // read after them, so that a client's record written meanwhile is seen as well.
     let taken = crate::persist::replaced_keys(store).unwrap_or_default();
+    out.retain(|(key, _)| {
+        let keep = !taken.contains(&**key);
+        if !keep {
+            remove_stored(store, key);
+        }
+        keep
+    });
     // Past every key an in-flight record names as well: a new record under such a key
     // would be taken for the old one at the next restart.
     let next = found
@@ -2039,31 +2065,6 @@ fn restore_buffered(
         )
         .max()
         .map_or(1, |n| n + 1);
-    let mut out = Vec::new();
-    for (_, key) in found.into_iter().filter(|(_, k)| !known(k)) {
-        if taken.contains(&key) {
-            remove_stored(store, &key);
-            continue;
-        }
-        let read = store
-            .get(&key)
-            .and_then(|b| {
-                b.ok_or_else(|| crate::persist::PersistError::Corrupt {
-                    key: key.clone(),
-                    reason: "removed while read",
-                })
-            })
-            .and_then(|b| crate::persist::decode_message_record(&b, family(v5)));
-        match read {
-            Ok(m) => out.push((key.into_boxed_str(), m)),
-            Err(e) => super::trace::trace(
-                MQTTCLIENT_TRACE_ERROR,
-                &format!(
-                    "mqttsync: stored buffered publish {key:?} is unreadable and was skipped: {e}"
-                ),
-            ),
-        }
-    }
     (out, next)
 }
 
