@@ -487,9 +487,34 @@ fn resend_completes_three(exe: &Path, args: [&str; 3], envs: &[(&str, &str)], wh
 
 #[test]
 fn async_restored_messages_have_tokens_after_create_and_complete_after_connect() {
+    restored_after_a_kill(false);
+}
+
+/// As Paho's send stores the command before it returns, a QoS 1/2 `MQTTAsync_send` over a
+/// durable store returns once the message is in the store: a process killed right after
+/// it loses nothing, also when the client's I/O thread, not the sending thread, writes the
+/// record, through a store that takes 500 ms per record (p2 sent from a second thread
+/// while p1's send holds the client; before 2026-12-07 afternoon such a send returned at
+/// once, and the kill lost p2 and p3).
+#[test]
+fn async_send_returns_with_the_message_in_a_slow_store() {
+    restored_after_a_kill(true);
+}
+
+/// async_persist `publish` (three QoS 1 sends to a frozen broker) SIGKILLed as soon as it
+/// says the sends returned; the next process over the store resends the three. `slow`:
+/// through the C program's user persistence, 500 ms per record, two sending threads.
+fn restored_after_a_kill(slow: bool) {
     use std::io::Write;
     let exe = async_persist_exe();
-    let envs = [("ASAN_OPTIONS", ASAN_OPTIONS)];
+    let mut envs = vec![("ASAN_OPTIONS", ASAN_OPTIONS)];
+    if slow {
+        envs.extend([
+            ("AP_USER_STORE", "1"),
+            ("AP_SLOW_PUT", "1"),
+            ("AP_TWO_SENDERS", "1"),
+        ]);
+    }
     let mut broker = Broker::start();
     let uri = broker.uri();
     let dir = tempfile::tempdir().unwrap();
@@ -511,18 +536,15 @@ fn async_restored_messages_have_tokens_after_create_and_complete_after_connect()
         Some("published 3"),
         "the publisher did not publish"
     );
-    // Killed once the three are in its store (written by its I/O thread).
-    let store_dir = dir
-        .path()
-        .join(format!("{cid}-127.0.0.1-{}", broker.port()));
+    drop(a); // SIGKILL, as soon as the three sends have returned
+    let store_dir = if slow {
+        dir.path().join(&cid)
+    } else {
+        dir.path()
+            .join(format!("{cid}-127.0.0.1-{}", broker.port()))
+    };
     let records = || records_in(&store_dir, "s-");
-    assert!(
-        wait_until(DEADLINE, || records() == 3),
-        "records in {}: {}",
-        store_dir.display(),
-        records()
-    );
-    drop(a); // SIGKILL
+    assert_eq!(records(), 3, "records in {}", store_dir.display());
 
     // The frozen broker dies with the unacknowledged publishes; a fresh one starts.
     broker.kill();

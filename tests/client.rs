@@ -865,3 +865,47 @@ fn disconnect_right_after_a_publish_waits_for_its_acknowledgement() {
         }
     }
 }
+
+/// `DeliveryToken::wait_stored`: once it returns, the message is in the store (the server,
+/// frozen, has acknowledged nothing); each publish then completes as usual.
+#[test]
+fn wait_stored_returns_with_the_message_in_the_store() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let client = Client::connect(
+        ConnectOptions::new(&broker.uri())
+            .client_id(unique_client_id("stored"))
+            .persistence(Box::new(mqttsync::persist::FileStore::new(dir.path()))),
+    )
+    .unwrap();
+    broker.pause();
+    let tokens: Vec<_> = (0..3)
+        .map(|i| {
+            let qos = if i == 1 {
+                QoS::ExactlyOnce
+            } else {
+                QoS::AtLeastOnce
+            };
+            let t = client
+                .publish(Message::new("stored/t", format!("m{i}")).qos(qos))
+                .unwrap();
+            t.wait_stored(DEADLINE).unwrap();
+            t
+        })
+        .collect();
+    let records = common::files_under(dir.path())
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("s-"))
+        })
+        .count();
+    assert_eq!(records, 3);
+    assert!(tokens.iter().all(|t| !t.is_complete()));
+    broker.resume();
+    for t in &tokens {
+        t.wait_timeout(DEADLINE).unwrap();
+        // Complete: still Ok.
+        t.wait_stored(Duration::ZERO).unwrap();
+    }
+}

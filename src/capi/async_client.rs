@@ -101,6 +101,10 @@ const EVENT_QUEUE_MAX: usize = 1024;
 /// by its I/O thread (flow control: the I/O thread empties it as fast as the socket takes
 /// data) before `MQTTASYNC_MAX_BUFFERED_MESSAGES`.
 const SEND_ROOM_WAIT: Duration = Duration::from_millis(100);
+/// How long a QoS 1/2 send over a durable store waits for the message to be in the store
+/// (the I/O thread takes it into the session when the in-flight window and the session's
+/// queue have room, and writes its record then).
+const STORED_WAIT: Duration = Duration::from_secs(10);
 /// How long subscribe and unsubscribe wait for SUBACK / UNSUBACK before `onFailure`.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// First and largest pause before redelivering a message that `messageArrived` refused.
@@ -2340,6 +2344,10 @@ fn publish_now(
                 return Ok(());
             }
             let id = t.id();
+            // As in Paho, whose send stores the command first: with a durable store the
+            // message is in it when the call returns (a kill right after it loses
+            // nothing). A buffered one (`key`) is in the store already.
+            let wait = (key.is_none() && h.store.is_durable()).then(|| t.clone());
             let info = InFlight {
                 token,
                 rust: t,
@@ -2357,7 +2365,13 @@ fn publish_now(
                 }
                 None => {
                     f.map.insert(id, info);
+                    drop(f);
                 }
+            }
+            if let Some(t) = wait {
+                // Not in time (the window and the session's queue full): it is queued, and
+                // completes or fails as any other.
+                let _ = t.wait_stored(STORED_WAIT);
             }
             Ok(())
         }

@@ -1831,10 +1831,9 @@ unsafe fn publish_impl(
     }
     let token = client.publish(m).map_err(|e| error_code(&e))?;
     if qos != QoS::AtMostOnce && h.durable {
-        // As in Paho, a QoS 1/2 message is in persistence when publish returns: this round
-        // trip makes the I/O thread take it into the session (and the store) first. Without
+        // As in Paho, a QoS 1/2 message is in persistence when publish returns. Without
         // durable persistence there is nothing to wait for, and publishing stays pipelined.
-        let _ = client.pending_deliveries();
+        let _ = token.wait_stored(client.request_timeout());
     }
     let mut t = h.tokens();
     let seq = conn.base.wrapping_add(token.id());

@@ -20,7 +20,10 @@ pub struct Delivered {
 
 #[derive(Debug)]
 pub(crate) enum TokenState {
+    /// Accepted, not yet in the session.
     Pending,
+    /// In the session (and, with a store, in the store): pending still.
+    Stored,
     Done(std::result::Result<Delivered, Arc<Error>>),
 }
 
@@ -35,8 +38,17 @@ pub(crate) struct TokenInner {
 
 impl TokenInner {
     pub(crate) fn new() -> Arc<TokenInner> {
+        Self::with_state(TokenState::Pending)
+    }
+
+    /// The token of a message already in the session (restored from the store).
+    pub(crate) fn new_stored() -> Arc<TokenInner> {
+        Self::with_state(TokenState::Stored)
+    }
+
+    fn with_state(state: TokenState) -> Arc<TokenInner> {
         Arc::new(TokenInner {
-            state: Mutex::new(TokenState::Pending),
+            state: Mutex::new(state),
             cv: Condvar::new(),
             waiters: AtomicUsize::new(0),
         })
@@ -44,13 +56,25 @@ impl TokenInner {
 
     pub(crate) fn complete(&self, r: std::result::Result<Delivered, Arc<Error>>) {
         let mut g = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if matches!(*g, TokenState::Pending) {
+        if !matches!(*g, TokenState::Done(_)) {
             *g = TokenState::Done(r);
         }
         let waiting = self.waiters.load(Ordering::Relaxed) > 0;
         drop(g);
         if waiting {
             self.cv.notify_all();
+        }
+    }
+
+    /// The session has taken the message, and its store record is written
+    /// ([`DeliveryToken::wait_stored`]).
+    pub(crate) fn stored(&self) {
+        let mut g = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if matches!(*g, TokenState::Pending) {
+            *g = TokenState::Stored;
+            if self.waiters.load(Ordering::Relaxed) > 0 {
+                self.cv.notify_all();
+            }
         }
     }
 
@@ -98,7 +122,44 @@ impl DeliveryToken {
         let g = self.inner.state.lock().unwrap_or_else(|e| e.into_inner());
         match &*g {
             TokenState::Done(r) => Some(map_done(r)),
-            TokenState::Pending => None,
+            TokenState::Pending | TokenState::Stored => None,
+        }
+    }
+
+    /// Waits at most `timeout` until the client has taken the message into its session
+    /// and, with a store ([`ConnectOptions::persistence`](crate::ConnectOptions::persistence)),
+    /// written it there: from then on a crash of the process does not lose it (the next
+    /// client over the store sends it). `publish` returns before that, as soon as the
+    /// message is queued for the client's I/O work. `Ok` as well once the publish has
+    /// completed; the publish's error if it failed; `Err(NotConnected)` or `Err(Closed)`
+    /// when the client went down before taking it; `Err(Timeout)` when the time is up (the
+    /// message stays queued: the in-flight window and the session's queue were full).
+    pub fn wait_stored(&self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now().checked_add(timeout);
+        let mut g = self.inner.state.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            match &*g {
+                TokenState::Stored => return Ok(()),
+                TokenState::Done(r) => return map_done(r).map(|_| ()),
+                TokenState::Pending => {}
+            }
+            if self.shared.is_down() {
+                return Err(self.shared.down_error());
+            }
+            let now = Instant::now();
+            let left = match deadline {
+                Some(d) if d <= now => return Err(Error::timeout(Step::Queue, timeout)),
+                Some(d) => d - now,
+                None => Duration::from_secs(3600),
+            };
+            self.inner.waiters.fetch_add(1, Ordering::Relaxed);
+            g = self
+                .inner
+                .cv
+                .wait_timeout(g, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+            self.inner.waiters.fetch_sub(1, Ordering::Relaxed);
         }
     }
 

@@ -24,7 +24,10 @@
  * With AP_USER_STORE set in the environment, every mode uses a user persistence
  * (MQTTCLIENT_PERSISTENCE_USER) that keeps each record in a file DIR/ID/KEY. With AP_QOS0
  * the third buffered message is QoS 0 (which gets no deliveryComplete: resend waits for
- * two), and with AP_PERSIST_QOS0=0 the create options say persistQoS0 = 0.
+ * two), and with AP_PERSIST_QOS0=0 the create options say persistQoS0 = 0. With
+ * AP_SLOW_PUT the user persistence takes 500 ms to store each s- record, and with
+ * AP_TWO_SENDERS publish sends p2 from a second thread while p1's send is storing it (so
+ * that the client's I/O thread, not the sending thread, stores p2 and p3).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -74,7 +77,13 @@ static int up_close(void* handle)
 
 static int up_put(void* handle, char* key, int count, char** bufs, int* lens)
 {
-    char* p = path_of(handle, key);
+    char* p;
+    if (getenv("AP_SLOW_PUT") && strncmp(key, "s-", 2) == 0)
+    {
+        struct timespec ts = { 0, 500 * 1000000L }; /* a slow disk */
+        nanosleep(&ts, NULL);
+    }
+    p = path_of(handle, key);
     FILE* f = fopen(p, "wb");
     int i, ok = f != NULL;
     for (i = 0; ok && i < count; i++)
@@ -255,6 +264,27 @@ static int count_tokens(MQTTAsync c, MQTTAsync_token* out, int max)
     return n;
 }
 
+static void send_p(MQTTAsync c, int i)
+{
+    MQTTAsync_responseOptions r = MQTTAsync_responseOptions_initializer;
+    char payload[8];
+    snprintf(payload, sizeof payload, "p%d", i);
+    CHECK(MQTTAsync_send(c, "T/apersist", 2, payload, 1, 0, &r) == 0);
+    CHECK(r.token > 0);
+}
+
+static int p1_started;
+
+static void* send_p2(void* c)
+{
+    struct timespec ms = { 0, 1000000L }, settle = { 0, 100 * 1000000L };
+    while (!__atomic_load_n(&p1_started, __ATOMIC_ACQUIRE))
+        nanosleep(&ms, NULL);
+    nanosleep(&settle, NULL); /* p1's send is inside its 500 ms store write */
+    send_p(c, 2);
+    return NULL;
+}
+
 int main(int argc, char** argv)
 {
     const char *mode, *uri, *dir, *id;
@@ -331,14 +361,18 @@ int main(int argc, char** argv)
         printf("ready\n");
         if (!fgets(line, sizeof line, stdin)) /* the harness froze the broker */
             CHECK(0);
-        for (i = 0; i < 3; i++)
+        if (getenv("AP_TWO_SENDERS"))
         {
-            MQTTAsync_responseOptions r = MQTTAsync_responseOptions_initializer;
-            char payload[8];
-            snprintf(payload, sizeof payload, "p%d", i + 1);
-            CHECK(MQTTAsync_send(c, "T/apersist", 2, payload, 1, 0, &r) == 0);
-            CHECK(r.token > 0);
+            pthread_t th;
+            CHECK(pthread_create(&th, NULL, send_p2, c) == 0);
+            __atomic_store_n(&p1_started, 1, __ATOMIC_RELEASE);
+            send_p(c, 1);
+            pthread_join(th, NULL);
+            send_p(c, 3);
         }
+        else
+            for (i = 0; i < 3; i++)
+                send_p(c, i + 1);
         n = count_tokens(c, tokens, 4);
         printf("published %d\nfailures: %d\n", n, failures);
         for (;;)

@@ -380,7 +380,7 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
     let mut io = io;
     for pkid in io.session.pending_publishes() {
         let id = shared.next_token.fetch_add(1, Ordering::Relaxed);
-        io.t.tokens.insert(pkid, (id, TokenInner::new()));
+        io.t.tokens.insert(pkid, (id, TokenInner::new_stored()));
     }
     // The first connect runs on the caller's thread (no hand-off to the I/O thread and
     // back: connect latency); the I/O work starts once the connection is up. Each step

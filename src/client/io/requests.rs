@@ -219,15 +219,17 @@ impl Io {
         match self.session.publish(req.publish) {
             Ok(pkid) => {
                 self.shared.published.fetch_add(1, Ordering::Relaxed);
-                if qos == QoS::AtMostOnce {
+                let stored = if qos == QoS::AtMostOnce {
                     req.token.complete(Ok(Delivered {
                         packet_id: 0,
                         reason: 0,
                         properties: Default::default(),
                     }));
+                    None
                 } else {
-                    self.t.tokens.insert(pkid, (req.id, req.token));
-                }
+                    self.t.tokens.insert(pkid, (req.id, req.token.clone()));
+                    Some(req.token)
+                };
                 // The session's record of it names the record it replaces, which goes
                 // next: a kill between the two leaves both, and the next handle over the
                 // store must know the message was taken.
@@ -237,6 +239,9 @@ impl Io {
                 // Persist the new flow now, not at the next read: a crash after this point
                 // must not lose an accepted QoS 1/2 message.
                 self.process_events();
+                if let Some(token) = stored {
+                    token.stored();
+                }
                 let replaces = self.t.replacing.take().map(|(_, key)| key);
                 self.remove_replaced(replaces);
             }
