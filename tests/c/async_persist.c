@@ -29,165 +29,34 @@
  * AP_TWO_SENDERS publish sends p2 from a second thread while p1's send is storing it (so
  * that the client's I/O thread, not the sending thread, stores p2 and p3).
  */
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "MQTTAsync.h"
 
-/* ---- a user persistence: one file per record in DIR/ID ---------------------------- */
+#include "user_store.h"
 
-static int exit_on_offline_remove; /* handover mode */
-
-static char* path_of(void* handle, const char* key)
+static void slow_put(const char* key)
 {
-    size_t n = strlen(handle) + strlen(key) + 2;
-    char* p = malloc(n);
-    snprintf(p, n, "%s/%s", (char*)handle, key);
-    return p;
-}
-
-static int up_open(void** handle, const char* client_id, const char* server_uri, void* context)
-{
-    size_t n = strlen(context) + strlen(client_id) + 2;
-    char* d = malloc(n);
-    (void)server_uri;
-    snprintf(d, n, "%s/%s", (char*)context, client_id);
-    if (mkdir(d, 0700) != 0 && errno != EEXIST)
-    {
-        free(d);
-        return MQTTCLIENT_PERSISTENCE_ERROR;
-    }
-    *handle = d;
-    return 0;
-}
-
-static int up_close(void* handle)
-{
-    free(handle);
-    return 0;
-}
-
-static int up_put(void* handle, char* key, int count, char** bufs, int* lens)
-{
-    char* p;
     if (getenv("AP_SLOW_PUT") && strncmp(key, "s-", 2) == 0)
     {
         struct timespec ts = { 0, 500 * 1000000L }; /* a slow disk */
         nanosleep(&ts, NULL);
     }
-    p = path_of(handle, key);
-    FILE* f = fopen(p, "wb");
-    int i, ok = f != NULL;
-    for (i = 0; ok && i < count; i++)
-        ok = fwrite(bufs[i], 1, (size_t)lens[i], f) == (size_t)lens[i];
-    if (f)
-        ok = (fflush(f) == 0 && fsync(fileno(f)) == 0 && fclose(f) == 0) && ok;
-    free(p);
-    return ok ? 0 : MQTTCLIENT_PERSISTENCE_ERROR;
 }
 
-static int up_get(void* handle, char* key, char** buffer, int* len)
+static void exit_at_offline_remove(const char* key)
 {
-    char* p = path_of(handle, key);
-    FILE* f = fopen(p, "rb");
-    long n;
-    free(p);
-    if (!f)
-        return MQTTCLIENT_PERSISTENCE_ERROR;
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    rewind(f);
-    *buffer = malloc(n > 0 ? (size_t)n : 1);
-    *len = (int)fread(*buffer, 1, (size_t)n, f);
-    fclose(f);
-    return 0;
-}
-
-static int up_remove(void* handle, char* key)
-{
-    char* p;
-    if (exit_on_offline_remove && strncmp(key, "o-", 2) == 0)
+    if (strncmp(key, "o-", 2) == 0)
     {
         printf("exit at the removal of %s\n", key);
         fflush(stdout);
         _exit(9);
     }
-    p = path_of(handle, key);
-    unlink(p);
-    free(p);
-    return 0;
-}
-
-static int up_keys(void* handle, char*** keys, int* nkeys)
-{
-    DIR* d = opendir(handle);
-    struct dirent* e;
-    int n = 0, cap = 16;
-    char** out = malloc(cap * sizeof *out);
-    while (d && (e = readdir(d)) != NULL)
-    {
-        if (e->d_name[0] == '.')
-            continue;
-        if (n == cap)
-            out = realloc(out, (cap *= 2) * sizeof *out);
-        out[n++] = strdup(e->d_name);
-    }
-    if (d)
-        closedir(d);
-    *keys = out;
-    *nkeys = n;
-    return 0;
-}
-
-static int up_clear(void* handle)
-{
-    char** keys;
-    int i, n;
-    up_keys(handle, &keys, &n);
-    for (i = 0; i < n; i++)
-    {
-        char* p = path_of(handle, keys[i]);
-        unlink(p);
-        free(p);
-        free(keys[i]);
-    }
-    free(keys);
-    return 0;
-}
-
-static int up_containskey(void* handle, char* key)
-{
-    char* p = path_of(handle, key);
-    int r = access(p, F_OK) == 0 ? 0 : MQTTCLIENT_PERSISTENCE_ERROR;
-    free(p);
-    return r;
-}
-
-static MQTTClient_persistence user_store = {
-    NULL, up_open, up_close, up_put, up_get, up_remove, up_keys, up_clear, up_containskey
-};
-
-/* MQTTAsync_create's persistence arguments: file persistence in DIR, or the user
- * persistence above with AP_USER_STORE. */
-static int store_type(void)
-{
-    return getenv("AP_USER_STORE") ? MQTTCLIENT_PERSISTENCE_USER : MQTTCLIENT_PERSISTENCE_DEFAULT;
-}
-
-static void* store_context(const char* dir)
-{
-    if (!getenv("AP_USER_STORE"))
-        return (void*)dir;
-    user_store.context = (void*)dir;
-    return &user_store;
 }
 
 static int failures;
@@ -300,6 +169,7 @@ int main(int argc, char** argv)
     }
     mode = argv[1]; uri = argv[2]; dir = argv[3]; id = argv[4];
     setvbuf(stdout, NULL, _IOLBF, 0);
+    before_put_hook = slow_put;
 
     if (strcmp(mode, "offline") == 0 || strcmp(mode, "handover") == 0)
     {
@@ -325,7 +195,7 @@ int main(int argc, char** argv)
         printf("buffered %d\nfailures: %d\n", n, failures);
         if (strcmp(mode, "handover") == 0)
         {
-            exit_on_offline_remove = 1;
+            before_remove_hook = exit_at_offline_remove;
             co.cleansession = 0;
             CHECK(MQTTAsync_connect(c, &co) == 0);
             sleep(30); /* ends in up_remove */
