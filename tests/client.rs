@@ -909,3 +909,77 @@ fn wait_stored_returns_with_the_message_in_the_store() {
         t.wait_stored(Duration::ZERO).unwrap();
     }
 }
+
+/// A publish accepted while connected that the I/O work has not taken when the connection
+/// goes (no automatic reconnect) is taken into the session and the store all the same, and
+/// the next connection sends it: refused then, it was lost though `publish` had returned
+/// `Ok` (found by the MQTTClient stream kill test, which lost one or two messages per run at
+/// the broker's stops). Here the in-flight window (1) and the session's queue (1) are full
+/// under a frozen broker, so the third publish waits in the client's queue when the broker
+/// dies.
+#[test]
+fn a_publish_accepted_before_the_connection_went_is_stored_and_sent_later() {
+    let mut broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let id = unique_client_id("accepted");
+    let client = Client::connect(
+        ConnectOptions::new(&broker.uri())
+            .client_id(&id)
+            .clean_start(false)
+            .max_inflight(1)
+            .max_queued(1)
+            .persistence(Box::new(mqttsync::persist::FileStore::new(dir.path()))),
+    )
+    .unwrap();
+    broker.pause();
+    let tokens: Vec<_> = (0..3)
+        .map(|i| {
+            client
+                .publish(Message::new("accepted/t", format!("m{i}")).qos(QoS::AtLeastOnce))
+                .unwrap()
+        })
+        .collect();
+    tokens[1].wait_stored(DEADLINE).unwrap();
+    assert!(
+        matches!(
+            tokens[2].wait_stored(Duration::from_millis(200)),
+            Err(Error::Timeout { .. })
+        ),
+        "the third is still in the client's queue"
+    );
+    broker.kill();
+    tokens[2]
+        .wait_stored(DEADLINE)
+        .expect("taken into the session after the loss");
+    let records = || {
+        common::files_under(dir.path())
+            .into_iter()
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("s-"))
+            })
+            .count()
+    };
+    assert_eq!(records(), 3);
+
+    broker.start_again();
+    let sub = Client::connect(ConnectOptions::new(&broker.uri())).unwrap();
+    sub.subscribe("accepted/t", QoS::AtLeastOnce).unwrap();
+    client.reconnect().unwrap();
+    let mut got: Vec<String> = (0..3)
+        .map(|_| {
+            sub.messages()
+                .recv_timeout(DEADLINE)
+                .unwrap()
+                .payload_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    got.sort();
+    assert_eq!(got, ["m0", "m1", "m2"]);
+    for t in &tokens {
+        t.wait_timeout(DEADLINE).unwrap();
+    }
+    assert_eq!(records(), 0);
+}

@@ -1833,7 +1833,13 @@ unsafe fn publish_impl(
     if qos != QoS::AtMostOnce && h.durable {
         // As in Paho, a QoS 1/2 message is in persistence when publish returns. Without
         // durable persistence there is nothing to wait for, and publishing stays pipelined.
-        let _ = token.wait_stored(client.request_timeout());
+        match token.wait_stored(client.request_timeout()) {
+            // Still queued after the command timeout (window and queue full): it goes
+            // out later, as a publish that returned without waiting does.
+            Ok(()) | Err(Error::Timeout { .. }) => {}
+            // Refused without being taken: the caller may publish it again.
+            Err(e) => return Err(error_code(&e)),
+        }
     }
     let mut t = h.tokens();
     let seq = conn.base.wrapping_add(token.id());

@@ -24,7 +24,9 @@ pub(crate) enum TokenState {
     Pending,
     /// In the session (and, with a store, in the store): pending still.
     Stored,
-    Done(std::result::Result<Delivered, Arc<Error>>),
+    /// Completed; `taken`: the session had taken the message first (it was not refused
+    /// before that).
+    Done(std::result::Result<Delivered, Arc<Error>>, bool),
 }
 
 #[derive(Debug)]
@@ -56,8 +58,9 @@ impl TokenInner {
 
     pub(crate) fn complete(&self, r: std::result::Result<Delivered, Arc<Error>>) {
         let mut g = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if !matches!(*g, TokenState::Done(_)) {
-            *g = TokenState::Done(r);
+        if !matches!(*g, TokenState::Done(..)) {
+            let taken = matches!(*g, TokenState::Stored) || r.is_ok();
+            *g = TokenState::Done(r, taken);
         }
         let waiting = self.waiters.load(Ordering::Relaxed) > 0;
         drop(g);
@@ -114,14 +117,14 @@ impl DeliveryToken {
     /// True once the publish has completed (successfully or not).
     pub fn is_complete(&self) -> bool {
         let g = self.inner.state.lock().unwrap_or_else(|e| e.into_inner());
-        matches!(*g, TokenState::Done(_))
+        matches!(*g, TokenState::Done(..))
     }
 
     /// The result if complete, without waiting.
     pub fn try_result(&self) -> Option<Result<Delivered>> {
         let g = self.inner.state.lock().unwrap_or_else(|e| e.into_inner());
         match &*g {
-            TokenState::Done(r) => Some(map_done(r)),
+            TokenState::Done(r, _) => Some(map_done(r)),
             TokenState::Pending | TokenState::Stored => None,
         }
     }
@@ -131,21 +134,22 @@ impl DeliveryToken {
     /// written it there: from then on a crash of the process does not lose it (the next
     /// client over the store sends it). `publish` returns before that, as soon as the
     /// message is queued for the client's I/O work. `Ok` as well once the publish has
-    /// completed; the publish's error if it failed; `Err(NotConnected)` or `Err(Closed)`
-    /// when the client went down before taking it; `Err(Timeout)` when the time is up (the
-    /// message stays queued: the in-flight window and the session's queue were full).
+    /// completed after that, even with an error; the error when the client refused the
+    /// message without taking it (`NotConnected`: the connection went and the client has no
+    /// store; `Closed`); `Err(Timeout)` when the time is up (the message stays queued: the
+    /// in-flight window and the session's queue were full).
     pub fn wait_stored(&self, timeout: Duration) -> Result<()> {
         let deadline = Instant::now().checked_add(timeout);
         let mut g = self.inner.state.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             match &*g {
                 TokenState::Stored => return Ok(()),
-                TokenState::Done(r) => return map_done(r).map(|_| ()),
+                TokenState::Done(_, true) => return Ok(()),
+                TokenState::Done(r, false) => return map_done(r).map(|_| ()),
                 TokenState::Pending => {}
             }
-            if self.shared.is_down() {
-                return Err(self.shared.down_error());
-            }
+            // Not `is_down`: a client that lost its connection still takes, or refuses,
+            // what it accepted (and a closing one has before it is closed).
             let now = Instant::now();
             let left = match deadline {
                 Some(d) if d <= now => return Err(Error::timeout(Step::Queue, timeout)),
@@ -187,7 +191,7 @@ impl DeliveryToken {
         }
         let mut g = self.inner.state.lock().unwrap_or_else(|e| e.into_inner());
         loop {
-            if let TokenState::Done(r) = &*g {
+            if let TokenState::Done(r, _) = &*g {
                 return map_done(r);
             }
             if self.shared.is_down() {

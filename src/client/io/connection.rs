@@ -16,7 +16,7 @@ use crate::client::{
 };
 use crate::error::{Error, LostCause, Result, Step};
 use crate::proto::session::{Event, SessionError};
-use crate::proto::{reason, Disconnect, Properties, ProtocolVersion, SubscribeFilter};
+use crate::proto::{reason, Disconnect, Properties, ProtocolVersion, QoS, SubscribeFilter};
 use crate::transport::{self, Stream};
 
 /// How many times its connection's poll budget a thread waiting for the CONNACK polls
@@ -389,13 +389,19 @@ impl Io {
             let _ = self.transmit(Instant::now(), Mode::BeforeClose);
             self.close_stream();
         }
+        // Publishes accepted and not taken yet: with a store, QoS 1/2 ones go into the
+        // session (so into the store, for the next client over it) before it closes.
+        let queued = self.shared.publishes.close();
+        for req in queued {
+            if self.store.is_some() && req.publish.qos != QoS::AtMostOnce {
+                self.publish(*req);
+            } else {
+                req.token.complete(Err(Arc::new(Error::Closed)));
+            }
+        }
         self.shared.set_state(STATE_CLOSED);
         self.fail_waiters(Error::ConnectionLost(LostCause::ClientClosed));
-        let closed = Arc::new(Error::Closed);
         self.fail_offline(Error::Closed);
-        for req in self.shared.publishes.close() {
-            req.token.complete(Err(closed.clone()));
-        }
         // Control requests not taken: dropping their reply ends the caller's wait.
         drop(self.shared.ctl.close());
         // Publishers waiting for room see the closed state.

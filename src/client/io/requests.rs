@@ -209,6 +209,12 @@ impl Io {
                     return;
                 }
             }
+            // Accepted while connected, and the connection went (no automatic reconnect),
+            // or the client closes: with a store the session takes a QoS 1/2 message all the
+            // same, and the next connection over the store (`MQTTClient_connect`,
+            // `Client::reconnect`, a new client) sends it. Refused, it would be lost though
+            // the caller was told it was accepted.
+            _ if self.store.is_some() && req.publish.qos != QoS::AtMostOnce => {}
             _ => {
                 req.token.complete(Err(Arc::new(Error::NotConnected)));
                 return;
