@@ -425,46 +425,6 @@ fn records_in(dir: &Path, prefix: &str) -> usize {
         .unwrap_or(0)
 }
 
-/// An async_persist process (the mode and its arguments), killed (SIGKILL) when dropped
-/// however the test ends, and its stdout line by line.
-struct PersistProc {
-    child: std::process::Child,
-    lines: std::sync::mpsc::Receiver<String>,
-}
-
-impl PersistProc {
-    fn spawn(exe: &Path, args: &[&str], envs: &[(&str, &str)]) -> PersistProc {
-        let mut child = Command::new(exe)
-            .args(args)
-            .envs(envs.iter().copied())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn async_persist");
-        let (tx, lines) = std::sync::mpsc::channel();
-        let out = child.stdout.take().expect("stdout");
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        PersistProc { child, lines }
-    }
-
-    /// The next line, or `None` after 30 s.
-    fn line(&self) -> Option<String> {
-        self.lines.recv_timeout(Duration::from_secs(30)).ok()
-    }
-}
-
-impl Drop for PersistProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// async_persist in `resend` mode over the store a killed run left with three messages:
 /// it lists their tokens after create, each completes at its connect, none is left.
 fn resend_completes_three(exe: &Path, args: [&str; 3], envs: &[(&str, &str)], what: &str) {
@@ -521,7 +481,7 @@ fn restored_after_a_kill(slow: bool) {
     let dir_s = dir.path().display().to_string();
     let cid = unique_client_id("apersist");
 
-    let mut a = PersistProc::spawn(&exe, &["publish", &uri, &dir_s, &cid], &envs);
+    let mut a = LineProc::spawn(&exe, &["publish", &uri, &dir_s, &cid], &envs);
     assert_eq!(
         a.line().as_deref(),
         Some("ready"),
@@ -570,7 +530,7 @@ fn async_buffered_publishes_survive_a_kill_before_any_connect() {
         .path()
         .join(format!("{cid}-127.0.0.1-{}", broker.port()));
 
-    let a = PersistProc::spawn(&exe, &["offline", &uri, &dir_s, &cid], &envs);
+    let a = LineProc::spawn(&exe, &["offline", &uri, &dir_s, &cid], &envs);
     assert_eq!(
         a.line().as_deref(),
         Some("buffered 3"),
@@ -618,7 +578,7 @@ fn async_buffered_qos0_publish_is_stored_unless_persist_qos0_is_off() {
         let store_dir = dir
             .path()
             .join(format!("{cid}-127.0.0.1-{}", broker.port()));
-        let a = PersistProc::spawn(&exe, &["offline", &uri, &dir_s, &cid], &envs);
+        let a = LineProc::spawn(&exe, &["offline", &uri, &dir_s, &cid], &envs);
         assert_eq!(a.line().as_deref(), Some("buffered 3"));
         let stored = if persist == "1" { 3 } else { 2 };
         assert_eq!(
@@ -761,182 +721,15 @@ fn async_is_clean_under_valgrind() {
     );
 }
 
-/// tests/c/async_stream.c, built once.
-fn async_stream_exe() -> PathBuf {
-    let exe = exe_dir().join("async_stream");
-    let _g = build_lock();
-    if !exe.exists() {
-        build_c_program(
-            "cc",
-            &c_dir().join("async_stream.c"),
-            &exe,
-            &["-D_POSIX_C_SOURCE=200809L"],
-        );
-    }
-    exe
-}
-
-fn read_progress(path: &Path) -> u64 {
-    std::fs::read_to_string(path)
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0)
-}
-
 /// An MQTTAsync publisher (tests/c/async_stream.c: user persistence, sendWhileDisconnected,
-/// automatic reconnect) SIGKILLed 8 times at random points of a stream of 3000 QoS 1/2
-/// messages and started again; at every third kill the broker is stopped first, the
-/// publisher goes on into its offline buffer, and the kill comes soon after the broker is
-/// back (while buffered messages are handed to the client). Every message arrives, each
-/// QoS 2 one once, and the store is empty at the end.
+/// automatic reconnect, 200 messages unfinished at a time) killed repeatedly in a stream
+/// of QoS 1/2 messages, the broker stopped and started around some kills so that they land
+/// while the buffer of publishes made meanwhile is handed over (`common::stream_kill`).
 #[test]
 fn async_publisher_killed_repeatedly_loses_nothing_and_qos2_stays_exactly_once() {
-    let exe = async_stream_exe();
-    // No incoming quota: mosquitto 2.0.11 (Debian 12) answers a QoS 1 PUBLISH beyond its
-    // incoming in-flight quota (max_inflight_messages, 20) from an MQTT 3.1.1 client with a
-    // PUBACK and drops the message (its log: "Sending PUBACK ... rc151"); the publisher's
-    // resends after a restart exceed 20.
-    let mut broker = Broker::builder()
-        .persistence(true)
-        .max_queued_messages(1_000_000)
-        .extra_config("max_inflight_messages 0")
-        .start();
-    let uri = broker.uri();
-    let sub = mqttsync::Client::connect(
-        mqttsync::ConnectOptions::new(&uri)
-            .client_id(unique_client_id("asub"))
-            .clean_start(false)
-            .automatic_reconnect(mqttsync::ReconnectOptions {
-                min_delay: Duration::from_millis(50),
-                max_delay: Duration::from_millis(500),
-                ..Default::default()
-            }),
-    )
-    .unwrap();
-    sub.subscribe("astream/#", mqttsync::QoS::ExactlyOnce)
-        .unwrap();
-
-    let dir = tempfile::tempdir().unwrap();
-    let dir_s = dir.path().display().to_string();
-    let progress = dir.path().join("progress");
-    let progress_s = progress.display().to_string();
-    let id = unique_client_id("astream");
-    let total = 3000u64;
-    let total_s = total.to_string();
-    let args = [uri.as_str(), &dir_s, &id, &total_s, &progress_s];
-    let mut seed = (u64::from(std::process::id()) * 2654435761) | 1;
-    let mut starts = Vec::new();
-    let connected = format!(" as {id} ");
-    let reach = |child: &mut PersistProc, n: u64, what: &str| {
-        let ok = wait_until(Duration::from_secs(60), || {
-            read_progress(&progress) >= n || child.child.try_wait().ok().flatten().is_some()
-        });
-        assert!(
-            ok && child.child.try_wait().unwrap().is_none(),
-            "the publisher did not reach message {n} ({what})"
-        );
-    };
-    let trace = std::env::var("AS_TRACE").unwrap_or_default();
-    let envs: Vec<(&str, &str)> = if trace.is_empty() {
-        vec![]
-    } else {
-        vec![("AS_TRACE", trace.as_str())]
-    };
-    for k in 0..8 {
-        let before = read_progress(&progress);
-        let mut child = PersistProc::spawn(&exe, &args, &envs);
-        starts.push(child.line().unwrap_or_default());
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        let target = before + 20 + seed % 280;
-        reach(&mut child, target, "before the kill");
-        if k % 3 == 1 {
-            let connects = broker.log_count(&connected);
-            broker.stop();
-            reach(
-                &mut child,
-                target + 30,
-                "buffering while the broker is down",
-            );
-            broker.start_again();
-            assert!(
-                broker.wait_for_log_count(&connected, connects + 1, Duration::from_secs(30)),
-                "the publisher did not reconnect"
-            );
-            // Into the hand-over of what it buffered (sends beyond the 200 unfinished wait
-            // for it).
-            let now = read_progress(&progress);
-            reach(
-                &mut child,
-                now + 1 + seed % 40,
-                "after the broker came back",
-            );
-        }
-        drop(child); // SIGKILL
-    }
-    let last = run_prog(&exe, &args, &envs, Duration::from_secs(120));
-    assert!(
-        last.ok && last.stdout.contains("DONE"),
-        "final run: {}\n{}",
-        last.stdout,
-        last.stderr
-    );
-    assert_eq!(
-        common::files_under(&dir.path().join(&id)),
-        Vec::<PathBuf>::new(),
-        "records left after the final run"
-    );
-
-    // Until every message is in (or a minute), then late duplicates. A loss of the
-    // subscriber's connection at a broker stop is reported by the receive; it reconnects.
-    let mut seen: std::collections::HashMap<u64, usize> = Default::default();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut settle = None;
-    loop {
-        if settle.is_none() && seen.len() as u64 == total {
-            settle = Some(Instant::now() + Duration::from_millis(500));
-        }
-        let until = settle.unwrap_or(deadline);
-        let Some(left) = until.checked_duration_since(Instant::now()) else {
-            break;
-        };
-        match sub.messages().recv_timeout(left) {
-            Ok(m) => {
-                let seq = m.payload_str().unwrap()["seq=".len()..].parse().unwrap();
-                *seen.entry(seq).or_default() += 1;
-            }
-            Err(mqttsync::Error::ConnectionLost(_)) => {}
-            Err(_) => break,
-        }
-    }
-    let missing: Vec<u64> = (0..total).filter(|s| !seen.contains_key(s)).collect();
-    let qos2_dups: Vec<(u64, usize)> = seen
-        .iter()
-        .filter(|(s, c)| *s % 2 == 1 && **c > 1)
-        .map(|(s, c)| (*s, *c))
-        .collect();
-    let qos1_dups: usize = seen
-        .iter()
-        .filter(|(s, _)| *s % 2 == 0)
-        .map(|(_, c)| c - 1)
-        .sum();
-    eprintln!(
-        "kills: 8 (3 with the broker stopped and started); starts {starts:?}; missing {}, \
-         QoS 1 duplicates {qos1_dups}, QoS 2 duplicates {}",
-        missing.len(),
-        qos2_dups.len()
-    );
-    assert!(
-        missing.is_empty(),
-        "lost {}, the first: {:?}",
-        missing.len(),
-        &missing[..missing.len().min(20)]
-    );
-    assert!(qos2_dups.is_empty(), "QoS 2 duplicated: {qos2_dups:?}");
-    let distinct: std::collections::HashSet<_> = starts.iter().collect();
-    assert!(
-        distinct.len() >= 3,
-        "kills did not land mid-stream: {starts:?}"
+    common::stream_kill::publisher_killed_repeatedly(
+        &build_ours("async_stream", false),
+        "MQTTAsync",
+        true,
     );
 }

@@ -610,3 +610,16 @@ fn trace_callback_reports_packets_without_payloads() {
     );
     r.assert_clean("client_trace under ASan");
 }
+
+/// An MQTTClient publisher (tests/c/client_stream.c: user persistence, completions awaited
+/// after every 20 messages, connecting again when the connection is gone) killed
+/// repeatedly in a stream of QoS 1/2 messages, the broker stopped and started around some
+/// kills (`common::stream_kill`).
+#[test]
+fn client_publisher_killed_repeatedly_loses_nothing_and_qos2_stays_exactly_once() {
+    common::stream_kill::publisher_killed_repeatedly(
+        &build_ours("client_stream", false),
+        "MQTTClient",
+        false,
+    );
+}

@@ -19,6 +19,7 @@ pub mod fault_proxy;
 #[cfg(target_os = "linux")]
 pub mod pki;
 pub mod run_dir;
+pub mod stream_kill;
 
 #[allow(unused_imports)] // each test binary uses a different part
 pub use broker::{find_in_path, find_mosquitto, Broker, BrokerBuilder, TlsFiles};
@@ -30,6 +31,8 @@ pub use fake_broker::{Action, FakeBroker, Flood, FloodStats, Kind, Script};
 pub use fault_proxy::{Direction, FaultProxy, ProxyStats};
 #[allow(unused_imports)]
 pub use run_dir::{files_under, run_dir, run_subdir};
+#[allow(unused_imports)]
+pub use stream_kill::LineProc;
 
 use std::io::Read;
 use std::process::{Child, Command, ExitStatus, Stdio};
