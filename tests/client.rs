@@ -203,16 +203,7 @@ fn persistent_session_queues_qos1_and_qos2_while_away() {
         }
         let sub = Client::connect(mk()).unwrap();
         assert!(sub.connect_info().unwrap().session_present);
-        let mut got: Vec<String> = (0..2)
-            .map(|_| {
-                sub.messages()
-                    .recv_timeout(DEADLINE)
-                    .unwrap()
-                    .payload_str()
-                    .unwrap()
-                    .to_string()
-            })
-            .collect();
+        let mut got = payloads(&sub, 2);
         got.sort();
         // QoS 0 messages are not queued for offline clients by mosquitto's default
         // (queue_qos0_messages false); QoS 1 and 2 are.
@@ -966,20 +957,25 @@ fn a_publish_accepted_before_the_connection_went_is_stored_and_sent_later() {
     let sub = Client::connect(ConnectOptions::new(&broker.uri())).unwrap();
     sub.subscribe("accepted/t", QoS::AtLeastOnce).unwrap();
     client.reconnect().unwrap();
-    let mut got: Vec<String> = (0..3)
-        .map(|_| {
-            sub.messages()
-                .recv_timeout(DEADLINE)
-                .unwrap()
-                .payload_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
+    let mut got = payloads(&sub, 3);
     got.sort();
     assert_eq!(got, ["m0", "m1", "m2"]);
     for t in &tokens {
         t.wait_timeout(DEADLINE).unwrap();
     }
     assert_eq!(records(), 0);
+}
+
+/// The payloads of the next `n` messages `c` receives (text), in arrival order.
+fn payloads(c: &Client, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|_| {
+            c.messages()
+                .recv_timeout(DEADLINE)
+                .unwrap()
+                .payload_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
 }

@@ -1,7 +1,7 @@
 //! Delivery tokens: completion handles for publishes.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result, Step};
@@ -81,6 +81,29 @@ impl TokenInner {
         }
     }
 
+    /// One wait for a change of the token, until `deadline` (`None`: an hour at a time):
+    /// the guard back, or `None` once the deadline has passed.
+    fn wait_step<'a>(
+        &'a self,
+        g: MutexGuard<'a, TokenState>,
+        deadline: Option<Instant>,
+    ) -> Option<MutexGuard<'a, TokenState>> {
+        let now = Instant::now();
+        let left = match deadline {
+            Some(d) if d <= now => return None,
+            Some(d) => d - now,
+            None => Duration::from_secs(3600),
+        };
+        self.waiters.fetch_add(1, Ordering::Relaxed);
+        let g = self
+            .cv
+            .wait_timeout(g, left)
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
+        self.waiters.fetch_sub(1, Ordering::Relaxed);
+        Some(g)
+    }
+
     /// Wakes waiters so they re-check the connection state.
     pub(crate) fn poke(&self) {
         let _g = self.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -150,20 +173,10 @@ impl DeliveryToken {
             }
             // Not `is_down`: a client that lost its connection still takes, or refuses,
             // what it accepted (and a closing one has before it is closed).
-            let now = Instant::now();
-            let left = match deadline {
-                Some(d) if d <= now => return Err(Error::timeout(Step::Queue, timeout)),
-                Some(d) => d - now,
-                None => Duration::from_secs(3600),
-            };
-            self.inner.waiters.fetch_add(1, Ordering::Relaxed);
             g = self
                 .inner
-                .cv
-                .wait_timeout(g, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-            self.inner.waiters.fetch_sub(1, Ordering::Relaxed);
+                .wait_step(g, deadline)
+                .ok_or_else(|| Error::timeout(Step::Queue, timeout))?;
         }
     }
 
@@ -197,20 +210,10 @@ impl DeliveryToken {
             if self.shared.is_down() {
                 return Err(self.shared.down_error());
             }
-            let now = Instant::now();
-            let left = match deadline {
-                Some(d) if d <= now => return Err(Error::timeout(Step::Delivery, timeout)),
-                Some(d) => d - now,
-                None => Duration::from_secs(3600),
-            };
-            self.inner.waiters.fetch_add(1, Ordering::Relaxed);
             g = self
                 .inner
-                .cv
-                .wait_timeout(g, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-            self.inner.waiters.fetch_sub(1, Ordering::Relaxed);
+                .wait_step(g, deadline)
+                .ok_or_else(|| Error::timeout(Step::Delivery, timeout))?;
         }
     }
 }

@@ -56,12 +56,6 @@ static int pending(MQTTAsync c)
     return n;
 }
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-    nanosleep(&ts, NULL);
-}
-
 int main(int argc, char** argv)
 {
     MQTTAsync c;

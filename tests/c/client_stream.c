@@ -23,12 +23,6 @@
 #include "user_store.h"
 #include "stream_progress.h"
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-    nanosleep(&ts, NULL);
-}
-
 static long waited_ms;
 
 static void give_up_after_a_minute(const char* what, int rc)

@@ -15,6 +15,7 @@
 #define MQTTSYNC_TEST_STREAM_PROGRESS_H
 
 #include <pthread.h>
+#include <time.h>
 
 static const char* progress_path;
 static long progress;
@@ -113,6 +114,12 @@ static long highest_stored(const char* dir, const char* id)
     if (d)
         closedir(d);
     return best;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+    nanosleep(&ts, NULL);
 }
 
 /* Where a run starts (see above); installs the store hooks. */
