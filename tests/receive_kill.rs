@@ -13,8 +13,8 @@
 //! or the thread came back to `MQTTClient_receive`.
 //!
 //! Subscribers: the Rust API (this test binary run again as `child_subscriber`, in `recv`,
-//! `callback` and `manual` modes) and the C API (`tests/c/sub_kill.c`, `callback` and
-//! `receive` modes). Figures: `cargo test --test receive_kill -- --nocapture`.
+//! `callback` and `manual` modes), the C API (`tests/c/sub_kill.c`, `callback` and
+//! `receive` modes) and MQTTAsync (`tests/c/async_sub_kill.c`, `messageArrived`). Figures: `cargo test --test receive_kill -- --nocapture`.
 
 mod common;
 
@@ -152,6 +152,33 @@ fn spawn_c(uri: &str, id: &str, mode: &str, out: &Path, store: &Path) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn the C subscriber")
+}
+
+fn async_subscriber() -> &'static Path {
+    static EXE: OnceLock<PathBuf> = OnceLock::new();
+    EXE.get_or_init(|| {
+        let exe = common::run_subdir("async_sub_kill").join("async_sub_kill");
+        common::build_c_program(
+            "cc",
+            &common::c_dir().join("async_sub_kill.c"),
+            &exe,
+            &["-D_POSIX_C_SOURCE=200809L"],
+        );
+        exe
+    })
+}
+
+fn spawn_async(uri: &str, id: &str, out: &Path, store: &Path) -> Child {
+    Command::new(async_subscriber())
+        .arg(uri)
+        .arg(id)
+        .arg(out)
+        .arg(store)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the MQTTAsync subscriber")
 }
 
 // ---- the run -----------------------------------------------------------------------------
@@ -334,6 +361,11 @@ fn c_receive_subscriber_killed_loses_nothing() {
     run("C MQTTClient_receive", |u, i, o, s| {
         spawn_c(u, i, "receive", o, s)
     });
+}
+
+#[test]
+fn c_async_callback_subscriber_killed_loses_nothing() {
+    run("C MQTTAsync messageArrived", spawn_async);
 }
 
 #[test]
