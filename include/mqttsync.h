@@ -2103,7 +2103,10 @@ int MQTTAsync_unsubscribeMany(MQTTAsync handle,
 
 /**
  * Publishes `payloadlen` bytes at `payload` to `destinationName` with `qos` and the
- * `retained` flag, and returns at once; the data is copied. The request token is written
+ * `retained` flag; the data is copied. Returns at once, except that with file or user
+ * persistence a QoS 1/2 message is in the store when the call returns, as in Paho (it
+ * waits for the client to write it: up to 10 s while the in-flight window and the
+ * client's queue are full). The request token is written
  * to `response->token` (`response` may be NULL); MQTT 5 properties come from
  * `response->properties` (version 1). QoS 0 completes when queued; QoS 1/2 when
  * acknowledged, with `deliveryComplete` then `onSuccess` (`alt.pub`: the message and
@@ -2117,8 +2120,8 @@ int MQTTAsync_unsubscribeMany(MQTTAsync handle,
  * `MQTTASYNC_BAD_QOS`; `MQTTASYNC_NULL_PARAMETER` (NULL payload with a length);
  * `MQTTASYNC_BAD_STRUCTURE` (response); `MQTTASYNC_DISCONNECTED` (not connected and not
  * buffering); `MQTTASYNC_MAX_BUFFERED_MESSAGES` when the buffer is full, or the client's
- * queue of publishes not yet taken by its I/O thread stays full for 100 ms (the only wait:
- * flow control). Any thread, including callbacks.
+ * queue of publishes not yet taken by its I/O thread stays full for 100 ms (flow control).
+ * Any thread, including callbacks.
  *
  * # Safety
  * `destinationName` is NULL or NUL-terminated; `payload` has `payloadlen` readable bytes;
@@ -2610,7 +2613,8 @@ struct MQTTResponse MQTTClient_unsubscribeMany5(MQTTClient handle,
 /**
  * Publishes `payloadlen` bytes at `payload` to `topicName` with `qos` and the `retained`
  * flag. The data is copied; the call returns once the message is queued (not when it is
- * acknowledged), waiting for queue room at most the command timeout. For QoS 1/2 the
+ * acknowledged; with file or user persistence a QoS 1/2 message is in the store by then,
+ * as in Paho), waiting for queue room at most the command timeout. For QoS 1/2 the
  * delivery token is written to `*dt` (if `dt` is not NULL); use it with
  * `MQTTClient_waitForCompletion`. Tokens are positive numbers unique within the handle,
  * not MQTT packet ids.
@@ -2619,9 +2623,11 @@ struct MQTTResponse MQTTClient_unsubscribeMany5(MQTTClient handle,
  * topic or one holding the wildcards `+`/`#`; `MQTTCLIENT_BAD_QOS` for QoS outside 0-2
  * (Paho does not check); `MQTTCLIENT_FAILURE` for a negative length or unknown handle;
  * `MQTTCLIENT_NULL_PARAMETER` for a NULL payload with a positive length;
- * `MQTTCLIENT_DISCONNECTED`; `MQTTCLIENT_MAX_MESSAGES_INFLIGHT` if there was no room
- * within the command timeout; `MQTTCLIENT_WRONG_MQTT_VERSION` on an MQTT 5 client. `*dt`
- * is written only on success. Any thread, including callbacks.
+ * `MQTTCLIENT_DISCONNECTED` (also when, with persistence, the connection went before the
+ * client took the message and it refused it: nothing went out, publish it again);
+ * `MQTTCLIENT_MAX_MESSAGES_INFLIGHT` if there was no room within the command timeout;
+ * `MQTTCLIENT_WRONG_MQTT_VERSION` on an MQTT 5 client. `*dt` is written only on success.
+ * Any thread, including callbacks.
  *
  * # Safety
  * `topicName` is NULL or NUL-terminated; `payload` has `payloadlen` readable bytes; `dt`

@@ -3492,7 +3492,10 @@ unsafe fn send_impl(
 }
 
 /// Publishes `payloadlen` bytes at `payload` to `destinationName` with `qos` and the
-/// `retained` flag, and returns at once; the data is copied. The request token is written
+/// `retained` flag; the data is copied. Returns at once, except that with file or user
+/// persistence a QoS 1/2 message is in the store when the call returns, as in Paho (it
+/// waits for the client to write it: up to 10 s while the in-flight window and the
+/// client's queue are full). The request token is written
 /// to `response->token` (`response` may be NULL); MQTT 5 properties come from
 /// `response->properties` (version 1). QoS 0 completes when queued; QoS 1/2 when
 /// acknowledged, with `deliveryComplete` then `onSuccess` (`alt.pub`: the message and
@@ -3506,8 +3509,8 @@ unsafe fn send_impl(
 /// `MQTTASYNC_BAD_QOS`; `MQTTASYNC_NULL_PARAMETER` (NULL payload with a length);
 /// `MQTTASYNC_BAD_STRUCTURE` (response); `MQTTASYNC_DISCONNECTED` (not connected and not
 /// buffering); `MQTTASYNC_MAX_BUFFERED_MESSAGES` when the buffer is full, or the client's
-/// queue of publishes not yet taken by its I/O thread stays full for 100 ms (the only wait:
-/// flow control). Any thread, including callbacks.
+/// queue of publishes not yet taken by its I/O thread stays full for 100 ms (flow control).
+/// Any thread, including callbacks.
 ///
 /// # Safety
 /// `destinationName` is NULL or NUL-terminated; `payload` has `payloadlen` readable bytes;

@@ -1891,7 +1891,8 @@ unsafe fn publish_raw(
 
 /// Publishes `payloadlen` bytes at `payload` to `topicName` with `qos` and the `retained`
 /// flag. The data is copied; the call returns once the message is queued (not when it is
-/// acknowledged), waiting for queue room at most the command timeout. For QoS 1/2 the
+/// acknowledged; with file or user persistence a QoS 1/2 message is in the store by then,
+/// as in Paho), waiting for queue room at most the command timeout. For QoS 1/2 the
 /// delivery token is written to `*dt` (if `dt` is not NULL); use it with
 /// `MQTTClient_waitForCompletion`. Tokens are positive numbers unique within the handle,
 /// not MQTT packet ids.
@@ -1900,9 +1901,11 @@ unsafe fn publish_raw(
 /// topic or one holding the wildcards `+`/`#`; `MQTTCLIENT_BAD_QOS` for QoS outside 0-2
 /// (Paho does not check); `MQTTCLIENT_FAILURE` for a negative length or unknown handle;
 /// `MQTTCLIENT_NULL_PARAMETER` for a NULL payload with a positive length;
-/// `MQTTCLIENT_DISCONNECTED`; `MQTTCLIENT_MAX_MESSAGES_INFLIGHT` if there was no room
-/// within the command timeout; `MQTTCLIENT_WRONG_MQTT_VERSION` on an MQTT 5 client. `*dt`
-/// is written only on success. Any thread, including callbacks.
+/// `MQTTCLIENT_DISCONNECTED` (also when, with persistence, the connection went before the
+/// client took the message and it refused it: nothing went out, publish it again);
+/// `MQTTCLIENT_MAX_MESSAGES_INFLIGHT` if there was no room within the command timeout;
+/// `MQTTCLIENT_WRONG_MQTT_VERSION` on an MQTT 5 client. `*dt` is written only on success.
+/// Any thread, including callbacks.
 ///
 /// # Safety
 /// `topicName` is NULL or NUL-terminated; `payload` has `payloadlen` readable bytes; `dt`
