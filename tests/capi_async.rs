@@ -731,5 +731,17 @@ fn async_publisher_killed_repeatedly_loses_nothing_and_qos2_stays_exactly_once()
         &build_ours("async_stream", false),
         "MQTTAsync",
         true,
+        &[],
+    );
+}
+
+/// The same over MQTT 5 (records `s5-`, a session expiry of an hour).
+#[test]
+fn async_v5_publisher_killed_repeatedly_loses_nothing_and_qos2_stays_exactly_once() {
+    common::stream_kill::publisher_killed_repeatedly(
+        &build_ours("async_stream", false),
+        "MQTTAsync MQTT 5",
+        true,
+        &[("AS_V5", "1")],
     );
 }

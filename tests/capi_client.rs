@@ -621,5 +621,6 @@ fn client_publisher_killed_repeatedly_loses_nothing_and_qos2_stays_exactly_once(
         &build_ours("client_stream", false),
         "MQTTClient",
         false,
+        &[],
     );
 }

@@ -7,8 +7,9 @@
  * Publishes "seq=NNNNNN" for seq = START .. TOTAL-1 to astream/t, QoS 2 for odd seq and
  * QoS 1 for even, through the user persistence of user_store.h (DIR/ID), with
  * sendWhileDisconnected and automatic reconnect (the harness stops the broker at times),
- * at most 200 messages unfinished at a time. Prints "START n", then "DONE" once every
- * message has completed and the handle is destroyed.
+ * at most 200 messages unfinished at a time; MQTT 3.1.1, or MQTT 5 with AS_V5 set (a session
+ * expiry of an hour). Prints "START n", then "DONE" once every message has completed and
+ * the handle is destroyed.
  *
  * Where a run starts, from the store's writes: stream_progress.h.
  */
@@ -59,8 +60,11 @@ static int pending(MQTTAsync c)
 int main(int argc, char** argv)
 {
     MQTTAsync c;
+    int v5 = getenv("AS_V5") != NULL;
     MQTTAsync_createOptions o = MQTTAsync_createOptions_initializer;
     MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
+    MQTTAsync_connectOptions co5 = MQTTAsync_connectOptions_initializer5;
+    MQTTProperties props = MQTTProperties_initializer;
     const char *uri, *dir, *id;
     long total, start, seq, waited = 0;
     int rc;
@@ -76,6 +80,20 @@ int main(int argc, char** argv)
 
     o.sendWhileDisconnected = 1;
     o.maxBufferedMessages = 100000;
+    if (v5)
+    {
+        /* The session outlives the connection (an hour), as cleansession 0 does in 3.1.1. */
+        MQTTProperty expiry;
+        expiry.identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL;
+        expiry.value.integer4 = 3600;
+        MQTTProperties_add(&props, &expiry);
+        o.MQTTVersion = MQTTVERSION_5;
+        co = co5;
+        co.cleanstart = 0;
+        co.connectProperties = &props;
+    }
+    else
+        co.cleansession = 0;
     user_store.context = (void*)dir;
     rc = MQTTAsync_createWithOptions(&c, uri, id, MQTTCLIENT_PERSISTENCE_USER, &user_store, &o);
     if (rc != MQTTASYNC_SUCCESS)
@@ -83,7 +101,6 @@ int main(int argc, char** argv)
         fprintf(stderr, "create: %d\n", rc);
         return 3;
     }
-    co.cleansession = 0;
     co.keepAliveInterval = 20;
     co.automaticReconnect = 1;
     co.minRetryInterval = 1;

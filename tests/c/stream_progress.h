@@ -1,7 +1,7 @@
 /*
  * What a stream publisher killed at any point knows it sent (async_stream.c,
  * client_stream.c), as in tests/crash.rs: right after the store (user_store.h) wrote a
- * record holding message seq (payload "seq=NNNNNN"; its s- or o- record), PROGRESS says
+ * record holding message seq (payload "seq=NNNNNN"; its s-, s5- or o- record), PROGRESS says
  * seq + 1 (written to a temporary file, synced and renamed). A message is written to the
  * socket only after its record is, so at a start every message below PROGRESS has been
  * stored (and is in the store still, resent by the library, or completed), and none at or
@@ -67,7 +67,7 @@ static void after_put(const char* key, int count, char** bufs, int* lens)
             sq = seq_in(bufs[i], lens[i]);
         fprintf(trace_file, "%d put %s seq %ld\n", (int)getpid(), key, sq);
     }
-    if (strncmp(key, "s-", 2) != 0 && strncmp(key, "o-", 2) != 0)
+    if (strncmp(key, "s-", 2) != 0 && strncmp(key, "s5-", 3) != 0 && strncmp(key, "o-", 2) != 0)
         return;
     for (i = 0; i < count; i++)
     {

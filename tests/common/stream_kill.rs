@@ -66,9 +66,10 @@ fn read_progress(path: &Path) -> u64 {
 
 /// Runs the scenario of the module doc with the stream publisher `exe` (arguments URI DIR
 /// ID TOTAL PROGRESS); `what` names it in the report; `buffers`: it goes on publishing
-/// while the broker is down (MQTTAsync's sendWhileDisconnected). With `AS_TRACE=FILE` in
-/// the test's environment the publisher logs every store write and removal there.
-pub fn publisher_killed_repeatedly(exe: &Path, what: &str, buffers: bool) {
+/// while the broker is down (MQTTAsync's sendWhileDisconnected); `env` is added to the
+/// publisher's environment. With `AS_TRACE=FILE` in the test's environment the publisher
+/// logs every store write and removal there.
+pub fn publisher_killed_repeatedly(exe: &Path, what: &str, buffers: bool, env: &[(&str, &str)]) {
     // No incoming quota: mosquitto 2.0.11 (Debian 12) answers a QoS 1 PUBLISH beyond its
     // incoming in-flight quota (max_inflight_messages, 20) from an MQTT 3.1.1 client with a
     // PUBACK and drops the message (its log: "Sending PUBACK ... rc151"); the publisher's
@@ -114,11 +115,10 @@ pub fn publisher_killed_repeatedly(exe: &Path, what: &str, buffers: bool) {
         );
     };
     let trace = std::env::var("AS_TRACE").unwrap_or_default();
-    let envs: Vec<(&str, &str)> = if trace.is_empty() {
-        vec![]
-    } else {
-        vec![("AS_TRACE", trace.as_str())]
-    };
+    let mut envs: Vec<(&str, &str)> = env.to_vec();
+    if !trace.is_empty() {
+        envs.push(("AS_TRACE", trace.as_str()));
+    }
     for k in 0..8 {
         let before = read_progress(&progress);
         let mut child = LineProc::spawn(exe, &args, &envs);
