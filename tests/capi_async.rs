@@ -615,6 +615,39 @@ fn async_buffered_qos0_publish_is_stored_unless_persist_qos0_is_off() {
     }
 }
 
+/// Publishes buffered before the first connect are handed to the client at the connect
+/// through its queue of publishes (64) while its I/O thread writes each record to a store
+/// taking 150 ms: the queue stays full for longer than a send waits for room (100 ms), and
+/// each buffered publish must wait for its turn, not fail (before 2026-12-07 afternoon the
+/// ones that found the queue full got onFailure and were dropped, though their send had
+/// returned success; found by the stream kill test under load).
+#[test]
+fn async_buffered_publishes_wait_for_room_at_the_hand_over() {
+    let exe = async_persist_exe();
+    let envs = [
+        ("ASAN_OPTIONS", ASAN_OPTIONS),
+        ("AP_USER_STORE", "1"),
+        ("AP_PUT_MS", "150"),
+        ("AP_BURST", "70"),
+    ];
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let dir_s = dir.path().display().to_string();
+    let cid = unique_client_id("aburst");
+    let r = run_prog(
+        &exe,
+        &["burst", &broker.uri(), &dir_s, &cid],
+        &envs,
+        Duration::from_secs(120),
+    );
+    r.assert_clean("async_persist burst");
+    assert!(r.stdout.contains("ok 70 failed 0 of 70\n"), "{}", r.stdout);
+    assert_eq!(
+        common::files_under(&dir.path().join(&cid)),
+        Vec::<PathBuf>::new()
+    );
+}
+
 /// `sub` gets the three messages async_persist buffers (b1, b2, b3), each once.
 #[track_caller]
 fn assert_buffered_three_arrive_once(sub: &mqttsync::Client) {

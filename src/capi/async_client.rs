@@ -1893,8 +1893,41 @@ fn drain_offline(h: &AsyncHandle, conn: &Arc<Conn>) {
                 }
             }
         };
-        if let Err(rc) = publish_now(h, &client, conn, b.msg, b.resp, b.token, b.key) {
-            h.post_failure(b.resp, b.token, Fail::code(rc, "buffered publish failed"));
+        if let Some(b) = hand_over(h, &client, conn, b) {
+            // The connection went, or the client's queue stayed full: first in the buffer
+            // again (its record kept), for the next connection.
+            let mut st = h.st();
+            st.offline.push_front(b);
+            st.draining = false;
+            return;
+        }
+    }
+}
+
+/// Hands a buffered publish to the client, waiting for room in its queue as long as it
+/// stays connected (at most [`STORED_WAIT`]): a publish the application was told is
+/// accepted is not failed for flow control. Gives it back when it was not taken.
+fn hand_over(h: &AsyncHandle, client: &Client, conn: &Conn, b: Buffered) -> Option<Buffered> {
+    let deadline = Instant::now() + STORED_WAIT;
+    loop {
+        let r = publish_now(
+            h,
+            client,
+            conn,
+            b.msg.clone(),
+            b.resp,
+            b.token,
+            b.key.clone(),
+            true,
+        );
+        match r {
+            Ok(()) => return None,
+            Err(Some(rc)) => {
+                h.post_failure(b.resp, b.token, Fail::code(rc, "buffered publish failed"));
+                return None;
+            }
+            Err(None) if client.is_connected() && Instant::now() < deadline => {}
+            Err(None) => return Some(b),
         }
     }
 }
@@ -2213,14 +2246,16 @@ fn do_connect(h: &Arc<AsyncHandle>, p: Arc<Params>, token: c_int) {
                     properties: Properties::new(),
                 });
                 let client = Arc::new(client);
-                let buffered: Vec<Buffered> = {
+                let buffered = {
                     let mut st = h.st();
                     st.client = Some(client.clone());
                     st.conn = Some(conn.clone());
                     st.connecting = false;
                     // No token left for one: it stays in the store for a later connect.
                     let _ = pick_up_buffered(h, &mut st);
-                    st.offline.drain(..).collect()
+                    // Publishes made from now on queue behind the buffered ones.
+                    st.draining = !st.offline.is_empty();
+                    st.draining
                 };
                 let uri = if p.servers.len() == 1 {
                     strip_scheme(&p.servers[0]).to_owned()
@@ -2249,15 +2284,11 @@ fn do_connect(h: &Arc<AsyncHandle>, p: Arc<Params>, token: c_int) {
                     }
                 });
                 conn.set_ready();
-                if !buffered.is_empty() {
+                if buffered {
                     // Handing these over may wait for room, which callbacks make: the
                     // callbacks posted so far go to the callback thread now.
                     h.hand_callbacks_over();
-                }
-                for b in buffered {
-                    if let Err(rc) = publish_now(h, &client, &conn, b.msg, b.resp, b.token, b.key) {
-                        h.post_failure(b.resp, b.token, Fail::code(rc, "buffered publish failed"));
-                    }
+                    drain_offline(h, &conn);
                 }
                 return;
             }
@@ -2299,7 +2330,9 @@ fn do_connect(h: &Arc<AsyncHandle>, p: Arc<Params>, token: c_int) {
 }
 
 /// Hands a publish to the Rust client. QoS 0 completes at once (`onSuccess` queued); QoS
-/// 1/2 complete when acknowledged.
+/// 1/2 complete when acknowledged. `Err(Some(rc))`: refused (its token completed, its
+/// store record removed); `Err(None)`, only with `keep`: not taken now (no room in the
+/// client's queue, or the connection went), token and record left for a later try.
 #[allow(clippy::too_many_arguments)]
 fn publish_now(
     h: &AsyncHandle,
@@ -2309,7 +2342,8 @@ fn publish_now(
     resp: Resp,
     token: c_int,
     key: Option<Box<str>>,
-) -> Result<(), c_int> {
+    keep: bool,
+) -> Result<(), Option<c_int>> {
     let topic = CString::new(m.topic.replace('\0', " ")).unwrap_or_default();
     let payload = m.payload.clone();
     let qos = m.qos;
@@ -2377,6 +2411,18 @@ fn publish_now(
         }
         Err(e) => {
             drop(f);
+            let later = matches!(
+                e,
+                Error::Timeout {
+                    step: Step::Queue,
+                    ..
+                } | Error::NotConnected
+                    | Error::ConnectionLost(_)
+                    | Error::Closed
+            );
+            if keep && later {
+                return Err(None);
+            }
             let rc = match e {
                 Error::Timeout {
                     step: Step::Queue, ..
@@ -2386,7 +2432,7 @@ fn publish_now(
             // Not taken: it fails now (the caller reports it), and is not sent later.
             remove_record(h, key.as_deref());
             h.complete(token);
-            Err(rc)
+            Err(Some(rc))
         }
     }
 }
@@ -3467,7 +3513,8 @@ unsafe fn send_impl(
         let mut st = h.st();
         if client.is_connected() && st.offline.is_empty() && !st.draining {
             drop(st);
-            publish_now(&h, &client, &conn, buffered.msg, r.resp, token, None)
+            publish_now(&h, &client, &conn, buffered.msg, r.resp, token, None, false)
+                .map_err(|rc| rc.unwrap_or(MQTTASYNC_FAILURE))
         } else if client.is_connected() || h.create.send_while_disconnected {
             // Reconnecting, or publishes buffered meanwhile are still being handed over:
             // behind them.

@@ -15,6 +15,9 @@
  *                                      connect each completes under its token
  *                                      (deliveryComplete, MQTTAsync_waitForCompletion) and
  *                                      none is pending any more
+ *   async_persist burst URI DIR ID     buffers AP_BURST (80) QoS 1 messages before the first
+ *                                      connect, connects: each gets onSuccess (none
+ *                                      onFailure) within a minute
  *   async_persist handover URI DIR ID  as offline, through the user persistence below, then
  *                                      connects: the store's remove callback ends the process
  *                                      (_exit) when the library removes the first buffered
@@ -25,7 +28,8 @@
  * (MQTTCLIENT_PERSISTENCE_USER) that keeps each record in a file DIR/ID/KEY. With AP_QOS0
  * the third buffered message is QoS 0 (which gets no deliveryComplete: resend waits for
  * two), and with AP_PERSIST_QOS0=0 the create options say persistQoS0 = 0. With
- * AP_SLOW_PUT the user persistence takes 500 ms to store each s- record, and with
+ * AP_SLOW_PUT the user persistence takes 500 ms to store each s- record (AP_PUT_MS: that
+ * many), and with
  * AP_TWO_SENDERS publish sends p2 from a second thread while p1's send is storing it (so
  * that the client's I/O thread, not the sending thread, stores p2 and p3).
  */
@@ -42,9 +46,10 @@
 
 static void slow_put(const char* key)
 {
-    if (getenv("AP_SLOW_PUT") && strncmp(key, "s-", 2) == 0)
+    long ms = getenv("AP_PUT_MS") ? atol(getenv("AP_PUT_MS")) : getenv("AP_SLOW_PUT") ? 500 : 0;
+    if (ms > 0 && strncmp(key, "s-", 2) == 0)
     {
-        struct timespec ts = { 0, 500 * 1000000L }; /* a slow disk */
+        struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L }; /* a slow disk */
         nanosleep(&ts, NULL);
     }
 }
@@ -103,6 +108,27 @@ static int arrived(void* ctx, char* topic, int len, MQTTAsync_message* m)
     MQTTAsync_freeMessage(&m);
     MQTTAsync_free(topic);
     return 1;
+}
+
+static int burst_ok, burst_failed;
+
+static void burst_success(void* ctx, MQTTAsync_successData* d)
+{
+    (void)ctx; (void)d;
+    pthread_mutex_lock(&mu);
+    burst_ok++;
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&mu);
+}
+
+static void burst_failure(void* ctx, MQTTAsync_failureData* d)
+{
+    (void)ctx;
+    printf("send failed: %d\n", d ? d->code : -999);
+    pthread_mutex_lock(&mu);
+    burst_failed++;
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&mu);
 }
 
 /* Waits (10 s at most) until *flag or *count >= n. */
@@ -204,6 +230,45 @@ int main(int argc, char** argv)
         }
         for (;;)
             pause(); /* killed here by the harness (SIGKILL), never connected */
+    }
+    if (strcmp(mode, "burst") == 0)
+    {
+        MQTTAsync_createOptions o = MQTTAsync_createOptions_initializer;
+        int burst = atoi(getenv("AP_BURST") ? getenv("AP_BURST") : "80");
+        o.sendWhileDisconnected = 1;
+        o.allowDisconnectedSendAtAnyTime = 1;
+        o.maxBufferedMessages = burst;
+        CHECK(MQTTAsync_createWithOptions(&c, uri, id, store_type(), store_context(dir),
+            &o) == 0);
+        for (i = 0; i < burst; i++)
+        {
+            MQTTAsync_responseOptions r = MQTTAsync_responseOptions_initializer;
+            char payload[16];
+            snprintf(payload, sizeof payload, "k%d", i);
+            r.onSuccess = burst_success;
+            r.onFailure = burst_failure;
+            CHECK(MQTTAsync_send(c, "T/aburst", (int)strlen(payload), payload, 1, 0, &r) == 0);
+        }
+        co.cleansession = 0;
+        co.onSuccess = on_connect;
+        co.onFailure = on_connect_fail;
+        CHECK(MQTTAsync_connect(c, &co) == 0);
+        wait_until(&connected_ok, 1);
+        {
+            struct timespec dl;
+            clock_gettime(CLOCK_REALTIME, &dl);
+            dl.tv_sec += 60;
+            pthread_mutex_lock(&mu);
+            while (burst_ok + burst_failed < burst)
+                if (pthread_cond_timedwait(&cv, &mu, &dl) != 0)
+                    break;
+            printf("ok %d failed %d of %d\n", burst_ok, burst_failed, burst);
+            pthread_mutex_unlock(&mu);
+        }
+        CHECK(burst_ok == burst);
+        MQTTAsync_destroy(&c);
+        printf("failures: %d\n", failures);
+        return failures != 0;
     }
     CHECK(MQTTAsync_create(&c, uri, id, store_type(), store_context(dir)) == 0);
     CHECK(MQTTAsync_setCallbacks(c, NULL, NULL, arrived, delivered) == 0);
