@@ -516,7 +516,8 @@ fn restored_after_a_kill(slow: bool) {
 /// Publishes buffered by a handle that never connected (`sendWhileDisconnected`, file
 /// persistence) survive a SIGKILL: they are in the store when `MQTTAsync_send` returns, the
 /// next handle over it lists their tokens after create, sends them at its connect (each
-/// completes under its token) and leaves nothing behind; a subscriber gets each once.
+/// completes under its token) and leaves nothing behind, a torn record of a send that never
+/// returned included; a subscriber gets each once.
 #[test]
 fn async_buffered_publishes_survive_a_kill_before_any_connect() {
     let exe = async_persist_exe();
@@ -542,6 +543,10 @@ fn async_buffered_publishes_survive_a_kill_before_any_connect() {
         "stored before MQTTAsync_send returned"
     );
     drop(a); // SIGKILL
+             // And a record a kill cut short while a fourth send wrote it (a user persistence may
+             // write in place): no token at create, removed at the connect.
+    let whole = std::fs::read(store_dir.join("o-1.msg")).unwrap();
+    std::fs::write(store_dir.join("o-9.msg"), &whole[..whole.len() / 2]).unwrap();
 
     let sub = mqttsync::Client::connect(
         mqttsync::ConnectOptions::new(&uri).client_id(unique_client_id("aoffsub")),

@@ -2004,15 +2004,16 @@ fn persist_buffered(
 /// Buffers the stored publishes ([`persist_buffered`]) the buffer does not hold yet,
 /// oldest first, in front of the others: at create an earlier handle's, at a connect
 /// those create could not read (written through a persistence transform that the
-/// application set after create). Fails only when no token is left.
-fn pick_up_buffered(h: &AsyncHandle, st: &mut State) -> Result<(), c_int> {
+/// application set after create); one still unreadable at a connect is removed
+/// (`at_connect`, see [`restore_buffered`]). Fails only when no token is left.
+fn pick_up_buffered(h: &AsyncHandle, st: &mut State, at_connect: bool) -> Result<(), c_int> {
     if !h.store.is_durable() {
         return Ok(());
     }
     let (found, next) = {
         let offline = &st.offline;
         let known = |k: &str| offline.iter().any(|b| b.key.as_deref() == Some(k));
-        restore_buffered(&mut h.store.clone(), h.v5, &known)
+        restore_buffered(&mut h.store.clone(), h.v5, &known, at_connect)
     };
     st.next_offline = st.next_offline.max(next);
     for (key, msg) in found.into_iter().rev() {
@@ -2045,12 +2046,14 @@ fn remove_stored(store: &mut SharedStore, key: &str) {
 /// The publishes an earlier handle over this store buffered and no connection took
 /// ([`persist_buffered`]), oldest first, with their keys, and the number after the
 /// highest (of these and of the keys the client's records name); records `known(key)` are
-/// not read, unreadable ones are traced and left in the store, and those the client's
-/// own records say it took (a kill between its write and their removal) are removed.
+/// not read, unreadable ones are traced and left in the store (removed with
+/// `drop_unreadable`, at a connect), and those the client's own records say it took (a
+/// kill between its write and their removal) are removed.
 fn restore_buffered(
     store: &mut SharedStore,
     v5: bool,
     known: &dyn Fn(&str) -> bool,
+    drop_unreadable: bool,
 ) -> (Vec<(Box<str>, Message)>, u64) {
     let mut found: Vec<(u64, String)> = store
         .keys()
@@ -2072,6 +2075,18 @@ fn restore_buffered(
         };
         match read {
             Ok(m) => out.push((key.as_str().into(), m)),
+            Err(e) if drop_unreadable => {
+                // The record is written before the send returns: one still unreadable at a
+                // connect (read transforms are set by then) is a write a kill cut short,
+                // of a send that never returned. Left, it would stay for ever.
+                super::trace::trace(
+                    MQTTCLIENT_TRACE_ERROR,
+                    &format!(
+                        "mqttsync: stored buffered publish {key:?} is unreadable and was removed: {e}"
+                    ),
+                );
+                remove_stored(store, key);
+            }
             Err(e) => super::trace::trace(
                 MQTTCLIENT_TRACE_ERROR,
                 &format!(
@@ -2252,7 +2267,7 @@ fn do_connect(h: &Arc<AsyncHandle>, p: Arc<Params>, token: c_int) {
                     st.conn = Some(conn.clone());
                     st.connecting = false;
                     // No token left for one: it stays in the store for a later connect.
-                    let _ = pick_up_buffered(h, &mut st);
+                    let _ = pick_up_buffered(h, &mut st, true);
                     // Publishes made from now on queue behind the buffered ones.
                     st.draining = !st.offline.is_empty();
                     st.draining
@@ -2546,7 +2561,7 @@ unsafe fn create_impl(
     });
     // Publishes an earlier handle buffered and never sent: buffered again, with tokens
     // after the restored messages'.
-    pick_up_buffered(&h, &mut h.st())?;
+    pick_up_buffered(&h, &mut h.st(), false)?;
     let key = REGISTRY.insert(h);
     // SAFETY: non-NULL and writable (C contract).
     unsafe { handle.write(key) };

@@ -51,6 +51,12 @@ static void write_progress(long next)
 
 static FILE* trace_file;
 
+static void trace_put_begin(const char* key)
+{
+    if (trace_file)
+        fprintf(trace_file, "%d begin put %s\n", (int)getpid(), key);
+}
+
 static void trace_remove(const char* key)
 {
     if (trace_file)
@@ -144,6 +150,7 @@ static long stream_start(const char* dir, const char* id, const char* progress_f
         trace_file = fopen(getenv("AS_TRACE"), "a");
         setvbuf(trace_file, NULL, _IOLBF, 0);
         before_remove_hook = trace_remove;
+        before_put_hook = trace_put_begin;
         fprintf(trace_file, "%d start %ld\n", (int)getpid(), start);
     }
     return start;

@@ -114,7 +114,10 @@ pub fn publisher_killed_repeatedly(exe: &Path, what: &str, buffers: bool, env: &
             "the publisher did not reach message {n} ({what})"
         );
     };
-    let trace = std::env::var("AS_TRACE").unwrap_or_default();
+    // One file per scenario: the tests of a binary run in parallel.
+    let trace = std::env::var("AS_TRACE")
+        .map(|t| format!("{t}.{}", what.replace(' ', "_")))
+        .unwrap_or_default();
     let mut envs: Vec<(&str, &str)> = env.to_vec();
     if !trace.is_empty() {
         envs.push(("AS_TRACE", trace.as_str()));
