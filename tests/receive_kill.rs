@@ -22,7 +22,6 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use common::{unique_client_id, Broker};
@@ -126,59 +125,36 @@ fn spawn_rust(uri: &str, id: &str, mode: &str, out: &Path, store: &Path) -> Chil
 
 // ---- the C subscriber --------------------------------------------------------------------
 
-fn c_subscriber() -> &'static Path {
-    static EXE: OnceLock<PathBuf> = OnceLock::new();
-    EXE.get_or_init(|| {
-        let exe = common::run_subdir("sub_kill").join("sub_kill");
-        common::build_c_program(
-            "cc",
-            &common::c_dir().join("sub_kill.c"),
-            &exe,
-            &["-D_POSIX_C_SOURCE=200809L"],
-        );
-        exe
-    })
+/// `tests/c/<name>.c` (built once) run with `args`; stderr kept for a failure report.
+fn spawn_c_program(name: &str, args: &[&std::ffi::OsStr]) -> Child {
+    Command::new(common::build_ours(name, false))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {name}: {e}"))
 }
 
 fn spawn_c(uri: &str, id: &str, mode: &str, out: &Path, store: &Path) -> Child {
-    Command::new(c_subscriber())
-        .arg(uri)
-        .arg(id)
-        .arg(mode)
-        .arg(out)
-        .arg(store)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn the C subscriber")
-}
-
-fn async_subscriber() -> &'static Path {
-    static EXE: OnceLock<PathBuf> = OnceLock::new();
-    EXE.get_or_init(|| {
-        let exe = common::run_subdir("async_sub_kill").join("async_sub_kill");
-        common::build_c_program(
-            "cc",
-            &common::c_dir().join("async_sub_kill.c"),
-            &exe,
-            &["-D_POSIX_C_SOURCE=200809L"],
-        );
-        exe
-    })
+    let args = [
+        uri.as_ref(),
+        id.as_ref(),
+        mode.as_ref(),
+        out.as_os_str(),
+        store.as_os_str(),
+    ];
+    spawn_c_program("sub_kill", &args)
 }
 
 fn spawn_async(uri: &str, id: &str, out: &Path, store: &Path) -> Child {
-    Command::new(async_subscriber())
-        .arg(uri)
-        .arg(id)
-        .arg(out)
-        .arg(store)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn the MQTTAsync subscriber")
+    let args = [
+        uri.as_ref(),
+        id.as_ref(),
+        out.as_os_str(),
+        store.as_os_str(),
+    ];
+    spawn_c_program("async_sub_kill", &args)
 }
 
 // ---- the run -----------------------------------------------------------------------------
