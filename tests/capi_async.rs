@@ -767,6 +767,7 @@ fn async_is_clean_under_valgrind() {
 fn async_publisher_killed_repeatedly_loses_nothing_and_qos2_stays_exactly_once() {
     common::stream_kill::publisher_killed_repeatedly(
         &build_ours("async_stream", false),
+        &[],
         "MQTTAsync",
         true,
         &[],
@@ -778,6 +779,7 @@ fn async_publisher_killed_repeatedly_loses_nothing_and_qos2_stays_exactly_once()
 fn async_v5_publisher_killed_repeatedly_loses_nothing_and_qos2_stays_exactly_once() {
     common::stream_kill::publisher_killed_repeatedly(
         &build_ours("async_stream", false),
+        &[],
         "MQTTAsync MQTT 5",
         true,
         &[("AS_V5", "1")],

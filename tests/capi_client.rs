@@ -619,6 +619,7 @@ fn trace_callback_reports_packets_without_payloads() {
 fn client_publisher_killed_repeatedly_loses_nothing_and_qos2_stays_exactly_once() {
     common::stream_kill::publisher_killed_repeatedly(
         &build_ours("client_stream", false),
+        &[],
         "MQTTClient",
         false,
         &[],

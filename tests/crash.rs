@@ -67,10 +67,14 @@ fn read_progress(path: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-/// The sequence number in a PUBLISH record's payload ("<seq>").
+/// The sequence number in a PUBLISH record's payload ("<seq>", or "seq=<seq>" as the
+/// stream publishers of `common::stream_kill` write it).
 fn record_seq(bytes: &[u8]) -> Option<u64> {
     match record::decode_record(bytes, ProtocolVersion::V311).ok()? {
-        Packet::Publish(p) => std::str::from_utf8(&p.payload).ok()?.parse().ok(),
+        Packet::Publish(p) => {
+            let text = std::str::from_utf8(&p.payload).ok()?;
+            text.strip_prefix("seq=").unwrap_or(text).parse().ok()
+        }
         _ => None,
     }
 }
@@ -221,6 +225,96 @@ fn child_publisher() {
         .unwrap_or(false)));
     client.close().expect("close");
     println!("DONE");
+}
+
+/// The Rust API as a stream publisher of `common::stream_kill` (run as a child, with
+/// `MQTTSYNC_STREAM_CHILD` set; the last five arguments are URI DIR ID TOTAL PROGRESS):
+/// a file store that writes the progress file after each PUBLISH record, automatic
+/// reconnect (publishes made while reconnecting go into the store), a window of 200 and
+/// at most 200 messages unfinished at a time (2000 while reconnecting). Prints "START n",
+/// then "DONE".
+#[test]
+#[ignore = "run by rust_stream_publisher_killed_repeatedly as a child process"]
+fn child_stream_publisher() {
+    if std::env::var_os("MQTTSYNC_STREAM_CHILD").is_none() {
+        return;
+    }
+    let a: Vec<String> = std::env::args().collect();
+    let [uri, dir, id, total, progress] = &a[a.len() - 5..] else {
+        unreachable!()
+    };
+    let (root, progress) = (PathBuf::from(dir), PathBuf::from(progress));
+    let total: u64 = total.parse().unwrap();
+    let stored = highest_in_store(&root, id, uri).map_or(0, |s| s + 1);
+    let start = read_progress(&progress).max(stored);
+    println!("START {start}");
+    let client = Client::connect(
+        ConnectOptions::new(uri)
+            .client_id(id)
+            .clean_start(false)
+            .request_timeout(Duration::from_secs(30))
+            // The 200 unfinished in flight (the default window, 20, would keep most of
+            // them queued: a broker stop would stop the stream at once).
+            .max_inflight(200)
+            .automatic_reconnect(mqttsync::ReconnectOptions {
+                min_delay: Duration::from_millis(50),
+                max_delay: Duration::from_millis(500),
+                max_buffered: 100_000,
+                ..Default::default()
+            })
+            .persistence(Box::new(ProgressStore {
+                inner: FileStore::new(&root),
+                progress,
+                next: start,
+            })),
+    )
+    .expect("child connects");
+    let mut tokens = std::collections::VecDeque::new();
+    for seq in start..total {
+        // At most 200 unfinished, or 2000 while reconnecting (they go into the store).
+        while tokens.len() >= 200 {
+            let t: &mqttsync::DeliveryToken = tokens.front().unwrap();
+            if t.is_complete() {
+                tokens.pop_front();
+            } else if !client.is_connected() && tokens.len() < 2000 {
+                break;
+            } else {
+                let _ = t.wait_timeout(Duration::from_millis(50));
+            }
+        }
+        let m = Message::new("astream/t", format!("seq={seq:06}")).qos(qos_of(seq));
+        tokens.push_back(client.publish(m).expect("publish"));
+    }
+    for t in tokens {
+        t.wait_timeout(Duration::from_secs(60))
+            .expect("acknowledged");
+    }
+    assert!(common::wait_until(Duration::from_secs(30), || client
+        .pending_deliveries()
+        .map(|p| p.is_empty())
+        .unwrap_or(false)));
+    client.close().expect("close");
+    println!("DONE");
+}
+
+/// The Rust API publisher with a store and automatic reconnect through the kill-stream
+/// scenario of `common::stream_kill` (kills, the broker stopped around three of them while
+/// the publisher goes on into its store).
+#[test]
+fn rust_stream_publisher_killed_repeatedly_loses_nothing_and_qos2_stays_exactly_once() {
+    let exe = std::env::current_exe().unwrap();
+    common::stream_kill::publisher_killed_repeatedly(
+        &exe,
+        &[
+            "child_stream_publisher",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+        ],
+        "Rust API",
+        true,
+        &[("MQTTSYNC_STREAM_CHILD", "1")],
+    );
 }
 
 fn spawn_child(uri: &str, id: &str, root: &Path, progress: &Path, total: u64) -> Child {
