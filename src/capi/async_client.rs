@@ -1910,17 +1910,12 @@ fn drain_offline(h: &AsyncHandle, conn: &Arc<Conn>) {
 fn hand_over(h: &AsyncHandle, client: &Client, conn: &Conn, b: Buffered) -> Option<Buffered> {
     let deadline = Instant::now() + STORED_WAIT;
     loop {
-        let r = publish_now(
-            h,
-            client,
-            conn,
-            b.msg.clone(),
-            b.resp,
-            b.token,
-            b.key.clone(),
-            true,
-        );
-        match r {
+        let copy = Buffered {
+            msg: b.msg.clone(),
+            key: b.key.clone(),
+            ..b
+        };
+        match publish_now(h, client, conn, copy, true) {
             Ok(()) => return None,
             Err(Some(rc)) => {
                 h.post_failure(b.resp, b.token, Fail::code(rc, "buffered publish failed"));
@@ -1969,6 +1964,11 @@ fn buffer_publish(h: &AsyncHandle, st: &mut State, mut b: Buffered) -> Result<()
 /// records have another format, which Paho's async client would try to read); Paho's
 /// restore drops a record it cannot read as a packet.
 const OFFLINE_KEY: &str = "o-";
+
+/// The number of a buffered publish's record key (`o-<n>`), `None` for any other key.
+fn offline_number(key: &str) -> Option<u64> {
+    key.strip_prefix(OFFLINE_KEY)?.parse().ok()
+}
 
 /// With a durable store, a buffered publish is written to it (`o-<n>`, the
 /// record format of the client's own records) before the call returns: a kill or
@@ -2059,10 +2059,7 @@ fn restore_buffered(
         .keys()
         .unwrap_or_default()
         .into_iter()
-        .filter_map(|k| {
-            let n = k.strip_prefix(OFFLINE_KEY)?.parse::<u64>().ok()?;
-            Some((n, k))
-        })
+        .filter_map(|k| Some((offline_number(&k)?, k)))
         .collect();
     found.sort_unstable();
     let mut out: Vec<(Box<str>, Message)> = Vec::new();
@@ -2075,24 +2072,25 @@ fn restore_buffered(
         };
         match read {
             Ok(m) => out.push((key.as_str().into(), m)),
-            Err(e) if drop_unreadable => {
+            Err(e) => {
                 // The record is written before the send returns: one still unreadable at a
                 // connect (read transforms are set by then) is a write a kill cut short,
                 // of a send that never returned. Left, it would stay for ever.
+                let done = if drop_unreadable {
+                    "removed"
+                } else {
+                    "skipped"
+                };
                 super::trace::trace(
                     MQTTCLIENT_TRACE_ERROR,
                     &format!(
-                        "mqttsync: stored buffered publish {key:?} is unreadable and was removed: {e}"
+                        "mqttsync: stored buffered publish {key:?} is unreadable and was {done}: {e}"
                     ),
                 );
-                remove_stored(store, key);
+                if drop_unreadable {
+                    remove_stored(store, key);
+                }
             }
-            Err(e) => super::trace::trace(
-                MQTTCLIENT_TRACE_ERROR,
-                &format!(
-                    "mqttsync: stored buffered publish {key:?} is unreadable and was skipped: {e}"
-                ),
-            ),
         }
     }
     // Records a client took (its own record names them) but a kill kept from removing;
@@ -2110,11 +2108,7 @@ fn restore_buffered(
     let next = found
         .iter()
         .map(|(n, _)| *n)
-        .chain(
-            taken
-                .iter()
-                .filter_map(|k| k.strip_prefix(OFFLINE_KEY)?.parse::<u64>().ok()),
-        )
+        .chain(taken.iter().filter_map(|k| offline_number(k)))
         .max()
         .map_or(1, |n| n + 1);
     (out, next)
@@ -2348,17 +2342,19 @@ fn do_connect(h: &Arc<AsyncHandle>, p: Arc<Params>, token: c_int) {
 /// 1/2 complete when acknowledged. `Err(Some(rc))`: refused (its token completed, its
 /// store record removed); `Err(None)`, only with `keep`: not taken now (no room in the
 /// client's queue, or the connection went), token and record left for a later try.
-#[allow(clippy::too_many_arguments)]
 fn publish_now(
     h: &AsyncHandle,
     client: &Client,
     conn: &Conn,
-    m: Message,
-    resp: Resp,
-    token: c_int,
-    key: Option<Box<str>>,
+    b: Buffered,
     keep: bool,
 ) -> Result<(), Option<c_int>> {
+    let Buffered {
+        msg: m,
+        resp,
+        token,
+        key,
+    } = b;
     let topic = CString::new(m.topic.replace('\0', " ")).unwrap_or_default();
     let payload = m.payload.clone();
     let qos = m.qos;
@@ -3528,7 +3524,7 @@ unsafe fn send_impl(
         let mut st = h.st();
         if client.is_connected() && st.offline.is_empty() && !st.draining {
             drop(st);
-            publish_now(&h, &client, &conn, buffered.msg, r.resp, token, None, false)
+            publish_now(&h, &client, &conn, buffered, false)
                 .map_err(|rc| rc.unwrap_or(MQTTASYNC_FAILURE))
         } else if client.is_connected() || h.create.send_while_disconnected {
             // Reconnecting, or publishes buffered meanwhile are still being handed over:

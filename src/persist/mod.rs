@@ -482,11 +482,6 @@ impl Persister {
         self.apply(op)
     }
 
-    /// Removes a record that is not one of the session's (`key` as stored).
-    pub fn remove_other(&mut self, key: &str) -> Result<()> {
-        self.store.remove(key)
-    }
-
     /// Applies one change reported by the session.
     pub fn apply(&mut self, op: &PersistOp) -> Result<()> {
         match op {
@@ -511,8 +506,7 @@ impl Persister {
         self.store.close().and(removed)
     }
 
-    /// The underlying store.
-    #[cfg(test)]
+    /// The underlying store (for records that are not the session's).
     pub fn store_mut(&mut self) -> &mut dyn Store {
         self.store.as_mut()
     }

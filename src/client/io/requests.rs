@@ -264,7 +264,7 @@ impl Io {
     /// record tells the next handle over the store (`persist::replaced_keys`).
     fn remove_replaced(&mut self, key: Option<Box<str>>) {
         if let (Some(key), Some(st)) = (key, self.store.as_mut()) {
-            if let Err(e) = st.remove_other(&key) {
+            if let Err(e) = st.store_mut().remove(&key) {
                 log::error!("persistence remove failed: {}", crate::error::report(&e));
             }
         }
