@@ -164,6 +164,40 @@ fn qos_of(seq: u64) -> QoS {
     }
 }
 
+/// Where a child publisher starts (the module doc: `max(progress, highest record + 1)`,
+/// said on stdout as "START n") and its store, which writes `progress` after each PUBLISH
+/// record.
+fn progress_store(root: &Path, id: &str, uri: &str, progress: PathBuf) -> (u64, ProgressStore) {
+    let stored = highest_in_store(root, id, uri).map_or(0, |s| s + 1);
+    let start = read_progress(&progress).max(stored);
+    println!("START {start}");
+    trace_op(&progress, &format!("START {start}"));
+    let store = ProgressStore {
+        inner: FileStore::new(root),
+        progress,
+        next: start,
+    };
+    (start, store)
+}
+
+/// The end of a child publisher: its publishes acknowledged (each within `timeout`), the
+/// flows restored from the store too, the client closed; says "DONE".
+fn finish_child(
+    client: Client,
+    tokens: impl IntoIterator<Item = mqttsync::DeliveryToken>,
+    timeout: Duration,
+) {
+    for t in tokens {
+        t.wait_timeout(timeout).expect("acknowledged");
+    }
+    assert!(common::wait_until(Duration::from_secs(30), || client
+        .pending_deliveries()
+        .map(|p| p.is_empty())
+        .unwrap_or(false)));
+    client.close().expect("close");
+    println!("DONE");
+}
+
 /// The publisher, when run as a child (`MQTTSYNC_CRASH_CHILD=1`).
 #[test]
 #[ignore = "run by the crash tests as a child process"]
@@ -177,15 +211,7 @@ fn child_publisher() {
     let root = PathBuf::from(env("MQTTSYNC_STORE"));
     let progress = PathBuf::from(env("MQTTSYNC_PROGRESS"));
     let total: u64 = env("MQTTSYNC_TOTAL").parse().unwrap();
-    let stored = highest_in_store(&root, &id, &uri).map_or(0, |s| s + 1);
-    let start = read_progress(&progress).max(stored);
-    println!("START {start}");
-    trace_op(&progress, &format!("START {start}"));
-    let store = ProgressStore {
-        inner: FileStore::new(&root),
-        progress,
-        next: start,
-    };
+    let (start, store) = progress_store(&root, &id, &uri, progress);
     let client = Client::connect(
         ConnectOptions::new(&uri)
             .client_id(&id)
@@ -215,16 +241,7 @@ fn child_publisher() {
             }
         }
     }
-    for t in tokens.drain(..) {
-        t.wait().expect("acknowledged");
-    }
-    // Restored flows too.
-    assert!(common::wait_until(Duration::from_secs(30), || client
-        .pending_deliveries()
-        .map(|p| p.is_empty())
-        .unwrap_or(false)));
-    client.close().expect("close");
-    println!("DONE");
+    finish_child(client, tokens, Duration::from_secs(30));
 }
 
 /// The Rust API as a stream publisher of `common::stream_kill` (run as a child, with
@@ -245,9 +262,7 @@ fn child_stream_publisher() {
     };
     let (root, progress) = (PathBuf::from(dir), PathBuf::from(progress));
     let total: u64 = total.parse().unwrap();
-    let stored = highest_in_store(&root, id, uri).map_or(0, |s| s + 1);
-    let start = read_progress(&progress).max(stored);
-    println!("START {start}");
+    let (start, store) = progress_store(&root, id, uri, progress);
     let client = Client::connect(
         ConnectOptions::new(uri)
             .client_id(id)
@@ -262,11 +277,7 @@ fn child_stream_publisher() {
                 max_buffered: 100_000,
                 ..Default::default()
             })
-            .persistence(Box::new(ProgressStore {
-                inner: FileStore::new(&root),
-                progress,
-                next: start,
-            })),
+            .persistence(Box::new(store)),
     )
     .expect("child connects");
     let mut tokens = std::collections::VecDeque::new();
@@ -285,16 +296,7 @@ fn child_stream_publisher() {
         let m = Message::new("astream/t", format!("seq={seq:06}")).qos(qos_of(seq));
         tokens.push_back(client.publish(m).expect("publish"));
     }
-    for t in tokens {
-        t.wait_timeout(Duration::from_secs(60))
-            .expect("acknowledged");
-    }
-    assert!(common::wait_until(Duration::from_secs(30), || client
-        .pending_deliveries()
-        .map(|p| p.is_empty())
-        .unwrap_or(false)));
-    client.close().expect("close");
-    println!("DONE");
+    finish_child(client, tokens, Duration::from_secs(60));
 }
 
 /// The Rust API publisher with a store and automatic reconnect through the kill-stream
