@@ -77,7 +77,7 @@ use super::async_types::*;
 use super::connect_opts::{
     known_scheme, opt_str, store_from_c, strip_scheme, tls_from_c, will_from_c, CTls,
 };
-use super::convert::{message_to_c, properties_from_c, properties_to_c, topic_to_c};
+use super::convert::{c_string, message_to_c, properties_from_c, properties_to_c, topic_to_c};
 use super::ffi::{bytes_from_c, c_array, copy_versioned, guard, guard_rc, str_from_c};
 use super::handles::{error_code, Registry, SendPtr};
 use super::persistence::{family, SharedStore};
@@ -97,6 +97,22 @@ const COMMAND_QUEUE_MAX: usize = 1024;
 /// Incoming messages waiting for the callback thread before the Rust client is made to
 /// wait (and so stops reading the socket).
 const EVENT_QUEUE_MAX: usize = 1024;
+
+/// How long the callback thread naps, before it sleeps, after a batch that shows a stream
+/// of QoS 0 `onSuccess` events: [`NAP_ENTER`] of them queued while it ran or woke up (the
+/// application publishes without waiting for them), or [`NAP_KEEP`] during its last nap.
+/// While it naps, more of them queue without waking it (a thread wake-up per few publishes
+/// cost the application's thread more than the publishes themselves) and run together at
+/// the nap's end, up to this much (plus the timer's slack) later. Any other event wakes
+/// it as before; so does a publish whose `onSuccess` the application waits for before the
+/// next (the thread is asleep then, not napping).
+const NAP: Duration = Duration::from_micros(50);
+/// Lazy events in a batch taken after a wake-up that start the naps.
+const NAP_ENTER: u32 = 64;
+/// Lazy events gathered during a nap that keep the naps going.
+const NAP_KEEP: u32 = 16;
+/// Events queued during a nap that end it early.
+const NAP_BATCH: usize = 256;
 /// How long a publish waits for room in the Rust client's queue of publishes not yet taken
 /// by its I/O thread (flow control: the I/O thread empties it as fast as the socket takes
 /// data) before `MQTTASYNC_MAX_BUFFERED_MESSAGES`.
@@ -187,7 +203,7 @@ impl Fail {
             code,
             reason: 0,
             props: Properties::new(),
-            message: CString::new(message.replace('\0', " ")).ok(),
+            message: Some(c_string(message)),
             packet_type: 0,
         }
     }
@@ -375,7 +391,11 @@ fn call_failure(resp: &Resp, token: c_int, fail: &Fail) {
 struct RespIn {
     resp: Resp,
     props: Properties,
+    /// `subscribeOptionsList`'s entries, if given.
     sub_opts: Vec<MQTTSubscribe_options>,
+    /// `subscribeOptions`, for every filter when there is no list (kept out of the list:
+    /// a publish's options would allocate it for nothing).
+    sub_opt: Option<MQTTSubscribe_options>,
     version: c_int,
 }
 
@@ -385,6 +405,7 @@ unsafe fn resp_from_c(p: *const MQTTAsync_responseOptions) -> Result<RespIn, c_i
             resp: Resp::NONE,
             props: Properties::new(),
             sub_opts: Vec::new(),
+            sub_opt: None,
             version: -1,
         });
     }
@@ -400,6 +421,7 @@ unsafe fn resp_from_c(p: *const MQTTAsync_responseOptions) -> Result<RespIn, c_i
         },
         props: Properties::new(),
         sub_opts: Vec::new(),
+        sub_opt: None,
         version: v,
     };
     if v >= 1 {
@@ -416,7 +438,7 @@ unsafe fn resp_from_c(p: *const MQTTAsync_responseOptions) -> Result<RespIn, c_i
                 r.sub_opts.push(so);
             }
         } else {
-            r.sub_opts.push(o.subscribeOptions);
+            r.sub_opt = Some(o.subscribeOptions);
         }
     }
     Ok(r)
@@ -579,6 +601,8 @@ impl<T> Queue<T> {
 /// Something for the callback thread to do.
 enum Event {
     Call(Box<dyn FnOnce(&AsyncHandle) + Send>),
+    /// `onSuccess` of a request (kept inline: one allocation less per publish).
+    Success(Resp, c_int, Done),
     Message(Message, Arc<Conn>),
 }
 
@@ -592,10 +616,33 @@ struct EventState {
     /// once the request is done it runs them itself if no other request waits, or hands
     /// them to the callback thread (see [`Events::push_reserving`]).
     reserved: bool,
-    /// The callback thread waits for `cv`.
+    /// The callback thread waits for `cv` and nobody has woken it yet.
     sleeping: bool,
+    /// The callback thread naps ([`NAP`]): a lazy event queued meanwhile does not wake
+    /// it, the nap's end takes it; any other event does.
+    napping: bool,
+    /// Lazy events queued since the callback thread last took a batch.
+    lazy: u32,
+    /// The batch taken last showed a stream of lazy events ([`NAP_ENTER`], [`NAP_KEEP`]):
+    /// the callback thread naps before it sleeps.
+    nap_next: bool,
     /// The callback thread, started when an event is queued and none runs.
     worker: Worker,
+}
+
+impl EventState {
+    /// Whether the caller is to wake the sleeping callback thread: true for the first
+    /// caller only, so a stream of events queued while it wakes up costs one
+    /// `notify_one` (a system call each), not one per event.
+    fn claim_wake(&mut self) -> bool {
+        std::mem::replace(&mut self.sleeping, false) || std::mem::replace(&mut self.napping, false)
+    }
+
+    /// Whether an event queued now waits for the end of the callback thread's nap rather
+    /// than waking it: a lazy one, while the batch stays small.
+    fn waits_for_nap(&self, lazy: bool) -> bool {
+        lazy && self.napping && self.q.len() < NAP_BATCH
+    }
 }
 
 /// The handle's callbacks, one at a time and in order.
@@ -607,7 +654,9 @@ struct EventState {
 /// else (request outcomes from the command thread, `onSuccess` of QoS 0 publishes made on
 /// the application's threads), and a dispatch event that finds callbacks running or
 /// waiting, goes to the queue, which the callback thread takes in batches. Either way one
-/// callback runs at a time, in the order the events were posted.
+/// callback runs at a time, in the order the events were posted. A stream of QoS 0
+/// `onSuccess` events is taken in batches a short nap apart instead of one wake-up each
+/// ([`NAP`]).
 struct Events {
     m: Mutex<EventState>,
     /// The callback thread waits here for work.
@@ -626,6 +675,9 @@ impl Events {
                 running: false,
                 reserved: false,
                 sleeping: false,
+                napping: false,
+                lazy: 0,
+                nap_next: false,
                 worker: Worker::default(),
             }),
             cv: Condvar::new(),
@@ -637,17 +689,22 @@ impl Events {
     /// Queues an event for the callback thread (dropped once closed), starting the thread
     /// with `start` when none runs. If it cannot be started, the event waits for the next
     /// one.
-    fn push(&self, ev: Event, start: impl FnOnce() -> std::io::Result<()>) {
+    ///
+    /// A `lazy` event (the `onSuccess` of a QoS 0 publish, which nobody waits on for a
+    /// reply from the network) does not wake the callback thread while it naps (see
+    /// [`NAP`]).
+    fn push(&self, ev: Event, lazy: bool, start: impl FnOnce() -> std::io::Result<()>) {
         let mut g = lock(&self.m);
         if g.closed {
             return;
         }
         g.q.push_back(ev);
+        g.lazy += u32::from(lazy);
         if !g.worker.claimed {
             g.worker.start(start);
             return;
         }
-        let wake = g.sleeping && !g.running;
+        let wake = !g.running && !g.waits_for_nap(lazy) && g.claim_wake();
         drop(g);
         if wake {
             self.cv.notify_one();
@@ -672,7 +729,7 @@ impl Events {
             return;
         }
         drop(g);
-        self.push(ev, start);
+        self.push(ev, false, start);
     }
 
     /// Whether the command thread holds the callbacks (`push_reserving`).
@@ -713,7 +770,7 @@ impl Events {
             g.worker.start(start);
             return;
         }
-        let wake = g.sleeping;
+        let wake = g.claim_wake();
         drop(g);
         if wake {
             self.cv.notify_one();
@@ -738,7 +795,7 @@ impl Events {
             fn drop(&mut self) {
                 let mut g = lock(&self.0.m);
                 g.running = false;
-                let wake = g.sleeping && !g.q.is_empty();
+                let wake = !g.q.is_empty() && g.claim_wake();
                 drop(g);
                 if wake {
                     self.0.cv.notify_one();
@@ -757,6 +814,7 @@ impl Events {
         let mut g = lock(&self.m);
         let mut deadline = None;
         let mut leave = None;
+        let mut napped = false;
         loop {
             if g.closed {
                 g.worker.claimed = false;
@@ -764,8 +822,21 @@ impl Events {
             }
             if !g.running && !g.q.is_empty() {
                 g.running = true;
+                g.nap_next = g.lazy >= if napped { NAP_KEEP } else { NAP_ENTER };
+                g.lazy = 0;
                 std::mem::swap(&mut g.q, spare);
                 return true;
+            }
+            if std::mem::take(&mut g.nap_next) && g.q.is_empty() {
+                g.napping = true;
+                g = self
+                    .cv
+                    .wait_timeout(g, NAP)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+                g.napping = false;
+                napped = true;
+                continue;
             }
             g.sleeping = true;
             if g.q.is_empty() {
@@ -1240,18 +1311,18 @@ impl AsyncHandle {
 
     /// Queues an event for the callback thread, starting it if none runs (dropped after
     /// destroy).
-    fn push_event(&self, ev: Event) {
+    fn push_event(&self, ev: Event, lazy: bool) {
         let start = || self.start_callback_thread();
         if COMMANDING.with(|c| c.get()) == self as *const AsyncHandle as usize {
             self.events.push_reserving(ev, start);
         } else {
-            self.events.push(ev, start);
+            self.events.push(ev, lazy, start);
         }
     }
 
     /// Queues a callback for the callback thread (dropped after destroy).
     fn post(&self, f: impl FnOnce(&AsyncHandle) + Send + 'static) {
-        self.push_event(Event::Call(Box::new(f)));
+        self.push_event(Event::Call(Box::new(f)), false);
     }
 
     /// On a Rust client's dispatch thread: runs the callback there when nothing runs or
@@ -1266,9 +1337,14 @@ impl AsyncHandle {
     }
 
     fn post_success(&self, resp: Resp, token: c_int, done: Done) {
+        self.post_success_as(resp, token, done, false);
+    }
+
+    /// `lazy`: see [`Events::push`].
+    fn post_success_as(&self, resp: Resp, token: c_int, done: Done, lazy: bool) {
         self.complete(token);
         if resp.ok.is_some() || resp.ok5.is_some() {
-            self.post(move |_| call_success(&resp, token, &done));
+            self.push_event(Event::Success(resp, token, done), lazy);
         }
     }
 
@@ -1312,6 +1388,7 @@ fn run_event(h: &AsyncHandle, ev: Event) {
     }
     match ev {
         Event::Call(f) => f(h),
+        Event::Success(resp, token, done) => call_success(&resp, token, &done),
         Event::Message(m, conn) => {
             h.queued_messages.fetch_sub(1, Ordering::AcqRel);
             h.events.notify_room();
@@ -1787,7 +1864,7 @@ fn build_options(
                 return;
             }
             h.queued_messages.fetch_add(1, Ordering::AcqRel);
-            h.push_event(Event::Message(m, c.clone()));
+            h.push_event(Event::Message(m, c.clone()), false);
         }
     });
     let c = conn.clone();
@@ -1806,7 +1883,7 @@ fn build_options(
         move |e| {
             c.wait_ready();
             let Some(h) = w.upgrade() else { return };
-            let cause = CString::new(e.to_string().replace('\0', " ")).unwrap_or_default();
+            let cause = c_string(&e.to_string());
             h.post_here(move |h| {
                 let cbs = h.cbs();
                 if let Some(f) = cbs.lost {
@@ -2355,39 +2432,41 @@ fn publish_now(
         token,
         key,
     } = b;
-    let topic = CString::new(m.topic.replace('\0', " ")).unwrap_or_default();
+    let topic = c_string(&m.topic);
     let payload = m.payload.clone();
     let qos = m.qos;
     let retained = m.retain;
+    if qos == QoS::AtMostOnce {
+        // No acknowledgement to wait for, so nothing for `conn.inflight`.
+        return match client.publish_replacing(m, SEND_ROOM_WAIT, key.clone()) {
+            Ok(_) => {
+                let done = Done::Pub {
+                    topic,
+                    payload,
+                    qos: 0,
+                    retained,
+                    reason: 0,
+                    props: Properties::new(),
+                };
+                h.post_success_as(resp, token, done, true);
+                Ok(())
+            }
+            Err(e) => Err(not_taken(h, e, keep, key.as_deref(), token)),
+        };
+    }
     lock(&conn.inflight).publishing += 1;
     let r = client.publish_replacing(m, SEND_ROOM_WAIT, key.clone());
     let mut f = lock(&conn.inflight);
     f.publishing -= 1;
     let early = match &r {
-        Ok(t) if qos != QoS::AtMostOnce => f.early.remove(&t.id()),
-        _ => None,
+        Ok(t) => f.early.remove(&t.id()),
+        Err(_) => None,
     };
     if f.publishing == 0 {
         f.early.clear();
     }
     match r {
         Ok(t) => {
-            if qos == QoS::AtMostOnce {
-                drop(f);
-                h.post_success(
-                    resp,
-                    token,
-                    Done::Pub {
-                        topic,
-                        payload,
-                        qos: 0,
-                        retained,
-                        reason: 0,
-                        props: Properties::new(),
-                    },
-                );
-                return Ok(());
-            }
             let id = t.id();
             // As in Paho, whose send stores the command first: with a durable store the
             // message is in it when the call returns (a kill right after it loses
@@ -2422,30 +2501,42 @@ fn publish_now(
         }
         Err(e) => {
             drop(f);
-            let later = matches!(
-                e,
-                Error::Timeout {
-                    step: Step::Queue,
-                    ..
-                } | Error::NotConnected
-                    | Error::ConnectionLost(_)
-                    | Error::Closed
-            );
-            if keep && later {
-                return Err(None);
-            }
-            let rc = match e {
-                Error::Timeout {
-                    step: Step::Queue, ..
-                } => MQTTASYNC_MAX_BUFFERED_MESSAGES,
-                e => error_code(&e),
-            };
-            // Not taken: it fails now (the caller reports it), and is not sent later.
-            remove_record(h, key.as_deref());
-            h.complete(token);
-            Err(Some(rc))
+            Err(not_taken(h, e, keep, key.as_deref(), token))
         }
     }
+}
+
+/// A publish the Rust client refused (`e`): `None` if `keep` asks to keep one that can
+/// be taken later (not connected, or no room yet); otherwise it fails now (the caller
+/// reports the code), its buffer record removed, and is not sent later.
+fn not_taken(
+    h: &AsyncHandle,
+    e: Error,
+    keep: bool,
+    key: Option<&str>,
+    token: c_int,
+) -> Option<c_int> {
+    let later = matches!(
+        e,
+        Error::Timeout {
+            step: Step::Queue,
+            ..
+        } | Error::NotConnected
+            | Error::ConnectionLost(_)
+            | Error::Closed
+    );
+    if keep && later {
+        return None;
+    }
+    let rc = match e {
+        Error::Timeout {
+            step: Step::Queue, ..
+        } => MQTTASYNC_MAX_BUFFERED_MESSAGES,
+        e => error_code(&e),
+    };
+    remove_record(h, key);
+    h.complete(token);
+    Some(rc)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -3310,7 +3401,8 @@ unsafe fn subscribe_impl(
             ..Default::default()
         };
         if h.v5 {
-            if let Some(so) = r.sub_opts.get(i).or(r.sub_opts.first()) {
+            let list = r.sub_opts.get(i).or(r.sub_opts.first());
+            if let Some(so) = list.or(r.sub_opt.as_ref()) {
                 o.no_local = so.noLocal != 0;
                 o.retain_as_published = so.retainAsPublished != 0;
                 o.retain_handling = match so.retainHandling {
@@ -3949,8 +4041,8 @@ mod tests {
         // Nothing queued or running: a dispatch thread runs the callback itself.
         assert!(ev.try_run_here(7, |_| {}).is_none());
         assert_eq!(starts.load(Ordering::SeqCst), 0);
-        ev.push(call(&ran), || fake_thread(&starts));
-        ev.push(call(&ran), || fake_thread(&starts));
+        ev.push(call(&ran), false, || fake_thread(&starts));
+        ev.push(call(&ran), false, || fake_thread(&starts));
         assert_eq!(starts.load(Ordering::SeqCst), 1, "one callback thread");
         // Queued events go first: a dispatch thread's event queues behind them.
         assert_eq!(ev.try_run_here(8, |_| {}), Some(8));
@@ -3965,9 +4057,84 @@ mod tests {
             "leaves after LINGER without work"
         );
         assert!(t0.elapsed() >= LINGER);
-        ev.push(call(&ran), || fake_thread(&starts));
+        ev.push(call(&ran), false, || fake_thread(&starts));
         assert_eq!(starts.load(Ordering::SeqCst), 2, "started again");
         ev.close();
         assert!(!ev.next_batch(&mut batch));
+    }
+
+    #[test]
+    fn a_stream_of_lazy_events_makes_the_callback_thread_nap_and_others_wake_it() {
+        let ev = Arc::new(Events::new());
+        let starts = AtomicUsize::new(0);
+        let noop = || Event::Call(Box::new(|_| {}));
+        let mut batch = VecDeque::new();
+        let take = |ev: &Events, batch: &mut VecDeque<Event>| {
+            assert!(ev.next_batch(batch));
+            let n = batch.len();
+            batch.clear();
+            ev.batch_done();
+            (n, lock(&ev.m).nap_next)
+        };
+        // A few lazy events after a wake-up: no stream, the thread will sleep.
+        for _ in 1..NAP_ENTER {
+            ev.push(noop(), true, || fake_thread(&starts));
+        }
+        assert_eq!(take(&ev, &mut batch), (NAP_ENTER as usize - 1, false));
+        // Enough of them (or others beside them) to start the naps.
+        ev.push(noop(), false, || fake_thread(&starts));
+        for _ in 0..NAP_ENTER {
+            ev.push(noop(), true, || fake_thread(&starts));
+        }
+        assert_eq!(take(&ev, &mut batch), (NAP_ENTER as usize + 1, true));
+
+        // While it naps, a lazy event waits for the nap's end (and is taken then); any
+        // other one wakes it, and so does a full batch.
+        let mut st = EventState {
+            q: VecDeque::new(),
+            closed: false,
+            running: false,
+            reserved: false,
+            sleeping: false,
+            napping: true,
+            lazy: 0,
+            nap_next: false,
+            worker: Worker::default(),
+        };
+        assert!(st.waits_for_nap(true));
+        assert!(!st.waits_for_nap(false));
+        assert!(st.claim_wake(), "the first other event wakes it");
+        assert!(!st.claim_wake(), "once");
+        st.napping = true;
+        st.q.extend((0..NAP_BATCH).map(|_| noop()));
+        assert!(!st.waits_for_nap(true), "a full batch ends the nap");
+        st.napping = false;
+        st.sleeping = true;
+        st.q.clear();
+        assert!(
+            !st.waits_for_nap(true),
+            "asleep: even a lazy event wakes it"
+        );
+        assert!(st.claim_wake() && !st.claim_wake());
+
+        // A lazy event queued during the nap is run: the nap ends by itself.
+        let pusher = {
+            let ev = ev.clone();
+            std::thread::spawn(move || {
+                let starts = AtomicUsize::new(1);
+                loop {
+                    let g = lock(&ev.m);
+                    if g.napping || g.sleeping {
+                        break;
+                    }
+                    drop(g);
+                    std::thread::yield_now();
+                }
+                ev.push(Event::Call(Box::new(|_| {})), true, || fake_thread(&starts));
+            })
+        };
+        assert_eq!(take(&ev, &mut batch), (1, false));
+        pusher.join().unwrap();
+        ev.close();
     }
 }

@@ -37,7 +37,8 @@ use super::connect_opts::{
     known_scheme, opt_str, store_from_c, strip_scheme, tls_from_c, will_from_c, CTls,
 };
 use super::convert::{
-    message_to_c, properties_from_c, properties_to_c, response_error, response_to_c, topic_to_c,
+    c_string, message_to_c, properties_from_c, properties_to_c, response_error, response_to_c,
+    topic_to_c,
 };
 use super::ffi::{bytes_from_c, c_array, copy_versioned, guard, guard_rc, str_from_c};
 use super::handles::{error_code, Registry, SendPtr};
@@ -257,7 +258,7 @@ impl Conn {
         let Some(f) = self.cbs.lost else {
             return;
         };
-        let text = CString::new(e.report().replace('\0', " ")).unwrap_or_default();
+        let text = c_string(&e.report());
         // SAFETY: the application's callback; the cause string is owned by the library and
         // valid during the call.
         unsafe { f(self.cbs.ctx.0, text.as_ptr() as *mut c_char) };

@@ -9,6 +9,7 @@
 //! `MQTTCLIENT_FAILURE` (malformed value) or
 //! [`MQTTSYNC_MEMORY_ERROR`](super::ffi::MQTTSYNC_MEMORY_ERROR) (malloc failed).
 
+use std::ffi::CString;
 use std::os::raw::{c_char, c_int, c_void};
 use std::ptr;
 
@@ -20,6 +21,14 @@ use super::types::enums::*;
 use super::types::*;
 use crate::properties::{property_type, PropertyType};
 use crate::{Properties, Property};
+
+/// `s` as a C string, in one allocation; a NUL inside (none in a valid topic) becomes a
+/// space.
+pub fn c_string(s: &str) -> CString {
+    let mut v = Vec::with_capacity(s.len() + 1);
+    v.extend(s.bytes().map(|b| if b == 0 { b' ' } else { b }));
+    CString::new(v).unwrap_or_default()
+}
 
 /// Builds a C property list (array and data allocated with `malloc`) from Rust properties.
 /// The caller owns the result: it goes to C, or is released with `MQTTProperties_free`.
