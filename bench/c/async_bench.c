@@ -17,7 +17,10 @@
  *   mode does not exist (exit 2);
  * - lat: publish -> own subscription, the message "in hand" when messageArrived runs;
  * - conn: create + connect (until onSuccess), then disconnect (until onSuccess) + destroy;
- *   `conn SECS cb` sets the callbacks (setCallbacks) before connecting.
+ *   `conn SECS cb` sets the callbacks (setCallbacks) before connecting;
+ * - burst COUNT N: COUNT times, N QoS 0 publishes of 64 B sent at once, then every
+ *   onSuccess awaited (a Paho C++ program that waits for its tokens); the p50 and p99 of
+ *   the time from the first send to the last onSuccess. Not part of the runner's tables.
  *
  * Arguments and output: see bench_common.h.
  */
@@ -366,6 +369,36 @@ static int run_lat(long count)
 	return 0;
 }
 
+static int run_burst(long count, long burst)
+{
+	MQTTAsync c = new_client("burst", 0, QOS0_WINDOW, 1);
+	MQTTAsync_responseOptions r = MQTTAsync_responseOptions_initializer;
+	long warm = count / 10 < 50 ? count / 10 : 50, i, k, n = 0;
+	double *v = calloc(count, sizeof *v), c0, start;
+	char *payload = make_payload(64);
+	r.onSuccess = pub_ok;
+	r.onFailure = pub_fail;
+	c0 = cpu_us();
+	start = now_s();
+	for (i = 0; lat_going(i, warm, count, start); i++) {
+		double t0 = now_s(), t1;
+		for (k = 0; k < burst; k++)
+			send_one(c, payload, 64, 0, &r);
+		pthread_mutex_lock(&st.mu);
+		wait_at_least(&st.completed, (i + 1) * burst, "onSuccess of publishes");
+		pthread_mutex_unlock(&st.mu);
+		t1 = now_s();
+		if (i >= warm)
+			v[n++] = (t1 - t0) * 1e6;
+	}
+	printf("RESULT p50_us=%.1f p99_us=%.1f cpu_us=%.1f msgs=%ld\n", quantile(v, n, 0.50),
+		quantile(v, n, 0.99), cpu_us() - c0, n);
+	close_client(c);
+	free(v);
+	free(payload);
+	return 0;
+}
+
 static int run_conn(double secs, int with_cb)
 {
 	double *cv = calloc(2000, sizeof *cv), *dv = calloc(2000, sizeof *dv), start = now_s();
@@ -443,7 +476,7 @@ int main(int argc, char **argv)
 {
 	const char *w;
 	if (argc < 4) {
-		fprintf(stderr, "usage: %s pub|e2e|lat|conn|idle HOST PORT ARGS...\n", argv[0]);
+		fprintf(stderr, "usage: %s pub|e2e|lat|burst|conn|idle HOST PORT ARGS...\n", argv[0]);
 		return 1;
 	}
 	w = argv[1];
@@ -455,6 +488,8 @@ int main(int argc, char **argv)
 		return run_e2e(atoi(argv[4]), atoi(argv[5]), atoi(argv[6]), atof(argv[7]), argv[8]);
 	if (strcmp(w, "lat") == 0 && argc == 5)
 		return run_lat(atol(argv[4]));
+	if (strcmp(w, "burst") == 0 && argc == 6)
+		return run_burst(atol(argv[4]), atol(argv[5]));
 	if (strcmp(w, "conn") == 0 && argc == 5)
 		return run_conn(atof(argv[4]), 0);
 	if (strcmp(w, "conn") == 0 && argc == 6 && strcmp(argv[5], "cb") == 0)
