@@ -611,6 +611,74 @@ fn trace_callback_reports_packets_without_payloads() {
     r.assert_clean("client_trace under ASan");
 }
 
+/// The stream publisher of the kill test is a Paho program: built against Paho C, and
+/// against mqttsync, it publishes a stream of QoS 1/2 messages to the end, every one
+/// arrives, and its user persistence is empty afterwards.
+#[test]
+fn the_stream_publisher_runs_the_same_on_paho_c_and_mqttsync() {
+    let broker = Broker::builder()
+        .extra_config("max_inflight_messages 0")
+        .start();
+    let uri = broker.uri();
+    let total = 200u64;
+    for (what, exe) in [
+        ("Paho C", build_paho("client_stream", "paho-mqtt3c")),
+        ("mqttsync", build_ours("client_stream", false)),
+    ] {
+        let sub = mqttsync::Client::connect(
+            mqttsync::ConnectOptions::new(&uri).client_id(unique_client_id("psub")),
+        )
+        .unwrap();
+        sub.subscribe("astream/#", mqttsync::QoS::ExactlyOnce)
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let progress = dir.path().join("progress");
+        let r = run_prog(
+            &exe,
+            &[
+                &uri,
+                &dir.path().display().to_string(),
+                &unique_client_id("pstream"),
+                &total.to_string(),
+                &progress.display().to_string(),
+            ],
+            &[],
+            Duration::from_secs(120),
+        );
+        assert!(
+            r.ok && r.stdout.contains("START 0") && r.stdout.contains("DONE"),
+            "{what}: {}\n{}",
+            r.stdout,
+            r.stderr
+        );
+        let left: Vec<_> = files_under(dir.path())
+            .into_iter()
+            .filter(|p| !p.starts_with(&progress))
+            .collect();
+        assert!(left.is_empty(), "{what} left records: {left:?}");
+        let mut got: Vec<u64> = Vec::new();
+        while (got.len() as u64) < total {
+            let m = sub
+                .messages()
+                .recv_timeout(Duration::from_secs(10))
+                .unwrap_or_else(|e| panic!("{what}: {} of {total} arrived: {e}", got.len()));
+            got.push(m.payload_str().unwrap()["seq=".len()..].parse().unwrap());
+        }
+        // Each once, in order within each QoS (odd numbers are QoS 2). MQTT orders nothing
+        // across QoS levels: mosquitto forwards a QoS 2 message at its PUBREL, which Paho's
+        // synchronous client sends when a call has it read the PUBREC.
+        for odd in [false, true] {
+            let of_qos: Vec<u64> = got
+                .iter()
+                .copied()
+                .filter(|s| (s % 2 == 1) == odd)
+                .collect();
+            let want: Vec<u64> = (0..total).filter(|s| (s % 2 == 1) == odd).collect();
+            assert_eq!(of_qos, want, "{what}: QoS {}", if odd { 2 } else { 1 });
+        }
+    }
+}
+
 /// An MQTTClient publisher (tests/c/client_stream.c: user persistence, completions awaited
 /// after every 20 messages, connecting again when the connection is gone) killed
 /// repeatedly in a stream of QoS 1/2 messages, the broker stopped and started around some
