@@ -3647,7 +3647,9 @@ unsafe fn send_impl(
 /// waits for the client to write it: up to 10 s while the in-flight window and the
 /// client's queue are full). The request token is written
 /// to `response->token` (`response` may be NULL); MQTT 5 properties come from
-/// `response->properties` (version 1). QoS 0 completes when queued; QoS 1/2 when
+/// `response->properties` (version 1). QoS 0 completes when queued (while the
+/// application sends them faster than their `onSuccess` callbacks run one by one, those
+/// run in batches up to about 0.1 ms apart); QoS 1/2 when
 /// acknowledged, with `deliveryComplete` then `onSuccess` (`alt.pub`: the message and
 /// topic, valid during the call; MQTT 5 `onSuccess5` with the PUBACK/PUBCOMP reason code),
 /// or `onFailure5` when the server refuses it. While disconnected the publish is buffered
