@@ -1094,11 +1094,18 @@ struct Params {
     connect_timeout: Duration,
     max_inflight: u16,
     tls: Option<Arc<CTls>>,
+    /// Boxed: most connects have none (kept per handle).
+    web: Option<Box<WebParams>>,
+    reconnect: Option<(Duration, Duration)>,
+    resp: Resp,
+}
+
+/// WebSocket headers and proxies of [`Params`].
+#[derive(Clone)]
+struct WebParams {
     headers: Vec<(String, String)>,
     http_proxy: Option<String>,
     https_proxy: Option<String>,
-    reconnect: Option<(Duration, Duration)>,
-    resp: Resp,
 }
 
 /// The tokens of requests not yet complete, and how many threads wait for one.
@@ -1818,14 +1825,16 @@ fn build_options(
     if let Some(t) = &p.tls {
         o = o.tls(t.opts.clone());
     }
-    if !p.headers.is_empty() {
-        o = o.http_headers(p.headers.clone());
-    }
-    if let Some(x) = &p.http_proxy {
-        o = o.http_proxy(x);
-    }
-    if let Some(x) = &p.https_proxy {
-        o = o.https_proxy(x);
+    if let Some(web) = &p.web {
+        if !web.headers.is_empty() {
+            o = o.http_headers(web.headers.clone());
+        }
+        if let Some(x) = &web.http_proxy {
+            o = o.http_proxy(x);
+        }
+        if let Some(x) = &web.https_proxy {
+            o = o.https_proxy(x);
+        }
     }
     if let Some((min, max)) = p.reconnect {
         let w = Arc::downgrade(h);
@@ -3159,9 +3168,13 @@ unsafe fn read_connect_options(
         }),
         max_inflight: u16::try_from(o.maxInflight.max(1)).unwrap_or(u16::MAX),
         tls,
-        headers,
-        http_proxy,
-        https_proxy,
+        web: (!headers.is_empty() || http_proxy.is_some() || https_proxy.is_some()).then(|| {
+            Box::new(WebParams {
+                headers,
+                http_proxy,
+                https_proxy,
+            })
+        }),
         reconnect,
         resp: Resp {
             ok: o.onSuccess,

@@ -9,7 +9,77 @@ use std::ptr;
 use std::sync::{Arc, Mutex};
 
 use super::types::*;
-use crate::persist::{PersistError, Result, Store};
+use crate::persist::{validate_key, PersistError, Result, Store};
+
+/// The store behind `MQTTCLIENT_PERSISTENCE_NONE`: records in memory for the handle's life,
+/// so that each Rust client a handle creates (one per connect) finds the session's
+/// messages in flight. One key space: a [`SharedStore`] always opens its store with the
+/// create arguments (unlike [`crate::persist::MemoryStore`], which keeps one per client id
+/// and server URI, and the space's name, per handle).
+#[derive(Debug, Default)]
+pub struct NoneStore {
+    records: std::collections::BTreeMap<String, Vec<u8>>,
+    open: bool,
+}
+
+impl NoneStore {
+    fn records(&mut self) -> Result<&mut std::collections::BTreeMap<String, Vec<u8>>> {
+        if self.open {
+            Ok(&mut self.records)
+        } else {
+            Err(PersistError::Closed)
+        }
+    }
+}
+
+impl Store for NoneStore {
+    fn is_durable(&self) -> bool {
+        false
+    }
+
+    fn open(&mut self, _client_id: &str, _server_uri: &str) -> Result<()> {
+        self.open = true;
+        Ok(())
+    }
+
+    fn close(&mut self) -> Result<()> {
+        if !std::mem::replace(&mut self.open, false) {
+            return Err(PersistError::Closed);
+        }
+        Ok(())
+    }
+
+    fn put(&mut self, key: &str, parts: &[&[u8]]) -> Result<()> {
+        validate_key(key)?;
+        self.records()?.insert(key.to_owned(), parts.concat());
+        Ok(())
+    }
+
+    fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>> {
+        validate_key(key)?;
+        Ok(self.records()?.get(key).cloned())
+    }
+
+    fn remove(&mut self, key: &str) -> Result<()> {
+        validate_key(key)?;
+        self.records()?.remove(key);
+        Ok(())
+    }
+
+    fn keys(&mut self) -> Result<Vec<String>> {
+        Ok(self.records()?.keys().cloned().collect())
+    }
+
+    fn clear(&mut self) -> Result<()> {
+        self.records()?.clear();
+        Ok(())
+    }
+
+    fn contains_key(&mut self, key: &str) -> Result<bool> {
+        validate_key(key)?;
+        Ok(self.records()?.contains_key(key))
+    }
+}
 
 /// A [`Store`] backed by the C callbacks of an `MQTTClient_persistence` (Paho's
 /// `MQTTCLIENT_PERSISTENCE_USER`).
@@ -258,7 +328,8 @@ struct SharedInner {
     /// The create arguments, shared with the handle (memory per handle).
     client_id: Arc<str>,
     server_uri: Arc<str>,
-    transforms: Transforms,
+    /// Boxed: most handles set none (memory per handle).
+    transforms: Option<Box<Transforms>>,
 }
 
 /// Paho's persistence transforms (`MQTTAsync_setBeforePersistenceWrite` /
@@ -416,7 +487,7 @@ impl SharedStore {
                 opens: 0,
                 client_id,
                 server_uri,
-                transforms: Transforms::default(),
+                transforms: None,
             })),
         }
     }
@@ -424,15 +495,17 @@ impl SharedStore {
     /// Sets the write transform (NULL `f` removes it).
     pub fn set_before_write(&self, f: MQTTPersistence_beforeWrite, context: *mut c_void) {
         let mut g = self.lock();
-        g.transforms.before_write = f;
-        g.transforms.write_context = context;
+        let t = g.transforms.get_or_insert_with(Default::default);
+        t.before_write = f;
+        t.write_context = context;
     }
 
     /// Sets the read transform (NULL `f` removes it).
     pub fn set_after_read(&self, f: MQTTPersistence_afterRead, context: *mut c_void) {
         let mut g = self.lock();
-        g.transforms.after_read = f;
-        g.transforms.read_context = context;
+        let t = g.transforms.get_or_insert_with(Default::default);
+        t.after_read = f;
+        t.read_context = context;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, SharedInner> {
@@ -501,20 +574,21 @@ impl Store for SharedStore {
 
     fn put(&mut self, key: &str, parts: &[&[u8]]) -> Result<()> {
         let mut g = self.lock();
-        if g.transforms.before_write.is_none() {
-            return g.store.put(key, parts);
+        match g.transforms.as_deref() {
+            Some(t) if t.before_write.is_some() => {
+                let data = transform_write(t, parts)?;
+                g.store.put(key, &[&data])
+            }
+            _ => g.store.put(key, parts),
         }
-        let data = transform_write(&g.transforms, parts)?;
-        g.store.put(key, &[&data])
     }
 
     fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>> {
         let mut g = self.lock();
-        match g.store.get(key)? {
-            Some(data) if g.transforms.after_read.is_some() => {
-                transform_read(&g.transforms, data).map(Some)
-            }
-            other => Ok(other),
+        let data = g.store.get(key)?;
+        match (data, g.transforms.as_deref()) {
+            (Some(data), Some(t)) if t.after_read.is_some() => transform_read(t, data).map(Some),
+            (other, _) => Ok(other),
         }
     }
 
@@ -539,6 +613,28 @@ impl Store for SharedStore {
 mod tests {
     use super::*;
     use crate::persist::MemoryStore;
+
+    #[test]
+    fn the_none_store_keeps_its_records_across_close_and_open_and_refuses_use_while_closed() {
+        let mut s = NoneStore::default();
+        assert!(matches!(s.put("s-1", &[b"x"]), Err(PersistError::Closed)));
+        s.open("c", "tcp://h:1").unwrap();
+        s.put("s-1", &[b"ab", b"c"]).unwrap();
+        s.put("r-2", &[b"d"]).unwrap();
+        assert!(s.put("bad/key", &[b"e"]).is_err(), "keys are validated");
+        s.close().unwrap();
+        assert!(matches!(s.close(), Err(PersistError::Closed)));
+        assert!(matches!(s.get("s-1"), Err(PersistError::Closed)));
+        // The next client of the same handle finds them.
+        s.open("c", "tcp://h:1").unwrap();
+        assert_eq!(s.get("s-1").unwrap(), Some(b"abc".to_vec()));
+        assert_eq!(s.keys().unwrap(), ["r-2", "s-1"]);
+        s.remove("r-2").unwrap();
+        assert!(!s.contains_key("r-2").unwrap());
+        s.clear().unwrap();
+        assert!(s.keys().unwrap().is_empty());
+        assert!(!s.is_durable());
+    }
 
     unsafe extern "C" fn xor_write(
         ctx: *mut c_void,
