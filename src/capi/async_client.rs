@@ -2132,14 +2132,19 @@ fn remove_stored(store: &mut SharedStore, key: &str) {
 /// The publishes an earlier handle over this store buffered and no connection took
 /// ([`persist_buffered`]), oldest first, with their keys, and the number after the
 /// highest (of these and of the keys the client's records name); records `known(key)` are
-/// not read, unreadable ones are traced and left in the store (removed with
-/// `drop_unreadable`, at a connect), and those the client's own records say it took (a
-/// kill between its write and their removal) are removed.
+/// not read, unreadable ones are traced and left in the store (removed `at_connect`), and
+/// those the client's own records say it took (a kill between its write and their
+/// removal) are removed.
+///
+/// `at_connect`: called at a connect rather than at create. Without a read transform the
+/// client's records are then read only if a buffered record was found (the Rust client
+/// reads them all anyway): the numbers they name are below the handle's next number since
+/// create. With one (set after create, so create could not decode them) they are read.
 fn restore_buffered(
     store: &mut SharedStore,
     v5: bool,
     known: &dyn Fn(&str) -> bool,
-    drop_unreadable: bool,
+    at_connect: bool,
 ) -> (Vec<(Box<str>, Message)>, u64) {
     let mut found: Vec<(u64, String)> = store
         .keys()
@@ -2162,18 +2167,14 @@ fn restore_buffered(
                 // The record is written before the send returns: one still unreadable at a
                 // connect (read transforms are set by then) is a write a kill cut short,
                 // of a send that never returned. Left, it would stay for ever.
-                let done = if drop_unreadable {
-                    "removed"
-                } else {
-                    "skipped"
-                };
+                let done = if at_connect { "removed" } else { "skipped" };
                 super::trace::trace(
                     MQTTCLIENT_TRACE_ERROR,
                     &format!(
                         "mqttsync: stored buffered publish {key:?} is unreadable and was {done}: {e}"
                     ),
                 );
-                if drop_unreadable {
+                if at_connect {
                     remove_stored(store, key);
                 }
             }
@@ -2181,7 +2182,11 @@ fn restore_buffered(
     }
     // Records a client took (its own record names them) but a kill kept from removing;
     // read after them, so that a client's record written meanwhile is seen as well.
-    let taken = crate::persist::replaced_keys(store).unwrap_or_default();
+    let taken = if at_connect && out.is_empty() && !store.has_read_transform() {
+        BTreeSet::new()
+    } else {
+        crate::persist::replaced_keys(store).unwrap_or_default()
+    };
     out.retain(|(key, _)| {
         let keep = !taken.contains(&**key);
         if !keep {
@@ -4151,5 +4156,73 @@ mod tests {
         assert_eq!(take(&ev, &mut batch), (1, false));
         pusher.join().unwrap();
         ev.close();
+    }
+
+    /// A store that counts the records read (`get`).
+    struct CountingStore(super::super::persistence::NoneStore, Arc<AtomicUsize>);
+
+    impl crate::persist::Store for CountingStore {
+        fn is_durable(&self) -> bool {
+            true
+        }
+        fn open(&mut self, c: &str, s: &str) -> crate::persist::Result<()> {
+            self.0.open(c, s)
+        }
+        fn close(&mut self) -> crate::persist::Result<()> {
+            self.0.close()
+        }
+        fn put(&mut self, k: &str, parts: &[&[u8]]) -> crate::persist::Result<()> {
+            self.0.put(k, parts)
+        }
+        fn get(&mut self, k: &str) -> crate::persist::Result<Option<Vec<u8>>> {
+            self.1.fetch_add(1, Ordering::SeqCst);
+            self.0.get(k)
+        }
+        fn remove(&mut self, k: &str) -> crate::persist::Result<()> {
+            self.0.remove(k)
+        }
+        fn keys(&mut self) -> crate::persist::Result<Vec<String>> {
+            self.0.keys()
+        }
+        fn clear(&mut self) -> crate::persist::Result<()> {
+            self.0.clear()
+        }
+        fn contains_key(&mut self, k: &str) -> crate::persist::Result<bool> {
+            self.0.contains_key(k)
+        }
+    }
+
+    #[test]
+    fn a_connect_reads_the_clients_records_for_buffered_ones_only_when_there_are_any() {
+        use crate::persist::Store;
+        let gets = Arc::new(AtomicUsize::new(0));
+        let inner = CountingStore(Default::default(), gets.clone());
+        let mut store = SharedStore::new(Box::new(inner), "c".into(), "tcp://h:1".into());
+        store.open("c", "tcp://h:1").unwrap();
+        // An in-flight record of the client (its content does not matter here).
+        store.put("s-1", &[b"not a record"]).unwrap();
+        let none = |_: &str| false;
+        let reads = |store: &mut SharedStore, at_connect| {
+            gets.store(0, Ordering::SeqCst);
+            let (found, _) = restore_buffered(store, false, &none, at_connect);
+            (found.len(), gets.load(Ordering::SeqCst))
+        };
+        // At create it is read (the numbers it names), at a connect with nothing buffered
+        // not (the Rust client reads it next).
+        assert_eq!(reads(&mut store, false), (0, 1));
+        assert_eq!(reads(&mut store, true), (0, 0));
+        // A buffered publish: it and the client's record are read.
+        let m = Message::new("t", Bytes::from_static(b"p")).qos(QoS::AtLeastOnce);
+        let rec = crate::persist::encode_message_record(&m, family(false), 1).unwrap();
+        store.put("o-1", &[&rec]).unwrap();
+        assert_eq!(reads(&mut store, true), (1, 2));
+        // With a read transform (set after create) the client's records are read at a
+        // connect as well.
+        store.remove("o-1").unwrap();
+        unsafe extern "C" fn same(_: *mut c_void, _: *mut *mut c_char, _: *mut c_int) -> c_int {
+            0
+        }
+        store.set_after_read(Some(same), ptr::null_mut());
+        assert_eq!(reads(&mut store, true), (0, 1));
     }
 }

@@ -492,6 +492,15 @@ impl SharedStore {
         }
     }
 
+    /// Whether records are read through an `afterRead` transform (set after create: the
+    /// handle's first reading, at create, could not decode what it protects).
+    pub fn has_read_transform(&self) -> bool {
+        self.lock()
+            .transforms
+            .as_ref()
+            .is_some_and(|t| t.after_read.is_some())
+    }
+
     /// Sets the write transform (NULL `f` removes it).
     pub fn set_before_write(&self, f: MQTTPersistence_beforeWrite, context: *mut c_void) {
         let mut g = self.lock();
