@@ -75,7 +75,7 @@ use bytes::Bytes;
 
 use super::async_types::*;
 use super::connect_opts::{
-    known_scheme, opt_str, store_from_c, strip_scheme, tls_from_c, will_from_c, CTls,
+    known_scheme, opt_str, store_from_c, strip_scheme, tls_from_c, will_from_c, CTls, WebParams,
 };
 use super::convert::{c_string, message_to_c, properties_from_c, properties_to_c, topic_to_c};
 use super::ffi::{bytes_from_c, c_array, copy_versioned, guard, guard_rc, str_from_c};
@@ -1094,18 +1094,9 @@ struct Params {
     connect_timeout: Duration,
     max_inflight: u16,
     tls: Option<Arc<CTls>>,
-    /// Boxed: most connects have none (kept per handle).
     web: Option<Box<WebParams>>,
     reconnect: Option<(Duration, Duration)>,
     resp: Resp,
-}
-
-/// WebSocket headers and proxies of [`Params`].
-#[derive(Clone)]
-struct WebParams {
-    headers: Vec<(String, String)>,
-    http_proxy: Option<String>,
-    https_proxy: Option<String>,
 }
 
 /// The tokens of requests not yet complete, and how many threads wait for one.
@@ -1826,15 +1817,7 @@ fn build_options(
         o = o.tls(t.opts.clone());
     }
     if let Some(web) = &p.web {
-        if !web.headers.is_empty() {
-            o = o.http_headers(web.headers.clone());
-        }
-        if let Some(x) = &web.http_proxy {
-            o = o.http_proxy(x);
-        }
-        if let Some(x) = &web.https_proxy {
-            o = o.https_proxy(x);
-        }
+        o = web.apply(o);
     }
     if let Some((min, max)) = p.reconnect {
         let w = Arc::downgrade(h);
@@ -3119,26 +3102,15 @@ unsafe fn read_connect_options(
         }
         None => None,
     };
-    let mut headers = Vec::new();
-    if v >= 7 && !o.httpHeaders.is_null() {
-        let mut i = 0;
-        loop {
-            // SAFETY: the array ends with an entry whose name is NULL (C contract).
-            let nv = unsafe { *o.httpHeaders.add(i) };
-            if nv.name.is_null() {
-                break;
-            }
-            headers.push((
-                opt_str(nv.name)?.unwrap_or_default(),
-                opt_str(nv.value)?.unwrap_or_default(),
-            ));
-            i += 1;
-        }
-    }
-    let (http_proxy, https_proxy) = if v >= 8 {
-        (opt_str(o.httpProxy)?, opt_str(o.httpsProxy)?)
-    } else {
-        (None, None)
+    // SAFETY: the fields of options of version `v` (C contract); MQTTAsync_nameValue has
+    // MQTTClient_nameValue's layout.
+    let web = unsafe {
+        WebParams::from_c(
+            v,
+            o.httpHeaders.cast::<MQTTClient_nameValue>(),
+            o.httpProxy,
+            o.httpsProxy,
+        )?
     };
     let props = if v >= 6 && !o.connectProperties.is_null() {
         // SAFETY: a valid property list (C contract).
@@ -3173,13 +3145,7 @@ unsafe fn read_connect_options(
         }),
         max_inflight: u16::try_from(o.maxInflight.max(1)).unwrap_or(u16::MAX),
         tls,
-        web: (!headers.is_empty() || http_proxy.is_some() || https_proxy.is_some()).then(|| {
-            Box::new(WebParams {
-                headers,
-                http_proxy,
-                https_proxy,
-            })
-        }),
+        web,
         reconnect,
         resp: Resp {
             ok: o.onSuccess,

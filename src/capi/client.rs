@@ -34,7 +34,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::connect_opts::{
-    known_scheme, opt_str, store_from_c, strip_scheme, tls_from_c, will_from_c, CTls,
+    known_scheme, opt_str, store_from_c, strip_scheme, tls_from_c, will_from_c, CTls, WebParams,
 };
 use super::convert::{
     c_string, message_to_c, properties_from_c, properties_to_c, response_error, response_to_c,
@@ -840,9 +840,7 @@ struct ConnParams {
     command_timeout: Duration,
     max_inflight: u16,
     tls: Option<CTls>,
-    headers: Vec<(String, String)>,
-    http_proxy: Option<String>,
-    https_proxy: Option<String>,
+    web: Option<Box<WebParams>>,
 }
 
 /// Why a connect failed: a return code, or a refused CONNACK with its properties.
@@ -938,26 +936,8 @@ unsafe fn read_connect_options(
     if v >= 6 && o.maxInflightMessages > 0 {
         max_inflight = u16::try_from(o.maxInflightMessages).unwrap_or(u16::MAX);
     }
-    let mut headers = Vec::new();
-    if v >= 7 && !o.httpHeaders.is_null() {
-        let mut i = 0;
-        loop {
-            // SAFETY: the header array ends with an entry whose name is NULL (C contract).
-            let nv = unsafe { *o.httpHeaders.add(i) };
-            if nv.name.is_null() {
-                break;
-            }
-            let name = opt_str(nv.name)?.unwrap_or_default();
-            let value = opt_str(nv.value)?.unwrap_or_default();
-            headers.push((name, value));
-            i += 1;
-        }
-    }
-    let (http_proxy, https_proxy) = if v >= 8 {
-        (opt_str(o.httpProxy)?, opt_str(o.httpsProxy)?)
-    } else {
-        (None, None)
-    };
+    // SAFETY: the fields of options of version `v` (C contract).
+    let web = unsafe { WebParams::from_c(v, o.httpHeaders, o.httpProxy, o.httpsProxy)? };
     let props = if conn_props.is_null() {
         Properties::new()
     } else {
@@ -987,9 +967,7 @@ unsafe fn read_connect_options(
         command_timeout: h.state().command_timeout,
         max_inflight,
         tls,
-        headers,
-        http_proxy,
-        https_proxy,
+        web,
     })
 }
 
@@ -1032,14 +1010,8 @@ fn build_options(
     if let Some(t) = &p.tls {
         o = o.tls(t.opts.clone());
     }
-    if !p.headers.is_empty() {
-        o = o.http_headers(p.headers.clone());
-    }
-    if let Some(x) = &p.http_proxy {
-        o = o.http_proxy(x);
-    }
-    if let Some(x) = &p.https_proxy {
-        o = o.https_proxy(x);
+    if let Some(web) = &p.web {
+        o = web.apply(o);
     }
     if conn.cbs.arrived.is_some() {
         let c = conn.clone();

@@ -80,6 +80,68 @@ pub(crate) fn opt_str(p: *const c_char) -> Result<Option<String>, c_int> {
     Ok(Some(unsafe { str_from_c(p)? }.to_owned()))
 }
 
+/// The WebSocket headers and HTTP proxies of a connect (`httpHeaders`, version 7 of both
+/// APIs' connect options; `httpProxy` / `httpsProxy`, version 8), kept boxed by the caller
+/// (most connects have none: memory per handle).
+#[derive(Clone, Debug)]
+pub struct WebParams {
+    headers: Vec<(String, String)>,
+    http_proxy: Option<String>,
+    https_proxy: Option<String>,
+}
+
+impl WebParams {
+    /// Reads them from options of `version`; `None` when none is set.
+    ///
+    /// # Safety
+    /// `headers` is NULL or an array ending with an entry whose name is NULL; the strings
+    /// are NULL or NUL-terminated.
+    pub unsafe fn from_c(
+        version: c_int,
+        headers: *const MQTTClient_nameValue,
+        http_proxy: *const c_char,
+        https_proxy: *const c_char,
+    ) -> Result<Option<Box<WebParams>>, c_int> {
+        let mut w = WebParams {
+            headers: Vec::new(),
+            http_proxy: None,
+            https_proxy: None,
+        };
+        if version >= 7 && !headers.is_null() {
+            for i in 0.. {
+                // SAFETY: the array ends with an entry whose name is NULL (C contract).
+                let nv = unsafe { *headers.add(i) };
+                if nv.name.is_null() {
+                    break;
+                }
+                let name = opt_str(nv.name)?.unwrap_or_default();
+                let value = opt_str(nv.value)?.unwrap_or_default();
+                w.headers.push((name, value));
+            }
+        }
+        if version >= 8 {
+            w.http_proxy = opt_str(http_proxy)?;
+            w.https_proxy = opt_str(https_proxy)?;
+        }
+        let any = !w.headers.is_empty() || w.http_proxy.is_some() || w.https_proxy.is_some();
+        Ok(any.then(|| Box::new(w)))
+    }
+
+    /// `o` with them set.
+    pub fn apply(&self, mut o: crate::ConnectOptions) -> crate::ConnectOptions {
+        if !self.headers.is_empty() {
+            o = o.http_headers(self.headers.clone());
+        }
+        if let Some(x) = &self.http_proxy {
+            o = o.http_proxy(x);
+        }
+        if let Some(x) = &self.https_proxy {
+            o = o.https_proxy(x);
+        }
+        o
+    }
+}
+
 /// The `ssl_error_cb` of `MQTTClient_SSLOptions` (version 3+) and its context.
 #[derive(Clone, Copy)]
 pub struct SslErrorCb {
