@@ -4125,7 +4125,7 @@ mod tests {
     }
 
     /// A store that counts the records read (`get`).
-    struct CountingStore(super::super::persistence::NoneStore, Arc<AtomicUsize>);
+    struct CountingStore(crate::persist::OneSpaceMemoryStore, Arc<AtomicUsize>);
 
     impl crate::persist::Store for CountingStore {
         fn is_durable(&self) -> bool {

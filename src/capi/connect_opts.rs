@@ -11,7 +11,7 @@ use super::ffi::{bytes_from_c, copy_versioned, str_from_c};
 use super::persistence::UserStore;
 use super::types::enums::MQTTCLIENT_TRACE_ERROR;
 use super::types::*;
-use crate::persist::{FileStore, Store};
+use crate::persist::{FileStore, OneSpaceMemoryStore, Store};
 use crate::{Message, QoS, TlsOptions, TlsVersion};
 
 /// True for the URI schemes Paho accepts (`tcp`, `mqtt`, `ssl`, `mqtts`, `ws`, `wss`) and for
@@ -385,7 +385,7 @@ pub unsafe fn store_from_c(
             };
             Box::new(FileStore::new(root))
         }
-        MQTTCLIENT_PERSISTENCE_NONE => Box::<super::persistence::NoneStore>::default(),
+        MQTTCLIENT_PERSISTENCE_NONE => Box::<OneSpaceMemoryStore>::default(),
         MQTTCLIENT_PERSISTENCE_USER => {
             // SAFETY: for USER the context is an MQTTClient_persistence that outlives the
             // client (C contract).

@@ -9,77 +9,7 @@ use std::ptr;
 use std::sync::{Arc, Mutex};
 
 use super::types::*;
-use crate::persist::{validate_key, PersistError, Result, Store};
-
-/// The store behind `MQTTCLIENT_PERSISTENCE_NONE`: records in memory for the handle's life,
-/// so that each Rust client a handle creates (one per connect) finds the session's
-/// messages in flight. One key space: a [`SharedStore`] always opens its store with the
-/// create arguments (unlike [`crate::persist::MemoryStore`], which keeps one per client id
-/// and server URI, and the space's name, per handle).
-#[derive(Debug, Default)]
-pub struct NoneStore {
-    records: std::collections::BTreeMap<String, Vec<u8>>,
-    open: bool,
-}
-
-impl NoneStore {
-    fn records(&mut self) -> Result<&mut std::collections::BTreeMap<String, Vec<u8>>> {
-        if self.open {
-            Ok(&mut self.records)
-        } else {
-            Err(PersistError::Closed)
-        }
-    }
-}
-
-impl Store for NoneStore {
-    fn is_durable(&self) -> bool {
-        false
-    }
-
-    fn open(&mut self, _client_id: &str, _server_uri: &str) -> Result<()> {
-        self.open = true;
-        Ok(())
-    }
-
-    fn close(&mut self) -> Result<()> {
-        if !std::mem::replace(&mut self.open, false) {
-            return Err(PersistError::Closed);
-        }
-        Ok(())
-    }
-
-    fn put(&mut self, key: &str, parts: &[&[u8]]) -> Result<()> {
-        validate_key(key)?;
-        self.records()?.insert(key.to_owned(), parts.concat());
-        Ok(())
-    }
-
-    fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>> {
-        validate_key(key)?;
-        Ok(self.records()?.get(key).cloned())
-    }
-
-    fn remove(&mut self, key: &str) -> Result<()> {
-        validate_key(key)?;
-        self.records()?.remove(key);
-        Ok(())
-    }
-
-    fn keys(&mut self) -> Result<Vec<String>> {
-        Ok(self.records()?.keys().cloned().collect())
-    }
-
-    fn clear(&mut self) -> Result<()> {
-        self.records()?.clear();
-        Ok(())
-    }
-
-    fn contains_key(&mut self, key: &str) -> Result<bool> {
-        validate_key(key)?;
-        Ok(self.records()?.contains_key(key))
-    }
-}
+use crate::persist::{PersistError, Result, Store};
 
 /// A [`Store`] backed by the C callbacks of an `MQTTClient_persistence` (Paho's
 /// `MQTTCLIENT_PERSISTENCE_USER`).
@@ -622,28 +552,6 @@ impl Store for SharedStore {
 mod tests {
     use super::*;
     use crate::persist::MemoryStore;
-
-    #[test]
-    fn the_none_store_keeps_its_records_across_close_and_open_and_refuses_use_while_closed() {
-        let mut s = NoneStore::default();
-        assert!(matches!(s.put("s-1", &[b"x"]), Err(PersistError::Closed)));
-        s.open("c", "tcp://h:1").unwrap();
-        s.put("s-1", &[b"ab", b"c"]).unwrap();
-        s.put("r-2", &[b"d"]).unwrap();
-        assert!(s.put("bad/key", &[b"e"]).is_err(), "keys are validated");
-        s.close().unwrap();
-        assert!(matches!(s.close(), Err(PersistError::Closed)));
-        assert!(matches!(s.get("s-1"), Err(PersistError::Closed)));
-        // The next client of the same handle finds them.
-        s.open("c", "tcp://h:1").unwrap();
-        assert_eq!(s.get("s-1").unwrap(), Some(b"abc".to_vec()));
-        assert_eq!(s.keys().unwrap(), ["r-2", "s-1"]);
-        s.remove("r-2").unwrap();
-        assert!(!s.contains_key("r-2").unwrap());
-        s.clear().unwrap();
-        assert!(s.keys().unwrap().is_empty());
-        assert!(!s.is_durable());
-    }
 
     unsafe extern "C" fn xor_write(
         ctx: *mut c_void,

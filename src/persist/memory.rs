@@ -1,8 +1,48 @@
-//! In-memory [`Store`].
+//! In-memory [`Store`]s.
 
 use std::collections::BTreeMap;
 
 use super::{client_dir_name, validate_key, PersistError, Result, Store};
+
+/// One key space's records, with the [`Store`] operations on them (keys validated).
+#[derive(Debug, Default)]
+struct Records(BTreeMap<String, Vec<u8>>);
+
+impl Records {
+    fn put(&mut self, key: &str, parts: &[&[u8]]) -> Result<()> {
+        validate_key(key)?;
+        self.0.insert(key.to_owned(), parts.concat());
+        Ok(())
+    }
+
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        validate_key(key)?;
+        Ok(self.0.get(key).cloned())
+    }
+
+    fn remove(&mut self, key: &str) -> Result<()> {
+        validate_key(key)?;
+        self.0.remove(key);
+        Ok(())
+    }
+
+    fn keys(&self) -> Vec<String> {
+        self.0.keys().cloned().collect()
+    }
+
+    fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    fn contains_key(&self, key: &str) -> Result<bool> {
+        validate_key(key)?;
+        Ok(self.0.contains_key(key))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
 
 /// A [`Store`] kept in memory: nothing survives the process, but the contents do survive a
 /// `close`/`open` of the same client id and server URI (useful to simulate a restart).
@@ -12,10 +52,10 @@ use super::{client_dir_name, validate_key, PersistError, Result, Store};
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     /// Closed key spaces that hold records, by name (an empty one is not kept).
-    spaces: BTreeMap<String, BTreeMap<String, Vec<u8>>>,
+    spaces: BTreeMap<String, Records>,
     /// The open key space: its name and records, out of `spaces` while open (an idle
     /// client with nothing in flight keeps no allocation here but the name).
-    current: Option<(String, BTreeMap<String, Vec<u8>>)>,
+    current: Option<(String, Records)>,
 }
 
 impl MemoryStore {
@@ -29,7 +69,7 @@ impl MemoryStore {
         self.current.is_some()
     }
 
-    fn space(&mut self) -> Result<&mut BTreeMap<String, Vec<u8>>> {
+    fn space(&mut self) -> Result<&mut Records> {
         self.current
             .as_mut()
             .map(|(_, records)| records)
@@ -60,25 +100,19 @@ impl Store for MemoryStore {
     }
 
     fn put(&mut self, key: &str, parts: &[&[u8]]) -> Result<()> {
-        validate_key(key)?;
-        let space = self.space()?;
-        space.insert(key.to_owned(), parts.concat());
-        Ok(())
+        self.space()?.put(key, parts)
     }
 
     fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>> {
-        validate_key(key)?;
-        Ok(self.space()?.get(key).cloned())
+        self.space()?.get(key)
     }
 
     fn remove(&mut self, key: &str) -> Result<()> {
-        validate_key(key)?;
-        self.space()?.remove(key);
-        Ok(())
+        self.space()?.remove(key)
     }
 
     fn keys(&mut self) -> Result<Vec<String>> {
-        Ok(self.space()?.keys().cloned().collect())
+        Ok(self.space()?.keys())
     }
 
     fn clear(&mut self) -> Result<()> {
@@ -87,7 +121,71 @@ impl Store for MemoryStore {
     }
 
     fn contains_key(&mut self, key: &str) -> Result<bool> {
-        validate_key(key)?;
-        Ok(self.space()?.contains_key(key))
+        self.space()?.contains_key(key)
+    }
+}
+
+/// A [`Store`] kept in memory with one key space, whatever client id and server URI it is
+/// opened with: for a store that is only ever opened for one client (the C API's
+/// `MQTTCLIENT_PERSISTENCE_NONE`, whose handle opens it with its create arguments). It
+/// keeps no key space name, which a [`MemoryStore`] keeps per client (memory per handle).
+/// Records survive `close`/`open`.
+#[doc(hidden)]
+#[derive(Debug, Default)]
+pub struct OneSpaceMemoryStore {
+    records: Records,
+    open: bool,
+}
+
+impl OneSpaceMemoryStore {
+    fn space(&mut self) -> Result<&mut Records> {
+        if self.open {
+            Ok(&mut self.records)
+        } else {
+            Err(PersistError::Closed)
+        }
+    }
+}
+
+impl Store for OneSpaceMemoryStore {
+    fn is_durable(&self) -> bool {
+        false
+    }
+
+    fn open(&mut self, _client_id: &str, _server_uri: &str) -> Result<()> {
+        self.open = true;
+        Ok(())
+    }
+
+    fn close(&mut self) -> Result<()> {
+        if !std::mem::replace(&mut self.open, false) {
+            return Err(PersistError::Closed);
+        }
+        Ok(())
+    }
+
+    fn put(&mut self, key: &str, parts: &[&[u8]]) -> Result<()> {
+        self.space()?.put(key, parts)
+    }
+
+    fn get(&mut self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.space()?.get(key)
+    }
+
+    fn remove(&mut self, key: &str) -> Result<()> {
+        self.space()?.remove(key)
+    }
+
+    fn keys(&mut self) -> Result<Vec<String>> {
+        Ok(self.space()?.keys())
+    }
+
+    fn clear(&mut self) -> Result<()> {
+        self.space()?.clear();
+        Ok(())
+    }
+
+    fn contains_key(&mut self, key: &str) -> Result<bool> {
+        self.space()?.contains_key(key)
     }
 }

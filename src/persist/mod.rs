@@ -27,6 +27,8 @@ pub(crate) mod record;
 pub(crate) use file::client_dir_name;
 pub use file::FileStore;
 pub use memory::MemoryStore;
+#[doc(hidden)]
+pub use memory::OneSpaceMemoryStore;
 
 /// Why a persistence operation failed.
 #[derive(Debug, thiserror::Error)]

@@ -21,8 +21,9 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
     v
 }
 
-/// The Paho persistence contract, for any store.
-fn exercise_store(store: &mut dyn Store) {
+/// The Paho persistence contract, for any store; `own_spaces`: each client id and server
+/// URI has its own key space (all but [`OneSpaceMemoryStore`], which has one for all).
+fn exercise_store(store: &mut dyn Store, own_spaces: bool) {
     // Closed: everything but open fails with Closed.
     assert!(is_closed(store.put("s-1", &[b"x"])));
     assert!(is_closed(store.get("s-1")));
@@ -85,10 +86,10 @@ fn exercise_store(store: &mut dyn Store) {
     store.open("dev1", "tcp://localhost:1883").unwrap();
     assert_eq!(sorted(store.keys().unwrap()), ["r5-3", "s-1"]);
 
-    // Another client/server pair has its own key space.
+    // Another client/server pair has its own key space (or, with one space, the same).
     store.close().unwrap();
     store.open("dev2", "tcp://localhost:1883").unwrap();
-    assert!(store.keys().unwrap().is_empty());
+    assert_eq!(store.keys().unwrap().is_empty(), own_spaces);
     store.close().unwrap();
     store.open("dev1", "tcp://localhost:1883").unwrap();
 
@@ -100,9 +101,37 @@ fn exercise_store(store: &mut dyn Store) {
 }
 
 #[test]
+fn one_space_memory_store_contract() {
+    let mut s = OneSpaceMemoryStore::default();
+    exercise_store(&mut s, false);
+}
+
+#[test]
+fn one_space_memory_store_keeps_its_records_across_close_and_open_and_refuses_use_while_closed() {
+    let mut s = OneSpaceMemoryStore::default();
+    assert!(matches!(s.put("s-1", &[b"x"]), Err(PersistError::Closed)));
+    s.open("c", "tcp://h:1").unwrap();
+    s.put("s-1", &[b"ab", b"c"]).unwrap();
+    s.put("r-2", &[b"d"]).unwrap();
+    assert!(s.put("bad/key", &[b"e"]).is_err(), "keys are validated");
+    s.close().unwrap();
+    assert!(matches!(s.close(), Err(PersistError::Closed)));
+    assert!(matches!(s.get("s-1"), Err(PersistError::Closed)));
+    // The next client of the same handle finds them.
+    s.open("c", "tcp://h:1").unwrap();
+    assert_eq!(s.get("s-1").unwrap(), Some(b"abc".to_vec()));
+    assert_eq!(s.keys().unwrap(), ["r-2", "s-1"]);
+    s.remove("r-2").unwrap();
+    assert!(!s.contains_key("r-2").unwrap());
+    s.clear().unwrap();
+    assert!(s.keys().unwrap().is_empty());
+    assert!(!s.is_durable());
+}
+
+#[test]
 fn memory_store_contract() {
     let mut s = MemoryStore::new();
-    exercise_store(&mut s);
+    exercise_store(&mut s, true);
     assert!(!s.is_open());
 }
 
@@ -110,7 +139,7 @@ fn memory_store_contract() {
 fn file_store_contract() {
     let tmp = tempfile::tempdir().unwrap();
     let mut s = FileStore::new(tmp.path());
-    exercise_store(&mut s);
+    exercise_store(&mut s, true);
     // Everything was cleared, so close removed the client directory.
     assert!(!tmp.path().join("dev1-localhost-1883").exists());
     assert!(!tmp.path().join("dev2-localhost-1883").exists());
@@ -120,7 +149,7 @@ fn file_store_contract() {
 fn file_store_contract_without_sync() {
     let tmp = tempfile::tempdir().unwrap();
     let mut s = FileStore::new(tmp.path()).with_sync(false);
-    exercise_store(&mut s);
+    exercise_store(&mut s, true);
 }
 
 // ---------------------------------------------------------------------------------------
