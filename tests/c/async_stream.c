@@ -69,14 +69,7 @@ int main(int argc, char** argv)
     long total, start, seq, waited = 0;
     int rc;
 
-    if (argc != 6)
-    {
-        fprintf(stderr, "usage: %s URI DIR ID TOTAL PROGRESS\n", argv[0]);
-        return 2;
-    }
-    uri = argv[1]; dir = argv[2]; id = argv[3]; total = atol(argv[4]);
-    setvbuf(stdout, NULL, _IOLBF, 0);
-    start = stream_start(dir, id, argv[5]);
+    start = stream_args(argc, argv, &uri, &dir, &id, &total);
 
     o.sendWhileDisconnected = 1;
     o.maxBufferedMessages = 100000;
@@ -94,7 +87,6 @@ int main(int argc, char** argv)
     }
     else
         co.cleansession = 0;
-    user_store.context = (void*)dir;
     rc = MQTTAsync_createWithOptions(&c, uri, id, MQTTCLIENT_PERSISTENCE_USER, &user_store, &o);
     if (rc != MQTTASYNC_SUCCESS)
     {

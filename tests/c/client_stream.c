@@ -94,16 +94,8 @@ int main(int argc, char** argv)
     long total, start, seq;
     int rc;
 
-    if (argc != 6)
-    {
-        fprintf(stderr, "usage: %s URI DIR ID TOTAL PROGRESS\n", argv[0]);
-        return 2;
-    }
-    uri = argv[1]; dir = argv[2]; id = argv[3]; total = atol(argv[4]);
-    setvbuf(stdout, NULL, _IOLBF, 0);
-    start = stream_start(dir, id, argv[5]);
+    start = stream_args(argc, argv, &uri, &dir, &id, &total);
 
-    user_store.context = (void*)dir;
     rc = MQTTClient_create(&c, uri, id, MQTTCLIENT_PERSISTENCE_USER, &user_store);
     if (rc != MQTTCLIENT_SUCCESS)
     {

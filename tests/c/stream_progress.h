@@ -156,4 +156,21 @@ static long stream_start(const char* dir, const char* id, const char* progress_f
     return start;
 }
 
+/* A stream publisher's arguments (URI DIR ID TOTAL PROGRESS; exit status 2 for a wrong
+ * count): stdout line-buffered, the user store's directory set, the store hooks installed
+ * (stream_start). Returns where the run starts. */
+static long stream_args(int argc, char** argv, const char** uri, const char** dir,
+                        const char** id, long* total)
+{
+    if (argc != 6)
+    {
+        fprintf(stderr, "usage: %s URI DIR ID TOTAL PROGRESS\n", argv[0]);
+        exit(2);
+    }
+    *uri = argv[1]; *dir = argv[2]; *id = argv[3]; *total = atol(argv[4]);
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    user_store.context = (void*)*dir;
+    return stream_start(*dir, *id, argv[5]);
+}
+
 #endif
