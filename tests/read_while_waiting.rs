@@ -2,14 +2,17 @@
 //! sleeps reads the socket itself (`src/client/io/lend.rs`). These tests check that nothing
 //! else stalls meanwhile: publishes, acknowledgements and control requests of other threads,
 //! several waiters on one client, waiters ping-ponging between two clients, a close or a
-//! lost connection under a waiter.
+//! lost connection under a waiter. The dispatch thread reads too, and keeps the socket while
+//! it runs the callbacks of what it read (`io::read_for_callbacks`): a callback that blocks
+//! then must not stall anything either.
 
 mod common;
 
-use std::sync::Arc;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{unique_client_id, Broker, DEADLINE};
+use common::{unique_client_id, wait_until, Broker, DEADLINE};
 use mqttsync::{Client, ConnectOptions, Error, Message, QoS};
 
 fn connect(b: &Broker, id: &str) -> Client {
@@ -258,4 +261,77 @@ fn waiters_that_poll_before_they_sleep_get_every_reply_and_keep_their_deadlines(
             "{budget:?}: {after:?}"
         );
     }
+}
+
+/// A client whose message callback blocks at the message "last" until released, after 30
+/// quick ones published one at a time (so that the dispatch thread, alive and waiting, reads
+/// each itself): it has read "last" and keeps the socket while the callback blocks.
+fn client_with_a_blocked_callback(
+    b: &Broker,
+    id: &str,
+) -> (Client, mpsc::Receiver<String>, mpsc::Sender<()>) {
+    let (entered_tx, entered_rx) = mpsc::channel::<String>();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let release_rx = Mutex::new(release_rx);
+    let c = Client::connect(
+        ConnectOptions::new(&b.uri())
+            .client_id(unique_client_id(id))
+            .keep_alive(Duration::from_secs(60))
+            .on_message(move |m| {
+                let text = m.payload_str().unwrap_or_default().to_string();
+                let last = text == "last";
+                entered_tx.send(text).unwrap();
+                if last {
+                    let _ = release_rx
+                        .lock()
+                        .unwrap()
+                        .recv_timeout(Duration::from_secs(30));
+                }
+            }),
+    )
+    .unwrap();
+    let topic = format!("rwblock/{id}");
+    c.subscribe(&topic, QoS::AtLeastOnce).unwrap();
+    let p = connect(b, &format!("{id}p"));
+    for i in 0..30 {
+        p.publish_wait(Message::new(&topic, i.to_string()).qos(QoS::AtLeastOnce))
+            .unwrap();
+        assert_eq!(entered_rx.recv_timeout(DEADLINE).unwrap(), i.to_string());
+    }
+    p.publish_wait(Message::new(&topic, "last").qos(QoS::AtLeastOnce))
+        .unwrap();
+    assert_eq!(entered_rx.recv_timeout(DEADLINE).unwrap(), "last");
+    (c, entered_rx, release_tx)
+}
+
+/// A message callback blocks while the dispatch thread keeps the socket: a subscribe and a
+/// QoS 1 publish of another thread get their replies meanwhile, and the message that
+/// publish brings reaches the callback once it returns.
+#[test]
+fn a_callback_that_blocks_holding_the_socket_stalls_no_reply() {
+    let b = Broker::start();
+    let (c, entered, release) = client_with_a_blocked_callback(&b, "rwblock");
+    let t0 = Instant::now();
+    c.subscribe("rwblock/other", QoS::AtLeastOnce).unwrap();
+    c.publish_wait(Message::new("rwblock/other", "x").qos(QoS::AtLeastOnce))
+        .unwrap();
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+    release.send(()).unwrap();
+    assert_eq!(entered.recv_timeout(DEADLINE).unwrap(), "x");
+}
+
+/// A message callback blocks while the dispatch thread keeps the socket, and the broker
+/// stops (a clean close: the client gets a FIN, no error): the loss is noticed at once
+/// (keepalive a minute away), not when the callback returns.
+#[test]
+fn a_callback_that_blocks_holding_the_socket_hides_no_loss() {
+    let mut b = Broker::start();
+    let (c, _entered, release) = client_with_a_blocked_callback(&b, "rwblockloss");
+    assert!(c.is_connected());
+    b.stop();
+    assert!(
+        wait_until(Duration::from_secs(5), || !c.is_connected()),
+        "the loss was not noticed while the callback blocked"
+    );
+    release.send(()).unwrap();
 }

@@ -43,6 +43,26 @@ use crate::transport::Stream;
 /// nothing: a closed stream wakes its `poll`) is late by at most this.
 const LEND_MAX: Duration = Duration::from_millis(50);
 
+/// How long a dispatch thread resuming its lend after a stream of messages sleeps before it
+/// waits on the socket, when nothing has come while the callbacks ran
+/// ([`read_for_callbacks`]).
+const STREAM_NAP: Duration = Duration::from_micros(30);
+
+/// What a lend does once `ready()` ([`read_for_callbacks`]): keeps the socket, idle, while
+/// the callbacks run (`keep`); sleeps [`STREAM_NAP`] before its first wait (`nap`).
+#[derive(Clone, Copy)]
+struct Keeping {
+    keep: bool,
+    nap: bool,
+}
+
+impl Keeping {
+    const NO: Keeping = Keeping {
+        keep: false,
+        nap: false,
+    };
+}
+
 /// Who waits on a lent socket, and so whether it polls before it sleeps
 /// ([`ConnectOptions::spin_wait`](crate::ConnectOptions::spin_wait)).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -73,14 +93,79 @@ pub(crate) fn read_while_waiting(
     let Ok(mut g) = io.try_lock() else {
         return false;
     };
+    // A dispatch thread running callbacks with the socket gives it up to a thread that
+    // waits now (this one may be that dispatch thread, waiting inside a callback).
+    g.reclaim_idle_lend();
     if !g.shared.parked.load(Ordering::SeqCst) || !g.can_lend() {
         return false;
     }
     // The socket first, then the acknowledgements this thread owes (a reply to the publish
     // just made may be close behind: it must find the socket lent, or the I/O thread wakes).
     let lent = g.set_interest(false, false);
-    read_lent_until(io, g, lent, deadline, ready, wait);
+    read_lent_until(io, g, lent, deadline, ready, wait, Keeping::NO);
     true
+}
+
+/// The dispatch thread's wait for work (`ready()`: its queue has an item), as
+/// [`read_while_waiting`] with [`Wait::Stream`], except that when what it read gave it
+/// work and `keep` is set it keeps the socket while it runs those callbacks, instead of
+/// giving it back at once, and returns true (the `Io` marked `lent_idle`). Given back, in a
+/// stream of messages the socket woke the I/O thread for the next bytes while the
+/// callbacks ran, and the I/O thread woke the dispatch thread to hand them over: two
+/// context switches per message or two on this VM, where a thread that reads and runs
+/// the callbacks itself (libmosquitto's) has almost none. `kept`: the previous call
+/// returned true; this one resumes that lend, unless somebody took the socket back
+/// meanwhile (`Io::reclaim_idle_lend`: the I/O thread when it wakes, for a timer or a
+/// request; a thread that waits for a reply), in which case it starts over.
+///
+/// Nobody reads the socket while the callbacks run: what comes meanwhile waits in the
+/// kernel's buffer for the next read (in a stream, that read takes it all at once). The
+/// caller keeps the socket only while callbacks are quick (`keep`), so a slow callback
+/// cannot leave the socket unread for long more than once.
+///
+/// `nap`: the work was a stream of messages (several from one read). Resuming its lend,
+/// the thread then sleeps [`STREAM_NAP`] if nothing came while the callbacks ran, before
+/// it waits on the socket: the next messages gather and come in one read, and the
+/// server's writes meanwhile wake nobody. Waking a sleeping reader is the sender's cost
+/// (`sock_def_readable`: 7 % of mosquitto's time in an end-to-end stream on this VM),
+/// and on a 2-core machine the server is what a stream waits for. A message may then
+/// wait up to [`STREAM_NAP`] longer, only when messages come closer together than that.
+pub(crate) fn read_for_callbacks(
+    io: &Mutex<Io>,
+    ready: &dyn Fn() -> bool,
+    keep: bool,
+    kept: bool,
+    nap: bool,
+) -> bool {
+    if kept {
+        let mut g = io.lock().unwrap_or_else(|e| e.into_inner());
+        if g.lent && g.lent_idle {
+            g.lent_idle = false;
+            if !keep {
+                g.give_socket_back();
+                return false;
+            }
+            return read_lent_until(
+                io,
+                g,
+                true,
+                None,
+                ready,
+                Wait::Stream,
+                Keeping { keep, nap },
+            );
+        }
+    }
+    let Ok(mut g) = io.try_lock() else {
+        return false;
+    };
+    g.reclaim_idle_lend();
+    if !g.shared.parked.load(Ordering::SeqCst) || !g.can_lend() {
+        return false;
+    }
+    let lent = g.set_interest(false, false);
+    let keeping = Keeping { keep, nap: false };
+    read_lent_until(io, g, lent, None, ready, Wait::Stream, keeping)
 }
 
 /// Sends a request on the calling thread while the I/O thread sleeps and reads its reply
@@ -101,6 +186,7 @@ pub(crate) fn send_and_read<R>(
     let Ok(mut g) = io.try_lock() else {
         return Err(item);
     };
+    g.reclaim_idle_lend();
     if !g.shared.parked.load(Ordering::SeqCst) {
         return Err(item);
     }
@@ -117,13 +203,15 @@ pub(crate) fn send_and_read<R>(
         }
         return sent;
     }
-    read_lent_until(io, g, lent, deadline, ready, Wait::Reply);
+    read_lent_until(io, g, lent, deadline, ready, Wait::Reply, Keeping::NO);
     Ok(())
 }
 
 /// The lending loop: `g` holds the `Io`, whose read interest was taken away if `lent`.
 /// Sends the acknowledgements this thread owes, then reads until `ready()`, `deadline` or
-/// [`LEND_MAX`], and gives the socket back.
+/// [`LEND_MAX`], and gives the socket back; except when `keep` and `ready()` ended it:
+/// then the socket stays lent, marked idle, and the return is true
+/// ([`read_for_callbacks`]).
 fn read_lent_until<'a>(
     io: &'a Mutex<Io>,
     mut g: MutexGuard<'a, Io>,
@@ -131,20 +219,29 @@ fn read_lent_until<'a>(
     deadline: Option<Instant>,
     ready: &dyn Fn() -> bool,
     wait: Wait,
-) {
+    keeping: Keeping,
+) -> bool {
+    let Keeping { keep, mut nap } = keeping;
     let start = Instant::now();
     let end = deadline.map_or(start + LEND_MAX, |d| d.min(start + LEND_MAX));
     g.lent = lent;
     g.take_acks();
     let _ = g.transmit(start, Mode::Caller);
     if !lent {
-        return;
+        return false;
     }
     let fd = g.stream.as_ref().map_or(-1, |s| s.as_raw_fd());
     loop {
         let now = Instant::now();
         // Ready before the first read: a request the session refused has its reply.
-        if now >= end || ready() {
+        if ready() {
+            if keep && g.can_keep_idle(fd) {
+                g.lent_idle = true;
+                return true;
+            }
+            break;
+        }
+        if now >= end {
             break;
         }
         let spin_until = match wait {
@@ -152,6 +249,10 @@ fn read_lent_until<'a>(
             Wait::Stream => None,
         };
         drop(g);
+        if std::mem::take(&mut nap) && !readable_now(fd) {
+            // A stream of messages: let the next ones gather (see `read_for_callbacks`).
+            std::thread::sleep(STREAM_NAP);
+        }
         let hit = spin_until.and_then(|until| spin_readable(fd, until));
         let polled =
             hit == Some(true) || poll_readable(fd, end.saturating_duration_since(Instant::now()));
@@ -180,6 +281,7 @@ fn read_lent_until<'a>(
         }
     }
     g.give_socket_back();
+    false
 }
 
 impl Io {
@@ -188,10 +290,35 @@ impl Io {
     /// to schedule or a loss to handle.
     fn give_socket_back(&mut self) {
         self.lent = false;
+        self.lent_idle = false;
         let pending_write = self.wpos != self.wbuf.len();
         if self.stream.is_none() || !self.set_interest(true, pending_write) {
             self.shared.wake();
         }
+    }
+
+    /// Takes the socket back from a dispatch thread that keeps it while it runs callbacks
+    /// ([`read_for_callbacks`]): whoever calls this needs the socket read now (the I/O
+    /// thread at each turn, a thread about to wait for a reply).
+    pub(super) fn reclaim_idle_lend(&mut self) {
+        if self.lent_idle {
+            self.give_socket_back();
+        }
+    }
+
+    /// A borrower that has just read work for the callbacks may keep the socket while they
+    /// run: the connection is still the one it borrowed, nothing waits to be written (the
+    /// I/O thread's epoll then reports writes, and it must read what they bring), and
+    /// reading is not paused.
+    fn can_keep_idle(&self, fd: RawFd) -> bool {
+        self.lent
+            && !self.shutdown
+            && self.stream.as_ref().map(|s| s.as_raw_fd()) == Some(fd)
+            && self.t.disconnecting.is_none()
+            && self.shared.state.load(Ordering::Acquire) == STATE_CONNECTED
+            && self.wpos == self.wbuf.len()
+            && !self.paused()
+            && !self.waits_on_input()
     }
 
     /// The I/O thread has work that input read by a borrower can unblock: publish requests
@@ -271,9 +398,13 @@ impl Io {
         let Some(epfd) = self.epoll_fd else {
             return false;
         };
-        let mut bits = libc::EPOLLET;
+        // The peer's close is reported to the I/O thread even while the socket is lent: a
+        // dispatch thread running callbacks with it (`read_for_callbacks`) reads nothing
+        // meanwhile, and the I/O thread, woken, takes the socket back and sees the end
+        // (errors and hang-ups are reported whatever the mask says).
+        let mut bits = libc::EPOLLET | libc::EPOLLRDHUP;
         if read {
-            bits |= libc::EPOLLIN | libc::EPOLLRDHUP;
+            bits |= libc::EPOLLIN;
         }
         if write {
             bits |= libc::EPOLLOUT;

@@ -29,7 +29,7 @@ use bytes::BytesMut;
 use mio::{Poll, Token};
 
 pub(crate) use event_loop::run;
-pub(crate) use lend::{read_while_waiting, send_and_read, Wait};
+pub(crate) use lend::{read_for_callbacks, read_while_waiting, send_and_read, Wait};
 pub(crate) use sleep::Sleeper;
 
 use super::dispatch::{Callbacks, Dispatcher};
@@ -140,6 +140,10 @@ pub(crate) struct Io {
     ack_soon: bool,
     /// A waiting thread reads the socket (`lend`); the I/O thread's epoll reports no reads.
     lent: bool,
+    /// The borrower is the dispatch thread, between two reads it runs the callbacks of
+    /// what it read, keeping the socket (`lend::read_for_callbacks`); anyone else who needs
+    /// the socket read takes it back (`reclaim_idle_lend`).
+    lent_idle: bool,
     /// The socket's epoll interest includes writes (`lend::want_writable`).
     write_interest: bool,
     /// The epoll descriptor of `poll` (also while the thread sleeps in it, when `poll` is
@@ -365,6 +369,7 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
         intake_paused: false,
         ack_soon: false,
         lent: false,
+        lent_idle: false,
         write_interest: true,
         epoll_fd: None,
         first_connect: true,
