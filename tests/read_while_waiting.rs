@@ -263,33 +263,55 @@ fn waiters_that_poll_before_they_sleep_get_every_reply_and_keep_their_deadlines(
     }
 }
 
-/// A client whose message callback blocks at the message "last" until released, after 30
-/// quick ones published one at a time (so that the dispatch thread, alive and waiting, reads
-/// each itself): it has read "last" and keeps the socket while the callback blocks.
-fn client_with_a_blocked_callback(
+/// Who takes a client's messages in these tests.
+#[derive(Clone, Copy)]
+enum Consumer {
+    /// The `on_message` callback (the dispatch thread).
+    Callback,
+    /// A thread in `Messages::recv_timeout`.
+    Receiver,
+}
+
+/// A client whose consumer stops at the message "last" until released (the callback blocks;
+/// the receiving thread does not come back to `recv`), after 30 quick ones published one
+/// at a time (so that the consumer, waiting, reads each itself): it has read "last" and
+/// keeps the socket while it is away. Every message text goes to the returned channel.
+fn client_with_a_blocked_consumer(
     b: &Broker,
     id: &str,
+    consumer: Consumer,
 ) -> (Client, mpsc::Receiver<String>, mpsc::Sender<()>) {
     let (entered_tx, entered_rx) = mpsc::channel::<String>();
     let (release_tx, release_rx) = mpsc::channel::<()>();
-    let release_rx = Mutex::new(release_rx);
-    let c = Client::connect(
-        ConnectOptions::new(&b.uri())
-            .client_id(unique_client_id(id))
-            .keep_alive(Duration::from_secs(60))
-            .on_message(move |m| {
-                let text = m.payload_str().unwrap_or_default().to_string();
-                let last = text == "last";
-                entered_tx.send(text).unwrap();
-                if last {
-                    let _ = release_rx
-                        .lock()
-                        .unwrap()
-                        .recv_timeout(Duration::from_secs(30));
+    let take = move |text: String| {
+        let last = text == "last";
+        entered_tx.send(text).unwrap();
+        if last {
+            let _ = release_rx.recv_timeout(Duration::from_secs(30));
+        }
+    };
+    let o = ConnectOptions::new(&b.uri())
+        .client_id(unique_client_id(id))
+        .keep_alive(Duration::from_secs(60));
+    let c = match consumer {
+        Consumer::Callback => {
+            let take = Mutex::new(take);
+            let o = o.on_message(move |m| {
+                (take.lock().unwrap())(m.payload_str().unwrap_or_default().to_string())
+            });
+            Client::connect(o).unwrap()
+        }
+        Consumer::Receiver => {
+            let c = Client::connect(o).unwrap();
+            let msgs = c.messages();
+            std::thread::spawn(move || {
+                while let Ok(m) = msgs.recv_timeout(Duration::from_secs(30)) {
+                    take(m.payload_str().unwrap_or_default().to_string());
                 }
-            }),
-    )
-    .unwrap();
+            });
+            c
+        }
+    };
     let topic = format!("rwblock/{id}");
     c.subscribe(&topic, QoS::AtLeastOnce).unwrap();
     let p = connect(b, &format!("{id}p"));
@@ -304,34 +326,50 @@ fn client_with_a_blocked_callback(
     (c, entered_rx, release_tx)
 }
 
-/// A message callback blocks while the dispatch thread keeps the socket: a subscribe and a
-/// QoS 1 publish of another thread get their replies meanwhile, and the message that
-/// publish brings reaches the callback once it returns.
+/// A message consumer is away (a callback blocks, a receiving thread does not call again)
+/// while it keeps the socket: a subscribe and a QoS 1 publish of another thread get their
+/// replies meanwhile, and the message that publish brings reaches the consumer once it is
+/// back.
 #[test]
-fn a_callback_that_blocks_holding_the_socket_stalls_no_reply() {
+fn a_consumer_away_holding_the_socket_stalls_no_reply() {
     let b = Broker::start();
-    let (c, entered, release) = client_with_a_blocked_callback(&b, "rwblock");
-    let t0 = Instant::now();
-    c.subscribe("rwblock/other", QoS::AtLeastOnce).unwrap();
-    c.publish_wait(Message::new("rwblock/other", "x").qos(QoS::AtLeastOnce))
-        .unwrap();
-    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
-    release.send(()).unwrap();
-    assert_eq!(entered.recv_timeout(DEADLINE).unwrap(), "x");
+    for (consumer, id) in [
+        (Consumer::Callback, "rwblockcb"),
+        (Consumer::Receiver, "rwblockrx"),
+    ] {
+        let (c, entered, release) = client_with_a_blocked_consumer(&b, id, consumer);
+        let t0 = Instant::now();
+        c.subscribe("rwblock/other", QoS::AtLeastOnce).unwrap();
+        c.publish_wait(Message::new("rwblock/other", id).qos(QoS::AtLeastOnce))
+            .unwrap();
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "{id}: {:?}",
+            t0.elapsed()
+        );
+        release.send(()).unwrap();
+        assert_eq!(entered.recv_timeout(DEADLINE).unwrap(), id);
+        c.close().unwrap();
+    }
 }
 
-/// A message callback blocks while the dispatch thread keeps the socket, and the broker
-/// stops (a clean close: the client gets a FIN, no error): the loss is noticed at once
-/// (keepalive a minute away), not when the callback returns.
+/// A message consumer is away while it keeps the socket, and the broker stops (a clean
+/// close: the client gets a FIN, no error): the loss is noticed within seconds (keepalive
+/// is a minute away), not when the consumer comes back.
 #[test]
-fn a_callback_that_blocks_holding_the_socket_hides_no_loss() {
-    let mut b = Broker::start();
-    let (c, _entered, release) = client_with_a_blocked_callback(&b, "rwblockloss");
-    assert!(c.is_connected());
-    b.stop();
-    assert!(
-        wait_until(Duration::from_secs(5), || !c.is_connected()),
-        "the loss was not noticed while the callback blocked"
-    );
-    release.send(()).unwrap();
+fn a_consumer_away_holding_the_socket_hides_no_loss() {
+    for (consumer, id) in [
+        (Consumer::Callback, "rwlosscb"),
+        (Consumer::Receiver, "rwlossrx"),
+    ] {
+        let mut b = Broker::start();
+        let (c, _entered, release) = client_with_a_blocked_consumer(&b, id, consumer);
+        assert!(c.is_connected());
+        b.stop();
+        assert!(
+            wait_until(Duration::from_secs(5), || !c.is_connected()),
+            "{id}: the loss was not noticed while the consumer was away"
+        );
+        release.send(()).unwrap();
+    }
 }

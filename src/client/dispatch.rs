@@ -10,7 +10,7 @@
 use std::cell::Cell;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::options::LostCallback;
 use super::queue::{Consumer, Producer, RecvError};
@@ -18,13 +18,6 @@ use super::{Incoming, Shared};
 
 /// How long a dispatch thread waits for more work before it leaves.
 const LINGER: Duration = Duration::from_millis(500);
-
-/// Callbacks that took longer than this for one read's worth of work make the dispatch
-/// thread give the socket back before the next ones (`io::read_for_callbacks`).
-const KEEP_WHILE_QUICK: Duration = Duration::from_millis(2);
-
-/// Messages in one run of callbacks that make it a stream (`io::read_for_callbacks`'s nap).
-const STREAM_RUN: u32 = 2;
 
 pub(super) struct Callbacks {
     pub(crate) on_message: Option<super::options::MessageCallback>,
@@ -177,28 +170,16 @@ fn dispatch_loop(rx: Consumer<Incoming>, callbacks: SharedCallbacks, shared: Arc
         return;
     };
     let _mark = Mark::set(&shared);
-    // Whether this thread keeps the socket while it runs the callbacks of what it read
-    // (`io::read_for_callbacks`); when the current run of callbacks started (until the
-    // queue is empty again), and whether the last run was quick.
-    // How many messages the run had (a stream of them makes the next wait nap).
-    let mut kept = false;
-    let mut run: Option<Instant> = None;
-    let mut quick = true;
-    let mut messages = 0u32;
     loop {
-        let mut starts_run = false;
         if rx.is_empty() {
-            if let Some(start) = run.take() {
-                quick = start.elapsed() < KEEP_WHILE_QUICK;
-            }
-            let stream = std::mem::take(&mut messages) >= STREAM_RUN;
             // Nothing queued while the I/O thread sleeps: this thread reads the socket itself
-            // (`io::read_for_callbacks`), so an acknowledgement or message reaches its
-            // callback without a hand-over from the I/O thread.
-            kept = shared.sleeper.io().is_some_and(|io| {
-                super::io::read_for_callbacks(&io, &|| !rx.is_empty(), quick, kept, stream)
-            });
-            starts_run = true;
+            // (`io::read_for_consumer`, which keeps it while the callbacks of what it read
+            // run), so an acknowledgement or message reaches its callback without a
+            // hand-over from the I/O thread.
+            if let Some(io) = shared.sleeper.io() {
+                let ready = || !rx.is_empty();
+                super::io::read_for_consumer(&io, None, &ready, super::io::Wait::Stream);
+            }
         }
         // Leave to linger only when there is nothing to take now (this thread is the
         // queue's only consumer): a stream of messages does not touch the shared count.
@@ -209,12 +190,7 @@ fn dispatch_loop(rx: Consumer<Incoming>, callbacks: SharedCallbacks, shared: Arc
         let next = rx.recv_or_release(super::threads::Linger::wait(&leave, LINGER));
         drop(leave);
         let mut item = match next {
-            Ok(item) => {
-                if starts_run {
-                    run = Some(Instant::now());
-                }
-                item
-            }
+            Ok(item) => item,
             Err(RecvError::Empty) => return,
             Err(RecvError::Closed) => {
                 let cbs = guard.take();
@@ -227,7 +203,6 @@ fn dispatch_loop(rx: Consumer<Incoming>, callbacks: SharedCallbacks, shared: Arc
         // has had the message.
         let mut taken = None;
         if let Incoming::Message(m) = &mut item {
-            messages += 1;
             if !shared.manual_acks {
                 taken = m.receipt.take();
             }

@@ -629,9 +629,11 @@ impl Messages {
         // The acknowledgements go out once this thread has the socket (one step less before
         // it does: a reply arriving first would wake the I/O thread instead).
         let acked = self.shared.release_held_by_this_thread(false);
+        // The socket stays with this thread while the application handles what it read,
+        // until its next call (`io::read_for_consumer`).
         let lent = match self.shared.sleeper.io() {
             Some(io) => {
-                io::read_while_waiting(&io, deadline, &|| !self.rx.is_empty(), io::Wait::Reply)
+                io::read_for_consumer(&io, deadline, &|| !self.rx.is_empty(), io::Wait::Reply)
             }
             None => false,
         };

@@ -24,6 +24,7 @@
 //! socket back); only plain TCP streams are lent (a TLS or WebSocket layer may hold
 //! decrypted bytes that `poll` cannot see).
 
+use std::cell::Cell;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::Ordering;
 use std::sync::{Mutex, MutexGuard};
@@ -43,13 +44,12 @@ use crate::transport::Stream;
 /// nothing: a closed stream wakes its `poll`) is late by at most this.
 const LEND_MAX: Duration = Duration::from_millis(50);
 
-/// How long a dispatch thread resuming its lend after a stream of messages sleeps before it
-/// waits on the socket, when nothing has come while the callbacks ran
-/// ([`read_for_callbacks`]).
+/// How long a consumer resuming its lend after a stream of messages sleeps before it waits
+/// on the socket, when nothing has come while it worked ([`read_for_consumer`]).
 const STREAM_NAP: Duration = Duration::from_micros(30);
 
-/// What a lend does once `ready()` ([`read_for_callbacks`]): keeps the socket, idle, while
-/// the callbacks run (`keep`); sleeps [`STREAM_NAP`] before its first wait (`nap`).
+/// What a lend does once `ready()` ([`read_for_consumer`]): keeps the socket, idle, while
+/// the consumer works (`keep`); sleeps [`STREAM_NAP`] before its first wait (`nap`).
 #[derive(Clone, Copy)]
 struct Keeping {
     keep: bool,
@@ -106,66 +106,124 @@ pub(crate) fn read_while_waiting(
     true
 }
 
-/// The dispatch thread's wait for work (`ready()`: its queue has an item), as
-/// [`read_while_waiting`] with [`Wait::Stream`], except that when what it read gave it
-/// work and `keep` is set it keeps the socket while it runs those callbacks, instead of
-/// giving it back at once, and returns true (the `Io` marked `lent_idle`). Given back, in a
-/// stream of messages the socket woke the I/O thread for the next bytes while the
-/// callbacks ran, and the I/O thread woke the dispatch thread to hand them over: two
-/// context switches per message or two on this VM, where a thread that reads and runs
-/// the callbacks itself (libmosquitto's) has almost none. `kept`: the previous call
-/// returned true; this one resumes that lend, unless somebody took the socket back
-/// meanwhile (`Io::reclaim_idle_lend`: the I/O thread when it wakes, for a timer or a
-/// request; a thread that waits for a reply), in which case it starts over.
+/// A consumer's wait for work (`ready()`: its queue has an item): the dispatch thread
+/// between callbacks, a thread in `Messages::recv*` (`MQTTClient_receive`). As
+/// [`read_while_waiting`], except that when what it read gave it work it keeps the socket
+/// while it does that work, instead of giving it back at once (the `Io` marked
+/// `lent_idle`), and its next call resumes the lend. Given back, in a stream of messages
+/// the socket woke the I/O thread for the next bytes while the consumer was busy, and the
+/// I/O thread woke the consumer to hand them over: about one context switch per message
+/// for each of the two threads on this VM, where a thread that reads and runs the
+/// callbacks itself (libmosquitto's) has almost none.
 ///
-/// Nobody reads the socket while the callbacks run: what comes meanwhile waits in the
-/// kernel's buffer for the next read (in a stream, that read takes it all at once). The
-/// caller keeps the socket only while callbacks are quick (`keep`), so a slow callback
-/// cannot leave the socket unread for long more than once.
+/// Nobody reads the socket while the consumer works: what comes meanwhile waits in the
+/// kernel's buffer for the next read (in a stream, that read takes it all at once). Who
+/// needs it read takes the socket back (`Io::reclaim_idle_lend`): the I/O thread at each
+/// turn (a timer such as the keepalive or the quiet check, a request, a write), a thread
+/// about to wait for a reply; the peer's close still wakes the I/O thread. A consumer that
+/// took longer than [`KEEP_WHILE_QUICK`] over its last work does not keep the socket for
+/// the next, so slow callbacks or a slow application leave it unread at most once.
 ///
-/// `nap`: the work was a stream of messages (several from one read). Resuming its lend,
-/// the thread then sleeps [`STREAM_NAP`] if nothing came while the callbacks ran, before
-/// it waits on the socket: the next messages gather and come in one read, and the
-/// server's writes meanwhile wake nobody. Waking a sleeping reader is the sender's cost
-/// (`sock_def_readable`: 7 % of mosquitto's time in an end-to-end stream on this VM),
-/// and on a 2-core machine the server is what a stream waits for. A message may then
-/// wait up to [`STREAM_NAP`] longer, only when messages come closer together than that.
-pub(crate) fn read_for_callbacks(
+/// After a read that brought a stream of messages (two or more), a resumed lend sleeps
+/// [`STREAM_NAP`] if nothing came while the consumer worked, before it waits on the socket:
+/// the next messages gather and come in one read, and the server's writes meanwhile wake
+/// nobody. Waking a sleeping reader is the sender's cost (`sock_def_readable`: 7 % of
+/// mosquitto's time in an end-to-end stream on this VM), and on a 2-core machine the
+/// server is what a stream waits for. A message may then wait up to [`STREAM_NAP`] longer,
+/// only when messages come closer together than that.
+///
+/// The state between calls is the calling thread's ([`LAST_LEND`]). Returns whether this
+/// thread read the socket (and so sent the acknowledgements it owed).
+pub(crate) fn read_for_consumer(
     io: &Mutex<Io>,
+    deadline: Option<Instant>,
     ready: &dyn Fn() -> bool,
-    keep: bool,
-    kept: bool,
-    nap: bool,
+    wait: Wait,
 ) -> bool {
-    if kept {
+    if deadline.is_some_and(|d| d <= Instant::now()) {
+        return false;
+    }
+    let me = io as *const Mutex<Io> as usize;
+    let last = LAST_LEND.with(|l| l.get()).filter(|l| l.io == me);
+    LAST_LEND.with(|l| l.set(None));
+    let quick = last
+        .and_then(|l| l.ended)
+        .is_none_or(|t| t.elapsed() < KEEP_WHILE_QUICK);
+    let mut resumed = None;
+    if last.is_some_and(|l| l.kept) {
         let mut g = io.lock().unwrap_or_else(|e| e.into_inner());
         if g.lent && g.lent_idle {
             g.lent_idle = false;
-            if !keep {
+            if quick {
+                let nap = last.is_some_and(|l| l.stream);
+                resumed = Some((g, true, nap));
+            } else {
                 g.give_socket_back();
-                return false;
             }
-            return read_lent_until(
-                io,
-                g,
-                true,
-                None,
-                ready,
-                Wait::Stream,
-                Keeping { keep, nap },
-            );
         }
     }
-    let Ok(mut g) = io.try_lock() else {
-        return false;
+    let (g, lent, nap) = match resumed {
+        Some(r) => r,
+        None => {
+            let Ok(mut g) = io.try_lock() else {
+                return false;
+            };
+            g.reclaim_idle_lend();
+            if !g.shared.parked.load(Ordering::SeqCst) || !g.can_lend() {
+                return false;
+            }
+            let lent = g.set_interest(false, false);
+            (g, lent, false)
+        }
     };
-    g.reclaim_idle_lend();
-    if !g.shared.parked.load(Ordering::SeqCst) || !g.can_lend() {
-        return false;
+    let received = g.shared.received.load(Ordering::Relaxed);
+    let shared = g.shared.clone();
+    let out = read_lent_until(
+        io,
+        g,
+        lent,
+        deadline,
+        ready,
+        wait,
+        Keeping { keep: quick, nap },
+    );
+    if out.ready {
+        let stream = shared
+            .received
+            .load(Ordering::Relaxed)
+            .wrapping_sub(received)
+            >= 2;
+        LAST_LEND.with(|l| {
+            l.set(Some(LastLend {
+                io: me,
+                ended: Some(Instant::now()),
+                kept: out.kept,
+                stream,
+            }))
+        });
     }
-    let lent = g.set_interest(false, false);
-    let keeping = Keeping { keep, nap: false };
-    read_lent_until(io, g, lent, None, ready, Wait::Stream, keeping)
+    true
+}
+
+/// Work taking longer than this after a consumer's lend makes its next lend give the
+/// socket back as soon as it has work ([`read_for_consumer`]).
+const KEEP_WHILE_QUICK: Duration = Duration::from_millis(2);
+
+/// How a thread's last lend ([`read_for_consumer`]) ended with work for it.
+#[derive(Clone, Copy)]
+struct LastLend {
+    /// The client's `Io` (its address).
+    io: usize,
+    /// When.
+    ended: Option<Instant>,
+    /// The socket stays lent to it, idle.
+    kept: bool,
+    /// It read two messages or more.
+    stream: bool,
+}
+
+thread_local! {
+    static LAST_LEND: Cell<Option<LastLend>> = const { Cell::new(None) };
 }
 
 /// Sends a request on the calling thread while the I/O thread sleeps and reads its reply
@@ -207,11 +265,18 @@ pub(crate) fn send_and_read<R>(
     Ok(())
 }
 
+/// How a lend ended.
+struct Ended {
+    /// `ready()` ended it.
+    ready: bool,
+    /// The socket stays lent, idle ([`read_for_consumer`]).
+    kept: bool,
+}
+
 /// The lending loop: `g` holds the `Io`, whose read interest was taken away if `lent`.
 /// Sends the acknowledgements this thread owes, then reads until `ready()`, `deadline` or
 /// [`LEND_MAX`], and gives the socket back; except when `keep` and `ready()` ended it:
-/// then the socket stays lent, marked idle, and the return is true
-/// ([`read_for_callbacks`]).
+/// then the socket stays lent, marked idle ([`read_for_consumer`]).
 fn read_lent_until<'a>(
     io: &'a Mutex<Io>,
     mut g: MutexGuard<'a, Io>,
@@ -220,24 +285,33 @@ fn read_lent_until<'a>(
     ready: &dyn Fn() -> bool,
     wait: Wait,
     keeping: Keeping,
-) -> bool {
+) -> Ended {
     let Keeping { keep, mut nap } = keeping;
+    // A stream waits as the dispatch thread does: no polling before it sleeps (the nap
+    // gathers the next messages instead).
+    let wait = if nap { Wait::Stream } else { wait };
     let start = Instant::now();
     let end = deadline.map_or(start + LEND_MAX, |d| d.min(start + LEND_MAX));
     g.lent = lent;
     g.take_acks();
     let _ = g.transmit(start, Mode::Caller);
+    let mut ended = Ended {
+        ready: false,
+        kept: false,
+    };
     if !lent {
-        return false;
+        return ended;
     }
     let fd = g.stream.as_ref().map_or(-1, |s| s.as_raw_fd());
     loop {
         let now = Instant::now();
         // Ready before the first read: a request the session refused has its reply.
         if ready() {
+            ended.ready = true;
             if keep && g.can_keep_idle(fd) {
                 g.lent_idle = true;
-                return true;
+                ended.kept = true;
+                return ended;
             }
             break;
         }
@@ -250,7 +324,7 @@ fn read_lent_until<'a>(
         };
         drop(g);
         if std::mem::take(&mut nap) && !readable_now(fd) {
-            // A stream of messages: let the next ones gather (see `read_for_callbacks`).
+            // A stream of messages: let the next ones gather (see `read_for_consumer`).
             std::thread::sleep(STREAM_NAP);
         }
         let hit = spin_until.and_then(|until| spin_readable(fd, until));
@@ -281,7 +355,7 @@ fn read_lent_until<'a>(
         }
     }
     g.give_socket_back();
-    false
+    ended
 }
 
 impl Io {
@@ -298,7 +372,7 @@ impl Io {
     }
 
     /// Takes the socket back from a dispatch thread that keeps it while it runs callbacks
-    /// ([`read_for_callbacks`]): whoever calls this needs the socket read now (the I/O
+    /// ([`read_for_consumer`]): whoever calls this needs the socket read now (the I/O
     /// thread at each turn, a thread about to wait for a reply).
     pub(super) fn reclaim_idle_lend(&mut self) {
         if self.lent_idle {
@@ -399,7 +473,7 @@ impl Io {
             return false;
         };
         // The peer's close is reported to the I/O thread even while the socket is lent: a
-        // dispatch thread running callbacks with it (`read_for_callbacks`) reads nothing
+        // dispatch thread running callbacks with it (`read_for_consumer`) reads nothing
         // meanwhile, and the I/O thread, woken, takes the socket back and sees the end
         // (errors and hang-ups are reported whatever the mask says).
         let mut bits = libc::EPOLLET | libc::EPOLLRDHUP;

@@ -29,7 +29,7 @@ use bytes::BytesMut;
 use mio::{Poll, Token};
 
 pub(crate) use event_loop::run;
-pub(crate) use lend::{read_for_callbacks, read_while_waiting, send_and_read, Wait};
+pub(crate) use lend::{read_for_consumer, read_while_waiting, send_and_read, Wait};
 pub(crate) use sleep::Sleeper;
 
 use super::dispatch::{Callbacks, Dispatcher};
@@ -140,9 +140,9 @@ pub(crate) struct Io {
     ack_soon: bool,
     /// A waiting thread reads the socket (`lend`); the I/O thread's epoll reports no reads.
     lent: bool,
-    /// The borrower is the dispatch thread, between two reads it runs the callbacks of
-    /// what it read, keeping the socket (`lend::read_for_callbacks`); anyone else who needs
-    /// the socket read takes it back (`reclaim_idle_lend`).
+    /// The borrower is a consumer (the dispatch thread, a receiving thread) busy with what
+    /// it read, keeping the socket meanwhile (`lend::read_for_consumer`); whoever needs the
+    /// socket read takes it back (`reclaim_idle_lend`).
     lent_idle: bool,
     /// The socket's epoll interest includes writes (`lend::want_writable`).
     write_interest: bool,
