@@ -90,20 +90,28 @@ pub(crate) fn read_while_waiting(
         // A zero timeout (`MQTTClient_receive(.., 0)`): nothing to wait for.
         return false;
     }
-    let Ok(mut g) = io.try_lock() else {
+    let Some((g, lent)) = borrow(io) else {
         return false;
     };
-    // A dispatch thread running callbacks with the socket gives it up to a thread that
-    // waits now (this one may be that dispatch thread, waiting inside a callback).
+    read_lent_until(io, g, lent, deadline, ready, wait, Keeping::NO);
+    true
+}
+
+/// Takes the socket for the calling thread if it can be lent now (the I/O thread sleeps,
+/// nobody else reads it, connected over plain TCP, nothing to write): the locked `Io` and
+/// whether its read interest was taken away from the I/O thread's epoll. A consumer that
+/// keeps the socket while it works gives it up to the caller (who may be that consumer,
+/// waiting inside a callback).
+fn borrow(io: &Mutex<Io>) -> Option<(MutexGuard<'_, Io>, bool)> {
+    let mut g = io.try_lock().ok()?;
     g.reclaim_idle_lend();
     if !g.shared.parked.load(Ordering::SeqCst) || !g.can_lend() {
-        return false;
+        return None;
     }
     // The socket first, then the acknowledgements this thread owes (a reply to the publish
     // just made may be close behind: it must find the socket lent, or the I/O thread wakes).
     let lent = g.set_interest(false, false);
-    read_lent_until(io, g, lent, deadline, ready, wait, Keeping::NO);
-    true
+    Some((g, lent))
 }
 
 /// A consumer's wait for work (`ready()`: its queue has an item): the dispatch thread
@@ -165,14 +173,9 @@ pub(crate) fn read_for_consumer(
     let (g, lent, nap) = match resumed {
         Some(r) => r,
         None => {
-            let Ok(mut g) = io.try_lock() else {
+            let Some((g, lent)) = borrow(io) else {
                 return false;
             };
-            g.reclaim_idle_lend();
-            if !g.shared.parked.load(Ordering::SeqCst) || !g.can_lend() {
-                return false;
-            }
-            let lent = g.set_interest(false, false);
             (g, lent, false)
         }
     };
