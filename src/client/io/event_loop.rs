@@ -154,8 +154,9 @@ impl Io {
     /// One turn of work: requests, writes, reads, timers; then how to wait.
     fn turn(&mut self) -> Next {
         let now = Instant::now();
-        // Woken (a timer, a request, a write): whatever the turn does, replies may follow,
-        // and a dispatch thread busy with callbacks would read them only afterwards.
+        // Woken (a timer, a request, a write, the peer's close): whatever the turn does,
+        // replies may follow, and a consumer busy with what it read (`lend`) would read
+        // them only afterwards.
         self.reclaim_idle_lend();
         // Requests before the poll: a dormant client woken to shut down, or to disconnect
         // with nothing in flight, ends its connection without making a poll first.

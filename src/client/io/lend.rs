@@ -9,7 +9,10 @@
 //! socket itself; what it reads goes through the same path as on the I/O thread
 //! (`Session::handle_input`, events, our queue). It gives the socket back as soon as its
 //! queue has an item, the deadline passes or at most [`LEND_MAX`]: then the read interest
-//! is restored, and the I/O thread is woken by that only if bytes are waiting.
+//! is restored, and the I/O thread is woken by that only if bytes are waiting. A consumer
+//! of messages (the dispatch thread, a thread in `recv*`) instead keeps the socket while it
+//! works on what it read, until its next wait or until someone takes it back
+//! ([`read_for_consumer`]).
 //!
 //! A caller waiting for a reply (not the dispatch thread) checks the socket without
 //! sleeping for up to its connection's budget before it sleeps in `poll`
