@@ -157,9 +157,7 @@ pub(crate) fn read_for_consumer(
     let me = io as *const Mutex<Io> as usize;
     let last = LAST_LEND.with(|l| l.get()).filter(|l| l.io == me);
     LAST_LEND.with(|l| l.set(None));
-    let quick = last
-        .and_then(|l| l.ended)
-        .is_none_or(|t| t.elapsed() < KEEP_WHILE_QUICK);
+    let quick = last.is_none_or(|l| l.ended.elapsed() < KEEP_WHILE_QUICK);
     let mut resumed = None;
     if last.is_some_and(|l| l.kept) {
         let mut g = io.lock().unwrap_or_else(|e| e.into_inner());
@@ -182,8 +180,6 @@ pub(crate) fn read_for_consumer(
             (g, lent, false)
         }
     };
-    let received = g.shared.received.load(Ordering::Relaxed);
-    let shared = g.shared.clone();
     let out = read_lent_until(
         io,
         g,
@@ -194,17 +190,12 @@ pub(crate) fn read_for_consumer(
         Keeping { keep: quick, nap },
     );
     if out.ready {
-        let stream = shared
-            .received
-            .load(Ordering::Relaxed)
-            .wrapping_sub(received)
-            >= 2;
         LAST_LEND.with(|l| {
             l.set(Some(LastLend {
                 io: me,
-                ended: Some(Instant::now()),
+                ended: Instant::now(),
                 kept: out.kept,
-                stream,
+                stream: out.stream,
             }))
         });
     }
@@ -221,7 +212,7 @@ struct LastLend {
     /// The client's `Io` (its address).
     io: usize,
     /// When.
-    ended: Option<Instant>,
+    ended: Instant,
     /// The socket stays lent to it, idle.
     kept: bool,
     /// It read two messages or more.
@@ -277,6 +268,8 @@ struct Ended {
     ready: bool,
     /// The socket stays lent, idle ([`read_for_consumer`]).
     kept: bool,
+    /// It read two messages or more (a stream: the next lend naps).
+    stream: bool,
 }
 
 /// The lending loop: `g` holds the `Io`, whose read interest was taken away if `lent`.
@@ -301,9 +294,11 @@ fn read_lent_until<'a>(
     g.lent = lent;
     g.take_acks();
     let _ = g.transmit(start, Mode::Caller);
+    let received = g.shared.received.load(Ordering::Relaxed);
     let mut ended = Ended {
         ready: false,
         kept: false,
+        stream: false,
     };
     if !lent {
         return ended;
@@ -314,6 +309,8 @@ fn read_lent_until<'a>(
         // Ready before the first read: a request the session refused has its reply.
         if ready() {
             ended.ready = true;
+            let now_received = g.shared.received.load(Ordering::Relaxed);
+            ended.stream = now_received.wrapping_sub(received) >= 2;
             if keep && g.can_keep_idle(fd) {
                 g.lent_idle = true;
                 ended.kept = true;
@@ -377,7 +374,7 @@ impl Io {
         }
     }
 
-    /// Takes the socket back from a dispatch thread that keeps it while it runs callbacks
+    /// Takes the socket back from a consumer that keeps it while it works
     /// ([`read_for_consumer`]): whoever calls this needs the socket read now (the I/O
     /// thread at each turn, a thread about to wait for a reply).
     pub(super) fn reclaim_idle_lend(&mut self) {
@@ -386,18 +383,13 @@ impl Io {
         }
     }
 
-    /// A borrower that has just read work for the callbacks may keep the socket while they
-    /// run: the connection is still the one it borrowed, nothing waits to be written (the
-    /// I/O thread's epoll then reports writes, and it must read what they bring), and
-    /// reading is not paused.
+    /// A consumer that has just read work for itself may keep the socket while it does
+    /// that work: the connection is still the one it borrowed and still lendable
+    /// ([`Io::connection_lendable`]), and the I/O thread waits for no input.
     fn can_keep_idle(&self, fd: RawFd) -> bool {
         self.lent
-            && !self.shutdown
             && self.stream.as_ref().map(|s| s.as_raw_fd()) == Some(fd)
-            && self.t.disconnecting.is_none()
-            && self.shared.state.load(Ordering::Acquire) == STATE_CONNECTED
-            && self.wpos == self.wbuf.len()
-            && !self.paused()
+            && self.connection_lendable()
             && !self.waits_on_input()
     }
 
@@ -414,11 +406,19 @@ impl Io {
     fn can_lend(&self) -> bool {
         cfg!(any(target_os = "linux", target_os = "android"))
             && !self.lent
-            && !self.shutdown
             // A dormant client has no poll to take the read interest from; its first event
             // goes through the watcher.
             && self.epoll_fd.is_some()
             && matches!(self.stream, Some(Stream::Tcp(_)))
+            && self.connection_lendable()
+    }
+
+    /// What a borrower needs to start reading or to keep the socket ([`Io::can_lend`],
+    /// [`Io::can_keep_idle`]): connected and not closing, nothing left to write (the I/O
+    /// thread's epoll then reports writes, and it must read what they bring), reading not
+    /// paused for back-pressure.
+    fn connection_lendable(&self) -> bool {
+        !self.shutdown
             && self.t.disconnecting.is_none()
             && self.shared.state.load(Ordering::Acquire) == STATE_CONNECTED
             && self.wpos == self.wbuf.len()
@@ -479,9 +479,9 @@ impl Io {
             return false;
         };
         // The peer's close is reported to the I/O thread even while the socket is lent: a
-        // dispatch thread running callbacks with it (`read_for_consumer`) reads nothing
-        // meanwhile, and the I/O thread, woken, takes the socket back and sees the end
-        // (errors and hang-ups are reported whatever the mask says).
+        // consumer busy with what it read (`read_for_consumer`) reads nothing meanwhile,
+        // and the I/O thread, woken, takes the socket back and sees the end (errors and
+        // hang-ups are reported whatever the mask says).
         let mut bits = libc::EPOLLET | libc::EPOLLRDHUP;
         if read {
             bits |= libc::EPOLLIN;
