@@ -520,8 +520,8 @@ fn restored_after_a_kill(slow: bool) {
 /// Publishes buffered by a handle that never connected (`sendWhileDisconnected`, file
 /// persistence) survive a SIGKILL: they are in the store when `MQTTAsync_send` returns, the
 /// next handle over it lists their tokens after create, sends them at its connect (each
-/// completes under its token) and leaves nothing behind, a torn record of a send that never
-/// returned included; a subscriber gets each once.
+/// completes under its token) and leaves nothing behind, torn records of a send that never
+/// returned and of in-flight publishes never sent included; a subscriber gets each once.
 #[test]
 fn async_buffered_publishes_survive_a_kill_before_any_connect() {
     let exe = async_persist_exe();
@@ -551,6 +551,10 @@ fn async_buffered_publishes_survive_a_kill_before_any_connect() {
              // write in place): no token at create, removed at the connect.
     let whole = std::fs::read(store_dir.join("o-1.msg")).unwrap();
     std::fs::write(store_dir.join("o-9.msg"), &whole[..whole.len() / 2]).unwrap();
+    // The same for the client's own records: an in-flight PUBLISH being written (nothing
+    // yet) and one half written, their packets never sent. No token, removed at the connect.
+    std::fs::write(store_dir.join("s-7.msg"), b"").unwrap();
+    std::fs::write(store_dir.join("s-8.msg"), &whole[..whole.len() - 3]).unwrap();
 
     let sub = mqttsync::Client::connect(
         mqttsync::ConnectOptions::new(&uri).client_id(unique_client_id("aoffsub")),

@@ -1,7 +1,8 @@
 //! The client process killed: a publisher with `FileStore` persistence is SIGKILLed at
 //! random points several times and restarted; afterwards every message has arrived, QoS 2
 //! exactly once. Also: no torn record after a kill, a corrupt record is skipped (logged, not
-//! a crash), and the client persists a PUBLISH before it can reach the wire.
+//! a crash) and a torn one is removed at the connect, and the client persists a PUBLISH
+//! before it can reach the wire.
 //!
 //! The publisher is this test binary run again (`child_publisher`, ignored unless
 //! `MQTTSYNC_CRASH_CHILD` is set), so no separate build step is needed.
@@ -579,6 +580,13 @@ fn a_corrupt_record_is_reported_and_skipped_and_the_others_are_resent() {
     let victim = client_dir.join("s-3.msg");
     assert!(victim.exists(), "expected {}", victim.display());
     std::fs::write(&victim, b"\x00garbage, not a record").unwrap();
+    // And what a kill leaves of records being written through a store that writes in
+    // place: nothing yet, and a part. Their packets never went out (a record is written
+    // before its packet is sent).
+    let torn = [client_dir.join("s-11.msg"), client_dir.join("sc-12.msg")];
+    std::fs::write(&torn[0], b"").unwrap();
+    let whole = std::fs::read(client_dir.join("s-1.msg")).unwrap();
+    std::fs::write(&torn[1], &whole[..whole.len() / 2]).unwrap();
 
     // The same client restarts in this process: connects, reports the bad record, resends
     // the other nine.
@@ -614,6 +622,19 @@ fn a_corrupt_record_is_reported_and_skipped_and_the_others_are_resent() {
             .any(|l| l.starts_with("ERROR") && l.contains("s-3") && l.contains("skipped")),
         "corrupt record not reported: {logs:?}"
     );
+    // The damaged record stays for inspection (it may hold a message); the torn ones are
+    // removed at the connect, so that they do not stay for ever.
+    assert!(victim.exists(), "the corrupt record was removed");
+    for t in &torn {
+        assert!(!t.exists(), "torn record {} left in the store", t.display());
+        let name = t.file_stem().unwrap().to_str().unwrap();
+        assert!(
+            logs.iter().any(|l| l.starts_with("ERROR")
+                && l.contains(&format!("{name:?}"))
+                && l.contains("removed")),
+            "removal of {name} not reported: {logs:?}"
+        );
+    }
     assert!(client.is_connected());
     client.close().unwrap();
 }

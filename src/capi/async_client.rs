@@ -2073,7 +2073,7 @@ fn persist_buffered(
 /// Buffers the stored publishes ([`persist_buffered`]) the buffer does not hold yet,
 /// oldest first, in front of the others: at create an earlier handle's, at a connect
 /// those create could not read (written through a persistence transform that the
-/// application set after create); one still unreadable at a connect is removed
+/// application set after create); a torn one at a connect is removed
 /// (`at_connect`, see [`restore_buffered`]). Fails only when no token is left.
 fn pick_up_buffered(h: &AsyncHandle, st: &mut State, at_connect: bool) -> Result<(), c_int> {
     if !h.store.is_durable() {
@@ -2115,7 +2115,8 @@ fn remove_stored(store: &mut SharedStore, key: &str) {
 /// The publishes an earlier handle over this store buffered and no connection took
 /// ([`persist_buffered`]), oldest first, with their keys, and the number after the
 /// highest (of these and of the keys the client's records name); records `known(key)` are
-/// not read, unreadable ones are traced and left in the store (removed `at_connect`), and
+/// not read, unreadable ones are traced and left in the store (removed `at_connect` when
+/// torn: [`crate::persist::is_torn_record`]), and
 /// those the client's own records say it took (a kill between its write and their
 /// removal) are removed.
 ///
@@ -2138,26 +2139,35 @@ fn restore_buffered(
     found.sort_unstable();
     let mut out: Vec<(Box<str>, Message)> = Vec::new();
     for (_, key) in found.iter().filter(|(_, k)| !known(k)) {
-        let read = match store.get(key) {
+        let (read, torn) = match store.get(key) {
             // Removed since listed: a client took it.
             Ok(None) => continue,
-            Ok(Some(b)) => crate::persist::decode_message_record(&b, family(v5)),
-            Err(e) => Err(e),
+            Ok(Some(b)) => (
+                crate::persist::decode_message_record(&b, family(v5)),
+                crate::persist::is_torn_record(&b),
+            ),
+            Err(e) => (Err(e), false),
         };
         match read {
             Ok(m) => out.push((key.as_str().into(), m)),
             Err(e) => {
-                // The record is written before the send returns: one still unreadable at a
-                // connect (read transforms are set by then) is a write a kill cut short,
-                // of a send that never returned. Left, it would stay for ever.
-                let done = if at_connect { "removed" } else { "skipped" };
+                // The record is written before the send returns: a torn one at a connect
+                // (read transforms are set by then) is a write a kill cut short, of a send
+                // that never returned; left, it would stay for ever. Any other may hold a
+                // message (a transform that does not match, damage): left for inspection.
+                let drop = at_connect && torn;
+                let done = if drop {
+                    "torn and was removed"
+                } else {
+                    "skipped"
+                };
                 super::trace::trace(
                     MQTTCLIENT_TRACE_ERROR,
                     &format!(
-                        "mqttsync: stored buffered publish {key:?} is unreadable and was {done}: {e}"
+                        "mqttsync: stored buffered publish {key:?} is unreadable and {done}: {e}"
                     ),
                 );
-                if at_connect {
+                if drop {
                     remove_stored(store, key);
                 }
             }

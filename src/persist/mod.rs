@@ -321,6 +321,16 @@ pub fn decode_message_record(bytes: &[u8], version: ProtocolVersion) -> Result<c
     }
 }
 
+/// Whether `bytes` are a record of the client's format whose write was cut short
+/// ([`record::is_torn`]): what a kill leaves of a record being written through a store that
+/// writes in place. Such a record held a packet that had not gone out yet (every record is
+/// written before its packet is sent), so it can be removed; anything else unreadable may
+/// hold a message and is left alone.
+#[doc(hidden)]
+pub fn is_torn_record(bytes: &[u8]) -> bool {
+    record::is_torn(bytes)
+}
+
 /// A [`Store`] plus the record format: what the client uses to persist the session's
 /// in-flight state.
 ///
@@ -420,6 +430,18 @@ impl Persister {
             self.next_seq = self.next_seq.max(l.seq.saturating_add(1));
         }
         (good.into_iter().map(|l| (l.key, l.packet)).collect(), bad)
+    }
+
+    /// Removes the record `name` if it is torn ([`is_torn_record`]); whether it did. A
+    /// record that cannot be read from the store (a failing read transform) is not torn.
+    pub fn remove_if_torn(&mut self, name: &str) -> Result<bool> {
+        match self.store.get(name) {
+            Ok(Some(bytes)) if record::is_torn(&bytes) => {
+                self.store.remove(name)?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     /// Stores `packet` under `key` (replacing any previous record for that key).

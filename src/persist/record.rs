@@ -172,6 +172,27 @@ fn unwrap_full(bytes: &[u8]) -> Result<(u64, Option<&str>, &[u8])> {
     Ok((seq, Some(key), body))
 }
 
+/// Whether `bytes` are one of these records whose write was cut short: nothing, a part of
+/// the magic, or the magic and a known format version followed by less than the header or
+/// by bytes the checksum does not cover (a record damaged after its header looks the same).
+/// Bytes that do not start as one of these records (another program's, or read back
+/// through a transform that does not undo the one they were written with) are not torn.
+pub fn is_torn(bytes: &[u8]) -> bool {
+    let magic = &bytes[..bytes.len().min(MAGIC.len())];
+    if !MAGIC.starts_with(magic) {
+        return false;
+    }
+    match bytes.get(4) {
+        None => true,
+        Some(&v) if v != FORMAT_VERSION && v != FORMAT_REPLACING => false,
+        Some(_) if bytes.len() < HEADER_LEN => true,
+        Some(_) => {
+            let crc = u32::from_be_bytes([bytes[5], bytes[6], bytes[7], bytes[8]]);
+            crc32(&bytes[9..]) != crc
+        }
+    }
+}
+
 /// The key of the record that `bytes` (a record) took the place of, when it names one
 /// ([`wrap_replacing`]); `None` for any other record or anything unreadable.
 pub fn replaced_key(bytes: &[u8]) -> Option<&str> {

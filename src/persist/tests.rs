@@ -424,6 +424,32 @@ fn torn_record_is_corrupt() {
     assert_corrupt(unwrap(&longer));
 }
 
+/// A write cut short leaves a prefix: torn, whatever its length; a whole record, bytes that
+/// are not a record of ours, another format version and a record read back through a
+/// transform that does not undo the write's are not.
+#[test]
+fn only_a_record_cut_short_is_torn() {
+    for rec in [
+        wrap(9, b"\x32\x08\x00\x01t\x00\x05pay"),
+        record::wrap_replacing(9, "o-12", b"\x32\x08\x00\x01t\x00\x05pay"),
+    ] {
+        for len in 0..rec.len() {
+            assert!(record::is_torn(&rec[..len]), "prefix of {len} bytes");
+        }
+        assert!(!record::is_torn(&rec));
+        let mut damaged = rec.clone();
+        *damaged.last_mut().unwrap() ^= 1;
+        assert!(record::is_torn(&damaged), "damaged after the header");
+        let scrambled: Vec<u8> = rec.iter().map(|b| b ^ 0x5a).collect();
+        assert!(!record::is_torn(&scrambled), "another transform's bytes");
+        let mut other_version = rec.clone();
+        other_version[4] = 3;
+        assert!(!record::is_torn(&other_version));
+    }
+    assert!(!record::is_torn(b"\x00garbage, not a record"));
+    assert!(!record::is_torn(b"MQ-not"));
+}
+
 #[test]
 fn every_single_bit_flip_is_detected() {
     let rec = wrap(77, b"\x32\x08\x00\x01t\x00\x05pay");

@@ -456,13 +456,21 @@ fn seed() -> u64 {
     t ^ (std::ptr::addr_of!(here) as u64).rotate_left(32) | 1
 }
 
-/// Loads the persisted in-flight state into the session; corrupt records are reported in
-/// the log and skipped (they stay in the store for inspection).
+/// Loads the persisted in-flight state into the session; unreadable records are reported
+/// in the log and skipped. A torn one (a write a kill cut short, through a store that writes
+/// in place: the session writes each record before its packet goes out, so that packet was
+/// never sent) is removed; any other stays in the store for inspection, since it may hold
+/// a message (a read transform that does not match the write transform, damage).
 fn restore(store: &mut Persister, session: &mut Session) -> Result<()> {
     let (good, bad) = store.load();
     for (key, err) in bad {
+        let done = match store.remove_if_torn(&key) {
+            Ok(true) => "was torn (a write cut short) and was removed",
+            Ok(false) => "was skipped",
+            Err(_) => "was torn and could not be removed",
+        };
         log::error!(
-            "persisted record {key:?} is unreadable and was skipped: {}",
+            "persisted record {key:?} is unreadable and {done}: {}",
             crate::error::report(&err)
         );
     }
