@@ -2105,8 +2105,9 @@ int MQTTAsync_unsubscribeMany(MQTTAsync handle,
  * Publishes `payloadlen` bytes at `payload` to `destinationName` with `qos` and the
  * `retained` flag; the data is copied. Returns at once, except that with file or user
  * persistence a QoS 1/2 message is in the store when the call returns, as in Paho (it
- * waits for the client to write it: up to 10 s while the in-flight window and the
- * client's queue are full). The request token is written
+ * waits for the client to write it, up to 10 s while the in-flight window and the
+ * client's queue are full, then writes a record of its own that the client's replaces
+ * when it takes the message). The request token is written
  * to `response->token` (`response` may be NULL); MQTT 5 properties come from
  * `response->properties` (version 1). QoS 0 completes when queued (while the
  * application sends them faster than their `onSuccess` callbacks run one by one, those
@@ -2627,7 +2628,9 @@ struct MQTTResponse MQTTClient_unsubscribeMany5(MQTTClient handle,
  * `MQTTCLIENT_NULL_PARAMETER` for a NULL payload with a positive length;
  * `MQTTCLIENT_DISCONNECTED` (also when, with persistence, the connection went before the
  * client took the message and it refused it: nothing went out, publish it again);
- * `MQTTCLIENT_MAX_MESSAGES_INFLIGHT` if there was no room within the command timeout;
+ * `MQTTCLIENT_MAX_MESSAGES_INFLIGHT` if there was no room within the command timeout
+ * (with persistence: room in the in-flight window or the client's queue, and so in the
+ * store; the message was not taken and is never sent: publish it again later);
  * `MQTTCLIENT_WRONG_MQTT_VERSION` on an MQTT 5 client. `*dt` is written only on success.
  * Any thread, including callbacks.
  *

@@ -268,6 +268,10 @@ pub enum Error {
     /// The client has been shut down.
     #[error("client is closed")]
     Closed,
+    /// The publish was taken back before the client took it
+    /// ([`DeliveryToken::withdraw`](crate::DeliveryToken::withdraw)): it was never sent.
+    #[error("publish withdrawn before the client took it")]
+    Withdrawn,
     /// Persistence failed.
     #[error("persistence failed")]
     Persistence(#[source] Arc<PersistError>),

@@ -432,17 +432,26 @@ fn records_in(dir: &Path, prefix: &str) -> usize {
 /// async_persist in `resend` mode over the store a killed run left with three messages:
 /// it lists their tokens after create, each completes at its connect, none is left.
 fn resend_completes_three(exe: &Path, args: [&str; 3], envs: &[(&str, &str)], what: &str) {
+    resend_completes(3, exe, args, envs, what)
+}
+
+/// async_persist `resend`: `n` messages pending after create, each completes after the
+/// connect, none left.
+fn resend_completes(n: usize, exe: &Path, args: [&str; 3], envs: &[(&str, &str)], what: &str) {
     let [uri, dir, cid] = args;
+    let expect = n.to_string();
+    let mut envs = envs.to_vec();
+    envs.push(("AP_EXPECT", &expect));
     let b = run_prog(
         exe,
         &["resend", uri, dir, cid],
-        envs,
+        &envs,
         Duration::from_secs(60),
     );
     b.assert_clean(what);
     assert!(
-        b.stdout.contains("pending after create: 3\n")
-            && b.stdout.contains("deliveryComplete calls: 3\n")
+        b.stdout.contains(&format!("pending after create: {n}\n"))
+            && b.stdout.contains(&format!("deliveryComplete calls: {n}\n"))
             && b.stdout.contains("pending after the resend: 0\n"),
         "{what}: {}",
         b.stdout
@@ -463,6 +472,77 @@ fn async_restored_messages_have_tokens_after_create_and_complete_after_connect()
 #[test]
 fn async_send_returns_with_the_message_in_a_slow_store() {
     restored_after_a_kill(true);
+}
+
+/// A QoS 1 send over a durable store that the client cannot take within the 10 s the send
+/// waits for it (the client held by a store that takes 11 s per record: p2 sent from a
+/// second thread while p1's send stores p1) writes the message to the store itself before
+/// it returns, as a buffered publish that the client's own record replaces once it takes
+/// it: a kill as soon as both sends returned (the broker frozen, so nothing is
+/// acknowledged) loses neither, and the next process sends each once (before 2026-12-07,
+/// night, the send returned after 10 s with p2 in memory only, and the kill lost it).
+#[test]
+fn async_send_not_taken_within_its_wait_is_stored_by_the_send() {
+    use std::io::Write;
+    let exe = async_persist_exe();
+    let envs = [
+        ("ASAN_OPTIONS", ASAN_OPTIONS),
+        ("AP_USER_STORE", "1"),
+        ("AP_PUT_MS", "11000"),
+        ("AP_TWO_SENDERS", "1"),
+        ("AP_TWO_ONLY", "1"),
+    ];
+    let mut broker = Broker::start();
+    let uri = broker.uri();
+    let dir = tempfile::tempdir().unwrap();
+    let dir_s = dir.path().display().to_string();
+    let cid = unique_client_id("ahold");
+
+    let mut a = LineProc::spawn(&exe, &["publish", &uri, &dir_s, &cid], &envs);
+    assert_eq!(a.line().as_deref(), Some("ready"), "no connect");
+    broker.pause();
+    let mut stdin = a.child.stdin.take().expect("stdin");
+    stdin.write_all(b"go\n").unwrap();
+    stdin.flush().unwrap();
+    assert_eq!(
+        a.line().as_deref(),
+        Some("returned 2"),
+        "the sends did not return"
+    );
+    drop(a); // SIGKILL, as soon as both sends have returned
+    let store_dir = dir.path().join(&cid);
+    assert_eq!(
+        (records_in(&store_dir, "s-"), records_in(&store_dir, "o-")),
+        (1, 1),
+        "p1 in the client's record, p2 in its own: {:?}",
+        common::files_under(&store_dir)
+    );
+
+    // The frozen broker dies with the unacknowledged publish; a fresh one starts.
+    broker.kill();
+    broker.start_again();
+    let sub = mqttsync::Client::connect(
+        mqttsync::ConnectOptions::new(&uri).client_id(unique_client_id("aholdsub")),
+    )
+    .unwrap();
+    sub.subscribe("T/apersist", mqttsync::QoS::ExactlyOnce)
+        .unwrap();
+    // Not slow any more: the resend stores p2's record of the client at normal speed.
+    let resend_envs = [("ASAN_OPTIONS", ASAN_OPTIONS), ("AP_USER_STORE", "1")];
+    resend_completes(
+        2,
+        &exe,
+        [&uri, &dir_s, &cid],
+        &resend_envs,
+        "async_persist resend after a held send",
+    );
+    assert_eq!(common::files_under(&store_dir), Vec::<PathBuf>::new());
+    let mut got = Vec::new();
+    while let Ok(m) = sub.messages().recv_timeout(Duration::from_secs(3)) {
+        got.push(m.payload_str().unwrap().to_owned());
+    }
+    got.sort();
+    assert_eq!(got, ["p1", "p2"], "each once");
 }
 
 /// async_persist `publish` (three QoS 1 sends to a frozen broker) SIGKILLed as soon as it

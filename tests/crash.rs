@@ -856,3 +856,80 @@ fn a_received_qos2_marker_survives_a_restart() {
     // The record naming the server went with the last marker, at close.
     assert_eq!(common::files_under(dir.path()), Vec::<PathBuf>::new());
 }
+
+/// A publish the client has not yet taken into its session (the in-flight window and the
+/// session's queue full: the broker frozen, nothing acknowledged) can be withdrawn, and is
+/// then never sent; or held in a record of the caller's, which the client's own record of
+/// the message names and which the client removes once that is written. What came before
+/// and after goes out in order, each once.
+#[test]
+fn a_publish_not_yet_taken_can_be_withdrawn_or_held_in_a_record_of_the_callers() {
+    let broker = Broker::start();
+    let uri = broker.uri();
+    let sub =
+        Client::connect(ConnectOptions::new(&uri).client_id(unique_client_id("wsub"))).unwrap();
+    sub.subscribe("w/#", QoS::AtLeastOnce).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let id = unique_client_id("wpub");
+    let client = Client::connect(
+        ConnectOptions::new(&uri)
+            .client_id(&id)
+            .clean_start(false)
+            .max_inflight(1)
+            .max_queued(2)
+            .persistence(Box::new(FileStore::new(&root))),
+    )
+    .unwrap();
+    let client_dir = root.join(mqttsync::internals::persist::client_dir_name(&id, &uri));
+    broker.pause();
+    let msg = |p: &str| Message::new("w/t", p.as_bytes().to_vec()).qos(QoS::AtLeastOnce);
+    // m1 in flight, m2 and m3 in the session's queue: taken.
+    let taken: Vec<_> = ["m1", "m2", "m3"]
+        .iter()
+        .map(|p| {
+            let t = client.publish(msg(p)).unwrap();
+            t.wait_stored(common::DEADLINE).unwrap();
+            t
+        })
+        .collect();
+    let not_taken = |t: &mqttsync::DeliveryToken| {
+        t.wait_stored(Duration::from_millis(300))
+            .unwrap_err()
+            .is_timeout()
+    };
+    let t4 = client.publish(msg("m4")).unwrap();
+    assert!(not_taken(&t4), "no room: not taken");
+    assert!(t4.withdraw());
+    assert!(matches!(
+        t4.wait_timeout(Duration::from_secs(1)),
+        Err(mqttsync::Error::Withdrawn)
+    ));
+    assert!(!t4.withdraw(), "once");
+    assert!(!taken[0].withdraw(), "the client has it");
+
+    let t5 = client.publish(msg("m5")).unwrap();
+    assert!(not_taken(&t5));
+    let held = client_dir.join("o-7.msg");
+    assert!(t5.hold_with(|| {
+        let rec =
+            mqttsync::persist::encode_message_record(&msg("m5"), ProtocolVersion::V311, 7).unwrap();
+        std::fs::write(&held, rec).unwrap();
+        Some("o-7".into())
+    }));
+    assert!(!t5.withdraw(), "held: the client will take it");
+    assert!(!t5.hold_with(|| unreachable!()), "once");
+
+    broker.resume();
+    for t in taken.iter().chain([&t5]) {
+        t.wait_timeout(common::DEADLINE).unwrap();
+    }
+    assert!(!held.exists(), "the client removes the record it replaced");
+    let mut got = Vec::new();
+    while let Ok(m) = sub.messages().recv_timeout(Duration::from_secs(2)) {
+        got.push(m.payload_str().unwrap().to_owned());
+    }
+    assert_eq!(got, ["m1", "m2", "m3", "m5"]);
+    client.close().unwrap();
+    assert_eq!(common::files_under(&client_dir), Vec::<PathBuf>::new());
+}

@@ -119,7 +119,8 @@ const NAP_BATCH: usize = 256;
 const SEND_ROOM_WAIT: Duration = Duration::from_millis(100);
 /// How long a QoS 1/2 send over a durable store waits for the message to be in the store
 /// (the I/O thread takes it into the session when the in-flight window and the session's
-/// queue have room, and writes its record then).
+/// queue have room, and writes its record then) before it writes a record itself
+/// ([`hold_in_store`]).
 const STORED_WAIT: Duration = Duration::from_secs(10);
 /// How long subscribe and unsubscribe wait for SUBACK / UNSUBACK before `onFailure`.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -2057,17 +2058,23 @@ fn persist_buffered(
     }
     let seq = st.next_offline;
     st.next_offline += 1;
+    write_buffered(h, seq, m).map(Some)
+}
+
+/// Writes `m` to the store as the buffered publish `o-<seq>`; its key, or
+/// `MQTTASYNC_PERSISTENCE_ERROR` (traced).
+fn write_buffered(h: &AsyncHandle, seq: u64, m: &Message) -> Result<Box<str>, c_int> {
     let key = format!("{OFFLINE_KEY}{seq}");
     crate::persist::encode_message_record(m, family(h.v5), seq)
         .and_then(|bytes| h.store.clone().put(&key, &[&bytes]))
         .map_err(|e| {
             super::trace::trace(
                 MQTTCLIENT_TRACE_ERROR,
-                &format!("mqttsync: a buffered publish could not be stored: {e}"),
+                &format!("mqttsync: a publish could not be stored: {e}"),
             );
             MQTTASYNC_PERSISTENCE_ERROR
         })?;
-    Ok(Some(key.into()))
+    Ok(key.into())
 }
 
 /// Buffers the stored publishes ([`persist_buffered`]) the buffer does not hold yet,
@@ -2461,6 +2468,10 @@ fn publish_now(
             Err(e) => Err(not_taken(h, e, keep, key.as_deref(), token)),
         };
     }
+    // As in Paho, whose send stores the command first: with a durable store the message is
+    // in it when the call returns (a kill right after it loses nothing). A buffered one
+    // (`key`) is in the store already.
+    let copy = (key.is_none() && h.store.is_durable()).then(|| m.clone());
     lock(&conn.inflight).publishing += 1;
     let r = client.publish_replacing(m, SEND_ROOM_WAIT, key.clone());
     let mut f = lock(&conn.inflight);
@@ -2475,10 +2486,7 @@ fn publish_now(
     match r {
         Ok(t) => {
             let id = t.id();
-            // As in Paho, whose send stores the command first: with a durable store the
-            // message is in it when the call returns (a kill right after it loses
-            // nothing). A buffered one (`key`) is in the store already.
-            let wait = (key.is_none() && h.store.is_durable()).then(|| t.clone());
+            let wait = copy.map(|m| (t.clone(), m));
             let info = InFlight {
                 token,
                 rust: t,
@@ -2499,10 +2507,10 @@ fn publish_now(
                     drop(f);
                 }
             }
-            if let Some(t) = wait {
-                // Not in time (the window and the session's queue full): it is queued, and
-                // completes or fails as any other.
-                let _ = t.wait_stored(STORED_WAIT);
+            if let Some((t, m)) = wait {
+                if let Err(Error::Timeout { .. }) = t.wait_stored(STORED_WAIT) {
+                    hold_in_store(h, &t, &m);
+                }
             }
             Ok(())
         }
@@ -2511,6 +2519,23 @@ fn publish_now(
             Err(not_taken(h, e, keep, key.as_deref(), token))
         }
     }
+}
+
+/// A QoS 1/2 send the client has not taken into its session (and store) within
+/// [`STORED_WAIT`] (the in-flight window and the session's queue full): written to the
+/// store as a buffered publish (`o-<n>`, [`persist_buffered`]) while the client is kept
+/// from taking it, so that it is in the store when the send returns; the client's record
+/// of it names that record and replaces it when the client takes it. A kill before that
+/// leaves it to the next handle, which sends it at its connect. Taken meanwhile: nothing to
+/// do (its record is being written). Not stored (a failing write, traced): it stays queued,
+/// and completes or fails as any other.
+fn hold_in_store(h: &AsyncHandle, t: &crate::DeliveryToken, m: &Message) {
+    let seq = {
+        let mut st = h.st();
+        st.next_offline += 1;
+        st.next_offline - 1
+    };
+    t.hold_with(|| write_buffered(h, seq, m).ok());
 }
 
 /// A publish the Rust client refused (`e`): `None` if `keep` asks to keep one that can
@@ -3638,8 +3663,9 @@ unsafe fn send_impl(
 /// Publishes `payloadlen` bytes at `payload` to `destinationName` with `qos` and the
 /// `retained` flag; the data is copied. Returns at once, except that with file or user
 /// persistence a QoS 1/2 message is in the store when the call returns, as in Paho (it
-/// waits for the client to write it: up to 10 s while the in-flight window and the
-/// client's queue are full). The request token is written
+/// waits for the client to write it, up to 10 s while the in-flight window and the
+/// client's queue are full, then writes a record of its own that the client's replaces
+/// when it takes the message). The request token is written
 /// to `response->token` (`response` may be NULL); MQTT 5 properties come from
 /// `response->properties` (version 1). QoS 0 completes when queued (while the
 /// application sends them faster than their `onSuccess` callbacks run one by one, those

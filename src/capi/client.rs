@@ -1807,9 +1807,18 @@ unsafe fn publish_impl(
         // As in Paho, a QoS 1/2 message is in persistence when publish returns. Without
         // durable persistence there is nothing to wait for, and publishing stays pipelined.
         match token.wait_stored(client.request_timeout()) {
-            // Still queued after the command timeout (window and queue full): it goes
-            // out later, as a publish that returned without waiting does.
-            Ok(()) | Err(Error::Timeout { .. }) => {}
+            Ok(()) => {}
+            // Still queued after the command timeout (window and queue full): taken back,
+            // so the caller, told MQTTCLIENT_MAX_MESSAGES_INFLIGHT as by Paho with a full
+            // window, still has the only copy. Returning success would leave a message the
+            // caller counts as accepted in memory only, lost by a kill.
+            Err(Error::Timeout { .. }) if token.withdraw() => {
+                return Err(MQTTCLIENT_MAX_MESSAGES_INFLIGHT)
+            }
+            // Taken meanwhile: its record is being written.
+            Err(Error::Timeout { .. }) => {
+                let _ = token.wait_stored(client.request_timeout());
+            }
             // Refused without being taken: the caller may publish it again.
             Err(e) => return Err(error_code(&e)),
         }
@@ -1876,7 +1885,9 @@ unsafe fn publish_raw(
 /// `MQTTCLIENT_NULL_PARAMETER` for a NULL payload with a positive length;
 /// `MQTTCLIENT_DISCONNECTED` (also when, with persistence, the connection went before the
 /// client took the message and it refused it: nothing went out, publish it again);
-/// `MQTTCLIENT_MAX_MESSAGES_INFLIGHT` if there was no room within the command timeout;
+/// `MQTTCLIENT_MAX_MESSAGES_INFLIGHT` if there was no room within the command timeout
+/// (with persistence: room in the in-flight window or the client's queue, and so in the
+/// store; the message was not taken and is never sent: publish it again later);
 /// `MQTTCLIENT_WRONG_MQTT_VERSION` on an MQTT 5 client. `*dt` is written only on success.
 /// Any thread, including callbacks.
 ///

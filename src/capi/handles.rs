@@ -87,8 +87,8 @@ impl SendPtr {
 /// - not connected, connection lost, client closed: `MQTTCLIENT_DISCONNECTED` (-3);
 /// - invalid topic (wildcards in a topic name, empty topic, bad filter):
 ///   `MQTTCLIENT_BAD_UTF8_STRING` (-5), the code Paho uses for bad topics;
-/// - no room to queue a publish within the command timeout:
-///   `MQTTCLIENT_MAX_MESSAGES_INFLIGHT` (-4);
+/// - no room to queue a publish, or to take it into the session (and the store), within
+///   the command timeout: `MQTTCLIENT_MAX_MESSAGES_INFLIGHT` (-4);
 /// - persistence failures: `MQTTCLIENT_PERSISTENCE_ERROR` (-2);
 /// - a refused CONNACK: its code (1-5 for MQTT 3, the reason code for MQTT 5);
 /// - everything else (DNS, TCP, TLS, proxy, WebSocket, timeouts, protocol errors, bad
@@ -99,7 +99,8 @@ pub fn error_code(e: &Error) -> c_int {
         Error::InvalidTopic { .. } => MQTTCLIENT_BAD_UTF8_STRING,
         Error::Timeout {
             step: Step::Queue, ..
-        } => MQTTCLIENT_MAX_MESSAGES_INFLIGHT,
+        }
+        | Error::Withdrawn => MQTTCLIENT_MAX_MESSAGES_INFLIGHT,
         Error::Persistence(_) => MQTTCLIENT_PERSISTENCE_ERROR,
         Error::ConnectionRefused { code, .. } => c_int::from(*code),
         _ => MQTTCLIENT_FAILURE,

@@ -400,6 +400,9 @@ fn transform_read(t: &Transforms, data: Vec<u8>) -> Result<Vec<u8>> {
 #[derive(Clone)]
 pub struct SharedStore {
     inner: Arc<Mutex<SharedInner>>,
+    /// The store's `is_durable`, read once: asked on every QoS 1/2 send, it must not wait
+    /// for the lock behind a slow write.
+    durable: bool,
 }
 
 impl std::fmt::Debug for SharedStore {
@@ -412,6 +415,7 @@ impl SharedStore {
     /// Wraps `store` for the client `client_id` of `server_uri` (the create arguments).
     pub fn new(store: Box<dyn Store>, client_id: Arc<str>, server_uri: Arc<str>) -> Self {
         SharedStore {
+            durable: store.is_durable(),
             inner: Arc::new(Mutex::new(SharedInner {
                 store,
                 opens: 0,
@@ -483,7 +487,7 @@ impl SharedStore {
 
 impl Store for SharedStore {
     fn is_durable(&self) -> bool {
-        self.lock().store.is_durable()
+        self.durable
     }
 
     fn open(&mut self, _client_id: &str, _server_uri: &str) -> Result<()> {

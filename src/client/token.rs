@@ -20,8 +20,12 @@ pub struct Delivered {
 
 #[derive(Debug)]
 pub(crate) enum TokenState {
-    /// Accepted, not yet in the session.
-    Pending,
+    /// Accepted, not yet in the session; `held`: a store record the caller wrote for the
+    /// message meanwhile ([`DeliveryToken::hold_with`]), which the session's record will
+    /// name and replace.
+    Pending { held: Option<Box<str>> },
+    /// The I/O work is taking it into the session (it can no longer be withdrawn or held).
+    Taking,
     /// In the session (and, with a store, in the store): pending still.
     Stored,
     /// Completed; `taken`: the session had taken the message first (it was not refused
@@ -40,7 +44,7 @@ pub(crate) struct TokenInner {
 
 impl TokenInner {
     pub(crate) fn new() -> Arc<TokenInner> {
-        Self::with_state(TokenState::Pending)
+        Self::with_state(TokenState::Pending { held: None })
     }
 
     /// The token of a message already in the session (restored from the store).
@@ -69,11 +73,27 @@ impl TokenInner {
         }
     }
 
+    /// The I/O work takes the message (before the session has it): `Err` when it was
+    /// withdrawn (not to be sent), else the record the caller wrote meanwhile, if any
+    /// ([`DeliveryToken::hold_with`]). From now on it can be neither withdrawn nor held.
+    pub(crate) fn begin_take(&self) -> std::result::Result<Option<Box<str>>, ()> {
+        let mut g = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        match &mut *g {
+            TokenState::Pending { held } => {
+                let held = held.take();
+                *g = TokenState::Taking;
+                Ok(held)
+            }
+            TokenState::Done(..) => Err(()),
+            TokenState::Taking | TokenState::Stored => Ok(None),
+        }
+    }
+
     /// The session has taken the message, and its store record is written
     /// ([`DeliveryToken::wait_stored`]).
     pub(crate) fn stored(&self) {
         let mut g = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if matches!(*g, TokenState::Pending) {
+        if matches!(*g, TokenState::Pending { .. } | TokenState::Taking) {
             *g = TokenState::Stored;
             if self.waiters.load(Ordering::Relaxed) > 0 {
                 self.cv.notify_all();
@@ -148,7 +168,7 @@ impl DeliveryToken {
         let g = self.inner.state.lock().unwrap_or_else(|e| e.into_inner());
         match &*g {
             TokenState::Done(r, _) => Some(map_done(r)),
-            TokenState::Pending | TokenState::Stored => None,
+            TokenState::Pending { .. } | TokenState::Taking | TokenState::Stored => None,
         }
     }
 
@@ -169,7 +189,7 @@ impl DeliveryToken {
                 TokenState::Stored => return Ok(()),
                 TokenState::Done(_, true) => return Ok(()),
                 TokenState::Done(r, false) => return map_done(r).map(|_| ()),
-                TokenState::Pending => {}
+                TokenState::Pending { .. } | TokenState::Taking => {}
             }
             // Not `is_down`: a client that lost its connection still takes, or refuses,
             // what it accepted (and a closing one has before it is closed).
@@ -177,6 +197,51 @@ impl DeliveryToken {
                 .inner
                 .wait_step(g, deadline)
                 .ok_or_else(|| Error::timeout(Step::Queue, timeout))?;
+        }
+    }
+
+    /// Takes the message back if the client has not yet begun to take it into its session
+    /// (it waits in the queue in front of the session: the in-flight window and the
+    /// session's queue are full). True if so: it will never be sent, and the token
+    /// completes with [`Error::Withdrawn`]. False once the client has it (or the publish
+    /// has completed); it then goes on as any other. With
+    /// [`wait_stored`](Self::wait_stored), a publisher that must not block long and must
+    /// not lose a message it was told was accepted can bound its wait and keep the message.
+    pub fn withdraw(&self) -> bool {
+        let mut g = self.inner.state.lock().unwrap_or_else(|e| e.into_inner());
+        let TokenState::Pending { held } = &*g else {
+            return false;
+        };
+        if held.is_some() {
+            return false;
+        }
+        *g = TokenState::Done(Err(Arc::new(Error::Withdrawn)), false);
+        let waiting = self.inner.waiters.load(Ordering::Relaxed) > 0;
+        drop(g);
+        if waiting {
+            self.inner.cv.notify_all();
+        }
+        true
+    }
+
+    /// Runs `write` if the client has not yet begun to take the message into its session,
+    /// with the client kept from taking it meanwhile: `write` stores the message in a
+    /// record of the caller's own (in the client's record format, in the client's store)
+    /// and returns its key, or `None` if it did not. The client's record of the message,
+    /// written when it takes it, then names that key, and the client removes the record
+    /// after (a restart finding both knows the message was taken:
+    /// [`persist::replaced_keys`](crate::persist::replaced_keys)); a refused message's
+    /// record is removed too. Whether `write` ran. MQTTAsync's send uses this to have the
+    /// message in the store when it returns, however long the client's queue stays full.
+    #[doc(hidden)]
+    pub fn hold_with(&self, write: impl FnOnce() -> Option<Box<str>>) -> bool {
+        let mut g = self.inner.state.lock().unwrap_or_else(|e| e.into_inner());
+        match &mut *g {
+            TokenState::Pending { held } if held.is_none() => {
+                *held = write();
+                true
+            }
+            _ => false,
         }
     }
 

@@ -182,7 +182,14 @@ impl Io {
         self.room_made();
     }
 
-    pub(super) fn publish(&mut self, req: PubReq) {
+    pub(super) fn publish(&mut self, mut req: PubReq) {
+        match req.token.begin_take() {
+            // Withdrawn by its publisher (`DeliveryToken::withdraw`): never sent.
+            Err(()) => return,
+            // Held in a record of the publisher's meanwhile: the session's record names it.
+            Ok(Some(held)) => req.replaces = Some(held),
+            Ok(None) => {}
+        }
         match self.shared.state.load(Ordering::Acquire) {
             STATE_CONNECTED if self.stream.is_some() => {}
             STATE_RECONNECTING | STATE_CONNECTING => {
