@@ -310,6 +310,44 @@ fn drop_in_replacement_for_libpaho_mqtt3c() {
 // persistence across a process restart
 // ---------------------------------------------------------------------------------------
 
+/// With persistence, a QoS 1 `MQTTClient_publish` the client cannot take on record within
+/// the command timeout (a store taking 6 s per record, held by another thread's publish)
+/// returns `MQTTCLIENT_MAX_MESSAGES_INFLIGHT` and the message is never sent: published
+/// again, it arrives once (before 2026-12-07, night, the call returned success with the
+/// message in memory only: a kill lost it, a retry sent it twice).
+#[test]
+fn client_publish_not_taken_on_record_in_time_is_withdrawn() {
+    let exe = build_ours("client_persist", false);
+    let broker = Broker::start();
+    let uri = broker.uri();
+    let dir = tempfile::tempdir().unwrap();
+    let dir_s = dir.path().display().to_string();
+    let sub = mqttsync::Client::connect(
+        mqttsync::ConnectOptions::new(&uri).client_id(unique_client_id("wdsub")),
+    )
+    .unwrap();
+    sub.subscribe("T/persist", mqttsync::QoS::AtLeastOnce)
+        .unwrap();
+    let r = run_prog(
+        &exe,
+        &["withdraw", "user", &uri, &dir_s, &unique_client_id("wd")],
+        &[],
+        Duration::from_secs(60),
+    );
+    r.assert_clean("client_persist withdraw");
+    assert!(
+        r.stdout.contains("withdrawn: -4\n") && r.stdout.contains("again: 0\n"),
+        "{}",
+        r.stdout
+    );
+    let mut got = Vec::new();
+    while let Ok(m) = sub.messages().recv_timeout(Duration::from_secs(2)) {
+        got.push(m.payload_str().unwrap().to_owned());
+    }
+    got.sort();
+    assert_eq!(got, ["p1", "p2"], "each once");
+}
+
 /// Program A publishes three QoS 1/2 messages to a frozen broker and exits abruptly; the
 /// broker is killed and restarted empty; program B, same client id, connects with
 /// cleansession 0 and the stored messages are resent and reach a subscriber.

@@ -7,9 +7,17 @@
  *   client_persist resend KIND URI DIR CLIENTID
  *     connects with the same client id and cleansession 0: the stored messages are resent;
  *     disconnect waits for their completion, after which the store must be empty.
+ *   client_persist withdraw user URI DIR CLIENTID
+ *     connects with a command timeout of 5 s and a store that takes 6 s to write each s-
+ *     record: one thread publishes p1 (QoS 1), another p2 100 ms later, which the client
+ *     cannot take on record within the command timeout: MQTTClient_publish returns
+ *     MQTTCLIENT_MAX_MESSAGES_INFLIGHT and the message is never sent. p2 is published
+ *     again after p1's publish returned; prints "withdrawn: RC" and "again: RC", then
+ *     disconnects (both delivered by then).
  * KIND is "file" (MQTTCLIENT_PERSISTENCE_DEFAULT, context DIR) or "user"
  * (MQTTCLIENT_PERSISTENCE_USER with the callbacks below, one file per key in DIR/user/<id>).
  */
+#include <pthread.h>
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,12 +66,19 @@ static int u_close(void* handle)
     return 0;
 }
 
+static long put_ms; /* withdraw: a slow disk for s- records */
+
 static int u_put(void* handle, char* key, int bufcount, char* buffers[], int buflens[])
 {
     char* path = join((char*)handle, key);
     FILE* f;
     int i, rc = 0;
     user_calls[2]++;
+    if (put_ms > 0 && strncmp(key, "s-", 2) == 0)
+    {
+        struct timespec ts = { put_ms / 1000, (put_ms % 1000) * 1000000L };
+        nanosleep(&ts, NULL);
+    }
     if (path == NULL || (f = fopen(path, "wb")) == NULL)
     {
         free(path);
@@ -195,6 +210,16 @@ static int count_files(const char* dir)
     return n;
 }
 
+static int p2_rc = 99;
+
+static void* publish_p2(void* c)
+{
+    struct timespec t = { 0, 100000000L }; /* p1's publish is inside its store write */
+    nanosleep(&t, NULL);
+    p2_rc = MQTTClient_publish((MQTTClient)c, "T/persist", 2, "p2", 1, 0, NULL);
+    return NULL;
+}
+
 int main(int argc, char** argv)
 {
     const char *mode, *kind, *uri, *dir, *id;
@@ -243,8 +268,29 @@ int main(int argc, char** argv)
         CHECK(restored_n == 3);
         MQTTClient_free(pending);
     }
+    if (strcmp(mode, "withdraw") == 0)
+        CHECK(MQTTClient_setCommandTimeout(c, 5000) == 0); /* the least; publish: from the connect */
     rc = MQTTClient_connect(c, &o);
     CHECK(rc == 0);
+
+    if (strcmp(mode, "withdraw") == 0)
+    {
+        pthread_t th;
+        MQTTClient_deliveryToken dt = 0;
+        put_ms = 6000;
+        CHECK(pthread_create(&th, NULL, publish_p2, c) == 0);
+        CHECK(MQTTClient_publish(c, "T/persist", 2, "p1", 1, 0, &dt) == 0);
+        pthread_join(th, NULL);
+        printf("withdrawn: %d\n", p2_rc);
+        put_ms = 0;
+        printf("again: %d\n", MQTTClient_publish(c, "T/persist", 2, "p2", 1, 0, NULL));
+        CHECK(MQTTClient_waitForCompletion(c, dt, 10000) == 0);
+        CHECK(MQTTClient_disconnect(c, 10000) == 0); /* waits for p2 */
+        CHECK(count_files(client_dir) == 0);
+        MQTTClient_destroy(&c);
+        printf("failures: %d\n", failures);
+        return failures != 0;
+    }
 
     if (strcmp(mode, "publish") == 0)
     {
