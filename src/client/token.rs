@@ -180,7 +180,8 @@ impl DeliveryToken {
     /// completed after that, even with an error; the error when the client refused the
     /// message without taking it (`NotConnected`: the connection went and the client has no
     /// store; `Closed`); `Err(Timeout)` when the time is up (the message stays queued: the
-    /// in-flight window and the session's queue were full).
+    /// in-flight window and the session's queue were full; [`withdraw`](Self::withdraw)
+    /// takes it back).
     pub fn wait_stored(&self, timeout: Duration) -> Result<()> {
         let deadline = Instant::now().checked_add(timeout);
         let mut g = self.inner.state.lock().unwrap_or_else(|e| e.into_inner());
