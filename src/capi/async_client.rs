@@ -2526,16 +2526,19 @@ fn publish_now(
 /// store as a buffered publish (`o-<n>`, [`persist_buffered`]) while the client is kept
 /// from taking it, so that it is in the store when the send returns; the client's record
 /// of it names that record and replaces it when the client takes it. A kill before that
-/// leaves it to the next handle, which sends it at its connect. Taken meanwhile: nothing to
-/// do (its record is being written). Not stored (a failing write, traced): it stays queued,
-/// and completes or fails as any other.
+/// leaves it to the next handle, which sends it at its connect. Taken meanwhile: its record
+/// is being written, waited for as before. Not stored (a failing write, traced): it stays
+/// queued, and completes or fails as any other.
 fn hold_in_store(h: &AsyncHandle, t: &crate::DeliveryToken, m: &Message) {
     let seq = {
         let mut st = h.st();
         st.next_offline += 1;
         st.next_offline - 1
     };
-    t.hold_with(|| write_buffered(h, seq, m).ok());
+    if !t.hold_with(|| write_buffered(h, seq, m).ok()) {
+        // The client began to take it meanwhile: its record is being written.
+        let _ = t.wait_stored(STORED_WAIT);
+    }
 }
 
 /// A publish the Rust client refused (`e`): `None` if `keep` asks to keep one that can
