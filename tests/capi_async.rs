@@ -483,7 +483,6 @@ fn async_send_returns_with_the_message_in_a_slow_store() {
 /// night, the send returned after 10 s with p2 in memory only, and the kill lost it).
 #[test]
 fn async_send_not_taken_within_its_wait_is_stored_by_the_send() {
-    use std::io::Write;
     let exe = async_persist_exe();
     let envs = [
         ("ASAN_OPTIONS", ASAN_OPTIONS),
@@ -492,24 +491,9 @@ fn async_send_not_taken_within_its_wait_is_stored_by_the_send() {
         ("AP_TWO_SENDERS", "1"),
         ("AP_TWO_ONLY", "1"),
     ];
-    let mut broker = Broker::start();
+    let (mut broker, dir, cid) = sends_then_kill(&exe, &envs, "ahold", "returned 2");
     let uri = broker.uri();
-    let dir = tempfile::tempdir().unwrap();
     let dir_s = dir.path().display().to_string();
-    let cid = unique_client_id("ahold");
-
-    let mut a = LineProc::spawn(&exe, &["publish", &uri, &dir_s, &cid], &envs);
-    assert_eq!(a.line().as_deref(), Some("ready"), "no connect");
-    broker.pause();
-    let mut stdin = a.child.stdin.take().expect("stdin");
-    stdin.write_all(b"go\n").unwrap();
-    stdin.flush().unwrap();
-    assert_eq!(
-        a.line().as_deref(),
-        Some("returned 2"),
-        "the sends did not return"
-    );
-    drop(a); // SIGKILL, as soon as both sends have returned
     let store_dir = dir.path().join(&cid);
     // p1 in the client's record, p2 in its own (or, had the client taken p2 just before
     // the send's wait ended, in the client's).
@@ -547,27 +531,21 @@ fn async_send_not_taken_within_its_wait_is_stored_by_the_send() {
     assert_eq!(got, ["p1", "p2"], "each once");
 }
 
-/// async_persist `publish` (three QoS 1 sends to a frozen broker) SIGKILLed as soon as it
-/// says the sends returned; the next process over the store resends the three. `slow`:
-/// through the C program's user persistence, 500 ms per record, two sending threads.
-fn restored_after_a_kill(slow: bool) {
+/// async_persist `publish` with `envs`, its broker frozen once it has connected, SIGKILLed
+/// as soon as it prints `done` (its sends have returned): the frozen broker, the store's
+/// root and the client id (`prefix`, made unique).
+fn sends_then_kill(
+    exe: &Path,
+    envs: &[(&str, &str)],
+    prefix: &str,
+    done: &str,
+) -> (Broker, tempfile::TempDir, String) {
     use std::io::Write;
-    let exe = async_persist_exe();
-    let mut envs = vec![("ASAN_OPTIONS", ASAN_OPTIONS)];
-    if slow {
-        envs.extend([
-            ("AP_USER_STORE", "1"),
-            ("AP_SLOW_PUT", "1"),
-            ("AP_TWO_SENDERS", "1"),
-        ]);
-    }
-    let mut broker = Broker::start();
-    let uri = broker.uri();
+    let broker = Broker::start();
     let dir = tempfile::tempdir().unwrap();
     let dir_s = dir.path().display().to_string();
-    let cid = unique_client_id("apersist");
-
-    let mut a = LineProc::spawn(&exe, &["publish", &uri, &dir_s, &cid], &envs);
+    let cid = unique_client_id(prefix);
+    let mut a = LineProc::spawn(exe, &["publish", &broker.uri(), &dir_s, &cid], envs);
     assert_eq!(
         a.line().as_deref(),
         Some("ready"),
@@ -577,12 +555,27 @@ fn restored_after_a_kill(slow: bool) {
     let mut stdin = a.child.stdin.take().expect("stdin");
     stdin.write_all(b"go\n").unwrap();
     stdin.flush().unwrap();
-    assert_eq!(
-        a.line().as_deref(),
-        Some("published 3"),
-        "the publisher did not publish"
-    );
-    drop(a); // SIGKILL, as soon as the three sends have returned
+    assert_eq!(a.line().as_deref(), Some(done), "the sends did not return");
+    drop(a); // SIGKILL
+    (broker, dir, cid)
+}
+
+/// async_persist `publish` (three QoS 1 sends to a frozen broker) SIGKILLed as soon as it
+/// says the sends returned; the next process over the store resends the three. `slow`:
+/// through the C program's user persistence, 500 ms per record, two sending threads.
+fn restored_after_a_kill(slow: bool) {
+    let exe = async_persist_exe();
+    let mut envs = vec![("ASAN_OPTIONS", ASAN_OPTIONS)];
+    if slow {
+        envs.extend([
+            ("AP_USER_STORE", "1"),
+            ("AP_SLOW_PUT", "1"),
+            ("AP_TWO_SENDERS", "1"),
+        ]);
+    }
+    let (mut broker, dir, cid) = sends_then_kill(&exe, &envs, "apersist", "published 3");
+    let uri = broker.uri();
+    let dir_s = dir.path().display().to_string();
     let store_dir = if slow {
         dir.path().join(&cid)
     } else {
