@@ -5,11 +5,14 @@
  *
  * The broker's password file gives user "u" the password "old". The program connects a
  * client with automatic reconnect and "old", then makes the broker take a password file in
- * which the password is "new" (rename + SIGHUP), proves the reload (a probe client with
- * "old" is refused), and takes the client's session over with a second connection of the
- * same client id, so the client reconnects by itself. Its updateConnectOptions callback
+ * which the password is "new" (rename + SIGHUP) and proves the reload (a probe client with
+ * "old" is refused). The reload puts the client out (mosquitto checks connected clients
+ * against the new file), so it reconnects by itself. Its updateConnectOptions callback
  * sees "old" and puts "new"; the reconnect succeeds (connected: "automatic reconnect") and
- * a publish goes through.
+ * a publish goes through. (Until 2026-12-07 a second connection of the same client id then
+ * took the session over, meant to cause the loss: when the probes took longer than the
+ * client's 1 s retry, it put out the reconnected client a second time, on Paho as on
+ * mqttsync, about 1 run in 100.)
  *
  * No sleeps as synchronisation: every step waits for the callback it needs.
  * Usage: async_update BROKER_URI PASSWD_FILE NEW_PASSWD_FILE BROKER_PID
@@ -221,8 +224,7 @@ int main(int argc, char** argv)
     printf("old password refused after the reload: %d (%s)\n", refused, got);
     CHECK(refused);
 
-    /* take the session over: the client loses its connection and reconnects by itself */
-    printf("takeover with the new password: %d\n", probe(uri, "upd-a", "new", got, sizeof got));
+    /* the reload put the client out: it reconnects by itself */
     CHECK(wait_for("a connected: automatic reconnect", 30) >= 0);
     CHECK(wait_for("update: ", 1) >= 0);
     print_events("reconnect", "a ");
