@@ -2056,9 +2056,15 @@ fn persist_buffered(
     if (m.qos == QoS::AtMostOnce && !h.create.persist_qos0) || !h.store.is_durable() {
         return Ok(None);
     }
-    let seq = st.next_offline;
-    st.next_offline += 1;
-    write_buffered(h, seq, m).map(Some)
+    write_buffered(h, st.take_offline_number(), m).map(Some)
+}
+
+impl State {
+    /// The number of the next buffered publish's store record (`o-<n>`), taken.
+    fn take_offline_number(&mut self) -> u64 {
+        self.next_offline += 1;
+        self.next_offline - 1
+    }
 }
 
 /// Writes `m` to the store as the buffered publish `o-<seq>`; its key, or
@@ -2146,18 +2152,17 @@ fn restore_buffered(
     found.sort_unstable();
     let mut out: Vec<(Box<str>, Message)> = Vec::new();
     for (_, key) in found.iter().filter(|(_, k)| !known(k)) {
-        let (read, torn) = match store.get(key) {
+        // An unreadable record, and whether it is torn (checked only then).
+        let read = match store.get(key) {
             // Removed since listed: a client took it.
             Ok(None) => continue,
-            Ok(Some(b)) => (
-                crate::persist::decode_message_record(&b, family(v5)),
-                crate::persist::is_torn_record(&b),
-            ),
-            Err(e) => (Err(e), false),
+            Ok(Some(b)) => crate::persist::decode_message_record(&b, family(v5))
+                .map_err(|e| (e, crate::persist::is_torn_record(&b))),
+            Err(e) => Err((e, false)),
         };
         match read {
             Ok(m) => out.push((key.as_str().into(), m)),
-            Err(e) => {
+            Err((e, torn)) => {
                 // The record is written before the send returns: a torn one at a connect
                 // (read transforms are set by then) is a write a kill cut short, of a send
                 // that never returned; left, it would stay for ever. Any other may hold a
@@ -2530,11 +2535,7 @@ fn publish_now(
 /// is being written, waited for as before. Not stored (a failing write, traced): it stays
 /// queued, and completes or fails as any other.
 fn hold_in_store(h: &AsyncHandle, t: &crate::DeliveryToken, m: &Message) {
-    let seq = {
-        let mut st = h.st();
-        st.next_offline += 1;
-        st.next_offline - 1
-    };
+    let seq = h.st().take_offline_number();
     if !t.hold_with(|| write_buffered(h, seq, m).ok()) {
         // The client began to take it meanwhile: its record is being written.
         let _ = t.wait_stored(STORED_WAIT);
