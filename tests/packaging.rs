@@ -4,8 +4,9 @@
 
 mod common;
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use common::*;
 
@@ -266,19 +267,13 @@ fn paho_named_cmake_package_switches_by_prefix() {
     }
 }
 
-/// The shared library keeps the code that creating, connecting and idling clients run in
-/// one group at the start of its code (build.rs, `link/hot-code.ld`), so that a program's
-/// idle clients map a few 64 KiB pieces of it instead of nearly all of it: the group
-/// exists, holds the C entry points of that path, and is a small part of the code; the
-/// constants come first among the read-only data.
-#[test]
-fn shared_library_groups_the_connect_and_idle_code() {
+/// `name` -> (address, size) of a section of the ELF file `lib` (`readelf -SW`).
+fn section_finder(lib: &Path) -> impl Fn(&str) -> Option<(u64, u64)> {
     assert!(have("readelf") && have("nm"), "readelf and nm are required");
-    let lib = &release_libs().shared_lib;
     let sections =
         String::from_utf8_lossy(&run(Command::new("readelf").arg("-SW").arg(lib)).stdout)
             .into_owned();
-    let size_of = |name: &str| -> Option<(u64, u64)> {
+    move |name: &str| {
         sections.lines().find_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
             let i = f.iter().position(|w| *w == name)?;
@@ -286,7 +281,18 @@ fn shared_library_groups_the_connect_and_idle_code() {
             let size = u64::from_str_radix(f.get(i + 4)?, 16).ok()?;
             Some((addr, size))
         })
-    };
+    }
+}
+
+/// The shared library keeps the code that creating, connecting and idling clients run in
+/// one group at the start of its code (build.rs, `link/hot-code.ld`), so that a program's
+/// idle clients map a few 64 KiB pieces of it instead of nearly all of it: the group
+/// exists, holds the C entry points of that path, and is a small part of the code; the
+/// constants come first among the read-only data.
+#[test]
+fn shared_library_groups_the_connect_and_idle_code() {
+    let lib = &release_libs().shared_lib;
+    let size_of = section_finder(lib);
     let (hot, hot_size) = size_of(".text.mqttsync_hot").expect("no .text.mqttsync_hot section");
     let (_, rest) = size_of(".text").expect("no .text section");
     // The constants sit before the exception tables, next to what the loader reads.
@@ -321,4 +327,85 @@ fn shared_library_groups_the_connect_and_idle_code() {
             "{f} at {addr:#x} is outside the hot group"
         );
     }
+}
+
+/// The group is current: a program with one idle client (callbacks set, connected to a
+/// broker), through MQTTClient and through MQTTAsync (the benchmark's `idle` drivers), maps
+/// little of the library's code beyond the group. When functions of that path are renamed
+/// or added, they fall outside the group and the program maps 64 KiB windows all over the
+/// code again (1.1-1.2 MB instead of about 0.5 MB): regenerate the list with
+/// `python3 scripts/hot_code.py --fresh`.
+#[test]
+fn an_idle_client_maps_little_code_outside_the_hot_group() {
+    let lib = &release_libs().shared_lib;
+    let (_, hot_size) =
+        section_finder(lib)(".text.mqttsync_hot").expect("no .text.mqttsync_hot section");
+    // The group's first and last windows are shared with other code, and a few functions
+    // run only with some timings: three windows of 64 KiB on top of the group (current
+    // list: the group and one window; the list before `scripts/hot_code.py --fresh` was
+    // last run: the group and seven).
+    let bound_kib = hot_size / 1024 + 3 * 64;
+    let broker = Broker::start();
+    let port = broker.port().to_string();
+    let bench_c = root().join("bench/c");
+    let include_bench = format!("-I{}", bench_c.display());
+    for driver in ["paho_bench", "async_bench"] {
+        let exe = build_shared_from(
+            &bench_c.join(format!("{driver}.c")),
+            driver,
+            &[include_bench.as_str(), "-O2"],
+        );
+        let mut child = Command::new(&exe)
+            .args(["idle", broker.host(), &port, "1"])
+            .env("BENCH_IDLE_HOLD", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the idle driver");
+        let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        while !line.starts_with("RESULT") {
+            line.clear();
+            let n = out.read_line(&mut line).expect("read the driver's output");
+            assert!(n > 0, "{driver} ended before its idle measurement");
+        }
+        // The driver holds its connected client until its standard input closes.
+        let smaps = std::fs::read_to_string(format!("/proc/{}/smaps", child.id()))
+            .expect("read the driver's smaps");
+        drop(child.stdin.take());
+        let status = child.wait().expect("wait for the driver");
+        assert!(status.success(), "{driver}: {status}");
+        let mapped_kib = library_code_rss_kib(&smaps);
+        eprintln!("{driver}: {mapped_kib} KiB of code mapped, hot group {hot_size} B");
+        assert!(
+            mapped_kib > 0,
+            "{driver}: no mapping of libmqttsync's code in\n{smaps}"
+        );
+        assert!(
+            mapped_kib <= bound_kib,
+            "{driver} with one idle client maps {mapped_kib} KiB of libmqttsync's code, \
+             more than the hot group ({} KiB) allows ({bound_kib} KiB): the group is stale, \
+             run `python3 scripts/hot_code.py --fresh`",
+            hot_size / 1024
+        );
+    }
+}
+
+/// KiB of libmqttsync's executable mappings resident, from `/proc/PID/smaps`.
+fn library_code_rss_kib(smaps: &str) -> u64 {
+    let mut in_code = false;
+    let mut total = 0;
+    for l in smaps.lines() {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        if f.first()
+            .is_some_and(|a| a.contains('-') && !a.ends_with(':'))
+        {
+            in_code =
+                f.get(1) == Some(&"r-xp") && f.last().is_some_and(|p| p.contains("libmqttsync.so"));
+        } else if in_code && f.first() == Some(&"Rss:") {
+            total += f.get(1).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        }
+    }
+    total
 }

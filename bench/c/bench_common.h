@@ -86,6 +86,13 @@ static void print_idle(struct proc_mem before, struct proc_mem after)
 	 * what the clients' close runs afterwards. */
 	if (getenv("BENCH_IDLE_EXIT"))
 		_exit(0);
+	/* tests/packaging.rs reads the process's mappings here: the clients stay connected
+	 * until it closes standard input. */
+	if (getenv("BENCH_IDLE_HOLD")) {
+		char buf[64];
+		while (fread(buf, 1, sizeof buf, stdin) > 0)
+			;
+	}
 }
 
 static void sleep_ms(long ms)

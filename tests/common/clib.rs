@@ -248,6 +248,12 @@ pub fn build_lock() -> std::sync::MutexGuard<'static, ()> {
 /// Builds `tests/c/<name>.c` against mqttsync's shared library (RPATH to a directory with
 /// the `libmqttsync.so.0` soname link).
 pub fn build_ours_shared(name: &str) -> PathBuf {
+    build_shared_from(&c_dir().join(format!("{name}.c")), name, &[])
+}
+
+/// Builds the C source `src` (plus `extra` compiler arguments) against mqttsync's shared
+/// library as [`build_ours_shared`] does; the executable is `<name>_ours_shared`.
+pub fn build_shared_from(src: &Path, name: &str, extra: &[&str]) -> PathBuf {
     let exe = exe_dir().join(format!("{name}_ours_shared"));
     let _one_at_a_time = build_lock();
     if !exe.exists() {
@@ -260,12 +266,13 @@ pub fn build_ours_shared(name: &str) -> PathBuf {
         run(Command::new("cc")
             .args(["-std=c99", "-D_POSIX_C_SOURCE=200809L", "-g", "-I"])
             .arg(include_dir())
-            .arg(c_dir().join(format!("{name}.c")))
+            .args(extra)
+            .arg(src)
             .arg("-o")
             .arg(&exe)
             .arg(&release_libs().shared_lib)
             .arg(format!("-Wl,-rpath,{}", lib_dir.display()))
-            .arg("-lpthread"));
+            .args(["-lpthread", "-lm"]));
     }
     exe
 }
