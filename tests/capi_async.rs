@@ -868,3 +868,76 @@ fn async_v5_publisher_killed_repeatedly_loses_nothing_and_qos2_stays_exactly_onc
         &[("AS_V5", "1")],
     );
 }
+
+/// Publishes in flight when the connection is lost complete under their tokens after the
+/// program connects again itself (`MQTTAsync_connect` in `connectionLost`, as Paho C++'s
+/// samples do): `onSuccess` and `deliveryComplete` for both, with and without file
+/// persistence, the same output as on Paho, and the subscriber gets both, the QoS 2 one
+/// once (before 2026-12-07, late evening, mqttsync's next connection resent them but their
+/// tokens never completed: the replaced connection's record of them was dropped).
+#[test]
+fn inflight_publishes_complete_after_the_application_connects_again() {
+    use std::io::Write;
+    require_paho();
+    let mut outputs = Vec::new();
+    for lib in [Some("paho-mqtt3as"), None] {
+        let exe = match lib {
+            Some(l) => build_paho("async_inflight_reconnect", l),
+            None => build_ours("async_inflight_reconnect", true),
+        };
+        for file in [false, true] {
+            let what = format!("{}, file persistence {file}", lib.unwrap_or("mqttsync"));
+            let broker = Broker::start();
+            let sub = mqttsync::Client::connect(
+                mqttsync::ConnectOptions::new(&broker.uri()).client_id(unique_client_id("inflsub")),
+            )
+            .unwrap();
+            sub.subscribe("T/inflight", mqttsync::QoS::ExactlyOnce)
+                .unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            let mut args = vec![broker.uri(), unique_client_id("infl")];
+            if file {
+                args.push(dir.path().display().to_string());
+            }
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let mut p = LineProc::spawn(&exe, &args, &[("ASAN_OPTIONS", ASAN_OPTIONS)]);
+            assert_eq!(p.line().as_deref(), Some("ready"), "{what}");
+            broker.pause();
+            let mut stdin = p.child.stdin.take().expect("stdin");
+            stdin.write_all(b"go\n").unwrap();
+            stdin.flush().unwrap();
+            assert_eq!(p.line().as_deref(), Some("sent 2"), "{what}");
+            // Found lost by the keepalive (2 s); its connect again waits for the broker.
+            assert_eq!(p.line().as_deref(), Some("lost"), "{what}");
+            broker.resume();
+            let mut out = Vec::new();
+            while let Some(l) = p.line() {
+                let last = l.starts_with("failures:");
+                out.push(l);
+                if last {
+                    break;
+                }
+            }
+            let status = p.child.wait().expect("wait");
+            assert!(status.success(), "{what}: {status}\n{out:#?}");
+            assert_eq!(
+                out,
+                ["onSuccess 2 onFailure 0 deliveryComplete 2", "failures: 0"],
+                "{what}"
+            );
+            // Both reached the broker before their completions did; a duplicate too.
+            let mut got = Vec::new();
+            while let Ok(m) = sub.messages().recv_timeout(Duration::from_secs(1)) {
+                got.push(m.payload_str().unwrap().to_owned());
+            }
+            assert!(got.iter().any(|m| m == "m1"), "{what}: {got:?}");
+            assert_eq!(
+                got.iter().filter(|m| *m == "m2").count(),
+                1,
+                "{what}: {got:?}"
+            );
+            outputs.push(out);
+        }
+    }
+    assert_eq!(outputs[0], outputs[2], "output differs from Paho's");
+}

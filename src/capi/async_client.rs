@@ -1016,6 +1016,9 @@ struct Flights {
     map: BTreeMap<u64, InFlight>,
     /// Publish calls under way (the Rust client has the message, `map` not yet).
     publishing: usize,
+    /// Set when the next connect replaces this connection's client: QoS 1/2 publishes
+    /// are not handed to it any more ([`Conn::close_publishing`]).
+    closed: bool,
     /// Deliveries reported while `publishing > 0` for ids not (yet) in `map`: the
     /// acknowledgement of a publish whose call has not finished. Cleared when no call is
     /// under way (what is left belongs to publishes that are not ours, e.g. restored ones).
@@ -1026,6 +1029,8 @@ struct Flights {
 /// its events behind the connect's `onSuccess`.
 struct Conn {
     inflight: Mutex<Flights>,
+    /// Notified when the last publish call under way ends on a closed connection.
+    inflight_cv: Condvar,
     ready: Mutex<bool>,
     ready_cv: Condvar,
     first_connected: AtomicBool,
@@ -1042,6 +1047,7 @@ impl Conn {
         Arc::new(Conn {
             restored,
             inflight: Mutex::new(Flights::default()),
+            inflight_cv: Condvar::new(),
             ready: Mutex::new(false),
             ready_cv: Condvar::new(),
             first_connected: AtomicBool::new(true),
@@ -1060,6 +1066,17 @@ impl Conn {
         let mut g = lock(&self.ready);
         while !*g {
             g = self.ready_cv.wait(g).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Hands no more QoS 1/2 publishes to this connection's client and waits for the calls
+    /// that are handing one over (each returns within [`SEND_ROOM_WAIT`]): afterwards the
+    /// client's queue holds every publish it will ever get.
+    fn close_publishing(&self) {
+        let mut f = lock(&self.inflight);
+        f.closed = true;
+        while f.publishing > 0 {
+            f = self.inflight_cv.wait(f).unwrap_or_else(|e| e.into_inner());
         }
     }
 
@@ -1143,6 +1160,10 @@ struct AsyncHandle {
     /// Packet ids of the messages an earlier run left in flight in persistence, found at
     /// create: their tokens (as in Paho) until the first connect has resent them.
     restored: Mutex<Vec<u16>>,
+    /// QoS 1/2 publishes a replaced client left in flight, by packet id: the next client
+    /// over the store resends them, and their tokens complete when it is done
+    /// ([`retire_client`], [`adopt_carried`]).
+    carried: Mutex<Vec<(u16, InFlight)>>,
     destroyed: AtomicBool,
     /// The handle itself, for the threads it starts on demand.
     me: Weak<AsyncHandle>,
@@ -2303,10 +2324,7 @@ fn do_connect(h: &Arc<AsyncHandle>, p: Arc<Params>, token: c_int) {
         c.stop();
     }
     if let Some(c) = old {
-        if c.is_connected() {
-            let _ = c.disconnect_with(Disconnect::default(), Duration::ZERO);
-        }
-        drop(c);
+        retire_client(h, c, old_conn.as_deref());
     }
     let finish = |h: &AsyncHandle| h.st().connecting = false;
     if p.clean {
@@ -2342,6 +2360,16 @@ fn do_connect(h: &Arc<AsyncHandle>, p: Arc<Params>, token: c_int) {
     let mut fail = Fail::code(MQTTASYNC_FAILURE, "connect failed");
     for (i, &ver) in versions.iter().enumerate() {
         let opts = build_options(h, &p, ver, &conn);
+        // The order in which the client will restore what the store holds in flight: its
+        // tokens 1..=n (as for `restored`).
+        let order = if lock(&h.carried).is_empty() {
+            Vec::new()
+        } else {
+            crate::persist::pending_packet_ids(
+                &mut h.store.clone(),
+                family(ver == ProtocolVersion::V5),
+            )
+        };
         match Client::connect(opts) {
             Ok(client) => {
                 let info = client.connect_info().unwrap_or(ConnectInfo {
@@ -2350,6 +2378,8 @@ fn do_connect(h: &Arc<AsyncHandle>, p: Arc<Params>, token: c_int) {
                     version: ver,
                     properties: Properties::new(),
                 });
+                // Before any publish of the application can reach it (packet ids).
+                adopt_carried(h, &order, &client, &conn);
                 let client = Arc::new(client);
                 let buffered = {
                     let mut st = h.st();
@@ -2434,6 +2464,88 @@ fn do_connect(h: &Arc<AsyncHandle>, p: Arc<Params>, token: c_int) {
     h.post_failure(p.resp, token, fail);
 }
 
+/// Takes a handle's client out of service before the next connect makes a new one over
+/// the same store: no more publishes are handed to it, it disconnects (without waiting for
+/// acknowledgements), takes what it was given into its session, and its I/O work ends even
+/// while a sending thread still holds it. So every message it took is in the store before
+/// the new client reads it (before 2026-12-07 a publish it took after that read was known
+/// to neither session, and the new one could reuse its packet id and record). Its QoS 1/2
+/// publishes still in flight go to `h.carried` with their packet ids: the new client
+/// resends them from the store, and their tokens complete when it is done
+/// ([`adopt_carried`]), as in Paho, where a connect after a loss finishes them.
+fn retire_client(h: &AsyncHandle, c: Arc<Client>, conn: Option<&Conn>) {
+    if let Some(k) = conn {
+        k.close_publishing();
+    }
+    if !matches!(c.state(), crate::State::Disconnected | crate::State::Closed) {
+        let _ = c.disconnect_with(Disconnect::default(), Duration::ZERO);
+    }
+    // Disconnected, the client takes every queued publish into its session for this.
+    let pending = c.pending_tokens().unwrap_or_default();
+    c.shut_down();
+    drop(c);
+    let Some(k) = conn else { return };
+    let mut f = lock(&k.inflight);
+    let mut carried = lock(&h.carried);
+    for (pkid, t) in pending {
+        if t.is_complete() {
+            continue; // reported by the client's last events
+        }
+        if let Some(info) = f.map.remove(&t.id()) {
+            carried.push((pkid, info));
+        } else if (1..=k.restored.len() as u64).contains(&t.id()) {
+            // Restored at create and not resent yet: its token is its packet id.
+            carried.push((
+                pkid,
+                InFlight {
+                    token: c_int::from(pkid),
+                    rust: t,
+                    resp: Resp::NONE,
+                    topic: CString::default(),
+                    payload: Bytes::new(),
+                    qos: 1,
+                    retained: false,
+                },
+            ));
+        }
+    }
+}
+
+/// The publishes a replaced client left in flight ([`retire_client`]) that the new `client`
+/// restored from the store complete under their tokens when it is done with them; the
+/// others (a clean session, or a store that no longer has them) complete now, without
+/// callbacks. `order`: the packet ids the store held in flight before the client was
+/// made, in the order it restored them (its tokens 1..=n): the client may have finished
+/// some already, their events wait for `conn` to be ready. Called before the client is
+/// published to senders and before `conn` lets its events through.
+fn adopt_carried(h: &AsyncHandle, order: &[u16], client: &Client, conn: &Conn) {
+    let carried = std::mem::take(&mut *lock(&h.carried));
+    if carried.is_empty() {
+        return;
+    }
+    let mut by_packet: BTreeMap<u16, InFlight> = carried.into_iter().collect();
+    let mut live: BTreeMap<u64, DeliveryToken> = client
+        .pending_tokens()
+        .map(|v| v.into_iter().map(|(_, t)| (t.id(), t)).collect())
+        .unwrap_or_default();
+    let mut f = lock(&conn.inflight);
+    for (i, pkid) in order.iter().enumerate() {
+        let id = i as u64 + 1;
+        if let Some(mut info) = by_packet.remove(pkid) {
+            // For `MQTTAsync_waitForCompletion` (one already done keeps the old token
+            // until its event, which follows).
+            if let Some(t) = live.remove(&id) {
+                info.rust = t;
+            }
+            f.map.insert(id, info);
+        }
+    }
+    drop(f);
+    for info in by_packet.into_values() {
+        h.complete(info.token);
+    }
+}
+
 /// Hands a publish to the Rust client. QoS 0 completes at once (`onSuccess` queued); QoS
 /// 1/2 complete when acknowledged. `Err(Some(rc))`: refused (its token completed, its
 /// store record removed); `Err(None)`, only with `keep`: not taken now (no room in the
@@ -2477,10 +2589,27 @@ fn publish_now(
     // in it when the call returns (a kill right after it loses nothing). A buffered one
     // (`key`) is in the store already.
     let copy = (key.is_none() && h.store.is_durable()).then(|| m.clone());
-    lock(&conn.inflight).publishing += 1;
+    {
+        let mut f = lock(&conn.inflight);
+        if f.closed {
+            // The next connect is replacing this client.
+            drop(f);
+            return Err(not_taken(
+                h,
+                Error::NotConnected,
+                keep,
+                key.as_deref(),
+                token,
+            ));
+        }
+        f.publishing += 1;
+    }
     let r = client.publish_replacing(m, SEND_ROOM_WAIT, key.clone());
     let mut f = lock(&conn.inflight);
     f.publishing -= 1;
+    if f.publishing == 0 && f.closed {
+        conn.inflight_cv.notify_all();
+    }
     let early = match &r {
         Ok(t) => f.early.remove(&t.id()),
         Err(_) => None,
@@ -2678,6 +2807,7 @@ unsafe fn create_impl(
         pending_cv: Condvar::new(),
         next_token: AtomicI32::new(first_token),
         restored: Mutex::new(restored),
+        carried: Mutex::new(Vec::new()),
         destroyed: AtomicBool::new(false),
         me: me.clone(),
         alive: Arc::default(),

@@ -1299,6 +1299,24 @@ impl Drop for Client {
         if self.is_connected() {
             let _ = self.disconnect();
         }
+        self.shut_down();
+    }
+}
+
+impl Client {
+    /// Shuts the client down as dropping it does, without a DISCONNECT first (a connected
+    /// client sends one as it closes), while other threads may still hold it (in an
+    /// `Arc`): when this returns its I/O work has ended, every QoS 1/2 publish it accepted
+    /// is in its session's store (when it has one) or failed, its callbacks have run, and
+    /// later calls fail with [`Error::Closed`]. For the C layer, which replaces a handle's
+    /// client at a connect and must not let the old one write to the store the new one has
+    /// read.
+    #[doc(hidden)]
+    pub fn shut_down(&self) {
+        if !self.owner {
+            return;
+        }
+        self.shared.release_all_held();
         let _ = self.shared.ctl.try_send(Control::Shutdown);
         self.shared.parked.store(true, Ordering::SeqCst);
         self.shared.wake_here();
