@@ -373,3 +373,87 @@ fn a_consumer_away_holding_the_socket_hides_no_loss() {
         release.send(()).unwrap();
     }
 }
+
+/// A thread waiting for its token gets the acknowledgement when it comes, also when a
+/// receiving thread read everything before it and then stopped calling `recv`. Scripted
+/// as tests/lifetime.rs's sixteen threads ended when it stalled: a stream (5000 messages,
+/// so the client's I/O work is awake), a publish whose PUBACK the server holds back, 30
+/// more messages 10 ms apart (the receiver reads them on its own thread; the I/O thread,
+/// whose last wake-up was the publish, goes to sleep until the keepalive), then the
+/// PUBACK, 100 ms after the receiver's last message. Before 2026-12-07, late evening, the
+/// receiver kept the socket after its last message and nobody read the PUBACK until the
+/// keepalive (3 of 3 runs); the waiting thread now makes it give the socket back.
+#[test]
+fn a_token_waits_no_longer_than_its_acknowledgement_after_a_receiver_stops() {
+    use common::fake_broker::{Flood, Kind};
+    use common::{FakeBroker, Script};
+    use mqttsync::internals::proto::{Packet, Properties, Publish};
+    const STREAM: usize = 5000;
+    const PACED: usize = 30;
+    let mut script = Script::new()
+        .handshake()
+        .flood(Flood {
+            topic: "rww/a".into(),
+            payload_len: 16,
+            count: STREAM as u64,
+            block_after: Duration::from_secs(30),
+            limit: DEADLINE,
+        })
+        .expect(Kind::Publish);
+    for _ in 0..PACED {
+        // Pacing of the stream, not synchronisation: the outcome does not depend on it.
+        script = script
+            .custom(|_| {
+                std::thread::sleep(Duration::from_millis(10));
+                Ok(())
+            })
+            .send(Packet::Publish(Publish {
+                dup: false,
+                qos: QoS::AtMostOnce,
+                retain: false,
+                topic: "rww/a".into(),
+                pkid: 0,
+                payload: bytes::Bytes::from_static(b"paced"),
+                properties: Properties::new(),
+            }));
+    }
+    let mut fake = FakeBroker::start(
+        script
+            .custom(|_| {
+                std::thread::sleep(Duration::from_millis(100));
+                Ok(())
+            })
+            .ack_last()
+            .drain(),
+    );
+    let c = Client::connect(
+        ConnectOptions::new(&fake.uri())
+            .client_id(unique_client_id("rwwstop"))
+            .keep_alive(Duration::from_secs(60))
+            .request_timeout(Duration::from_secs(30)),
+    )
+    .unwrap();
+    let msgs = c.messages();
+    let (streamed_tx, streamed_rx) = mpsc::channel::<()>();
+    let receiver = std::thread::spawn(move || {
+        for i in 0..STREAM + PACED {
+            msgs.recv_timeout(DEADLINE).expect("message");
+            if i + 1 == STREAM {
+                let _ = streamed_tx.send(());
+            }
+        }
+        // No further `recv` on this thread.
+    });
+    streamed_rx.recv_timeout(DEADLINE).unwrap();
+    let token = c
+        .publish(Message::new("rww/b", "x").qos(QoS::AtLeastOnce))
+        .unwrap();
+    let start = Instant::now();
+    let r = token.wait_timeout(Duration::from_secs(10));
+    assert!(r.is_ok(), "token: {r:?} after {:?}", start.elapsed());
+    receiver.join().unwrap();
+    c.close().unwrap();
+    if let Err(e) = fake.join() {
+        panic!("fake broker script failed: {e}");
+    }
+}

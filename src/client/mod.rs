@@ -128,6 +128,10 @@ pub(crate) struct Shared {
     parked: AtomicBool,
     read_paused: AtomicBool,
     dispatch_waiting: AtomicUsize,
+    /// Threads waiting for a delivery token that read nothing themselves
+    /// (`io::ReplyWaiter`): while there are any, a consumer does not keep the socket
+    /// unread while it works (`lend::read_for_consumer`).
+    pub(crate) reply_waiters: AtomicUsize,
     /// The thread running the callbacks, while there is one (`dispatch`).
     dispatcher: Mutex<Option<threads::Worker>>,
     /// Publishers waiting for room in the full request channel, and their wake-up (sent by

@@ -256,18 +256,26 @@ impl DeliveryToken {
     /// next connect); `Err(Timeout)` when the time is up.
     pub fn wait_timeout(&self, timeout: Duration) -> Result<Delivered> {
         let deadline = Instant::now().checked_add(timeout);
-        if !self.is_complete() {
+        let io = if self.is_complete() {
+            None
+        } else {
+            self.shared.sleeper.io()
+        };
+        if let Some(io) = &io {
             // While the I/O thread sleeps, read the acknowledgement on this thread (one
             // wake-up instead of two in series; `client/io/lend.rs`).
-            if let Some(io) = self.shared.sleeper.io() {
-                super::io::read_while_waiting(
-                    &io,
-                    deadline,
-                    &|| self.is_complete(),
-                    super::io::Wait::Reply,
-                );
-            }
+            super::io::read_while_waiting(
+                io,
+                deadline,
+                &|| self.is_complete(),
+                super::io::Wait::Reply,
+            );
         }
+        // Not read here: whoever has the socket must not keep it unread.
+        let _waiter = io
+            .as_deref()
+            .filter(|_| !self.is_complete())
+            .map(|io| super::io::ReplyWaiter::new(io, &self.shared.reply_waiters));
         let mut g = self.inner.state.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if let TokenState::Done(r, _) = &*g {

@@ -29,7 +29,7 @@
 
 use std::cell::Cell;
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -98,6 +98,36 @@ pub(crate) fn read_while_waiting(
     };
     read_lent_until(io, g, lent, deadline, ready, wait, Keeping::NO);
     true
+}
+
+/// A thread waiting for a delivery token without reading the socket itself (a consumer
+/// had it, or the I/O thread was awake): while this lives, a consumer does not keep the
+/// socket unread while it works ([`Io::can_keep_idle`]), and a lend kept when this is made
+/// goes back to the I/O thread, so the acknowledgement is read when it comes. Without it,
+/// a receiving thread that got its last message and called `recv` no more kept the
+/// socket, the I/O thread slept until the keepalive (a lend was out: no quiet check, no
+/// shed), and the waiting publisher got its acknowledgement only then
+/// (`tests/read_while_waiting.rs`; tests/lifetime.rs's sixteen threads, one run in eight
+/// under load).
+pub(crate) struct ReplyWaiter<'a>(&'a AtomicUsize);
+
+impl<'a> ReplyWaiter<'a> {
+    pub(crate) fn new(io: &Mutex<Io>, waiters: &'a AtomicUsize) -> Self {
+        // Counted before the `Io` is locked: a consumer deciding to keep the socket holds
+        // the lock from its look at the count to marking the lend idle, so either it sees
+        // this waiter or this finds the lend idle and takes it back.
+        waiters.fetch_add(1, Ordering::SeqCst);
+        io.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .reclaim_idle_lend();
+        ReplyWaiter(waiters)
+    }
+}
+
+impl Drop for ReplyWaiter<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Takes the socket for the calling thread if it can be lent now (the I/O thread sleeps,
@@ -391,6 +421,7 @@ impl Io {
             && self.stream.as_ref().map(|s| s.as_raw_fd()) == Some(fd)
             && self.connection_lendable()
             && !self.waits_on_input()
+            && self.shared.reply_waiters.load(Ordering::SeqCst) == 0
     }
 
     /// The I/O thread has work that input read by a borrower can unblock: publish requests

@@ -29,7 +29,7 @@ use bytes::BytesMut;
 use mio::{Poll, Token};
 
 pub(crate) use event_loop::run;
-pub(crate) use lend::{read_for_consumer, read_while_waiting, send_and_read, Wait};
+pub(crate) use lend::{read_for_consumer, read_while_waiting, send_and_read, ReplyWaiter, Wait};
 pub(crate) use sleep::Sleeper;
 
 use super::dispatch::{Callbacks, Dispatcher};
@@ -222,6 +222,7 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
         parked: false.into(),
         read_paused: false.into(),
         dispatch_waiting: 0.into(),
+        reply_waiters: 0.into(),
         dispatcher: Mutex::new(None),
         room: Mutex::new(()),
         room_cv: std::sync::Condvar::new(),
