@@ -132,6 +132,9 @@ pub(crate) struct Shared {
     /// (`io::ReplyWaiter`): while there are any, a consumer does not keep the socket
     /// unread while it works (`lend::read_for_consumer`).
     pub(crate) reply_waiters: AtomicUsize,
+    /// A consumer keeps the socket lent, idle (mirrors `Io::lent_idle` for waiters that do
+    /// not take the `Io` lock unless it is set).
+    pub(crate) idle_lend: AtomicBool,
     /// The thread running the callbacks, while there is one (`dispatch`).
     dispatcher: Mutex<Option<threads::Worker>>,
     /// Publishers waiting for room in the full request channel, and their wake-up (sent by

@@ -275,7 +275,7 @@ impl DeliveryToken {
         let _waiter = io
             .as_deref()
             .filter(|_| !self.is_complete())
-            .map(|io| super::io::ReplyWaiter::new(io, &self.shared.reply_waiters));
+            .map(|io| super::io::ReplyWaiter::new(io, &self.shared));
         let mut g = self.inner.state.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if let TokenState::Done(r, _) = &*g {

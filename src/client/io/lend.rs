@@ -29,7 +29,7 @@
 
 use std::cell::Cell;
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -38,6 +38,7 @@ use super::event_loop::{next_read_chunk, read_into};
 use super::transmit::Mode;
 use super::{Io, SOCK};
 use crate::client::threads;
+use crate::client::Shared;
 use crate::client::STATE_CONNECTED;
 use crate::transport::Stream;
 
@@ -102,31 +103,36 @@ pub(crate) fn read_while_waiting(
 
 /// A thread waiting for a delivery token without reading the socket itself (a consumer
 /// had it, or the I/O thread was awake): while this lives, a consumer does not keep the
-/// socket unread while it works ([`Io::can_keep_idle`]), and a lend kept when this is made
-/// goes back to the I/O thread, so the acknowledgement is read when it comes. Without it,
+/// socket unread while it works ([`read_for_consumer`]), and a lend kept when this is made
+/// goes back to the I/O thread, so the acknowledgement is read when it comes. The `Io` is
+/// locked only when a lend is kept (`Shared::idle_lend`): a window of publishes whose
+/// tokens are awaited while the I/O thread is awake paid that lock per wait (about 5 %
+/// of the Rust API's window-10 rate). Without it,
 /// a receiving thread that got its last message and called `recv` no more kept the
 /// socket, the I/O thread slept until the keepalive (a lend was out: no quiet check, no
 /// shed), and the waiting publisher got its acknowledgement only then
 /// (`tests/read_while_waiting.rs`; tests/lifetime.rs's sixteen threads, one run in eight
 /// under load).
-pub(crate) struct ReplyWaiter<'a>(&'a AtomicUsize);
+pub(crate) struct ReplyWaiter<'a>(&'a Shared);
 
 impl<'a> ReplyWaiter<'a> {
-    pub(crate) fn new(io: &Mutex<Io>, waiters: &'a AtomicUsize) -> Self {
-        // Counted before the `Io` is locked: a consumer deciding to keep the socket holds
-        // the lock from its look at the count to marking the lend idle, so either it sees
-        // this waiter or this finds the lend idle and takes it back.
-        waiters.fetch_add(1, Ordering::SeqCst);
-        io.lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .reclaim_idle_lend();
-        ReplyWaiter(waiters)
+    pub(crate) fn new(io: &Mutex<Io>, shared: &'a Shared) -> Self {
+        // Counted before looking: a consumer keeping the socket announces it before it
+        // reads the count, so either it sees this waiter (and does not keep the socket) or
+        // this sees its announcement and takes the socket back.
+        shared.reply_waiters.fetch_add(1, Ordering::SeqCst);
+        if shared.idle_lend.load(Ordering::SeqCst) {
+            io.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .reclaim_idle_lend();
+        }
+        ReplyWaiter(shared)
     }
 }
 
 impl Drop for ReplyWaiter<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        self.0.reply_waiters.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -193,6 +199,7 @@ pub(crate) fn read_for_consumer(
         let mut g = io.lock().unwrap_or_else(|e| e.into_inner());
         if g.lent && g.lent_idle {
             g.lent_idle = false;
+            g.shared.idle_lend.store(false, Ordering::SeqCst);
             if quick {
                 let nap = last.is_some_and(|l| l.stream);
                 resumed = Some((g, true, nap));
@@ -342,9 +349,15 @@ fn read_lent_until<'a>(
             let now_received = g.shared.received.load(Ordering::Relaxed);
             ended.stream = now_received.wrapping_sub(received) >= 2;
             if keep && g.can_keep_idle(fd) {
-                g.lent_idle = true;
-                ended.kept = true;
-                return ended;
+                // Announced before the waiters are counted, as a waiter counts itself before
+                // it looks ([`ReplyWaiter`]): one of the two sees the other.
+                g.shared.idle_lend.store(true, Ordering::SeqCst);
+                if g.shared.reply_waiters.load(Ordering::SeqCst) == 0 {
+                    g.lent_idle = true;
+                    ended.kept = true;
+                    return ended;
+                }
+                g.shared.idle_lend.store(false, Ordering::SeqCst);
             }
             break;
         }
@@ -398,6 +411,7 @@ impl Io {
     fn give_socket_back(&mut self) {
         self.lent = false;
         self.lent_idle = false;
+        self.shared.idle_lend.store(false, Ordering::SeqCst);
         let pending_write = self.wpos != self.wbuf.len();
         if self.stream.is_none() || !self.set_interest(true, pending_write) {
             self.shared.wake();
@@ -421,7 +435,6 @@ impl Io {
             && self.stream.as_ref().map(|s| s.as_raw_fd()) == Some(fd)
             && self.connection_lendable()
             && !self.waits_on_input()
-            && self.shared.reply_waiters.load(Ordering::SeqCst) == 0
     }
 
     /// The I/O thread has work that input read by a borrower can unblock: publish requests

@@ -223,6 +223,7 @@ pub(crate) fn start(mut opts: ConnectOptions) -> Result<Client> {
         read_paused: false.into(),
         dispatch_waiting: 0.into(),
         reply_waiters: 0.into(),
+        idle_lend: false.into(),
         dispatcher: Mutex::new(None),
         room: Mutex::new(()),
         room_cv: std::sync::Condvar::new(),
