@@ -507,12 +507,7 @@ fn async_send_not_taken_within_its_wait_is_stored_by_the_send() {
     // The frozen broker dies with the unacknowledged publish; a fresh one starts.
     broker.kill();
     broker.start_again();
-    let sub = mqttsync::Client::connect(
-        mqttsync::ConnectOptions::new(&uri).client_id(unique_client_id("aholdsub")),
-    )
-    .unwrap();
-    sub.subscribe("T/apersist", mqttsync::QoS::ExactlyOnce)
-        .unwrap();
+    let sub = subscribed(&uri, "aholdsub", "T/apersist", mqttsync::QoS::ExactlyOnce);
     // Not slow any more: the resend stores p2's record of the client at normal speed.
     let resend_envs = [("ASAN_OPTIONS", ASAN_OPTIONS), ("AP_USER_STORE", "1")];
     resend_completes(
@@ -631,12 +626,7 @@ fn async_buffered_publishes_survive_a_kill_before_any_connect() {
     std::fs::write(store_dir.join("s-7.msg"), b"").unwrap();
     std::fs::write(store_dir.join("s-8.msg"), &whole[..whole.len() - 3]).unwrap();
 
-    let sub = mqttsync::Client::connect(
-        mqttsync::ConnectOptions::new(&uri).client_id(unique_client_id("aoffsub")),
-    )
-    .unwrap();
-    sub.subscribe("T/apersist", mqttsync::QoS::ExactlyOnce)
-        .unwrap();
+    let sub = subscribed(&uri, "aoffsub", "T/apersist", mqttsync::QoS::ExactlyOnce);
     resend_completes_three(
         &exe,
         [&uri, &dir_s, &cid],
@@ -678,12 +668,7 @@ fn async_buffered_qos0_publish_is_stored_unless_persist_qos0_is_off() {
         if persist == "0" {
             break;
         }
-        let sub = mqttsync::Client::connect(
-            mqttsync::ConnectOptions::new(&uri).client_id(unique_client_id("aqos0sub")),
-        )
-        .unwrap();
-        sub.subscribe("T/apersist", mqttsync::QoS::ExactlyOnce)
-            .unwrap();
+        let sub = subscribed(&uri, "aqos0sub", "T/apersist", mqttsync::QoS::ExactlyOnce);
         let b = run_prog(
             &exe,
             &["resend", &uri, &dir_s, &cid],
@@ -768,12 +753,7 @@ fn async_buffered_publish_taken_at_a_kill_during_the_handover_is_sent_once() {
     let dir_s = dir.path().display().to_string();
     let cid = unique_client_id("ahandover");
     let store_dir = dir.path().join(&cid);
-    let sub = mqttsync::Client::connect(
-        mqttsync::ConnectOptions::new(&uri).client_id(unique_client_id("ahandsub")),
-    )
-    .unwrap();
-    sub.subscribe("T/apersist", mqttsync::QoS::ExactlyOnce)
-        .unwrap();
+    let sub = subscribed(&uri, "ahandsub", "T/apersist", mqttsync::QoS::ExactlyOnce);
 
     let a = run_prog(
         &exe,
@@ -888,12 +868,12 @@ fn inflight_publishes_complete_after_the_application_connects_again() {
         for file in [false, true] {
             let what = format!("{}, file persistence {file}", lib.unwrap_or("mqttsync"));
             let broker = Broker::start();
-            let sub = mqttsync::Client::connect(
-                mqttsync::ConnectOptions::new(&broker.uri()).client_id(unique_client_id("inflsub")),
-            )
-            .unwrap();
-            sub.subscribe("T/inflight", mqttsync::QoS::ExactlyOnce)
-                .unwrap();
+            let sub = subscribed(
+                &broker.uri(),
+                "inflsub",
+                "T/inflight",
+                mqttsync::QoS::ExactlyOnce,
+            );
             let dir = tempfile::tempdir().unwrap();
             let mut args = vec![broker.uri(), unique_client_id("infl")];
             if file {

@@ -322,12 +322,7 @@ fn client_publish_not_taken_on_record_in_time_is_withdrawn() {
     let uri = broker.uri();
     let dir = tempfile::tempdir().unwrap();
     let dir_s = dir.path().display().to_string();
-    let sub = mqttsync::Client::connect(
-        mqttsync::ConnectOptions::new(&uri).client_id(unique_client_id("wdsub")),
-    )
-    .unwrap();
-    sub.subscribe("T/persist", mqttsync::QoS::AtLeastOnce)
-        .unwrap();
+    let sub = subscribed(&uri, "wdsub", "T/persist", mqttsync::QoS::AtLeastOnce);
     let r = run_prog(
         &exe,
         &["withdraw", "user", &uri, &dir_s, &unique_client_id("wd")],
@@ -421,12 +416,7 @@ fn persistence_across_restart(kind: &str, asan: bool) {
     // The frozen broker dies with the unacknowledged publishes; a fresh one starts.
     broker.kill();
     broker.start_again();
-    let sub = mqttsync::Client::connect(
-        mqttsync::ConnectOptions::new(&uri).client_id(unique_client_id("psub")),
-    )
-    .expect("subscriber connects");
-    sub.subscribe("T/persist", mqttsync::QoS::ExactlyOnce)
-        .expect("subscribe");
+    let sub = subscribed(&uri, "psub", "T/persist", mqttsync::QoS::ExactlyOnce);
 
     let b = run_prog(
         &exe,
@@ -663,12 +653,7 @@ fn the_stream_publisher_runs_the_same_on_paho_c_and_mqttsync() {
         ("Paho C", build_paho("client_stream", "paho-mqtt3c")),
         ("mqttsync", build_ours("client_stream", false)),
     ] {
-        let sub = mqttsync::Client::connect(
-            mqttsync::ConnectOptions::new(&uri).client_id(unique_client_id("psub")),
-        )
-        .unwrap();
-        sub.subscribe("astream/#", mqttsync::QoS::ExactlyOnce)
-            .unwrap();
+        let sub = subscribed(&uri, "psub", "astream/#", mqttsync::QoS::ExactlyOnce);
         let dir = tempfile::tempdir().unwrap();
         let progress = dir.path().join("progress");
         let r = run_prog(

@@ -7,7 +7,7 @@
 //! - [`mosquitto_pub`], [`mosquitto_sub`], [`mosquitto_sub_ready`]: the real CLI clients
 //!   against a harness broker, with a deadline, returning their output.
 //! - [`pki`]: a generated test PKI and TLS brokers (see `pki.rs`).
-//! - [`unique_client_id`], [`wait_until`].
+//! - [`unique_client_id`], [`wait_until`], [`subscribed`].
 
 // Each test binary uses a different part of the harness.
 #![allow(dead_code)]
@@ -51,6 +51,17 @@ pub fn unique_client_id(prefix: &str) -> String {
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let prefix: String = prefix.chars().take(8).collect();
     format!("{prefix}-{:x}-{n:x}", std::process::id())
+}
+
+/// A Rust client (id from `prefix`) connected to `uri` and subscribed to `filter` at
+/// `qos`: the observer of what C programs under test deliver.
+pub fn subscribed(uri: &str, prefix: &str, filter: &str, qos: mqttsync::QoS) -> mqttsync::Client {
+    let sub = mqttsync::Client::connect(
+        mqttsync::ConnectOptions::new(uri).client_id(unique_client_id(prefix)),
+    )
+    .expect("subscriber connects");
+    sub.subscribe(filter, qos).expect("subscribe");
+    sub
 }
 
 /// Polls `cond` every few milliseconds until it returns true (→ `true`) or `timeout` has
