@@ -1302,7 +1302,8 @@ impl Drop for Client {
         if !self.owner {
             return;
         }
-        self.shared.release_all_held();
+        // Messages the application took are acknowledged first: by the disconnect when
+        // connected, else by the shutdown.
         if self.is_connected() {
             let _ = self.disconnect();
         }

@@ -104,15 +104,14 @@ pub(crate) fn read_while_waiting(
 /// A thread waiting for a delivery token without reading the socket itself (a consumer
 /// had it, or the I/O thread was awake): while this lives, a consumer does not keep the
 /// socket unread while it works ([`read_for_consumer`]), and a lend kept when this is made
-/// goes back to the I/O thread, so the acknowledgement is read when it comes. The `Io` is
-/// locked only when a lend is kept (`Shared::idle_lend`): a window of publishes whose
-/// tokens are awaited while the I/O thread is awake paid that lock per wait (about 5 %
-/// of the Rust API's window-10 rate). Without it,
+/// goes back to the I/O thread, so the acknowledgement is read when it comes. Without it,
 /// a receiving thread that got its last message and called `recv` no more kept the
 /// socket, the I/O thread slept until the keepalive (a lend was out: no quiet check, no
 /// shed), and the waiting publisher got its acknowledgement only then
 /// (`tests/read_while_waiting.rs`; tests/lifetime.rs's sixteen threads, one run in eight
-/// under load).
+/// under load). The `Io` is locked only when a lend is kept (`Shared::idle_lend`), not
+/// in every such wait: a window of publishes whose tokens are awaited while the I/O
+/// thread is awake would take that lock once per message.
 pub(crate) struct ReplyWaiter<'a>(&'a Shared);
 
 impl<'a> ReplyWaiter<'a> {
